@@ -1,0 +1,43 @@
+"""The agency activities: names, task queues and timeouts that adapter workers implement.
+
+The hub's workflows call these by name on the task queue ``agency.<agency-id>``; the adapter
+worker for that agency implements them by calling the agency's ``agency.v1.AgencyService``.
+Each activity takes and returns the ``agency.v1`` request and response messages of the RPC it
+stands for, so an agency could write its adapter in any language with a Temporal SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+LOOKUP_CONSENT = "agency.LookupConsent"
+EXTRACT_RECORDS = "agency.ExtractRecords"
+RECEIVE_DELIVERY = "agency.ReceiveDelivery"
+
+# Agency ids name task queues and certificates, so they are short codes, never personal data.
+AGENCY_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+
+# The adapter's gRPC deadline per call sits below this, so a hung agency system shows up
+# as a retryable deadline error inside the activity rather than as an activity timeout.
+AGENCY_CALL_TIMEOUT = timedelta(seconds=30)
+
+
+class ApplicationErrorType:
+    """``ApplicationError.type`` values that adapters raise and the hub understands."""
+
+    AGENCY_UNAVAILABLE = "AgencyUnavailable"
+    """The agency system could not answer now; retried."""
+    AGENCY_REJECTED = "AgencyRejected"
+    """The agency system refused the call in a way that will never succeed; not retried."""
+
+
+def agency_task_queue(agency_id: str) -> str:
+    """The task queue that the adapter worker of ``agency_id`` polls.
+
+    Raises:
+        ValueError: ``agency_id`` is not a valid agency code.
+    """
+    if not AGENCY_ID_PATTERN.fullmatch(agency_id):
+        raise ValueError(f"not a valid agency id: {agency_id!r}")
+    return f"agency.{agency_id}"

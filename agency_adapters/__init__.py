@@ -1,0 +1,1 @@
+"""agency_adapters"""

@@ -1,0 +1,29 @@
+"""The search attributes operators filter cases by. Never personal data: codes only."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+CASE_STATE = SearchAttributeKey.for_keyword("CaseState")
+URGENCY = SearchAttributeKey.for_keyword("Urgency")
+PURPOSE = SearchAttributeKey.for_keyword("Purpose")
+REQUESTING_AGENCY = SearchAttributeKey.for_keyword("RequestingAgency")
+HOLDING_AGENCY = SearchAttributeKey.for_keyword_list("HoldingAgency")
+CONSENT_STATUS = SearchAttributeKey.for_keyword("ConsentStatus")
+OVERRIDE_USED = SearchAttributeKey.for_bool("OverrideUsed")
+WAITING_ON = SearchAttributeKey.for_keyword("WaitingOn")
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
+OUTCOME = SearchAttributeKey.for_keyword("Outcome")
+
+ALL = (
+    CASE_STATE,
+    URGENCY,
+    PURPOSE,
+    REQUESTING_AGENCY,
+    HOLDING_AGENCY,
+    CONSENT_STATUS,
+    OVERRIDE_USED,
+    WAITING_ON,
+    NEXT_DEADLINE,
+    OUTCOME,
+)
