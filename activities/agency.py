@@ -8,8 +8,12 @@ stands for, so an agency could write its adapter in any language with a Temporal
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from datetime import timedelta
+
+from google.protobuf.message import Message
 
 LOOKUP_CONSENT = "agency.LookupConsent"
 EXTRACT_RECORDS = "agency.ExtractRecords"
@@ -41,3 +45,17 @@ def agency_task_queue(agency_id: str) -> str:
     if not AGENCY_ID_PATTERN.fullmatch(agency_id):
         raise ValueError(f"not a valid agency id: {agency_id!r}")
     return f"agency.{agency_id}"
+
+
+def content_digest(items: Iterable[Message]) -> str:
+    """SHA-256 of delivered ``sharing.v1.RecordItem`` messages, hex.
+
+    For each item in order: its 4-byte big-endian length, then its deterministic protobuf
+    serialisation. Agency systems compute the same to check a delivery arrived whole.
+    """
+    digest = hashlib.sha256()
+    for item in items:
+        encoded = item.SerializeToString(deterministic=True)
+        digest.update(len(encoded).to_bytes(4, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()

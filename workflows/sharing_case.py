@@ -9,7 +9,6 @@ every reason recorded.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -34,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RECEIVE_DELIVERY,
         ApplicationErrorType,
         agency_task_queue,
+        content_digest,
     )
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
@@ -57,16 +57,6 @@ def _timestamp(at: dt.datetime) -> Timestamp:
 
 def _urgency(request: pb.SharingRequest) -> case_model.Urgency:
     return case_model.Urgency(pb.Urgency.Name(request.urgency).removeprefix("URGENCY_"))
-
-
-def content_digest(items: list[pb.RecordItem]) -> str:
-    """SHA-256 over the deterministic serialisation of the delivered items, hex."""
-    digest = hashlib.sha256()
-    for item in items:
-        encoded = item.SerializeToString(deterministic=True)
-        digest.update(len(encoded).to_bytes(4, "big"))
-        digest.update(encoded)
-    return digest.hexdigest()
 
 
 def _consent_facts(consent: pb.ConsentRecord) -> case_model.Consent:

