@@ -52,9 +52,13 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(loop_scope="session")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server, where deadlines of days pass in milliseconds."""
+    """The time-skipping test server, where deadlines of days pass in milliseconds.
+
+    One per test: its clock only moves forward, so a shared one would let one test's skipped
+    days leak into the next test's consent periods and deadlines.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEMPORAL_TEST_SERVER)
     )
