@@ -1,0 +1,415 @@
+"""The sandbox agency's records: one SQLite file (WAL mode) behind one connection.
+
+Queries are tiny and local, so the servicer calls these methods directly on the event loop;
+one connection on one thread keeps SQLite's transactions simple and correct.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from protos.agency.v1 import agency_service_pb2 as agency_pb
+from protos.sharing.v1 import case_pb2 as pb
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS children (
+    child_key TEXT PRIMARY KEY,
+    given_name TEXT NOT NULL,
+    family_name TEXT NOT NULL,
+    date_of_birth TEXT NOT NULL,
+    nhs_number TEXT NOT NULL,
+    postcode TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consents (
+    child_key TEXT PRIMARY KEY REFERENCES children(child_key),
+    status INTEGER NOT NULL,
+    given_by_relationship TEXT NOT NULL,
+    parental_responsibility INTEGER NOT NULL,
+    purposes TEXT NOT NULL,
+    recipient_agency_ids TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    valid_from TEXT,
+    valid_until TEXT,
+    verification TEXT NOT NULL,
+    views_expressed TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    item_id TEXT PRIMARY KEY,
+    child_key TEXT NOT NULL REFERENCES children(child_key),
+    category INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    content TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    case_ref TEXT NOT NULL,
+    holding_agency_id TEXT NOT NULL,
+    content_digest TEXT NOT NULL,
+    item_count INTEGER NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivered_items (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(delivery_id),
+    item_id TEXT NOT NULL,
+    category INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    recorded_at TEXT,
+    content TEXT NOT NULL,
+    UNIQUE (delivery_id, item_id)
+);
+"""
+
+
+class StoreError(Exception):
+    """The sandbox store refused a write."""
+
+
+class DuplicateItemError(StoreError):
+    """A delivery names the same item id twice."""
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child known to the sandbox agency (fictional)."""
+
+    key: str
+    """A short, stable handle for the scenario, e.g. "consent-given"."""
+    given_name: str
+    family_name: str
+    date_of_birth: str
+    """ISO 8601, YYYY-MM-DD."""
+    nhs_number: str
+    """10 digits, in the NHS test range (999...)."""
+    postcode: str
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A delivery as the sandbox stored it."""
+
+    delivery_id: str
+    case_ref: str
+    holding_agency_id: str
+    content_digest: str
+    item_count: int
+    received_at: datetime
+
+
+class SandboxStore:
+    """The sandbox agency's children, consents, records and received deliveries."""
+
+    def __init__(self, db_path: Path) -> None:
+        """Open (and create if needed) the database at ``db_path``."""
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (see _transaction), never implicit.
+        self._conn = sqlite3.connect(db_path, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so check-then-insert cannot interleave
+        # with another writer on the same file.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- seeding -------------------------------------------------------------------------
+
+    def is_empty(self) -> bool:
+        """Whether no child has been stored yet."""
+        return self._conn.execute("SELECT 1 FROM children LIMIT 1").fetchone() is None
+
+    def add_children(
+        self,
+        children: Iterable[Child],
+        consents: Mapping[str, pb.ConsentRecord],
+        records: Mapping[str, Sequence[pb.RecordItem]],
+    ) -> None:
+        """Store children with their consent records and record items, in one transaction.
+
+        Args:
+            children: the children.
+            consents: consent record by child key (absent: none recorded).
+            records: record items by child key.
+        """
+        with self._transaction() as conn:
+            for child in children:
+                conn.execute(
+                    "INSERT INTO children VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        child.key,
+                        child.given_name,
+                        child.family_name,
+                        child.date_of_birth,
+                        child.nhs_number,
+                        child.postcode,
+                    ),
+                )
+                if (consent := consents.get(child.key)) is not None:
+                    conn.execute(
+                        "INSERT INTO consents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            child.key,
+                            consent.status,
+                            consent.given_by_relationship,
+                            int(consent.parental_responsibility),
+                            json.dumps(list(consent.purposes)),
+                            json.dumps(list(consent.recipient_agency_ids)),
+                            json.dumps(list(consent.categories)),
+                            _iso(consent.valid_from) if consent.HasField("valid_from") else None,
+                            _iso(consent.valid_until) if consent.HasField("valid_until") else None,
+                            consent.verification,
+                            consent.views_expressed,
+                        ),
+                    )
+                for item in records.get(child.key, ()):
+                    conn.execute(
+                        "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            item.item_id,
+                            child.key,
+                            item.category,
+                            item.kind,
+                            item.source,
+                            _iso(item.recorded_at),
+                            item.content,
+                        ),
+                    )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def children(self) -> list[Child]:
+        """Every child, in insertion order."""
+        rows = self._conn.execute("SELECT * FROM children ORDER BY rowid").fetchall()
+        return [_child(row) for row in rows]
+
+    def find_child(self, subjects: Iterable[pb.Subject]) -> Child | None:
+        """The child among ``subjects`` that this agency knows, if any.
+
+        Each ``SUBJECT_ROLE_CHILD`` subject is matched by NHS number when it has one
+        (and only by it: a wrong NHS number is no match), otherwise by given and family
+        name (case-insensitively) and date of birth.
+        """
+        for subject in subjects:
+            if subject.role != pb.SUBJECT_ROLE_CHILD:
+                continue
+            if subject.nhs_number:
+                row = self._conn.execute(
+                    "SELECT * FROM children WHERE nhs_number = ?", (subject.nhs_number,)
+                ).fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT * FROM children WHERE lower(given_name) = lower(?)"
+                    " AND lower(family_name) = lower(?) AND date_of_birth = ?",
+                    (
+                        subject.given_name.strip(),
+                        subject.family_name.strip(),
+                        subject.date_of_birth,
+                    ),
+                ).fetchone()
+            if row is not None:
+                return _child(row)
+        return None
+
+    def consent_for(self, child: Child) -> pb.ConsentRecord | None:
+        """The consent record held for ``child``, or None when none is recorded."""
+        row = self._conn.execute(
+            "SELECT * FROM consents WHERE child_key = ?", (child.key,)
+        ).fetchone()
+        if row is None:
+            return None
+        consent = pb.ConsentRecord(
+            status=row["status"],
+            given_by_relationship=row["given_by_relationship"],
+            parental_responsibility=bool(row["parental_responsibility"]),
+            purposes=json.loads(row["purposes"]),
+            recipient_agency_ids=json.loads(row["recipient_agency_ids"]),
+            categories=json.loads(row["categories"]),
+            verification=row["verification"],
+            views_expressed=row["views_expressed"],
+        )
+        if row["valid_from"]:
+            consent.valid_from.CopyFrom(_timestamp(row["valid_from"]))
+        if row["valid_until"]:
+            consent.valid_until.CopyFrom(_timestamp(row["valid_until"]))
+        return consent
+
+    def records_for(
+        self, child: Child, categories: Iterable[pb.InformationCategory.ValueType]
+    ) -> list[pb.RecordItem]:
+        """The record items about ``child`` in ``categories``, in the order recorded."""
+        wanted = sorted(set(categories))
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._conn.execute(
+            f"SELECT * FROM records WHERE child_key = ? AND category IN ({marks})"  # noqa: S608
+            " ORDER BY rowid",
+            (child.key, *wanted),
+        ).fetchall()
+        return [_record_item(row) for row in rows]
+
+    def held_categories(self) -> set[pb.InformationCategory.ValueType]:
+        """The categories this agency holds any record in."""
+        rows = self._conn.execute("SELECT DISTINCT category FROM records").fetchall()
+        return {pb.InformationCategory.ValueType(row["category"]) for row in rows}
+
+    # -- deliveries ----------------------------------------------------------------------
+
+    def receive_delivery(
+        self, request: agency_pb.ReceiveDeliveryRequest, *, now: datetime | None = None
+    ) -> tuple[pb.DeliveryReceipt, bool]:
+        """Store a delivery once: a repeat of its ``delivery_id`` stores nothing.
+
+        The digest is trusted here; the servicer checks it first.
+
+        Args:
+            request: the delivery.
+            now: when it is received (defaults to the clock), for tests.
+
+        Returns:
+            The receipt, the first one for a repeat, and whether this was a repeat
+            (also set as ``receipt.duplicate``).
+
+        Raises:
+            DuplicateItemError: the delivery names one item id twice; nothing is stored.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM deliveries WHERE delivery_id = ?", (request.delivery_id,)
+            ).fetchone()
+            if row is not None:
+                return _receipt(_delivery(row), duplicate=True), True
+            received_at = (now or datetime.now(UTC)).astimezone(UTC)
+            conn.execute(
+                "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    request.delivery_id,
+                    request.case_ref,
+                    request.holding_agency_id,
+                    request.content_digest,
+                    len(request.items),
+                    received_at.isoformat(),
+                ),
+            )
+            try:
+                conn.executemany(
+                    "INSERT INTO delivered_items VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            request.delivery_id,
+                            item.item_id,
+                            item.category,
+                            item.kind,
+                            item.source,
+                            # Kept unset when the sender left it unset: stored as sent.
+                            _iso(item.recorded_at) if item.HasField("recorded_at") else None,
+                            item.content,
+                        )
+                        for item in request.items
+                    ],
+                )
+            except sqlite3.IntegrityError as err:
+                raise DuplicateItemError("a delivery names the same item id twice") from err
+            stored = DeliveryRow(
+                delivery_id=request.delivery_id,
+                case_ref=request.case_ref,
+                holding_agency_id=request.holding_agency_id,
+                content_digest=request.content_digest,
+                item_count=len(request.items),
+                received_at=received_at,
+            )
+        return _receipt(stored, duplicate=False), False
+
+    def deliveries(self) -> list[DeliveryRow]:
+        """Every delivery received, oldest first."""
+        rows = self._conn.execute("SELECT * FROM deliveries ORDER BY rowid").fetchall()
+        return [_delivery(row) for row in rows]
+
+    def delivered_items(self, delivery_id: str | None = None) -> list[pb.RecordItem]:
+        """The items received, of one delivery or of all, in the order received."""
+        if delivery_id is None:
+            rows = self._conn.execute("SELECT * FROM delivered_items ORDER BY rowid").fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM delivered_items WHERE delivery_id = ? ORDER BY rowid",
+                (delivery_id,),
+            ).fetchall()
+        return [_record_item(row) for row in rows]
+
+
+def _iso(stamp: Timestamp) -> str:
+    return stamp.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def _timestamp(iso: str) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.fromisoformat(iso))
+    return stamp
+
+
+def _child(row: sqlite3.Row) -> Child:
+    return Child(
+        key=row["child_key"],
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        date_of_birth=row["date_of_birth"],
+        nhs_number=row["nhs_number"],
+        postcode=row["postcode"],
+    )
+
+
+def _record_item(row: sqlite3.Row) -> pb.RecordItem:
+    item = pb.RecordItem(
+        item_id=row["item_id"],
+        category=row["category"],
+        kind=row["kind"],
+        source=row["source"],
+        content=row["content"],
+    )
+    if row["recorded_at"]:
+        item.recorded_at.CopyFrom(_timestamp(row["recorded_at"]))
+    return item
+
+
+def _delivery(row: sqlite3.Row) -> DeliveryRow:
+    return DeliveryRow(
+        delivery_id=row["delivery_id"],
+        case_ref=row["case_ref"],
+        holding_agency_id=row["holding_agency_id"],
+        content_digest=row["content_digest"],
+        item_count=row["item_count"],
+        received_at=datetime.fromisoformat(row["received_at"]),
+    )
+
+
+def _receipt(delivery: DeliveryRow, *, duplicate: bool) -> pb.DeliveryReceipt:
+    return pb.DeliveryReceipt(
+        delivery_id=delivery.delivery_id,
+        item_count=delivery.item_count,
+        content_digest=delivery.content_digest,
+        received_at=_timestamp(delivery.received_at.isoformat()),
+        duplicate=duplicate,
+    )

@@ -1,0 +1,39 @@
+"""Sandbox agencies on real mTLS ports, and the credentials to call them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from agency_test_support import Sandbox, StartSandbox
+
+from agency_adapters.sandbox.server import create_sandbox_server
+from safeshare.pki import DevPki
+from safeshare.tls import channel_credentials, server_credentials
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def start_sandbox(pki: DevPki, tmp_path: Path) -> AsyncIterator[StartSandbox]:
+    """Start sandbox agencies by id on port 0; all are stopped when the test ends."""
+    running: list[Sandbox] = []
+
+    async def start(agency_id: str) -> Sandbox:
+        server, port, store = await create_sandbox_server(
+            agency_id, tmp_path / f"{agency_id}.db", server_credentials(pki.agency(agency_id))
+        )
+        running.append(Sandbox(agency_id, server, port, store))
+        return running[-1]
+
+    yield start
+    for sandbox in running:
+        await sandbox.server.stop(None)
+        sandbox.store.close()
+
+
+@pytest.fixture
+def adapter_credentials(pki: DevPki) -> Callable[[str], grpc.ChannelCredentials]:
+    """The channel credentials of SafeShare's adapter for an agency (client cert + CA)."""
+    return lambda agency_id: channel_credentials(pki.adapter(agency_id))
