@@ -1,0 +1,94 @@
+"""The gateway server: CaseService, health and reflection on one mTLS port.
+
+``create_gateway_server`` returns ``(server, port)`` so tests bind port 0; the CLI owns the
+lifetime and calls ``stop_gateway`` to drain it.
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from temporalio.client import Client
+
+from activities.registry import Registry
+from protos.sharing.v1 import case_service_pb2 as service_pb
+from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare.gateway.servicer import CaseServiceServicer
+from workflows.ids import HUB_TASK_QUEUE
+
+CASE_SERVICE_NAME: str = service_pb.DESCRIPTOR.services_by_name["CaseService"].full_name
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class GatewayStartError(Exception):
+    """The gateway could not bind its port."""
+
+
+async def create_gateway_server(
+    client: Client,
+    registry: Registry,
+    credentials: grpc.ServerCredentials,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    hub_task_queue: str = HUB_TASK_QUEUE,
+    health_servicer: health.aio.HealthServicer | None = None,
+) -> tuple[grpc.aio.Server, int]:
+    """Build, bind and start the gateway.
+
+    Args:
+        client: the Temporal client the servicer starts, queries and updates cases with.
+        registry: the partnership registry (who may call, who may be asked).
+        credentials: mTLS server credentials that require a client certificate.
+        host: the address to listen on; loopback by default.
+        port: the port, or 0 for any free port.
+        hub_task_queue: the task queue of the hub worker that runs SharingCase.
+        health_servicer: pass one to flip it to NOT_SERVING on shutdown (``stop_gateway``).
+
+    Returns:
+        The started server and the port it is bound to.
+
+    Raises:
+        GatewayStartError: the address could not be bound.
+    """
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    service_grpc.add_CaseServiceServicer_to_server(
+        CaseServiceServicer(client, registry, hub_task_queue), server
+    )
+    health_servicer = health_servicer or health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            CASE_SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bound = server.add_secure_port(address, credentials)
+    if bound == 0:
+        raise GatewayStartError(f"cannot bind the gateway to {address}")
+    await server.start()
+    for service in ("", CASE_SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return server, bound
+
+
+async def stop_gateway(
+    server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, grace: float = 10.0
+) -> None:
+    """Drain the gateway: report NOT_SERVING so balancers stop sending, then stop gracefully.
+
+    Args:
+        server: the server ``create_gateway_server`` started.
+        health_servicer: the health servicer given to ``create_gateway_server``.
+        grace: seconds in-flight calls get to finish before they are cancelled.
+    """
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace)
