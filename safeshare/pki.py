@@ -74,7 +74,9 @@ class DevPki:
         """Agency ``agency_id``'s certificate: its identity on the Case API (CN=agency id),
         and the server certificate of its (sandbox) agency system."""
         return self._issue(
-            f"agencies/{agency_id}", agency_id, (*LOOPBACK_IDENTITIES, f"{agency_id}.agency.invalid")
+            f"agencies/{agency_id}",
+            agency_id,
+            (*LOOPBACK_IDENTITIES, f"{agency_id}.agency.invalid"),
         )
 
     def adapter(self, agency_id: str) -> TlsFiles:

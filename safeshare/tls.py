@@ -47,13 +47,15 @@ def server_credentials(files: TlsFiles) -> grpc.ServerCredentials:
 def channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials:
     """Channel credentials that present ``files.cert`` and trust only ``files.ca``."""
     ca, cert, key = files.read()
-    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
 
 
 def peer_common_name(context: grpc.aio.ServicerContext) -> str | None:
     """The common name of the caller's verified client certificate, if it presented one."""
     auth = context.auth_context()
-    names = auth.get("x509_common_name") or []
+    names = list(auth.get("x509_common_name") or [])
     if len(names) != 1:
         return None
     return names[0].decode("utf-8", errors="replace")

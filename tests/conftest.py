@@ -71,13 +71,14 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 
 async def _register_search_attributes(env: WorkflowEnvironment) -> None:
     # 👉 An unregistered search attribute fails the workflow task and it retries forever.
+    from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
             search_attributes={
-                key.name: key.indexed_value_type
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
                 for key in search_attributes.ALL
             },
         )

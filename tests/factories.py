@@ -21,8 +21,10 @@ def sharing_request(
     *,
     requesting_agency_id: str = "northshire-csc",
     holding_agency_id: str = "oakfield-primary",
-    urgency: int = pb.URGENCY_AMBER,
-    categories: tuple[int, ...] = (pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,),
+    urgency: pb.Urgency.ValueType = pb.URGENCY_AMBER,
+    categories: tuple[pb.InformationCategory.ValueType, ...] = (
+        pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,
+    ),
 ) -> pb.SharingRequest:
     """A complete, valid request about the fictional 'consent-given' child."""
     return pb.SharingRequest(

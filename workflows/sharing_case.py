@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model
@@ -65,7 +66,9 @@ def _consent_facts(consent: pb.ConsentRecord) -> case_model.Consent:
         purposes={pb.Purpose.Name(p) for p in consent.purposes},
         recipients=set(consent.recipient_agency_ids),
         categories={pb.InformationCategory.Name(c) for c in consent.categories},
-        valid_from=consent.valid_from.ToDatetime(dt.UTC) if consent.HasField("valid_from") else None,
+        valid_from=consent.valid_from.ToDatetime(dt.UTC)
+        if consent.HasField("valid_from")
+        else None,
         valid_until=(
             consent.valid_until.ToDatetime(dt.UTC) if consent.HasField("valid_until") else None
         ),
@@ -117,7 +120,8 @@ class SharingCase:
                    f"covers={cover.covers} {' '.join(cover.reasons)}".strip())  # fmt: skip
         self._publish()
         if not cover.covers:
-            return self._close_not_shared(holder, "consent_does_not_cover:" + ",".join(cover.reasons))
+            reasons = ",".join(cover.reasons)
+            return self._close_not_shared(holder, f"consent_does_not_cover:{reasons}")
 
         self._move(State.DELIVERING, None)
         try:
@@ -307,7 +311,7 @@ class SharingCase:
         """Keep the operators' view current: search attributes and current details."""
         request = self._request
         state = self._progress.state
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             sa.CASE_STATE.value_set(state.value),
             sa.URGENCY.value_set(pb.Urgency.Name(request.urgency).removeprefix("URGENCY_")),
             sa.PURPOSE.value_set(pb.Purpose.Name(request.purpose).removeprefix("PURPOSE_")),
@@ -336,9 +340,7 @@ class SharingCase:
 
     def _details(self) -> str:
         state = self._progress.state
-        due = (
-            f" by {self._next_deadline:%Y-%m-%d %H:%M} UTC" if self._next_deadline else ""
-        )
+        due = f" by {self._next_deadline:%Y-%m-%d %H:%M} UTC" if self._next_deadline else ""
         request = self._request
         if state is State.CHECKING_CONSENT:
             return f"Waiting for {request.holding_agency_ids[0]} to check consent{due}."

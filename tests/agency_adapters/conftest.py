@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from agency_test_support import Sandbox, StartSandbox
+from tests.agency_adapters.agency_test_support import Sandbox, StartSandbox
 
 from agency_adapters.sandbox.server import create_sandbox_server
 from safeshare.pki import DevPki

@@ -9,7 +9,7 @@ import grpc
 import pytest
 import pytest_asyncio
 import structlog
-from agency_test_support import (
+from tests.agency_adapters.agency_test_support import (
     CHILDREN,
     UNKNOWN_CHILD,
     Sandbox,

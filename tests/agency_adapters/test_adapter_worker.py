@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from agency_test_support import StartSandbox, child_subject, unique_agency_id
+from tests.agency_adapters.agency_test_support import StartSandbox, child_subject, unique_agency_id
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment

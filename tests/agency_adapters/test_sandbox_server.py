@@ -8,7 +8,7 @@ import grpc
 import pytest
 import pytest_asyncio
 import trustme
-from agency_test_support import (
+from tests.agency_adapters.agency_test_support import (
     UNKNOWN_CHILD,
     Sandbox,
     StartSandbox,

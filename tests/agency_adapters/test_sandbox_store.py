@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from agency_test_support import CHILDREN, UNKNOWN_CHILD, child_subject
+from tests.agency_adapters.agency_test_support import CHILDREN, UNKNOWN_CHILD, child_subject
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from activities.agency import content_digest

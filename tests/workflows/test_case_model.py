@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import given
@@ -79,7 +80,7 @@ def test_no_sequence_of_moves_escapes_the_transition_table(targets: list[State])
             assert allowed
     # Whatever happened, delivery only ever follows a consent check, and nothing follows close.
     history = progress.history
-    for earlier, later in zip(history, history[1:], strict=False):
+    for earlier, later in itertools.pairwise(history):
         if later is State.DELIVERING:
             assert earlier is State.CHECKING_CONSENT
         assert earlier is not State.CLOSED
@@ -120,7 +121,7 @@ def test_given_consent_in_period_for_purpose_and_category_covers() -> None:
     ],
 )
 def test_consent_that_does_not_cover_says_why(change: dict[str, object], reason: str) -> None:
-    consent = Consent(**{**GIVEN.__dict__, **change})  # type: ignore[arg-type]
+    consent = Consent(**{**GIVEN.__dict__, **change})
     cover = consent_cover(consent, ASKED)
     assert not cover.covers
     assert reason in cover.reasons

