@@ -8,11 +8,11 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from tests.agency_adapters.agency_test_support import Sandbox, StartSandbox
 
 from agency_adapters.sandbox.server import create_sandbox_server
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials
+from tests.agency_adapters.agency_test_support import Sandbox, StartSandbox
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -9,14 +9,6 @@ import grpc
 import pytest
 import pytest_asyncio
 import structlog
-from tests.agency_adapters.agency_test_support import (
-    CHILDREN,
-    UNKNOWN_CHILD,
-    Sandbox,
-    StartSandbox,
-    child_subject,
-    unique_agency_id,
-)
 from structlog.testing import capture_logs
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
@@ -29,6 +21,14 @@ from agency_adapters.worker import open_agency_channel
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.sharing.v1 import case_pb2 as pb
+from tests.agency_adapters.agency_test_support import (
+    CHILDREN,
+    UNKNOWN_CHILD,
+    Sandbox,
+    StartSandbox,
+    child_subject,
+    unique_agency_id,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from tests.agency_adapters.agency_test_support import StartSandbox, child_subject, unique_agency_id
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment
@@ -18,6 +17,7 @@ from activities.agency import LOOKUP_CONSENT, agency_task_queue
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
+from tests.agency_adapters.agency_test_support import StartSandbox, child_subject, unique_agency_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

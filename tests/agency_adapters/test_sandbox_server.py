@@ -8,13 +8,6 @@ import grpc
 import pytest
 import pytest_asyncio
 import trustme
-from tests.agency_adapters.agency_test_support import (
-    UNKNOWN_CHILD,
-    Sandbox,
-    StartSandbox,
-    child_subject,
-    unique_agency_id,
-)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from activities.agency import content_digest
@@ -24,6 +17,13 @@ from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
+from tests.agency_adapters.agency_test_support import (
+    UNKNOWN_CHILD,
+    Sandbox,
+    StartSandbox,
+    child_subject,
+    unique_agency_id,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

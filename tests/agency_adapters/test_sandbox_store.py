@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.agency_adapters.agency_test_support import CHILDREN, UNKNOWN_CHILD, child_subject
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from activities.agency import content_digest
@@ -21,6 +20,7 @@ from agency_adapters.sandbox.seed import (
 from agency_adapters.sandbox.store import DuplicateItemError, SandboxStore
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
+from tests.agency_adapters.agency_test_support import CHILDREN, UNKNOWN_CHILD, child_subject
 
 
 @pytest.fixture
