@@ -117,7 +117,7 @@ async def dev_stack(data_dir: Path, ports: Ports) -> AsyncIterator[RunningStack]
                 await process.wait()
 
 
-async def until(condition, what: str, seconds: float = 60.0):  # noqa: ANN001, ANN201
+async def until(condition, what: str, seconds: float = 60.0):
     """Poll ``condition`` (an async callable returning a value or None) for a while."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
