@@ -59,3 +59,22 @@ def content_digest(items: Iterable[Message]) -> str:
         digest.update(len(encoded).to_bytes(4, "big"))
         digest.update(encoded)
     return digest.hexdigest()
+
+
+# -- appended for issue 4: the notification activities and large-record limits ----------------
+
+NOTIFY_PRACTITIONER = "agency.NotifyPractitioner"
+"""Takes ``agency.v1.NotifyPractitionerRequest``, returns ``NotifyPractitionerResponse``."""
+RECEIVE_CONSENT_WITHDRAWN = "agency.ReceiveConsentWithdrawn"
+"""Takes ``agency.v1.ReceiveConsentWithdrawnRequest``, returns its response."""
+
+PAYLOAD_TOO_LARGE = "PayloadTooLarge"
+"""``ApplicationError.type`` of a non-retryable refusal: records too large even for the
+claim-check (or no claim-check store configured). The message says which limit."""
+CLAIM_CHECK_FAILED = "ClaimCheckFailed"
+"""``ApplicationError.type`` of a non-retryable failure to read a claimed delivery back
+(missing from the store, or its digest does not match)."""
+
+MAX_ACTIVITY_PAYLOAD_BYTES = 256 * 1024
+"""An activity result or argument larger than this goes through the claim-check store:
+well under Temporal's 2 MB payload limit, so a history never carries bulk record content."""

@@ -68,6 +68,26 @@ CREATE TABLE IF NOT EXISTS delivered_items (
     content TEXT NOT NULL,
     UNIQUE (delivery_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS notifications (
+    notification_id TEXT PRIMARY KEY,
+    case_ref TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    practitioner_role TEXT NOT NULL,
+    practitioner_user_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    due_at TEXT,
+    text TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS withdrawals (
+    notice_id TEXT PRIMARY KEY,
+    case_ref TEXT NOT NULL,
+    holding_agency_id TEXT NOT NULL,
+    delivery_ids TEXT NOT NULL,
+    withdrawn_at TEXT,
+    deliveries_known INTEGER NOT NULL,
+    received_at TEXT NOT NULL
+);
 """
 
 
@@ -358,6 +378,130 @@ class SandboxStore:
                 (delivery_id,),
             ).fetchall()
         return [_record_item(row) for row in rows]
+
+    # -- notifications and consent withdrawals ---------------------------------------------
+
+    def receive_notification(
+        self, request: agency_pb.NotifyPractitionerRequest, *, now: datetime | None = None
+    ) -> agency_pb.NotifyPractitionerResponse:
+        """Store a practitioner notification once; a repeat of its id stores nothing.
+
+        Returns:
+            The response, with the first receive time and ``duplicate`` for a repeat.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT received_at FROM notifications WHERE notification_id = ?",
+                (request.notification_id,),
+            ).fetchone()
+            if row is not None:
+                return agency_pb.NotifyPractitionerResponse(
+                    notification_id=request.notification_id,
+                    duplicate=True,
+                    received_at=_timestamp(row["received_at"]),
+                )
+            received_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+            conn.execute(
+                "INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.notification_id,
+                    request.case_ref,
+                    request.kind,
+                    request.practitioner_role,
+                    request.practitioner_user_id,
+                    request.step,
+                    _iso(request.due_at) if request.HasField("due_at") else None,
+                    request.text,
+                    received_at,
+                ),
+            )
+        return agency_pb.NotifyPractitionerResponse(
+            notification_id=request.notification_id, received_at=_timestamp(received_at)
+        )
+
+    def notifications(self) -> list[agency_pb.NotifyPractitionerRequest]:
+        """Every notification received, oldest first, as it was sent."""
+        rows = self._conn.execute("SELECT * FROM notifications ORDER BY rowid").fetchall()
+        found = []
+        for row in rows:
+            request = agency_pb.NotifyPractitionerRequest(
+                notification_id=row["notification_id"],
+                case_ref=row["case_ref"],
+                kind=row["kind"],
+                practitioner_role=row["practitioner_role"],
+                practitioner_user_id=row["practitioner_user_id"],
+                step=row["step"],
+                text=row["text"],
+            )
+            if row["due_at"]:
+                request.due_at.CopyFrom(_timestamp(row["due_at"]))
+            found.append(request)
+        return found
+
+    def receive_withdrawal(
+        self, request: agency_pb.ReceiveConsentWithdrawnRequest, *, now: datetime | None = None
+    ) -> agency_pb.ReceiveConsentWithdrawnResponse:
+        """Store a consent-withdrawn notice once; a repeat of its id stores nothing.
+
+        Returns:
+            The response: how many of its deliveries this agency holds, the first receive
+            time, and ``duplicate`` for a repeat.
+        """
+        ids = list(request.delivery_ids)
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT deliveries_known, received_at FROM withdrawals WHERE notice_id = ?",
+                (request.notice_id,),
+            ).fetchone()
+            if row is not None:
+                known, received_at, duplicate = row["deliveries_known"], row["received_at"], True
+            else:
+                marks = ", ".join("?" for _ in ids)
+                known = (
+                    conn.execute(
+                        f"SELECT COUNT(*) FROM deliveries WHERE delivery_id IN ({marks})",  # noqa: S608
+                        ids,
+                    ).fetchone()[0]
+                    if ids
+                    else 0
+                )
+                received_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+                duplicate = False
+                conn.execute(
+                    "INSERT INTO withdrawals VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        request.notice_id,
+                        request.case_ref,
+                        request.holding_agency_id,
+                        json.dumps(ids),
+                        _iso(request.withdrawn_at) if request.HasField("withdrawn_at") else None,
+                        known,
+                        received_at,
+                    ),
+                )
+        return agency_pb.ReceiveConsentWithdrawnResponse(
+            notice_id=request.notice_id,
+            duplicate=duplicate,
+            deliveries_known=known,
+            deliveries_unknown=len(set(ids)) - known,
+            received_at=_timestamp(received_at),
+        )
+
+    def withdrawals(self) -> list[agency_pb.ReceiveConsentWithdrawnRequest]:
+        """Every consent-withdrawn notice received, oldest first."""
+        rows = self._conn.execute("SELECT * FROM withdrawals ORDER BY rowid").fetchall()
+        found = []
+        for row in rows:
+            request = agency_pb.ReceiveConsentWithdrawnRequest(
+                notice_id=row["notice_id"],
+                case_ref=row["case_ref"],
+                holding_agency_id=row["holding_agency_id"],
+                delivery_ids=json.loads(row["delivery_ids"]),
+            )
+            if row["withdrawn_at"]:
+                request.withdrawn_at.CopyFrom(_timestamp(row["withdrawn_at"]))
+            found.append(request)
+        return found
 
 
 def _iso(stamp: Timestamp) -> str:

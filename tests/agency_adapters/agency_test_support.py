@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 
+from agency_adapters.sandbox.faults import FaultInjector
 from agency_adapters.sandbox.seed import DEMO_CHILDREN
 from agency_adapters.sandbox.store import Child, SandboxStore
+from protos.agency.v1.sandbox_control_pb2 import Faults
 from protos.sharing.v1 import case_pb2 as pb
 
 CHILDREN = {child.key: child for child in DEMO_CHILDREN}
@@ -49,12 +53,29 @@ class Sandbox:
     server: grpc.aio.Server
     port: int
     store: SandboxStore
+    faults: FaultInjector
 
     @property
     def target(self) -> str:
         """Where to reach it."""
         return f"127.0.0.1:{self.port}"
 
+    def set_faults(self, **toggles: Any) -> None:
+        """Replace its fault toggles, e.g. ``set_faults(fail_next=2)``; none clears them."""
+        self.faults.set(Faults(**toggles))
 
-StartSandbox = Callable[[str], Awaitable[Sandbox]]
-"""Starts a sandbox agency with the given id (the ``start_sandbox`` fixture)."""
+
+class StartSandbox(Protocol):
+    """Starts a sandbox agency with the given id (the ``start_sandbox`` fixture)."""
+
+    def __call__(self, agency_id: str, *, faults: Faults | None = None) -> Awaitable[Sandbox]: ...
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail the test after ``within`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.02)

@@ -9,7 +9,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from agency_adapters.sandbox.server import create_sandbox_server
+from agency_adapters.sandbox.server import SandboxAgency, create_sandbox_server
+from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials
 from tests.agency_adapters.agency_test_support import Sandbox, StartSandbox
@@ -18,19 +19,21 @@ from tests.agency_adapters.agency_test_support import Sandbox, StartSandbox
 @pytest_asyncio.fixture(loop_scope="session")
 async def start_sandbox(pki: DevPki, tmp_path: Path) -> AsyncIterator[StartSandbox]:
     """Start sandbox agencies by id on port 0; all are stopped when the test ends."""
-    running: list[Sandbox] = []
+    running: list[SandboxAgency] = []
 
-    async def start(agency_id: str) -> Sandbox:
-        server, port, store = await create_sandbox_server(
-            agency_id, tmp_path / f"{agency_id}.db", server_credentials(pki.agency(agency_id))
+    async def start(agency_id: str, *, faults: Faults | None = None) -> Sandbox:
+        agency = await create_sandbox_server(
+            agency_id,
+            tmp_path / f"{agency_id}.db",
+            server_credentials(pki.agency(agency_id)),
+            faults=faults,
         )
-        running.append(Sandbox(agency_id, server, port, store))
-        return running[-1]
+        running.append(agency)
+        return Sandbox(agency_id, agency.server, agency.port, agency.store, agency.faults)
 
     yield start
-    for sandbox in running:
-        await sandbox.server.stop(None)
-        sandbox.store.close()
+    for agency in running:
+        await agency.stop(None)
 
 
 @pytest.fixture

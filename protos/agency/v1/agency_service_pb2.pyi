@@ -6,7 +6,9 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from protos.sharing.v1 import case_pb2 as _case_pb2
 import builtins as _builtins
 import sys
@@ -18,6 +20,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _NotificationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotificationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTIFICATION_KIND_UNSPECIFIED: _NotificationKind.ValueType  # 0
+    """Not set; refused with INVALID_ARGUMENT."""
+    NOTIFICATION_KIND_TASK: _NotificationKind.ValueType  # 1
+    """A new task: the case is waiting on this practitioner or role."""
+    NOTIFICATION_KIND_REMINDER: _NotificationKind.ValueType  # 2
+    """A deadline is near or has passed; the task is still open."""
+    NOTIFICATION_KIND_ESCALATION: _NotificationKind.ValueType  # 3
+    """A deadline was missed: the agency's safeguarding lead (or the partnership
+    operator) is asked to act.
+    """
+
+class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
+    """What a notification asks of the practitioner."""
+
+NOTIFICATION_KIND_UNSPECIFIED: NotificationKind.ValueType  # 0
+"""Not set; refused with INVALID_ARGUMENT."""
+NOTIFICATION_KIND_TASK: NotificationKind.ValueType  # 1
+"""A new task: the case is waiting on this practitioner or role."""
+NOTIFICATION_KIND_REMINDER: NotificationKind.ValueType  # 2
+"""A deadline is near or has passed; the task is still open."""
+NOTIFICATION_KIND_ESCALATION: NotificationKind.ValueType  # 3
+"""A deadline was missed: the agency's safeguarding lead (or the partnership
+operator) is asked to act.
+"""
+Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 @_typing.final
 class LookupConsentRequest(_message.Message):
@@ -31,14 +65,18 @@ class LookupConsentRequest(_message.Message):
     RECIPIENT_AGENCY_ID_FIELD_NUMBER: _builtins.int
     CATEGORIES_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
-    """The SafeShare case reference (for the agency's own audit trail)."""
+    """The SafeShare case reference: random, never personal data. Keep it in
+    your own audit trail.
+    """
     purpose: _case_pb2.Purpose.ValueType
     """The purpose of the request."""
     recipient_agency_id: _builtins.str
     """The agency that would receive the information."""
     @_builtins.property
     def subjects(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.Subject]:
-        """The subjects the request is about."""
+        """The subjects the request is about. Match the CHILD subject by NHS number
+        when given, otherwise by name and date of birth.
+        """
 
     @_builtins.property
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_case_pb2.InformationCategory.ValueType]:
@@ -70,7 +108,10 @@ class LookupConsentResponse(_message.Message):
     CONSENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def consent(self) -> _case_pb2.ConsentRecord:
-        """The consent record that applies; status NOT_RECORDED when there is none."""
+        """The consent record that applies; status NOT_RECORDED when there is none.
+        Report what you hold: SafeShare decides whether it covers the request
+        (purpose, recipient, categories, period).
+        """
 
     def __init__(
         self,
@@ -126,18 +167,40 @@ class ExtractRecordsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEMS_FIELD_NUMBER: _builtins.int
+    CLAIM_REF_FIELD_NUMBER: _builtins.int
+    CLAIM_DIGEST_FIELD_NUMBER: _builtins.int
+    CONTENT_DIGEST_FIELD_NUMBER: _builtins.int
+    claim_ref: _builtins.str
+    """SafeShare-internal; agency systems leave it empty. Set by SafeShare's
+    adapter when the items are too large to travel through the workflow
+    history: the full items are kept in SafeShare's claim-check store under
+    this reference, and `items` then carry everything but their content.
+    """
+    claim_digest: _builtins.str
+    """SafeShare-internal: the SHA-256 (hex) of the stored claim, checked when
+    it is read back.
+    """
+    content_digest: _builtins.str
+    """SafeShare-internal: content_digest() of the full items, set with
+    claim_ref, so the delivery can be checked end to end.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.RecordItem]:
-        """The items, each tagged fact or opinion with its source and date."""
+        """The items, each tagged fact or opinion with its source and date. Item ids
+        must be unique and stable: the recipient stores each id once.
+        """
 
     def __init__(
         self,
         *,
         items: _abc.Iterable[_case_pb2.RecordItem] | None = ...,
+        claim_ref: _builtins.str = ...,
+        claim_digest: _builtins.str = ...,
+        content_digest: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_digest", b"claim_digest", "claim_ref", b"claim_ref", "content_digest", b"content_digest", "items", b"items"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,6 +218,8 @@ class ReceiveDeliveryRequest(_message.Message):
     SUBJECTS_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     CONTENT_DIGEST_FIELD_NUMBER: _builtins.int
+    CLAIM_REF_FIELD_NUMBER: _builtins.int
+    CLAIM_DIGEST_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.str
     """The delivery id, unique per delivery: the idempotency key."""
     case_ref: _builtins.str
@@ -162,7 +227,17 @@ class ReceiveDeliveryRequest(_message.Message):
     holding_agency_id: _builtins.str
     """The agency the records come from."""
     content_digest: _builtins.str
-    """SHA-256 of the items, hex, as SafeShare computed it."""
+    """SHA-256 of the items, hex: for each item in order, its length as 4 bytes
+    big-endian, then its deterministic protobuf serialisation. Refuse the
+    delivery with INVALID_ARGUMENT when it does not match.
+    """
+    claim_ref: _builtins.str
+    """SafeShare-internal; never set when an agency system is called. The
+    claim_ref of ExtractRecordsResponse: the recipient's adapter replaces
+    `items` (content-less) by the stored full items of the same ids.
+    """
+    claim_digest: _builtins.str
+    """SafeShare-internal: the claim_digest of ExtractRecordsResponse."""
     @_builtins.property
     def subjects(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.Subject]:
         """The subjects the records are about."""
@@ -180,10 +255,12 @@ class ReceiveDeliveryRequest(_message.Message):
         subjects: _abc.Iterable[_case_pb2.Subject] | None = ...,
         items: _abc.Iterable[_case_pb2.RecordItem] | None = ...,
         content_digest: _builtins.str = ...,
+        claim_ref: _builtins.str = ...,
+        claim_digest: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "content_digest", b"content_digest", "delivery_id", b"delivery_id", "holding_agency_id", b"holding_agency_id", "items", b"items", "subjects", b"subjects"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "claim_digest", b"claim_digest", "claim_ref", b"claim_ref", "content_digest", b"content_digest", "delivery_id", b"delivery_id", "holding_agency_id", b"holding_agency_id", "items", b"items", "subjects", b"subjects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -212,3 +289,176 @@ class ReceiveDeliveryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceiveDeliveryResponse: _TypeAlias = ReceiveDeliveryResponse  # noqa: Y015
+
+@_typing.final
+class NotifyPractitionerRequest(_message.Message):
+    """Request for AgencyService.NotifyPractitioner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ROLE_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_USER_ID_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    """Unique per notification: the idempotency key."""
+    case_ref: _builtins.str
+    """The SafeShare case reference."""
+    kind: Global___NotificationKind.ValueType
+    """Task, reminder or escalation."""
+    practitioner_role: _builtins.str
+    """The role to notify, e.g. "designated_safeguarding_lead", when no one user
+    is named or as a fallback.
+    """
+    practitioner_user_id: _builtins.str
+    """The user to notify, in the agency's own user ids; may be empty."""
+    step: _builtins.str
+    """The case step that is due, e.g. "holder_responds", "override_decision",
+    "recipient_acknowledges".
+    """
+    text: _builtins.str
+    """Plain text for the practitioner. Never contains personal data: it names
+    the case reference and the step; the practitioner opens the case for the
+    rest.
+    """
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When the step is due."""
+
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        case_ref: _builtins.str = ...,
+        kind: Global___NotificationKind.ValueType = ...,
+        practitioner_role: _builtins.str = ...,
+        practitioner_user_id: _builtins.str = ...,
+        step: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "due_at", b"due_at", "kind", b"kind", "notification_id", b"notification_id", "practitioner_role", b"practitioner_role", "practitioner_user_id", b"practitioner_user_id", "step", b"step", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyPractitionerRequest: _TypeAlias = NotifyPractitionerRequest  # noqa: Y015
+
+@_typing.final
+class NotifyPractitionerResponse(_message.Message):
+    """Response of AgencyService.NotifyPractitioner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    notification_id: _builtins.str
+    """The notification id, echoed."""
+    duplicate: _builtins.bool
+    """Whether this id had been received before (nothing was sent again)."""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the agency first received it."""
+
+    def __init__(
+        self,
+        *,
+        notification_id: _builtins.str = ...,
+        duplicate: _builtins.bool = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "notification_id", b"notification_id", "received_at", b"received_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyPractitionerResponse: _TypeAlias = NotifyPractitionerResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveConsentWithdrawnRequest(_message.Message):
+    """Request for AgencyService.ReceiveConsentWithdrawn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_ID_FIELD_NUMBER: _builtins.int
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_AT_FIELD_NUMBER: _builtins.int
+    notice_id: _builtins.str
+    """Unique per notice: the idempotency key."""
+    case_ref: _builtins.str
+    """The SafeShare case reference."""
+    holding_agency_id: _builtins.str
+    """The agency that held the records and reported the withdrawal."""
+    @_builtins.property
+    def delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The deliveries to this agency that the withdrawn consent had covered."""
+
+    @_builtins.property
+    def withdrawn_at(self) -> _timestamp_pb2.Timestamp:
+        """When consent was withdrawn."""
+
+    def __init__(
+        self,
+        *,
+        notice_id: _builtins.str = ...,
+        case_ref: _builtins.str = ...,
+        delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+        holding_agency_id: _builtins.str = ...,
+        withdrawn_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "delivery_ids", b"delivery_ids", "holding_agency_id", b"holding_agency_id", "notice_id", b"notice_id", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveConsentWithdrawnRequest: _TypeAlias = ReceiveConsentWithdrawnRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveConsentWithdrawnResponse(_message.Message):
+    """Response of AgencyService.ReceiveConsentWithdrawn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_ID_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    DELIVERIES_KNOWN_FIELD_NUMBER: _builtins.int
+    DELIVERIES_UNKNOWN_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    notice_id: _builtins.str
+    """The notice id, echoed."""
+    duplicate: _builtins.bool
+    """Whether this notice had been received before."""
+    deliveries_known: _builtins.int
+    """How many of delivery_ids the agency holds."""
+    deliveries_unknown: _builtins.int
+    """How many of delivery_ids the agency does not know."""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the agency first received the notice."""
+
+    def __init__(
+        self,
+        *,
+        notice_id: _builtins.str = ...,
+        duplicate: _builtins.bool = ...,
+        deliveries_known: _builtins.int = ...,
+        deliveries_unknown: _builtins.int = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries_known", b"deliveries_known", "deliveries_unknown", b"deliveries_unknown", "duplicate", b"duplicate", "notice_id", b"notice_id", "received_at", b"received_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveConsentWithdrawnResponse: _TypeAlias = ReceiveConsentWithdrawnResponse  # noqa: Y015

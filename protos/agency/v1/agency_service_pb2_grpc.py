@@ -28,12 +28,26 @@ if _version_not_supported:
 class AgencyServiceStub:
     """AgencyService is the contract each partner agency's own system implements
     (or a thin service beside it). SafeShare's adapter worker for the agency
-    calls it over mTLS, presenting the agency's SafeShare client certificate.
+    calls it over mutual TLS, presenting a client certificate whose common name
+    is "adapter.<agency-id>", issued by the partnership CA. Accept no other
+    caller.
 
-    Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED mean
-    "try again" and SafeShare retries them. NOT_FOUND (subject unknown),
-    INVALID_ARGUMENT, FAILED_PRECONDITION (category not held) and
-    PERMISSION_DENIED mean "this will never work" and are not retried.
+    Every call carries a deadline (by default 25 seconds) and is made once:
+    SafeShare's workflow engine (Temporal) is the one retry layer, and it decides
+    from the status code whether to try again:
+
+    * Retried, with backoff, until the case's own deadline: UNAVAILABLE,
+    DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN,
+    CANCELLED. Use these for "not now" (down for maintenance, overloaded,
+    a lock timeout).
+    * Never retried ("this will never work"): every other code, in particular
+    NOT_FOUND (the subject is not known to the agency), FAILED_PRECONDITION
+    (none of the categories is held), INVALID_ARGUMENT (a malformed request)
+    and PERMISSION_DENIED (the caller is not the agency's adapter). The case
+    records the code name and moves on; a person decides what happens next.
+
+    Status messages are never shown to SafeShare's operators, but keep them
+    free of personal data all the same: say "subject not known", not who.
     """
 
     def __init__(self, channel):
@@ -57,23 +71,53 @@ class AgencyServiceStub:
                 request_serializer=agency_dot_v1_dot_agency__service__pb2.ReceiveDeliveryRequest.SerializeToString,
                 response_deserializer=agency_dot_v1_dot_agency__service__pb2.ReceiveDeliveryResponse.FromString,
                 _registered_method=True)
+        self.NotifyPractitioner = channel.unary_unary(
+                '/agency.v1.AgencyService/NotifyPractitioner',
+                request_serializer=agency_dot_v1_dot_agency__service__pb2.NotifyPractitionerRequest.SerializeToString,
+                response_deserializer=agency_dot_v1_dot_agency__service__pb2.NotifyPractitionerResponse.FromString,
+                _registered_method=True)
+        self.ReceiveConsentWithdrawn = channel.unary_unary(
+                '/agency.v1.AgencyService/ReceiveConsentWithdrawn',
+                request_serializer=agency_dot_v1_dot_agency__service__pb2.ReceiveConsentWithdrawnRequest.SerializeToString,
+                response_deserializer=agency_dot_v1_dot_agency__service__pb2.ReceiveConsentWithdrawnResponse.FromString,
+                _registered_method=True)
 
 
 class AgencyServiceServicer:
     """AgencyService is the contract each partner agency's own system implements
     (or a thin service beside it). SafeShare's adapter worker for the agency
-    calls it over mTLS, presenting the agency's SafeShare client certificate.
+    calls it over mutual TLS, presenting a client certificate whose common name
+    is "adapter.<agency-id>", issued by the partnership CA. Accept no other
+    caller.
 
-    Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED mean
-    "try again" and SafeShare retries them. NOT_FOUND (subject unknown),
-    INVALID_ARGUMENT, FAILED_PRECONDITION (category not held) and
-    PERMISSION_DENIED mean "this will never work" and are not retried.
+    Every call carries a deadline (by default 25 seconds) and is made once:
+    SafeShare's workflow engine (Temporal) is the one retry layer, and it decides
+    from the status code whether to try again:
+
+    * Retried, with backoff, until the case's own deadline: UNAVAILABLE,
+    DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN,
+    CANCELLED. Use these for "not now" (down for maintenance, overloaded,
+    a lock timeout).
+    * Never retried ("this will never work"): every other code, in particular
+    NOT_FOUND (the subject is not known to the agency), FAILED_PRECONDITION
+    (none of the categories is held), INVALID_ARGUMENT (a malformed request)
+    and PERMISSION_DENIED (the caller is not the agency's adapter). The case
+    records the code name and moves on; a person decides what happens next.
+
+    Status messages are never shown to SafeShare's operators, but keep them
+    free of personal data all the same: say "subject not known", not who.
     """
 
     def LookupConsent(self, request, context):
         """Look up the consent the agency holds for the subjects, for this purpose,
-        recipient and categories. A subject with no consent record is answered
-        with CONSENT_STATUS_NOT_RECORDED, not an error.
+        recipient and categories.
+
+        A subject the agency knows but holds no consent record for is answered
+        with status CONSENT_STATUS_NOT_RECORDED, not an error. Read-only: safe to
+        repeat.
+
+        Errors: NOT_FOUND when no child subject matches a person the agency
+        knows; INVALID_ARGUMENT when no subject has role CHILD.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,15 +125,56 @@ class AgencyServiceServicer:
 
     def ExtractRecords(self, request, context):
         """Extract the agency's records about the subjects, in the approved
-        categories only. NOT_FOUND when no subject matches.
+        categories only: the minimum necessary, never anything else.
+
+        Each item is tagged fact or opinion, with its source and the date it was
+        recorded. Read-only: safe to repeat. Categories the agency does not hold
+        are simply absent from the answer.
+
+        Errors: NOT_FOUND when no child subject matches; FAILED_PRECONDITION when
+        the agency holds none of the requested categories; INVALID_ARGUMENT when
+        no subject has role CHILD.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReceiveDelivery(self, request, context):
-        """Store a delivery of records from another agency. Idempotent on
-        delivery_id: a repeat returns the first receipt and stores nothing twice.
+        """Store a delivery of records from another agency.
+
+        Idempotent on delivery_id: a repeat (SafeShare retries when a reply is
+        lost) stores nothing and returns the first receipt with duplicate set.
+        Check content_digest (see ReceiveDeliveryRequest) before storing.
+
+        Errors: INVALID_ARGUMENT when delivery_id is empty, the digest does not
+        match the items, or an item id appears twice. Nothing is stored then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NotifyPractitioner(self, request, context):
+        """Tell a practitioner at this agency that a case needs them: a new task,
+        a reminder that a deadline is near or missed, or an escalation to a
+        safeguarding lead.
+
+        Idempotent on notification_id: a repeat must not notify twice.
+
+        Errors: NOT_FOUND when neither the user nor anyone in the role can be
+        notified; INVALID_ARGUMENT when notification_id or kind is missing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveConsentWithdrawn(self, request, context):
+        """Receive notice that consent was withdrawn after records were delivered
+        to this agency, so it can review how it uses them.
+
+        Idempotent on notice_id. A delivery id the agency does not know is not an
+        error: it is counted in deliveries_unknown.
+
+        Errors: INVALID_ARGUMENT when notice_id or delivery_ids is empty.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,6 +198,16 @@ def add_AgencyServiceServicer_to_server(servicer, server):
                     request_deserializer=agency_dot_v1_dot_agency__service__pb2.ReceiveDeliveryRequest.FromString,
                     response_serializer=agency_dot_v1_dot_agency__service__pb2.ReceiveDeliveryResponse.SerializeToString,
             ),
+            'NotifyPractitioner': grpc.unary_unary_rpc_method_handler(
+                    servicer.NotifyPractitioner,
+                    request_deserializer=agency_dot_v1_dot_agency__service__pb2.NotifyPractitionerRequest.FromString,
+                    response_serializer=agency_dot_v1_dot_agency__service__pb2.NotifyPractitionerResponse.SerializeToString,
+            ),
+            'ReceiveConsentWithdrawn': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveConsentWithdrawn,
+                    request_deserializer=agency_dot_v1_dot_agency__service__pb2.ReceiveConsentWithdrawnRequest.FromString,
+                    response_serializer=agency_dot_v1_dot_agency__service__pb2.ReceiveConsentWithdrawnResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'agency.v1.AgencyService', rpc_method_handlers)
@@ -124,12 +219,26 @@ def add_AgencyServiceServicer_to_server(servicer, server):
 class AgencyService:
     """AgencyService is the contract each partner agency's own system implements
     (or a thin service beside it). SafeShare's adapter worker for the agency
-    calls it over mTLS, presenting the agency's SafeShare client certificate.
+    calls it over mutual TLS, presenting a client certificate whose common name
+    is "adapter.<agency-id>", issued by the partnership CA. Accept no other
+    caller.
 
-    Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED mean
-    "try again" and SafeShare retries them. NOT_FOUND (subject unknown),
-    INVALID_ARGUMENT, FAILED_PRECONDITION (category not held) and
-    PERMISSION_DENIED mean "this will never work" and are not retried.
+    Every call carries a deadline (by default 25 seconds) and is made once:
+    SafeShare's workflow engine (Temporal) is the one retry layer, and it decides
+    from the status code whether to try again:
+
+    * Retried, with backoff, until the case's own deadline: UNAVAILABLE,
+    DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN,
+    CANCELLED. Use these for "not now" (down for maintenance, overloaded,
+    a lock timeout).
+    * Never retried ("this will never work"): every other code, in particular
+    NOT_FOUND (the subject is not known to the agency), FAILED_PRECONDITION
+    (none of the categories is held), INVALID_ARGUMENT (a malformed request)
+    and PERMISSION_DENIED (the caller is not the agency's adapter). The case
+    records the code name and moves on; a person decides what happens next.
+
+    Status messages are never shown to SafeShare's operators, but keep them
+    free of personal data all the same: say "subject not known", not who.
     """
 
     @staticmethod
@@ -203,6 +312,60 @@ class AgencyService:
             '/agency.v1.AgencyService/ReceiveDelivery',
             agency_dot_v1_dot_agency__service__pb2.ReceiveDeliveryRequest.SerializeToString,
             agency_dot_v1_dot_agency__service__pb2.ReceiveDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NotifyPractitioner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agency.v1.AgencyService/NotifyPractitioner',
+            agency_dot_v1_dot_agency__service__pb2.NotifyPractitionerRequest.SerializeToString,
+            agency_dot_v1_dot_agency__service__pb2.NotifyPractitionerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveConsentWithdrawn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agency.v1.AgencyService/ReceiveConsentWithdrawn',
+            agency_dot_v1_dot_agency__service__pb2.ReceiveConsentWithdrawnRequest.SerializeToString,
+            agency_dot_v1_dot_agency__service__pb2.ReceiveConsentWithdrawnResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,12 +29,26 @@ GRPC_VERSION: str
 class AgencyServiceStub:
     """AgencyService is the contract each partner agency's own system implements
     (or a thin service beside it). SafeShare's adapter worker for the agency
-    calls it over mTLS, presenting the agency's SafeShare client certificate.
+    calls it over mutual TLS, presenting a client certificate whose common name
+    is "adapter.<agency-id>", issued by the partnership CA. Accept no other
+    caller.
 
-    Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED mean
-    "try again" and SafeShare retries them. NOT_FOUND (subject unknown),
-    INVALID_ARGUMENT, FAILED_PRECONDITION (category not held) and
-    PERMISSION_DENIED mean "this will never work" and are not retried.
+    Every call carries a deadline (by default 25 seconds) and is made once:
+    SafeShare's workflow engine (Temporal) is the one retry layer, and it decides
+    from the status code whether to try again:
+
+    * Retried, with backoff, until the case's own deadline: UNAVAILABLE,
+      DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN,
+      CANCELLED. Use these for "not now" (down for maintenance, overloaded,
+      a lock timeout).
+    * Never retried ("this will never work"): every other code, in particular
+      NOT_FOUND (the subject is not known to the agency), FAILED_PRECONDITION
+      (none of the categories is held), INVALID_ARGUMENT (a malformed request)
+      and PERMISSION_DENIED (the caller is not the agency's adapter). The case
+      records the code name and moves on; a person decides what happens next.
+
+    Status messages are never shown to SafeShare's operators, but keep them
+    free of personal data all the same: say "subject not known", not who.
     """
 
     @_typing.overload
@@ -43,54 +57,160 @@ class AgencyServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AgencyServiceAsyncStub: ...
     LookupConsent: _grpc.UnaryUnaryMultiCallable[_agency_service_pb2.LookupConsentRequest, _agency_service_pb2.LookupConsentResponse]
     """Look up the consent the agency holds for the subjects, for this purpose,
-    recipient and categories. A subject with no consent record is answered
-    with CONSENT_STATUS_NOT_RECORDED, not an error.
+    recipient and categories.
+
+    A subject the agency knows but holds no consent record for is answered
+    with status CONSENT_STATUS_NOT_RECORDED, not an error. Read-only: safe to
+    repeat.
+
+    Errors: NOT_FOUND when no child subject matches a person the agency
+    knows; INVALID_ARGUMENT when no subject has role CHILD.
     """
     ExtractRecords: _grpc.UnaryUnaryMultiCallable[_agency_service_pb2.ExtractRecordsRequest, _agency_service_pb2.ExtractRecordsResponse]
     """Extract the agency's records about the subjects, in the approved
-    categories only. NOT_FOUND when no subject matches.
+    categories only: the minimum necessary, never anything else.
+
+    Each item is tagged fact or opinion, with its source and the date it was
+    recorded. Read-only: safe to repeat. Categories the agency does not hold
+    are simply absent from the answer.
+
+    Errors: NOT_FOUND when no child subject matches; FAILED_PRECONDITION when
+    the agency holds none of the requested categories; INVALID_ARGUMENT when
+    no subject has role CHILD.
     """
     ReceiveDelivery: _grpc.UnaryUnaryMultiCallable[_agency_service_pb2.ReceiveDeliveryRequest, _agency_service_pb2.ReceiveDeliveryResponse]
-    """Store a delivery of records from another agency. Idempotent on
-    delivery_id: a repeat returns the first receipt and stores nothing twice.
+    """Store a delivery of records from another agency.
+
+    Idempotent on delivery_id: a repeat (SafeShare retries when a reply is
+    lost) stores nothing and returns the first receipt with duplicate set.
+    Check content_digest (see ReceiveDeliveryRequest) before storing.
+
+    Errors: INVALID_ARGUMENT when delivery_id is empty, the digest does not
+    match the items, or an item id appears twice. Nothing is stored then.
+    """
+    NotifyPractitioner: _grpc.UnaryUnaryMultiCallable[_agency_service_pb2.NotifyPractitionerRequest, _agency_service_pb2.NotifyPractitionerResponse]
+    """Tell a practitioner at this agency that a case needs them: a new task,
+    a reminder that a deadline is near or missed, or an escalation to a
+    safeguarding lead.
+
+    Idempotent on notification_id: a repeat must not notify twice.
+
+    Errors: NOT_FOUND when neither the user nor anyone in the role can be
+    notified; INVALID_ARGUMENT when notification_id or kind is missing.
+    """
+    ReceiveConsentWithdrawn: _grpc.UnaryUnaryMultiCallable[_agency_service_pb2.ReceiveConsentWithdrawnRequest, _agency_service_pb2.ReceiveConsentWithdrawnResponse]
+    """Receive notice that consent was withdrawn after records were delivered
+    to this agency, so it can review how it uses them.
+
+    Idempotent on notice_id. A delivery id the agency does not know is not an
+    error: it is counted in deliveries_unknown.
+
+    Errors: INVALID_ARGUMENT when notice_id or delivery_ids is empty.
     """
 
 @_typing.type_check_only
 class AgencyServiceAsyncStub(AgencyServiceStub):
     """AgencyService is the contract each partner agency's own system implements
     (or a thin service beside it). SafeShare's adapter worker for the agency
-    calls it over mTLS, presenting the agency's SafeShare client certificate.
+    calls it over mutual TLS, presenting a client certificate whose common name
+    is "adapter.<agency-id>", issued by the partnership CA. Accept no other
+    caller.
 
-    Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED mean
-    "try again" and SafeShare retries them. NOT_FOUND (subject unknown),
-    INVALID_ARGUMENT, FAILED_PRECONDITION (category not held) and
-    PERMISSION_DENIED mean "this will never work" and are not retried.
+    Every call carries a deadline (by default 25 seconds) and is made once:
+    SafeShare's workflow engine (Temporal) is the one retry layer, and it decides
+    from the status code whether to try again:
+
+    * Retried, with backoff, until the case's own deadline: UNAVAILABLE,
+      DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN,
+      CANCELLED. Use these for "not now" (down for maintenance, overloaded,
+      a lock timeout).
+    * Never retried ("this will never work"): every other code, in particular
+      NOT_FOUND (the subject is not known to the agency), FAILED_PRECONDITION
+      (none of the categories is held), INVALID_ARGUMENT (a malformed request)
+      and PERMISSION_DENIED (the caller is not the agency's adapter). The case
+      records the code name and moves on; a person decides what happens next.
+
+    Status messages are never shown to SafeShare's operators, but keep them
+    free of personal data all the same: say "subject not known", not who.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     LookupConsent: _aio.UnaryUnaryMultiCallable[_agency_service_pb2.LookupConsentRequest, _agency_service_pb2.LookupConsentResponse]  # type: ignore[assignment]
     """Look up the consent the agency holds for the subjects, for this purpose,
-    recipient and categories. A subject with no consent record is answered
-    with CONSENT_STATUS_NOT_RECORDED, not an error.
+    recipient and categories.
+
+    A subject the agency knows but holds no consent record for is answered
+    with status CONSENT_STATUS_NOT_RECORDED, not an error. Read-only: safe to
+    repeat.
+
+    Errors: NOT_FOUND when no child subject matches a person the agency
+    knows; INVALID_ARGUMENT when no subject has role CHILD.
     """
     ExtractRecords: _aio.UnaryUnaryMultiCallable[_agency_service_pb2.ExtractRecordsRequest, _agency_service_pb2.ExtractRecordsResponse]  # type: ignore[assignment]
     """Extract the agency's records about the subjects, in the approved
-    categories only. NOT_FOUND when no subject matches.
+    categories only: the minimum necessary, never anything else.
+
+    Each item is tagged fact or opinion, with its source and the date it was
+    recorded. Read-only: safe to repeat. Categories the agency does not hold
+    are simply absent from the answer.
+
+    Errors: NOT_FOUND when no child subject matches; FAILED_PRECONDITION when
+    the agency holds none of the requested categories; INVALID_ARGUMENT when
+    no subject has role CHILD.
     """
     ReceiveDelivery: _aio.UnaryUnaryMultiCallable[_agency_service_pb2.ReceiveDeliveryRequest, _agency_service_pb2.ReceiveDeliveryResponse]  # type: ignore[assignment]
-    """Store a delivery of records from another agency. Idempotent on
-    delivery_id: a repeat returns the first receipt and stores nothing twice.
+    """Store a delivery of records from another agency.
+
+    Idempotent on delivery_id: a repeat (SafeShare retries when a reply is
+    lost) stores nothing and returns the first receipt with duplicate set.
+    Check content_digest (see ReceiveDeliveryRequest) before storing.
+
+    Errors: INVALID_ARGUMENT when delivery_id is empty, the digest does not
+    match the items, or an item id appears twice. Nothing is stored then.
+    """
+    NotifyPractitioner: _aio.UnaryUnaryMultiCallable[_agency_service_pb2.NotifyPractitionerRequest, _agency_service_pb2.NotifyPractitionerResponse]  # type: ignore[assignment]
+    """Tell a practitioner at this agency that a case needs them: a new task,
+    a reminder that a deadline is near or missed, or an escalation to a
+    safeguarding lead.
+
+    Idempotent on notification_id: a repeat must not notify twice.
+
+    Errors: NOT_FOUND when neither the user nor anyone in the role can be
+    notified; INVALID_ARGUMENT when notification_id or kind is missing.
+    """
+    ReceiveConsentWithdrawn: _aio.UnaryUnaryMultiCallable[_agency_service_pb2.ReceiveConsentWithdrawnRequest, _agency_service_pb2.ReceiveConsentWithdrawnResponse]  # type: ignore[assignment]
+    """Receive notice that consent was withdrawn after records were delivered
+    to this agency, so it can review how it uses them.
+
+    Idempotent on notice_id. A delivery id the agency does not know is not an
+    error: it is counted in deliveries_unknown.
+
+    Errors: INVALID_ARGUMENT when notice_id or delivery_ids is empty.
     """
 
 class AgencyServiceServicer(metaclass=_abc_1.ABCMeta):
     """AgencyService is the contract each partner agency's own system implements
     (or a thin service beside it). SafeShare's adapter worker for the agency
-    calls it over mTLS, presenting the agency's SafeShare client certificate.
+    calls it over mutual TLS, presenting a client certificate whose common name
+    is "adapter.<agency-id>", issued by the partnership CA. Accept no other
+    caller.
 
-    Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED mean
-    "try again" and SafeShare retries them. NOT_FOUND (subject unknown),
-    INVALID_ARGUMENT, FAILED_PRECONDITION (category not held) and
-    PERMISSION_DENIED mean "this will never work" and are not retried.
+    Every call carries a deadline (by default 25 seconds) and is made once:
+    SafeShare's workflow engine (Temporal) is the one retry layer, and it decides
+    from the status code whether to try again:
+
+    * Retried, with backoff, until the case's own deadline: UNAVAILABLE,
+      DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN,
+      CANCELLED. Use these for "not now" (down for maintenance, overloaded,
+      a lock timeout).
+    * Never retried ("this will never work"): every other code, in particular
+      NOT_FOUND (the subject is not known to the agency), FAILED_PRECONDITION
+      (none of the categories is held), INVALID_ARGUMENT (a malformed request)
+      and PERMISSION_DENIED (the caller is not the agency's adapter). The case
+      records the code name and moves on; a person decides what happens next.
+
+    Status messages are never shown to SafeShare's operators, but keep them
+    free of personal data all the same: say "subject not known", not who.
     """
 
     @_abc_1.abstractmethod
@@ -100,8 +220,14 @@ class AgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agency_service_pb2.LookupConsentResponse, _abc.Awaitable[_agency_service_pb2.LookupConsentResponse]]:
         """Look up the consent the agency holds for the subjects, for this purpose,
-        recipient and categories. A subject with no consent record is answered
-        with CONSENT_STATUS_NOT_RECORDED, not an error.
+        recipient and categories.
+
+        A subject the agency knows but holds no consent record for is answered
+        with status CONSENT_STATUS_NOT_RECORDED, not an error. Read-only: safe to
+        repeat.
+
+        Errors: NOT_FOUND when no child subject matches a person the agency
+        knows; INVALID_ARGUMENT when no subject has role CHILD.
         """
 
     @_abc_1.abstractmethod
@@ -111,7 +237,15 @@ class AgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agency_service_pb2.ExtractRecordsResponse, _abc.Awaitable[_agency_service_pb2.ExtractRecordsResponse]]:
         """Extract the agency's records about the subjects, in the approved
-        categories only. NOT_FOUND when no subject matches.
+        categories only: the minimum necessary, never anything else.
+
+        Each item is tagged fact or opinion, with its source and the date it was
+        recorded. Read-only: safe to repeat. Categories the agency does not hold
+        are simply absent from the answer.
+
+        Errors: NOT_FOUND when no child subject matches; FAILED_PRECONDITION when
+        the agency holds none of the requested categories; INVALID_ARGUMENT when
+        no subject has role CHILD.
         """
 
     @_abc_1.abstractmethod
@@ -120,8 +254,45 @@ class AgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agency_service_pb2.ReceiveDeliveryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agency_service_pb2.ReceiveDeliveryResponse, _abc.Awaitable[_agency_service_pb2.ReceiveDeliveryResponse]]:
-        """Store a delivery of records from another agency. Idempotent on
-        delivery_id: a repeat returns the first receipt and stores nothing twice.
+        """Store a delivery of records from another agency.
+
+        Idempotent on delivery_id: a repeat (SafeShare retries when a reply is
+        lost) stores nothing and returns the first receipt with duplicate set.
+        Check content_digest (see ReceiveDeliveryRequest) before storing.
+
+        Errors: INVALID_ARGUMENT when delivery_id is empty, the digest does not
+        match the items, or an item id appears twice. Nothing is stored then.
+        """
+
+    @_abc_1.abstractmethod
+    def NotifyPractitioner(
+        self,
+        request: _agency_service_pb2.NotifyPractitionerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_service_pb2.NotifyPractitionerResponse, _abc.Awaitable[_agency_service_pb2.NotifyPractitionerResponse]]:
+        """Tell a practitioner at this agency that a case needs them: a new task,
+        a reminder that a deadline is near or missed, or an escalation to a
+        safeguarding lead.
+
+        Idempotent on notification_id: a repeat must not notify twice.
+
+        Errors: NOT_FOUND when neither the user nor anyone in the role can be
+        notified; INVALID_ARGUMENT when notification_id or kind is missing.
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveConsentWithdrawn(
+        self,
+        request: _agency_service_pb2.ReceiveConsentWithdrawnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_service_pb2.ReceiveConsentWithdrawnResponse, _abc.Awaitable[_agency_service_pb2.ReceiveConsentWithdrawnResponse]]:
+        """Receive notice that consent was withdrawn after records were delivered
+        to this agency, so it can review how it uses them.
+
+        Idempotent on notice_id. A delivery id the agency does not know is not an
+        error: it is counted in deliveries_unknown.
+
+        Errors: INVALID_ARGUMENT when notice_id or delivery_ids is empty.
         """
 
 def add_AgencyServiceServicer_to_server(servicer: AgencyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
