@@ -1,12 +1,18 @@
-"""Connecting to Temporal: one place for every client SafeShare makes."""
+"""Connecting to Temporal: one place for every client SafeShare makes.
+
+Every client made here, and so every worker built on one, encrypts its payloads with the key
+ring in its settings (``safeshare.codec.data_converter``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from temporalio.client import Client, TLSConfig
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
+from safeshare.codec import KeyRing, data_converter
 from safeshare.tls import TlsFiles
 
 
@@ -16,15 +22,23 @@ class TemporalUnavailable(Exception):
 
 @dataclass(frozen=True)
 class TemporalSettings:
-    """Where Temporal is and how to reach it."""
+    """Where Temporal is, how to reach it, and the keys that encrypt payloads."""
 
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     tls: TlsFiles | None = None
+    keys: KeyRing | None = None
+    """The payload key ring; None sends payloads in the clear (tests and the leak test's
+    negative control only: the CLI refuses to run without keys unless told explicitly)."""
+
+    @property
+    def data_converter(self) -> DataConverter:
+        """The converter for these settings: encrypting when there are keys."""
+        return DataConverter.default if self.keys is None else data_converter(self.keys)
 
 
 async def connect_temporal(settings: TemporalSettings) -> Client:
-    """Connect a Temporal client.
+    """Connect a Temporal client with SafeShare's data converter.
 
     Raises:
         TemporalUnavailable: the server did not answer.
@@ -34,7 +48,12 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
         ca, cert, key = settings.tls.read()
         tls = TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key)
     try:
-        return await Client.connect(settings.address, namespace=settings.namespace, tls=tls)
+        return await Client.connect(
+            settings.address,
+            namespace=settings.namespace,
+            tls=tls,
+            data_converter=settings.data_converter,
+        )
     except (RPCError, RuntimeError) as err:
         raise TemporalUnavailable(
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): {err}"

@@ -1,0 +1,21 @@
+"""The one data converter every SafeShare client and worker uses (via ``connect_temporal``)."""
+
+from __future__ import annotations
+
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+
+from safeshare.codec.aes import EncryptionCodec
+from safeshare.codec.keys import KeyRing
+
+
+def data_converter(keys: KeyRing) -> DataConverter:
+    """Protobuf/JSON payloads as usual, then AES-GCM encrypted; failures encoded too.
+
+    👉 The default failure converter leaves a failure's message and stack trace in the clear;
+    the encoded-attributes one moves them into an (encrypted) payload, so an exception that
+    quotes a record cannot leak through a failure.
+    """
+    return DataConverter(
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

@@ -1,0 +1,213 @@
+"""Payload encryption: the key ring, the AES-GCM codec, and what Temporal stores with it."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from protos.sharing.v1 import case_pb2 as pb
+from safeshare.codec import (
+    ENCODING,
+    KEY_ID_METADATA,
+    DecryptionError,
+    EncryptionCodec,
+    KeyRing,
+    KeyRingError,
+    UnknownKeyError,
+    data_converter,
+    ensure_key_file,
+    keys_from_env,
+    load_key_file,
+    parse_key_ring,
+    write_key_file,
+)
+from safeshare.temporal import TemporalSettings
+from tests.factories import sharing_request
+
+SECRET = b"Okafor-Test lives at ZZ99 9ZZ"
+
+
+def payload(data: bytes = SECRET) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=data)
+
+
+async def test_round_trip_hides_data_and_names_the_active_key() -> None:
+    codec = EncryptionCodec(KeyRing.generate("key-a"))
+    [sealed] = await codec.encode([payload()])
+    assert sealed.metadata["encoding"] == ENCODING
+    assert sealed.metadata[KEY_ID_METADATA] == b"key-a"
+    assert SECRET not in sealed.SerializeToString()
+    assert b"json/plain" not in sealed.data, "the inner encoding is hidden too"
+    assert await codec.decode([sealed]) == [payload()]
+
+
+async def test_rotated_ring_encrypts_with_the_new_key_and_still_decrypts_the_old() -> None:
+    old = KeyRing.generate("key-a")
+    [sealed_old] = await EncryptionCodec(old).encode([payload()])
+    rotated = EncryptionCodec(old.with_new_key("key-b"))
+    [sealed_new] = await rotated.encode([payload()])
+    assert sealed_new.metadata[KEY_ID_METADATA] == b"key-b"
+    assert await rotated.decode([sealed_old, sealed_new]) == [payload(), payload()]
+
+
+async def test_unknown_key_id_fails_with_a_clear_error() -> None:
+    [sealed] = await EncryptionCodec(KeyRing.generate("key-a")).encode([payload()])
+    with pytest.raises(UnknownKeyError, match=r"'key-a'.*not in the key ring.*key-b"):
+        await EncryptionCodec(KeyRing.generate("key-b")).decode([sealed])
+
+
+async def test_altered_or_relabelled_payloads_do_not_decrypt() -> None:
+    ring = KeyRing.generate("key-a").with_new_key("key-b")
+    codec = EncryptionCodec(ring)
+    [sealed] = await codec.encode([payload()])
+    altered = Payload()
+    altered.CopyFrom(sealed)
+    altered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
+    with pytest.raises(DecryptionError):
+        await codec.decode([altered])
+    # The key id is authenticated: claiming the other key of the ring fails too.
+    relabelled = Payload()
+    relabelled.CopyFrom(sealed)
+    relabelled.metadata[KEY_ID_METADATA] = b"key-a"
+    with pytest.raises(DecryptionError):
+        await codec.decode([relabelled])
+
+
+async def test_plaintext_payloads_written_before_encryption_still_decode() -> None:
+    assert await EncryptionCodec(KeyRing.generate()).decode([payload()]) == [payload()]
+
+
+def test_empty_ring_short_keys_and_duplicate_ids_are_refused() -> None:
+    with pytest.raises(KeyRingError, match="empty"):
+        KeyRing(())
+    with pytest.raises(KeyRingError, match="32"):
+        KeyRing((("k", b"short"),))
+    with pytest.raises(KeyRingError, match="twice"):
+        KeyRing((("k", bytes(32)), ("k", bytes(32))))
+
+
+def test_key_file_formats_newest_first(tmp_path: Path) -> None:
+    a, b = os.urandom(32), os.urandom(32)
+    b64 = {name: base64.b64encode(key).decode() for name, key in (("a", a), ("b", b))}
+    lines = f"# rotated in May\nkey-b:{b64['b']}\nkey-a:{b64['a']}\n"
+    assert parse_key_ring(lines).keys == (("key-b", b), ("key-a", a))
+    ring = KeyRing((("key-b", b), ("key-a", a)))
+    assert parse_key_ring(ring.to_json()) == ring
+    with pytest.raises(KeyRingError, match="base64") as bad:
+        parse_key_ring("key-a:not base64!!")
+    assert "not base64!!" not in str(bad.value)
+
+
+def test_key_files_are_private_and_the_dev_file_is_made_once(tmp_path: Path) -> None:
+    path = tmp_path / "dev" / "keys.json"
+    first = ensure_key_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert ensure_key_file(path) == first, "a second start reuses the keys"
+    path.chmod(0o644)
+    with pytest.raises(KeyRingError, match="chmod 600"):
+        load_key_file(path)
+    path.chmod(0o600)
+    rotated = first.with_new_key("next")
+    write_key_file(path, rotated)
+    assert load_key_file(path).active_id == "next"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_keys_from_the_environment(tmp_path: Path) -> None:
+    ring = KeyRing.generate("env-key")
+    assert keys_from_env({"SAFESHARE_KEYS": ring.to_json()}) == ring
+    path = tmp_path / "keys.json"
+    write_key_file(path, ring)
+    assert keys_from_env({"SAFESHARE_KEYS_FILE": str(path)}) == ring
+    assert keys_from_env({}) is None
+
+
+def test_settings_carry_the_converter_with_encoded_failures() -> None:
+    converter = TemporalSettings(keys=KeyRing.generate()).data_converter
+    assert isinstance(converter.payload_codec, EncryptionCodec)
+    # 👉 Failure messages and stack traces go into an encrypted payload, not the clear.
+    assert converter.failure_converter._encode_common_attributes  # type: ignore[attr-defined]
+    assert TemporalSettings().data_converter is DataConverter.default
+
+
+class BrokenCodec(EncryptionCodec):
+    """A codec whose encryption fails, as a missing key or a crypto error would."""
+
+    def encrypt(self, payload: Payload) -> Payload:
+        raise RuntimeError("encryption unavailable")
+
+
+async def test_a_codec_that_cannot_encrypt_fails_the_call_and_stores_nothing(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    converter = dataclasses.replace(
+        data_converter(KeyRing.generate()), payload_codec=BrokenCodec(KeyRing.generate())
+    )
+    config = dev_server.client.config()
+    config["data_converter"] = converter
+    client = Client(**config)
+    workflow_id = f"case-broken-codec-{uuid.uuid4().hex}"
+    with pytest.raises(RuntimeError, match="encryption unavailable"):
+        await client.start_workflow(
+            "SharingCase", sharing_request(), id=workflow_id, task_queue="nobody-polls"
+        )
+    with pytest.raises(RPCError, match="not found"):
+        await dev_server.client.get_workflow_handle(workflow_id).describe()
+
+
+async def test_what_temporal_stores_is_ciphertext_naming_the_key(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    ring = KeyRing.generate("stored-key")
+    config = dev_server.client.config()
+    config["data_converter"] = data_converter(ring)
+    client = Client(**config)
+    request = sharing_request()
+    handle = await client.start_workflow(
+        "SharingCase",
+        request,
+        id=f"case-stored-{uuid.uuid4().hex}",
+        task_queue="nobody-polls",
+        memo={"note": "memo text Okafor-Test"},
+    )
+    try:
+        # Read back through a client without the codec: what the server holds.
+        raw = dev_server.client.get_workflow_handle(handle.id)
+        history = await raw.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        [stored] = started.input.payloads
+        assert stored.metadata["encoding"] == ENCODING
+        assert stored.metadata[KEY_ID_METADATA] == b"stored-key"
+        everything = history.to_json().encode()
+        for personal in (b"Okafor-Test", b"9990000018", b"2016-03-14", b"s47"):
+            assert personal not in everything
+            assert base64.b64encode(personal)[:8] not in everything
+        # The memo is encrypted too, and both decode with the ring.
+        described = await raw.describe()
+        [stored_memo] = described.raw_description.workflow_execution_info.memo.fields.values()
+        assert stored_memo.metadata["encoding"] == ENCODING
+        [plain] = await EncryptionCodec(ring).decode([stored])
+        assert DataConverter.default.payload_converter.from_payload(plain, pb.SharingRequest) == (
+            request
+        )
+        memo = await (await client.get_workflow_handle(handle.id).describe()).memo_value("note")
+        assert memo == "memo text Okafor-Test"
+    finally:
+        await handle.terminate()
+
+
+def test_sharing_request_fixture_is_personal() -> None:
+    # Guards the assertions above: if the factory stopped carrying these, they would pass vacuously.
+    subject = sharing_request().subjects[0]
+    assert (subject.family_name, subject.nhs_number) == ("Okafor-Test", "9990000018")
+    assert isinstance(subject, pb.Subject)

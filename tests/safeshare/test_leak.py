@@ -1,0 +1,306 @@
+"""No personal data in the clear: cases carrying canary strings in every personal and
+free-text field run through the real dev stack; afterwards the canaries must appear nowhere in
+Temporal's SQLite files, its search attributes, the logs, or the UI's HTTP API (no codec).
+
+The negative control runs the same with ``--no-encryption`` and must find them: a scan that
+cannot see plaintext would pass vacuously. The browser check opens the UI on the encrypted
+stack: decrypted through the codec server, ciphertext without it (screenshots under
+``test-artifacts/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from agency_adapters.sandbox.seed import demo_consents, seed_store
+from agency_adapters.sandbox.store import Child, SandboxStore
+from protos.sharing.v1 import case_pb2 as pb
+from safeshare.client import CaseClient
+from safeshare.pki import DevPki
+from tests.factories import sharing_request
+from tests.safeshare.test_devstack import Ports, dev_stack, free_ports
+from workflows.ids import case_workflow_id
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+HOLDER, REQUESTER = "oakfield-primary", "riverside-gp"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@dataclass(frozen=True)
+class Canaries:
+    """Unique strings, one per personal or free-text field, fresh for every run."""
+
+    tag: str
+
+    def __getattr__(self, field: str) -> str:
+        return f"Canary{field.replace('_', '')}{self.tag}"
+
+    @property
+    def nhs_number(self) -> str:
+        return "998" + str(int(self.tag, 16) % 10**7).zfill(7)
+
+    @property
+    def date_of_birth(self) -> str:
+        return f"2011-0{int(self.tag, 16) % 9 + 1}-1{int(self.tag, 16) % 9}"
+
+    def all(self) -> dict[str, str]:
+        names = ("given", "family", "postcode", "lawful_basis", "necessity", "reference",
+                 "use", "feedback", "views", "relationship", "verification", "content",
+                 "source", "stranger")  # fmt: skip
+        found = {name: getattr(self, name) for name in names}
+        return {**found, "nhs_number": self.nhs_number, "date_of_birth": self.date_of_birth}
+
+
+# The demo cases' fictional child and texts are personal-data stand-ins too.
+DEMO_STRINGS = {
+    "demo_family": "Okafor-Test",
+    "demo_nhs": "9990000018",
+    "demo_postcode": "ZZ99 1AA",
+    "demo_use": "added to the child's assessment",
+    "demo_views": "Happy for agencies to talk to each other",
+}
+
+
+def seed_holder(data_dir: Path, canary: Canaries) -> Child:
+    """The holder's sandbox store, seeded as usual plus a canary child with consent and records
+    (the dev stack seeds only an empty store, so this one is kept)."""
+    store = SandboxStore(data_dir / "agencies" / f"{HOLDER}.db")
+    try:
+        seed_store(store, HOLDER)
+        child = Child("canary", canary.given, canary.family, canary.date_of_birth,
+                      canary.nhs_number, f"ZZ99 {canary.postcode}")  # fmt: skip
+        consent = pb.ConsentRecord()
+        consent.CopyFrom(demo_consents()["consent-given"])
+        consent.views_expressed = canary.views
+        consent.given_by_relationship = canary.relationship
+        consent.verification = canary.verification
+        item = pb.RecordItem(
+            item_id=f"{HOLDER}-canary-1",
+            category=pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,
+            kind=pb.ITEM_KIND_FACT,
+            source=canary.source,
+            content=canary.content,
+        )
+        store.add_children([child], {"canary": consent}, {"canary": [item]})
+        return child
+    finally:
+        store.close()
+
+
+def canary_request(canary: Canaries, child: Child | None) -> pb.SharingRequest:
+    request = sharing_request(holding_agency_id=HOLDER)
+    subject = request.subjects[0]
+    if child is None:  # nobody the holder knows: closes not shared, the request still recorded
+        subject.given_name, subject.family_name = canary.stranger, canary.family
+        subject.date_of_birth, subject.nhs_number = canary.date_of_birth, ""
+    else:
+        subject.given_name, subject.family_name = child.given_name, child.family_name
+        subject.date_of_birth, subject.nhs_number = child.date_of_birth, child.nhs_number
+    subject.postcode = f"ZZ99 {canary.postcode}"
+    request.lawful_basis = canary.lawful_basis
+    request.agency_reference = canary.reference
+    for category in request.categories:
+        category.necessity = canary.necessity
+    return request
+
+
+async def run_canary_cases(pki: DevPki, ports: Ports, canary: Canaries, child: Child) -> list[str]:
+    """Submit the canary cases as the GP practice; acknowledge the delivered one."""
+    ids = []
+    async with CaseClient.connect(f"127.0.0.1:{ports.gateway}", pki.agency(REQUESTER)) as gp:
+        delivered = await gp.submit(canary_request(canary, child))
+        stranger = await gp.submit(canary_request(canary, None))
+        ids = [case_workflow_id(delivered.case_ref), case_workflow_id(stranger.case_ref)]
+        for _ in range(240):
+            view = await gp.get(delivered.case_ref)
+            if view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
+                break
+            await asyncio.sleep(0.25)
+        else:
+            pytest.fail(f"the canary case never delivered: {view}")
+        await gp.acknowledge(
+            delivered.case_ref,
+            pb.Acknowledgement(
+                practitioner=pb.Practitioner(user_id="gp-9", role="gp"),
+                status=pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
+                use=canary.use,
+                feedback=canary.feedback,
+            ),
+        )
+        for ref in (delivered.case_ref, stranger.case_ref):
+            for _ in range(240):
+                if (await gp.get(ref)).state == pb.CASE_STATE_CLOSED:
+                    break
+                await asyncio.sleep(0.25)
+            else:
+                pytest.fail(f"case {ref} never closed")
+    return ids
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a JSON document, plus what its base64 strings decode to (payloads)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+        with suppress(binascii.Error, ValueError):
+            yield base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+
+
+async def ui_api(ports: Ports, workflow_ids: list[str]) -> dict[str, str]:
+    """What the UI's HTTP API serves to a browser without the codec, by path."""
+    base = f"http://127.0.0.1:{ports.ui}/api/v1/namespaces/default"
+    paths = [f"/workflows?query={'WorkflowType%3D%27SharingCase%27'}"]
+    for workflow_id in workflow_ids:
+        paths += [
+            f"/workflows/{workflow_id}",
+            f"/workflows/{workflow_id}/history?maximumPageSize=1000",
+        ]
+    served = {}
+    async with aiohttp.ClientSession() as session:
+        for path in paths:
+            async with session.get(base + path) as response:
+                assert response.status == 200, (path, await response.text())
+                served[path] = "\n".join(_strings(await response.json()))
+    return served
+
+
+def read_files(data_dir: Path) -> dict[str, bytes]:
+    """Temporal's SQLite file with its -wal and -shm, and every process's log."""
+    places = {path.name: path.read_bytes() for path in data_dir.glob("temporal.db*")}
+    for log in (data_dir / "logs").glob("*.log"):
+        places[f"logs/{log.name}"] = log.read_bytes()
+    return places
+
+
+async def scan(
+    data_dir: Path, ports: Ports, ids: list[str], canaries: dict[str, str]
+) -> dict[str, list[str]]:
+    """Where each canary appears: Temporal's files, every log, the UI API without the codec."""
+    places = await asyncio.to_thread(read_files, data_dir)
+    for api_path, text in (await ui_api(ports, ids)).items():
+        places[f"ui{api_path}"] = text.encode()
+    assert "temporal.db" in places and any(p.startswith("logs/") for p in places)
+    return {
+        place: sorted(name for name, value in canaries.items() if value.encode() in content)
+        for place, content in places.items()
+        if any(value.encode() in content for value in canaries.values())
+    }
+
+
+@dataclass
+class Run:
+    data_dir: Path
+    ports: Ports
+    ids: list[str]
+    hits: dict[str, list[str]]
+    canary: Canaries
+
+
+@asynccontextmanager
+async def running(mode: str, factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
+    """The dev stack with the demo and canary cases run through it, and the scan of it."""
+    data_dir, ports = factory.mktemp(mode) / "data", free_ports()
+    canary = Canaries(uuid.uuid4().hex[:8])
+    child = seed_holder(data_dir, canary)
+    extra = () if mode == "encrypted" else ("--no-encryption",)
+    async with dev_stack(data_dir, ports, *extra) as stack:
+        ids = await run_canary_cases(DevPki(data_dir / "dev" / "pki"), ports, canary, child)
+        ids += [case_workflow_id(ref) for ref in stack.demo_refs.values()]
+        hits = await scan(data_dir, ports, ids, {**canary.all(), **DEMO_STRINGS})
+        yield Run(data_dir, ports, ids, hits, canary)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def encrypted(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
+    async with running("encrypted", tmp_path_factory) as run:
+        yield run
+
+
+async def test_no_canary_appears_in_the_clear(encrypted: Run) -> None:
+    assert encrypted.hits == {}
+
+
+async def test_negative_control_without_encryption_the_scan_finds_the_canaries(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    async with running("plaintext", tmp_path_factory) as run:
+        hits = run.hits
+    # Request, consent, records and acknowledgement all land in Temporal's store and the UI.
+    assert "temporal.db" in hits or "temporal.db-wal" in hits
+    stored = set(hits.get("temporal.db", [])) | set(hits.get("temporal.db-wal", []))
+    for field in ("given", "nhs_number", "lawful_basis", "necessity", "views", "content", "use"):
+        assert field in stored, (field, hits)
+    assert any(place.startswith("ui/") and "given" in found for place, found in hits.items())
+
+
+# -- the browser check -----------------------------------------------------------------------
+
+
+def chromium_or_skip() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must install Debian chromium at {CHROMIUM} (.ci/run does)")
+    pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
+    raise AssertionError  # unreachable
+
+
+async def test_ui_shows_decrypted_cases_with_the_codec_and_ciphertext_without(
+    encrypted: Run,
+) -> None:
+    from playwright.async_api import async_playwright
+
+    executable = chromium_or_skip()
+    ARTIFACTS.mkdir(exist_ok=True)
+    workflow_id = encrypted.ids[0]
+    url = f"http://127.0.0.1:{encrypted.ports.ui}/namespaces/default/workflows/{workflow_id}"
+    codec = f"http://127.0.0.1:{encrypted.ports.codec}"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(executable),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            for with_codec in (True, False):
+                context = await browser.new_context(viewport={"width": 1400, "height": 2000})
+                if not with_codec:
+                    # Someone without access to the codec server: its calls never answer.
+                    await context.route(f"{codec}/**", lambda route: route.abort())
+                page = await context.new_page()
+                await page.goto(url)
+                secret = encrypted.canary.lawful_basis  # in the case's input
+                # With the codec the input renders decrypted; without, the UI says the codec
+                # server could not connect and shows the ciphertext's base64.
+                wanted = secret if with_codec else "Codec Server could not connect"
+                # The banner is in the page once the UI has tried the codec (it may be
+                # collapsed, so wait for it to be attached rather than visible).
+                await page.get_by_text(wanted, exact=False).first.wait_for(
+                    state="visible" if with_codec else "attached", timeout=30_000
+                )
+                name = "ui-with-codec.png" if with_codec else "ui-without-codec.png"
+                await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+                content = await page.content()
+                assert (secret in content) is with_codec
+                await context.close()
+        finally:
+            await browser.close()
