@@ -29,6 +29,8 @@ class Agency:
     kind: str
     signed_protocol_version: str
     review_date: dt.date
+    commissioned_by: str | None = None
+    """For a contracted or commissioned provider: the partner agency that binds it."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,19 @@ def load_registry(path: Path = DEFAULT_REGISTRY_PATH) -> Registry:
                 kind=str(entry["kind"]),
                 signed_protocol_version=str(entry["signed_protocol_version"]),
                 review_date=entry["review_date"],
+                commissioned_by=entry.get("commissioned_by"),
             )
             if not AGENCY_ID_PATTERN.fullmatch(agency.id):
                 raise RegistryError(f"agency id {agency.id!r} is not a valid code")
             if agency.id in agencies:
                 raise RegistryError(f"agency {agency.id!r} is listed twice")
             agencies[agency.id] = agency
+        for agency in agencies.values():
+            if agency.commissioned_by and agency.commissioned_by not in agencies:
+                raise RegistryError(
+                    f"agency {agency.id!r} is commissioned by {agency.commissioned_by!r}, "
+                    "which is not in the registry"
+                )
         return Registry(
             registry_version=int(data["registry_version"]),
             protocol_version=str(data["protocol_version"]),

@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
+from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
 from safeshare.temporal import TemporalSettings, TemporalUnavailable
 from safeshare.tls import TlsError, TlsFiles
@@ -56,17 +58,55 @@ LogFormat = Annotated[
     ),
 ]
 LogLevel = Annotated[str, typer.Option(envvar="SAFESHARE_LOG_LEVEL", help="Minimum log level.")]
+KeysFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SAFESHARE_KEYS_FILE",
+        help="Payload key file (mode 0600, newest key first); or the keys in SAFESHARE_KEYS.",
+    ),
+]
+PLAINTEXT_ENV = "SAFESHARE_PLAINTEXT_PAYLOADS"
+"""Set to 1 to run without payload encryption: only to show what would leak (the leak test)."""
 
 
 class UsageError(Exception):
     """Options that do not fit together."""
 
 
-def _temporal(address: str, namespace: str, ca: Path | None, cert: Path | None, key: Path | None):
+def _temporal(
+    address: str,
+    namespace: str,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    keys_file: Path | None = None,
+) -> TemporalSettings:
     if any((ca, cert, key)) and not all((ca, cert, key)):
         raise UsageError("--temporal-ca, --temporal-cert and --temporal-key go together")
     tls = TlsFiles(ca, cert, key) if ca and cert and key else None
-    return TemporalSettings(address=address, namespace=namespace, tls=tls)
+    keys = _payload_keys(keys_file, required=os.environ.get(PLAINTEXT_ENV) != "1")
+    return TemporalSettings(address=address, namespace=namespace, tls=tls, keys=keys)
+
+
+def _payload_keys(keys_file: Path | None, required: bool = True) -> KeyRing | None:
+    """The payload key ring from --keys-file, SAFESHARE_KEYS_FILE or SAFESHARE_KEYS.
+
+    Safe by default: with no keys the command refuses to start, unless encryption was turned
+    off explicitly (SAFESHARE_PLAINTEXT_PAYLOADS=1).
+    """
+    try:
+        keys = load_key_file(keys_file) if keys_file else keys_from_env()
+    except KeyRingError as err:
+        typer.echo(f"safeshare: error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if keys is None and required:
+        typer.echo(
+            "safeshare: error: no payload encryption keys: pass --keys-file, or set "
+            f"SAFESHARE_KEYS_FILE or SAFESHARE_KEYS ({PLAINTEXT_ENV}=1: payloads in the clear)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return keys
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -92,6 +132,7 @@ def hub(
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
+    keys_file: KeysFile = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -99,7 +140,10 @@ def hub(
     from safeshare.services import run_hub
 
     _logging("hub", log_format, log_level)
-    _run(run_hub(_temporal(temporal_address, namespace, temporal_ca, temporal_cert, temporal_key)))
+    temporal = _temporal(
+        temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
+    )
+    _run(run_hub(temporal))
 
 
 @app.command()
@@ -117,6 +161,7 @@ def gateway(
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
+    keys_file: KeysFile = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -124,14 +169,23 @@ def gateway(
     from safeshare.services import run_gateway
 
     _logging("gateway", log_format, log_level)
-    temporal = _temporal(temporal_address, namespace, temporal_ca, temporal_cert, temporal_key)
+    temporal = _temporal(
+        temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
+    )
     _run(run_gateway(temporal, TlsFiles(tls_ca, tls_cert, tls_key), host, port, registry))
 
 
 @app.command()
 def adapter(
-    agency: Annotated[str, typer.Option(help="The agency id this adapter serves.")],
-    target: Annotated[str, typer.Option(help="The agency system's agency.v1 host:port.")],
+    agency: Annotated[
+        str, typer.Option(envvar="SAFESHARE_AGENCY_ID", help="The agency id this adapter serves.")
+    ],
+    target: Annotated[
+        str,
+        typer.Option(
+            envvar="SAFESHARE_AGENCY_TARGET", help="The agency system's agency.v1 host:port."
+        ),
+    ],
     tls_ca: TlsCa,
     tls_cert: TlsCert,
     tls_key: TlsKey,
@@ -140,15 +194,90 @@ def adapter(
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
+    keys_file: KeysFile = None,
+    call_timeout: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SAFESHARE_AGENCY_CALL_TIMEOUT",
+            help="Deadline of each agency call, seconds (default 25; keep it below 30).",
+        ),
+    ] = None,
+    claim_check_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="SAFESHARE_CLAIM_CHECK_DIR",
+            help="Claim-check store for records too large for a payload (shared by adapters).",
+        ),
+    ] = Path(".safeshare/claims"),
+    claim_check: Annotated[
+        bool, typer.Option(help="Use the claim-check store; off: refuse large records.")
+    ] = True,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="SAFESHARE_ADAPTER_HEALTH_PORT",
+            help="Serve grpc.health.v1 (plaintext) on this port; off when unset.",
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option(envvar="SAFESHARE_ADAPTER_HEALTH_HOST", help="Health server address.")
+    ] = "127.0.0.1",
+    max_concurrent_activities: Annotated[
+        int, typer.Option(help="Agency calls in flight at most.")
+    ] = 20,
+    graceful_shutdown: Annotated[
+        float, typer.Option(help="Seconds in-flight activities may finish after SIGTERM.")
+    ] = 10.0,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run an agency's adapter worker: polls agency.<ID>, calls the agency system over mTLS."""
-    from safeshare.services import run_adapter
+    from safeshare.services import AdapterOptions, run_adapter
 
     _logging("adapter", log_format, log_level)
-    temporal = _temporal(temporal_address, namespace, temporal_ca, temporal_cert, temporal_key)
-    _run(run_adapter(temporal, agency, target, TlsFiles(tls_ca, tls_cert, tls_key)))
+    temporal = _temporal(
+        temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
+    )
+    options = AdapterOptions(
+        call_timeout=call_timeout,
+        claim_check_dir=claim_check_dir if claim_check else None,
+        health_host=health_host,
+        health_port=health_port,
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_seconds=graceful_shutdown,
+    )
+    _run(run_adapter(temporal, agency, target, TlsFiles(tls_ca, tls_cert, tls_key), options))
+
+
+FaultRpc = Annotated[
+    list[str] | None,
+    typer.Option(help="AgencyService method the faults apply to (repeat); default all."),
+]
+
+
+def _faults(
+    unavailable: bool,
+    delay_ms: int,
+    fail_next: int,
+    fail_code: str,
+    drop_replies: int,
+    rpcs: list[str] | None,
+):  # -> control_pb.Faults, imported lazily like every command's dependencies
+    from agency_adapters.sandbox.faults import FaultError, parse_status_code
+    from protos.agency.v1.sandbox_control_pb2 import Faults
+
+    try:
+        parse_status_code(fail_code)
+    except FaultError as err:
+        raise typer.BadParameter(str(err), param_hint="--fault-fail-code") from None
+    return Faults(
+        unavailable=unavailable,
+        delay_ms=delay_ms,
+        fail_next=fail_next,
+        fail_code=fail_code.upper(),
+        drop_replies_after_commit=drop_replies,
+        rpcs=rpcs or [],
+    )
 
 
 @app.command("sandbox-agency")
@@ -162,14 +291,38 @@ def sandbox_agency(
     ),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 50061,
+    fault_unavailable: Annotated[
+        bool, typer.Option(help="Fault: answer every call UNAVAILABLE.")
+    ] = False,
+    fault_delay_ms: Annotated[int, typer.Option(help="Fault: delay every call (ms).")] = 0,
+    fault_fail_next: Annotated[int, typer.Option(help="Fault: fail the next N calls.")] = 0,
+    fault_fail_code: Annotated[
+        str, typer.Option(help="Status code for --fault-fail-next.")
+    ] = "UNAVAILABLE",
+    fault_drop_replies: Annotated[
+        int, typer.Option(help="Fault: store the next N deliveries, then drop the reply.")
+    ] = 0,
+    fault_rpc: FaultRpc = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Serve a sandbox agency system (agency.v1 over mTLS, SQLite, fictional data)."""
+    """Serve a sandbox agency system (agency.v1 over mTLS, SQLite, fictional data).
+
+    Only SafeShare's adapter for this agency (certificate CN adapter.<ID>) may call
+    AgencyService. Faults can be changed at run time with `safeshare sandbox-faults`.
+    """
     from safeshare.services import run_sandbox_agency
 
+    faults = _faults(
+        fault_unavailable,
+        fault_delay_ms,
+        fault_fail_next,
+        fault_fail_code,
+        fault_drop_replies,
+        fault_rpc,
+    )
     _logging("sandbox-agency", log_format, log_level)
-    _run(run_sandbox_agency(agency, db, TlsFiles(tls_ca, tls_cert, tls_key), host, port))
+    _run(run_sandbox_agency(agency, db, TlsFiles(tls_ca, tls_cert, tls_key), host, port, faults))
 
 
 @app.command()
@@ -183,19 +336,121 @@ def dev(
     agency_port: Annotated[
         int, typer.Option(help="First sandbox agency port; the others follow.")
     ] = 50061,
+    codec_port: Annotated[int, typer.Option(help="Codec server port (for the UI).")] = 8081,
     demo: Annotated[bool, typer.Option(help="Submit the demo cases.")] = True,
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
     ),
+    encryption: Annotated[
+        bool,
+        typer.Option(
+            help="Encrypt Temporal payloads. --no-encryption only shows what would leak "
+            "(the leak test's negative control); never use it with real data."
+        ),
+    ] = True,
 ) -> None:
     """Start the whole system on this machine, with demo cases, until Ctrl-C."""
     from safeshare.devstack import DevPorts, run_dev_stack
 
     configure_logging(json=False, component="dev")
     ports = DevPorts(
-        temporal=temporal_port, ui=ui_port, gateway=gateway_port, first_agency=agency_port
+        temporal=temporal_port,
+        ui=ui_port,
+        gateway=gateway_port,
+        first_agency=agency_port,
+        codec=codec_port,
     )
-    _run(run_dev_stack(data_dir.resolve(), ports, registry.resolve(), demo=demo))
+    _run(
+        run_dev_stack(
+            data_dir.resolve(), ports, registry.resolve(), demo=demo, encryption=encryption
+        )
+    )
+
+
+@app.command("sandbox-faults")
+def sandbox_faults(
+    target: Annotated[str, typer.Option(help="The sandbox agency's host:port.")],
+    tls_ca: TlsCa,
+    tls_cert: TlsCert,
+    tls_key: TlsKey,
+    show: Annotated[bool, typer.Option(help="Only show the faults; change nothing.")] = False,
+    unavailable: Annotated[bool, typer.Option(help="Answer every call UNAVAILABLE.")] = False,
+    delay_ms: Annotated[int, typer.Option(help="Delay every call (ms).")] = 0,
+    fail_next: Annotated[int, typer.Option(help="Fail the next N calls.")] = 0,
+    fail_code: Annotated[str, typer.Option(help="Status code for --fail-next.")] = "UNAVAILABLE",
+    drop_replies: Annotated[
+        int, typer.Option(help="Store the next N deliveries, then drop the reply.")
+    ] = 0,
+    rpc: FaultRpc = None,
+) -> None:
+    """Set a running sandbox agency's faults (all of them; no flags clears them), print state.
+
+    Prints JSON: the faults in force, calls received by method, and what was received.
+    """
+    import json
+
+    from safeshare.sandbox_admin import SandboxAdminError, control_sandbox
+
+    faults = (
+        None if show else _faults(unavailable, delay_ms, fail_next, fail_code, drop_replies, rpc)
+    )
+    try:
+        state = asyncio.run(control_sandbox(target, TlsFiles(tls_ca, tls_cert, tls_key), faults))
+    except (SandboxAdminError, TlsError) as err:
+        typer.echo(f"safeshare: error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(state, indent=2))
+
+
+@app.command("codec-server")
+def codec_server(
+    keys_file: KeysFile = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SAFESHARE_CODEC_TOKEN_FILE", help="File holding the bearer token (0600)."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_CODEC_TOKEN",
+            help="The bearer token callers present (prefer --token-file: argv is visible).",
+        ),
+    ] = None,
+    ui_origin: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_CODEC_UI_ORIGIN", help="The Temporal UI's origin, for CORS."
+        ),
+    ] = "http://127.0.0.1:8233",
+    trust_ui_origin: Annotated[
+        bool,
+        typer.Option(
+            help="Dev only: accept browser requests from --ui-origin without a token "
+            "(the UI sends no token unless it has its own sign-in)."
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+    log_format: LogFormat = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Serve /encode and /decode for the Temporal UI and CLI (--codec-endpoint)."""
+    from safeshare.codec.server import CodecAccess
+    from safeshare.services import run_codec_server
+
+    _logging("codec-server", log_format, log_level)
+    keys = _payload_keys(keys_file)
+    assert keys is not None  # required=True
+    secret = token_file.read_text().strip() if token_file else token
+    if not secret:
+        raise typer.BadParameter("a token is required", param_hint="--token-file / --token")
+    try:
+        access = CodecAccess(secret, ui_origin or None, trust_ui_origin)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--token / --trust-ui-origin") from None
+    _run(run_codec_server(keys, access, host, port))
 
 
 def main() -> None:

@@ -59,3 +59,71 @@ class CaseClient:
             timeout=self._timeout,
         )
         return response.case
+
+    async def record_consent(self, case_ref: str, decision: pb.ConsentDecision) -> pb.CaseView:
+        """As the holder: record consent, or why it is not sought."""
+        response = await self._stub.RecordConsent(
+            service_pb.RecordConsentRequest(case_ref=case_ref, decision=decision),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def propose_override(self, case_ref: str, proposal: pb.OverrideProposal) -> pb.CaseView:
+        """As the holder: propose an override with its justification."""
+        response = await self._stub.ProposeOverride(
+            service_pb.ProposeOverrideRequest(case_ref=case_ref, proposal=proposal),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def decide_override(self, case_ref: str, decision: pb.OverrideDecision) -> pb.CaseView:
+        """As an approver at the holder: approve or reject the proposed override."""
+        response = await self._stub.DecideOverride(
+            service_pb.DecideOverrideRequest(case_ref=case_ref, decision=decision),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def share_first(self, case_ref: str, decision: pb.ShareFirstDecision) -> pb.CaseView:
+        """As the holder, RED only: share now and justify within the override deadline."""
+        response = await self._stub.ShareFirst(
+            service_pb.ShareFirstRequest(case_ref=case_ref, decision=decision),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def decline_to_share(self, case_ref: str, decision: pb.DeclineDecision) -> pb.CaseView:
+        """As the holder: decide not to share, with reasons."""
+        response = await self._stub.DeclineToShare(
+            service_pb.DeclineToShareRequest(case_ref=case_ref, decision=decision),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def withdraw_request(
+        self, case_ref: str, withdrawal: pb.RequestWithdrawal
+    ) -> pb.CaseView:
+        """As the requester: withdraw the request."""
+        response = await self._stub.WithdrawRequest(
+            service_pb.WithdrawRequestRequest(case_ref=case_ref, withdrawal=withdrawal),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def change_urgency(self, case_ref: str, change: pb.UrgencyChange) -> pb.CaseView:
+        """As the requester: re-rate the urgency."""
+        response = await self._stub.ChangeUrgency(
+            service_pb.ChangeUrgencyRequest(case_ref=case_ref, change=change),
+            timeout=self._timeout,
+        )
+        return response.case
+
+    async def withdraw_consent(
+        self, case_ref: str, withdrawal: pb.ConsentWithdrawal
+    ) -> pb.CaseView:
+        """As the holder: record consent withdrawn after delivery; the recipient is told."""
+        response = await self._stub.WithdrawConsent(
+            service_pb.WithdrawConsentRequest(case_ref=case_ref, withdrawal=withdrawal),
+            timeout=self._timeout,
+        )
+        return response.case

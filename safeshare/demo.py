@@ -1,4 +1,4 @@
-"""The demo cases the dev stack submits: one of each path the walking skeleton has.
+"""The demo cases the dev stack submits, and what their practitioners do: one of each path.
 
 Request ids are fixed, so a second start finds the same cases (SubmitRequest is idempotent)
 instead of opening new ones. Subjects are the sandbox's fictional children.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 from dataclasses import dataclass
 
 import grpc
@@ -19,7 +20,21 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.tls import TlsFiles
 
-RESTING_STATES = (pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT, pb.CASE_STATE_CLOSED)
+RESTING_STATES = (
+    pb.CASE_STATE_AWAITING_CONSENT_DECISION,
+    pb.CASE_STATE_AWAITING_OVERRIDE_DECISION,
+    pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT,
+    pb.CASE_STATE_CLOSED,
+)
+
+
+class Script(enum.Enum):
+    """What the demo's practitioners do once a case comes to rest."""
+
+    ACKNOWLEDGE = "acknowledge"
+    LEAVE_WAITING = "leave waiting"
+    OVERRIDE = "override"
+    DECLINE = "decline"
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,7 @@ class DemoCase:
     purpose: pb.Purpose.ValueType
     urgency: pb.Urgency.ValueType
     categories: tuple[pb.InformationCategory.ValueType, ...]
-    acknowledge: bool
+    script: Script
     story: str
 
 
@@ -42,25 +57,31 @@ DEMO_CASES = (
         "demo-1", "northshire-csc", "oakfield-primary", "consent-given",
         pb.PURPOSE_SAFEGUARDING, pb.URGENCY_AMBER,
         (pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE, pb.INFORMATION_CATEGORY_WELFARE_CONCERNS),
-        True, "consent covers: delivered and acknowledged",
+        Script.ACKNOWLEDGE, "consent covers: delivered and acknowledged",
     ),
     DemoCase(
         "demo-2", "oakfield-primary", "riverside-gp", "consent-given",
         pb.PURPOSE_HEALTH_AND_WELLBEING, pb.URGENCY_GREEN,
         (pb.INFORMATION_CATEGORY_HEALTH_SUMMARY,),
-        False, "consent covers: delivered, waiting for the school to acknowledge",
+        Script.LEAVE_WAITING, "consent covers: delivered, waiting for the school to acknowledge",
     ),
     DemoCase(
         "demo-3", "northshire-police", "northshire-csc", "consent-refused",
         pb.PURPOSE_SAFEGUARDING, pb.URGENCY_RED,
         (pb.INFORMATION_CATEGORY_SOCIAL_CARE_INVOLVEMENT,),
-        False, "consent refused: not shared (the override path is issue #3)",
+        Script.OVERRIDE, "consent refused: override proposed, approved, delivered",
     ),
     DemoCase(
         "demo-4", "riverside-gp", "oakfield-primary", "consent-partial",
         pb.PURPOSE_HEALTH_AND_WELLBEING, pb.URGENCY_AMBER,
         (pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE, pb.INFORMATION_CATEGORY_WELFARE_CONCERNS),
-        False, "consent does not cover this purpose or category: not shared",
+        Script.DECLINE, "consent does not cover: the school declines, with reasons",
+    ),
+    DemoCase(
+        "demo-5", "northshire-csc", "northshire-police", "consent-withdrawn",
+        pb.PURPOSE_PROTECTION_FROM_HARM, pb.URGENCY_AMBER,
+        (pb.INFORMATION_CATEGORY_POLICE_INCIDENTS,),
+        Script.LEAVE_WAITING, "consent withdrawn: waiting for the police to decide",
     ),
 )  # fmt: skip
 
@@ -122,43 +143,99 @@ async def run_demo(
     gateway: str, agency_tls: dict[str, TlsFiles], wait: float = 60.0
 ) -> list[DemoResult]:
     """Submit every demo case through the gateway as its requesting agency, wait for each to
-    come to rest, and acknowledge the ones the demo acknowledges."""
+    come to rest, and play each case's script as its practitioners would."""
     return list(
-        await asyncio.gather(
-            *(_run_case(gateway, agency_tls[case.requester], case, wait) for case in DEMO_CASES)
-        )
+        await asyncio.gather(*(_run_case(gateway, agency_tls, case, wait) for case in DEMO_CASES))
     )
 
 
-async def _run_case(gateway: str, tls: TlsFiles, case: DemoCase, wait: float) -> DemoResult:
-    async with CaseClient.connect(gateway, tls) as client:
-        submitted = await client.submit(demo_request(case))
-        view = await _until_resting(client, submitted.case_ref, wait)
-        if case.acknowledge and view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
-            try:
-                await client.acknowledge(
-                    submitted.case_ref,
-                    pb.Acknowledgement(
-                        practitioner=pb.Practitioner(
-                            user_id=f"{case.requester}-practitioner-1",
-                            role="designated_safeguarding_lead",
-                        ),
-                        status=pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
-                        use="added to the child's assessment",
-                        feedback="received in time, thank you",
+def _actor(agency_id: str, user: str, role: str) -> pb.Actor:
+    return pb.Actor(practitioner=pb.Practitioner(user_id=f"{agency_id}-{user}", role=role))
+
+
+async def _run_case(
+    gateway: str, agency_tls: dict[str, TlsFiles], case: DemoCase, wait: float
+) -> DemoResult:
+    async with (
+        CaseClient.connect(gateway, agency_tls[case.requester]) as requester,
+        CaseClient.connect(gateway, agency_tls[case.holder]) as holder,
+    ):
+        submitted = await requester.submit(demo_request(case))
+        ref = submitted.case_ref
+        view = await _until_resting(requester, ref, wait)
+        try:
+            if (
+                case.script is Script.OVERRIDE
+                and view.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
+            ):
+                await holder.propose_override(ref, _override(case))
+                await holder.decide_override(
+                    ref,
+                    pb.OverrideDecision(
+                        actor=_actor(case.holder, "dsl-1", "designated_safeguarding_lead"),
+                        approve=True,
+                        reason="s47 threshold met; sharing is necessary and proportionate",
                     ),
                 )
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                    raise
-            view = await _until_resting(client, submitted.case_ref, wait, closed=True)
-        return DemoResult(case, submitted.case_ref, submitted.created, view)
+                view = await _until_resting(requester, ref, wait, after=view.state)
+            if (
+                case.script is Script.DECLINE
+                and view.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
+            ):
+                await holder.decline_to_share(
+                    ref,
+                    pb.DeclineDecision(
+                        actor=_actor(case.holder, "practitioner-1", "teacher"),
+                        reasons=["consent_not_covering", "not_necessary_for_purpose"],
+                        explanation="the GP's concern can be met by the school nurse's review",
+                    ),
+                )
+                view = await _until_resting(requester, ref, wait, after=view.state)
+            if (
+                case.script in (Script.ACKNOWLEDGE, Script.OVERRIDE)
+                and view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+            ):
+                await requester.acknowledge(ref, _acknowledgement(case))
+                view = await _until_resting(requester, ref, wait, after=view.state)
+        except grpc.aio.AioRpcError as err:
+            # A second start finds the cases where the first left them.
+            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+        return DemoResult(case, ref, submitted.created, await requester.get(ref))
+
+
+def _override(case: DemoCase) -> pb.OverrideProposal:
+    return pb.OverrideProposal(
+        actor=_actor(case.holder, "practitioner-1", "social_worker"),
+        consent_state_overridden=pb.CONSENT_STATUS_REFUSED,
+        harm_statement="police report a risk of significant harm to the child",
+        legal_basis="Children Act 1989 s47; DPA 2018 Sch 1 para 18",
+        reason_code=pb.OVERRIDE_REASON_SIGNIFICANT_HARM,
+        necessity_and_proportionality="only social care involvement, for the strategy meeting",
+        minimum_data_set=list(case.categories),
+        alternatives_considered="asking the father again: refused; risk of delay",
+        advice_sought="designated safeguarding lead",
+        subject_will_be_told=False,
+        not_telling_reason="telling the family now may increase the risk to the child",
+    )
+
+
+def _acknowledgement(case: DemoCase) -> pb.Acknowledgement:
+    return pb.Acknowledgement(
+        practitioner=pb.Practitioner(
+            user_id=f"{case.requester}-practitioner-1", role="designated_safeguarding_lead"
+        ),
+        status=pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
+        use="added to the child's assessment",
+        feedback="received in time, thank you",
+    )
 
 
 async def _until_resting(
-    client: CaseClient, case_ref: str, wait: float, closed: bool = False
+    client: CaseClient, case_ref: str, wait: float, after: int | None = None
 ) -> pb.CaseView:
-    wanted = (pb.CASE_STATE_CLOSED,) if closed else RESTING_STATES
+    """Poll the case until it rests at a step where a person must act (or it closed), and
+    is no longer at ``after``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
@@ -169,6 +246,6 @@ async def _until_resting(
             if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
                 raise
             view = pb.CaseView(case_ref=case_ref)
-        if view.state in wanted or loop.time() > deadline:
+        if (view.state in RESTING_STATES and view.state != after) or loop.time() > deadline:
             return view
         await asyncio.sleep(0.25)

@@ -10,6 +10,9 @@ Everything lives under the data dir (``.safeshare/`` by default), so a second st
     temporal.db                Temporal's SQLite store (cases and their histories)
     agencies/<id>.db           each sandbox agency's SQLite store
     dev/pki/                   the private CA and every certificate (see safeshare.pki)
+    dev/keys.json              the payload key ring (0600), made on first start and reused
+    dev/codec-token            the codec server's bearer token (0600), for the Temporal CLI
+    claims/                    large deliveries kept outside Temporal's history (claim-check)
     logs/<process>.log         each process's JSON log lines
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import sysconfig
@@ -31,6 +35,7 @@ from rich.table import Table
 
 from activities.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, ensure_key_file
 from safeshare.demo import DemoResult, run_demo
 from safeshare.pki import DevPki
 from safeshare.shutdown import wait_for_stop_signal
@@ -58,6 +63,7 @@ class DevPorts:
     ui: int = 8233
     gateway: int = 50051
     first_agency: int = 50061
+    codec: int = 8081
 
 
 @dataclass
@@ -85,9 +91,14 @@ def temporal_search_attribute_type(key: search_attributes.SearchAttributeKey) ->
 class DevStack:
     """The processes of the dev stack and how to start and stop them."""
 
-    def __init__(self, data_dir: Path, ports: DevPorts, registry_path: Path) -> None:
+    def __init__(
+        self, data_dir: Path, ports: DevPorts, registry_path: Path, encryption: bool = True
+    ) -> None:
         self.data_dir = data_dir
         self.ports = ports
+        self.encryption = encryption
+        self.keys_file = data_dir / "dev" / "keys.json"
+        self.codec_token_file = data_dir / "dev" / "codec-token"
         self.registry_path = registry_path
         self.registry = load_registry(registry_path)
         self.pki = DevPki(data_dir / "dev" / "pki")
@@ -101,6 +112,11 @@ class DevStack:
     def ui_url(self) -> str:
         """The Temporal Web UI."""
         return f"http://{HOST}:{self.ports.ui}/namespaces/{NAMESPACE}/workflows"
+
+    @property
+    def codec_url(self) -> str:
+        """The codec server (the UI's and CLI's --codec-endpoint)."""
+        return f"http://{HOST}:{self.ports.codec}"
 
     @property
     def gateway_target(self) -> str:
@@ -120,6 +136,8 @@ class DevStack:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "agencies").mkdir(parents=True, exist_ok=True)
         self._issue_certificates()
+        if self.encryption:
+            await self._start_codec_server()
         await self._start_temporal()
         for agency_id, port in self.agency_ports.items():
             tls = self.pki.agency(agency_id)
@@ -136,6 +154,7 @@ class DevStack:
             await self._spawn(
                 f"adapter-{agency_id}",
                 "adapter", "--agency", agency_id, "--target", f"{HOST}:{port}",
+                "--claim-check-dir", str(self.data_dir / "claims"),
                 *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
             )  # fmt: skip
         await self._spawn("hub", "hub", *self._temporal_args())
@@ -154,6 +173,23 @@ class DevStack:
             self.pki.agency(agency_id)
             self.pki.adapter(agency_id)
 
+    async def _start_codec_server(self) -> None:
+        ensure_key_file(self.keys_file)
+        if not self.codec_token_file.exists():
+            descriptor = os.open(self.codec_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(32) + "\n")
+        await self._spawn(
+            "codec-server",
+            "codec-server", "--port", str(self.ports.codec),
+            "--keys-file", str(self.keys_file), "--token-file", str(self.codec_token_file),
+            "--ui-origin", f"http://{HOST}:{self.ports.ui}",
+            # 👉 The dev UI has no sign-in, so it cannot send a token; on loopback the UI's
+            # origin stands in for one (README: what production must do instead).
+            "--trust-ui-origin",
+        )  # fmt: skip
+        await self._wait_for_port("codec-server", self.ports.codec)
+
     def _temporal_args(self) -> list[str]:
         return ["--temporal-address", f"{HOST}:{self.ports.temporal}", "--namespace", NAMESPACE]
 
@@ -165,6 +201,7 @@ class DevStack:
             "--db-filename", str(self.data_dir / "temporal.db"),
             "--ip", HOST, "--port", str(self.ports.temporal),
             "--ui-port", str(self.ports.ui), "--ui-disable-news-fetch",
+            *(["--ui-codec-endpoint", self.codec_url] if self.encryption else []),
             "--namespace", NAMESPACE, "--log-level", "warn",
             # WAL doubles throughput on these machines and still survives a crash.
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
@@ -198,6 +235,12 @@ class DevStack:
     async def _spawn_binary(self, name: str, *argv: str) -> None:
         log_path = self.data_dir / "logs" / f"{name}.log"
         env = {**os.environ, "SAFESHARE_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        env.pop(KEYS_ENV, None)
+        if self.encryption:
+            env[KEYS_FILE_ENV] = str(self.keys_file)
+        else:
+            env.pop(KEYS_FILE_ENV, None)
+            env["SAFESHARE_PLAINTEXT_PAYLOADS"] = "1"
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -278,6 +321,15 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
     console.print("[bold green]SafeShare dev stack is up.[/]")
     console.print(f"  Temporal Web UI   {stack.ui_url}")
     console.print(f"  Temporal server   {HOST}:{stack.ports.temporal} (namespace {NAMESPACE})")
+    if stack.encryption:
+        console.print(f"  codec server      {stack.codec_url} (the UI decrypts through it)")
+        console.print(f"  payload keys      {stack.keys_file}")
+        console.print(
+            f"  decrypt in the CLI: temporal workflow show --codec-endpoint {stack.codec_url} "
+            f'--codec-auth "Bearer $(cat {stack.codec_token_file})" -w <workflow id>'
+        )
+    else:
+        console.print("  [bold red]payload encryption is OFF: histories are in the clear[/]")
     console.print(f"  Case API (gRPC)   {stack.gateway_target} (mTLS; certificates in {pki})")
     for agency_id, port in stack.agency_ports.items():
         console.print(f"  sandbox agency    {HOST}:{port}  {agency_id}")
@@ -306,9 +358,11 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
         print(f"safeshare-dev-case {result.case.request_id} {result.case_ref}", flush=True)
 
 
-async def run_dev_stack(data_dir: Path, ports: DevPorts, registry_path: Path, demo: bool) -> None:
+async def run_dev_stack(
+    data_dir: Path, ports: DevPorts, registry_path: Path, demo: bool, encryption: bool = True
+) -> None:
     """Start the dev stack, submit the demo cases, and run until SIGINT or SIGTERM."""
-    stack = DevStack(data_dir, ports, registry_path)
+    stack = DevStack(data_dir, ports, registry_path, encryption=encryption)
     stop = asyncio.ensure_future(wait_for_stop_signal())
     try:
         console.print(f"Starting SafeShare in {data_dir} ...")

@@ -1,22 +1,32 @@
-"""The hub worker: runs SharingCase workflows (and, as they land, the hub activities)."""
+"""The hub worker: SharingCase and HolderExchange workflows, and the hub's own activities
+(the protocol gate and operator alerts)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notifications import OperatorNotifications
+from activities.protocol_gate import ProtocolGate
+from activities.registry import DEFAULT_REGISTRY_PATH
+from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE
 from workflows.sharing_case import SharingCase
 
 
-def build_hub_worker(client: Client, task_queue: str = HUB_TASK_QUEUE) -> Worker:
-    """A worker for the hub's task queue, given its Temporal client."""
+def build_hub_worker(
+    client: Client,
+    registry_path: Path = DEFAULT_REGISTRY_PATH,
+    task_queue: str = HUB_TASK_QUEUE,
+) -> Worker:
+    """A worker for the hub's task queue, given its Temporal client and the registry file."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[SharingCase],
-        activities=[],
+        workflows=[SharingCase, HolderExchange],
+        activities=[ProtocolGate(registry_path).check, OperatorNotifications().notify],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

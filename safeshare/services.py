@@ -7,14 +7,26 @@ and hands them to the code that uses them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 
 from activities.registry import load_registry
+from agency_adapters.claims import DEFAULT_CLAIM_DIR, ClaimStore
 from agency_adapters.sandbox.server import create_sandbox_server
-from agency_adapters.worker import build_adapter_worker, open_agency_channel
+from agency_adapters.worker import (
+    DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    GRACEFUL_SHUTDOWN,
+    build_adapter_worker,
+    open_agency_channel,
+    start_health_server,
+)
+from protos.agency.v1.sandbox_control_pb2 import Faults
+from safeshare.codec import EncryptionCodec, KeyRing
+from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server, stop_gateway
 from safeshare.hub import build_hub_worker
 from safeshare.shutdown import wait_for_stop_signal
@@ -56,33 +68,96 @@ async def run_gateway(
     log.info("gateway_stopped")
 
 
+@dataclass(frozen=True)
+class AdapterOptions:
+    """How an adapter worker runs, beyond where it connects."""
+
+    call_timeout: float | None = None
+    """Deadline of each agency call in seconds (default: a little below the activity's)."""
+    claim_check_dir: Path | None = DEFAULT_CLAIM_DIR
+    """Where records too large for a payload go; None refuses them instead."""
+    health_host: str = "127.0.0.1"
+    """Where the health server listens."""
+    health_port: int | None = None
+    """The health server's port; None: no health server."""
+    max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES
+    """Calls in flight to the agency system at most."""
+    graceful_shutdown_seconds: float = GRACEFUL_SHUTDOWN.total_seconds()
+    """How long in-flight activities may finish after SIGTERM."""
+
+
 async def run_adapter(
-    temporal: TemporalSettings, agency_id: str, target: str, tls: TlsFiles
+    temporal: TemporalSettings,
+    agency_id: str,
+    target: str,
+    tls: TlsFiles,
+    options: AdapterOptions | None = None,
 ) -> None:
-    """Run agency ``agency_id``'s adapter worker against its system at ``target``."""
+    """Run agency ``agency_id``'s adapter worker against its system at ``target``.
+
+    On SIGINT or SIGTERM: health goes NOT_SERVING, the worker stops polling, in-flight
+    activities get ``graceful_shutdown_seconds`` to finish; any still running are cancelled
+    and Temporal retries them on another adapter worker.
+    """
+    options = options or AdapterOptions()
     client = await connect_temporal(temporal)
     channel = open_agency_channel(target, channel_credentials(tls))
+    health_server = health_servicer = None
+    if options.health_port is not None:
+        health_server, health_port, health_servicer = await start_health_server(
+            options.health_host, options.health_port
+        )
+        log.info("adapter_health_serving", address=f"{options.health_host}:{health_port}")
     try:
-        worker = build_adapter_worker(client, agency_id, channel)
+        worker = build_adapter_worker(
+            client,
+            agency_id,
+            channel,
+            call_timeout=options.call_timeout,
+            claims=ClaimStore(options.claim_check_dir) if options.claim_check_dir else None,
+            max_concurrent_activities=options.max_concurrent_activities,
+            graceful_shutdown=timedelta(seconds=options.graceful_shutdown_seconds),
+        )
         async with worker:
+            if health_servicer is not None:
+                await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
             log.info("adapter_started", agency_id=agency_id, task_queue=worker.task_queue)
             signal_name = await wait_for_stop_signal()
             log.info("adapter_stopping", agency_id=agency_id, signal=signal_name)
+            if health_servicer is not None:
+                await health_servicer.enter_graceful_shutdown()
     finally:
         await channel.close()
+        if health_server is not None:
+            await health_server.stop(None)
     log.info("adapter_stopped", agency_id=agency_id)
 
 
 async def run_sandbox_agency(
-    agency_id: str, db_path: Path, tls: TlsFiles, host: str, port: int
+    agency_id: str,
+    db_path: Path,
+    tls: TlsFiles,
+    host: str,
+    port: int,
+    faults: Faults | None = None,
 ) -> None:
     """Serve a sandbox agency's ``agency.v1`` system until SIGINT or SIGTERM."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    server, bound, _store = await create_sandbox_server(
-        agency_id, db_path, server_credentials(tls), host=host, port=port
+    agency = await create_sandbox_server(
+        agency_id, db_path, server_credentials(tls), host=host, port=port, faults=faults
     )
-    log.info("sandbox_agency_started", agency_id=agency_id, address=f"{host}:{bound}")
+    log.info("sandbox_agency_started", agency_id=agency_id, address=f"{host}:{agency.port}")
     signal_name = await wait_for_stop_signal()
     log.info("sandbox_agency_stopping", agency_id=agency_id, signal=signal_name)
-    await server.stop(GRACE_SECONDS)
+    await agency.stop(GRACE_SECONDS)
     log.info("sandbox_agency_stopped", agency_id=agency_id)
+
+
+async def run_codec_server(keys: KeyRing, access: CodecAccess, host: str, port: int) -> None:
+    """Serve the codec server (the UI's and CLI's /encode and /decode) until SIGINT or SIGTERM."""
+    runner, bound = await start_codec_server(EncryptionCodec(keys), access, host, port)
+    log.info("codec_server_started", address=f"{host}:{bound}", key_id=keys.active_id)
+    signal_name = await wait_for_stop_signal()
+    log.info("codec_server_stopping", signal=signal_name)
+    await runner.cleanup()
+    log.info("codec_server_stopped")

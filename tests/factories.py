@@ -21,6 +21,7 @@ def sharing_request(
     *,
     requesting_agency_id: str = "northshire-csc",
     holding_agency_id: str = "oakfield-primary",
+    holders: tuple[str, ...] = (),
     urgency: pb.Urgency.ValueType = pb.URGENCY_AMBER,
     categories: tuple[pb.InformationCategory.ValueType, ...] = (
         pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,
@@ -34,7 +35,7 @@ def sharing_request(
             role="social_worker",
             training_valid_until=timestamp(dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
         ),
-        holding_agency_ids=[holding_agency_id],
+        holding_agency_ids=list(holders) or [holding_agency_id],
         subjects=[
             pb.Subject(
                 role=pb.SUBJECT_ROLE_CHILD,

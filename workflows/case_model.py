@@ -1,7 +1,12 @@
-"""The pure model of a sharing case: states, allowed transitions, deadlines and consent cover.
+"""The pure model of a sharing case: who may do what, when, and where it leads.
 
-Plain Python with no Temporal or gRPC import, so it is tested directly. The SharingCase
-workflow drives it; the gateway and adapters only translate.
+Plain Python with no Temporal or gRPC import, so it is tested directly (including property
+tests over random command sequences). The workflows drive it: update validators ask
+``Exchange.check`` before anything is written to history, and handlers call ``Exchange.apply``.
+
+A case has one *exchange* per holding agency: consent check, consent decision, override
+justification, decision, delivery and acknowledgement with that holder. The parent case runs
+the protocol gate and closes when every exchange has closed.
 """
 
 from __future__ import annotations
@@ -11,15 +16,22 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from workflows.calendar import WorkingCalendar
+
 
 class State(enum.Enum):
-    """The step a case is at. Names match ``sharing.v1.CaseState`` without the prefix."""
+    """The step an exchange is at. Names match ``sharing.v1.CaseState`` without the prefix."""
 
     REQUESTED = "REQUESTED"
     CHECKING_CONSENT = "CHECKING_CONSENT"
+    AWAITING_CONSENT_DECISION = "AWAITING_CONSENT_DECISION"
+    AWAITING_OVERRIDE_DECISION = "AWAITING_OVERRIDE_DECISION"
     DELIVERING = "DELIVERING"
     AWAITING_ACKNOWLEDGEMENT = "AWAITING_ACKNOWLEDGEMENT"
     CLOSED = "CLOSED"
+
+
+OPEN_STATES = frozenset(State) - {State.CLOSED}
 
 
 class WaitingOn(enum.Enum):
@@ -28,6 +40,8 @@ class WaitingOn(enum.Enum):
     SYSTEM = "SYSTEM"
     HOLDER = "HOLDER"
     RECIPIENT = "RECIPIENT"
+    APPROVER = "APPROVER"
+    OPERATOR = "OPERATOR"
     NOBODY = "UNSPECIFIED"
 
 
@@ -39,6 +53,18 @@ class Urgency(enum.Enum):
     GREEN = "GREEN"
 
 
+class Outcome(enum.Enum):
+    """How an exchange or a case ended. Names match ``sharing.v1.Outcome``."""
+
+    OPEN = "UNSPECIFIED"
+    SHARED_WITH_CONSENT = "SHARED_WITH_CONSENT"
+    SHARED_UNDER_OVERRIDE = "SHARED_UNDER_OVERRIDE"
+    NOT_SHARED = "NOT_SHARED"
+    REJECTED_BY_PROTOCOL_GATE = "REJECTED_BY_PROTOCOL_GATE"
+    WITHDRAWN = "WITHDRAWN"
+    PARTLY_SHARED = "PARTLY_SHARED"
+
+
 class Step(enum.Enum):
     """The steps that run against a deadline."""
 
@@ -47,78 +73,80 @@ class Step(enum.Enum):
     RECIPIENT_ACKNOWLEDGES = "recipient_acknowledges"
 
 
-_TRANSITIONS: dict[State, frozenset[State]] = {
-    State.REQUESTED: frozenset({State.CHECKING_CONSENT, State.CLOSED}),
-    State.CHECKING_CONSENT: frozenset({State.DELIVERING, State.CLOSED}),
-    State.DELIVERING: frozenset({State.AWAITING_ACKNOWLEDGEMENT, State.CLOSED}),
-    State.AWAITING_ACKNOWLEDGEMENT: frozenset({State.CLOSED}),
-    State.CLOSED: frozenset(),
-}
+class Rule(enum.Enum):
+    """Why a command is refused. Values are ``ApplicationError.type`` strings."""
 
-_WAITING_ON: dict[State, WaitingOn] = {
-    State.REQUESTED: WaitingOn.SYSTEM,
-    State.CHECKING_CONSENT: WaitingOn.HOLDER,
-    State.DELIVERING: WaitingOn.SYSTEM,
-    State.AWAITING_ACKNOWLEDGEMENT: WaitingOn.RECIPIENT,
-    State.CLOSED: WaitingOn.NOBODY,
-}
+    OUT_OF_TURN = "OutOfTurn"
+    NOT_PERMITTED = "NotPermitted"
+    INVALID = "Invalid"
 
-# Published multi-agency safeguarding hub practice (DESIGN.md), as elapsed time. Working-hour
-# calendars for AMBER and GREEN replace these elapsed-time figures when the full lifecycle lands.
-DEADLINES: dict[Urgency, dict[Step, dt.timedelta]] = {
+
+APPROVER_ROLES = frozenset({"designated_safeguarding_lead", "manager", "caldicott_guardian"})
+"""Roles that may approve or reject an override (DESIGN.md)."""
+
+_DEADLINE_HOURS: dict[Urgency, dict[Step, float]] = {
+    # RED: elapsed hours, 24/7. AMBER and GREEN: working hours on the calendar.
     Urgency.RED: {
-        Step.HOLDER_RESPONDS: dt.timedelta(hours=2),
-        Step.OVERRIDE_DECISION: dt.timedelta(hours=1),
-        Step.RECIPIENT_ACKNOWLEDGES: dt.timedelta(hours=2),
+        Step.HOLDER_RESPONDS: 2,
+        Step.OVERRIDE_DECISION: 1,
+        Step.RECIPIENT_ACKNOWLEDGES: 2,
     },
     Urgency.AMBER: {
-        Step.HOLDER_RESPONDS: dt.timedelta(hours=6),
-        Step.OVERRIDE_DECISION: dt.timedelta(hours=4),
-        Step.RECIPIENT_ACKNOWLEDGES: dt.timedelta(days=1),
+        Step.HOLDER_RESPONDS: 6,
+        Step.OVERRIDE_DECISION: 4,
+        Step.RECIPIENT_ACKNOWLEDGES: 8,  # one working day
     },
     Urgency.GREEN: {
-        Step.HOLDER_RESPONDS: dt.timedelta(days=3),
-        Step.OVERRIDE_DECISION: dt.timedelta(days=1),
-        Step.RECIPIENT_ACKNOWLEDGES: dt.timedelta(days=5),
+        Step.HOLDER_RESPONDS: 24,
+        Step.OVERRIDE_DECISION: 8,  # one working day
+        Step.RECIPIENT_ACKNOWLEDGES: 40,  # five working days
     },
 }
 
-
-class InvalidTransition(Exception):
-    """A command asked the case to move where its current state does not allow."""
-
-
-@dataclass
-class CaseProgress:
-    """Where a case is, and the only way to move it."""
-
-    state: State = State.REQUESTED
-    history: list[State] = field(default_factory=lambda: [State.REQUESTED])
-
-    @property
-    def waiting_on(self) -> WaitingOn:
-        """Whose move it is in the current state."""
-        return _WAITING_ON[self.state]
-
-    def can_move_to(self, target: State) -> bool:
-        """Whether the current state allows moving to ``target``."""
-        return target in _TRANSITIONS[self.state]
-
-    def move_to(self, target: State) -> None:
-        """Move to ``target``.
-
-        Raises:
-            InvalidTransition: the current state does not allow it.
-        """
-        if not self.can_move_to(target):
-            raise InvalidTransition(f"{self.state.value} -> {target.value} is not allowed")
-        self.state = target
-        self.history.append(target)
+STEP_WAITING_ON = {
+    Step.HOLDER_RESPONDS: WaitingOn.HOLDER,
+    Step.OVERRIDE_DECISION: WaitingOn.APPROVER,
+    Step.RECIPIENT_ACKNOWLEDGES: WaitingOn.RECIPIENT,
+}
 
 
-def deadline(urgency: Urgency, step: Step, started: dt.datetime) -> dt.datetime:
-    """When ``step`` of a case of this urgency, started at ``started``, falls due."""
-    return started + DEADLINES[urgency][step]
+def deadline(
+    urgency: Urgency, step: Step, started: dt.datetime, calendar: WorkingCalendar
+) -> dt.datetime:
+    """When ``step`` of an exchange of this urgency, started at ``started``, falls due.
+
+    RED runs 24/7; AMBER and GREEN count working hours on ``calendar``.
+    """
+    hours = _DEADLINE_HOURS[urgency][step]
+    if urgency is Urgency.RED:
+        return started + dt.timedelta(hours=hours)
+    return calendar.add_working_hours(started, hours)
+
+
+class Escalation(enum.Enum):
+    """The ladder a missed deadline climbs: it never silently declines."""
+
+    REMINDER = "reminder"
+    SAFEGUARDING_LEAD = "safeguarding_lead"
+    PARTNERSHIP_OPERATOR = "partnership_operator"
+
+
+def escalation_times(
+    due: dt.datetime, period: dt.timedelta
+) -> list[tuple[dt.datetime, Escalation]]:
+    """When each rung of the ladder fires after a deadline ``due`` for a step of ``period``.
+
+    The reminder fires at the deadline, the safeguarding lead is told half a period later,
+    the partnership operator a full period later.
+    """
+    return [
+        (due, Escalation.REMINDER),
+        (due + period / 2, Escalation.SAFEGUARDING_LEAD),
+        (due + period, Escalation.PARTNERSHIP_OPERATOR),
+    ]
+
+
+# -- consent cover ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -172,3 +200,348 @@ def consent_cover(consent: Consent, asked: Asked) -> Cover:
         missing = sorted(set(asked.categories) - set(consent.categories))
         reasons.extend(f"category_not_covered:{category}" for category in missing)
     return Cover(covers=not reasons, reasons=tuple(reasons))
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issues a command: the agency (from its certificate) and the practitioner."""
+
+    agency_id: str
+    user_id: str
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentChecked:
+    """The holder's adapter answered the consent lookup."""
+
+    covers: bool
+
+
+@dataclass(frozen=True)
+class RecordConsent:
+    """The holder practitioner records a consent decision or why consent is not sought."""
+
+    actor: Actor
+    covers: bool
+    not_sought: bool = False
+
+
+@dataclass(frozen=True)
+class ProposeOverride:
+    """The holder proposes sharing without consent; ``missing`` names incomplete fields."""
+
+    actor: Actor
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DecideOverride:
+    """An approver approves or rejects the proposed override."""
+
+    actor: Actor
+    approve: bool
+
+
+@dataclass(frozen=True)
+class ShareFirst:
+    """RED only: the holder shares now and justifies within the override deadline."""
+
+    actor: Actor
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeclineToShare:
+    """The holder decides not to share, with reasons."""
+
+    actor: Actor
+    has_reasons: bool = True
+
+
+@dataclass(frozen=True)
+class NothingToShare:
+    """The holder's system cannot share (subject not known, category not held): closes the
+    exchange as not shared, with the system's reason."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The recipient's adapter stored the delivery."""
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """The recipient acknowledges the delivery."""
+
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class WithdrawRequest:
+    """The requester withdraws the request."""
+
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    """Consent is withdrawn after delivery; recipients must be told."""
+
+    actor: Actor
+
+
+Command = (
+    ConsentChecked
+    | RecordConsent
+    | ProposeOverride
+    | DecideOverride
+    | ShareFirst
+    | DeclineToShare
+    | NothingToShare
+    | Delivered
+    | Acknowledge
+    | WithdrawRequest
+    | WithdrawConsent
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a command was refused: the rule and a message with codes only."""
+
+    rule: Rule
+    message: str
+
+
+# -- the exchange -------------------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One holder's part of a case, and the only way to move it."""
+
+    holder: str
+    recipient: str
+    urgency: Urgency
+    state: State = State.CHECKING_CONSENT
+    consent_covers: bool = False
+    override_proposed_by: str | None = None
+    override_approved: bool = False
+    override_rejected: bool = False
+    shared_first: bool = False
+    delivered: bool = False
+    acknowledged: bool = False
+    consent_withdrawn: bool = False
+    outcome: Outcome = Outcome.OPEN
+    history: list[State] = field(default_factory=lambda: [State.CHECKING_CONSENT])
+
+    @property
+    def waiting_on(self) -> WaitingOn:
+        """Whose move it is now."""
+        return {
+            State.REQUESTED: WaitingOn.SYSTEM,
+            State.CHECKING_CONSENT: WaitingOn.SYSTEM,
+            State.AWAITING_CONSENT_DECISION: WaitingOn.HOLDER,
+            State.AWAITING_OVERRIDE_DECISION: WaitingOn.APPROVER,
+            State.DELIVERING: WaitingOn.SYSTEM,
+            State.AWAITING_ACKNOWLEDGEMENT: (
+                WaitingOn.APPROVER if self.justification_pending else WaitingOn.RECIPIENT
+            ),
+            State.CLOSED: WaitingOn.NOBODY,
+        }[self.state]
+
+    @property
+    def justification_pending(self) -> bool:
+        """Shared first in a RED case, and the override is not yet decided."""
+        return self.shared_first and not (self.override_approved or self.override_rejected)
+
+    @property
+    def basis_for_delivery(self) -> bool:
+        """Whether anything may be delivered: covering consent, an approved override, or a
+        RED share-first whose justification is owed."""
+        return self.consent_covers or self.override_approved or self.shared_first
+
+    def check(self, command: Command) -> Refusal | None:
+        """Whether ``command`` may be applied now; the refusal says why not."""
+        state = self.state
+        match command:
+            case ConsentChecked():
+                return _turn(state in {State.CHECKING_CONSENT}, state)
+            case RecordConsent(actor=actor):
+                return _holder(actor, self.holder) or _turn(
+                    state is State.AWAITING_CONSENT_DECISION, state
+                )
+            case ProposeOverride(actor=actor, missing=missing):
+                if refusal := _holder(actor, self.holder):
+                    return refusal
+                if self.shared_first and self.justification_pending:
+                    allowed = state in {State.DELIVERING, State.AWAITING_ACKNOWLEDGEMENT}
+                    if self.override_proposed_by is not None:
+                        return Refusal(Rule.OUT_OF_TURN, "an override is already proposed")
+                else:
+                    allowed = state is State.AWAITING_CONSENT_DECISION
+                return _turn(allowed, state) or _complete(missing)
+            case DecideOverride(actor=actor, approve=_):
+                if refusal := _holder(actor, self.holder):
+                    return refusal
+                if self.override_proposed_by is None or (
+                    state is not State.AWAITING_OVERRIDE_DECISION and not self.justification_pending
+                ):
+                    return Refusal(
+                        Rule.OUT_OF_TURN, f"no override awaits a decision ({state.value})"
+                    )
+                if actor.role not in APPROVER_ROLES:
+                    return Refusal(Rule.NOT_PERMITTED, "only an approver role decides an override")
+                if actor.user_id == self.override_proposed_by:
+                    return Refusal(
+                        Rule.NOT_PERMITTED, "the proposer cannot approve their own override"
+                    )
+                return None
+            case ShareFirst(actor=actor, missing=missing):
+                if refusal := _holder(actor, self.holder):
+                    return refusal
+                if self.urgency is not Urgency.RED:
+                    return Refusal(Rule.OUT_OF_TURN, "share-first is for RED urgency only")
+                return _turn(state is State.AWAITING_CONSENT_DECISION, state) or _complete(missing)
+            case DeclineToShare(actor=actor, has_reasons=has_reasons):
+                if refusal := _holder(actor, self.holder):
+                    return refusal
+                allowed = state in {
+                    State.AWAITING_CONSENT_DECISION,
+                    State.AWAITING_OVERRIDE_DECISION,
+                }
+                if refusal := _turn(allowed, state):
+                    return refusal
+                return None if has_reasons else Refusal(Rule.INVALID, "reasons are required")
+            case NothingToShare():
+                return _turn(state in {State.CHECKING_CONSENT, State.DELIVERING}, state)
+            case Delivered():
+                return _turn(state is State.DELIVERING and self.basis_for_delivery, state)
+            case Acknowledge(actor=actor):
+                if actor.agency_id != self.recipient:
+                    return Refusal(Rule.NOT_PERMITTED, "only the requesting agency acknowledges")
+                if self.acknowledged:
+                    return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
+                return _turn(state is State.AWAITING_ACKNOWLEDGEMENT, state)
+            case WithdrawRequest(actor=actor):
+                if actor.agency_id != self.recipient:
+                    return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
+                return _turn(state in OPEN_STATES, state)
+            case WithdrawConsent(actor=actor):
+                if refusal := _holder(actor, self.holder):
+                    return refusal
+                if self.consent_withdrawn:
+                    return Refusal(Rule.OUT_OF_TURN, "consent withdrawal already recorded")
+                return _turn(self.delivered and state in OPEN_STATES, state)
+        raise TypeError(f"unknown command {command!r}")
+
+    def apply(self, command: Command) -> None:
+        """Apply ``command``.
+
+        Raises:
+            InvalidCommand: ``check`` refuses it.
+        """
+        if refusal := self.check(command):
+            raise InvalidCommand(refusal)
+        match command:
+            case ConsentChecked(covers=covers):
+                self.consent_covers = covers
+                self._move(State.DELIVERING if covers else State.AWAITING_CONSENT_DECISION)
+            case RecordConsent(covers=covers):
+                self.consent_covers = covers
+                if covers:
+                    self._move(State.DELIVERING)
+            case ProposeOverride(actor=actor):
+                self.override_proposed_by = actor.user_id
+                if not self.shared_first:
+                    self._move(State.AWAITING_OVERRIDE_DECISION)
+            case DecideOverride(approve=approve):
+                self.override_approved = approve
+                self.override_rejected = not approve
+                if self.state is State.AWAITING_OVERRIDE_DECISION:
+                    if approve:
+                        self._move(State.DELIVERING)
+                    else:
+                        self._close(Outcome.NOT_SHARED)
+                elif self.state is State.AWAITING_ACKNOWLEDGEMENT and self.acknowledged:
+                    self._close(Outcome.SHARED_UNDER_OVERRIDE)
+            case ShareFirst():
+                self.shared_first = True
+                self._move(State.DELIVERING)
+            case DeclineToShare():
+                self._close(Outcome.NOT_SHARED)
+            case NothingToShare():
+                self._close(Outcome.NOT_SHARED)
+            case Delivered():
+                self.delivered = True
+                self._move(State.AWAITING_ACKNOWLEDGEMENT)
+            case Acknowledge():
+                self.acknowledged = True
+                if not self.justification_pending:
+                    self._close(self._shared_outcome())
+            case WithdrawRequest():
+                self._close(Outcome.WITHDRAWN)
+            case WithdrawConsent():
+                self.consent_withdrawn = True
+
+    def _shared_outcome(self) -> Outcome:
+        if self.consent_covers and not self.shared_first:
+            return Outcome.SHARED_WITH_CONSENT
+        return Outcome.SHARED_UNDER_OVERRIDE
+
+    def _move(self, target: State) -> None:
+        self.state = target
+        self.history.append(target)
+
+    def _close(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self._move(State.CLOSED)
+
+
+class InvalidCommand(Exception):
+    """A command the exchange's current state or the actor's role does not allow."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _turn(allowed: bool, state: State) -> Refusal | None:
+    return None if allowed else Refusal(Rule.OUT_OF_TURN, f"not allowed while {state.value}")
+
+
+def _holder(actor: Actor, holder: str) -> Refusal | None:
+    if actor.agency_id != holder:
+        return Refusal(Rule.NOT_PERMITTED, "only the holding agency makes this decision")
+    return None
+
+
+def _complete(missing: tuple[str, ...]) -> Refusal | None:
+    if missing:
+        return Refusal(Rule.INVALID, "required: " + ", ".join(missing))
+    return None
+
+
+def case_outcome(outcomes: Collection[Outcome]) -> Outcome:
+    """The outcome of a whole case from the outcomes of its exchanges."""
+    shared = {Outcome.SHARED_WITH_CONSENT, Outcome.SHARED_UNDER_OVERRIDE}
+    kinds = set(outcomes)
+    if not kinds:
+        return Outcome.NOT_SHARED
+    if kinds == {Outcome.WITHDRAWN}:
+        return Outcome.WITHDRAWN
+    if kinds <= shared:
+        return (
+            Outcome.SHARED_UNDER_OVERRIDE
+            if Outcome.SHARED_UNDER_OVERRIDE in kinds
+            else Outcome.SHARED_WITH_CONSENT
+        )
+    if kinds & shared:
+        return Outcome.PARTLY_SHARED
+    if Outcome.WITHDRAWN in kinds:
+        return Outcome.WITHDRAWN
+    return Outcome.NOT_SHARED

@@ -28,13 +28,18 @@ def case_workflow_id(case_ref: str) -> str:
     return f"{_CASE_PREFIX}{case_ref}"
 
 
+def holder_exchange_workflow_id(case_ref: str, holding_agency_id: str) -> str:
+    """The workflow id of one holder's exchange within a case (a child of the case)."""
+    return f"{_CASE_PREFIX}{case_ref}.{holding_agency_id}"
+
+
 def case_ref_from_workflow_id(workflow_id: str) -> str:
-    """The case reference inside a case's workflow id.
+    """The case reference inside a case's (or one of its exchanges') workflow id.
 
     Raises:
         ValueError: the workflow id is not a case's.
     """
-    ref = workflow_id.removeprefix(_CASE_PREFIX)
+    ref = workflow_id.removeprefix(_CASE_PREFIX).split(".", 1)[0]
     if ref == workflow_id or not CASE_REF_PATTERN.fullmatch(ref):
         raise ValueError("not a case workflow id")
     return ref

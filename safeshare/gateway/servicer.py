@@ -1,10 +1,20 @@
 """The ``sharing.v1.CaseService`` servicer: proto in, Temporal call, proto out.
 
-No business logic lives here. The SharingCase workflow decides what may happen to a case (its
-update validators reject out-of-turn or unpermitted decisions); the servicer establishes who
-is calling, rejects malformed calls before they reach Temporal, and maps every outcome to a
-gRPC status code. "Not yours" and "does not exist" are the same answer, NOT_FOUND, so a caller
-cannot learn that another agency's case exists.
+No business logic lives here. The workflows decide what may happen to a case (their update
+validators reject out-of-turn, unpermitted or incomplete decisions); the servicer establishes
+who is calling, rejects malformed calls before they reach Temporal, routes each command to the
+workflow that owns it, and maps every outcome to a gRPC status code.
+
+One policy for "not yours": a caller that is not party to a case (neither its requester nor
+one of its holders) gets NOT_FOUND, the same answer as for a case that does not exist, so it
+cannot learn that the case exists. A party acting outside its role gets PERMISSION_DENIED.
+
+Routing (``workflows.ids``):
+
+- requester commands (WithdrawRequest, ChangeUrgency) update the case, ``case_workflow_id``;
+- holder commands (RecordConsent, ProposeOverride, DecideOverride, ShareFirst, DeclineToShare,
+  WithdrawConsent) update the caller's own exchange, ``holder_exchange_workflow_id(ref, caller)``;
+- Acknowledge (requester) updates the exchange of the holder whose delivery is acknowledged.
 """
 
 from __future__ import annotations
@@ -12,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import Message
+from temporalio import workflow
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -38,26 +50,55 @@ from safeshare.gateway import validation
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
-from workflows.ids import HUB_TASK_QUEUE, case_ref_for, case_workflow_id
-from workflows.rejections import Rejection
+from workflows.case_model import Rule
+from workflows.case_view import merge_case_view
+from workflows.holder_exchange import HolderExchange
+from workflows.ids import (
+    HUB_TASK_QUEUE,
+    case_ref_for,
+    case_workflow_id,
+    holder_exchange_workflow_id,
+)
 from workflows.sharing_case import SharingCase
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+R = TypeVar("R")
 
 # Below a caller's usual deadline, so a stuck Temporal call surfaces as UNAVAILABLE from us
 # rather than as the caller's own DEADLINE_EXCEEDED with nothing logged here.
 TEMPORAL_RPC_TIMEOUT = timedelta(seconds=10)
 
-_REJECTION_CODES = {
-    Rejection.OUT_OF_TURN: grpc.StatusCode.FAILED_PRECONDITION,
-    Rejection.NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
-    Rejection.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+_RULE_CODES = {
+    Rule.OUT_OF_TURN.value: grpc.StatusCode.FAILED_PRECONDITION,
+    Rule.NOT_PERMITTED.value: grpc.StatusCode.PERMISSION_DENIED,
+    Rule.INVALID.value: grpc.StatusCode.INVALID_ARGUMENT,
 }
-# Rejection messages of the acknowledge validator start with the field at fault.
-_LEADING_FIELD = re.compile(r"^(acknowledgement(?:\.[a-z_]+)+)\b")
-_TEMPORAL_DOWN = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+# "required: a.b, c (why)": the workflow validators' form for incomplete commands.
+_REQUIRED = "required: "
+_REQUIRED_ITEM = re.compile(r"^(?P<field>\S+)(?: \((?P<why>.*)\))?$")
+# CANCELLED is what the client reports when our own rpc_timeout ends a call (an update the
+# workflow has not answered in time): the caller may retry later, so it is not INTERNAL.
+_TEMPORAL_DOWN = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+)
+# Fields the workflows stamp themselves; a caller's value is never passed on.
+_SET_BY_SAFESHARE = (
+    "decided_at",
+    "proposed_at",
+    "withdrawn_at",
+    "changed_at",
+    "acknowledged_at",
+    "recipient_notified",
+)
+WRONG_ROLE = "the calling agency has no such role in this case"
 
 CaseHandle = WorkflowHandle[SharingCase, pb.DecisionRecord]
+ExchangeHandle = WorkflowHandle[HolderExchange, pb.HolderRecord]
+HolderUpdate = workflow.UpdateMethodMultiParam[[HolderExchange, M], pb.HolderRecord]
+CaseUpdate = workflow.UpdateMethodMultiParam[[SharingCase, M], pb.CaseView]
 
 
 @dataclass
@@ -69,8 +110,21 @@ class _Call:
     case_ref: str = ""
 
 
+@dataclass(frozen=True)
+class _Command:
+    """One decision RPC as the router sees it: the case, the command message (named by its
+    field in the request, which prefixes its field paths) and the structural violations."""
+
+    case_ref: str
+    field: str
+    message: Message
+    violations: list[FieldViolation]
+    fallback_field: str = ""
+    """Where a workflow refusal that names no field is reported (default: ``field``)."""
+
+
 class CaseServiceServicer(service_grpc.CaseServiceServicer):
-    """Serves the Case API by starting, querying and updating SharingCase workflows.
+    """Serves the Case API by starting, querying and updating the case workflows.
 
     Args:
         client: the Temporal client (with the payload codec, when one is configured).
@@ -84,6 +138,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         self._client = client
         self._registry = registry
         self._hub_task_queue = hub_task_queue
+
+    # -- the RPCs ---------------------------------------------------------------------------
 
     async def SubmitRequest(
         self, request: service_pb.SubmitRequestRequest, context: grpc.aio.ServicerContext
@@ -101,13 +157,137 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "GetCase", context, lambda call: self._get_case(request, context, call)
         )
 
+    async def RecordConsent(
+        self, request: service_pb.RecordConsentRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.RecordConsentResponse:
+        """The holder records a consent decision, or why consent is not sought."""
+        command = _Command(
+            request.case_ref,
+            "decision",
+            request.decision,
+            validation.validate_record_consent(request),
+        )
+        view = await self._holder_rpc(
+            "RecordConsent", context, command, HolderExchange.record_consent
+        )
+        return service_pb.RecordConsentResponse(case=view)
+
+    async def ProposeOverride(
+        self, request: service_pb.ProposeOverrideRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.ProposeOverrideResponse:
+        """The holder proposes an override with its full justification."""
+        command = _Command(
+            request.case_ref,
+            "proposal",
+            request.proposal,
+            validation.validate_propose_override(request),
+        )
+        view = await self._holder_rpc(
+            "ProposeOverride", context, command, HolderExchange.propose_override
+        )
+        return service_pb.ProposeOverrideResponse(case=view)
+
+    async def DecideOverride(
+        self, request: service_pb.DecideOverrideRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.DecideOverrideResponse:
+        """An approver at the holder approves or rejects the proposed override."""
+        command = _Command(
+            request.case_ref,
+            "decision",
+            request.decision,
+            validation.validate_decide_override(request),
+        )
+        view = await self._holder_rpc(
+            "DecideOverride", context, command, HolderExchange.decide_override
+        )
+        return service_pb.DecideOverrideResponse(case=view)
+
+    async def ShareFirst(
+        self, request: service_pb.ShareFirstRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.ShareFirstResponse:
+        """RED only: the holder shares now and justifies within the override deadline."""
+        command = _Command(
+            request.case_ref, "decision", request.decision, validation.validate_share_first(request)
+        )
+        view = await self._holder_rpc("ShareFirst", context, command, HolderExchange.share_first)
+        return service_pb.ShareFirstResponse(case=view)
+
+    async def DeclineToShare(
+        self, request: service_pb.DeclineToShareRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.DeclineToShareResponse:
+        """The holder decides not to share, with reasons."""
+        command = _Command(
+            request.case_ref,
+            "decision",
+            request.decision,
+            validation.validate_decline_to_share(request),
+            "decision.reasons",
+        )
+        view = await self._holder_rpc(
+            "DeclineToShare", context, command, HolderExchange.decline_to_share
+        )
+        return service_pb.DeclineToShareResponse(case=view)
+
+    async def WithdrawConsent(
+        self, request: service_pb.WithdrawConsentRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.WithdrawConsentResponse:
+        """The holder records consent withdrawn after delivery; the recipient is told."""
+        command = _Command(
+            request.case_ref,
+            "withdrawal",
+            request.withdrawal,
+            validation.validate_withdraw_consent(request),
+        )
+        view = await self._holder_rpc(
+            "WithdrawConsent", context, command, HolderExchange.withdraw_consent
+        )
+        return service_pb.WithdrawConsentResponse(case=view)
+
+    async def WithdrawRequest(
+        self, request: service_pb.WithdrawRequestRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.WithdrawRequestResponse:
+        """The requester withdraws the request at any open step."""
+        command = _Command(
+            request.case_ref,
+            "withdrawal",
+            request.withdrawal,
+            validation.validate_withdraw_request(request),
+        )
+        view = await self._case_rpc(
+            "WithdrawRequest", context, command, SharingCase.withdraw_request
+        )
+        return service_pb.WithdrawRequestResponse(case=view)
+
+    async def ChangeUrgency(
+        self, request: service_pb.ChangeUrgencyRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.ChangeUrgencyResponse:
+        """The requester re-rates the urgency; running deadlines move."""
+        command = _Command(
+            request.case_ref,
+            "change",
+            request.change,
+            validation.validate_change_urgency(request),
+            "change.urgency",
+        )
+        view = await self._case_rpc("ChangeUrgency", context, command, SharingCase.change_urgency)
+        return service_pb.ChangeUrgencyResponse(case=view)
+
     async def Acknowledge(
         self, request: service_pb.AcknowledgeRequest, context: grpc.aio.ServicerContext
     ) -> service_pb.AcknowledgeResponse:
-        """Record the recipient's acknowledgement of a delivery."""
-        return await self._serve(
-            "Acknowledge", context, lambda call: self._acknowledge(request, context, call)
+        """The requester acknowledges one holder's delivery."""
+        command = _Command(
+            request.case_ref,
+            "acknowledgement",
+            request.acknowledgement,
+            validation.validate_acknowledge(request),
         )
+        view = await self._serve(
+            "Acknowledge", context, lambda call: self._acknowledge(context, call, command)
+        )
+        return service_pb.AcknowledgeResponse(case=view)
+
+    # -- opening and reading cases ----------------------------------------------------------
 
     async def _submit(
         self,
@@ -150,59 +330,151 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         agency = call.agency_id = caller_agency(context, self._registry)
         _raise_if(validation.validate_case_ref(request.case_ref))
         call.case_ref = request.case_ref
-        view = await self._view_for_party(self._handle(request.case_ref), agency)
-        return service_pb.GetCaseResponse(case=view)
+        case = await self._case_for_party(request.case_ref, agency)
+        return service_pb.GetCaseResponse(case=await self._merged(case, {}))
 
-    async def _acknowledge(
+    # -- commands ---------------------------------------------------------------------------
+
+    async def _holder_rpc(
         self,
-        request: service_pb.AcknowledgeRequest,
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        command: _Command,
+        update: HolderUpdate[Any],
+    ) -> pb.CaseView:
+        return await self._serve(
+            rpc, context, lambda call: self._holder_command(context, call, command, update)
+        )
+
+    async def _case_rpc(
+        self,
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        command: _Command,
+        update: CaseUpdate[Any],
+    ) -> pb.CaseView:
+        return await self._serve(
+            rpc, context, lambda call: self._case_command(context, call, command, update)
+        )
+
+    async def _holder_command(
+        self,
         context: grpc.aio.ServicerContext,
         call: _Call,
-    ) -> service_pb.AcknowledgeResponse:
+        command: _Command,
+        update: HolderUpdate[Any],
+    ) -> pb.CaseView:
+        """A holder's decision, sent to the caller's own exchange."""
+        agency, case = await self._party_to(context, call, command)
+        if agency not in case.record.request.holding_agency_ids:
+            raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
+        record = await self._update_exchange(command, agency, agency, update)
+        return await self._merged(await self._case_view(command.case_ref), {agency: record})
+
+    async def _case_command(
+        self,
+        context: grpc.aio.ServicerContext,
+        call: _Call,
+        command: _Command,
+        update: CaseUpdate[Any],
+    ) -> pb.CaseView:
+        """A requester's command, sent to the case (which forwards it to open exchanges)."""
+        agency, case = await self._party_to(context, call, command)
+        _require_requester(agency, case)
+        message = _as_actor(command.message, agency)
+        handle = self._case_handle(command.case_ref)
+        view = await _translated(
+            command, handle.execute_update(update, message, rpc_timeout=TEMPORAL_RPC_TIMEOUT)
+        )
+        return await self._merged(view, {})
+
+    async def _acknowledge(
+        self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
+    ) -> pb.CaseView:
+        """The requester acknowledges the delivery of one holder, named or the only one."""
+        agency, case = await self._party_to(context, call, command)
+        _require_requester(agency, case)
+        holder = _acknowledged_holder(command.message, case.record.request)
+        record = await self._update_exchange(command, agency, holder, HolderExchange.acknowledge)
+        return await self._merged(await self._case_view(command.case_ref), {holder: record})
+
+    async def _party_to(
+        self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
+    ) -> tuple[str, pb.CaseView]:
+        """The caller and the case, once the call is well formed and the caller a party."""
         agency = call.agency_id = caller_agency(context, self._registry)
-        _raise_if(validation.validate_acknowledge(request))
-        call.case_ref = request.case_ref
-        handle = self._handle(request.case_ref)
-        # Party check first: a non-party must get NOT_FOUND, never the workflow's reason.
-        await self._view_for_party(handle, agency)
+        _raise_if(command.violations)
+        call.case_ref = command.case_ref
+        # Party check before anything else: a non-party never hears the workflow's reason.
+        return agency, await self._case_for_party(command.case_ref, agency)
 
-        ack = pb.Acknowledgement()
-        ack.CopyFrom(request.acknowledgement)
-        ack.agency_id = agency
-        ack.ClearField("acknowledged_at")  # the workflow stamps it with workflow time
-        try:
-            view = await handle.execute_update(
-                SharingCase.acknowledge, ack, rpc_timeout=TEMPORAL_RPC_TIMEOUT
-            )
-        except WorkflowUpdateFailedError as err:
-            rejection = _rejection(err)
-            if rejection is None:
-                raise  # not a rejection the workflow documents: logged as unexpected
-            raise rejection from err
-        except RPCError as err:
-            # The party check found the case, so NOT_FOUND now means it has closed.
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise GatewayError(grpc.StatusCode.FAILED_PRECONDITION, "case is closed") from err
-            raise
-        return service_pb.AcknowledgeResponse(case=view)
+    async def _update_exchange(
+        self, command: _Command, agency: str, holder: str, update: HolderUpdate[Any]
+    ) -> pb.HolderRecord:
+        handle: ExchangeHandle = self._client.get_workflow_handle_for(
+            HolderExchange.run, holder_exchange_workflow_id(command.case_ref, holder)
+        )
+        message = _as_actor(command.message, agency)
+        return await _translated(
+            command, handle.execute_update(update, message, rpc_timeout=TEMPORAL_RPC_TIMEOUT)
+        )
 
-    def _handle(self, case_ref: str) -> CaseHandle:
+    # -- views ------------------------------------------------------------------------------
+
+    def _case_handle(self, case_ref: str) -> CaseHandle:
         return self._client.get_workflow_handle_for(SharingCase.run, case_workflow_id(case_ref))
 
-    async def _view_for_party(self, handle: CaseHandle, agency: str) -> pb.CaseView:
+    async def _case_view(self, case_ref: str) -> pb.CaseView:
         try:
             # 👉 Queries reach closed workflows too, as long as a hub worker is running.
-            view: pb.CaseView = await handle.query(
+            view: pb.CaseView = await self._case_handle(case_ref).query(
                 SharingCase.case_view, rpc_timeout=TEMPORAL_RPC_TIMEOUT
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise _case_not_found() from err
             raise
+        return view
+
+    async def _case_for_party(self, case_ref: str, agency: str) -> pb.CaseView:
+        view = await self._case_view(case_ref)
         request = view.record.request
         if agency != request.requesting_agency_id and agency not in request.holding_agency_ids:
             raise _case_not_found()
         return view
+
+    async def _merged(self, case: pb.CaseView, fresh: Mapping[str, pb.HolderRecord]) -> pb.CaseView:
+        """The case with every holder's record: ``fresh`` ones (an update's own result), the
+        others queried from their exchanges, or the case's copy for an exchange not found."""
+        holders = list(case.record.request.holding_agency_ids)
+        queried = await asyncio.gather(
+            *(self._holder_record(case.case_ref, h) for h in holders if h not in fresh)
+        )
+        found = dict(zip([h for h in holders if h not in fresh], queried, strict=True))
+        closed = {h.holding_agency_id: h for h in case.record.holders}
+        records = [
+            record
+            for holder in holders
+            if (record := fresh.get(holder) or found.get(holder) or closed.get(holder))
+        ]
+        return merge_case_view(case, records)
+
+    async def _holder_record(self, case_ref: str, holder: str) -> pb.HolderRecord | None:
+        handle: ExchangeHandle = self._client.get_workflow_handle_for(
+            HolderExchange.run, holder_exchange_workflow_id(case_ref, holder)
+        )
+        try:
+            record: pb.HolderRecord = await handle.query(
+                HolderExchange.holder_record, rpc_timeout=TEMPORAL_RPC_TIMEOUT
+            )
+        except RPCError as err:
+            # Not started yet (the protocol gate is running, or refused the request).
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return record
+
+    # -- one RPC's frame ------------------------------------------------------------------
 
     async def _serve(
         self,
@@ -268,15 +540,91 @@ def _summary(request: pb.SharingRequest) -> str:
     return f"{urgency} {purpose}: {request.requesting_agency_id} asks {holders}"
 
 
-def _rejection(err: WorkflowUpdateFailedError) -> GatewayError | None:
-    """The status for an update the workflow rejected by its type, or None if unknown."""
+def _require_requester(agency: str, case: pb.CaseView) -> None:
+    if agency != case.record.request.requesting_agency_id:
+        raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
+
+
+def _acknowledged_holder(ack: Message, request: pb.SharingRequest) -> str:
+    """The holder whose delivery is acknowledged: the one named, or the case's only holder."""
+    assert isinstance(ack, pb.Acknowledgement)
+    holders = list(request.holding_agency_ids)
+    if ack.holding_agency_id in holders:
+        return ack.holding_agency_id
+    if not ack.holding_agency_id and len(holders) == 1:
+        return holders[0]
+    why = (
+        "not a holding agency of this case"
+        if ack.holding_agency_id
+        else "required when the case has several holding agencies"
+    )
+    raise invalid_argument([FieldViolation("acknowledgement.holding_agency_id", why)])
+
+
+def _as_actor(message: M, agency: str) -> M:
+    """A copy of ``message`` acting for ``agency``, with SafeShare's own fields cleared.
+
+    The acting agency is always the certificate's: a body naming another agency is ignored.
+    """
+    command = type(message)()
+    command.CopyFrom(message)
+    fields = command.DESCRIPTOR.fields_by_name
+    if "actor" in fields:
+        command.actor.agency_id = agency  # type: ignore[attr-defined]
+    if "agency_id" in fields:
+        command.agency_id = agency  # type: ignore[attr-defined]
+    for name in _SET_BY_SAFESHARE:
+        if name in fields:
+            command.ClearField(name)
+    return command
+
+
+async def _translated(command: _Command, update: Awaitable[R]) -> R:
+    """The update's result, or its refusal as a status (``GatewayError``)."""
+    try:
+        return await update
+    except WorkflowUpdateFailedError as err:
+        refusal = _refusal(err, command)
+        if refusal is None:
+            raise  # not a refusal the workflows document: logged as unexpected
+        raise refusal from err
+    except RPCError as err:
+        # The case exists and the caller is a party, so NOT_FOUND means the workflow that
+        # owns this step has closed or has not started yet: the command is out of turn.
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise GatewayError(
+                grpc.StatusCode.FAILED_PRECONDITION, "this step of the case is not open"
+            ) from err
+        raise
+
+
+def _refusal(err: WorkflowUpdateFailedError, command: _Command) -> GatewayError | None:
+    """The status for an update a workflow validator refused, or None if not a refusal."""
     cause = err.cause
-    code = _REJECTION_CODES.get(cause.type or "") if isinstance(cause, ApplicationError) else None
-    if not isinstance(cause, ApplicationError) or code is None:
+    if not isinstance(cause, ApplicationError):
         return None
-    # Rejection messages hold codes and agency ids only (workflows/rejections.py).
+    code = _RULE_CODES.get(cause.type or "")
+    if code is None:
+        return None
+    # Refusal messages hold codes, field paths and agency ids only (workflows/case_model.py).
     violations: list[FieldViolation] = []
-    named = _LEADING_FIELD.match(cause.message)
-    if code == grpc.StatusCode.INVALID_ARGUMENT and named:
-        violations.append(FieldViolation(named.group(1), cause.message[named.end() :].strip()))
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations = _violations_in(cause.message, command)
     return GatewayError(code, cause.message, violations)
+
+
+def _violations_in(message: str, command: _Command) -> list[FieldViolation]:
+    """Field violations from a validator's message: ``required: a.b, c (why)``, or one
+    violation on the command's fallback field for any other message."""
+    if not message.startswith(_REQUIRED):
+        return [FieldViolation(command.fallback_field or command.field, message)]
+    found = []
+    for item in message.removeprefix(_REQUIRED).split(", "):
+        named = _REQUIRED_ITEM.match(item.strip())
+        if named is None:
+            continue
+        field = named["field"]
+        if field != command.field and not field.startswith(f"{command.field}."):
+            field = f"{command.field}.{field}"
+        found.append(FieldViolation(field, named["why"] or "required"))
+    return found or [FieldViolation(command.field, message)]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from activities.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
@@ -19,7 +19,13 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from workflows.ids import CASE_REF_PATTERN
 
 MAX_REQUEST_ID_LENGTH = 128
-ONE_HOLDER_ONLY = "one holding agency per request is supported"
+MAX_HOLDERS = 10
+MAX_ID_LENGTH = 128
+"""User ids, roles, relationships and reason codes: short codes in the agencies' systems."""
+MAX_TEXT_LENGTH = 4000
+"""Free text (statements, explanations, feedback): generous, but bounded so a decision
+record stays far below Temporal's payload limits."""
+MAX_REASONS = 20
 NOT_A_PARTNER = "not a partner agency"
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -66,7 +72,17 @@ def validate_submit(
     need(bool(req.requester.role.strip()), "requester.role")
     need(req.requester.HasField("training_valid_until"), "requester.training_valid_until")
     need(len(req.holding_agency_ids) > 0, "holding_agency_ids")
-    need(len(req.holding_agency_ids) <= 1, "holding_agency_ids", ONE_HOLDER_ONLY)
+    need(
+        len(req.holding_agency_ids) <= MAX_HOLDERS,
+        "holding_agency_ids",
+        f"at most {MAX_HOLDERS} holding agencies",
+    )
+    holders = list(req.holding_agency_ids)
+    need(
+        len(set(holders)) == len(holders),
+        "holding_agency_ids",
+        "each holding agency may be named once",
+    )
     need(len(req.subjects) > 0, "subjects", "at least one subject is required")
     need(
         not req.subjects or any(s.role == pb.SUBJECT_ROLE_CHILD for s in req.subjects),
@@ -120,15 +136,219 @@ def validate_case_ref(case_ref: str) -> list[FieldViolation]:
     return [FieldViolation("case_ref", "must be a case reference (20 characters a-z, 2-7)")]
 
 
-def validate_acknowledge(request: service_pb.AcknowledgeRequest) -> list[FieldViolation]:
-    """The case reference and the presence of the acknowledgement.
+# -- the decision RPCs -----------------------------------------------------------------------
+#
+# Structure only: present, known enum values, bounded lengths. Whether a decision is complete
+# and allowed (an override's justification, the minimum data set against what was asked,
+# who may decide) is the workflow's rule; the servicer translates its answer.
 
-    What the acknowledgement must hold is the workflow's rule (its update validator).
-    """
+
+def validate_record_consent(request: service_pb.RecordConsentRequest) -> list[FieldViolation]:
+    """RecordConsent: the holder's consent decision, a consent record or why not sought."""
+    return _command(request, "decision", _consent_decision)
+
+
+def validate_propose_override(request: service_pb.ProposeOverrideRequest) -> list[FieldViolation]:
+    """ProposeOverride: the proposal's shape; its completeness is the workflow's rule."""
+    return _command(request, "proposal", _proposal)
+
+
+def validate_decide_override(request: service_pb.DecideOverrideRequest) -> list[FieldViolation]:
+    """DecideOverride: the approver and the reason for the decision."""
+    return _command(request, "decision", _override_decision)
+
+
+def validate_share_first(request: service_pb.ShareFirstRequest) -> list[FieldViolation]:
+    """ShareFirst: the deciding practitioner, the statement and the categories' values."""
+    return _command(request, "decision", _share_first)
+
+
+def validate_decline_to_share(request: service_pb.DeclineToShareRequest) -> list[FieldViolation]:
+    """DeclineToShare: the deciding practitioner and at least one reason code."""
+    return _command(request, "decision", _decline)
+
+
+def validate_withdraw_request(request: service_pb.WithdrawRequestRequest) -> list[FieldViolation]:
+    """WithdrawRequest: the withdrawing practitioner and why."""
+    return _command(request, "withdrawal", _request_withdrawal)
+
+
+def validate_change_urgency(request: service_pb.ChangeUrgencyRequest) -> list[FieldViolation]:
+    """ChangeUrgency: the practitioner, the new urgency and why."""
+    return _command(request, "change", _urgency_change)
+
+
+def validate_withdraw_consent(request: service_pb.WithdrawConsentRequest) -> list[FieldViolation]:
+    """WithdrawConsent: the recording practitioner and who withdrew consent."""
+    return _command(request, "withdrawal", _consent_withdrawal)
+
+
+def validate_acknowledge(request: service_pb.AcknowledgeRequest) -> list[FieldViolation]:
+    """Acknowledge: the acknowledging practitioner and the status; which holder's delivery
+    is acknowledged is resolved against the case by the servicer."""
+    return _command(request, "acknowledgement", _acknowledgement)
+
+
+class _CommandRequest(Protocol):
+    @property
+    def case_ref(self) -> str: ...
+
+    def HasField(self, field_name: Any) -> bool: ...
+
+
+def _command(
+    request: _CommandRequest, name: str, check: Callable[[str, Any], list[FieldViolation]]
+) -> list[FieldViolation]:
     found = validate_case_ref(request.case_ref)
-    if not request.HasField("acknowledgement"):
-        found.append(FieldViolation("acknowledgement", "required"))
+    if not request.HasField(name):
+        return [*found, FieldViolation(name, "required")]
+    return found + check(name, getattr(request, name))
+
+
+def _consent_decision(path: str, decision: pb.ConsentDecision) -> list[FieldViolation]:
+    found = _actor(path, decision.actor)
+    which = decision.WhichOneof("decision")
+    if which is None:
+        found.append(FieldViolation(f"{path}.decision", "one of consent or not_sought is required"))
+    elif which == "consent":
+        found.extend(_consent_record(f"{path}.consent", decision.consent))
+    else:
+        reason = decision.not_sought
+        found.extend(_enum(f"{path}.not_sought.reason", pb.NotSoughtReason, reason.reason, True))
+        found.extend(_text(f"{path}.not_sought.explanation", reason.explanation, required=True))
     return found
+
+
+def _consent_record(path: str, consent: pb.ConsentRecord) -> list[FieldViolation]:
+    found = _enum(f"{path}.status", pb.ConsentStatus, consent.status, required=True)
+    found.extend(_code(f"{path}.given_by_relationship", consent.given_by_relationship))
+    found.extend(_enums(f"{path}.purposes", pb.Purpose, consent.purposes))
+    found.extend(_enums(f"{path}.categories", pb.InformationCategory, consent.categories))
+    for i, agency_id in enumerate(consent.recipient_agency_ids):
+        found.extend(_code(f"{path}.recipient_agency_ids[{i}]", agency_id, required=True))
+    found.extend(_text(f"{path}.verification", consent.verification))
+    found.extend(_text(f"{path}.views_expressed", consent.views_expressed))
+    return found
+
+
+def _proposal(path: str, proposal: pb.OverrideProposal) -> list[FieldViolation]:
+    found = _actor(path, proposal.actor)
+    found.extend(
+        _enum(f"{path}.consent_state_overridden", pb.ConsentStatus,
+              proposal.consent_state_overridden, required=False)
+    )  # fmt: skip
+    found.extend(_enum(f"{path}.reason_code", pb.OverrideReason, proposal.reason_code, False))
+    found.extend(_enums(f"{path}.minimum_data_set", pb.InformationCategory,
+                        proposal.minimum_data_set))  # fmt: skip
+    for name in (
+        "harm_statement",
+        "legal_basis",
+        "necessity_and_proportionality",
+        "alternatives_considered",
+        "advice_sought",
+        "not_telling_reason",
+    ):
+        found.extend(_text(f"{path}.{name}", getattr(proposal, name)))
+    return found
+
+
+def _override_decision(path: str, decision: pb.OverrideDecision) -> list[FieldViolation]:
+    return _actor(path, decision.actor) + _text(f"{path}.reason", decision.reason, required=True)
+
+
+def _share_first(path: str, decision: pb.ShareFirstDecision) -> list[FieldViolation]:
+    found = _actor(path, decision.actor)
+    found.extend(_text(f"{path}.harm_statement", decision.harm_statement))
+    found.extend(_enums(f"{path}.minimum_data_set", pb.InformationCategory,
+                        decision.minimum_data_set))  # fmt: skip
+    return found
+
+
+def _decline(path: str, decision: pb.DeclineDecision) -> list[FieldViolation]:
+    found = _actor(path, decision.actor)
+    if not decision.reasons:
+        found.append(FieldViolation(f"{path}.reasons", "at least one reason is required"))
+    elif len(decision.reasons) > MAX_REASONS:
+        found.append(FieldViolation(f"{path}.reasons", f"at most {MAX_REASONS} reasons"))
+    for i, reason in enumerate(decision.reasons[:MAX_REASONS]):
+        found.extend(_code(f"{path}.reasons[{i}]", reason, required=True))
+    found.extend(_text(f"{path}.explanation", decision.explanation))
+    return found
+
+
+def _request_withdrawal(path: str, withdrawal: pb.RequestWithdrawal) -> list[FieldViolation]:
+    return _actor(path, withdrawal.actor) + _text(
+        f"{path}.reason", withdrawal.reason, required=True
+    )
+
+
+def _urgency_change(path: str, change: pb.UrgencyChange) -> list[FieldViolation]:
+    found = _actor(path, change.actor)
+    found.extend(_enum(f"{path}.urgency", pb.Urgency, change.urgency, required=True))
+    found.extend(_text(f"{path}.reason", change.reason, required=True))
+    return found
+
+
+def _consent_withdrawal(path: str, withdrawal: pb.ConsentWithdrawal) -> list[FieldViolation]:
+    found = _actor(path, withdrawal.actor)
+    found.extend(
+        _code(f"{path}.withdrawn_by_relationship", withdrawal.withdrawn_by_relationship, True)
+    )
+    found.extend(_text(f"{path}.reason", withdrawal.reason))
+    return found
+
+
+def _acknowledgement(path: str, ack: pb.Acknowledgement) -> list[FieldViolation]:
+    found = _practitioner(f"{path}.practitioner", ack.practitioner)
+    found.extend(_enum(f"{path}.status", pb.AcknowledgementStatus, ack.status, required=True))
+    found.extend(_text(f"{path}.use", ack.use))
+    found.extend(_text(f"{path}.feedback", ack.feedback))
+    found.extend(_code(f"{path}.holding_agency_id", ack.holding_agency_id))
+    return found
+
+
+def _actor(path: str, actor: pb.Actor) -> list[FieldViolation]:
+    # actor.agency_id is not checked: the servicer overwrites it with the caller.
+    return _practitioner(f"{path}.actor.practitioner", actor.practitioner)
+
+
+def _practitioner(path: str, practitioner: pb.Practitioner) -> list[FieldViolation]:
+    return _code(f"{path}.user_id", practitioner.user_id, required=True) + _code(
+        f"{path}.role", practitioner.role, required=True
+    )
+
+
+def _code(path: str, value: str, required: bool = False) -> list[FieldViolation]:
+    """An id or code: short and printable."""
+    if not value.strip():
+        return [FieldViolation(path, "required")] if required else []
+    if len(value) > MAX_ID_LENGTH or not value.isprintable():
+        return [FieldViolation(path, f"must be at most {MAX_ID_LENGTH} printable characters")]
+    return []
+
+
+def _text(path: str, value: str, required: bool = False) -> list[FieldViolation]:
+    if required and not value.strip():
+        return [FieldViolation(path, "required")]
+    if len(value) > MAX_TEXT_LENGTH:
+        return [FieldViolation(path, f"must be at most {MAX_TEXT_LENGTH} characters")]
+    return []
+
+
+def _enum(path: str, enum: _ProtoEnum, value: int, required: bool) -> list[FieldViolation]:
+    if value == 0:
+        return [FieldViolation(path, "required")] if required else []
+    if value not in enum.values():
+        return [FieldViolation(path, "must be a known value")]
+    return []
+
+
+def _enums(path: str, enum: _ProtoEnum, values: Sequence[int]) -> list[FieldViolation]:
+    return [
+        FieldViolation(f"{path}[{i}]", "must be a known value")
+        for i, value in enumerate(values)
+        if not _known(enum, value)
+    ]
 
 
 def _subject_violations(path: str, subject: pb.Subject, today: dt.date) -> list[FieldViolation]:

@@ -27,6 +27,8 @@ from temporalio.service import RPCError
 
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
+from safeshare.codec import data_converter, load_key_file
+from safeshare.demo import DEMO_CASES
 from safeshare.pki import DevPki
 from tests.conftest import TEMPORAL_CLI
 from tests.factories import sharing_request
@@ -44,6 +46,7 @@ class Ports:
     ui: int
     gateway: int
     first_agency: int
+    codec: int
 
     @property
     def agency(self) -> dict[str, int]:
@@ -69,7 +72,9 @@ def free_ports() -> Ports:
     for _ in range(200):
         base = random.randrange(20000, 60000)
         if all(_free(base + offset) for offset in range(10)):
-            return Ports(temporal=base, ui=base + 1, gateway=base + 2, first_agency=base + 3)
+            return Ports(
+                temporal=base, ui=base + 1, gateway=base + 2, first_agency=base + 3, codec=base + 7
+            )
     raise RuntimeError("no free ports")
 
 
@@ -82,7 +87,7 @@ class RunningStack:
 
 
 @contextlib.asynccontextmanager
-async def dev_stack(data_dir: Path, ports: Ports) -> AsyncIterator[RunningStack]:
+async def dev_stack(data_dir: Path, ports: Ports, *extra_args: str) -> AsyncIterator[RunningStack]:
     """Run `python -m safeshare dev` until it prints its ready line; SIGINT it afterwards."""
     stderr_path = data_dir.parent / f"dev-{uuid.uuid4().hex[:6]}.err"
     with stderr_path.open("wb") as stderr:
@@ -91,6 +96,7 @@ async def dev_stack(data_dir: Path, ports: Ports) -> AsyncIterator[RunningStack]
             "--data-dir", str(data_dir),
             "--temporal-port", str(ports.temporal), "--ui-port", str(ports.ui),
             "--gateway-port", str(ports.gateway), "--agency-port", str(ports.first_agency),
+            "--codec-port", str(ports.codec), *extra_args,
             stdout=asyncio.subprocess.PIPE, stderr=stderr, stdin=asyncio.subprocess.DEVNULL,
             env={**os.environ, "COLUMNS": "140"},
         )  # fmt: skip
@@ -107,7 +113,7 @@ async def dev_stack(data_dir: Path, ports: Ports) -> AsyncIterator[RunningStack]
                 elif line.startswith("safeshare-dev-case"):
                     _, request_id, ref = line.split()
                     refs[request_id] = ref
-                    if len(refs) == 4:
+                    if len(refs) == len(DEMO_CASES):
                         break
         yield RunningStack(process, ready, refs, stderr_path)
     finally:
@@ -115,6 +121,12 @@ async def dev_stack(data_dir: Path, ports: Ports) -> AsyncIterator[RunningStack]
             process.send_signal(signal.SIGINT)
             async with asyncio.timeout(60):
                 await process.wait()
+
+
+async def connect(data_dir: Path, ports: Ports) -> Client:
+    """A Temporal client holding the dev stack's payload keys, as every SafeShare part does."""
+    keys = load_key_file(data_dir / "dev" / "keys.json")
+    return await Client.connect(f"127.0.0.1:{ports.temporal}", data_converter=data_converter(keys))
 
 
 async def until(condition, what: str, seconds: float = 60.0):
@@ -137,17 +149,29 @@ async def test_dev_stack_runs_a_case_end_to_end_and_restarts_on_the_same_data(
         assert f"gateway=127.0.0.1:{ports.gateway}" in stack.ready_line
         pki = DevPki(data_dir / "dev" / "pki")
         gateway = f"127.0.0.1:{ports.gateway}"
-        temporal = await Client.connect(f"127.0.0.1:{ports.temporal}")
+        temporal = await connect(data_dir, ports)
 
-        # The demo cases flowed: demo-1 was delivered and acknowledged, demo-3 was refused.
+        # The demo cases flowed: each came to rest where its story says.
         async with CaseClient.connect(gateway, pki.agency("northshire-csc")) as csc:
             demo_1 = await csc.get(stack.demo_refs["demo-1"])
         assert demo_1.state == pb.CASE_STATE_CLOSED
         assert demo_1.record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
         async with CaseClient.connect(gateway, pki.agency("northshire-police")) as police:
             demo_3 = await police.get(stack.demo_refs["demo-3"])
-        assert demo_3.record.outcome == pb.OUTCOME_NOT_SHARED
-        assert "consent_refused" in demo_3.record.basis
+        assert demo_3.record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
+        [exchange] = demo_3.record.holders
+        assert (
+            exchange.override_decision.approve
+            and exchange.consent.status == pb.CONSENT_STATUS_REFUSED
+        )
+        async with CaseClient.connect(gateway, pki.agency("riverside-gp")) as gp:
+            demo_4 = await gp.get(stack.demo_refs["demo-4"])
+        assert demo_4.record.outcome == pb.OUTCOME_NOT_SHARED
+        assert list(demo_4.record.holders[0].decline.reasons)
+        async with CaseClient.connect(gateway, pki.agency("northshire-csc")) as csc:
+            demo_5 = await csc.get(stack.demo_refs["demo-5"])
+        assert demo_5.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
+        assert demo_5.waiting_on == pb.WAITING_ON_HOLDER
 
         # A new case, submitted over mTLS as the GP practice, asking the school.
         request = sharing_request(
@@ -183,7 +207,8 @@ async def test_dev_stack_runs_a_case_end_to_end_and_restarts_on_the_same_data(
             )
             record = await handle.result()
         assert record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
-        shared = {item.item_id for item in record.shared_items}
+        [exchange] = record.holders
+        shared = {item.item_id for item in exchange.shared_items}
         assert shared, "the school holds attendance and welfare records for this child"
 
         # The records are in the recipient's own sandbox store, exactly once each.
@@ -192,7 +217,7 @@ async def test_dev_stack_runs_a_case_end_to_end_and_restarts_on_the_same_data(
         ) as store:
             rows = store.execute(
                 "SELECT item_id FROM delivered_items WHERE delivery_id = ?",
-                (record.receipt.delivery_id,),
+                (exchange.receipt.delivery_id,),
             ).fetchall()
         assert sorted(r[0] for r in rows) == sorted(shared)
 
@@ -228,17 +253,17 @@ async def test_dev_stack_runs_a_case_end_to_end_and_restarts_on_the_same_data(
     # Ctrl-C stopped everything it started.
     assert stack.process.returncode == 0, stack.stderr_path.read_text()
     assert "Stopped." in stack.stderr_path.read_text()
-    for port in (ports.temporal, ports.gateway, *ports.agency.values()):
+    for port in (ports.temporal, ports.gateway, ports.codec, *ports.agency.values()):
         assert not _listening(port), f"something still listens on {port} after stop"
 
     # A second start reuses the data: the same demo cases, the earlier case still there.
     async with dev_stack(data_dir, ports) as again:
         assert again.demo_refs == stack.demo_refs
-        temporal = await Client.connect(f"127.0.0.1:{ports.temporal}")
+        temporal = await connect(data_dir, ports)
         described = await temporal.get_workflow_handle(
             case_workflow_id(submitted.case_ref)
         ).describe()
         assert described.status is not None and described.status.name == "COMPLETED"
         count = await temporal.count_workflows("WorkflowType='SharingCase'")
-        assert count.count == 5
+        assert count.count == len(DEMO_CASES) + 1
     assert again.process.returncode == 0

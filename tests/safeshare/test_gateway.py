@@ -1,7 +1,8 @@
-"""The gateway over real mTLS, against the dev server running the real SharingCase workflow.
+"""The gateway over real mTLS, against the dev server running the real hub worker.
 
-Agency activities are fakes registered under the real names on the agencies' task queues; the
-fake ExtractRecords can be held for one case, to catch that case before delivery.
+The hub worker is the real one (SharingCase, HolderExchange, the protocol gate against the
+committed registry, operator alerts). Agency activities are fakes registered under the real
+names on the agencies' task queues: consent is given unless a case is marked refused.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import asyncio
 import datetime as dt
 import sysconfig
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -29,8 +32,15 @@ from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import EXTRACT_RECORDS, LOOKUP_CONSENT, RECEIVE_DELIVERY, agency_task_queue
-from activities.registry import Registry
+from activities.agency import (
+    EXTRACT_RECORDS,
+    LOOKUP_CONSENT,
+    NOTIFY_PRACTITIONER,
+    RECEIVE_CONSENT_WITHDRAWN,
+    RECEIVE_DELIVERY,
+    agency_task_queue,
+)
+from activities.registry import DEFAULT_REGISTRY_PATH, Registry
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
@@ -38,9 +48,10 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.gateway import create_gateway_server
 from safeshare.gateway.server import CASE_SERVICE_NAME
+from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from safeshare.tls import TlsFiles
-from workflows.ids import case_ref_for, case_workflow_id
+from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 from workflows.sharing_case import SharingCase
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -48,9 +59,11 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 CSC = "northshire-csc"
 SCHOOL = "oakfield-primary"
 GP = "riverside-gp"
-AGENCIES = (CSC, SCHOOL, GP)
+POLICE = "northshire-police"
+AGENCIES = (CSC, SCHOOL, GP, POLICE)
 WAIT = dt.timedelta(seconds=20)
 TEMPORAL_CLI = Path(sysconfig.get_path("scripts")) / "temporal"
+ATTENDANCE = pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE
 
 
 def _stamp(year: int) -> dt.datetime:
@@ -59,16 +72,18 @@ def _stamp(year: int) -> dt.datetime:
 
 @dataclass
 class FakeAgencies:
-    """Fake agency systems: consent always given; extraction may be held per case."""
+    """Fake agency systems: consent is given unless the case is marked refused."""
 
-    held: dict[str, asyncio.Event] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)
+    consent_notices: list[agency_pb.ReceiveConsentWithdrawnRequest] = field(default_factory=list)
 
     @activity.defn(name=LOOKUP_CONSENT)
     async def lookup_consent(
         self, request: agency_pb.LookupConsentRequest
     ) -> agency_pb.LookupConsentResponse:
+        refused = request.case_ref in self.refused
         consent = pb.ConsentRecord(
-            status=pb.CONSENT_STATUS_GIVEN,
+            status=pb.CONSENT_STATUS_REFUSED if refused else pb.CONSENT_STATUS_GIVEN,
             given_by_relationship="mother",
             parental_responsibility=True,
             purposes=[p for p in pb.Purpose.values() if p],
@@ -83,14 +98,10 @@ class FakeAgencies:
     async def extract_records(
         self, request: agency_pb.ExtractRecordsRequest
     ) -> agency_pb.ExtractRecordsResponse:
-        gate = self.held.get(request.case_ref)
-        if gate is not None:
-            await gate.wait()
-        category = request.categories[0]
         items = [
             pb.RecordItem(
                 item_id=f"item-{n}",
-                category=category,
+                category=request.categories[0],
                 kind=pb.ITEM_KIND_FACT,
                 source="fake",
                 content="fictional",
@@ -110,6 +121,30 @@ class FakeAgencies:
         )
         receipt.received_at.GetCurrentTime()
         return agency_pb.ReceiveDeliveryResponse(receipt=receipt)
+
+    @activity.defn(name=NOTIFY_PRACTITIONER)
+    async def notify_practitioner(
+        self, request: agency_pb.NotifyPractitionerRequest
+    ) -> agency_pb.NotifyPractitionerResponse:
+        return agency_pb.NotifyPractitionerResponse(notification_id=request.notification_id)
+
+    @activity.defn(name=RECEIVE_CONSENT_WITHDRAWN)
+    async def receive_consent_withdrawn(
+        self, request: agency_pb.ReceiveConsentWithdrawnRequest
+    ) -> agency_pb.ReceiveConsentWithdrawnResponse:
+        self.consent_notices.append(request)
+        return agency_pb.ReceiveConsentWithdrawnResponse(
+            notice_id=request.notice_id, deliveries_known=len(request.delivery_ids)
+        )
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [
+            self.lookup_consent,
+            self.extract_records,
+            self.receive_delivery,
+            self.notify_practitioner,
+            self.receive_consent_withdrawn,
+        ]
 
 
 @dataclass
@@ -133,6 +168,31 @@ class Gateway:
     def as_agency(self, agency_id: str) -> service_grpc.CaseServiceAsyncStub:
         return self.stub(self.pki.agency(agency_id))
 
+    async def open_case(
+        self, *, refused: bool = False, holders: tuple[str, ...] = (SCHOOL,)
+    ) -> str:
+        """Submit a fresh request from CSC and return its case reference."""
+        call = new_request(*holders)
+        case_ref = case_ref_for(CSC, call.request.request_id)
+        if refused:
+            self.fakes.refused.add(case_ref)
+        await self.as_agency(CSC).SubmitRequest(call)
+        return case_ref
+
+    async def result(self, case_ref: str) -> pb.DecisionRecord:
+        """The case's decision record once its workflow has closed (bounded)."""
+        handle = self.client.get_workflow_handle_for(SharingCase.run, case_workflow_id(case_ref))
+        return await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+
+    async def history_lengths(
+        self, case_ref: str, holders: tuple[str, ...] = (SCHOOL,)
+    ) -> list[int]:
+        """How many events the case and each exchange have: unchanged if nothing happened."""
+        ids = [case_workflow_id(case_ref)] + [
+            holder_exchange_workflow_id(case_ref, h) for h in holders
+        ]
+        return [(await self.client.get_workflow_handle(i).describe()).history_length for i in ids]
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def gateway(
@@ -143,18 +203,12 @@ async def gateway(
     hub_queue = f"hub-test-{uuid.uuid4()}"
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(
-            Worker(client, task_queue=hub_queue, workflows=[SharingCase])
+            build_hub_worker(client, DEFAULT_REGISTRY_PATH, task_queue=hub_queue)
         )
         for agency_id in AGENCIES:
             await stack.enter_async_context(
                 Worker(
-                    client,
-                    task_queue=agency_task_queue(agency_id),
-                    activities=[
-                        fakes.lookup_consent,
-                        fakes.extract_records,
-                        fakes.receive_delivery,
-                    ],
+                    client, task_queue=agency_task_queue(agency_id), activities=fakes.activities()
                 )
             )
         server, port = await create_gateway_server(
@@ -164,19 +218,20 @@ async def gateway(
         try:
             yield gw
         finally:
-            for gate in fakes.held.values():
-                gate.set()
             for channel in gw.channels:
                 await channel.close()
             await server.stop(None)
 
 
-def new_request(holder: str = SCHOOL) -> service_pb.SubmitRequestRequest:
-    """A well-formed request with a fresh idempotency key."""
+# -- messages ----------------------------------------------------------------------------------
+
+
+def new_request(*holders: str) -> service_pb.SubmitRequestRequest:
+    """A well-formed RED request with a fresh idempotency key."""
     req = pb.SharingRequest(
         request_id=str(uuid.uuid4()),
         requester=pb.Practitioner(user_id="sw-0042", role="social_worker"),
-        holding_agency_ids=[holder],
+        holding_agency_ids=list(holders or (SCHOOL,)),
         subjects=[
             pb.Subject(
                 role=pb.SUBJECT_ROLE_CHILD,
@@ -187,16 +242,126 @@ def new_request(holder: str = SCHOOL) -> service_pb.SubmitRequestRequest:
         ],
         purpose=pb.PURPOSE_SAFEGUARDING,
         lawful_basis="Children Act 1989 s47",
-        categories=[
-            pb.CategoryRequest(
-                category=pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE, necessity="attendance"
-            )
-        ],
+        categories=[pb.CategoryRequest(category=ATTENDANCE, necessity="attendance")],
         urgency=pb.URGENCY_RED,
         family_aware=True,
     )
     req.requester.training_valid_until.FromDatetime(_stamp(2030))
     return service_pb.SubmitRequestRequest(request=req)
+
+
+def actor(user_id: str, role: str, forged_agency: str) -> pb.Actor:
+    """An actor whose body names ``forged_agency``: the gateway must use the certificate's."""
+    return pb.Actor(
+        agency_id=forged_agency, practitioner=pb.Practitioner(user_id=user_id, role=role)
+    )
+
+
+def record_consent(case_ref: str) -> service_pb.RecordConsentRequest:
+    return service_pb.RecordConsentRequest(
+        case_ref=case_ref,
+        decision=pb.ConsentDecision(
+            actor=actor("teacher-7", "teacher", CSC),
+            not_sought=pb.NotSought(
+                reason=pb.NOT_SOUGHT_REASON_RISK_TO_CHILD, explanation="would alert the household"
+            ),
+        ),
+    )
+
+
+def propose_override(case_ref: str) -> service_pb.ProposeOverrideRequest:
+    return service_pb.ProposeOverrideRequest(
+        case_ref=case_ref,
+        proposal=pb.OverrideProposal(
+            actor=actor("dsl-1", "designated_safeguarding_lead", CSC),
+            consent_state_overridden=pb.CONSENT_STATUS_REFUSED,
+            harm_statement="risk of significant harm",
+            legal_basis="Children Act 1989 s47",
+            reason_code=pb.OVERRIDE_REASON_SIGNIFICANT_HARM,
+            necessity_and_proportionality="attendance only",
+            minimum_data_set=[ATTENDANCE],
+            alternatives_considered="none timely",
+            advice_sought="caldicott guardian",
+            subject_will_be_told=False,
+            not_telling_reason="would increase risk",
+        ),
+    )
+
+
+def decide_override(case_ref: str, user_id: str = "head-1", role: str = "manager") -> Any:
+    return service_pb.DecideOverrideRequest(
+        case_ref=case_ref,
+        decision=pb.OverrideDecision(
+            actor=actor(user_id, role, CSC), approve=True, reason="justified"
+        ),
+    )
+
+
+def share_first(case_ref: str) -> service_pb.ShareFirstRequest:
+    return service_pb.ShareFirstRequest(
+        case_ref=case_ref,
+        decision=pb.ShareFirstDecision(
+            actor=actor("dsl-1", "designated_safeguarding_lead", CSC),
+            harm_statement="immediate risk",
+            minimum_data_set=[ATTENDANCE],
+        ),
+    )
+
+
+def decline(case_ref: str) -> service_pb.DeclineToShareRequest:
+    return service_pb.DeclineToShareRequest(
+        case_ref=case_ref,
+        decision=pb.DeclineDecision(
+            actor=actor("dsl-1", "designated_safeguarding_lead", CSC),
+            reasons=["not_necessary"],
+            explanation="already known to the requester",
+        ),
+    )
+
+
+def withdraw_consent(case_ref: str) -> service_pb.WithdrawConsentRequest:
+    return service_pb.WithdrawConsentRequest(
+        case_ref=case_ref,
+        withdrawal=pb.ConsentWithdrawal(
+            actor=actor("teacher-7", "teacher", CSC), withdrawn_by_relationship="mother"
+        ),
+    )
+
+
+def withdraw_request(case_ref: str) -> service_pb.WithdrawRequestRequest:
+    return service_pb.WithdrawRequestRequest(
+        case_ref=case_ref,
+        withdrawal=pb.RequestWithdrawal(
+            actor=actor("sw-0042", "social_worker", SCHOOL), reason="resolved"
+        ),
+    )
+
+
+def change_urgency(case_ref: str) -> service_pb.ChangeUrgencyRequest:
+    return service_pb.ChangeUrgencyRequest(
+        case_ref=case_ref,
+        change=pb.UrgencyChange(
+            actor=actor("sw-0042", "social_worker", SCHOOL),
+            urgency=pb.URGENCY_GREEN,
+            reason="child now safe",
+        ),
+    )
+
+
+def acknowledgement(case_ref: str, holder: str = "") -> service_pb.AcknowledgeRequest:
+    return service_pb.AcknowledgeRequest(
+        case_ref=case_ref,
+        acknowledgement=pb.Acknowledgement(
+            practitioner=pb.Practitioner(user_id="sw-0042", role="social_worker"),
+            status=pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
+            use="strategy discussion",
+            agency_id=SCHOOL,  # forged: the acknowledging agency is the certificate's
+            holding_agency_id=holder,
+        ),
+    )
+
+
+# -- assertions and polling --------------------------------------------------------------------
 
 
 def violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
@@ -211,6 +376,13 @@ def violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     return found
 
 
+async def refused(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    """The error a call fails with (it must fail)."""
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value
+
+
 async def assert_no_case(client: Client, agency_id: str, request_id: str) -> None:
     """No workflow was started for this request."""
     handle = client.get_workflow_handle(case_workflow_id(case_ref_for(agency_id, request_id)))
@@ -219,28 +391,30 @@ async def assert_no_case(client: Client, agency_id: str, request_id: str) -> Non
     assert raised.value.status == RPCStatusCode.NOT_FOUND
 
 
+async def wait_for(
+    stub: service_grpc.CaseServiceAsyncStub,
+    case_ref: str,
+    done: Callable[[pb.CaseView], bool],
+    what: str,
+) -> pb.CaseView:
+    """Poll GetCase until ``done`` holds (bounded)."""
+    view = pb.CaseView()
+    for _ in range(400):
+        view = (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
+        if done(view):
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {what}; case is {pb.CaseState.Name(view.state)}")
+
+
 async def wait_for_state(
     stub: service_grpc.CaseServiceAsyncStub, case_ref: str, state: pb.CaseState.ValueType
 ) -> pb.CaseView:
     """Poll GetCase until the case reaches ``state`` (bounded)."""
-    view = pb.CaseView()
-    for _ in range(400):
-        view = (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
-        if view.state == state:
-            return view
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"case stayed {pb.CaseState.Name(view.state)}")
+    return await wait_for(stub, case_ref, lambda v: v.state == state, pb.CaseState.Name(state))
 
 
-def acknowledgement(case_ref: str) -> service_pb.AcknowledgeRequest:
-    return service_pb.AcknowledgeRequest(
-        case_ref=case_ref,
-        acknowledgement=pb.Acknowledgement(
-            practitioner=pb.Practitioner(user_id="sw-0042", role="social_worker"),
-            status=pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
-            use="strategy discussion",
-        ),
-    )
+# -- the lifecycle through the API -------------------------------------------------------------
 
 
 async def test_a_request_is_shared_acknowledged_and_closed(gateway: Gateway) -> None:
@@ -264,25 +438,342 @@ async def test_a_request_is_shared_acknowledged_and_closed(gateway: Gateway) -> 
 
     acked = await csc.Acknowledge(acknowledgement(submitted.case_ref))
 
-    assert acked.case.record.acknowledgement.agency_id == CSC
-    handle = gateway.client.get_workflow_handle_for(
-        SharingCase.run, case_workflow_id(submitted.case_ref)
-    )
-    record = await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    assert acked.case.record.holders[0].acknowledgement.agency_id == CSC
+    record = await gateway.result(submitted.case_ref)
     assert record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
-    assert len(record.shared_items) == 2
+    assert len(record.holders[0].shared_items) == 2
     closed = await csc.GetCase(service_pb.GetCaseRequest(case_ref=submitted.case_ref))
     assert closed.case.state == pb.CASE_STATE_CLOSED
     assert closed.case.record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+    assert closed.case.record.holders[0].outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+    handle = gateway.client.get_workflow_handle(case_workflow_id(submitted.case_ref))
     summary = await (await handle.describe()).static_summary()
     assert summary == f"RED SAFEGUARDING: {CSC} asks {SCHOOL}"
 
     # A closed case is still the case of its request id: resubmitting never reopens it.
     again = await csc.SubmitRequest(call)
     assert (again.case_ref, again.created) == (submitted.case_ref, False)
-    with pytest.raises(grpc.aio.AioRpcError) as late:
-        await csc.Acknowledge(acknowledgement(submitted.case_ref))
-    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    late = await refused(csc.Acknowledge(acknowledgement(submitted.case_ref)))
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_consent_refused_then_an_approved_override_shares_and_closes(
+    gateway: Gateway,
+) -> None:
+    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
+    case_ref = await gateway.open_case(refused=True)
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+
+    consented = await school.RecordConsent(record_consent(case_ref))
+    incomplete = service_pb.ProposeOverrideRequest(
+        case_ref=case_ref,
+        proposal=pb.OverrideProposal(actor=actor("dsl-1", "designated_safeguarding_lead", CSC)),
+    )
+    missing = await refused(school.ProposeOverride(incomplete))
+    proposed = await school.ProposeOverride(propose_override(case_ref))
+    self_approved = await refused(
+        school.DecideOverride(decide_override(case_ref, "dsl-1", "designated_safeguarding_lead"))
+    )
+    not_an_approver = await refused(
+        school.DecideOverride(decide_override(case_ref, "t-9", "teacher"))
+    )
+    approved = await school.DecideOverride(decide_override(case_ref))
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    acked = await csc.Acknowledge(acknowledgement(case_ref))
+
+    holder = consented.case.record.holders[0]
+    assert holder.consent.status == pb.CONSENT_STATUS_NOT_SOUGHT
+    assert holder.consent_decision.actor.agency_id == SCHOOL  # the body said CSC
+    assert holder.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
+    assert missing.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {f for f, _ in violations(missing)} == {
+        f"proposal.{name}"
+        for name in (
+            "consent_state_overridden",
+            "harm_statement",
+            "legal_basis",
+            "necessity_and_proportionality",
+            "alternatives_considered",
+            "advice_sought",
+            "reason_code",
+            "minimum_data_set",
+            "not_telling_reason",
+        )
+    }
+    assert proposed.case.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert proposed.case.waiting_on == pb.WAITING_ON_APPROVER
+    assert self_approved.code() == not_an_approver.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert approved.case.record.holders[0].override_decision.actor.agency_id == SCHOOL
+    assert acked.case.record.holders[0].acknowledgement.agency_id == CSC
+    record = await gateway.result(case_ref)
+    assert record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
+    assert record.holders[0].override_used
+    decided = [e for e in record.holders[0].entries if e.event == "OverrideApproved"]
+    assert [(e.agency_id, e.user_id) for e in decided] == [(SCHOOL, "head-1")]
+
+
+async def test_a_holder_declines_to_share(gateway: Gateway) -> None:
+    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
+    case_ref = await gateway.open_case(refused=True)
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+
+    declined = await school.DeclineToShare(decline(case_ref))
+
+    holder = declined.case.record.holders[0]
+    assert (holder.state, holder.outcome) == (pb.CASE_STATE_CLOSED, pb.OUTCOME_NOT_SHARED)
+    assert holder.decline.actor.agency_id == SCHOOL
+    record = await gateway.result(case_ref)
+    assert record.outcome == pb.OUTCOME_NOT_SHARED
+    assert "not_necessary" in record.basis
+
+
+async def test_the_requester_withdraws_the_request(gateway: Gateway) -> None:
+    csc = gateway.as_agency(CSC)
+    case_ref = await gateway.open_case(refused=True)
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+
+    withdrawn = await csc.WithdrawRequest(withdraw_request(case_ref))
+
+    assert withdrawn.case.record.withdrawal.actor.agency_id == CSC
+    record = await gateway.result(case_ref)
+    assert record.outcome == pb.OUTCOME_WITHDRAWN
+    assert record.holders[0].outcome == pb.OUTCOME_WITHDRAWN
+
+
+async def test_changing_the_urgency_moves_the_deadline(gateway: Gateway) -> None:
+    csc = gateway.as_agency(CSC)
+    case_ref = await gateway.open_case(refused=True)
+    before = await wait_for(csc, case_ref, lambda v: v.HasField("next_deadline"), "ran a deadline")
+
+    changed = await csc.ChangeUrgency(change_urgency(case_ref))
+    after = await wait_for(
+        csc, case_ref, lambda v: v.next_deadline != before.next_deadline, "moved its deadline"
+    )
+
+    assert changed.case.record.urgency == pb.URGENCY_GREEN
+    assert changed.case.record.urgency_changes[0].actor.agency_id == CSC
+    # RED gives the holder 2 hours; GREEN a working day or more.
+    assert after.next_deadline.ToDatetime() > before.next_deadline.ToDatetime()
+    assert after.waiting_on == pb.WAITING_ON_HOLDER
+
+
+async def test_red_share_first_delivers_and_waits_for_justification(gateway: Gateway) -> None:
+    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
+    case_ref = await gateway.open_case(refused=True)
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+
+    shared = await school.ShareFirst(share_first(case_ref))
+    delivered = await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+
+    assert shared.case.record.holders[0].share_first.actor.agency_id == SCHOOL
+    assert delivered.waiting_on == pb.WAITING_ON_APPROVER
+    assert len(delivered.record.holders[0].shared_items) == 2
+
+
+async def test_consent_withdrawn_after_delivery_reaches_the_recipient(gateway: Gateway) -> None:
+    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
+    case_ref = await gateway.open_case()
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+
+    withdrawn = await school.WithdrawConsent(withdraw_consent(case_ref))
+
+    recorded = withdrawn.case.record.holders[0].consent_withdrawal
+    assert recorded.actor.agency_id == SCHOOL
+    assert recorded.recipient_notified
+    notices = [n for n in gateway.fakes.consent_notices if n.case_ref == case_ref]
+    assert [(n.holding_agency_id, list(n.delivery_ids)) for n in notices] == [
+        (SCHOOL, [f"{case_ref}.{SCHOOL}.1"])
+    ]
+
+
+async def test_with_two_holders_the_acknowledgement_names_one(gateway: Gateway) -> None:
+    csc = gateway.as_agency(CSC)
+    case_ref = await gateway.open_case(holders=(SCHOOL, GP))
+    await wait_for(
+        csc,
+        case_ref,
+        lambda v: (
+            [h.state for h in v.record.holders] == [pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT] * 2
+        ),
+        "delivered by both holders",
+    )
+
+    unnamed = await refused(csc.Acknowledge(acknowledgement(case_ref)))
+    stranger = await refused(csc.Acknowledge(acknowledgement(case_ref, POLICE)))
+    acked = await csc.Acknowledge(acknowledgement(case_ref, GP))
+    gp_view = await gateway.as_agency(GP).GetCase(service_pb.GetCaseRequest(case_ref=case_ref))
+
+    assert unnamed.code() == stranger.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in violations(unnamed)] == ["acknowledgement.holding_agency_id"]
+    assert [f for f, _ in violations(stranger)] == ["acknowledgement.holding_agency_id"]
+    by_holder = {h.holding_agency_id: h for h in acked.case.record.holders}
+    assert by_holder[GP].state == pb.CASE_STATE_CLOSED
+    assert by_holder[SCHOOL].state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+    assert [h.holding_agency_id for h in gp_view.case.record.holders] == [SCHOOL, GP]
+
+
+async def test_a_case_refused_by_the_gate_has_no_exchange_to_decide_on(gateway: Gateway) -> None:
+    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
+    call = new_request()
+    call.request.requester.training_valid_until.FromDatetime(_stamp(2020))
+    case_ref = (await csc.SubmitRequest(call)).case_ref
+    record = await gateway.result(case_ref)
+
+    view = (await school.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
+    late = await refused(school.RecordConsent(record_consent(case_ref)))
+
+    assert record.outcome == pb.OUTCOME_REJECTED_BY_PROTOCOL_GATE
+    assert (view.state, len(view.record.holders)) == (pb.CASE_STATE_CLOSED, 0)
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# -- every decision RPC: who may call it, when, and with what -----------------------------------
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One decision RPC: a well-formed call (its body forging the other party's agency), a way
+    to break it, the field the break names, and which case state makes it out of turn."""
+
+    name: str
+    side: str
+    build: Callable[[str], Message]
+    spoil: Callable[[Any], None]
+    spoiled_field: str
+    out_of_turn_on: str
+
+    def send(self, stub: service_grpc.CaseServiceAsyncStub, call: Message) -> Awaitable[Any]:
+        method: Callable[[Message], Awaitable[Any]] = getattr(stub, self.name)
+        return method(call)
+
+
+def _set(path: str, value: object) -> Callable[[Any], None]:
+    def spoil(call: Any) -> None:
+        *parents, name = path.split(".")
+        target = call
+        for parent in parents:
+            target = getattr(target, parent)
+        if isinstance(value, list):
+            del getattr(target, name)[:]
+        else:
+            setattr(target, name, value)
+
+    return spoil
+
+
+RPCS = [
+    Rpc("RecordConsent", "holder", record_consent,
+        _set("decision.not_sought.reason", 0), "decision.not_sought.reason", "delivered"),
+    Rpc("ProposeOverride", "holder", propose_override,
+        _set("proposal.reason_code", 99), "proposal.reason_code", "delivered"),
+    Rpc("DecideOverride", "holder", decide_override,
+        _set("decision.reason", ""), "decision.reason", "waiting"),
+    Rpc("ShareFirst", "holder", share_first,
+        _set("decision.harm_statement", "x" * 4001), "decision.harm_statement", "delivered"),
+    Rpc("DeclineToShare", "holder", decline,
+        _set("decision.reasons", []), "decision.reasons", "delivered"),
+    Rpc("WithdrawConsent", "holder", withdraw_consent,
+        _set("withdrawal.actor.practitioner.role", ""), "withdrawal.actor.practitioner.role",
+        "waiting"),
+    Rpc("WithdrawRequest", "requester", withdraw_request,
+        _set("withdrawal.reason", " "), "withdrawal.reason", "closed"),
+    Rpc("ChangeUrgency", "requester", change_urgency,
+        _set("change.urgency", 0), "change.urgency", "closed"),
+    Rpc("Acknowledge", "requester", acknowledgement,
+        _set("acknowledgement.status", 0), "acknowledgement.status", "waiting"),
+]  # fmt: skip
+RPC_IDS = [rpc.name for rpc in RPCS]
+
+
+@dataclass(frozen=True)
+class Cases:
+    """Cases the per-RPC checks share; a refused call must leave each as it was."""
+
+    waiting: str
+    """Consent refused: waiting for the holder's consent decision."""
+    delivered: str
+    """Consent given and delivered: waiting for the acknowledgement."""
+    closed: str
+    """Withdrawn and closed."""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cases(gateway: Gateway) -> Cases:
+    csc = gateway.as_agency(CSC)
+    waiting, delivered, closed = await asyncio.gather(
+        gateway.open_case(refused=True), gateway.open_case(), gateway.open_case(refused=True)
+    )
+    await wait_for_state(csc, closed, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+    await csc.WithdrawRequest(withdraw_request(closed))
+    await asyncio.gather(
+        wait_for_state(csc, waiting, pb.CASE_STATE_AWAITING_CONSENT_DECISION),
+        wait_for_state(csc, delivered, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT),
+        gateway.result(closed),
+    )
+    return Cases(waiting, delivered, closed)
+
+
+@pytest.mark.parametrize("rpc", RPCS, ids=RPC_IDS)
+async def test_a_non_party_finds_no_case_and_changes_nothing(
+    gateway: Gateway, cases: Cases, rpc: Rpc
+) -> None:
+    gp = gateway.as_agency(GP)
+    before = await gateway.history_lengths(cases.waiting)
+
+    theirs = await refused(rpc.send(gp, rpc.build(cases.waiting)))
+    unknown = await refused(rpc.send(gp, rpc.build(case_ref_for(GP, "never-sent"))))
+
+    assert theirs.code() == unknown.code() == grpc.StatusCode.NOT_FOUND
+    assert theirs.details() == unknown.details()
+    assert await gateway.history_lengths(cases.waiting) == before
+
+
+@pytest.mark.parametrize("rpc", RPCS, ids=RPC_IDS)
+async def test_a_party_in_the_wrong_role_is_denied_whatever_the_body_says(
+    gateway: Gateway, cases: Cases, rpc: Rpc
+) -> None:
+    # The body names the agency that has the role; the certificate names the other party.
+    wrong = gateway.as_agency(CSC if rpc.side == "holder" else SCHOOL)
+    before = await gateway.history_lengths(cases.waiting)
+
+    denied = await refused(rpc.send(wrong, rpc.build(cases.waiting)))
+
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await gateway.history_lengths(cases.waiting) == before
+
+
+@pytest.mark.parametrize("rpc", RPCS, ids=RPC_IDS)
+async def test_a_call_out_of_turn_fails_its_precondition(
+    gateway: Gateway, cases: Cases, rpc: Rpc
+) -> None:
+    party = gateway.as_agency(SCHOOL if rpc.side == "holder" else CSC)
+    case_ref = getattr(cases, rpc.out_of_turn_on)
+    before = await gateway.history_lengths(case_ref)
+
+    late = await refused(rpc.send(party, rpc.build(case_ref)))
+
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await gateway.history_lengths(case_ref) == before
+
+
+@pytest.mark.parametrize("rpc", RPCS, ids=RPC_IDS)
+async def test_a_malformed_call_names_its_field(gateway: Gateway, cases: Cases, rpc: Rpc) -> None:
+    party = gateway.as_agency(SCHOOL if rpc.side == "holder" else CSC)
+    call = rpc.build(cases.waiting)
+    rpc.spoil(call)
+    before = await gateway.history_lengths(cases.waiting)
+
+    invalid = await refused(rpc.send(party, call))
+    without = await refused(rpc.send(party, type(call)(case_ref="not-a-case")))
+
+    assert invalid.code() == without.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in violations(invalid)] == [rpc.spoiled_field]
+    command_field = rpc.spoiled_field.split(".")[0]
+    assert [f for f, _ in violations(without)] == ["case_ref", command_field]
+    assert await gateway.history_lengths(cases.waiting) == before
+
+
+# -- submitting, reading, identity and operations ------------------------------------------------
 
 
 async def test_a_resubmitted_request_returns_its_case(gateway: Gateway) -> None:
@@ -320,7 +811,7 @@ def _no_purpose(req: pb.SharingRequest) -> None:
 def _several_faults(req: pb.SharingRequest) -> None:
     _bad_dob(req)
     _no_purpose(req)
-    req.holding_agency_ids.append(GP)
+    req.holding_agency_ids.append(req.holding_agency_ids[0])
     req.categories[0].necessity = ""
 
 
@@ -358,7 +849,7 @@ async def test_a_malformed_request_lists_its_faults_and_opens_no_case(
 
 
 async def test_an_unknown_holding_agency_is_not_found(gateway: Gateway) -> None:
-    call = new_request(holder="nowhere-housing")
+    call = new_request("nowhere-housing")
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await gateway.as_agency(CSC).SubmitRequest(call)
@@ -369,7 +860,7 @@ async def test_an_unknown_holding_agency_is_not_found(gateway: Gateway) -> None:
 
 
 async def test_an_agency_cannot_ask_itself(gateway: Gateway) -> None:
-    call = new_request(holder=CSC)
+    call = new_request(CSC)
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await gateway.as_agency(CSC).SubmitRequest(call)
@@ -397,6 +888,7 @@ async def test_another_agencys_case_looks_like_no_case(gateway: Gateway) -> None
     with pytest.raises(grpc.aio.AioRpcError) as ack:
         await gp.Acknowledge(acknowledgement(submitted.case_ref))
     assert ack.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ack.value.details() == missing.value.details()
 
 
 async def test_a_malformed_case_ref_is_invalid(gateway: Gateway) -> None:
@@ -405,44 +897,6 @@ async def test_a_malformed_case_ref_is_invalid(gateway: Gateway) -> None:
 
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in violations(raised.value)] == ["case_ref"]
-
-
-async def test_acknowledgements_out_of_turn_or_by_the_holder_are_refused(
-    gateway: Gateway,
-) -> None:
-    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
-    call = new_request()
-    case_ref = case_ref_for(CSC, call.request.request_id)
-    gate = gateway.fakes.held[case_ref] = asyncio.Event()
-    await csc.SubmitRequest(call)
-    await wait_for_state(csc, case_ref, pb.CASE_STATE_DELIVERING)
-
-    with pytest.raises(grpc.aio.AioRpcError) as early:
-        await csc.Acknowledge(acknowledgement(case_ref))
-    with pytest.raises(grpc.aio.AioRpcError) as by_holder:
-        await school.Acknowledge(acknowledgement(case_ref))
-    gate.set()
-    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
-    incomplete = acknowledgement(case_ref)
-    incomplete.acknowledgement.status = pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED
-    with pytest.raises(grpc.aio.AioRpcError) as invalid:
-        await csc.Acknowledge(incomplete)
-    with pytest.raises(grpc.aio.AioRpcError) as absent:
-        await csc.Acknowledge(service_pb.AcknowledgeRequest(case_ref=case_ref))
-    await csc.Acknowledge(acknowledgement(case_ref))
-    with pytest.raises(grpc.aio.AioRpcError) as twice:
-        await csc.Acknowledge(acknowledgement(case_ref))
-
-    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert by_holder.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [f for f, _ in violations(invalid.value)] == ["acknowledgement.status"]
-    assert absent.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [f for f, _ in violations(absent.value)] == ["acknowledgement"]
-    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    handle = gateway.client.get_workflow_handle_for(SharingCase.run, case_workflow_id(case_ref))
-    record = await asyncio.wait_for(handle.result(), WAIT.total_seconds())
-    assert [e.agency_id for e in record.entries if e.event == "Acknowledged"] == [CSC]
 
 
 async def test_a_certificate_that_names_no_partner_is_refused(gateway: Gateway) -> None:

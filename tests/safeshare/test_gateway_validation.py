@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -87,8 +88,12 @@ def _subject(attr: str, value: object) -> Callable[[pb.SharingRequest], None]:
     return change
 
 
-def _two_holders(req: pb.SharingRequest) -> None:
-    req.holding_agency_ids.append("riverside-gp")
+def _repeated_holder(req: pb.SharingRequest) -> None:
+    req.holding_agency_ids.append(req.holding_agency_ids[0])
+
+
+def _eleven_holders(req: pb.SharingRequest) -> None:
+    req.holding_agency_ids[:] = [f"agency-{n}" for n in range(11)]
 
 
 def _no_child(req: pb.SharingRequest) -> None:
@@ -112,7 +117,8 @@ def _second_subject_unnamed(req: pb.SharingRequest) -> None:
     [
         (_set("request_id", "x" * 129), [("request.request_id", "printable")]),
         (_set("request_id", "line\nbreak"), [("request.request_id", "printable")]),
-        (_two_holders, [("request.holding_agency_ids", validation.ONE_HOLDER_ONLY)]),
+        (_repeated_holder, [("request.holding_agency_ids", "once")]),
+        (_eleven_holders, [("request.holding_agency_ids", "at most 10")]),
         (_no_child, [("request.subjects", "SUBJECT_ROLE_CHILD")]),
         (
             _subject("role", 0),
@@ -206,6 +212,174 @@ def test_a_case_ref_from_the_ids_helper_is_accepted() -> None:
     assert validation.validate_case_ref(case_ref_for("northshire-csc", "r1")) == []
 
 
-def test_an_acknowledge_call_needs_its_acknowledgement() -> None:
-    call = service_pb.AcknowledgeRequest(case_ref="not a ref")
-    assert fields(validation.validate_acknowledge(call)) == ["case_ref", "acknowledgement"]
+def test_several_holders_are_allowed() -> None:
+    call = well_formed()
+    call.request.holding_agency_ids.extend(["riverside-gp", "northshire-police"])
+    assert validation.validate_submit(call, TODAY) == []
+
+
+# -- the decision RPCs ------------------------------------------------------------------------
+
+REF = "abcdefghijklmnopqrst"
+ATTENDANCE = pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE
+
+
+def _actor() -> pb.Actor:
+    return pb.Actor(
+        practitioner=pb.Practitioner(user_id="u-1", role="designated_safeguarding_lead")
+    )
+
+
+WELL_FORMED_COMMANDS: list[tuple[Callable[[Any], list[FieldViolation]], Any]] = [
+    (
+        validation.validate_record_consent,
+        service_pb.RecordConsentRequest(
+            case_ref=REF,
+            decision=pb.ConsentDecision(
+                actor=_actor(),
+                consent=pb.ConsentRecord(
+                    status=pb.CONSENT_STATUS_GIVEN, purposes=[pb.PURPOSE_SAFEGUARDING]
+                ),
+            ),
+        ),
+    ),
+    (
+        validation.validate_propose_override,
+        # Completeness is the workflow's rule: an otherwise empty proposal is well formed.
+        service_pb.ProposeOverrideRequest(
+            case_ref=REF, proposal=pb.OverrideProposal(actor=_actor())
+        ),
+    ),
+    (
+        validation.validate_decide_override,
+        service_pb.DecideOverrideRequest(
+            case_ref=REF, decision=pb.OverrideDecision(actor=_actor(), reason="ok")
+        ),
+    ),
+    (
+        validation.validate_share_first,
+        service_pb.ShareFirstRequest(
+            case_ref=REF,
+            decision=pb.ShareFirstDecision(actor=_actor(), minimum_data_set=[ATTENDANCE]),
+        ),
+    ),
+    (
+        validation.validate_decline_to_share,
+        service_pb.DeclineToShareRequest(
+            case_ref=REF, decision=pb.DeclineDecision(actor=_actor(), reasons=["not_held"])
+        ),
+    ),
+    (
+        validation.validate_withdraw_request,
+        service_pb.WithdrawRequestRequest(
+            case_ref=REF, withdrawal=pb.RequestWithdrawal(actor=_actor(), reason="resolved")
+        ),
+    ),
+    (
+        validation.validate_change_urgency,
+        service_pb.ChangeUrgencyRequest(
+            case_ref=REF,
+            change=pb.UrgencyChange(actor=_actor(), urgency=pb.URGENCY_AMBER, reason="why"),
+        ),
+    ),
+    (
+        validation.validate_withdraw_consent,
+        service_pb.WithdrawConsentRequest(
+            case_ref=REF,
+            withdrawal=pb.ConsentWithdrawal(actor=_actor(), withdrawn_by_relationship="mother"),
+        ),
+    ),
+    (
+        validation.validate_acknowledge,
+        service_pb.AcknowledgeRequest(
+            case_ref=REF,
+            acknowledgement=pb.Acknowledgement(
+                practitioner=_actor().practitioner, status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED
+            ),
+        ),
+    ),
+]
+COMMAND_IDS = [check.__name__ for check, _ in WELL_FORMED_COMMANDS]
+
+
+@pytest.mark.parametrize(("check", "call"), WELL_FORMED_COMMANDS, ids=COMMAND_IDS)
+def test_a_well_formed_command_has_no_violations(
+    check: Callable[[Any], list[FieldViolation]], call: Any
+) -> None:
+    assert check(call) == []
+
+
+@pytest.mark.parametrize(("check", "call"), WELL_FORMED_COMMANDS, ids=COMMAND_IDS)
+def test_a_command_needs_a_case_ref_and_its_message(
+    check: Callable[[Any], list[FieldViolation]], call: Any
+) -> None:
+    (command,) = [f.name for f, _ in call.ListFields() if f.name != "case_ref"]
+    assert fields(check(type(call)(case_ref="not a ref"))) == ["case_ref", command]
+
+
+@pytest.mark.parametrize(("check", "call"), WELL_FORMED_COMMANDS, ids=COMMAND_IDS)
+def test_a_command_names_its_practitioner(
+    check: Callable[[Any], list[FieldViolation]], call: Any
+) -> None:
+    (command,) = [f.name for f, _ in call.ListFields() if f.name != "case_ref"]
+    message = getattr(call, command)
+    practitioner = (
+        message.practitioner if command == "acknowledgement" else message.actor.practitioner
+    )
+    practitioner.Clear()
+    path = (
+        f"{command}.practitioner"
+        if command == "acknowledgement"
+        else f"{command}.actor.practitioner"
+    )
+    assert fields(check(call)) == [f"{path}.user_id", f"{path}.role"]
+
+
+def test_a_consent_decision_needs_a_decision_and_known_values() -> None:
+    call = service_pb.RecordConsentRequest(
+        case_ref=REF, decision=pb.ConsentDecision(actor=_actor())
+    )
+    assert fields(validation.validate_record_consent(call)) == ["decision.decision"]
+    call.decision.not_sought.explanation = "x" * (validation.MAX_TEXT_LENGTH + 1)
+    assert fields(validation.validate_record_consent(call)) == [
+        "decision.not_sought.reason",
+        "decision.not_sought.explanation",
+    ]
+    call.decision.consent.status = pb.ConsentStatus.ValueType(99)
+    call.decision.consent.categories.append(pb.InformationCategory.ValueType(77))
+    assert fields(validation.validate_record_consent(call)) == [
+        "decision.consent.status",
+        "decision.consent.categories[0]",
+    ]
+
+
+def test_free_text_is_bounded_and_enums_must_be_known() -> None:
+    too_long = "x" * (validation.MAX_TEXT_LENGTH + 1)
+    call = service_pb.ProposeOverrideRequest(
+        case_ref=REF,
+        proposal=pb.OverrideProposal(
+            actor=_actor(),
+            harm_statement=too_long,
+            reason_code=pb.OverrideReason.ValueType(42),
+            minimum_data_set=[ATTENDANCE, pb.INFORMATION_CATEGORY_UNSPECIFIED],
+        ),
+    )
+    found = validation.validate_propose_override(call)
+    assert fields(found) == [
+        "proposal.reason_code",
+        "proposal.minimum_data_set[1]",
+        "proposal.harm_statement",
+    ]
+    assert not any("xxx" in v.description for v in found)
+
+
+def test_urgency_withdrawal_and_decline_need_their_essentials() -> None:
+    change = service_pb.ChangeUrgencyRequest(case_ref=REF, change=pb.UrgencyChange(actor=_actor()))
+    assert fields(validation.validate_change_urgency(change)) == ["change.urgency", "change.reason"]
+    decline = service_pb.DeclineToShareRequest(
+        case_ref=REF, decision=pb.DeclineDecision(actor=_actor(), reasons=["ok", " "])
+    )
+    assert fields(validation.validate_decline_to_share(decline)) == ["decision.reasons[1]"]
+    del decline.decision.reasons[:]
+    decline.decision.reasons.extend(["r"] * (validation.MAX_REASONS + 1))
+    assert fields(validation.validate_decline_to_share(decline)) == ["decision.reasons"]

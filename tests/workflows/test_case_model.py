@@ -1,28 +1,312 @@
-"""The pure case model: transitions, deadlines and consent cover, without Temporal."""
+"""The pure case model, without Temporal: who may do what when, deadlines, consent cover,
+and properties over random command sequences."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflows.calendar import WorkingCalendar
 from workflows.case_model import (
+    Acknowledge,
+    Actor,
     Asked,
-    CaseProgress,
+    Command,
     Consent,
-    InvalidTransition,
+    ConsentChecked,
+    DecideOverride,
+    DeclineToShare,
+    Delivered,
+    Escalation,
+    Exchange,
+    InvalidCommand,
+    NothingToShare,
+    Outcome,
+    ProposeOverride,
+    RecordConsent,
+    Rule,
+    ShareFirst,
     State,
     Step,
     Urgency,
     WaitingOn,
+    WithdrawConsent,
+    WithdrawRequest,
+    case_outcome,
     consent_cover,
     deadline,
+    escalation_times,
 )
 
-NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+HOLDER, RECIPIENT = "oakfield-primary", "northshire-csc"
+PRACTITIONER = Actor(HOLDER, "teacher-1", "teacher")
+APPROVER = Actor(HOLDER, "dsl-1", "designated_safeguarding_lead")
+RECIPIENT_USER = Actor(RECIPIENT, "sw-1", "social_worker")
+CALENDAR = WorkingCalendar()
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)  # a Tuesday
+
+
+def exchange(urgency: Urgency = Urgency.AMBER) -> Exchange:
+    return Exchange(holder=HOLDER, recipient=RECIPIENT, urgency=urgency)
+
+
+def run(commands: list[Command], urgency: Urgency = Urgency.AMBER) -> Exchange:
+    ex = exchange(urgency)
+    for command in commands:
+        ex.apply(command)
+    return ex
+
+
+# -- paths ------------------------------------------------------------------------------
+
+
+def test_covering_consent_delivers_and_closes_on_acknowledgement() -> None:
+    ex = run([ConsentChecked(covers=True), Delivered(), Acknowledge(RECIPIENT_USER)])
+    assert ex.outcome is Outcome.SHARED_WITH_CONSENT
+    assert ex.history == [
+        State.CHECKING_CONSENT,
+        State.DELIVERING,
+        State.AWAITING_ACKNOWLEDGEMENT,
+        State.CLOSED,
+    ]
+
+
+def test_refused_consent_overridden_and_approved_is_shared_under_override() -> None:
+    ex = run(
+        [
+            ConsentChecked(covers=False),
+            RecordConsent(PRACTITIONER, covers=False, not_sought=True),
+            ProposeOverride(PRACTITIONER),
+            DecideOverride(APPROVER, approve=True),
+            Delivered(),
+            Acknowledge(RECIPIENT_USER),
+        ]
+    )
+    assert ex.outcome is Outcome.SHARED_UNDER_OVERRIDE
+
+
+def test_rejected_override_closes_not_shared() -> None:
+    ex = run(
+        [
+            ConsentChecked(covers=False),
+            ProposeOverride(PRACTITIONER),
+            DecideOverride(APPROVER, False),
+        ]
+    )
+    assert ex.outcome is Outcome.NOT_SHARED
+    assert not ex.delivered
+
+
+def test_recorded_consent_that_covers_moves_to_delivery() -> None:
+    ex = run([ConsentChecked(covers=False), RecordConsent(PRACTITIONER, covers=True)])
+    assert ex.state is State.DELIVERING
+
+
+def test_red_share_first_waits_for_justification_after_acknowledgement() -> None:
+    ex = run(
+        [
+            ConsentChecked(covers=False),
+            ShareFirst(PRACTITIONER),
+            Delivered(),
+            Acknowledge(RECIPIENT_USER),
+        ],
+        urgency=Urgency.RED,
+    )
+    assert ex.state is State.AWAITING_ACKNOWLEDGEMENT
+    assert ex.waiting_on is WaitingOn.APPROVER
+    ex.apply(ProposeOverride(PRACTITIONER))
+    ex.apply(DecideOverride(APPROVER, approve=True))
+    assert ex.outcome is Outcome.SHARED_UNDER_OVERRIDE
+
+
+@pytest.mark.parametrize(
+    ("commands", "command", "rule"),
+    [
+        ([], RecordConsent(PRACTITIONER, covers=True), Rule.OUT_OF_TURN),
+        ([ConsentChecked(False)], RecordConsent(RECIPIENT_USER, covers=True), Rule.NOT_PERMITTED),
+        ([ConsentChecked(False)], ProposeOverride(PRACTITIONER, ("proposal.harm_statement",)), Rule.INVALID),
+        ([ConsentChecked(False), ProposeOverride(PRACTITIONER)], DecideOverride(PRACTITIONER, True), Rule.NOT_PERMITTED),
+        (
+            [ConsentChecked(False), ProposeOverride(APPROVER)],
+            DecideOverride(APPROVER, True),
+            Rule.NOT_PERMITTED,
+        ),
+        ([ConsentChecked(False)], DecideOverride(APPROVER, True), Rule.OUT_OF_TURN),
+        ([ConsentChecked(False)], ShareFirst(PRACTITIONER), Rule.OUT_OF_TURN),  # AMBER
+        ([ConsentChecked(False)], DeclineToShare(PRACTITIONER, has_reasons=False), Rule.INVALID),
+        ([ConsentChecked(True)], Acknowledge(RECIPIENT_USER), Rule.OUT_OF_TURN),
+        ([ConsentChecked(True), Delivered()], Acknowledge(APPROVER), Rule.NOT_PERMITTED),
+        ([ConsentChecked(True)], WithdrawConsent(PRACTITIONER), Rule.OUT_OF_TURN),
+        ([ConsentChecked(False)], WithdrawRequest(PRACTITIONER), Rule.NOT_PERMITTED),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_rule_and_change_nothing(
+    commands: list[Command], command: Command, rule: Rule
+) -> None:
+    ex = run(commands)
+    before = (ex.state, list(ex.history), ex.override_proposed_by)
+    refusal = ex.check(command)
+    assert refusal is not None and refusal.rule is rule
+    with pytest.raises(InvalidCommand):
+        ex.apply(command)
+    assert (ex.state, ex.history, ex.override_proposed_by) == before
+
+
+def test_withdrawal_closes_any_open_step() -> None:
+    for prefix in (
+        [],
+        [ConsentChecked(False)],
+        [ConsentChecked(False), ProposeOverride(PRACTITIONER)],
+    ):
+        ex = run([*prefix, WithdrawRequest(RECIPIENT_USER)])
+        assert ex.outcome is Outcome.WITHDRAWN
+
+
+def test_holder_with_nothing_to_share_closes_not_shared() -> None:
+    assert run([NothingToShare()]).outcome is Outcome.NOT_SHARED
+
+
+# -- properties -------------------------------------------------------------------------
+
+ACTORS = st.sampled_from([PRACTITIONER, APPROVER, RECIPIENT_USER, Actor("riverside-gp", "x", "gp")])
+COMMANDS: st.SearchStrategy[Command] = st.one_of(
+    st.builds(ConsentChecked, st.booleans()),
+    st.builds(RecordConsent, ACTORS, st.booleans(), st.booleans()),
+    st.builds(ProposeOverride, ACTORS, st.sampled_from([(), ("proposal.legal_basis",)])),
+    st.builds(DecideOverride, ACTORS, st.booleans()),
+    st.builds(ShareFirst, ACTORS, st.sampled_from([(), ("decision.harm_statement",)])),
+    st.builds(DeclineToShare, ACTORS, st.booleans()),
+    st.just(NothingToShare()),
+    st.just(Delivered()),
+    st.builds(Acknowledge, ACTORS),
+    st.builds(WithdrawRequest, ACTORS),
+    st.builds(WithdrawConsent, ACTORS),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(urgency=st.sampled_from(list(Urgency)), commands=st.lists(COMMANDS, max_size=14))
+def test_no_command_sequence_reaches_an_invalid_state_or_shares_without_a_basis(
+    urgency: Urgency, commands: list[Command]
+) -> None:
+    ex = exchange(urgency)
+    proposer: str | None = None
+    for command in commands:
+        refusal = ex.check(command)
+        state_before = ex.state
+        if refusal is not None:
+            with pytest.raises(InvalidCommand):
+                ex.apply(command)
+            assert ex.state is state_before
+            continue
+        if isinstance(command, Delivered):
+            # No path delivers without covering consent, an approved override, or a RED
+            # share-first.
+            assert (
+                ex.consent_covers
+                or ex.override_approved
+                or (ex.shared_first and ex.urgency is Urgency.RED)
+            )
+        if isinstance(command, ProposeOverride):
+            proposer = command.actor.user_id
+        if isinstance(command, DecideOverride):
+            # Never self-approved, always by an approver role at the holder.
+            assert command.actor.user_id != proposer
+            assert command.actor.agency_id == HOLDER
+            assert command.actor.role in {
+                "designated_safeguarding_lead",
+                "manager",
+                "caldicott_guardian",
+            }
+        ex.apply(command)
+        assert ex.state is not state_before or ex.state in {
+            State.AWAITING_CONSENT_DECISION,
+            State.AWAITING_ACKNOWLEDGEMENT,
+            State.DELIVERING,
+        }
+    # Nothing moves once closed, and a closed exchange always has an outcome.
+    if ex.state is State.CLOSED:
+        assert ex.outcome is not Outcome.OPEN
+        after_close: list[Command] = [Delivered(), Acknowledge(RECIPIENT_USER)]
+        assert all(ex.check(c) is not None for c in after_close)
+    else:
+        assert ex.outcome is Outcome.OPEN
+    if ex.outcome in {Outcome.SHARED_WITH_CONSENT, Outcome.SHARED_UNDER_OVERRIDE}:
+        assert ex.delivered and ex.acknowledged
+    if ex.outcome is Outcome.SHARED_WITH_CONSENT:
+        assert ex.consent_covers and not ex.shared_first
+
+
+# -- deadlines, escalation, outcomes --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("urgency", "step", "start", "due"),
+    [
+        # RED: 24/7, elapsed hours, even on a Saturday night.
+        (Urgency.RED, Step.HOLDER_RESPONDS, dt.datetime(2026, 11, 28, 23, 0), dt.datetime(2026, 11, 29, 1, 0)),
+        (Urgency.RED, Step.OVERRIDE_DECISION, NOW, NOW + dt.timedelta(hours=1)),
+        # AMBER: 6 working hours from Friday 15:00 (UTC = London in November) → Monday 13:00.
+        (Urgency.AMBER, Step.HOLDER_RESPONDS, dt.datetime(2026, 11, 27, 15, 0), dt.datetime(2026, 11, 30, 13, 0)),
+        # GREEN: 5 working days to acknowledge from Tuesday 12:00 → next Tuesday 12:00.
+        (Urgency.GREEN, Step.RECIPIENT_ACKNOWLEDGES, NOW, NOW + dt.timedelta(days=7)),
+    ],
+)  # fmt: skip
+def test_deadlines_follow_the_published_table_and_calendar(
+    urgency: Urgency, step: Step, start: dt.datetime, due: dt.datetime
+) -> None:
+    start, due = start.replace(tzinfo=dt.UTC), due.replace(tzinfo=dt.UTC)
+    assert deadline(urgency, step, start, CALENDAR) == due
+
+
+def test_working_hours_honour_summer_time_and_holidays() -> None:
+    calendar = WorkingCalendar(holidays=frozenset({dt.date(2026, 12, 25)}))
+    # 24 Dec 16:00 UTC + 2 working hours: 1 hour on the 24th, then Boxing Day is a Saturday,
+    # so Monday 28th 10:00.
+    start = dt.datetime(2026, 12, 24, 16, 0, tzinfo=dt.UTC)
+    assert calendar.add_working_hours(start, 2) == dt.datetime(2026, 12, 28, 10, 0, tzinfo=dt.UTC)
+    # In British Summer Time 09:00 London is 08:00 UTC.
+    july = dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
+    assert calendar.add_working_hours(july, 1) == dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def test_escalation_ladder_reminds_then_lead_then_operator() -> None:
+    due = NOW + dt.timedelta(hours=2)
+    ladder = escalation_times(due, dt.timedelta(hours=2))
+    assert [rung for _, rung in ladder] == [
+        Escalation.REMINDER,
+        Escalation.SAFEGUARDING_LEAD,
+        Escalation.PARTNERSHIP_OPERATOR,
+    ]
+    assert [at - due for at, _ in ladder] == [
+        dt.timedelta(0),
+        dt.timedelta(hours=1),
+        dt.timedelta(hours=2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ([Outcome.SHARED_WITH_CONSENT], Outcome.SHARED_WITH_CONSENT),
+        (
+            [Outcome.SHARED_WITH_CONSENT, Outcome.SHARED_UNDER_OVERRIDE],
+            Outcome.SHARED_UNDER_OVERRIDE,
+        ),
+        ([Outcome.SHARED_WITH_CONSENT, Outcome.NOT_SHARED], Outcome.PARTLY_SHARED),
+        ([Outcome.NOT_SHARED, Outcome.NOT_SHARED], Outcome.NOT_SHARED),
+        ([Outcome.WITHDRAWN, Outcome.WITHDRAWN], Outcome.WITHDRAWN),
+    ],
+)
+def test_case_outcome_from_its_exchanges(outcomes: list[Outcome], expected: Outcome) -> None:
+    assert case_outcome(outcomes) is expected
+
+
+# -- consent cover --------------------------------------------------------------------------
+
 GIVEN = Consent(
     status="GIVEN",
     purposes={"PURPOSE_SAFEGUARDING"},
@@ -31,73 +315,7 @@ GIVEN = Consent(
     valid_from=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
     valid_until=dt.datetime(2028, 1, 1, tzinfo=dt.UTC),
 )
-ASKED = Asked(
-    purpose="PURPOSE_SAFEGUARDING",
-    recipient="oakfield-primary",
-    categories={"INFORMATION_CATEGORY_HEALTH_SUMMARY"},
-    at=NOW,
-)
-
-
-def test_common_path_moves_through_every_state_and_whose_move_follows() -> None:
-    progress = CaseProgress()
-    seen = [progress.waiting_on]
-    for state in (
-        State.CHECKING_CONSENT,
-        State.DELIVERING,
-        State.AWAITING_ACKNOWLEDGEMENT,
-        State.CLOSED,
-    ):
-        progress.move_to(state)
-        seen.append(progress.waiting_on)
-    assert progress.history[-1] is State.CLOSED
-    assert seen == [
-        WaitingOn.SYSTEM,
-        WaitingOn.HOLDER,
-        WaitingOn.SYSTEM,
-        WaitingOn.RECIPIENT,
-        WaitingOn.NOBODY,
-    ]
-
-
-def test_delivery_cannot_be_reached_without_a_consent_check() -> None:
-    with pytest.raises(InvalidTransition):
-        CaseProgress().move_to(State.DELIVERING)
-
-
-@given(st.lists(st.sampled_from(list(State)), max_size=12))
-def test_no_sequence_of_moves_escapes_the_transition_table(targets: list[State]) -> None:
-    progress = CaseProgress()
-    for target in targets:
-        before = progress.state
-        allowed = progress.can_move_to(target)
-        try:
-            progress.move_to(target)
-        except InvalidTransition:
-            assert not allowed
-            assert progress.state is before
-        else:
-            assert allowed
-    # Whatever happened, delivery only ever follows a consent check, and nothing follows close.
-    history = progress.history
-    for earlier, later in itertools.pairwise(history):
-        if later is State.DELIVERING:
-            assert earlier is State.CHECKING_CONSENT
-        assert earlier is not State.CLOSED
-
-
-@pytest.mark.parametrize(
-    ("urgency", "step", "hours"),
-    [
-        (Urgency.RED, Step.HOLDER_RESPONDS, 2),
-        (Urgency.RED, Step.OVERRIDE_DECISION, 1),
-        (Urgency.AMBER, Step.HOLDER_RESPONDS, 6),
-        (Urgency.AMBER, Step.OVERRIDE_DECISION, 4),
-        (Urgency.GREEN, Step.RECIPIENT_ACKNOWLEDGES, 120),
-    ],
-)
-def test_deadlines_follow_the_published_table(urgency: Urgency, step: Step, hours: int) -> None:
-    assert deadline(urgency, step, NOW) == NOW + dt.timedelta(hours=hours)
+ASKED = Asked("PURPOSE_SAFEGUARDING", RECIPIENT, {"INFORMATION_CATEGORY_HEALTH_SUMMARY"}, NOW)
 
 
 def test_given_consent_in_period_for_purpose_and_category_covers() -> None:
@@ -127,27 +345,22 @@ def test_consent_that_does_not_cover_says_why(change: dict[str, object], reason:
     assert reason in cover.reasons
 
 
+CATEGORY = st.sampled_from(
+    ["INFORMATION_CATEGORY_HEALTH_SUMMARY", "INFORMATION_CATEGORY_WELFARE_CONCERNS"]
+)
+
+
 @given(
     status=st.sampled_from(["GIVEN", "REFUSED", "WITHDRAWN", "EXPIRED", "NOT_RECORDED"]),
     purposes=st.sets(st.sampled_from(["PURPOSE_SAFEGUARDING", "PURPOSE_EDUCATION"])),
-    categories=st.sets(
-        st.sampled_from(
-            ["INFORMATION_CATEGORY_HEALTH_SUMMARY", "INFORMATION_CATEGORY_WELFARE_CONCERNS"]
-        )
-    ),
-    asked_categories=st.sets(
-        st.sampled_from(
-            ["INFORMATION_CATEGORY_HEALTH_SUMMARY", "INFORMATION_CATEGORY_WELFARE_CONCERNS"]
-        ),
-        min_size=1,
-    ),
+    categories=st.sets(CATEGORY),
+    asked_categories=st.sets(CATEGORY, min_size=1),
 )
 def test_cover_never_admits_an_uncovered_category_or_purpose(
     status: str, purposes: set[str], categories: set[str], asked_categories: set[str]
 ) -> None:
     consent = Consent(status, purposes, set(), categories, None, None)
-    asked = Asked("PURPOSE_SAFEGUARDING", "oakfield-primary", asked_categories, NOW)
-    cover = consent_cover(consent, asked)
+    cover = consent_cover(consent, Asked("PURPOSE_SAFEGUARDING", RECIPIENT, asked_categories, NOW))
     assert cover.covers == (
         status == "GIVEN" and "PURPOSE_SAFEGUARDING" in purposes and asked_categories <= categories
     )

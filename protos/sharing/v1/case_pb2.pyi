@@ -178,6 +178,8 @@ class _ConsentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Consent
     """Consent given, but not for this purpose, recipient or category."""
     CONSENT_STATUS_NOT_RECORDED: _ConsentStatus.ValueType  # 6
     """The agency holds no consent record for the subject."""
+    CONSENT_STATUS_NOT_SOUGHT: _ConsentStatus.ValueType  # 7
+    """The holder decided not to seek consent (see NotSoughtReason)."""
 
 class ConsentStatus(_ConsentStatus, metaclass=_ConsentStatusEnumTypeWrapper):
     """State of a consent record held by an agency."""
@@ -196,7 +198,77 @@ CONSENT_STATUS_NOT_COVERING: ConsentStatus.ValueType  # 5
 """Consent given, but not for this purpose, recipient or category."""
 CONSENT_STATUS_NOT_RECORDED: ConsentStatus.ValueType  # 6
 """The agency holds no consent record for the subject."""
+CONSENT_STATUS_NOT_SOUGHT: ConsentStatus.ValueType  # 7
+"""The holder decided not to seek consent (see NotSoughtReason)."""
 Global___ConsentStatus: _TypeAlias = ConsentStatus  # noqa: Y015
+
+class _NotSoughtReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotSoughtReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotSoughtReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOT_SOUGHT_REASON_UNSPECIFIED: _NotSoughtReason.ValueType  # 0
+    """Not set; rejected."""
+    NOT_SOUGHT_REASON_RISK_TO_CHILD: _NotSoughtReason.ValueType  # 1
+    """Seeking consent would increase the risk of harm to the child."""
+    NOT_SOUGHT_REASON_PREJUDICE_POLICE_INVESTIGATION: _NotSoughtReason.ValueType  # 2
+    """Seeking consent would prejudice a police investigation."""
+    NOT_SOUGHT_REASON_UNDUE_DELAY: _NotSoughtReason.ValueType  # 3
+    """Seeking consent would cause undue delay."""
+    NOT_SOUGHT_REASON_CANNOT_BE_CONTACTED: _NotSoughtReason.ValueType  # 4
+    """The person cannot be contacted."""
+
+class NotSoughtReason(_NotSoughtReason, metaclass=_NotSoughtReasonEnumTypeWrapper):
+    """Why consent is not being sought (HM Government information sharing advice)."""
+
+NOT_SOUGHT_REASON_UNSPECIFIED: NotSoughtReason.ValueType  # 0
+"""Not set; rejected."""
+NOT_SOUGHT_REASON_RISK_TO_CHILD: NotSoughtReason.ValueType  # 1
+"""Seeking consent would increase the risk of harm to the child."""
+NOT_SOUGHT_REASON_PREJUDICE_POLICE_INVESTIGATION: NotSoughtReason.ValueType  # 2
+"""Seeking consent would prejudice a police investigation."""
+NOT_SOUGHT_REASON_UNDUE_DELAY: NotSoughtReason.ValueType  # 3
+"""Seeking consent would cause undue delay."""
+NOT_SOUGHT_REASON_CANNOT_BE_CONTACTED: NotSoughtReason.ValueType  # 4
+"""The person cannot be contacted."""
+Global___NotSoughtReason: _TypeAlias = NotSoughtReason  # noqa: Y015
+
+class _OverrideReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OverrideReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OverrideReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OVERRIDE_REASON_UNSPECIFIED: _OverrideReason.ValueType  # 0
+    """Not set; rejected."""
+    OVERRIDE_REASON_SIGNIFICANT_HARM: _OverrideReason.ValueType  # 1
+    """A child is suffering, or likely to suffer, significant harm (Children Act 1989 s47)."""
+    OVERRIDE_REASON_PREVENT_OR_DETECT_CRIME: _OverrideReason.ValueType  # 2
+    """Preventing or detecting a crime (DPA 2018 Sch 2 para 2)."""
+    OVERRIDE_REASON_SAFEGUARDING_AT_RISK: _OverrideReason.ValueType  # 3
+    """Safeguarding of children and individuals at risk (DPA 2018 Sch 1 para 18)."""
+    OVERRIDE_REASON_WELLBEING_DUTY: _OverrideReason.ValueType  # 4
+    """Promoting well-being under Children Act 2004 s10 where consent cannot be relied on."""
+    OVERRIDE_REASON_VITAL_INTERESTS: _OverrideReason.ValueType  # 5
+    """To protect someone's vital interests."""
+
+class OverrideReason(_OverrideReason, metaclass=_OverrideReasonEnumTypeWrapper):
+    """The legal reason an override relies on."""
+
+OVERRIDE_REASON_UNSPECIFIED: OverrideReason.ValueType  # 0
+"""Not set; rejected."""
+OVERRIDE_REASON_SIGNIFICANT_HARM: OverrideReason.ValueType  # 1
+"""A child is suffering, or likely to suffer, significant harm (Children Act 1989 s47)."""
+OVERRIDE_REASON_PREVENT_OR_DETECT_CRIME: OverrideReason.ValueType  # 2
+"""Preventing or detecting a crime (DPA 2018 Sch 2 para 2)."""
+OVERRIDE_REASON_SAFEGUARDING_AT_RISK: OverrideReason.ValueType  # 3
+"""Safeguarding of children and individuals at risk (DPA 2018 Sch 1 para 18)."""
+OVERRIDE_REASON_WELLBEING_DUTY: OverrideReason.ValueType  # 4
+"""Promoting well-being under Children Act 2004 s10 where consent cannot be relied on."""
+OVERRIDE_REASON_VITAL_INTERESTS: OverrideReason.ValueType  # 5
+"""To protect someone's vital interests."""
+Global___OverrideReason: _TypeAlias = OverrideReason  # noqa: Y015
 
 class _ItemKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -264,6 +336,12 @@ class _CaseStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaseState.V
     """Delivered; waiting for the recipient's acknowledgement."""
     CASE_STATE_CLOSED: _CaseState.ValueType  # 5
     """Closed: see the outcome."""
+    CASE_STATE_AWAITING_CONSENT_DECISION: _CaseState.ValueType  # 6
+    """Consent does not cover the request: the holder practitioner decides."""
+    CASE_STATE_AWAITING_OVERRIDE_DECISION: _CaseState.ValueType  # 7
+    """An override is proposed: an approver decides."""
+    CASE_STATE_EXCHANGING: _CaseState.ValueType  # 8
+    """The protocol gate passed; exchanges with the holding agencies are under way."""
 
 class CaseState(_CaseState, metaclass=_CaseStateEnumTypeWrapper):
     """The step a case is at."""
@@ -280,6 +358,12 @@ CASE_STATE_AWAITING_ACKNOWLEDGEMENT: CaseState.ValueType  # 4
 """Delivered; waiting for the recipient's acknowledgement."""
 CASE_STATE_CLOSED: CaseState.ValueType  # 5
 """Closed: see the outcome."""
+CASE_STATE_AWAITING_CONSENT_DECISION: CaseState.ValueType  # 6
+"""Consent does not cover the request: the holder practitioner decides."""
+CASE_STATE_AWAITING_OVERRIDE_DECISION: CaseState.ValueType  # 7
+"""An override is proposed: an approver decides."""
+CASE_STATE_EXCHANGING: CaseState.ValueType  # 8
+"""The protocol gate passed; exchanges with the holding agencies are under way."""
 Global___CaseState: _TypeAlias = CaseState  # noqa: Y015
 
 class _Outcome:
@@ -294,6 +378,14 @@ class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Outcome.Value
     """Information was shared with consent."""
     OUTCOME_NOT_SHARED: _Outcome.ValueType  # 2
     """Information was not shared; the decision record says why."""
+    OUTCOME_SHARED_UNDER_OVERRIDE: _Outcome.ValueType  # 3
+    """Information was shared under an approved (or RED share-first) override."""
+    OUTCOME_REJECTED_BY_PROTOCOL_GATE: _Outcome.ValueType  # 4
+    """The protocol gate refused the request."""
+    OUTCOME_WITHDRAWN: _Outcome.ValueType  # 5
+    """The requester withdrew the request."""
+    OUTCOME_PARTLY_SHARED: _Outcome.ValueType  # 6
+    """Some holders shared and some did not."""
 
 class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
     """How a case ended."""
@@ -304,6 +396,14 @@ OUTCOME_SHARED_WITH_CONSENT: Outcome.ValueType  # 1
 """Information was shared with consent."""
 OUTCOME_NOT_SHARED: Outcome.ValueType  # 2
 """Information was not shared; the decision record says why."""
+OUTCOME_SHARED_UNDER_OVERRIDE: Outcome.ValueType  # 3
+"""Information was shared under an approved (or RED share-first) override."""
+OUTCOME_REJECTED_BY_PROTOCOL_GATE: Outcome.ValueType  # 4
+"""The protocol gate refused the request."""
+OUTCOME_WITHDRAWN: Outcome.ValueType  # 5
+"""The requester withdrew the request."""
+OUTCOME_PARTLY_SHARED: Outcome.ValueType  # 6
+"""Some holders shared and some did not."""
 Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
 class _WaitingOn:
@@ -320,6 +420,10 @@ class _WaitingOnEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WaitingOn.V
     """The holding agency's system or practitioner."""
     WAITING_ON_RECIPIENT: _WaitingOn.ValueType  # 3
     """The recipient agency's practitioner."""
+    WAITING_ON_APPROVER: _WaitingOn.ValueType  # 4
+    """An approver at the holding agency (override decision or RED justification)."""
+    WAITING_ON_OPERATOR: _WaitingOn.ValueType  # 5
+    """The partnership operator (delivery failing)."""
 
 class WaitingOn(_WaitingOn, metaclass=_WaitingOnEnumTypeWrapper):
     """Who the case is waiting on."""
@@ -332,6 +436,10 @@ WAITING_ON_HOLDER: WaitingOn.ValueType  # 2
 """The holding agency's system or practitioner."""
 WAITING_ON_RECIPIENT: WaitingOn.ValueType  # 3
 """The recipient agency's practitioner."""
+WAITING_ON_APPROVER: WaitingOn.ValueType  # 4
+"""An approver at the holding agency (override decision or RED justification)."""
+WAITING_ON_OPERATOR: WaitingOn.ValueType  # 5
+"""The partnership operator (delivery failing)."""
 Global___WaitingOn: _TypeAlias = WaitingOn  # noqa: Y015
 
 @_typing.final
@@ -682,6 +790,7 @@ class Acknowledgement(_message.Message):
     FEEDBACK_FIELD_NUMBER: _builtins.int
     AGENCY_ID_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
     status: Global___AcknowledgementStatus.ValueType
     """Received or actioned."""
     use: _builtins.str
@@ -690,6 +799,8 @@ class Acknowledgement(_message.Message):
     """Feedback to the sharing agency."""
     agency_id: _builtins.str
     """Set by SafeShare from the caller's certificate: the acknowledging agency."""
+    holding_agency_id: _builtins.str
+    """The holding agency whose delivery is acknowledged (required when there are several)."""
     @_builtins.property
     def practitioner(self) -> Global___Practitioner:
         """The practitioner acknowledging."""
@@ -707,10 +818,11 @@ class Acknowledgement(_message.Message):
         feedback: _builtins.str = ...,
         agency_id: _builtins.str = ...,
         acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        holding_agency_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "practitioner", b"practitioner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "agency_id", b"agency_id", "feedback", b"feedback", "practitioner", b"practitioner", "status", b"status", "use", b"use"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "agency_id", b"agency_id", "feedback", b"feedback", "holding_agency_id", b"holding_agency_id", "practitioner", b"practitioner", "status", b"status", "use", b"use"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -767,41 +879,44 @@ class DecisionRecord(_message.Message):
     CASE_REF_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
-    CONSENT_FIELD_NUMBER: _builtins.int
-    SHARED_ITEMS_FIELD_NUMBER: _builtins.int
-    RECEIPT_FIELD_NUMBER: _builtins.int
-    ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     BASIS_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    GATE_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    URGENCY_CHANGES_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     outcome: Global___Outcome.ValueType
     """How the case ended."""
     basis: _builtins.str
-    """Why information was shared, or why not, in plain words."""
+    """Why information was shared, or why not, in plain words, for every holder."""
+    urgency: Global___Urgency.ValueType
+    """The urgency now in force."""
     @_builtins.property
     def request(self) -> Global___SharingRequest:
         """The request as submitted."""
 
     @_builtins.property
-    def consent(self) -> Global___ConsentRecord:
-        """The consent record the decision relied on, if any."""
-
-    @_builtins.property
-    def shared_items(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedItem]:
-        """What was shared, by item id and category (contents stay with the recipient)."""
-
-    @_builtins.property
-    def receipt(self) -> Global___DeliveryReceipt:
-        """The recipient's receipt, if delivered."""
-
-    @_builtins.property
-    def acknowledgement(self) -> Global___Acknowledgement:
-        """The recipient's acknowledgement, if given."""
-
-    @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecisionEntry]:
-        """Every step, in order."""
+        """Case-level steps (request, gate, withdrawal, urgency changes, close), in order."""
+
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedCompositeFieldContainer[Global___HolderRecord]:
+        """One record per holding agency: consent, decision, delivery and acknowledgement."""
+
+    @_builtins.property
+    def gate(self) -> Global___GateResult:
+        """The protocol gate's result."""
+
+    @_builtins.property
+    def withdrawal(self) -> Global___RequestWithdrawal:
+        """The requester's withdrawal, if any."""
+
+    @_builtins.property
+    def urgency_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___UrgencyChange]:
+        """Every change of urgency."""
 
     def __init__(
         self,
@@ -809,20 +924,695 @@ class DecisionRecord(_message.Message):
         case_ref: _builtins.str = ...,
         outcome: Global___Outcome.ValueType = ...,
         request: Global___SharingRequest | None = ...,
-        consent: Global___ConsentRecord | None = ...,
-        shared_items: _abc.Iterable[Global___SharedItem] | None = ...,
-        receipt: Global___DeliveryReceipt | None = ...,
-        acknowledgement: Global___Acknowledgement | None = ...,
         entries: _abc.Iterable[Global___DecisionEntry] | None = ...,
         basis: _builtins.str = ...,
+        holders: _abc.Iterable[Global___HolderRecord] | None = ...,
+        gate: Global___GateResult | None = ...,
+        withdrawal: Global___RequestWithdrawal | None = ...,
+        urgency_changes: _abc.Iterable[Global___UrgencyChange] | None = ...,
+        urgency: Global___Urgency.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "consent", b"consent", "receipt", b"receipt", "request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "request", b"request", "withdrawal", b"withdrawal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "basis", b"basis", "case_ref", b"case_ref", "consent", b"consent", "entries", b"entries", "outcome", b"outcome", "receipt", b"receipt", "request", b"request", "shared_items", b"shared_items"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_ref", b"case_ref", "entries", b"entries", "gate", b"gate", "holders", b"holders", "outcome", b"outcome", "request", b"request", "urgency", b"urgency", "urgency_changes", b"urgency_changes", "withdrawal", b"withdrawal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecisionRecord: _TypeAlias = DecisionRecord  # noqa: Y015
+
+@_typing.final
+class Actor(_message.Message):
+    """Who issued a command: the agency (set by SafeShare from the caller's certificate;
+    any value a caller sends is overwritten) and the practitioner (from the request).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_FIELD_NUMBER: _builtins.int
+    agency_id: _builtins.str
+    """The acting agency, from the client certificate."""
+    @_builtins.property
+    def practitioner(self) -> Global___Practitioner:
+        """The acting practitioner."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: _builtins.str = ...,
+        practitioner: Global___Practitioner | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["practitioner", b"practitioner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "practitioner", b"practitioner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Actor: _TypeAlias = Actor  # noqa: Y015
+
+@_typing.final
+class NotSought(_message.Message):
+    """Why consent was not sought."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    reason: Global___NotSoughtReason.ValueType
+    """The reason code."""
+    explanation: _builtins.str
+    """The practitioner's explanation."""
+    def __init__(
+        self,
+        *,
+        reason: Global___NotSoughtReason.ValueType = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotSought: _TypeAlias = NotSought  # noqa: Y015
+
+@_typing.final
+class ConsentDecision(_message.Message):
+    """The holder practitioner's consent decision: a consent record, or why consent is not sought."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    NOT_SOUGHT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who decided."""
+
+    @_builtins.property
+    def consent(self) -> Global___ConsentRecord:
+        """Consent as now recorded (given, refused...)."""
+
+    @_builtins.property
+    def not_sought(self) -> Global___NotSought:
+        """Consent is not being sought, and why."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was recorded."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        consent: Global___ConsentRecord | None = ...,
+        not_sought: Global___NotSought | None = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "consent", b"consent", "decided_at", b"decided_at", "decision", b"decision", "not_sought", b"not_sought"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "consent", b"consent", "decided_at", b"decided_at", "decision", b"decision", "not_sought", b"not_sought"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_decision: _TypeAlias = _typing.Literal["consent", "not_sought"]  # noqa: Y015
+    _WhichOneofArgType_decision: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_decision) -> _WhichOneofReturnType_decision | None: ...
+
+Global___ConsentDecision: _TypeAlias = ConsentDecision  # noqa: Y015
+
+@_typing.final
+class OverrideProposal(_message.Message):
+    """A proposal to share without consent, with its full justification."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    CONSENT_STATE_OVERRIDDEN_FIELD_NUMBER: _builtins.int
+    HARM_STATEMENT_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    NECESSITY_AND_PROPORTIONALITY_FIELD_NUMBER: _builtins.int
+    MINIMUM_DATA_SET_FIELD_NUMBER: _builtins.int
+    ALTERNATIVES_CONSIDERED_FIELD_NUMBER: _builtins.int
+    ADVICE_SOUGHT_FIELD_NUMBER: _builtins.int
+    SUBJECT_WILL_BE_TOLD_FIELD_NUMBER: _builtins.int
+    SUBJECT_TOLD_BY_FIELD_NUMBER: _builtins.int
+    NOT_TELLING_REASON_FIELD_NUMBER: _builtins.int
+    PROPOSED_AT_FIELD_NUMBER: _builtins.int
+    consent_state_overridden: Global___ConsentStatus.ValueType
+    """The consent state being overridden (refused, withdrawn, not sought...)."""
+    harm_statement: _builtins.str
+    """The harm or well-being concern that justifies sharing."""
+    legal_basis: _builtins.str
+    """The legal basis relied on, in words."""
+    reason_code: Global___OverrideReason.ValueType
+    """The legal reason code."""
+    necessity_and_proportionality: _builtins.str
+    """Why sharing is necessary and proportionate."""
+    alternatives_considered: _builtins.str
+    """Alternatives considered and why they were not enough."""
+    advice_sought: _builtins.str
+    """Advice sought (e.g. from the designated safeguarding lead or legal)."""
+    subject_will_be_told: _builtins.bool
+    """Whether the subject will be told that information was shared."""
+    not_telling_reason: _builtins.str
+    """Why the subject will not be told, if they will not."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who proposes (a holder practitioner)."""
+
+    @_builtins.property
+    def minimum_data_set(self) -> _containers.RepeatedScalarFieldContainer[Global___InformationCategory.ValueType]:
+        """The minimum categories to share: a subset of those requested."""
+
+    @_builtins.property
+    def subject_told_by(self) -> _timestamp_pb2.Timestamp:
+        """When the subject will be told, if they will."""
+
+    @_builtins.property
+    def proposed_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was proposed."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        consent_state_overridden: Global___ConsentStatus.ValueType = ...,
+        harm_statement: _builtins.str = ...,
+        legal_basis: _builtins.str = ...,
+        reason_code: Global___OverrideReason.ValueType = ...,
+        necessity_and_proportionality: _builtins.str = ...,
+        minimum_data_set: _abc.Iterable[Global___InformationCategory.ValueType] | None = ...,
+        alternatives_considered: _builtins.str = ...,
+        advice_sought: _builtins.str = ...,
+        subject_will_be_told: _builtins.bool = ...,
+        subject_told_by: _timestamp_pb2.Timestamp | None = ...,
+        not_telling_reason: _builtins.str = ...,
+        proposed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "proposed_at", b"proposed_at", "subject_told_by", b"subject_told_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "advice_sought", b"advice_sought", "alternatives_considered", b"alternatives_considered", "consent_state_overridden", b"consent_state_overridden", "harm_statement", b"harm_statement", "legal_basis", b"legal_basis", "minimum_data_set", b"minimum_data_set", "necessity_and_proportionality", b"necessity_and_proportionality", "not_telling_reason", b"not_telling_reason", "proposed_at", b"proposed_at", "reason_code", b"reason_code", "subject_told_by", b"subject_told_by", "subject_will_be_told", b"subject_will_be_told"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverrideProposal: _TypeAlias = OverrideProposal  # noqa: Y015
+
+@_typing.final
+class OverrideDecision(_message.Message):
+    """An approver's decision on an override proposal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    approve: _builtins.bool
+    """Approve (true) or reject (false)."""
+    reason: _builtins.str
+    """The reason for the decision."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who decided: a different user from the proposer, in an approver role."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was decided."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        approve: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "approve", b"approve", "decided_at", b"decided_at", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverrideDecision: _TypeAlias = OverrideDecision  # noqa: Y015
+
+@_typing.final
+class ShareFirstDecision(_message.Message):
+    """RED urgency only: share now, justify within the override deadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    HARM_STATEMENT_FIELD_NUMBER: _builtins.int
+    MINIMUM_DATA_SET_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    harm_statement: _builtins.str
+    """The immediate risk that justifies sharing before approval."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who decided (a holder practitioner)."""
+
+    @_builtins.property
+    def minimum_data_set(self) -> _containers.RepeatedScalarFieldContainer[Global___InformationCategory.ValueType]:
+        """The minimum categories to share now."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was decided."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        harm_statement: _builtins.str = ...,
+        minimum_data_set: _abc.Iterable[Global___InformationCategory.ValueType] | None = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "harm_statement", b"harm_statement", "minimum_data_set", b"minimum_data_set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareFirstDecision: _TypeAlias = ShareFirstDecision  # noqa: Y015
+
+@_typing.final
+class DeclineDecision(_message.Message):
+    """The holder's decision not to share, with reasons: a first-class outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    explanation: _builtins.str
+    """The practitioner's explanation."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who decided."""
+
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Reason codes, e.g. "not_necessary", "not_proportionate", "information_not_held"."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was decided."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        explanation: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "explanation", b"explanation", "reasons", b"reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineDecision: _TypeAlias = DeclineDecision  # noqa: Y015
+
+@_typing.final
+class RequestWithdrawal(_message.Message):
+    """The requester withdraws the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_AT_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Why."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who withdrew (the requesting agency)."""
+
+    @_builtins.property
+    def withdrawn_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        reason: _builtins.str = ...,
+        withdrawn_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestWithdrawal: _TypeAlias = RequestWithdrawal  # noqa: Y015
+
+@_typing.final
+class UrgencyChange(_message.Message):
+    """A change of urgency: running deadlines move."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    urgency: Global___Urgency.ValueType
+    """The new urgency."""
+    reason: _builtins.str
+    """Why."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who changed it (the requesting agency)."""
+
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        urgency: Global___Urgency.ValueType = ...,
+        reason: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at", "reason", b"reason", "urgency", b"urgency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UrgencyChange: _TypeAlias = UrgencyChange  # noqa: Y015
+
+@_typing.final
+class ConsentWithdrawal(_message.Message):
+    """Consent withdrawn after delivery: recorded and pushed to the recipient."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_BY_RELATIONSHIP_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_AT_FIELD_NUMBER: _builtins.int
+    RECIPIENT_NOTIFIED_FIELD_NUMBER: _builtins.int
+    withdrawn_by_relationship: _builtins.str
+    """Who withdrew consent: a relationship such as "mother", never a name."""
+    reason: _builtins.str
+    """Why, if said."""
+    recipient_notified: _builtins.bool
+    """Set by SafeShare: whether the recipient's system confirmed the notice."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who recorded it (a holder practitioner)."""
+
+    @_builtins.property
+    def withdrawn_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        withdrawn_by_relationship: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        withdrawn_at: _timestamp_pb2.Timestamp | None = ...,
+        recipient_notified: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "recipient_notified", b"recipient_notified", "withdrawn_at", b"withdrawn_at", "withdrawn_by_relationship", b"withdrawn_by_relationship"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentWithdrawal: _TypeAlias = ConsentWithdrawal  # noqa: Y015
+
+@_typing.final
+class GateResult(_message.Message):
+    """The protocol gate's result: both agencies current signatories, contracted providers
+    bound through their commissioners, the requester's training current.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSED_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
+    REGISTRY_VERSION_FIELD_NUMBER: _builtins.int
+    passed: _builtins.bool
+    """Whether every check passed."""
+    protocol_version: _builtins.str
+    """The protocol version checked against."""
+    registry_version: _builtins.int
+    """The registry version used."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every reason it failed, as codes with agency ids (never personal data)."""
+
+    def __init__(
+        self,
+        *,
+        passed: _builtins.bool = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        protocol_version: _builtins.str = ...,
+        registry_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passed", b"passed", "protocol_version", b"protocol_version", "reasons", b"reasons", "registry_version", b"registry_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GateResult: _TypeAlias = GateResult  # noqa: Y015
+
+@_typing.final
+class GateCheck(_message.Message):
+    """Input of the hub's protocol gate activity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___SharingRequest:
+        """The request to check."""
+
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """The moment to check at (workflow time)."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___SharingRequest | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GateCheck: _TypeAlias = GateCheck  # noqa: Y015
+
+@_typing.final
+class Escalation(_message.Message):
+    """A deadline that was missed and who was told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    step: _builtins.str
+    """The step whose deadline passed, e.g. "holder_responds"."""
+    level: _builtins.str
+    """"reminder", "safeguarding_lead" or "partnership_operator"."""
+    agency_id: _builtins.str
+    """The agency notified (empty for the partnership operator)."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        step: _builtins.str = ...,
+        level: _builtins.str = ...,
+        agency_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "at", b"at", "level", b"level", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Escalation: _TypeAlias = Escalation  # noqa: Y015
+
+@_typing.final
+class HolderExchangeInput(_message.Message):
+    """Input of one holder's exchange (a child workflow of the case)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    holding_agency_id: _builtins.str
+    """The holding agency this exchange is with."""
+    urgency: Global___Urgency.ValueType
+    """The urgency in force when the exchange starts."""
+    @_builtins.property
+    def request(self) -> Global___SharingRequest:
+        """The request."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        request: Global___SharingRequest | None = ...,
+        holding_agency_id: _builtins.str = ...,
+        urgency: Global___Urgency.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "holding_agency_id", b"holding_agency_id", "request", b"request", "urgency", b"urgency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolderExchangeInput: _TypeAlias = HolderExchangeInput  # noqa: Y015
+
+@_typing.final
+class HolderRecord(_message.Message):
+    """One holding agency's part of a case: everything decided and done with that holder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    NEXT_DEADLINE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    CONSENT_DECISION_FIELD_NUMBER: _builtins.int
+    OVERRIDE_PROPOSAL_FIELD_NUMBER: _builtins.int
+    OVERRIDE_DECISION_FIELD_NUMBER: _builtins.int
+    SHARE_FIRST_FIELD_NUMBER: _builtins.int
+    DECLINE_FIELD_NUMBER: _builtins.int
+    SHARED_ITEMS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
+    CONSENT_WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    ESCALATIONS_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    OVERRIDE_USED_FIELD_NUMBER: _builtins.int
+    DELIVERY_FAILURES_FIELD_NUMBER: _builtins.int
+    holding_agency_id: _builtins.str
+    """The holding agency."""
+    state: Global___CaseState.ValueType
+    """The step this exchange is at."""
+    waiting_on: Global___WaitingOn.ValueType
+    """Who must act next."""
+    outcome: Global___Outcome.ValueType
+    """How the exchange ended."""
+    basis: _builtins.str
+    """Why shared or not, in plain words."""
+    override_used: _builtins.bool
+    """Whether an override was used (approved, or RED share-first)."""
+    delivery_failures: _builtins.int
+    """Delivery attempts that failed before one succeeded or operators were told."""
+    @_builtins.property
+    def next_deadline(self) -> _timestamp_pb2.Timestamp:
+        """The next deadline, if one runs."""
+
+    @_builtins.property
+    def consent(self) -> Global___ConsentRecord:
+        """The consent record the holder's system returned."""
+
+    @_builtins.property
+    def consent_decision(self) -> Global___ConsentDecision:
+        """The holder practitioner's consent decision, if one was needed."""
+
+    @_builtins.property
+    def override_proposal(self) -> Global___OverrideProposal:
+        """The override proposal, if any."""
+
+    @_builtins.property
+    def override_decision(self) -> Global___OverrideDecision:
+        """The approver's decision, if any."""
+
+    @_builtins.property
+    def share_first(self) -> Global___ShareFirstDecision:
+        """The RED share-first decision, if any."""
+
+    @_builtins.property
+    def decline(self) -> Global___DeclineDecision:
+        """The decision not to share, if any."""
+
+    @_builtins.property
+    def shared_items(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedItem]:
+        """What was shared (contents stay with the recipient)."""
+
+    @_builtins.property
+    def receipt(self) -> Global___DeliveryReceipt:
+        """The recipient's receipt."""
+
+    @_builtins.property
+    def acknowledgement(self) -> Global___Acknowledgement:
+        """The recipient's acknowledgement."""
+
+    @_builtins.property
+    def consent_withdrawal(self) -> Global___ConsentWithdrawal:
+        """Consent withdrawn after delivery."""
+
+    @_builtins.property
+    def escalations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Escalation]:
+        """Missed deadlines and who was told."""
+
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecisionEntry]:
+        """Every step with this holder, in order."""
+
+    def __init__(
+        self,
+        *,
+        holding_agency_id: _builtins.str = ...,
+        state: Global___CaseState.ValueType = ...,
+        waiting_on: Global___WaitingOn.ValueType = ...,
+        next_deadline: _timestamp_pb2.Timestamp | None = ...,
+        outcome: Global___Outcome.ValueType = ...,
+        consent: Global___ConsentRecord | None = ...,
+        consent_decision: Global___ConsentDecision | None = ...,
+        override_proposal: Global___OverrideProposal | None = ...,
+        override_decision: Global___OverrideDecision | None = ...,
+        share_first: Global___ShareFirstDecision | None = ...,
+        decline: Global___DeclineDecision | None = ...,
+        shared_items: _abc.Iterable[Global___SharedItem] | None = ...,
+        receipt: Global___DeliveryReceipt | None = ...,
+        acknowledgement: Global___Acknowledgement | None = ...,
+        consent_withdrawal: Global___ConsentWithdrawal | None = ...,
+        escalations: _abc.Iterable[Global___Escalation] | None = ...,
+        entries: _abc.Iterable[Global___DecisionEntry] | None = ...,
+        basis: _builtins.str = ...,
+        override_used: _builtins.bool = ...,
+        delivery_failures: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "consent", b"consent", "consent_decision", b"consent_decision", "consent_withdrawal", b"consent_withdrawal", "decline", b"decline", "next_deadline", b"next_deadline", "override_decision", b"override_decision", "override_proposal", b"override_proposal", "receipt", b"receipt", "share_first", b"share_first"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "basis", b"basis", "consent", b"consent", "consent_decision", b"consent_decision", "consent_withdrawal", b"consent_withdrawal", "decline", b"decline", "delivery_failures", b"delivery_failures", "entries", b"entries", "escalations", b"escalations", "holding_agency_id", b"holding_agency_id", "next_deadline", b"next_deadline", "outcome", b"outcome", "override_decision", b"override_decision", "override_proposal", b"override_proposal", "override_used", b"override_used", "receipt", b"receipt", "share_first", b"share_first", "shared_items", b"shared_items", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolderRecord: _TypeAlias = HolderRecord  # noqa: Y015
 
 @_typing.final
 class SharedItem(_message.Message):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.sharing.v1 import case_pb2 as sharing_dot_v1_dot_case__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsharing/v1/case_service.proto\x12\nsharing.v1\x1a\x15sharing/v1/case.proto\"C\n\x14SubmitRequestRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.sharing.v1.SharingRequest\":\n\x15SubmitRequestResponse\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\"\n\x0eGetCaseRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\"5\n\x0fGetCaseResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"\\\n\x12\x41\x63knowledgeRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x34\n\x0f\x61\x63knowledgement\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.Acknowledgement\"9\n\x13\x41\x63knowledgeResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView2\xf7\x01\n\x0b\x43\x61seService\x12T\n\rSubmitRequest\x12 .sharing.v1.SubmitRequestRequest\x1a!.sharing.v1.SubmitRequestResponse\x12\x42\n\x07GetCase\x12\x1a.sharing.v1.GetCaseRequest\x1a\x1b.sharing.v1.GetCaseResponse\x12N\n\x0b\x41\x63knowledge\x12\x1e.sharing.v1.AcknowledgeRequest\x1a\x1f.sharing.v1.AcknowledgeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsharing/v1/case_service.proto\x12\nsharing.v1\x1a\x15sharing/v1/case.proto\"C\n\x14SubmitRequestRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.sharing.v1.SharingRequest\":\n\x15SubmitRequestResponse\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\"\n\x0eGetCaseRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\"5\n\x0fGetCaseResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"\\\n\x12\x41\x63knowledgeRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x34\n\x0f\x61\x63knowledgement\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.Acknowledgement\"9\n\x13\x41\x63knowledgeResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"W\n\x14RecordConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.ConsentDecision\";\n\x15RecordConsentResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"Z\n\x16ProposeOverrideRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12.\n\x08proposal\x18\x02 \x01(\x0b\x32\x1c.sharing.v1.OverrideProposal\"=\n\x17ProposeOverrideResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"Y\n\x15\x44\x65\x63ideOverrideRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12.\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1c.sharing.v1.OverrideDecision\"<\n\x16\x44\x65\x63ideOverrideResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"W\n\x11ShareFirstRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x30\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1e.sharing.v1.ShareFirstDecision\"8\n\x12ShareFirstResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"X\n\x15\x44\x65\x63lineToShareRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.DeclineDecision\"<\n\x16\x44\x65\x63lineToShareResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"]\n\x16WithdrawRequestRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x31\n\nwithdrawal\x18\x02 \x01(\x0b\x32\x1d.sharing.v1.RequestWithdrawal\"=\n\x17WithdrawRequestResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"S\n\x14\x43hangeUrgencyRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12)\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.sharing.v1.UrgencyChange\";\n\x15\x43hangeUrgencyResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"]\n\x16WithdrawConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x31\n\nwithdrawal\x18\x02 \x01(\x0b\x32\x1d.sharing.v1.ConsentWithdrawal\"=\n\x17WithdrawConsentResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView2\xb6\x07\n\x0b\x43\x61seService\x12T\n\rSubmitRequest\x12 .sharing.v1.SubmitRequestRequest\x1a!.sharing.v1.SubmitRequestResponse\x12\x42\n\x07GetCase\x12\x1a.sharing.v1.GetCaseRequest\x1a\x1b.sharing.v1.GetCaseResponse\x12N\n\x0b\x41\x63knowledge\x12\x1e.sharing.v1.AcknowledgeRequest\x1a\x1f.sharing.v1.AcknowledgeResponse\x12T\n\rRecordConsent\x12 .sharing.v1.RecordConsentRequest\x1a!.sharing.v1.RecordConsentResponse\x12Z\n\x0fProposeOverride\x12\".sharing.v1.ProposeOverrideRequest\x1a#.sharing.v1.ProposeOverrideResponse\x12W\n\x0e\x44\x65\x63ideOverride\x12!.sharing.v1.DecideOverrideRequest\x1a\".sharing.v1.DecideOverrideResponse\x12K\n\nShareFirst\x12\x1d.sharing.v1.ShareFirstRequest\x1a\x1e.sharing.v1.ShareFirstResponse\x12W\n\x0e\x44\x65\x63lineToShare\x12!.sharing.v1.DeclineToShareRequest\x1a\".sharing.v1.DeclineToShareResponse\x12Z\n\x0fWithdrawRequest\x12\".sharing.v1.WithdrawRequestRequest\x1a#.sharing.v1.WithdrawRequestResponse\x12T\n\rChangeUrgency\x12 .sharing.v1.ChangeUrgencyRequest\x1a!.sharing.v1.ChangeUrgencyResponse\x12Z\n\x0fWithdrawConsent\x12\".sharing.v1.WithdrawConsentRequest\x1a#.sharing.v1.WithdrawConsentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACKNOWLEDGEREQUEST']._serialized_end=380
   _globals['_ACKNOWLEDGERESPONSE']._serialized_start=382
   _globals['_ACKNOWLEDGERESPONSE']._serialized_end=439
-  _globals['_CASESERVICE']._serialized_start=442
-  _globals['_CASESERVICE']._serialized_end=689
+  _globals['_RECORDCONSENTREQUEST']._serialized_start=441
+  _globals['_RECORDCONSENTREQUEST']._serialized_end=528
+  _globals['_RECORDCONSENTRESPONSE']._serialized_start=530
+  _globals['_RECORDCONSENTRESPONSE']._serialized_end=589
+  _globals['_PROPOSEOVERRIDEREQUEST']._serialized_start=591
+  _globals['_PROPOSEOVERRIDEREQUEST']._serialized_end=681
+  _globals['_PROPOSEOVERRIDERESPONSE']._serialized_start=683
+  _globals['_PROPOSEOVERRIDERESPONSE']._serialized_end=744
+  _globals['_DECIDEOVERRIDEREQUEST']._serialized_start=746
+  _globals['_DECIDEOVERRIDEREQUEST']._serialized_end=835
+  _globals['_DECIDEOVERRIDERESPONSE']._serialized_start=837
+  _globals['_DECIDEOVERRIDERESPONSE']._serialized_end=897
+  _globals['_SHAREFIRSTREQUEST']._serialized_start=899
+  _globals['_SHAREFIRSTREQUEST']._serialized_end=986
+  _globals['_SHAREFIRSTRESPONSE']._serialized_start=988
+  _globals['_SHAREFIRSTRESPONSE']._serialized_end=1044
+  _globals['_DECLINETOSHAREREQUEST']._serialized_start=1046
+  _globals['_DECLINETOSHAREREQUEST']._serialized_end=1134
+  _globals['_DECLINETOSHARERESPONSE']._serialized_start=1136
+  _globals['_DECLINETOSHARERESPONSE']._serialized_end=1196
+  _globals['_WITHDRAWREQUESTREQUEST']._serialized_start=1198
+  _globals['_WITHDRAWREQUESTREQUEST']._serialized_end=1291
+  _globals['_WITHDRAWREQUESTRESPONSE']._serialized_start=1293
+  _globals['_WITHDRAWREQUESTRESPONSE']._serialized_end=1354
+  _globals['_CHANGEURGENCYREQUEST']._serialized_start=1356
+  _globals['_CHANGEURGENCYREQUEST']._serialized_end=1439
+  _globals['_CHANGEURGENCYRESPONSE']._serialized_start=1441
+  _globals['_CHANGEURGENCYRESPONSE']._serialized_end=1500
+  _globals['_WITHDRAWCONSENTREQUEST']._serialized_start=1502
+  _globals['_WITHDRAWCONSENTREQUEST']._serialized_end=1595
+  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_start=1597
+  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_end=1658
+  _globals['_CASESERVICE']._serialized_start=1661
+  _globals['_CASESERVICE']._serialized_end=2611
 # @@protoc_insertion_point(module_scope)

@@ -164,3 +164,419 @@ class AcknowledgeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AcknowledgeResponse: _TypeAlias = AcknowledgeResponse  # noqa: Y015
+
+@_typing.final
+class RecordConsentRequest(_message.Message):
+    """Request for CaseService.RecordConsent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def decision(self) -> _case_pb2.ConsentDecision:
+        """The consent decision."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        decision: _case_pb2.ConsentDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordConsentRequest: _TypeAlias = RecordConsentRequest  # noqa: Y015
+
+@_typing.final
+class RecordConsentResponse(_message.Message):
+    """Response of CaseService.RecordConsent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordConsentResponse: _TypeAlias = RecordConsentResponse  # noqa: Y015
+
+@_typing.final
+class ProposeOverrideRequest(_message.Message):
+    """Request for CaseService.ProposeOverride."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    PROPOSAL_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def proposal(self) -> _case_pb2.OverrideProposal:
+        """The override proposal."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        proposal: _case_pb2.OverrideProposal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "proposal", b"proposal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeOverrideRequest: _TypeAlias = ProposeOverrideRequest  # noqa: Y015
+
+@_typing.final
+class ProposeOverrideResponse(_message.Message):
+    """Response of CaseService.ProposeOverride."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeOverrideResponse: _TypeAlias = ProposeOverrideResponse  # noqa: Y015
+
+@_typing.final
+class DecideOverrideRequest(_message.Message):
+    """Request for CaseService.DecideOverride."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def decision(self) -> _case_pb2.OverrideDecision:
+        """The approver's decision."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        decision: _case_pb2.OverrideDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideOverrideRequest: _TypeAlias = DecideOverrideRequest  # noqa: Y015
+
+@_typing.final
+class DecideOverrideResponse(_message.Message):
+    """Response of CaseService.DecideOverride."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideOverrideResponse: _TypeAlias = DecideOverrideResponse  # noqa: Y015
+
+@_typing.final
+class ShareFirstRequest(_message.Message):
+    """Request for CaseService.ShareFirst."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def decision(self) -> _case_pb2.ShareFirstDecision:
+        """The share-first decision."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        decision: _case_pb2.ShareFirstDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareFirstRequest: _TypeAlias = ShareFirstRequest  # noqa: Y015
+
+@_typing.final
+class ShareFirstResponse(_message.Message):
+    """Response of CaseService.ShareFirst."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareFirstResponse: _TypeAlias = ShareFirstResponse  # noqa: Y015
+
+@_typing.final
+class DeclineToShareRequest(_message.Message):
+    """Request for CaseService.DeclineToShare."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def decision(self) -> _case_pb2.DeclineDecision:
+        """The decision not to share."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        decision: _case_pb2.DeclineDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineToShareRequest: _TypeAlias = DeclineToShareRequest  # noqa: Y015
+
+@_typing.final
+class DeclineToShareResponse(_message.Message):
+    """Response of CaseService.DeclineToShare."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineToShareResponse: _TypeAlias = DeclineToShareResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawRequestRequest(_message.Message):
+    """Request for CaseService.WithdrawRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def withdrawal(self) -> _case_pb2.RequestWithdrawal:
+        """The withdrawal."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        withdrawal: _case_pb2.RequestWithdrawal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawal", b"withdrawal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "withdrawal", b"withdrawal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawRequestRequest: _TypeAlias = WithdrawRequestRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawRequestResponse(_message.Message):
+    """Response of CaseService.WithdrawRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawRequestResponse: _TypeAlias = WithdrawRequestResponse  # noqa: Y015
+
+@_typing.final
+class ChangeUrgencyRequest(_message.Message):
+    """Request for CaseService.ChangeUrgency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def change(self) -> _case_pb2.UrgencyChange:
+        """The new urgency."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        change: _case_pb2.UrgencyChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeUrgencyRequest: _TypeAlias = ChangeUrgencyRequest  # noqa: Y015
+
+@_typing.final
+class ChangeUrgencyResponse(_message.Message):
+    """Response of CaseService.ChangeUrgency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeUrgencyResponse: _TypeAlias = ChangeUrgencyResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawConsentRequest(_message.Message):
+    """Request for CaseService.WithdrawConsent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def withdrawal(self) -> _case_pb2.ConsentWithdrawal:
+        """The consent withdrawal."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        withdrawal: _case_pb2.ConsentWithdrawal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawal", b"withdrawal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "withdrawal", b"withdrawal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawConsentRequest: _TypeAlias = WithdrawConsentRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawConsentResponse(_message.Message):
+    """Response of CaseService.WithdrawConsent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the command."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawConsentResponse: _TypeAlias = WithdrawConsentResponse  # noqa: Y015

@@ -51,6 +51,46 @@ class CaseServiceStub:
                 request_serializer=sharing_dot_v1_dot_case__service__pb2.AcknowledgeRequest.SerializeToString,
                 response_deserializer=sharing_dot_v1_dot_case__service__pb2.AcknowledgeResponse.FromString,
                 _registered_method=True)
+        self.RecordConsent = channel.unary_unary(
+                '/sharing.v1.CaseService/RecordConsent',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.RecordConsentRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.RecordConsentResponse.FromString,
+                _registered_method=True)
+        self.ProposeOverride = channel.unary_unary(
+                '/sharing.v1.CaseService/ProposeOverride',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.ProposeOverrideRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.ProposeOverrideResponse.FromString,
+                _registered_method=True)
+        self.DecideOverride = channel.unary_unary(
+                '/sharing.v1.CaseService/DecideOverride',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.DecideOverrideRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.DecideOverrideResponse.FromString,
+                _registered_method=True)
+        self.ShareFirst = channel.unary_unary(
+                '/sharing.v1.CaseService/ShareFirst',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.ShareFirstRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.ShareFirstResponse.FromString,
+                _registered_method=True)
+        self.DeclineToShare = channel.unary_unary(
+                '/sharing.v1.CaseService/DeclineToShare',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.DeclineToShareRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.DeclineToShareResponse.FromString,
+                _registered_method=True)
+        self.WithdrawRequest = channel.unary_unary(
+                '/sharing.v1.CaseService/WithdrawRequest',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.WithdrawRequestRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.WithdrawRequestResponse.FromString,
+                _registered_method=True)
+        self.ChangeUrgency = channel.unary_unary(
+                '/sharing.v1.CaseService/ChangeUrgency',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.ChangeUrgencyRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.ChangeUrgencyResponse.FromString,
+                _registered_method=True)
+        self.WithdrawConsent = channel.unary_unary(
+                '/sharing.v1.CaseService/WithdrawConsent',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
@@ -83,6 +123,65 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordConsent(self, request, context):
+        """As the holder: record a consent decision, or why consent is not sought.
+        FAILED_PRECONDITION unless the exchange awaits a consent decision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProposeOverride(self, request, context):
+        """As the holder: propose an override with its full justification. INVALID_ARGUMENT
+        names every missing field; FAILED_PRECONDITION when out of turn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideOverride(self, request, context):
+        """As an approver at the holder (a different user, in an approver role): approve or
+        reject the proposed override. PERMISSION_DENIED for self-approval or a wrong role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareFirst(self, request, context):
+        """As the holder, RED only: share now and justify within the override deadline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineToShare(self, request, context):
+        """As the holder: decide not to share, with reasons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawRequest(self, request, context):
+        """As the requester: withdraw the request at any open step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeUrgency(self, request, context):
+        """As the requester: re-rate the urgency; running deadlines move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawConsent(self, request, context):
+        """As the holder: record that consent was withdrawn after delivery; the recipient is told.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +199,46 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.Acknowledge,
                     request_deserializer=sharing_dot_v1_dot_case__service__pb2.AcknowledgeRequest.FromString,
                     response_serializer=sharing_dot_v1_dot_case__service__pb2.AcknowledgeResponse.SerializeToString,
+            ),
+            'RecordConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordConsent,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.RecordConsentRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.RecordConsentResponse.SerializeToString,
+            ),
+            'ProposeOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeOverride,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.ProposeOverrideRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.ProposeOverrideResponse.SerializeToString,
+            ),
+            'DecideOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideOverride,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.DecideOverrideRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.DecideOverrideResponse.SerializeToString,
+            ),
+            'ShareFirst': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareFirst,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.ShareFirstRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.ShareFirstResponse.SerializeToString,
+            ),
+            'DeclineToShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineToShare,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.DeclineToShareRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.DeclineToShareResponse.SerializeToString,
+            ),
+            'WithdrawRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawRequest,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.WithdrawRequestRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.WithdrawRequestResponse.SerializeToString,
+            ),
+            'ChangeUrgency': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeUrgency,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.ChangeUrgencyRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.ChangeUrgencyResponse.SerializeToString,
+            ),
+            'WithdrawConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawConsent,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +324,222 @@ class CaseService:
             '/sharing.v1.CaseService/Acknowledge',
             sharing_dot_v1_dot_case__service__pb2.AcknowledgeRequest.SerializeToString,
             sharing_dot_v1_dot_case__service__pb2.AcknowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/RecordConsent',
+            sharing_dot_v1_dot_case__service__pb2.RecordConsentRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.RecordConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/ProposeOverride',
+            sharing_dot_v1_dot_case__service__pb2.ProposeOverrideRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.ProposeOverrideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/DecideOverride',
+            sharing_dot_v1_dot_case__service__pb2.DecideOverrideRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.DecideOverrideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareFirst(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/ShareFirst',
+            sharing_dot_v1_dot_case__service__pb2.ShareFirstRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.ShareFirstResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineToShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/DeclineToShare',
+            sharing_dot_v1_dot_case__service__pb2.DeclineToShareRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.DeclineToShareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/WithdrawRequest',
+            sharing_dot_v1_dot_case__service__pb2.WithdrawRequestRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.WithdrawRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeUrgency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/ChangeUrgency',
+            sharing_dot_v1_dot_case__service__pb2.ChangeUrgencyRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.ChangeUrgencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/WithdrawConsent',
+            sharing_dot_v1_dot_case__service__pb2.WithdrawConsentRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.WithdrawConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,28 @@ class CaseServiceStub:
     """Acknowledge a delivery as the recipient. FAILED_PRECONDITION when the case
     is not awaiting acknowledgement.
     """
+    RecordConsent: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.RecordConsentRequest, _case_service_pb2.RecordConsentResponse]
+    """As the holder: record a consent decision, or why consent is not sought.
+    FAILED_PRECONDITION unless the exchange awaits a consent decision.
+    """
+    ProposeOverride: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.ProposeOverrideRequest, _case_service_pb2.ProposeOverrideResponse]
+    """As the holder: propose an override with its full justification. INVALID_ARGUMENT
+    names every missing field; FAILED_PRECONDITION when out of turn.
+    """
+    DecideOverride: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.DecideOverrideRequest, _case_service_pb2.DecideOverrideResponse]
+    """As an approver at the holder (a different user, in an approver role): approve or
+    reject the proposed override. PERMISSION_DENIED for self-approval or a wrong role.
+    """
+    ShareFirst: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.ShareFirstRequest, _case_service_pb2.ShareFirstResponse]
+    """As the holder, RED only: share now and justify within the override deadline."""
+    DeclineToShare: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.DeclineToShareRequest, _case_service_pb2.DeclineToShareResponse]
+    """As the holder: decide not to share, with reasons."""
+    WithdrawRequest: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.WithdrawRequestRequest, _case_service_pb2.WithdrawRequestResponse]
+    """As the requester: withdraw the request at any open step."""
+    ChangeUrgency: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.ChangeUrgencyRequest, _case_service_pb2.ChangeUrgencyResponse]
+    """As the requester: re-rate the urgency; running deadlines move."""
+    WithdrawConsent: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.WithdrawConsentRequest, _case_service_pb2.WithdrawConsentResponse]
+    """As the holder: record that consent was withdrawn after delivery; the recipient is told."""
 
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
@@ -69,6 +91,28 @@ class CaseServiceAsyncStub(CaseServiceStub):
     """Acknowledge a delivery as the recipient. FAILED_PRECONDITION when the case
     is not awaiting acknowledgement.
     """
+    RecordConsent: _aio.UnaryUnaryMultiCallable[_case_service_pb2.RecordConsentRequest, _case_service_pb2.RecordConsentResponse]  # type: ignore[assignment]
+    """As the holder: record a consent decision, or why consent is not sought.
+    FAILED_PRECONDITION unless the exchange awaits a consent decision.
+    """
+    ProposeOverride: _aio.UnaryUnaryMultiCallable[_case_service_pb2.ProposeOverrideRequest, _case_service_pb2.ProposeOverrideResponse]  # type: ignore[assignment]
+    """As the holder: propose an override with its full justification. INVALID_ARGUMENT
+    names every missing field; FAILED_PRECONDITION when out of turn.
+    """
+    DecideOverride: _aio.UnaryUnaryMultiCallable[_case_service_pb2.DecideOverrideRequest, _case_service_pb2.DecideOverrideResponse]  # type: ignore[assignment]
+    """As an approver at the holder (a different user, in an approver role): approve or
+    reject the proposed override. PERMISSION_DENIED for self-approval or a wrong role.
+    """
+    ShareFirst: _aio.UnaryUnaryMultiCallable[_case_service_pb2.ShareFirstRequest, _case_service_pb2.ShareFirstResponse]  # type: ignore[assignment]
+    """As the holder, RED only: share now and justify within the override deadline."""
+    DeclineToShare: _aio.UnaryUnaryMultiCallable[_case_service_pb2.DeclineToShareRequest, _case_service_pb2.DeclineToShareResponse]  # type: ignore[assignment]
+    """As the holder: decide not to share, with reasons."""
+    WithdrawRequest: _aio.UnaryUnaryMultiCallable[_case_service_pb2.WithdrawRequestRequest, _case_service_pb2.WithdrawRequestResponse]  # type: ignore[assignment]
+    """As the requester: withdraw the request at any open step."""
+    ChangeUrgency: _aio.UnaryUnaryMultiCallable[_case_service_pb2.ChangeUrgencyRequest, _case_service_pb2.ChangeUrgencyResponse]  # type: ignore[assignment]
+    """As the requester: re-rate the urgency; running deadlines move."""
+    WithdrawConsent: _aio.UnaryUnaryMultiCallable[_case_service_pb2.WithdrawConsentRequest, _case_service_pb2.WithdrawConsentResponse]  # type: ignore[assignment]
+    """As the holder: record that consent was withdrawn after delivery; the recipient is told."""
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
@@ -105,5 +149,75 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         """Acknowledge a delivery as the recipient. FAILED_PRECONDITION when the case
         is not awaiting acknowledgement.
         """
+
+    @_abc_1.abstractmethod
+    def RecordConsent(
+        self,
+        request: _case_service_pb2.RecordConsentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.RecordConsentResponse, _abc.Awaitable[_case_service_pb2.RecordConsentResponse]]:
+        """As the holder: record a consent decision, or why consent is not sought.
+        FAILED_PRECONDITION unless the exchange awaits a consent decision.
+        """
+
+    @_abc_1.abstractmethod
+    def ProposeOverride(
+        self,
+        request: _case_service_pb2.ProposeOverrideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.ProposeOverrideResponse, _abc.Awaitable[_case_service_pb2.ProposeOverrideResponse]]:
+        """As the holder: propose an override with its full justification. INVALID_ARGUMENT
+        names every missing field; FAILED_PRECONDITION when out of turn.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideOverride(
+        self,
+        request: _case_service_pb2.DecideOverrideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.DecideOverrideResponse, _abc.Awaitable[_case_service_pb2.DecideOverrideResponse]]:
+        """As an approver at the holder (a different user, in an approver role): approve or
+        reject the proposed override. PERMISSION_DENIED for self-approval or a wrong role.
+        """
+
+    @_abc_1.abstractmethod
+    def ShareFirst(
+        self,
+        request: _case_service_pb2.ShareFirstRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.ShareFirstResponse, _abc.Awaitable[_case_service_pb2.ShareFirstResponse]]:
+        """As the holder, RED only: share now and justify within the override deadline."""
+
+    @_abc_1.abstractmethod
+    def DeclineToShare(
+        self,
+        request: _case_service_pb2.DeclineToShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.DeclineToShareResponse, _abc.Awaitable[_case_service_pb2.DeclineToShareResponse]]:
+        """As the holder: decide not to share, with reasons."""
+
+    @_abc_1.abstractmethod
+    def WithdrawRequest(
+        self,
+        request: _case_service_pb2.WithdrawRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.WithdrawRequestResponse, _abc.Awaitable[_case_service_pb2.WithdrawRequestResponse]]:
+        """As the requester: withdraw the request at any open step."""
+
+    @_abc_1.abstractmethod
+    def ChangeUrgency(
+        self,
+        request: _case_service_pb2.ChangeUrgencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.ChangeUrgencyResponse, _abc.Awaitable[_case_service_pb2.ChangeUrgencyResponse]]:
+        """As the requester: re-rate the urgency; running deadlines move."""
+
+    @_abc_1.abstractmethod
+    def WithdrawConsent(
+        self,
+        request: _case_service_pb2.WithdrawConsentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.WithdrawConsentResponse, _abc.Awaitable[_case_service_pb2.WithdrawConsentResponse]]:
+        """As the holder: record that consent was withdrawn after delivery; the recipient is told."""
 
 def add_CaseServiceServicer_to_server(servicer: CaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,52 @@
+"""Every recorded history in tests/histories/ replays through the current workflow code.
+
+A change to SharingCase or HolderExchange that would break running or closed cases fails
+here. Record the corpus again after an intended, versioned change with:
+
+    SAFESHARE_RECORD_HISTORIES=1 make pytest PYTEST_ARGS=tests/workflows/test_sharing_case.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.holder_exchange import HolderExchange
+from workflows.sharing_case import SharingCase
+
+CORPUS = Path(__file__).resolve().parent.parent / "histories"
+WORKFLOW_IDS: dict[str, str] = json.loads((CORPUS / "workflow-ids.json").read_text())
+HISTORIES = sorted(CORPUS / name for name in WORKFLOW_IDS)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def test_every_recorded_history_is_indexed() -> None:
+    on_disk = {p.name for p in CORPUS.glob("*.json")} - {"workflow-ids.json"}
+    assert on_disk == set(WORKFLOW_IDS)
+
+
+def test_the_corpus_covers_every_path() -> None:
+    names = {path.name.split(".")[0] for path in HISTORIES}
+    for path in (
+        "consent-covers", "override-approved", "override-rejected", "declined",
+        "red-share-first", "red-justification-missing", "urgency-changed",
+        "consent-withdrawn-after-delivery", "two-holders", "delivery-failing",
+        "gate-rejected", "subject-unknown", "withdrawn-awaiting_acknowledgement",
+        "escalation-holder_responds", "not-sought-risk_to_child",
+    ):  # fmt: skip
+        assert path in names, f"no recorded history for {path}"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    text = await asyncio.to_thread(path.read_text)
+    history = WorkflowHistory.from_json(WORKFLOW_IDS[path.name], json.loads(text))
+    replayer = Replayer(workflows=[SharingCase, HolderExchange])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name} diverged: {result.replay_failure}"

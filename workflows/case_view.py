@@ -1,0 +1,38 @@
+"""One view of a case from the case workflow and its holders' exchanges.
+
+The case workflow knows its request, gate, withdrawal and closed exchanges; each open
+exchange knows its own state. Readers (the gateway, the CLI) query both and merge here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from protos.sharing.v1 import case_pb2 as pb
+
+
+def merge_case_view(case: pb.CaseView, holders: Sequence[pb.HolderRecord]) -> pb.CaseView:
+    """The case view with every holder's record, and the case's state, whose move and next
+    deadline taken from its open exchanges."""
+    view = pb.CaseView()
+    view.CopyFrom(case)
+    if holders:
+        del view.record.holders[:]
+        view.record.holders.extend(holders)
+    if case.state != pb.CASE_STATE_EXCHANGING:
+        return view
+    open_holders = [h for h in holders if h.state != pb.CASE_STATE_CLOSED]
+    if len(holders) == 1:
+        view.state = holders[0].state
+    if not open_holders:
+        return view
+    with_deadline = [h for h in open_holders if h.HasField("next_deadline")]
+    first = (
+        min(with_deadline, key=lambda h: h.next_deadline.ToNanoseconds())
+        if with_deadline
+        else open_holders[0]
+    )
+    view.waiting_on = first.waiting_on
+    if first.HasField("next_deadline"):
+        view.next_deadline.CopyFrom(first.next_deadline)
+    return view

@@ -1,0 +1,686 @@
+"""HolderExchange: one holding agency's part of a sharing case (a child workflow of the case).
+
+consent check (holder's adapter) → if consent does not cover: the holder practitioner records
+a consent decision, proposes an override (an approver decides), shares first (RED), or
+declines → delivery of the approved categories only (holder's adapter extracts, recipient's
+adapter stores, idempotent on the delivery id) → acknowledgement → close with the holder's
+record. Every step waiting on a person runs against its deadline: reminder, then the agency's
+safeguarding lead, then the partnership operator. Nothing ever silently declines.
+
+Decisions from people arrive as Updates whose validators ask the pure model
+(``workflows.case_model.Exchange.check``) so a refused decision never reaches history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows import case_model as model
+from workflows import search_attributes as sa
+from workflows import translate
+from workflows.calendar import WorkingCalendar
+from workflows.case_model import State, Step
+
+# 👉 Generated protobuf modules and activity names are deterministic and side-effect free;
+# passing them through the sandbox avoids re-importing them for every workflow run.
+with workflow.unsafe.imports_passed_through():
+    from activities.agency import (
+        AGENCY_CALL_TIMEOUT,
+        EXTRACT_RECORDS,
+        LOOKUP_CONSENT,
+        NOTIFY_PRACTITIONER,
+        RECEIVE_CONSENT_WITHDRAWN,
+        RECEIVE_DELIVERY,
+        ApplicationErrorType,
+        agency_task_queue,
+        content_digest,
+    )
+    from activities.names import NOTIFY_OPERATOR
+    from protos.agency.v1 import agency_service_pb2 as agency_pb
+    from protos.sharing.v1 import case_pb2 as pb
+
+# 👉 Temporal is the one retry layer: adapters make each gRPC call once, with a deadline below
+# the activity's start-to-close timeout, and raise non-retryable errors for refusals.
+AGENCY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
+)
+# Delivery gives up after a bounded burst and tells operators, then tries again later.
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=6,
+    non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
+)
+DELIVERY_RETRY_PAUSE = timedelta(minutes=30)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
+
+
+@workflow.defn
+class HolderExchange:
+    """One holder's exchange. Its result is the holder's part of the decision record."""
+
+    @workflow.init
+    def __init__(self, exchange: pb.HolderExchangeInput) -> None:
+        self._input = exchange
+        self._request = exchange.request
+        self._holder = exchange.holding_agency_id
+        self._recipient = exchange.request.requesting_agency_id
+        self._case_ref = exchange.case_ref
+        self._calendar = WorkingCalendar()
+        self._model = model.Exchange(
+            holder=self._holder,
+            recipient=self._recipient,
+            urgency=translate.urgency(exchange.urgency or exchange.request.urgency),
+        )
+        self._record = pb.HolderRecord(holding_agency_id=self._holder)
+        self._urgency_version = 0
+        self._step: Step | None = None
+        self._step_started: dt.datetime | None = None
+        self._next_deadline: dt.datetime | None = None
+        self._delivered_at: dt.datetime | None = None
+        self._operator_alerted = False
+
+    # -- the run ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, exchange: pb.HolderExchangeInput) -> pb.HolderRecord:
+        """Run this holder's exchange to its close and return the holder's record."""
+        self._publish()
+        await self._check_consent()
+        while self._model.state is not State.CLOSED:
+            state = self._model.state
+            if state is State.AWAITING_CONSENT_DECISION:
+                await self._wait_for_people(Step.HOLDER_RESPONDS, state)
+            elif state is State.AWAITING_OVERRIDE_DECISION:
+                await self._wait_for_people(Step.OVERRIDE_DECISION, state)
+            elif state is State.DELIVERING:
+                await self._deliver()
+            elif state is State.AWAITING_ACKNOWLEDGEMENT:
+                step = (
+                    Step.OVERRIDE_DECISION
+                    if self._model.justification_pending
+                    else Step.RECIPIENT_ACKNOWLEDGES
+                )
+                await self._wait_for_people(step, state)
+        # 👉 Let a running update handler (e.g. a consent-withdrawal notice) finish before
+        # the workflow completes, so its caller gets its result.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._finish()
+
+    async def _check_consent(self) -> None:
+        try:
+            response = await workflow.execute_activity(
+                LOOKUP_CONSENT,
+                agency_pb.LookupConsentRequest(
+                    case_ref=self._case_ref,
+                    subjects=self._request.subjects,
+                    purpose=self._request.purpose,
+                    recipient_agency_id=self._recipient,
+                    categories=[c.category for c in self._request.categories],
+                ),
+                task_queue=agency_task_queue(self._holder),
+                result_type=agency_pb.LookupConsentResponse,
+                start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                retry_policy=AGENCY_RETRY,
+                summary=f"Look up consent at {self._holder}",
+            )
+        except ActivityError as err:
+            self._nothing_to_share(f"consent_lookup_refused:{translate.error_code(err)}")
+            return
+        if self._model.state is State.CLOSED:  # withdrawn while the lookup ran
+            return
+        consent = response.consent
+        self._record.consent.CopyFrom(consent)
+        cover = self._cover(consent)
+        self._note("ConsentChecked", self._holder, "",
+                   f"status={pb.ConsentStatus.Name(consent.status)} covers={cover.covers} "
+                   + " ".join(cover.reasons))  # fmt: skip
+        self._model.apply(model.ConsentChecked(covers=cover.covers))
+        self._publish()
+
+    def _cover(self, consent: pb.ConsentRecord) -> model.Cover:
+        return model.consent_cover(
+            translate.consent_facts(consent),
+            model.Asked(
+                purpose=pb.Purpose.Name(self._request.purpose),
+                recipient=self._recipient,
+                categories={
+                    pb.InformationCategory.Name(c.category) for c in self._request.categories
+                },
+                at=workflow.now(),
+            ),
+        )
+
+    # -- deadlines, reminders and escalation ----------------------------------------------
+
+    async def _wait_for_people(self, step: Step, state: State) -> None:
+        """Wait while the exchange stays in ``state`` waiting on ``step``, climbing the
+        escalation ladder as its deadline passes. Returns when the state or step changes."""
+        if self._step is not step:
+            self._step = step
+            self._step_started = (
+                self._delivered_at
+                if step is Step.RECIPIENT_ACKNOWLEDGES and self._delivered_at
+                else workflow.now()
+            )
+        fired = {e.level for e in self._record.escalations if e.step == step.value}
+        while self._model.state is state and self._current_step() is step:
+            assert self._step_started is not None
+            due = model.deadline(self._model.urgency, step, self._step_started, self._calendar)
+            self._next_deadline = due
+            self._publish()
+            rungs = [
+                (at, rung)
+                for at, rung in model.escalation_times(due, due - self._step_started)
+                if rung.value not in fired
+            ]
+            moved = functools.partial(self._moved_on, state, step, self._urgency_version)
+            if not rungs:
+                await workflow.wait_condition(moved)
+                continue
+            at, rung = rungs[0]
+            try:
+                await workflow.wait_condition(
+                    moved,
+                    timeout=max(at - workflow.now(), timedelta(seconds=1)),
+                    timeout_summary=f"{step.value} {rung.value} due",
+                )
+            except TimeoutError:
+                fired.add(rung.value)
+                await self._escalate(step, rung, due)
+        self._next_deadline = None
+
+    def _moved_on(self, state: State, step: Step, urgency_version: int) -> bool:
+        """Whether the exchange left ``state`` or ``step``, or its urgency changed."""
+        return (
+            self._model.state is not state
+            or self._current_step() is not step
+            or self._urgency_version != urgency_version
+        )
+
+    def _current_step(self) -> Step | None:
+        state = self._model.state
+        if state is State.AWAITING_CONSENT_DECISION:
+            return Step.HOLDER_RESPONDS
+        if state is State.AWAITING_OVERRIDE_DECISION:
+            return Step.OVERRIDE_DECISION
+        if state is State.AWAITING_ACKNOWLEDGEMENT:
+            if self._model.justification_pending:
+                return Step.OVERRIDE_DECISION
+            return Step.RECIPIENT_ACKNOWLEDGES
+        return None
+
+    async def _escalate(self, step: Step, rung: model.Escalation, due: dt.datetime) -> None:
+        responsible = self._recipient if step is Step.RECIPIENT_ACKNOWLEDGES else self._holder
+        escalation = pb.Escalation(
+            step=step.value,
+            level=rung.value,
+            agency_id="" if rung is model.Escalation.PARTNERSHIP_OPERATOR else responsible,
+            at=translate.timestamp(workflow.now()),
+        )
+        self._record.escalations.append(escalation)
+        self._note(
+            "DeadlineMissed", escalation.agency_id, "", f"step={step.value} level={rung.value}"
+        )
+        workflow.logger.info("deadline_missed", extra={"step": step.value, "level": rung.value})
+        if rung is model.Escalation.PARTNERSHIP_OPERATOR:
+            await self._alert_operator(escalation)
+        else:
+            await self._notify(responsible, step, rung, due)
+        self._publish()
+
+    async def _notify(
+        self, agency_id: str, step: Step, rung: model.Escalation, due: dt.datetime
+    ) -> None:
+        kind = (
+            agency_pb.NOTIFICATION_KIND_REMINDER
+            if rung is model.Escalation.REMINDER
+            else agency_pb.NOTIFICATION_KIND_ESCALATION
+        )
+        role = "designated_safeguarding_lead" if rung is model.Escalation.SAFEGUARDING_LEAD else ""
+        await workflow.execute_activity(
+            NOTIFY_PRACTITIONER,
+            agency_pb.NotifyPractitionerRequest(
+                # Deterministic: a retried or replayed notification is recognised.
+                notification_id=f"{self._case_ref}.{self._holder}.{step.value}.{rung.value}",
+                case_ref=self._case_ref,
+                kind=kind,
+                practitioner_role=role,
+                step=step.value,
+                due_at=translate.timestamp(due),
+                text=f"SafeShare case {self._case_ref}: {step.value.replace('_', ' ')} was due "
+                f"{due:%Y-%m-%d %H:%M} UTC.",
+            ),
+            task_queue=agency_task_queue(agency_id),
+            result_type=agency_pb.NotifyPractitionerResponse,
+            start_to_close_timeout=AGENCY_START_TO_CLOSE,
+            retry_policy=NOTIFY_RETRY,
+            summary=f"{rung.value} to {agency_id} for {step.value}",
+        )
+
+    async def _alert_operator(self, escalation: pb.Escalation) -> None:
+        await workflow.execute_activity(
+            NOTIFY_OPERATOR,
+            escalation,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=NOTIFY_RETRY,
+            summary=f"Alert the partnership operator: {escalation.step}",
+        )
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _approved_categories(self) -> list[pb.InformationCategory.ValueType]:
+        asked = [c.category for c in self._request.categories]
+        if self._record.HasField("share_first"):
+            minimum = set(self._record.share_first.minimum_data_set)
+        elif self._record.HasField("override_decision") and self._model.override_approved:
+            minimum = set(self._record.override_proposal.minimum_data_set)
+        else:
+            return asked
+        return [c for c in asked if c in minimum]
+
+    async def _deliver(self) -> None:
+        categories = self._approved_categories()
+        try:
+            extracted = await workflow.execute_activity(
+                EXTRACT_RECORDS,
+                agency_pb.ExtractRecordsRequest(
+                    case_ref=self._case_ref, subjects=self._request.subjects, categories=categories
+                ),
+                task_queue=agency_task_queue(self._holder),
+                result_type=agency_pb.ExtractRecordsResponse,
+                start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                heartbeat_timeout=timedelta(seconds=20),
+                retry_policy=AGENCY_RETRY,
+                summary=f"Extract {len(categories)} approved categories at {self._holder}",
+            )
+        except ActivityError as err:
+            self._nothing_to_share(f"extraction_refused:{translate.error_code(err)}")
+            return
+        if self._model.state is not State.DELIVERING:
+            return
+        # Defence in depth: nothing outside the approved categories leaves the hub.
+        items = [item for item in extracted.items if item.category in set(categories)]
+        request = agency_pb.ReceiveDeliveryRequest(
+            # 👉 Derived from the case, not random: every retry and every replay presents
+            # the same id, so the recipient stores the delivery once.
+            delivery_id=f"{self._case_ref}.{self._holder}.1",
+            case_ref=self._case_ref,
+            holding_agency_id=self._holder,
+            subjects=self._request.subjects,
+            items=items,
+            content_digest=content_digest(items),
+        )
+        if extracted.claim_ref:
+            request.claim_ref = extracted.claim_ref
+            request.claim_digest = extracted.claim_digest
+        while self._model.state is State.DELIVERING:
+            try:
+                response = await workflow.execute_activity(
+                    RECEIVE_DELIVERY,
+                    request,
+                    task_queue=agency_task_queue(self._recipient),
+                    result_type=agency_pb.ReceiveDeliveryResponse,
+                    start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                    retry_policy=DELIVERY_RETRY,
+                    summary=f"Deliver to {self._recipient}",
+                )
+            except ActivityError as err:
+                await self._delivery_failing(translate.error_code(err))
+                continue
+            self._delivered(response.receipt, items)
+            return
+
+    async def _delivery_failing(self, code: str) -> None:
+        """A delivery that cannot succeed now escalates to operators, then tries again."""
+        self._record.delivery_failures += 1
+        self._note("DeliveryFailing", self._recipient, "", f"code={code}")
+        if not self._operator_alerted:
+            self._operator_alerted = True
+            escalation = pb.Escalation(
+                step="delivery", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
+                agency_id=self._recipient, at=translate.timestamp(workflow.now()),
+            )  # fmt: skip
+            self._record.escalations.append(escalation)
+            self._publish()
+            await self._alert_operator(escalation)
+        await self._pause_delivery()
+
+    async def _pause_delivery(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._model.state is not State.DELIVERING,
+                timeout=DELIVERY_RETRY_PAUSE,
+                timeout_summary="Retry the failing delivery",
+            )
+
+    def _delivered(self, receipt: pb.DeliveryReceipt, items: list[pb.RecordItem]) -> None:
+        self._record.receipt.CopyFrom(receipt)
+        self._record.shared_items.extend(
+            pb.SharedItem(item_id=i.item_id, category=i.category, kind=i.kind,
+                          holding_agency_id=self._holder)
+            for i in items
+        )  # fmt: skip
+        self._note("RecordsDelivered", self._recipient, "",
+                   f"delivery_id={receipt.delivery_id} items={receipt.item_count} "
+                   f"digest={receipt.content_digest} charge=none")  # fmt: skip
+        self._delivered_at = workflow.now()
+        self._operator_alerted = False
+        self._model.apply(model.Delivered())
+        self._publish()
+
+    def _nothing_to_share(self, reason: str) -> None:
+        if self._model.check(model.NothingToShare()) is not None:
+            return
+        self._note("NothingToShare", self._holder, "", reason)
+        self._record.basis = f"Not shared by {self._holder}: {reason}"
+        self._model.apply(model.NothingToShare())
+        self._publish()
+
+    # -- decisions from people (Updates with validators) ----------------------------------
+
+    def _validate(self, command: model.Command) -> None:
+        # 👉 Validators run before anything is written to history: a refused decision leaves
+        # no trace in the case and the caller hears why at once.
+        refusal = self._model.check(command)
+        if refusal is not None:
+            raise ApplicationError(refusal.message, type=refusal.rule.value)
+
+    @workflow.update
+    async def record_consent(self, decision: pb.ConsentDecision) -> pb.HolderRecord:
+        """The holder practitioner records consent, or why it is not being sought."""
+        decided = _copy(decision)
+        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        self._record.consent_decision.CopyFrom(decided)
+        if decided.HasField("consent"):
+            cover = self._cover(decided.consent)
+            covers, detail = cover.covers, " ".join(cover.reasons)
+            self._record.consent.CopyFrom(decided.consent)
+        else:
+            covers = False
+            detail = pb.NotSoughtReason.Name(decided.not_sought.reason)
+            self._record.consent.status = pb.CONSENT_STATUS_NOT_SOUGHT
+        self._note("ConsentRecorded", decided.actor.agency_id, decided.actor.practitioner.user_id,
+                   f"covers={covers} {detail}".strip())  # fmt: skip
+        self._model.apply(self._consent_command(decided, covers))
+        self._publish()
+        return self._view()
+
+    @record_consent.validator
+    def _validate_record_consent(self, decision: pb.ConsentDecision) -> None:
+        missing = translate.missing_consent_decision_fields(decision)
+        if missing:
+            raise ApplicationError("required: " + ", ".join(missing), type=model.Rule.INVALID.value)
+        covers = decision.HasField("consent") and self._cover(decision.consent).covers
+        self._validate(self._consent_command(decision, covers))
+
+    def _consent_command(self, decision: pb.ConsentDecision, covers: bool) -> model.RecordConsent:
+        return model.RecordConsent(
+            translate.actor(decision.actor),
+            covers=covers,
+            not_sought=decision.HasField("not_sought"),
+        )
+
+    @workflow.update
+    async def propose_override(self, proposal: pb.OverrideProposal) -> pb.HolderRecord:
+        """The holder proposes sharing without consent, with the full justification."""
+        proposed = _copy(proposal)
+        proposed.proposed_at.CopyFrom(translate.timestamp(workflow.now()))
+        self._record.override_proposal.CopyFrom(proposed)
+        reason = pb.OverrideReason.Name(proposed.reason_code)
+        overriding = pb.ConsentStatus.Name(proposed.consent_state_overridden)
+        self._note("OverrideProposed", proposed.actor.agency_id,
+                   proposed.actor.practitioner.user_id,
+                   f"reason={reason} overriding={overriding}")  # fmt: skip
+        self._model.apply(self._proposal_command(proposed))
+        self._publish()
+        return self._view()
+
+    @propose_override.validator
+    def _validate_propose_override(self, proposal: pb.OverrideProposal) -> None:
+        self._validate(self._proposal_command(proposal))
+
+    def _proposal_command(self, proposal: pb.OverrideProposal) -> model.ProposeOverride:
+        asked = {c.category for c in self._request.categories}
+        missing = translate.missing_override_fields(proposal, asked)
+        return model.ProposeOverride(translate.actor(proposal.actor), missing=tuple(missing))
+
+    @workflow.update
+    async def decide_override(self, decision: pb.OverrideDecision) -> pb.HolderRecord:
+        """An approver (a different user, in an approver role) approves or rejects."""
+        decided = _copy(decision)
+        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        self._record.override_decision.CopyFrom(decided)
+        event = "OverrideApproved" if decided.approve else "OverrideRejected"
+        self._note(event, decided.actor.agency_id, decided.actor.practitioner.user_id,
+                   f"role={decided.actor.practitioner.role}")  # fmt: skip
+        was_shared_first = self._model.shared_first
+        self._model.apply(model.DecideOverride(translate.actor(decided.actor), decided.approve))
+        if decided.approve:
+            self._record.override_used = True
+        elif not was_shared_first:
+            self._record.basis = f"Not shared by {self._holder}: override_rejected"
+        self._publish()
+        if was_shared_first and not decided.approve:
+            # Shared in a RED emergency and the justification was then rejected: operators review.
+            escalation = pb.Escalation(
+                step="override_decision", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
+                agency_id=self._holder, at=translate.timestamp(workflow.now()),
+            )  # fmt: skip
+            self._record.escalations.append(escalation)
+            await self._alert_operator(escalation)
+        return self._view()
+
+    @decide_override.validator
+    def _validate_decide_override(self, decision: pb.OverrideDecision) -> None:
+        if not decision.reason:
+            raise ApplicationError("required: decision.reason", type=model.Rule.INVALID.value)
+        self._validate(model.DecideOverride(translate.actor(decision.actor), decision.approve))
+
+    @workflow.update
+    async def share_first(self, decision: pb.ShareFirstDecision) -> pb.HolderRecord:
+        """RED only: the holder shares now and justifies within the override deadline."""
+        decided = _copy(decision)
+        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        self._record.share_first.CopyFrom(decided)
+        self._record.override_used = True
+        self._note("SharedFirst", decided.actor.agency_id, decided.actor.practitioner.user_id,
+                   f"categories={len(decided.minimum_data_set)} justification_due")  # fmt: skip
+        self._model.apply(self._share_first_command(decided))
+        self._step = None
+        self._publish()
+        return self._view()
+
+    @share_first.validator
+    def _validate_share_first(self, decision: pb.ShareFirstDecision) -> None:
+        self._validate(self._share_first_command(decision))
+
+    def _share_first_command(self, decision: pb.ShareFirstDecision) -> model.ShareFirst:
+        asked = {c.category for c in self._request.categories}
+        missing = translate.missing_share_first_fields(decision, asked)
+        return model.ShareFirst(translate.actor(decision.actor), missing=tuple(missing))
+
+    @workflow.update
+    async def decline_to_share(self, decision: pb.DeclineDecision) -> pb.HolderRecord:
+        """The holder decides not to share, with reasons."""
+        decided = _copy(decision)
+        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        self._record.decline.CopyFrom(decided)
+        reasons = ",".join(decided.reasons)
+        self._record.basis = f"Not shared by {self._holder}: declined:{reasons}"
+        self._note("DeclinedToShare", decided.actor.agency_id, decided.actor.practitioner.user_id,
+                   f"reasons={reasons}")  # fmt: skip
+        self._model.apply(model.DeclineToShare(translate.actor(decided.actor)))
+        self._publish()
+        return self._view()
+
+    @decline_to_share.validator
+    def _validate_decline(self, decision: pb.DeclineDecision) -> None:
+        self._validate(
+            model.DeclineToShare(
+                translate.actor(decision.actor), has_reasons=bool(decision.reasons)
+            )
+        )
+
+    @workflow.update
+    async def acknowledge(self, acknowledgement: pb.Acknowledgement) -> pb.HolderRecord:
+        """The recipient acknowledges the delivery (who, received or actioned, use, feedback)."""
+        ack = _copy(acknowledgement)
+        ack.acknowledged_at.CopyFrom(translate.timestamp(workflow.now()))
+        ack.holding_agency_id = self._holder
+        self._record.acknowledgement.CopyFrom(ack)
+        self._note("Acknowledged", ack.agency_id, ack.practitioner.user_id,
+                   f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
+        self._model.apply(model.Acknowledge(model.Actor(ack.agency_id, ack.practitioner.user_id)))
+        self._publish()
+        return self._view()
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
+        actor = model.Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
+        self._validate(model.Acknowledge(actor))
+        if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:
+            raise ApplicationError(
+                "required: acknowledgement.status", type=model.Rule.INVALID.value
+            )
+        if not acknowledgement.practitioner.user_id:
+            raise ApplicationError(
+                "required: acknowledgement.practitioner.user_id", type=model.Rule.INVALID.value
+            )
+
+    @workflow.update
+    async def withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> pb.HolderRecord:
+        """Consent withdrawn after delivery: record it and push it to the recipient."""
+        withdrawn = _copy(withdrawal)
+        withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
+        self._model.apply(model.WithdrawConsent(translate.actor(withdrawn.actor)))
+        self._note("ConsentWithdrawn", withdrawn.actor.agency_id,
+                   withdrawn.actor.practitioner.user_id, "after_delivery")  # fmt: skip
+        await workflow.execute_activity(
+            RECEIVE_CONSENT_WITHDRAWN,
+            agency_pb.ReceiveConsentWithdrawnRequest(
+                notice_id=f"{self._case_ref}.{self._holder}.consent-withdrawn",
+                case_ref=self._case_ref,
+                delivery_ids=[self._record.receipt.delivery_id],
+                holding_agency_id=self._holder,
+                withdrawn_at=withdrawn.withdrawn_at,
+            ),
+            task_queue=agency_task_queue(self._recipient),
+            result_type=agency_pb.ReceiveConsentWithdrawnResponse,
+            start_to_close_timeout=AGENCY_START_TO_CLOSE,
+            retry_policy=AGENCY_RETRY,
+            summary=f"Tell {self._recipient} consent was withdrawn",
+        )
+        withdrawn.recipient_notified = True
+        self._record.consent_withdrawal.CopyFrom(withdrawn)
+        self._note("ConsentWithdrawalDelivered", self._recipient, "", "recipient_notified")
+        self._publish()
+        return self._view()
+
+    @withdraw_consent.validator
+    def _validate_withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> None:
+        self._validate(model.WithdrawConsent(translate.actor(withdrawal.actor)))
+
+    # -- from the parent case (signals: the parent validated them) ----------------------
+
+    @workflow.signal
+    def withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
+        """The requester withdrew the request (forwarded by the case)."""
+        command = model.WithdrawRequest(translate.actor(withdrawal.actor))
+        if self._model.check(command) is None:
+            self._model.apply(command)
+            self._record.basis = f"Withdrawn by {self._recipient}"
+            self._note("RequestWithdrawn", withdrawal.actor.agency_id,
+                       withdrawal.actor.practitioner.user_id, "")  # fmt: skip
+            self._publish()
+
+    @workflow.signal
+    def change_urgency(self, change: pb.UrgencyChange) -> None:
+        """The requester re-rated the urgency (forwarded by the case): deadlines move."""
+        self._model.urgency = translate.urgency(change.urgency)
+        self._urgency_version += 1
+        self._note("UrgencyChanged", change.actor.agency_id, change.actor.practitioner.user_id,
+                   f"urgency={pb.Urgency.Name(change.urgency)}")  # fmt: skip
+        self._publish()
+
+    @workflow.query
+    def holder_record(self) -> pb.HolderRecord:
+        """This holder's record as it stands."""
+        return self._view()
+
+    # -- the record and the operators' view -----------------------------------------------
+
+    def _view(self) -> pb.HolderRecord:
+        view = _copy(self._record)
+        view.state = translate.state(self._model.state)
+        view.waiting_on = translate.waiting_on(self._waiting_on())
+        view.outcome = translate.outcome(self._model.outcome)
+        if self._next_deadline is not None and self._model.state is not State.CLOSED:
+            view.next_deadline.CopyFrom(translate.timestamp(self._next_deadline))
+        return view
+
+    def _waiting_on(self) -> model.WaitingOn:
+        if self._model.state is State.DELIVERING and self._record.delivery_failures:
+            return model.WaitingOn.OPERATOR
+        return self._model.waiting_on
+
+    def _finish(self) -> pb.HolderRecord:
+        if not self._record.basis:
+            self._record.basis = translate.shared_basis(self._holder, self._model, self._record)
+        self._note("ExchangeClosed", self._holder, "",
+                   f"outcome={translate.outcome_name(self._model.outcome)}")  # fmt: skip
+        self._publish()
+        return self._view()
+
+    def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
+        self._record.entries.append(
+            pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
+                             agency_id=agency_id, user_id=user_id, detail=detail)
+        )  # fmt: skip
+
+    def _publish(self) -> None:
+        """Keep the operators' view current: search attributes and current details."""
+        state = self._model.state
+        updates: list[SearchAttributeUpdate[Any]] = [
+            sa.CASE_STATE.value_set(state.value),
+            sa.URGENCY.value_set(self._model.urgency.value),
+            sa.PURPOSE.value_set(pb.Purpose.Name(self._request.purpose).removeprefix("PURPOSE_")),
+            sa.REQUESTING_AGENCY.value_set(self._recipient),
+            sa.HOLDING_AGENCY.value_set([self._holder]),
+            sa.WAITING_ON.value_set(self._waiting_on().value),
+            sa.OVERRIDE_USED.value_set(self._record.override_used),
+            sa.NEXT_DEADLINE.value_set(self._next_deadline)
+            if self._next_deadline and state is not State.CLOSED
+            else sa.NEXT_DEADLINE.value_unset(),
+        ]
+        if self._record.HasField("consent"):
+            status = pb.ConsentStatus.Name(self._record.consent.status)
+            updates.append(sa.CONSENT_STATUS.value_set(status.removeprefix("CONSENT_STATUS_")))
+        if self._model.outcome is not model.Outcome.OPEN:
+            updates.append(sa.OUTCOME.value_set(self._model.outcome.value))
+        workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(translate.holder_details(
+            self._holder, self._recipient, state, self._waiting_on(), self._next_deadline,
+            self._model.outcome,
+        ))  # fmt: skip
+
+
+def _copy(message: Any) -> Any:
+    copied = type(message)()
+    copied.CopyFrom(message)
+    return copied
