@@ -33,6 +33,11 @@ def holder_exchange_workflow_id(case_ref: str, holding_agency_id: str) -> str:
     return f"{_CASE_PREFIX}{case_ref}.{holding_agency_id}"
 
 
+def consent_withdrawal_workflow_id(case_ref: str, holding_agency_id: str) -> str:
+    """The workflow id of the notice that consent was withdrawn after an exchange closed."""
+    return f"{_CASE_PREFIX}{case_ref}.{holding_agency_id}.consent-withdrawn"
+
+
 def case_ref_from_workflow_id(workflow_id: str) -> str:
     """The case reference inside a case's (or one of its exchanges') workflow id.
 

@@ -1689,3 +1689,47 @@ class CaseView(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CaseView: _TypeAlias = CaseView  # noqa: Y015
+
+@_typing.final
+class ConsentWithdrawalNoticeInput(_message.Message):
+    """Input of a consent-withdrawal notice for an exchange that has already closed: the
+    withdrawal is recorded in its own workflow and pushed to the recipient's system.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    holding_agency_id: _builtins.str
+    """The holding agency whose consent was withdrawn."""
+    recipient_agency_id: _builtins.str
+    """The agency that received the delivery."""
+    @_builtins.property
+    def delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The deliveries the withdrawal concerns."""
+
+    @_builtins.property
+    def withdrawal(self) -> Global___ConsentWithdrawal:
+        """The withdrawal as the holder recorded it."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        holding_agency_id: _builtins.str = ...,
+        recipient_agency_id: _builtins.str = ...,
+        delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+        withdrawal: Global___ConsentWithdrawal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawal", b"withdrawal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "delivery_ids", b"delivery_ids", "holding_agency_id", b"holding_agency_id", "recipient_agency_id", b"recipient_agency_id", "withdrawal", b"withdrawal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentWithdrawalNoticeInput: _TypeAlias = ConsentWithdrawalNoticeInput  # noqa: Y015
