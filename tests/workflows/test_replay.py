@@ -23,9 +23,6 @@ CORPUS = Path(__file__).resolve().parent.parent / "histories"
 WORKFLOW_IDS: dict[str, str] = json.loads((CORPUS / "workflow-ids.json").read_text())
 HISTORIES = sorted(CORPUS / name for name in WORKFLOW_IDS)
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
 def test_every_recorded_history_is_indexed() -> None:
     on_disk = {p.name for p in CORPUS.glob("*.json")} - {"workflow-ids.json"}
     assert on_disk == set(WORKFLOW_IDS)
@@ -43,6 +40,7 @@ def test_the_corpus_covers_every_path() -> None:
         assert path in names, f"no recorded history for {path}"
 
 
+@pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     text = await asyncio.to_thread(path.read_text)
