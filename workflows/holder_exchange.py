@@ -305,7 +305,7 @@ class HolderExchange:
                 task_queue=agency_task_queue(self._holder),
                 result_type=agency_pb.ExtractRecordsResponse,
                 start_to_close_timeout=AGENCY_START_TO_CLOSE,
-                heartbeat_timeout=timedelta(seconds=20),
+                heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=AGENCY_RETRY,
                 summary=f"Extract {len(categories)} approved categories at {self._holder}",
             )
@@ -337,6 +337,9 @@ class HolderExchange:
                     task_queue=agency_task_queue(self._recipient),
                     result_type=agency_pb.ReceiveDeliveryResponse,
                     start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                    # Adapters heartbeat while the call is in flight: a dead adapter is
+                    # noticed in seconds and the delivery retried elsewhere.
+                    heartbeat_timeout=timedelta(seconds=10),
                     retry_policy=DELIVERY_RETRY,
                     summary=f"Deliver to {self._recipient}",
                 )

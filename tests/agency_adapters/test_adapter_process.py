@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 from activities.agency import LOOKUP_CONSENT
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from tests.agency_adapters.agency_test_support import (
     Sandbox,
@@ -37,6 +38,10 @@ from tests.agency_adapters.agency_test_support import (
     wait_until,
 )
 from tests.agency_adapters.agency_workflows import CallAgency, MiniCase
+from tests.factories import sharing_request
+from workflows.holder_exchange import HolderExchange
+from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
+from workflows.sharing_case import SharingCase
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 
@@ -194,3 +199,69 @@ async def test_sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly(
     assert result.consent.status == pb.CONSENT_STATUS_GIVEN
     assert gp.faults.calls["LookupConsent"] == 1
     assert exit_code == 0
+
+
+async def test_a_real_sharing_case_survives_its_recipient_adapter_being_killed(
+    dev_server: WorkflowEnvironment,
+    start_sandbox: StartSandbox,
+    start_adapter: StartAdapter,
+    tmp_path: Path,
+) -> None:
+    school = await start_sandbox(unique_agency_id("school"))
+    csc = await start_sandbox(unique_agency_id("csc"))
+    csc.set_faults(delay_ms=1500, rpcs=["ReceiveDelivery"])
+    await start_adapter(school)
+    doomed = await start_adapter(csc)
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        'registry_version = 1\nprotocol_version = "2026.1"\n'
+        + "".join(
+            f'[[agencies]]\nid = "{agency}"\nname = "{agency}"\nkind = "statutory"\n'
+            f'signed_protocol_version = "2026.1"\nreview_date = 2099-01-01\n'
+            for agency in (school.agency_id, csc.agency_id)
+        )
+    )
+    request = sharing_request(
+        requesting_agency_id=csc.agency_id,
+        holding_agency_id=school.agency_id,
+        categories=(
+            pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,
+            pb.INFORMATION_CATEGORY_WELFARE_CONCERNS,
+        ),
+    )
+    ref = case_ref_for(csc.agency_id, request.request_id)
+    client = dev_server.client
+    hub_queue = f"test-hub-{uuid.uuid4()}"
+    async with build_hub_worker(client, registry, task_queue=hub_queue):
+        handle = await client.start_workflow(
+            SharingCase.run, request, id=case_workflow_id(ref), task_queue=hub_queue
+        )
+        await wait_until(lambda: csc.faults.calls["ReceiveDelivery"] >= 1, within=30)
+        doomed.process.send_signal(signal.SIGKILL)
+        assert await doomed.wait_exit() == -signal.SIGKILL
+        await start_adapter(csc)
+        exchange = client.get_workflow_handle_for(
+            HolderExchange.run, holder_exchange_workflow_id(ref, school.agency_id)
+        )
+        for _ in range(300):
+            view = await exchange.query(HolderExchange.holder_record)
+            if view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
+                break
+            await asyncio.sleep(0.1)
+        await exchange.execute_update(
+            HolderExchange.acknowledge,
+            pb.Acknowledgement(
+                practitioner=pb.Practitioner(user_id="sw-1", role="social_worker"),
+                status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+                agency_id=csc.agency_id,
+            ),
+        )
+        record = await handle.result()
+
+    assert record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+    assert csc.faults.calls["ReceiveDelivery"] >= 2  # the killed attempt, then the retry
+    [delivery] = csc.store.deliveries()
+    delivered = [item.item_id for item in csc.store.delivered_items()]
+    assert delivered and set(Counter(delivered).values()) == {1}
+    assert sorted(delivered) == sorted(i.item_id for i in record.holders[0].shared_items)
+    assert delivery.delivery_id == record.holders[0].receipt.delivery_id
