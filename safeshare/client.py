@@ -3,6 +3,9 @@
     async with CaseClient.connect("127.0.0.1:50051", tls) as cases:
         submitted = await cases.submit(request)
         view = await cases.get(submitted.case_ref)
+        page = await cases.list_cases(waiting_on=pb.WAITING_ON_HOLDER)
+        async for event in cases.watch_case(submitted.case_ref):
+            print(event.number, event.entry.event)
 
 Calls raise ``grpc.aio.AioRpcError``; ``rpc_status.from_call(err)`` gives the rich details
 (``google.rpc.BadRequest`` field violations).
@@ -10,7 +13,8 @@ Calls raise ``grpc.aio.AioRpcError``; ``rpc_status.from_call(err)`` gives the ri
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
@@ -127,3 +131,51 @@ class CaseClient:
             timeout=self._timeout,
         )
         return response.case
+
+    async def list_cases(
+        self,
+        *,
+        state: pb.CaseState.ValueType = pb.CASE_STATE_UNSPECIFIED,
+        waiting_on: pb.WaitingOn.ValueType = pb.WAITING_ON_UNSPECIFIED,
+        deadline_before: dt.datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> service_pb.ListCasesResponse:
+        """One page of the calling agency's cases; pass ``next_page_token`` for the next.
+
+        A case-level ``state`` (REQUESTED, EXCHANGING, CLOSED) lists whole cases; any other
+        filter lists the matching holders' exchanges, one entry each.
+        """
+        request = service_pb.ListCasesRequest(
+            state=state, waiting_on=waiting_on, page_size=page_size, page_token=page_token
+        )
+        if deadline_before is not None:
+            request.deadline_before.FromDatetime(deadline_before)
+        response: service_pb.ListCasesResponse = await self._stub.ListCases(
+            request, timeout=self._timeout
+        )
+        return response
+
+    async def watch_case(
+        self, case_ref: str, from_event: int = 0, deadline: float | None = None
+    ) -> AsyncGenerator[service_pb.CaseEvent, None]:
+        """The case's events as they happen, until the case closes.
+
+        After a disconnect, call again with ``from_event`` = the last number received + 1:
+        no event is lost or repeated.
+
+        Args:
+            case_ref: a case the calling agency is party to.
+            from_event: the first event number wanted; 0 for the whole case.
+            deadline: seconds the whole watch may last; None to follow the case until it
+                closes (a case may stay open for days: reconnect as needed).
+        """
+        call = self._stub.WatchCase(
+            service_pb.WatchCaseRequest(case_ref=case_ref, from_event=from_event),
+            timeout=deadline,
+        )
+        try:
+            async for response in call:
+                yield response.event
+        finally:
+            call.cancel()

@@ -2,6 +2,20 @@
 
 ``create_gateway_server`` returns ``(server, port)`` so tests bind port 0; the CLI owns the
 lifetime and calls ``stop_gateway`` to drain it.
+
+Limits, set deliberately:
+
+- ``MAX_RECEIVE_BYTES`` (1 MiB): the largest well-formed request (a SharingRequest with its
+  bounded texts and holders) is a few tens of KiB; anything near Temporal's 2 MiB payload
+  limit could never be stored anyway. grpc refuses a larger message with RESOURCE_EXHAUSTED
+  before the servicer sees it.
+- ``MAX_SEND_BYTES`` (4 MiB): a CaseView of a case with ten holders' full records fits with a
+  wide margin.
+- ``MAX_CONCURRENT_RPCS``: calls beyond it are refused with RESOURCE_EXHAUSTED instead of
+  queueing without bound; WatchCase streams have their own cap (``watch.MAX_WATCHES``).
+- Deadlines: the servicer bounds every Temporal call by the caller's remaining deadline (at
+  most ``servicer.TEMPORAL_RPC_TIMEOUT``), and grpc cancels a handler whose caller's deadline
+  passed, which cancels its Temporal calls and WatchCase's poll loop.
 """
 
 from __future__ import annotations
@@ -18,7 +32,9 @@ from safeshare.gateway.servicer import CaseServiceServicer
 from workflows.ids import HUB_TASK_QUEUE
 
 CASE_SERVICE_NAME: str = service_pb.DESCRIPTOR.services_by_name["CaseService"].full_name
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_RECEIVE_BYTES = 1024 * 1024
+MAX_SEND_BYTES = 4 * 1024 * 1024
+MAX_CONCURRENT_RPCS = 1000
 
 
 class GatewayStartError(Exception):
@@ -33,6 +49,7 @@ async def create_gateway_server(
     port: int = 0,
     hub_task_queue: str = HUB_TASK_QUEUE,
     health_servicer: health.aio.HealthServicer | None = None,
+    servicer: CaseServiceServicer | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build, bind and start the gateway.
 
@@ -44,6 +61,8 @@ async def create_gateway_server(
         port: the port, or 0 for any free port.
         hub_task_queue: the task queue of the hub worker that runs SharingCase.
         health_servicer: pass one to flip it to NOT_SERVING on shutdown (``stop_gateway``).
+        servicer: the CaseService servicer to serve, if not one built from the arguments
+            above (tests pass one to tune WatchCase's polling and watch its counters).
 
     Returns:
         The started server and the port it is bound to.
@@ -53,12 +72,13 @@ async def create_gateway_server(
     """
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     service_grpc.add_CaseServiceServicer_to_server(
-        CaseServiceServicer(client, registry, hub_task_queue), server
+        servicer or CaseServiceServicer(client, registry, hub_task_queue), server
     )
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

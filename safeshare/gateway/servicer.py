@@ -15,14 +15,25 @@ Routing (``workflows.ids``):
 - holder commands (RecordConsent, ProposeOverride, DecideOverride, ShareFirst, DeclineToShare,
   WithdrawConsent) update the caller's own exchange, ``holder_exchange_workflow_id(ref, caller)``;
 - Acknowledge (requester) updates the exchange of the holder whose delivery is acknowledged.
+
+Reads: GetCase queries the case and its exchanges; ListCases runs a visibility list query
+(``safeshare.gateway.listing``); WatchCase polls the case and its exchanges
+(``safeshare.gateway.watch``).
+
+Deadlines: every Temporal call gets ``rpc_timeout`` = the caller's remaining deadline, capped
+at ``TEMPORAL_RPC_TIMEOUT``, so no Temporal call outlives the call that asked for it; and when
+the caller's deadline passes or it cancels, grpc cancels the handler task, which cancels the
+Temporal call in flight (an update already accepted by a workflow stays applied: Temporal
+decides atomically, the caller can read the case to learn the outcome).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -46,7 +57,7 @@ from activities.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
-from safeshare.gateway import validation
+from safeshare.gateway import listing, validation, watch
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
@@ -68,6 +79,10 @@ R = TypeVar("R")
 # Below a caller's usual deadline, so a stuck Temporal call surfaces as UNAVAILABLE from us
 # rather than as the caller's own DEADLINE_EXCEEDED with nothing logged here.
 TEMPORAL_RPC_TIMEOUT = timedelta(seconds=10)
+# The monotonic time the current call's deadline passes, or None; per handler task.
+_CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "call_deadline", default=None
+)
 
 _RULE_CODES = {
     Rule.OUT_OF_TURN.value: grpc.StatusCode.FAILED_PRECONDITION,
@@ -138,6 +153,14 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         self._client = client
         self._registry = registry
         self._hub_task_queue = hub_task_queue
+        self._watches = 0
+        self.max_watches = watch.MAX_WATCHES
+        self.poll_interval = watch.POLL_INTERVAL
+
+    @property
+    def active_watches(self) -> int:
+        """How many WatchCase streams are being served now."""
+        return self._watches
 
     # -- the RPCs ---------------------------------------------------------------------------
 
@@ -287,7 +310,104 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         )
         return service_pb.AcknowledgeResponse(case=view)
 
+    async def ListCases(
+        self, request: service_pb.ListCasesRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.ListCasesResponse:
+        """The caller's own cases, filtered and paged."""
+        return await self._serve(
+            "ListCases", context, lambda call: self._list_cases(request, context, call)
+        )
+
+    async def WatchCase(
+        self, request: service_pb.WatchCaseRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[service_pb.WatchCaseResponse]:
+        """The case's events as they happen, from ``from_event``, until the case closes."""
+        call = _Call("WatchCase")
+        log = structlog.get_logger(__name__)
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        sent = 0
+        _start_deadline(context)
+        if self._watches >= self.max_watches:
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            _log_access(log, call, code, started)
+            await abort(context, GatewayError(code, "too many watches; retry later"))
+        self._watches += 1
+        try:
+            async for event in self._watch(request, context, call):
+                yield service_pb.WatchCaseResponse(event=event)
+                sent += 1
+        except GatewayError as err:
+            code = err.code
+            await abort(context, err)
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller went away or its deadline passed: the poll loop stops here.
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as err:
+            error = _failure("WatchCase", err)
+            code = error.code
+            await abort(context, error)
+        finally:
+            self._watches -= 1
+            _log_access(log, call, code, started, events_sent=sent)
+
     # -- opening and reading cases ----------------------------------------------------------
+
+    async def _list_cases(
+        self, request: service_pb.ListCasesRequest, context: grpc.aio.ServicerContext, call: _Call
+    ) -> service_pb.ListCasesResponse:
+        agency = call.agency_id = caller_agency(context, self._registry)
+        _raise_if(listing.validate_list_cases(request))
+        try:
+            query = listing.build_query(request, agency)
+        except listing.BadPageToken as err:
+            raise invalid_argument([FieldViolation("page_token", str(err))]) from err
+        pages = self._client.list_workflows(
+            query.query,
+            page_size=query.page_size,
+            next_page_token=query.temporal_token,
+            rpc_timeout=_rpc_timeout(),
+        )
+        try:
+            await pages.fetch_next_page()
+        except RPCError as err:
+            # Temporal refuses a token that is ours but no longer valid (its listing changed).
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and query.temporal_token:
+                raise invalid_argument(
+                    [FieldViolation("page_token", "not a page token of this listing")]
+                ) from err
+            raise
+        return service_pb.ListCasesResponse(
+            cases=listing.summaries(pages.current_page or [], query.exchanges),
+            next_page_token=listing.page_token(query.query, pages.next_page_token),
+        )
+
+    async def _watch(
+        self, request: service_pb.WatchCaseRequest, context: grpc.aio.ServicerContext, call: _Call
+    ) -> AsyncIterator[service_pb.CaseEvent]:
+        agency = call.agency_id = caller_agency(context, self._registry)
+        violations = validation.validate_case_ref(request.case_ref)
+        if not 0 <= request.from_event <= watch.MAX_FROM_EVENT:
+            violations.append(
+                FieldViolation("from_event", f"must be between 0 and {watch.MAX_FROM_EVENT}")
+            )
+        _raise_if(violations)
+        call.case_ref = request.case_ref
+        case = await self._case_for_party(request.case_ref, agency)
+        holders = list(case.record.request.holding_agency_ids)
+        next_number = max(request.from_event, 1)
+        closed = watch.Closed()
+        while True:
+            snapshot = await watch.take_snapshot(
+                self._client, request.case_ref, holders, closed, _rpc_timeout
+            )
+            for event in watch.settled_events(snapshot)[next_number - 1 :]:
+                yield event
+                next_number = event.number + 1
+            if snapshot.watermark is None:
+                return  # the case and every exchange have closed: that was the last event
+            await asyncio.sleep(self.poll_interval.total_seconds())
 
     async def _submit(
         self,
@@ -318,7 +438,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=_summary(sharing),
-                rpc_timeout=TEMPORAL_RPC_TIMEOUT,
+                rpc_timeout=_rpc_timeout(),
             )
         except WorkflowAlreadyStartedError:
             return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
@@ -384,7 +504,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         message = _as_actor(command.message, agency)
         handle = self._case_handle(command.case_ref)
         view = await _translated(
-            command, handle.execute_update(update, message, rpc_timeout=TEMPORAL_RPC_TIMEOUT)
+            command, handle.execute_update(update, message, rpc_timeout=_rpc_timeout())
         )
         return await self._merged(view, {})
 
@@ -416,7 +536,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         )
         message = _as_actor(command.message, agency)
         return await _translated(
-            command, handle.execute_update(update, message, rpc_timeout=TEMPORAL_RPC_TIMEOUT)
+            command, handle.execute_update(update, message, rpc_timeout=_rpc_timeout())
         )
 
     # -- views ------------------------------------------------------------------------------
@@ -428,7 +548,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         try:
             # 👉 Queries reach closed workflows too, as long as a hub worker is running.
             view: pb.CaseView = await self._case_handle(case_ref).query(
-                SharingCase.case_view, rpc_timeout=TEMPORAL_RPC_TIMEOUT
+                SharingCase.case_view, rpc_timeout=_rpc_timeout()
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
@@ -465,7 +585,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         )
         try:
             record: pb.HolderRecord = await handle.query(
-                HolderExchange.holder_record, rpc_timeout=TEMPORAL_RPC_TIMEOUT
+                HolderExchange.holder_record, rpc_timeout=_rpc_timeout()
             )
         except RPCError as err:
             # Not started yet (the protocol gate is running, or refused the request).
@@ -487,6 +607,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         log = structlog.get_logger(__name__)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        _start_deadline(context)
         try:
             return await handler(call)
         except GatewayError as err:
@@ -495,32 +616,60 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
-        except (
-            RPCError,
-            RPCTimeoutOrCancelledError,
-            WorkflowUpdateRPCTimeoutOrCancelledError,
-        ) as err:
-            if isinstance(err, RPCError) and err.status not in _TEMPORAL_DOWN:
-                code = grpc.StatusCode.INTERNAL
-                log.error("temporal_call_failed", rpc=rpc, temporal_status=err.status.name)
-                await abort(context, GatewayError(code, "internal error"))
-            code = grpc.StatusCode.UNAVAILABLE
-            log.warning("temporal_unavailable", rpc=rpc, error_type=type(err).__name__)
-            await abort(context, GatewayError(code, "case store unavailable; retry later"))
         except Exception as err:
-            # The exception's message may quote a payload, so only its type is logged.
-            code = grpc.StatusCode.INTERNAL
-            log.error("unexpected_error", rpc=rpc, error_type=type(err).__name__)
-            await abort(context, GatewayError(code, "internal error"))
+            error = _failure(rpc, err)
+            code = error.code
+            await abort(context, error)
         finally:
-            log.info(
-                "rpc_completed",
-                rpc=rpc,
-                agency_id=call.agency_id,
-                case_ref=call.case_ref,
-                code=code.name,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            _log_access(log, call, code, started)
+
+
+def _failure(rpc: str, err: Exception) -> GatewayError:
+    """The status for a failure that is not a refusal: UNAVAILABLE when Temporal is down or
+    slow (the caller may retry), INTERNAL for anything else (logged by type only: the
+    exception's message may quote a payload)."""
+    log = structlog.get_logger(__name__)
+    down = isinstance(err, RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError)
+    if down or (isinstance(err, RPCError) and err.status in _TEMPORAL_DOWN):
+        log.warning("temporal_unavailable", rpc=rpc, error_type=type(err).__name__)
+        return GatewayError(grpc.StatusCode.UNAVAILABLE, "case store unavailable; retry later")
+    if isinstance(err, RPCError):
+        log.error("temporal_call_failed", rpc=rpc, temporal_status=err.status.name)
+    else:
+        log.error("unexpected_error", rpc=rpc, error_type=type(err).__name__)
+    return GatewayError(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _log_access(
+    log: Any, call: _Call, code: grpc.StatusCode, started: float, **extra: object
+) -> None:
+    """The access log line of one call: ids, status and duration only."""
+    log.info(
+        "rpc_completed",
+        rpc=call.rpc,
+        agency_id=call.agency_id,
+        case_ref=call.case_ref,
+        code=code.name,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        **extra,
+    )
+
+
+def _start_deadline(context: grpc.aio.ServicerContext) -> None:
+    """Remember when this call's deadline passes, for ``_rpc_timeout``."""
+    remaining = context.time_remaining()
+    _CALL_DEADLINE.set(None if remaining is None else time.monotonic() + remaining)
+
+
+def _rpc_timeout() -> timedelta:
+    """The timeout for a Temporal call made for the current RPC: what is left of the
+    caller's deadline, at most ``TEMPORAL_RPC_TIMEOUT`` (and at least a moment, so an
+    expiring call fails fast rather than with a zero timeout's odd errors)."""
+    deadline = _CALL_DEADLINE.get()
+    if deadline is None:
+        return TEMPORAL_RPC_TIMEOUT
+    left = timedelta(seconds=max(deadline - time.monotonic(), 0.05))
+    return min(left, TEMPORAL_RPC_TIMEOUT)
 
 
 def _raise_if(violations: list[FieldViolation]) -> None:

@@ -46,7 +46,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
-from safeshare.gateway import create_gateway_server
+from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.gateway.server import CASE_SERVICE_NAME
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
@@ -155,7 +155,9 @@ class Gateway:
     port: int
     pki: DevPki
     fakes: FakeAgencies
+    servicer: CaseServiceServicer
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    stubs: dict[str, service_grpc.CaseServiceAsyncStub] = field(default_factory=dict)
 
     def stub_with(self, credentials: grpc.ChannelCredentials) -> service_grpc.CaseServiceAsyncStub:
         channel = grpc.aio.secure_channel(f"127.0.0.1:{self.port}", credentials)
@@ -167,6 +169,12 @@ class Gateway:
 
     def as_agency(self, agency_id: str) -> service_grpc.CaseServiceAsyncStub:
         return self.stub(self.pki.agency(agency_id))
+
+    def cached(self, agency_id: str) -> service_grpc.CaseServiceAsyncStub:
+        """One stub (one channel) per agency, for tests that make many calls."""
+        if agency_id not in self.stubs:
+            self.stubs[agency_id] = self.as_agency(agency_id)
+        return self.stubs[agency_id]
 
     async def open_case(
         self, *, refused: bool = False, holders: tuple[str, ...] = (SCHOOL,)
@@ -211,10 +219,16 @@ async def gateway(
                     client, task_queue=agency_task_queue(agency_id), activities=fakes.activities()
                 )
             )
+        servicer = CaseServiceServicer(client, registry, hub_queue)
+        servicer.poll_interval = dt.timedelta(seconds=0.2)  # WatchCase tests finish sooner
         server, port = await create_gateway_server(
-            client, registry, tls.server_credentials(pki.gateway()), hub_task_queue=hub_queue
+            client,
+            registry,
+            tls.server_credentials(pki.gateway()),
+            hub_task_queue=hub_queue,
+            servicer=servicer,
         )
-        gw = Gateway(client, port, pki, fakes)
+        gw = Gateway(client, port, pki, fakes, servicer)
         try:
             yield gw
         finally:

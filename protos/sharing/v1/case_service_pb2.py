@@ -22,60 +22,73 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from protos.sharing.v1 import case_pb2 as sharing_dot_v1_dot_case__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsharing/v1/case_service.proto\x12\nsharing.v1\x1a\x15sharing/v1/case.proto\"C\n\x14SubmitRequestRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.sharing.v1.SharingRequest\":\n\x15SubmitRequestResponse\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\"\n\x0eGetCaseRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\"5\n\x0fGetCaseResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"\\\n\x12\x41\x63knowledgeRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x34\n\x0f\x61\x63knowledgement\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.Acknowledgement\"9\n\x13\x41\x63knowledgeResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"W\n\x14RecordConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.ConsentDecision\";\n\x15RecordConsentResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"Z\n\x16ProposeOverrideRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12.\n\x08proposal\x18\x02 \x01(\x0b\x32\x1c.sharing.v1.OverrideProposal\"=\n\x17ProposeOverrideResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"Y\n\x15\x44\x65\x63ideOverrideRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12.\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1c.sharing.v1.OverrideDecision\"<\n\x16\x44\x65\x63ideOverrideResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"W\n\x11ShareFirstRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x30\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1e.sharing.v1.ShareFirstDecision\"8\n\x12ShareFirstResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"X\n\x15\x44\x65\x63lineToShareRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.DeclineDecision\"<\n\x16\x44\x65\x63lineToShareResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"]\n\x16WithdrawRequestRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x31\n\nwithdrawal\x18\x02 \x01(\x0b\x32\x1d.sharing.v1.RequestWithdrawal\"=\n\x17WithdrawRequestResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"S\n\x14\x43hangeUrgencyRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12)\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.sharing.v1.UrgencyChange\";\n\x15\x43hangeUrgencyResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"]\n\x16WithdrawConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x31\n\nwithdrawal\x18\x02 \x01(\x0b\x32\x1d.sharing.v1.ConsentWithdrawal\"=\n\x17WithdrawConsentResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView2\xb6\x07\n\x0b\x43\x61seService\x12T\n\rSubmitRequest\x12 .sharing.v1.SubmitRequestRequest\x1a!.sharing.v1.SubmitRequestResponse\x12\x42\n\x07GetCase\x12\x1a.sharing.v1.GetCaseRequest\x1a\x1b.sharing.v1.GetCaseResponse\x12N\n\x0b\x41\x63knowledge\x12\x1e.sharing.v1.AcknowledgeRequest\x1a\x1f.sharing.v1.AcknowledgeResponse\x12T\n\rRecordConsent\x12 .sharing.v1.RecordConsentRequest\x1a!.sharing.v1.RecordConsentResponse\x12Z\n\x0fProposeOverride\x12\".sharing.v1.ProposeOverrideRequest\x1a#.sharing.v1.ProposeOverrideResponse\x12W\n\x0e\x44\x65\x63ideOverride\x12!.sharing.v1.DecideOverrideRequest\x1a\".sharing.v1.DecideOverrideResponse\x12K\n\nShareFirst\x12\x1d.sharing.v1.ShareFirstRequest\x1a\x1e.sharing.v1.ShareFirstResponse\x12W\n\x0e\x44\x65\x63lineToShare\x12!.sharing.v1.DeclineToShareRequest\x1a\".sharing.v1.DeclineToShareResponse\x12Z\n\x0fWithdrawRequest\x12\".sharing.v1.WithdrawRequestRequest\x1a#.sharing.v1.WithdrawRequestResponse\x12T\n\rChangeUrgency\x12 .sharing.v1.ChangeUrgencyRequest\x1a!.sharing.v1.ChangeUrgencyResponse\x12Z\n\x0fWithdrawConsent\x12\".sharing.v1.WithdrawConsentRequest\x1a#.sharing.v1.WithdrawConsentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsharing/v1/case_service.proto\x12\nsharing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sharing/v1/case.proto\"C\n\x14SubmitRequestRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.sharing.v1.SharingRequest\":\n\x15SubmitRequestResponse\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\"\n\x0eGetCaseRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\"5\n\x0fGetCaseResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"\\\n\x12\x41\x63knowledgeRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x34\n\x0f\x61\x63knowledgement\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.Acknowledgement\"9\n\x13\x41\x63knowledgeResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"W\n\x14RecordConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.ConsentDecision\";\n\x15RecordConsentResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"Z\n\x16ProposeOverrideRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12.\n\x08proposal\x18\x02 \x01(\x0b\x32\x1c.sharing.v1.OverrideProposal\"=\n\x17ProposeOverrideResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"Y\n\x15\x44\x65\x63ideOverrideRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12.\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1c.sharing.v1.OverrideDecision\"<\n\x16\x44\x65\x63ideOverrideResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"W\n\x11ShareFirstRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x30\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1e.sharing.v1.ShareFirstDecision\"8\n\x12ShareFirstResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"X\n\x15\x44\x65\x63lineToShareRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12-\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x1b.sharing.v1.DeclineDecision\"<\n\x16\x44\x65\x63lineToShareResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"]\n\x16WithdrawRequestRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x31\n\nwithdrawal\x18\x02 \x01(\x0b\x32\x1d.sharing.v1.RequestWithdrawal\"=\n\x17WithdrawRequestResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"S\n\x14\x43hangeUrgencyRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12)\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.sharing.v1.UrgencyChange\";\n\x15\x43hangeUrgencyResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"]\n\x16WithdrawConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x31\n\nwithdrawal\x18\x02 \x01(\x0b\x32\x1d.sharing.v1.ConsentWithdrawal\"=\n\x17WithdrawConsentResponse\x12\"\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x14.sharing.v1.CaseView\"\xbf\x01\n\x10ListCasesRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.sharing.v1.CaseState\x12)\n\nwaiting_on\x18\x02 \x01(\x0e\x32\x15.sharing.v1.WaitingOn\x12\x33\n\x0f\x64\x65\x61\x64line_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"T\n\x11ListCasesResponse\x12&\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x17.sharing.v1.CaseSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xf4\x02\n\x0b\x43\x61seSummary\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x19\n\x11holding_agency_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.sharing.v1.CaseState\x12)\n\nwaiting_on\x18\x04 \x01(\x0e\x32\x15.sharing.v1.WaitingOn\x12\x31\n\rnext_deadline\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x07urgency\x18\x06 \x01(\x0e\x32\x13.sharing.v1.Urgency\x12\x1c\n\x14requesting_agency_id\x18\x07 \x01(\t\x12\x1a\n\x12holding_agency_ids\x18\x08 \x03(\t\x12$\n\x07outcome\x18\t \x01(\x0e\x32\x13.sharing.v1.Outcome\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x10WatchCaseRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12\x12\n\nfrom_event\x18\x02 \x01(\x03\"9\n\x11WatchCaseResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.sharing.v1.CaseEvent\"`\n\tCaseEvent\x12\x0e\n\x06number\x18\x01 \x01(\x03\x12\x19\n\x11holding_agency_id\x18\x02 \x01(\t\x12(\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x19.sharing.v1.DecisionEntry2\xcc\x08\n\x0b\x43\x61seService\x12T\n\rSubmitRequest\x12 .sharing.v1.SubmitRequestRequest\x1a!.sharing.v1.SubmitRequestResponse\x12\x42\n\x07GetCase\x12\x1a.sharing.v1.GetCaseRequest\x1a\x1b.sharing.v1.GetCaseResponse\x12N\n\x0b\x41\x63knowledge\x12\x1e.sharing.v1.AcknowledgeRequest\x1a\x1f.sharing.v1.AcknowledgeResponse\x12T\n\rRecordConsent\x12 .sharing.v1.RecordConsentRequest\x1a!.sharing.v1.RecordConsentResponse\x12Z\n\x0fProposeOverride\x12\".sharing.v1.ProposeOverrideRequest\x1a#.sharing.v1.ProposeOverrideResponse\x12W\n\x0e\x44\x65\x63ideOverride\x12!.sharing.v1.DecideOverrideRequest\x1a\".sharing.v1.DecideOverrideResponse\x12K\n\nShareFirst\x12\x1d.sharing.v1.ShareFirstRequest\x1a\x1e.sharing.v1.ShareFirstResponse\x12W\n\x0e\x44\x65\x63lineToShare\x12!.sharing.v1.DeclineToShareRequest\x1a\".sharing.v1.DeclineToShareResponse\x12Z\n\x0fWithdrawRequest\x12\".sharing.v1.WithdrawRequestRequest\x1a#.sharing.v1.WithdrawRequestResponse\x12T\n\rChangeUrgency\x12 .sharing.v1.ChangeUrgencyRequest\x1a!.sharing.v1.ChangeUrgencyResponse\x12Z\n\x0fWithdrawConsent\x12\".sharing.v1.WithdrawConsentRequest\x1a#.sharing.v1.WithdrawConsentResponse\x12H\n\tListCases\x12\x1c.sharing.v1.ListCasesRequest\x1a\x1d.sharing.v1.ListCasesResponse\x12J\n\tWatchCase\x12\x1c.sharing.v1.WatchCaseRequest\x1a\x1d.sharing.v1.WatchCaseResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sharing.v1.case_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITREQUESTREQUEST']._serialized_start=68
-  _globals['_SUBMITREQUESTREQUEST']._serialized_end=135
-  _globals['_SUBMITREQUESTRESPONSE']._serialized_start=137
-  _globals['_SUBMITREQUESTRESPONSE']._serialized_end=195
-  _globals['_GETCASEREQUEST']._serialized_start=197
-  _globals['_GETCASEREQUEST']._serialized_end=231
-  _globals['_GETCASERESPONSE']._serialized_start=233
-  _globals['_GETCASERESPONSE']._serialized_end=286
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=288
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=380
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=382
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=439
-  _globals['_RECORDCONSENTREQUEST']._serialized_start=441
-  _globals['_RECORDCONSENTREQUEST']._serialized_end=528
-  _globals['_RECORDCONSENTRESPONSE']._serialized_start=530
-  _globals['_RECORDCONSENTRESPONSE']._serialized_end=589
-  _globals['_PROPOSEOVERRIDEREQUEST']._serialized_start=591
-  _globals['_PROPOSEOVERRIDEREQUEST']._serialized_end=681
-  _globals['_PROPOSEOVERRIDERESPONSE']._serialized_start=683
-  _globals['_PROPOSEOVERRIDERESPONSE']._serialized_end=744
-  _globals['_DECIDEOVERRIDEREQUEST']._serialized_start=746
-  _globals['_DECIDEOVERRIDEREQUEST']._serialized_end=835
-  _globals['_DECIDEOVERRIDERESPONSE']._serialized_start=837
-  _globals['_DECIDEOVERRIDERESPONSE']._serialized_end=897
-  _globals['_SHAREFIRSTREQUEST']._serialized_start=899
-  _globals['_SHAREFIRSTREQUEST']._serialized_end=986
-  _globals['_SHAREFIRSTRESPONSE']._serialized_start=988
-  _globals['_SHAREFIRSTRESPONSE']._serialized_end=1044
-  _globals['_DECLINETOSHAREREQUEST']._serialized_start=1046
-  _globals['_DECLINETOSHAREREQUEST']._serialized_end=1134
-  _globals['_DECLINETOSHARERESPONSE']._serialized_start=1136
-  _globals['_DECLINETOSHARERESPONSE']._serialized_end=1196
-  _globals['_WITHDRAWREQUESTREQUEST']._serialized_start=1198
-  _globals['_WITHDRAWREQUESTREQUEST']._serialized_end=1291
-  _globals['_WITHDRAWREQUESTRESPONSE']._serialized_start=1293
-  _globals['_WITHDRAWREQUESTRESPONSE']._serialized_end=1354
-  _globals['_CHANGEURGENCYREQUEST']._serialized_start=1356
-  _globals['_CHANGEURGENCYREQUEST']._serialized_end=1439
-  _globals['_CHANGEURGENCYRESPONSE']._serialized_start=1441
-  _globals['_CHANGEURGENCYRESPONSE']._serialized_end=1500
-  _globals['_WITHDRAWCONSENTREQUEST']._serialized_start=1502
-  _globals['_WITHDRAWCONSENTREQUEST']._serialized_end=1595
-  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_start=1597
-  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_end=1658
-  _globals['_CASESERVICE']._serialized_start=1661
-  _globals['_CASESERVICE']._serialized_end=2611
+  _globals['_SUBMITREQUESTREQUEST']._serialized_start=101
+  _globals['_SUBMITREQUESTREQUEST']._serialized_end=168
+  _globals['_SUBMITREQUESTRESPONSE']._serialized_start=170
+  _globals['_SUBMITREQUESTRESPONSE']._serialized_end=228
+  _globals['_GETCASEREQUEST']._serialized_start=230
+  _globals['_GETCASEREQUEST']._serialized_end=264
+  _globals['_GETCASERESPONSE']._serialized_start=266
+  _globals['_GETCASERESPONSE']._serialized_end=319
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=321
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=413
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=415
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=472
+  _globals['_RECORDCONSENTREQUEST']._serialized_start=474
+  _globals['_RECORDCONSENTREQUEST']._serialized_end=561
+  _globals['_RECORDCONSENTRESPONSE']._serialized_start=563
+  _globals['_RECORDCONSENTRESPONSE']._serialized_end=622
+  _globals['_PROPOSEOVERRIDEREQUEST']._serialized_start=624
+  _globals['_PROPOSEOVERRIDEREQUEST']._serialized_end=714
+  _globals['_PROPOSEOVERRIDERESPONSE']._serialized_start=716
+  _globals['_PROPOSEOVERRIDERESPONSE']._serialized_end=777
+  _globals['_DECIDEOVERRIDEREQUEST']._serialized_start=779
+  _globals['_DECIDEOVERRIDEREQUEST']._serialized_end=868
+  _globals['_DECIDEOVERRIDERESPONSE']._serialized_start=870
+  _globals['_DECIDEOVERRIDERESPONSE']._serialized_end=930
+  _globals['_SHAREFIRSTREQUEST']._serialized_start=932
+  _globals['_SHAREFIRSTREQUEST']._serialized_end=1019
+  _globals['_SHAREFIRSTRESPONSE']._serialized_start=1021
+  _globals['_SHAREFIRSTRESPONSE']._serialized_end=1077
+  _globals['_DECLINETOSHAREREQUEST']._serialized_start=1079
+  _globals['_DECLINETOSHAREREQUEST']._serialized_end=1167
+  _globals['_DECLINETOSHARERESPONSE']._serialized_start=1169
+  _globals['_DECLINETOSHARERESPONSE']._serialized_end=1229
+  _globals['_WITHDRAWREQUESTREQUEST']._serialized_start=1231
+  _globals['_WITHDRAWREQUESTREQUEST']._serialized_end=1324
+  _globals['_WITHDRAWREQUESTRESPONSE']._serialized_start=1326
+  _globals['_WITHDRAWREQUESTRESPONSE']._serialized_end=1387
+  _globals['_CHANGEURGENCYREQUEST']._serialized_start=1389
+  _globals['_CHANGEURGENCYREQUEST']._serialized_end=1472
+  _globals['_CHANGEURGENCYRESPONSE']._serialized_start=1474
+  _globals['_CHANGEURGENCYRESPONSE']._serialized_end=1533
+  _globals['_WITHDRAWCONSENTREQUEST']._serialized_start=1535
+  _globals['_WITHDRAWCONSENTREQUEST']._serialized_end=1628
+  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_start=1630
+  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_end=1691
+  _globals['_LISTCASESREQUEST']._serialized_start=1694
+  _globals['_LISTCASESREQUEST']._serialized_end=1885
+  _globals['_LISTCASESRESPONSE']._serialized_start=1887
+  _globals['_LISTCASESRESPONSE']._serialized_end=1971
+  _globals['_CASESUMMARY']._serialized_start=1974
+  _globals['_CASESUMMARY']._serialized_end=2346
+  _globals['_WATCHCASEREQUEST']._serialized_start=2348
+  _globals['_WATCHCASEREQUEST']._serialized_end=2404
+  _globals['_WATCHCASERESPONSE']._serialized_start=2406
+  _globals['_WATCHCASERESPONSE']._serialized_end=2463
+  _globals['_CASEEVENT']._serialized_start=2465
+  _globals['_CASEEVENT']._serialized_end=2561
+  _globals['_CASESERVICE']._serialized_start=2564
+  _globals['_CASESERVICE']._serialized_end=3664
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from protos.sharing.v1 import case_pb2 as _case_pb2
 import builtins as _builtins
 import sys
@@ -580,3 +583,224 @@ class WithdrawConsentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WithdrawConsentResponse: _TypeAlias = WithdrawConsentResponse  # noqa: Y015
+
+@_typing.final
+class ListCasesRequest(_message.Message):
+    """Request for CaseService.ListCases. Filters combine with AND. A case-level state
+    (REQUESTED, EXCHANGING, CLOSED) lists whole cases; any other state, waiting_on
+    or deadline_before lists the holders' exchanges that match, one entry each.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    DEADLINE_BEFORE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    state: _case_pb2.CaseState.ValueType
+    """Only cases (or exchanges) at this step; UNSPECIFIED for any."""
+    waiting_on: _case_pb2.WaitingOn.ValueType
+    """Only exchanges whose next move is this party's; UNSPECIFIED for any."""
+    page_size: _builtins.int
+    """At most this many entries (default 20, at most 100; larger values are capped)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, with the same filters; empty for the first."""
+    @_builtins.property
+    def deadline_before(self) -> _timestamp_pb2.Timestamp:
+        """Only exchanges with a deadline running that falls before this time."""
+
+    def __init__(
+        self,
+        *,
+        state: _case_pb2.CaseState.ValueType = ...,
+        waiting_on: _case_pb2.WaitingOn.ValueType = ...,
+        deadline_before: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline_before", b"deadline_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_before", b"deadline_before", "page_size", b"page_size", "page_token", b"page_token", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCasesRequest: _TypeAlias = ListCasesRequest  # noqa: Y015
+
+@_typing.final
+class ListCasesResponse(_message.Message):
+    """Response of CaseService.ListCases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last page."""
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseSummary]:
+        """The cases (or exchanges) on this page."""
+
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___CaseSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCasesResponse: _TypeAlias = ListCasesResponse  # noqa: Y015
+
+@_typing.final
+class CaseSummary(_message.Message):
+    """One case, or one holder's exchange within a case, as the visibility store
+    knows it: codes and agency ids only. GetCase gives the whole case.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    NEXT_DEADLINE_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    REQUESTING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_IDS_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    holding_agency_id: _builtins.str
+    """The holding agency of this exchange; empty for an entry about the whole case."""
+    state: _case_pb2.CaseState.ValueType
+    """The step the case (or exchange) is at."""
+    waiting_on: _case_pb2.WaitingOn.ValueType
+    """Whose move it is (exchanges only; UNSPECIFIED for a whole case)."""
+    urgency: _case_pb2.Urgency.ValueType
+    """The urgency in force."""
+    requesting_agency_id: _builtins.str
+    """The requesting agency."""
+    outcome: _case_pb2.Outcome.ValueType
+    """How it ended, once closed."""
+    @_builtins.property
+    def next_deadline(self) -> _timestamp_pb2.Timestamp:
+        """The next deadline, if one runs (exchanges only)."""
+
+    @_builtins.property
+    def holding_agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The holding agencies of the case (of this exchange, for an exchange entry)."""
+
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the case (or exchange) started."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        holding_agency_id: _builtins.str = ...,
+        state: _case_pb2.CaseState.ValueType = ...,
+        waiting_on: _case_pb2.WaitingOn.ValueType = ...,
+        next_deadline: _timestamp_pb2.Timestamp | None = ...,
+        urgency: _case_pb2.Urgency.ValueType = ...,
+        requesting_agency_id: _builtins.str = ...,
+        holding_agency_ids: _abc.Iterable[_builtins.str] | None = ...,
+        outcome: _case_pb2.Outcome.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_deadline", b"next_deadline", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "holding_agency_id", b"holding_agency_id", "holding_agency_ids", b"holding_agency_ids", "next_deadline", b"next_deadline", "outcome", b"outcome", "requesting_agency_id", b"requesting_agency_id", "started_at", b"started_at", "state", b"state", "urgency", b"urgency", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseSummary: _TypeAlias = CaseSummary  # noqa: Y015
+
+@_typing.final
+class WatchCaseRequest(_message.Message):
+    """Request for CaseService.WatchCase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    FROM_EVENT_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    from_event: _builtins.int
+    """The first event number to send; 0 or 1 for the whole case."""
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        from_event: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "from_event", b"from_event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCaseRequest: _TypeAlias = WatchCaseRequest  # noqa: Y015
+
+@_typing.final
+class WatchCaseResponse(_message.Message):
+    """One message of the CaseService.WatchCase stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___CaseEvent:
+        """The event."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___CaseEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCaseResponse: _TypeAlias = WatchCaseResponse  # noqa: Y015
+
+@_typing.final
+class CaseEvent(_message.Message):
+    """One event of a case: a decision entry of the case or of one holder's exchange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """The event's number in the case: 1, 2, 3 ... in a stable order (by the time
+    it happened, then case before exchanges, then holders in request order).
+    """
+    holding_agency_id: _builtins.str
+    """The holding agency whose exchange the event belongs to; empty for the case's own."""
+    @_builtins.property
+    def entry(self) -> _case_pb2.DecisionEntry:
+        """What happened, who did it, when and why."""
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        holding_agency_id: _builtins.str = ...,
+        entry: _case_pb2.DecisionEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "holding_agency_id", b"holding_agency_id", "number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseEvent: _TypeAlias = CaseEvent  # noqa: Y015

@@ -91,6 +91,16 @@ class CaseServiceStub:
                 request_serializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentRequest.SerializeToString,
                 response_deserializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentResponse.FromString,
                 _registered_method=True)
+        self.ListCases = channel.unary_unary(
+                '/sharing.v1.CaseService/ListCases',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.ListCasesRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.ListCasesResponse.FromString,
+                _registered_method=True)
+        self.WatchCase = channel.unary_stream(
+                '/sharing.v1.CaseService/WatchCase',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
@@ -182,6 +192,28 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCases(self, request, context):
+        """The caller's own cases (as requester or as a holder), newest first, filtered
+        and paged. Read from Temporal's visibility store, which lags the cases by up
+        to a second or so. INVALID_ARGUMENT for an unknown filter value or a page
+        token that does not belong to the same filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCase(self, request, context):
+        """A stream of the case's events (its decision entries and those of every
+        holder's exchange) as they happen, numbered 1, 2, 3 ... in one stable order.
+        Resume after a disconnect with from_event = the last number received + 1:
+        no event is lost or repeated. The stream ends after the case's last event.
+        NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
+        gateway already serves its maximum number of watches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +271,16 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.WithdrawConsent,
                     request_deserializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentRequest.FromString,
                     response_serializer=sharing_dot_v1_dot_case__service__pb2.WithdrawConsentResponse.SerializeToString,
+            ),
+            'ListCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCases,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.ListCasesRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'WatchCase': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCase,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +582,60 @@ class CaseService:
             '/sharing.v1.CaseService/WithdrawConsent',
             sharing_dot_v1_dot_case__service__pb2.WithdrawConsentRequest.SerializeToString,
             sharing_dot_v1_dot_case__service__pb2.WithdrawConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/ListCases',
+            sharing_dot_v1_dot_case__service__pb2.ListCasesRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sharing.v1.CaseService/WatchCase',
+            sharing_dot_v1_dot_case__service__pb2.WatchCaseRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.WatchCaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,20 @@ class CaseServiceStub:
     """As the requester: re-rate the urgency; running deadlines move."""
     WithdrawConsent: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.WithdrawConsentRequest, _case_service_pb2.WithdrawConsentResponse]
     """As the holder: record that consent was withdrawn after delivery; the recipient is told."""
+    ListCases: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.ListCasesRequest, _case_service_pb2.ListCasesResponse]
+    """The caller's own cases (as requester or as a holder), newest first, filtered
+    and paged. Read from Temporal's visibility store, which lags the cases by up
+    to a second or so. INVALID_ARGUMENT for an unknown filter value or a page
+    token that does not belong to the same filters.
+    """
+    WatchCase: _grpc.UnaryStreamMultiCallable[_case_service_pb2.WatchCaseRequest, _case_service_pb2.WatchCaseResponse]
+    """A stream of the case's events (its decision entries and those of every
+    holder's exchange) as they happen, numbered 1, 2, 3 ... in one stable order.
+    Resume after a disconnect with from_event = the last number received + 1:
+    no event is lost or repeated. The stream ends after the case's last event.
+    NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
+    gateway already serves its maximum number of watches.
+    """
 
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
@@ -113,6 +127,20 @@ class CaseServiceAsyncStub(CaseServiceStub):
     """As the requester: re-rate the urgency; running deadlines move."""
     WithdrawConsent: _aio.UnaryUnaryMultiCallable[_case_service_pb2.WithdrawConsentRequest, _case_service_pb2.WithdrawConsentResponse]  # type: ignore[assignment]
     """As the holder: record that consent was withdrawn after delivery; the recipient is told."""
+    ListCases: _aio.UnaryUnaryMultiCallable[_case_service_pb2.ListCasesRequest, _case_service_pb2.ListCasesResponse]  # type: ignore[assignment]
+    """The caller's own cases (as requester or as a holder), newest first, filtered
+    and paged. Read from Temporal's visibility store, which lags the cases by up
+    to a second or so. INVALID_ARGUMENT for an unknown filter value or a page
+    token that does not belong to the same filters.
+    """
+    WatchCase: _aio.UnaryStreamMultiCallable[_case_service_pb2.WatchCaseRequest, _case_service_pb2.WatchCaseResponse]  # type: ignore[assignment]
+    """A stream of the case's events (its decision entries and those of every
+    holder's exchange) as they happen, numbered 1, 2, 3 ... in one stable order.
+    Resume after a disconnect with from_event = the last number received + 1:
+    no event is lost or repeated. The stream ends after the case's last event.
+    NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
+    gateway already serves its maximum number of watches.
+    """
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
@@ -219,5 +247,31 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_case_service_pb2.WithdrawConsentResponse, _abc.Awaitable[_case_service_pb2.WithdrawConsentResponse]]:
         """As the holder: record that consent was withdrawn after delivery; the recipient is told."""
+
+    @_abc_1.abstractmethod
+    def ListCases(
+        self,
+        request: _case_service_pb2.ListCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.ListCasesResponse, _abc.Awaitable[_case_service_pb2.ListCasesResponse]]:
+        """The caller's own cases (as requester or as a holder), newest first, filtered
+        and paged. Read from Temporal's visibility store, which lags the cases by up
+        to a second or so. INVALID_ARGUMENT for an unknown filter value or a page
+        token that does not belong to the same filters.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchCase(
+        self,
+        request: _case_service_pb2.WatchCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_case_service_pb2.WatchCaseResponse], _abc.AsyncIterator[_case_service_pb2.WatchCaseResponse]]:
+        """A stream of the case's events (its decision entries and those of every
+        holder's exchange) as they happen, numbered 1, 2, 3 ... in one stable order.
+        Resume after a disconnect with from_event = the last number received + 1:
+        no event is lost or repeated. The stream ends after the case's last event.
+        NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
+        gateway already serves its maximum number of watches.
+        """
 
 def add_CaseServiceServicer_to_server(servicer: CaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
