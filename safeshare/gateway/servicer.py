@@ -36,7 +36,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import structlog
@@ -45,6 +45,7 @@ from temporalio import workflow
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -63,11 +64,13 @@ from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
 from workflows.case_model import Rule
 from workflows.case_view import merge_case_view
+from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
     HUB_TASK_QUEUE,
     case_ref_for,
     case_workflow_id,
+    consent_withdrawal_workflow_id,
     holder_exchange_workflow_id,
 )
 from workflows.sharing_case import SharingCase
@@ -261,8 +264,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             request.withdrawal,
             validation.validate_withdraw_consent(request),
         )
-        view = await self._holder_rpc(
-            "WithdrawConsent", context, command, HolderExchange.withdraw_consent
+        view = await self._serve(
+            "WithdrawConsent",
+            context,
+            lambda call: self._withdraw_consent(context, call, command),
         )
         return service_pb.WithdrawConsentResponse(case=view)
 
@@ -490,6 +495,66 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
         record = await self._update_exchange(command, agency, agency, update)
         return await self._merged(await self._case_view(command.case_ref), {agency: record})
+
+    async def _withdraw_consent(
+        self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
+    ) -> pb.CaseView:
+        """Consent withdrawn after delivery: the open exchange records it itself; once the
+        exchange has closed, a ConsentWithdrawalNotice workflow records it and tells the
+        recipient (one per exchange: a repeat is FAILED_PRECONDITION)."""
+        agency, case = await self._party_to(context, call, command)
+        if agency not in case.record.request.holding_agency_ids:
+            raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
+        closed = {h.holding_agency_id: h for h in case.record.holders}
+        exchange = self._client.get_workflow_handle(
+            holder_exchange_workflow_id(command.case_ref, agency)
+        )
+        try:
+            described = await exchange.describe(rpc_timeout=_rpc_timeout())
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise GatewayError(
+                    grpc.StatusCode.FAILED_PRECONDITION, "nothing was delivered"
+                ) from err
+            raise
+        if described.status == WorkflowExecutionStatus.RUNNING or agency not in closed:
+            record = await self._update_exchange(
+                command, agency, agency, HolderExchange.withdraw_consent
+            )
+            return await self._merged(await self._case_view(command.case_ref), {agency: record})
+        record = pb.HolderRecord()
+        record.CopyFrom(closed[agency])
+        if not record.HasField("receipt"):
+            raise GatewayError(grpc.StatusCode.FAILED_PRECONDITION, "nothing was delivered")
+        notice = pb.ConsentWithdrawalNoticeInput(
+            case_ref=command.case_ref,
+            holding_agency_id=agency,
+            recipient_agency_id=case.record.request.requesting_agency_id,
+            delivery_ids=[record.receipt.delivery_id],
+        )
+        notice.withdrawal.CopyFrom(cast(pb.ConsentWithdrawal, _as_actor(command.message, agency)))
+        try:
+            handle = await self._client.start_workflow(
+                ConsentWithdrawalNotice.run,
+                notice,
+                id=consent_withdrawal_workflow_id(command.case_ref, agency),
+                task_queue=self._hub_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Consent withdrawn at {agency} for case {command.case_ref}",
+                rpc_timeout=_rpc_timeout(),
+            )
+        except WorkflowAlreadyStartedError as err:
+            raise GatewayError(
+                grpc.StatusCode.FAILED_PRECONDITION, "consent withdrawal already recorded"
+            ) from err
+        try:
+            withdrawal = await asyncio.wait_for(handle.result(), _rpc_timeout().total_seconds())
+        except TimeoutError:
+            # Recorded and still being pushed to the recipient (its system may be down).
+            withdrawal = notice.withdrawal
+        record.consent_withdrawal.CopyFrom(withdrawal)
+        return await self._merged(case, {agency: record})
 
     async def _case_command(
         self,

@@ -600,6 +600,31 @@ async def test_consent_withdrawn_after_delivery_reaches_the_recipient(gateway: G
     ]
 
 
+async def test_consent_withdrawn_after_the_exchange_closed_reaches_the_recipient(
+    gateway: Gateway,
+) -> None:
+    csc, school = gateway.as_agency(CSC), gateway.as_agency(SCHOOL)
+    case_ref = await gateway.open_case()
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    await csc.Acknowledge(acknowledgement(case_ref))
+    await wait_for_state(csc, case_ref, pb.CASE_STATE_CLOSED)
+
+    withdrawn = await school.WithdrawConsent(withdraw_consent(case_ref))
+
+    recorded = withdrawn.case.record.holders[0].consent_withdrawal
+    assert recorded.actor.agency_id == SCHOOL and recorded.recipient_notified
+    notices = [n for n in gateway.fakes.consent_notices if n.case_ref == case_ref]
+    assert [(n.holding_agency_id, list(n.delivery_ids)) for n in notices] == [
+        (SCHOOL, [f"{case_ref}.{SCHOOL}.1"])
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await school.WithdrawConsent(withdraw_consent(case_ref))
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as requester:
+        await csc.WithdrawConsent(withdraw_consent(case_ref))
+    assert requester.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
 async def test_with_two_holders_the_acknowledgement_names_one(gateway: Gateway) -> None:
     csc = gateway.as_agency(CSC)
     case_ref = await gateway.open_case(holders=(SCHOOL, GP))
