@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
+from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
 from safeshare.temporal import TemporalSettings, TemporalUnavailable
@@ -451,6 +452,9 @@ def codec_server(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--token / --trust-ui-origin") from None
     _run(run_codec_server(keys, access, host, port))
+
+
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

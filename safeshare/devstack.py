@@ -12,6 +12,7 @@ Everything lives under the data dir (``.safeshare/`` by default), so a second st
     dev/pki/                   the private CA and every certificate (see safeshare.pki)
     dev/keys.json              the payload key ring (0600), made on first start and reused
     dev/codec-token            the codec server's bearer token (0600), for the Temporal CLI
+    dev/audit-signing.key/.pub the Ed25519 key that signs audit exports (safeshare audit)
     claims/                    large deliveries kept outside Temporal's history (claim-check)
     logs/<process>.log         each process's JSON log lines
 """
@@ -35,6 +36,7 @@ from rich.table import Table
 
 from activities.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.audit.signing import ensure_signing_key
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, ensure_key_file
 from safeshare.demo import DemoResult, run_demo
 from safeshare.pki import DevPki
@@ -136,6 +138,7 @@ class DevStack:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "agencies").mkdir(parents=True, exist_ok=True)
         self._issue_certificates()
+        ensure_signing_key(self.data_dir / "dev" / "audit-signing.key")  # audit exports
         if self.encryption:
             await self._start_codec_server()
         await self._start_temporal()

@@ -1,0 +1,300 @@
+"""``safeshare audit``: export, verify, replay and report case histories.
+
+Known failures print one readable line and exit 2; ``verify`` exits 1 on any finding and
+``replay`` exits 1 when any history diverges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from temporalio.converter import DataConverter
+
+from safeshare.codec import KeyRingError, data_converter, keys_from_env, load_key_file
+from safeshare.tls import TlsError, TlsFiles
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from safeshare.audit.replay import ReplayOutcome
+
+audit_app = typer.Typer(
+    name="audit",
+    help="Auditors' tools: export, verify, replay and report case histories.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+TemporalAddress = Annotated[
+    str, typer.Option(envvar="SAFESHARE_TEMPORAL_ADDRESS", help="Temporal frontend host:port.")
+]
+Namespace = Annotated[
+    str, typer.Option(envvar="SAFESHARE_TEMPORAL_NAMESPACE", help="Temporal namespace.")
+]
+TemporalCa = Annotated[
+    Path | None, typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_CA", help="CA for TLS to Temporal.")
+]
+TemporalCert = Annotated[
+    Path | None,
+    typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_CERT", help="Client certificate for Temporal."),
+]
+TemporalKey = Annotated[
+    Path | None, typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_KEY", help="Client key for Temporal.")
+]
+KeysFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SAFESHARE_KEYS_FILE",
+        help="Payload key file, to read encrypted histories (or the keys in SAFESHARE_KEYS).",
+    ),
+]
+Query = Annotated[
+    str | None,
+    typer.Option(help="A list query selecting cases, e.g. \"CloseTime > '2026-11-01T00:00:00Z'\"."),
+]
+Cases = Annotated[
+    list[str] | None, typer.Option("--case", help="A case ref to read from the server (repeat).")
+]
+
+
+def _fail(message: object) -> typer.Exit:
+    typer.echo(f"safeshare: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _run(coroutine: Awaitable[T]) -> T:
+    """Run a command's coroutine; known failures become one line on stderr and exit code 2."""
+    from safeshare.audit.export import ExportError
+    from safeshare.audit.replay import ReplayInputError
+    from safeshare.audit.report import ReportError
+    from safeshare.audit.signing import SigningError
+    from safeshare.temporal import TemporalUnavailable
+
+    async def main() -> T:
+        return await coroutine
+
+    try:
+        return asyncio.run(main())
+    except (
+        ExportError, ReplayInputError, ReportError, SigningError, TemporalUnavailable,
+        KeyRingError, TlsError, OSError,
+    ) as err:  # fmt: skip
+        raise _fail(err) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _converter(keys_file: Path | None) -> DataConverter:
+    """The codec's converter for the given keys; the default one if there are none."""
+    try:
+        keys = load_key_file(keys_file) if keys_file else keys_from_env()
+    except KeyRingError as err:
+        raise _fail(err) from None
+    return DataConverter.default if keys is None else data_converter(keys)
+
+
+async def _client(
+    address: str, namespace: str, ca: Path | None, cert: Path | None, key: Path | None
+) -> Client:
+    from safeshare.temporal import TemporalSettings, connect_temporal
+
+    if any((ca, cert, key)) and not all((ca, cert, key)):
+        raise _fail("--temporal-ca, --temporal-cert and --temporal-key go together")
+    tls = TlsFiles(ca, cert, key) if ca and cert and key else None
+    # 👉 No keys: histories are fetched as stored, and the client never decodes them.
+    return await connect_temporal(TemporalSettings(address=address, namespace=namespace, tls=tls))
+
+
+def _selection(
+    query: str | None, closed_since: dt.datetime | None, closed_until: dt.datetime | None
+) -> str | None:
+    from safeshare.audit.export import case_selection_query
+
+    if not (query or closed_since or closed_until):
+        return None
+    return case_selection_query(query, _utc(closed_since), _utc(closed_until))
+
+
+def _utc(at: dt.datetime | None) -> dt.datetime | None:
+    return at.replace(tzinfo=dt.UTC) if at and at.tzinfo is None else at
+
+
+@audit_app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="A new (or empty) folder to export into.")],
+    signing_key: Annotated[
+        Path,
+        typer.Option(envvar="SAFESHARE_AUDIT_SIGNING_KEY", help="Ed25519 private key (PEM, 0600)."),
+    ],
+    refs: Annotated[list[str] | None, typer.Argument(help="Case refs to export.")] = None,
+    query: Query = None,
+    closed_since: Annotated[
+        dt.datetime | None, typer.Option(help="Cases closed at or after (UTC).")
+    ] = None,
+    closed_until: Annotated[
+        dt.datetime | None, typer.Option(help="Cases closed before (UTC).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="History fetches in flight at most.")] = 20,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    temporal_address: TemporalAddress = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    temporal_ca: TemporalCa = None,
+    temporal_cert: TemporalCert = None,
+    temporal_key: TemporalKey = None,
+) -> None:
+    """Export cases (and their exchanges) as stored, with a manifest signed with Ed25519."""
+    from safeshare.audit.export import export_cases
+    from safeshare.audit.signing import load_private_key
+
+    async def main() -> None:
+        key = load_private_key(signing_key)
+        client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
+                               temporal_key)  # fmt: skip
+        result = await export_cases(
+            client, out, key, refs=refs or [], query=_selection(query, closed_since, closed_until),
+            concurrency=concurrency, show_progress=progress,
+        )  # fmt: skip
+        typer.echo(f"exported {result.cases} cases ({result.files} histories) to {result.folder}")
+
+    _run(main())
+
+
+@audit_app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="The export folder.")],
+    public_key: Annotated[
+        Path,
+        typer.Option(envvar="SAFESHARE_AUDIT_PUBLIC_KEY", help="The exporter's public key (PEM)."),
+    ],
+) -> None:
+    """Verify an export: signature, digests, file set and each history. Exit 1 on any finding."""
+    from safeshare.audit.signing import SigningError, load_public_key
+    from safeshare.audit.verify import verify_export
+
+    try:
+        result = verify_export(folder, load_public_key(public_key))
+    except (SigningError, OSError) as err:
+        raise _fail(err) from None
+    console = Console(highlight=False)
+    for finding in result.findings:
+        console.print(f"[red]✗ {finding.kind}[/red]: {finding.file}: {finding.detail}")
+    if not result.ok:
+        console.print(f"[red]{len(result.findings)} findings[/red] in {folder}")
+        raise typer.Exit(1)
+    console.print(f"[green]✓ verified[/green] {result.files_checked} histories in {folder}")
+
+
+@audit_app.command()
+def replay(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Export folders or history files.")
+    ] = None,
+    cases: Cases = None,
+    query: Query = None,
+    keys_file: KeysFile = None,
+    temporal_address: TemporalAddress = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    temporal_ca: TemporalCa = None,
+    temporal_cert: TemporalCert = None,
+    temporal_key: TemporalKey = None,
+) -> None:
+    """Replay histories through the current workflow code. Exit 1 if any diverged."""
+    from safeshare.audit.replay import as_replayable, replay_histories
+    from safeshare.audit.sources import histories_from_path, histories_from_server
+
+    converter = _converter(keys_file)
+
+    async def main() -> list[ReplayOutcome]:
+        histories = [h for path in paths or [] for h in histories_from_path(path)]
+        if cases or query:
+            client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
+                                   temporal_key)  # fmt: skip
+            histories += await histories_from_server(
+                client, cases or [], _selection(query, None, None)
+            )
+        if not histories:
+            raise _fail("nothing to replay: give export folders, files, --case or --query")
+        outcomes = await replay_histories(as_replayable(histories), converter)
+        return outcomes
+
+    console = Console(highlight=False)
+    diverged = 0
+    for outcome in _run(main()):
+        source = outcome.source
+        if outcome.replayed:
+            console.print(f"[green]replayed[/green] {source}")
+        else:
+            diverged += 1
+            at = f" at event {outcome.event_id}" if outcome.event_id else ""
+            console.print(f"[red]DIVERGED[/red] {source}{at}: {outcome.failure}")
+    if diverged:
+        raise typer.Exit(1)
+
+
+@audit_app.command()
+def report(
+    source: Annotated[
+        Path | None, typer.Argument(help="An export folder (or omit and use --case/--query).")
+    ] = None,
+    cases: Cases = None,
+    query: Query = None,
+    out: Annotated[Path, typer.Option(help="Folder to write the reports into.")] = Path(
+        "audit-report"
+    ),
+    summary: Annotated[
+        bool, typer.Option(help="Also write a summary table over every case read.")
+    ] = False,
+    keys_file: KeysFile = None,
+    temporal_address: TemporalAddress = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    temporal_ca: TemporalCa = None,
+    temporal_cert: TemporalCert = None,
+    temporal_key: TemporalKey = None,
+) -> None:
+    """Write each case's decision record (Markdown and HTML), decrypting with the keys."""
+    from safeshare.audit.export import case_id
+    from safeshare.audit.render import case_html, case_markdown, summary_html, summary_markdown
+    from safeshare.audit.report import case_report, group_by_case
+    from safeshare.audit.sources import histories_from_path, histories_from_server
+
+    converter = _converter(keys_file)
+
+    async def main() -> None:
+        if source is not None:
+            histories = histories_from_path(source)
+            if cases:
+                wanted = {case_id(c) for c in cases}
+                histories = [h for h in histories if h.workflow_id.split(".")[0] in wanted]
+        elif cases or query:
+            client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
+                                   temporal_key)  # fmt: skip
+            histories = await histories_from_server(
+                client, cases or [], _selection(query, None, None)
+            )
+        else:
+            raise _fail("nothing to report: give an export folder, --case or --query")
+        reports = [
+            await case_report(group, converter) for group in group_by_case(histories).values()
+        ]
+        if not reports:
+            raise _fail("no case found")
+        out.mkdir(parents=True, exist_ok=True)
+        for case in reports:
+            (out / f"case-{case.case_ref}.md").write_text(case_markdown(case))
+            (out / f"case-{case.case_ref}.html").write_text(case_html(case))
+        if summary:
+            (out / "summary.md").write_text(summary_markdown(reports))
+            (out / "summary.html").write_text(summary_html(reports))
+        typer.echo(
+            f"wrote {len(reports)} case reports{' and a summary' if summary else ''} to {out}"
+        )
+
+    _run(main())

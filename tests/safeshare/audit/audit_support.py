@@ -1,0 +1,22 @@
+"""Helpers for the audit tests: the committed replay corpus as exported histories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safeshare.audit.export import ExportedHistory
+from safeshare.audit.histories import HistoryFacts, parse_history
+
+CORPUS = Path(__file__).resolve().parents[2] / "histories"
+
+
+def corpus_histories() -> list[ExportedHistory]:
+    """Every history of tests/histories/, with its workflow id and run id."""
+    ids: dict[str, str] = json.loads((CORPUS / "workflow-ids.json").read_text())
+    histories = []
+    for name, workflow_id in ids.items():
+        content = (CORPUS / name).read_bytes()
+        run_id = HistoryFacts.of(parse_history(content)).run_id
+        histories.append(ExportedHistory(workflow_id, run_id, content))
+    return histories
