@@ -19,6 +19,7 @@ from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
 from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
+from safeshare.operators.commands import register as register_operator_commands
 from safeshare.temporal import TemporalSettings, TemporalUnavailable
 from safeshare.tls import TlsError, TlsFiles
 
@@ -128,6 +129,9 @@ def _logging(component: str, log_format: str | None, log_level: str) -> None:
 
 @app.command()
 def hub(
+    registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
+        DEFAULT_REGISTRY_PATH
+    ),
     temporal_address: TemporalAddress = "127.0.0.1:7233",
     namespace: Namespace = "default",
     temporal_ca: TemporalCa = None,
@@ -144,7 +148,7 @@ def hub(
     temporal = _temporal(
         temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
     )
-    _run(run_hub(temporal))
+    _run(run_hub(temporal, registry))
 
 
 @app.command()
@@ -452,6 +456,9 @@ def codec_server(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--token / --trust-ui-origin") from None
     _run(run_codec_server(keys, access, host, port))
+
+
+register_operator_commands(app)
 
 
 app.add_typer(audit_app, name="audit")

@@ -243,7 +243,12 @@ async def _until_resting(
             view = await client.get(case_ref)
         except grpc.aio.AioRpcError as err:
             # The workflow's first task may not have run yet: a query then fails.
-            if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
+            # A busy machine may also let one poll run past its deadline: poll again.
+            if err.code() not in (
+                grpc.StatusCode.FAILED_PRECONDITION,
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ):
                 raise
             view = pb.CaseView(case_ref=case_ref)
         if (view.state in RESTING_STATES and view.state != after) or loop.time() > deadline:

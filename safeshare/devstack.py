@@ -39,6 +39,8 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit.signing import ensure_signing_key
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, ensure_key_file
 from safeshare.demo import DemoResult, run_demo
+from safeshare.operators.review import ensure_dev_review_schedule
+from safeshare.operators.views import describe_views
 from safeshare.pki import DevPki
 from safeshare.shutdown import wait_for_stop_signal
 from safeshare.tls import TlsFiles, channel_credentials
@@ -160,7 +162,9 @@ class DevStack:
                 "--claim-check-dir", str(self.data_dir / "claims"),
                 *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
             )  # fmt: skip
-        await self._spawn("hub", "hub", *self._temporal_args())
+        await self._spawn(
+            "hub", "hub", "--registry", str(self.registry_path), *self._temporal_args()
+        )
         await self._spawn(
             "gateway",
             "gateway", "--port", str(self.ports.gateway),
@@ -338,6 +342,9 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
         console.print(f"  sandbox agency    {HOST}:{port}  {agency_id}")
     console.print(f"  data              {stack.data_dir}")
     console.print(f"  logs              {stack.data_dir / 'logs'}")
+    console.print(
+        "Operators' saved views (docs/operators.md):\n" + "\n".join(describe_views(stack.ports.ui))
+    )
     if results:
         table = Table(title="Demo cases", title_justify="left")
         for column in ("case", "requester -> holder", "state", "outcome", "what it shows"):
@@ -348,7 +355,9 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
                 f"case-{result.case_ref}",
                 f"{result.case.requester} -> {result.case.holder}",
                 pb.CaseState.Name(result.view.state).removeprefix("CASE_STATE_"),
-                pb.Outcome.Name(record.outcome).removeprefix("OUTCOME_"),
+                pb.Outcome.Name(record.outcome).removeprefix("OUTCOME_")
+                if record.outcome != pb.OUTCOME_UNSPECIFIED
+                else "(open)",
                 result.case.story,
             )
         console.print(table)
@@ -375,6 +384,11 @@ async def run_dev_stack(
             starting.cancel()
             return
         starting.result()
+        await ensure_dev_review_schedule(
+            f"{HOST}:{ports.temporal}",
+            stack.keys_file if encryption else None,
+            data_dir / "reports",
+        )
         results = await run_demo(stack.gateway_target, stack.demo_tls()) if demo else []
         _print_summary(stack, results)
         await stop

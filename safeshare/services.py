@@ -38,10 +38,11 @@ log = structlog.get_logger("safeshare")
 GRACE_SECONDS = 5.0
 
 
-async def run_hub(temporal: TemporalSettings) -> None:
-    """Run the hub worker until SIGINT or SIGTERM."""
+async def run_hub(temporal: TemporalSettings, registry_path: Path) -> None:
+    """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``."""
+    load_registry(registry_path)  # fail at start, in one line, on a broken registry
     client = await connect_temporal(temporal)
-    worker = build_hub_worker(client)
+    worker = build_hub_worker(client, registry_path)
     async with worker:
         log.info("hub_started", task_queue=worker.task_queue)
         signal_name = await wait_for_stop_signal()

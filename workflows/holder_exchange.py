@@ -667,6 +667,7 @@ class HolderExchange:
             sa.HOLDING_AGENCY.value_set([self._holder]),
             sa.WAITING_ON.value_set(self._waiting_on().value),
             sa.OVERRIDE_USED.value_set(self._record.override_used),
+            sa.ESCALATED.value_set(bool(self._record.escalations)),
             sa.NEXT_DEADLINE.value_set(self._next_deadline)
             if self._next_deadline and state is not State.CLOSED
             else sa.NEXT_DEADLINE.value_unset(),

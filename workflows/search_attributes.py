@@ -27,3 +27,8 @@ ALL = (
     NEXT_DEADLINE,
     OUTCOME,
 )
+
+# An exchange whose deadline was missed or whose delivery is failing has climbed the escalation
+# ladder: operators list these (the "escalated" saved view, safeshare.operators.views).
+ESCALATED = SearchAttributeKey.for_bool("Escalated")
+ALL = (*ALL, ESCALATED)  # type: ignore[assignment]  # appended: the tuple grows

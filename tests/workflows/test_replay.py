@@ -23,6 +23,7 @@ CORPUS = Path(__file__).resolve().parent.parent / "histories"
 WORKFLOW_IDS: dict[str, str] = json.loads((CORPUS / "workflow-ids.json").read_text())
 HISTORIES = sorted(CORPUS / name for name in WORKFLOW_IDS)
 
+
 def test_every_recorded_history_is_indexed() -> None:
     on_disk = {p.name for p in CORPUS.glob("*.json")} - {"workflow-ids.json"}
     assert on_disk == set(WORKFLOW_IDS)

@@ -1,0 +1,350 @@
+"""The regular protocol review: the figures the partnership looks at, and the report it reads.
+
+The figures come from three places, none of them personal data: the partnership registry
+(signatories, commissioned providers), Temporal visibility (every case and exchange opened in
+the period, with its search attributes: agencies, purpose, state, outcome, override), and the
+decision records themselves (deadlines missed, from each exchange's escalations; training
+attestations, from each request's requester). The report is written as Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError
+
+from activities.registry import Agency, Registry, load_registry
+from protos.sharing.v1 import case_pb2 as pb
+
+log = structlog.get_logger("safeshare.review")
+
+GATHER_REVIEW_FIGURES = "hub.GatherReviewFigures"
+"""Takes ``ReviewWindow``, returns ``ReviewFigures``."""
+WRITE_REVIEW_REPORT = "hub.WriteReviewReport"
+"""Takes ``ReviewReport``, returns ``ReviewFiles``."""
+
+NEAR_DAYS = 60
+"""A review date or a training attestation this close (or past) is flagged."""
+OPEN = "OPEN"
+"""The outcome of a case or exchange that has not closed."""
+REMINDER = "reminder"
+"""The first rung of the escalation ladder fires at the deadline: one per missed deadline."""
+QUERY_TIMEOUT = dt.timedelta(seconds=10)
+
+# Read by name, not imported from workflows/: activities never import workflows.
+_CASE_STATE = SearchAttributeKey.for_keyword("CaseState")
+_PURPOSE = SearchAttributeKey.for_keyword("Purpose")
+_REQUESTING_AGENCY = SearchAttributeKey.for_keyword("RequestingAgency")
+_HOLDING_AGENCY = SearchAttributeKey.for_keyword_list("HoldingAgency")
+_OVERRIDE_USED = SearchAttributeKey.for_bool("OverrideUsed")
+_OUTCOME = SearchAttributeKey.for_keyword("Outcome")
+
+
+@dataclass
+class ReviewWindow:
+    """The period a review covers: cases opened from ``start`` up to ``end`` (ISO 8601 UTC)."""
+
+    start: str
+    end: str
+
+
+@dataclass
+class SignatoryStatus:
+    """A signatory whose protocol review date is near or past, or who signed an old version."""
+
+    agency_id: str
+    name: str
+    signed_protocol_version: str
+    review_date: str
+    days_to_review: int
+    status: str
+
+
+@dataclass
+class ProviderBinding:
+    """A contracted or commissioned provider and the partner agency that binds it."""
+
+    provider_id: str
+    provider_name: str
+    commissioner_id: str
+    commissioner_name: str
+    commissioner_current: bool
+
+
+@dataclass
+class TrainingLapse:
+    """A requesting practitioner whose training attestation lapses soon or has lapsed."""
+
+    agency_id: str
+    user_id: str
+    valid_until: str
+    lapsed: bool
+
+
+@dataclass
+class ReviewFigures:
+    """Everything the partnership report says, as figures."""
+
+    window: ReviewWindow
+    registry_version: int
+    protocol_version: str
+    signatories: list[SignatoryStatus] = field(default_factory=list)
+    providers: list[ProviderBinding] = field(default_factory=list)
+    cases_opened: int = 0
+    cases_by_requesting_agency: dict[str, int] = field(default_factory=dict)
+    cases_by_purpose: dict[str, int] = field(default_factory=dict)
+    case_outcomes: dict[str, int] = field(default_factory=dict)
+    exchanges_by_holding_agency: dict[str, int] = field(default_factory=dict)
+    exchange_outcomes: dict[str, int] = field(default_factory=dict)
+    overrides_used: int = 0
+    deadlines_missed: dict[str, int] = field(default_factory=dict)
+    """By step (holder_responds, override_decision, recipient_acknowledges)."""
+    acknowledgements_outstanding: int = 0
+    training: list[TrainingLapse] = field(default_factory=list)
+    unreadable_records: int = 0
+    """Exchanges whose record could not be read (counted nowhere in deadlines missed)."""
+
+
+@dataclass
+class ReviewReport:
+    """What to write: the figures, and the folder to write them to."""
+
+    figures: ReviewFigures
+    reports_dir: str
+
+
+@dataclass
+class ReviewFiles:
+    """Where the report was written."""
+
+    markdown: str
+    html: str
+
+
+def registry_figures(registry: Registry, as_of: dt.date) -> ReviewFigures:
+    """The registry's part of the review: signatories near or past review, and providers."""
+    figures = ReviewFigures(
+        window=ReviewWindow("", ""),
+        registry_version=registry.registry_version,
+        protocol_version=registry.protocol_version,
+    )
+    for agency in sorted(registry.agencies.values(), key=lambda a: a.id):
+        if agency.commissioned_by:
+            commissioner = registry.agencies[agency.commissioned_by]
+            figures.providers.append(
+                ProviderBinding(
+                    provider_id=agency.id,
+                    provider_name=agency.name,
+                    commissioner_id=commissioner.id,
+                    commissioner_name=commissioner.name,
+                    commissioner_current=_is_current(registry, commissioner, as_of),
+                )
+            )
+            continue
+        days = (agency.review_date - as_of).days
+        outdated = agency.signed_protocol_version != registry.protocol_version
+        if days > NEAR_DAYS and not outdated:
+            continue
+        status = "review overdue" if days < 0 else f"review due within {NEAR_DAYS} days"
+        if days > NEAR_DAYS:
+            status = "signed an outdated protocol"
+        elif outdated:
+            status += "; signed an outdated protocol"
+        figures.signatories.append(
+            SignatoryStatus(
+                agency_id=agency.id,
+                name=agency.name,
+                signed_protocol_version=agency.signed_protocol_version,
+                review_date=agency.review_date.isoformat(),
+                days_to_review=days,
+                status=status,
+            )
+        )
+    return figures
+
+
+def _is_current(registry: Registry, agency: Agency, as_of: dt.date) -> bool:
+    return (
+        agency.signed_protocol_version == registry.protocol_version and agency.review_date >= as_of
+    )
+
+
+def deadlines_missed(records: Iterable[pb.HolderRecord]) -> dict[str, int]:
+    """Missed deadlines by step: the reminder rung fires once at each missed deadline."""
+    return dict(
+        Counter(e.step for record in records for e in record.escalations if e.level == REMINDER)
+    )
+
+
+def training_lapses(
+    requests: Iterable[pb.SharingRequest], as_of: dt.datetime
+) -> list[TrainingLapse]:
+    """Requesting practitioners whose training lapses within ``NEAR_DAYS`` of ``as_of`` or has
+    lapsed, once per practitioner (their latest attestation)."""
+    latest: dict[tuple[str, str], dt.datetime] = {}
+    for request in requests:
+        if not request.requester.HasField("training_valid_until"):
+            continue
+        key = (request.requesting_agency_id, request.requester.user_id)
+        until = request.requester.training_valid_until.ToDatetime(dt.UTC)
+        latest[key] = max(until, latest.get(key, until))
+    return [
+        TrainingLapse(agency_id, user_id, until.date().isoformat(), lapsed=until <= as_of)
+        for (agency_id, user_id), until in sorted(latest.items())
+        if until <= as_of + dt.timedelta(days=NEAR_DAYS)
+    ]
+
+
+def visibility_time(at: dt.datetime) -> str:
+    """A time as a visibility query literal (RFC 3339, UTC)."""
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def window_query(workflow_type: str, window: ReviewWindow) -> str:
+    """The list query for workflows of ``workflow_type`` opened in ``window``."""
+    start = visibility_time(dt.datetime.fromisoformat(window.start))
+    end = visibility_time(dt.datetime.fromisoformat(window.end))
+    return f"WorkflowType='{workflow_type}' AND StartTime >= '{start}' AND StartTime < '{end}'"
+
+
+def _outcome(execution: WorkflowExecution) -> str:
+    outcome = execution.typed_search_attributes.get(_OUTCOME)
+    if outcome and outcome != "UNSPECIFIED":
+        return outcome
+    if execution.status in (None, WorkflowExecutionStatus.RUNNING):
+        return OPEN
+    return execution.status.name
+
+
+class ProtocolReviewActivities:
+    """The review's activities, given the hub's Temporal client and the registry file."""
+
+    def __init__(self, client: Client, registry_path: Path) -> None:
+        self._client = client
+        self._registry_path = registry_path
+
+    @activity.defn(name=GATHER_REVIEW_FIGURES)
+    async def gather_figures(self, window: ReviewWindow) -> ReviewFigures:
+        """Every figure of the review for cases opened in ``window``."""
+        as_of = dt.datetime.fromisoformat(window.end)
+        figures = registry_figures(load_registry(self._registry_path), as_of.date())
+        figures.window = window
+        requests = await self._cases(window, figures)
+        figures.training = training_lapses(requests, as_of)
+        records = await self._exchanges(window, figures)
+        figures.deadlines_missed = deadlines_missed(records)
+        log.info("review_figures_gathered", cases=figures.cases_opened,
+                 unreadable=figures.unreadable_records)  # fmt: skip
+        return figures
+
+    async def _cases(self, window: ReviewWindow, figures: ReviewFigures) -> list[pb.SharingRequest]:
+        by_agency: Counter[str] = Counter()
+        by_purpose: Counter[str] = Counter()
+        outcomes: Counter[str] = Counter()
+        requests = []
+        async for execution in self._client.list_workflows(window_query("SharingCase", window)):
+            activity.heartbeat()
+            attributes = execution.typed_search_attributes
+            by_agency[attributes.get(_REQUESTING_AGENCY) or "unknown"] += 1
+            by_purpose[attributes.get(_PURPOSE) or "unknown"] += 1
+            outcomes[_outcome(execution)] += 1
+            request = await self._request(execution)
+            if request is not None:
+                requests.append(request)
+        figures.cases_opened = sum(outcomes.values())
+        figures.cases_by_requesting_agency = dict(sorted(by_agency.items()))
+        figures.cases_by_purpose = dict(sorted(by_purpose.items()))
+        figures.case_outcomes = dict(sorted(outcomes.items()))
+        return requests
+
+    async def _request(self, execution: WorkflowExecution) -> pb.SharingRequest | None:
+        """The case's request, from its first history event (no worker needed)."""
+        handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [request] = await self._client.data_converter.decode(payloads, [pb.SharingRequest])
+            return request if isinstance(request, pb.SharingRequest) else None
+        return None
+
+    async def _exchanges(
+        self, window: ReviewWindow, figures: ReviewFigures
+    ) -> list[pb.HolderRecord]:
+        by_holder: Counter[str] = Counter()
+        outcomes: Counter[str] = Counter()
+        records = []
+        query = window_query("HolderExchange", window)
+        async for execution in self._client.list_workflows(query):
+            activity.heartbeat()
+            attributes = execution.typed_search_attributes
+            for holder in attributes.get(_HOLDING_AGENCY) or ["unknown"]:
+                by_holder[holder] += 1
+            outcomes[_outcome(execution)] += 1
+            figures.overrides_used += bool(attributes.get(_OVERRIDE_USED))
+            running = execution.status == WorkflowExecutionStatus.RUNNING
+            if running and attributes.get(_CASE_STATE) == "AWAITING_ACKNOWLEDGEMENT":
+                figures.acknowledgements_outstanding += 1
+            record = await self._holder_record(execution, running)
+            if record is None:
+                figures.unreadable_records += 1
+            else:
+                records.append(record)
+        figures.exchanges_by_holding_agency = dict(sorted(by_holder.items()))
+        figures.exchange_outcomes = dict(sorted(outcomes.items()))
+        return records
+
+    async def _holder_record(
+        self, execution: WorkflowExecution, running: bool
+    ) -> pb.HolderRecord | None:
+        """A closed exchange's result (from history), or an open one's record (a query)."""
+        handle = self._client.get_workflow_handle(
+            execution.id, run_id=execution.run_id, result_type=pb.HolderRecord
+        )
+        try:
+            if running:
+                record = await handle.query(
+                    "holder_record", result_type=pb.HolderRecord, rpc_timeout=QUERY_TIMEOUT
+                )
+            else:
+                record = await handle.result(follow_runs=False)
+        # Failed or terminated, or (open) no worker answers: counted as unreadable.
+        except (RPCError, Exception) as err:
+            log.warning("review_record_unreadable", workflow_id=execution.id,
+                        error=type(err).__name__)  # fmt: skip
+            return None
+        return record if isinstance(record, pb.HolderRecord) else None
+
+    @activity.defn(name=WRITE_REVIEW_REPORT)
+    async def write_report(self, report: ReviewReport) -> ReviewFiles:
+        """Write the report as Markdown and HTML into ``report.reports_dir``."""
+        from activities.review_report import render_html, render_markdown
+
+        folder = Path(report.reports_dir)
+        end = dt.datetime.fromisoformat(report.figures.window.end)
+        stem = f"protocol-review-{end.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+        markdown = folder / f"{stem}.md"
+        html = folder / f"{stem}.html"
+        # File writes off the event loop: the worker's other activities keep running.
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_write_atomically, markdown, render_markdown(report.figures))
+        await asyncio.to_thread(_write_atomically, html, render_html(report.figures))
+        log.info("review_report_written", markdown=str(markdown))
+        return ReviewFiles(markdown=str(markdown), html=str(html))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A reader never sees half a report: write beside it, then rename over it.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)

@@ -1,0 +1,282 @@
+"""``safeshare cases``: the operators' terminal view of cases, for those without the Temporal UI.
+
+``list`` filters by search attributes (never encrypted, never personal data), so it needs no
+payload keys. ``show`` and ``follow`` read the decision record, so they need the keys of an
+authorised operator (``--keys-file`` / ``SAFESHARE_KEYS_FILE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from protos.sharing.v1 import case_pb2 as pb
+from safeshare.operators.options import (
+    KeysFile,
+    Namespace,
+    OperatorError,
+    TemporalAddress,
+    run,
+    temporal_settings,
+)
+from safeshare.temporal import connect_temporal
+from workflows import search_attributes as sa
+from workflows.case_view import merge_case_view
+from workflows.ids import CASE_REF_PATTERN, case_workflow_id, holder_exchange_workflow_id
+
+cases_app = typer.Typer(help="List, show and follow cases in the terminal.", no_args_is_help=True)
+console = Console(width=160, highlight=False)
+
+WAITING_ON = ("HOLDER", "APPROVER", "RECIPIENT", "OPERATOR", "SYSTEM")
+EXCHANGE_STATES = (
+    "CHECKING_CONSENT",
+    "AWAITING_CONSENT_DECISION",
+    "AWAITING_OVERRIDE_DECISION",
+    "DELIVERING",
+    "AWAITING_ACKNOWLEDGEMENT",
+)
+CASE_STATES = ("REQUESTED", "EXCHANGING", "CLOSED")
+QUERY_TIMEOUT = dt.timedelta(seconds=10)
+
+
+def list_query(
+    waiting_on: str | None = None,
+    state: str | None = None,
+    red: bool = False,
+    overdue: bool = False,
+    now: dt.datetime | None = None,
+) -> tuple[str, bool]:
+    """The visibility query for these filters, and whether it lists exchanges (one row per
+    holding agency: whose move and deadlines live there) rather than cases.
+
+    Raises:
+        OperatorError: an unknown --waiting-on or --state.
+    """
+    clauses = []
+    exchanges = bool(waiting_on or overdue)
+    if waiting_on:
+        if waiting_on.upper() not in WAITING_ON:
+            raise OperatorError(f"--waiting-on must be one of {', '.join(WAITING_ON).lower()}")
+        clauses.append(f"WaitingOn='{waiting_on.upper()}'")
+    if state:
+        if state.upper() not in EXCHANGE_STATES + CASE_STATES:
+            raise OperatorError(
+                f"--state must be one of {', '.join(EXCHANGE_STATES + CASE_STATES)}"
+            )
+        exchanges = exchanges or state.upper() in EXCHANGE_STATES
+        clauses.append(f"CaseState='{state.upper()}'")
+    if red:
+        clauses.append("Urgency='RED'")
+    if overdue:
+        at = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clauses.append(f"NextDeadline < '{at}' AND ExecutionStatus='Running'")
+    kind = "HolderExchange" if exchanges else "SharingCase"
+    return " AND ".join([f"WorkflowType='{kind}'", *clauses]), exchanges
+
+
+def _name(value: int, enum: type, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix)  # type: ignore[attr-defined]
+
+
+def _when(at: dt.datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else ""
+
+
+async def list_cases(client: Client, query: str, exchanges: bool, limit: int) -> Table:
+    """A table of the cases (or exchanges) the query finds, newest first."""
+    table = Table(title=query, title_justify="left")
+    columns = (
+        ("case", "holder", "state", "waiting on", "next deadline", "urgency", "outcome")
+        if exchanges
+        else ("case", "state", "urgency", "purpose", "requester", "holders", "outcome", "opened")
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    async for execution in client.list_workflows(query, limit=limit):
+        attributes = execution.typed_search_attributes
+        case_id = execution.id.split(".", 1)[0]
+        outcome = attributes.get(sa.OUTCOME) or (
+            "OPEN" if execution.status == WorkflowExecutionStatus.RUNNING else ""
+        )
+        if exchanges:
+            table.add_row(
+                case_id, ",".join(attributes.get(sa.HOLDING_AGENCY) or []),
+                attributes.get(sa.CASE_STATE) or "", attributes.get(sa.WAITING_ON) or "",
+                _when(attributes.get(sa.NEXT_DEADLINE)), attributes.get(sa.URGENCY) or "",
+                outcome,
+            )  # fmt: skip
+        else:
+            table.add_row(
+                case_id, attributes.get(sa.CASE_STATE) or "", attributes.get(sa.URGENCY) or "",
+                attributes.get(sa.PURPOSE) or "", attributes.get(sa.REQUESTING_AGENCY) or "",
+                ",".join(attributes.get(sa.HOLDING_AGENCY) or []), outcome,
+                _when(execution.start_time),
+            )  # fmt: skip
+    return table
+
+
+async def read_case(client: Client, case_ref: str) -> pb.CaseView:
+    """The case as it stands: the case workflow's view merged with each exchange's record.
+
+    Raises:
+        OperatorError: no such case, or its payloads cannot be read with these keys.
+    """
+    if not CASE_REF_PATTERN.fullmatch(case_ref):
+        raise OperatorError(f"{case_ref!r} is not a case reference")
+    handle = client.get_workflow_handle(case_workflow_id(case_ref), result_type=pb.DecisionRecord)
+    try:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            record = await handle.result(follow_runs=False)
+            return pb.CaseView(case_ref=case_ref, state=pb.CASE_STATE_CLOSED, record=record)
+        case = await handle.query("case_view", result_type=pb.CaseView, rpc_timeout=QUERY_TIMEOUT)
+        holders = []
+        for holder in case.record.request.holding_agency_ids:
+            exchange = client.get_workflow_handle(holder_exchange_workflow_id(case_ref, holder))
+            try:
+                holders.append(await exchange.query(
+                    "holder_record", result_type=pb.HolderRecord, rpc_timeout=QUERY_TIMEOUT
+                ))  # fmt: skip
+            except RPCError:  # not started yet (the gate is still checking)
+                continue
+        return merge_case_view(case, holders)
+    except RPCError as err:
+        raise OperatorError(f"case {case_ref}: {err.message}") from None
+    except Exception as err:  # a payload these keys cannot decrypt
+        raise OperatorError(
+            f"case {case_ref}: cannot read its record ({type(err).__name__}); "
+            "are these the partnership's payload keys?"
+        ) from None
+
+
+def entries(view: pb.CaseView) -> list[tuple[str, pb.DecisionEntry]]:
+    """Every decision entry of the case and its exchanges, in time order, with whose it is."""
+    found = [("case", e) for e in view.record.entries]
+    found += [(h.holding_agency_id, e) for h in view.record.holders for e in h.entries]
+    return sorted(found, key=lambda pair: pair[1].at.ToNanoseconds())
+
+
+def entry_row(source: str, entry: pb.DecisionEntry) -> tuple[str, ...]:
+    """One decision entry as a table row (codes and ids only)."""
+    at = entry.at.ToDatetime(dt.UTC)
+    return (_when(at), source, entry.event, entry.agency_id, entry.user_id, entry.detail)
+
+
+def render_case(view: pb.CaseView) -> list[Table | str]:
+    """The case's state, deadlines and decision record so far, for the console."""
+    record = view.record
+    deadline = view.next_deadline.ToDatetime(dt.UTC) if view.HasField("next_deadline") else None
+    lines: list[Table | str] = [
+        f"[bold]case-{view.case_ref}[/]  state {_name(view.state, pb.CaseState, 'CASE_STATE_')}"
+        f"  waiting on {_name(view.waiting_on, pb.WaitingOn, 'WAITING_ON_')}"
+        f"  next deadline {_when(deadline) or '-'}"
+        f"  outcome {_name(record.outcome, pb.Outcome, 'OUTCOME_')}",
+        f"requester {record.request.requesting_agency_id}  purpose "
+        f"{_name(record.request.purpose, pb.Purpose, 'PURPOSE_')}  urgency "
+        f"{_name(record.urgency, pb.Urgency, 'URGENCY_')}",
+    ]
+    holders = Table(title="Holding agencies", title_justify="left")
+    for column in ("holder", "state", "waiting on", "next deadline", "outcome", "consent",
+                   "override", "escalations"):  # fmt: skip
+        holders.add_column(column, no_wrap=True)
+    for holder in record.holders:
+        due = holder.next_deadline.ToDatetime(dt.UTC) if holder.HasField("next_deadline") else None
+        holders.add_row(
+            holder.holding_agency_id, _name(holder.state, pb.CaseState, "CASE_STATE_"),
+            _name(holder.waiting_on, pb.WaitingOn, "WAITING_ON_"), _when(due),
+            _name(holder.outcome, pb.Outcome, "OUTCOME_"),
+            _name(holder.consent.status, pb.ConsentStatus, "CONSENT_STATUS_"),
+            "yes" if holder.override_used else "", str(len(holder.escalations)),
+        )  # fmt: skip
+    lines.append(holders)
+    decisions = Table(title="Decision record", title_justify="left")
+    for column in ("at", "from", "event", "agency", "user", "detail"):
+        decisions.add_column(column, no_wrap=column != "detail")
+    for source, entry in entries(view):
+        decisions.add_row(*entry_row(source, entry))
+    lines.append(decisions)
+    if record.basis:
+        lines.append(f"basis: {record.basis}")
+    return lines
+
+
+async def follow_case(client: Client, case_ref: str, interval: float) -> None:
+    """Print each new decision entry as it happens, until the case closes."""
+    seen: set[bytes] = set()
+    while True:
+        view = await read_case(client, case_ref)
+        for source, entry in entries(view):
+            key = source.encode() + entry.SerializeToString(deterministic=True)
+            if key not in seen:
+                seen.add(key)
+                console.print("  ".join(entry_row(source, entry)))
+        if view.state == pb.CASE_STATE_CLOSED:
+            console.print(f"case-{case_ref} closed: "
+                          f"{_name(view.record.outcome, pb.Outcome, 'OUTCOME_')}")  # fmt: skip
+            return
+        await asyncio.sleep(interval)
+
+
+@cases_app.command("list")
+def list_command(
+    waiting_on: Annotated[
+        str | None, typer.Option(help=f"Whose move: {', '.join(WAITING_ON).lower()}.")
+    ] = None,
+    state: Annotated[str | None, typer.Option(help="A case or exchange state.")] = None,
+    red: Annotated[bool, typer.Option("--red", help="RED cases only.")] = False,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Deadline passed.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    temporal_address: TemporalAddress = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    keys_file: KeysFile = None,
+) -> None:
+    """List cases (or, filtered by whose move or deadline, exchanges): no keys needed."""
+    settings = temporal_settings(temporal_address, namespace, keys_file)
+
+    async def listing() -> Table:
+        query, exchanges = list_query(waiting_on, state, red, overdue)
+        return await list_cases(await connect_temporal(settings), query, exchanges, limit)
+
+    console.print(run(listing()))
+
+
+@cases_app.command()
+def show(
+    case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
+    temporal_address: TemporalAddress = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    keys_file: KeysFile = None,
+) -> None:
+    """Show a case's state, deadlines and decision record so far (needs the payload keys)."""
+    settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+
+    async def reading() -> pb.CaseView:
+        return await read_case(await connect_temporal(settings), case_ref.removeprefix("case-"))
+
+    for part in render_case(run(reading())):
+        console.print(part)
+
+
+@cases_app.command()
+def follow(
+    case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
+    interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 2.0,
+    temporal_address: TemporalAddress = "127.0.0.1:7233",
+    namespace: Namespace = "default",
+    keys_file: KeysFile = None,
+) -> None:
+    """Print each new decision entry as it happens until the case closes (Ctrl-C stops)."""
+    settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+
+    async def following() -> None:
+        client = await connect_temporal(settings)
+        await follow_case(client, case_ref.removeprefix("case-"), interval)
+
+    run(following())

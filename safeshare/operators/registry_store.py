@@ -1,0 +1,209 @@
+"""Changing the partnership registry file: each change validated, versioned and logged.
+
+Every change bumps ``registry_version`` and appends a ``[[changes]]`` entry (version, when,
+who, what) to the file itself, so the file is its own change log. The new text is written
+beside the file, validated with the same loader the gate uses, and only then renamed over it:
+a reader (the protocol gate re-reads the file on every check) never sees a half-written or
+invalid registry, and picks the change up on its next check without a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from activities.agency import AGENCY_ID_PATTERN
+from activities.registry import Registry, RegistryError, load_registry
+
+AGENCY_FIELDS = (
+    "id",
+    "name",
+    "kind",
+    "signed_protocol_version",
+    "review_date",
+    "commissioned_by",
+)
+CHANGE_FIELDS = ("registry_version", "at", "by", "change")
+KINDS = ("statutory", "commissioned", "voluntary")
+
+Data = dict[str, Any]
+
+
+class RegistryChangeError(RegistryError):
+    """A change that cannot be made (unknown agency, duplicate id, missing author...)."""
+
+
+def read_data(path: Path) -> Data:
+    """The registry file's raw tables (validated first)."""
+    load_registry(path)
+    return tomllib.loads(path.read_text())
+
+
+def change_registry(
+    path: Path,
+    by: str,
+    change: str,
+    mutate: Callable[[Data], None],
+    *,
+    now: dt.datetime | None = None,
+) -> Registry:
+    """Apply ``mutate`` to the registry at ``path``, record who and when, and write it safely.
+
+    Raises:
+        RegistryChangeError: no author, or the change is refused by ``mutate``.
+        RegistryError: the result would not be a valid registry (the file is left unchanged).
+    """
+    if not by.strip():
+        raise RegistryChangeError("say who makes the change (--by)")
+    data = read_data(path)
+    mutate(data)
+    data["registry_version"] = int(data["registry_version"]) + 1
+    data.setdefault("changes", []).append(
+        {
+            "registry_version": data["registry_version"],
+            "at": (now or dt.datetime.now(dt.UTC)).replace(microsecond=0),
+            "by": by.strip(),
+            "change": change,
+        }
+    )
+    return _write_validated(path, _header(path) + dump_registry(data))
+
+
+def _header(path: Path) -> str:
+    """The file's leading comment block, kept as the operators wrote it."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines) + "\n\n" if lines else ""
+
+
+def _write_validated(path: Path, text: str) -> Registry:
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".toml"
+    )
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        registry = load_registry(Path(temporary))
+        os.chmod(temporary, path.stat().st_mode & 0o777)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return registry
+
+
+def dump_registry(data: Data) -> str:
+    """The registry's tables as TOML (its own small schema: strings, integers and dates)."""
+    lines = [
+        f"registry_version = {int(data['registry_version'])}",
+        f"protocol_version = {_value(data['protocol_version'])}",
+    ]
+    for agency in data.get("agencies", []):
+        lines += ["", "[[agencies]]"]
+        lines += [f"{key} = {_value(agency[key])}" for key in AGENCY_FIELDS if key in agency]
+    for entry in data.get("changes", []):
+        lines += ["", "[[changes]]"]
+        lines += [f"{key} = {_value(entry[key])}" for key in CHANGE_FIELDS if key in entry]
+    return "\n".join(lines) + "\n"
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _find(data: Data, agency_id: str) -> Data:
+    for agency in data.get("agencies", []):
+        if agency.get("id") == agency_id:
+            return agency
+    raise RegistryChangeError(f"agency {agency_id!r} is not in the registry")
+
+
+def add_agency(
+    path: Path,
+    by: str,
+    *,
+    agency_id: str,
+    name: str,
+    kind: str,
+    review_date: dt.date,
+    signed_protocol_version: str | None = None,
+    commissioned_by: str | None = None,
+) -> Registry:
+    """Add a partner agency (a signatory, or a provider bound through ``commissioned_by``)."""
+    if not AGENCY_ID_PATTERN.fullmatch(agency_id):
+        raise RegistryChangeError(f"agency id {agency_id!r} is not a valid code")
+    if kind not in KINDS:
+        raise RegistryChangeError(f"kind must be one of {', '.join(KINDS)}")
+    if not name.strip():
+        raise RegistryChangeError("the agency needs a name")
+
+    def mutate(data: Data) -> None:
+        if any(a.get("id") == agency_id for a in data.get("agencies", [])):
+            raise RegistryChangeError(f"agency {agency_id!r} is already in the registry")
+        entry: Data = {
+            "id": agency_id,
+            "name": name.strip(),
+            "kind": kind,
+            "signed_protocol_version": signed_protocol_version or data["protocol_version"],
+            "review_date": review_date,
+        }
+        if commissioned_by:
+            entry["commissioned_by"] = commissioned_by
+        data.setdefault("agencies", []).append(entry)
+
+    return change_registry(path, by, f"add-agency {agency_id}", mutate)
+
+
+def renew_signature(
+    path: Path,
+    by: str,
+    *,
+    agency_id: str,
+    review_date: dt.date,
+    signed_protocol_version: str | None = None,
+) -> Registry:
+    """Record a renewed signature: the protocol version signed and the next review date."""
+
+    def mutate(data: Data) -> None:
+        agency = _find(data, agency_id)
+        agency["signed_protocol_version"] = signed_protocol_version or data["protocol_version"]
+        agency["review_date"] = review_date
+
+    version = signed_protocol_version or "the protocol in force"
+    return change_registry(
+        path, by, f"renew {agency_id}: {version}, review {review_date.isoformat()}", mutate
+    )
+
+
+def bind_provider(path: Path, by: str, *, provider_id: str, commissioner_id: str) -> Registry:
+    """Bind a contracted provider to the partner agency that commissions it."""
+    if provider_id == commissioner_id:
+        raise RegistryChangeError("a provider cannot commission itself")
+
+    def mutate(data: Data) -> None:
+        commissioner = _find(data, commissioner_id)
+        if commissioner.get("commissioned_by"):
+            raise RegistryChangeError(
+                f"{commissioner_id!r} is itself a provider: bind to a signatory"
+            )
+        _find(data, provider_id)["commissioned_by"] = commissioner_id
+
+    return change_registry(path, by, f"bind-provider {provider_id} to {commissioner_id}", mutate)
