@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint typecheck protos protos-check pytest clean
+.PHONY: install run test lint typecheck protos protos-check pytest chaos bench clean
 
 $(INSTALLED): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ protos-check: install  ## Fail when the committed generated code is stale.
 
 pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+chaos: install  ## The reliability suite under faults (tests/chaos): PROFILE=short (CI) or long.
+	SAFESHARE_CHAOS_PROFILE=$(or $(PROFILE),short) $(BIN)/pytest -m chaos $(PYTEST_ARGS)
+
+bench: install  ## SafeShare against bare Temporal, same machine, same run (< 15 min); see docs/benchmarks.md.
+	$(BIN)/python -m bench
 
 clean:  ## Remove the venv and the dev stack's data.
 	rm -rf $(VENV) .safeshare

@@ -1,0 +1,25 @@
+"""The chaos suite's stack: one per session, shared by the run, the fuzz and the security
+checks (each only looks at its own cases)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.chaos.stack import UNSAFE_DELIVERY_ENV, ChaosStack
+
+
+@pytest.fixture(scope="session")
+def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+    """Temporal (SQLite, WAL), sandbox agencies, two adapters each, hub and gateway."""
+    stack = ChaosStack(
+        tmp_path_factory.mktemp("chaos"),
+        unsafe_delivery=os.environ.get(UNSAFE_DELIVERY_ENV) == "1",
+    )
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

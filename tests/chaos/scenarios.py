@@ -1,0 +1,214 @@
+"""The seeded mix of cases a chaos run submits, and the outcome each must reach.
+
+Subjects are the sandbox's fictional children (agency_adapters/sandbox/seed.py): the
+"consent-given" child's consent covers every purpose, recipient and category; the
+"consent-refused" and "consent-partial" children's do not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import random
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agency_adapters.sandbox.seed import DEMO_CHILDREN, held_categories_for
+from protos.sharing.v1 import case_pb2 as pb
+
+
+class Scenario(enum.Enum):
+    """What the practitioners of a case do, and so how it must end."""
+
+    CONSENT = "consent"
+    """Consent covers: delivered, acknowledged."""
+    OVERRIDE = "override"
+    """Consent refused: override proposed, approved by a different approver, delivered."""
+    OVERRIDE_REJECTED = "override_rejected"
+    """Consent refused: override proposed and rejected: nothing shared."""
+    DECLINED = "declined"
+    """Consent does not cover: the holder declines, with reasons."""
+    WITHDRAWN = "withdrawn"
+    """Consent refused: the requester withdraws while the holder decides."""
+    RESUBMITTED = "resubmitted"
+    """Consent covers; the request is submitted again with the same request id."""
+    DUPLICATE_ACK = "duplicate_ack"
+    """Consent covers; the recipient acknowledges twice."""
+
+
+WEIGHTS = {
+    Scenario.CONSENT: 45,
+    Scenario.OVERRIDE: 14,
+    Scenario.OVERRIDE_REJECTED: 5,
+    Scenario.DECLINED: 10,
+    Scenario.WITHDRAWN: 8,
+    Scenario.RESUBMITTED: 10,
+    Scenario.DUPLICATE_ACK: 8,
+}
+
+EXPECTED_OUTCOME = {
+    Scenario.CONSENT: pb.OUTCOME_SHARED_WITH_CONSENT,
+    Scenario.OVERRIDE: pb.OUTCOME_SHARED_UNDER_OVERRIDE,
+    Scenario.OVERRIDE_REJECTED: pb.OUTCOME_NOT_SHARED,
+    Scenario.DECLINED: pb.OUTCOME_NOT_SHARED,
+    Scenario.WITHDRAWN: pb.OUTCOME_WITHDRAWN,
+    Scenario.RESUBMITTED: pb.OUTCOME_SHARED_WITH_CONSENT,
+    Scenario.DUPLICATE_ACK: pb.OUTCOME_SHARED_WITH_CONSENT,
+}
+
+SHARES = {Scenario.CONSENT, Scenario.OVERRIDE, Scenario.RESUBMITTED, Scenario.DUPLICATE_ACK}
+"""The scenarios that must deliver exactly once; every other must deliver nothing."""
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case of the run."""
+
+    request_id: str
+    requester: str
+    holder: str
+    child_key: str
+    scenario: Scenario
+    categories: tuple[pb.InformationCategory.ValueType, ...]
+    urgency: pb.Urgency.ValueType
+
+    @property
+    def minimum_data_set(self) -> tuple[pb.InformationCategory.ValueType, ...]:
+        """What an override proposal approves: the first category asked for."""
+        return self.categories[:1]
+
+
+def plan_cases(seed: int, count: int, agencies: list[str], run_id: str) -> list[CaseSpec]:
+    """``count`` cases drawn from ``WEIGHTS`` with ``random.Random(seed)``.
+
+    Args:
+        seed: the run's seed; the same seed plans the same cases.
+        count: how many cases.
+        agencies: the partnership's agencies (requesters and holders).
+        run_id: a tag in every request id, so runs on one server never collide.
+    """
+    rng = random.Random(seed)
+    scenarios = list(WEIGHTS)
+    weights = [WEIGHTS[s] for s in scenarios]
+    specs = []
+    for index in range(count):
+        scenario = rng.choices(scenarios, weights)[0]
+        requester, holder = rng.sample(agencies, 2)
+        held = list(held_categories_for(holder))
+        categories = tuple(sorted(rng.sample(held, rng.randint(1, min(2, len(held))))))
+        if scenario in SHARES and scenario is not Scenario.OVERRIDE:
+            child = "consent-given"
+        elif scenario is Scenario.DECLINED:
+            child = rng.choice(["consent-refused", "consent-partial", "consent-not-recorded"])
+        else:
+            child = "consent-refused"
+        specs.append(
+            CaseSpec(
+                request_id=f"chaos-{run_id}-{index:05d}",
+                requester=requester,
+                holder=holder,
+                child_key=child,
+                scenario=scenario,
+                categories=categories,
+                urgency=rng.choice([pb.URGENCY_AMBER, pb.URGENCY_GREEN]),
+            )
+        )
+    return specs
+
+
+def _timestamp(at: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
+def sharing_request(spec: CaseSpec) -> pb.SharingRequest:
+    """The request the requesting agency's system submits for ``spec``."""
+    child = next(c for c in DEMO_CHILDREN if c.key == spec.child_key)
+    return pb.SharingRequest(
+        request_id=spec.request_id,
+        requester=pb.Practitioner(
+            user_id=f"{spec.requester}-requester",
+            role="designated_safeguarding_lead",
+            training_valid_until=_timestamp(dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
+        ),
+        holding_agency_ids=[spec.holder],
+        subjects=[
+            pb.Subject(
+                role=pb.SUBJECT_ROLE_CHILD,
+                given_name=child.given_name,
+                family_name=child.family_name,
+                date_of_birth=child.date_of_birth,
+                nhs_number=child.nhs_number,
+            )
+        ],
+        purpose=pb.PURPOSE_SAFEGUARDING,
+        lawful_basis="Children Act 2004 s11",
+        categories=[
+            pb.CategoryRequest(category=c, necessity="needed for the assessment")
+            for c in spec.categories
+        ],
+        urgency=spec.urgency,
+        agency_reference=f"REF-{spec.request_id}",
+        family_aware=True,
+    )
+
+
+def actor(agency_id: str, user: str, role: str) -> pb.Actor:
+    """A practitioner of ``agency_id`` (the gateway sets the agency from the certificate)."""
+    return pb.Actor(practitioner=pb.Practitioner(user_id=f"{agency_id}-{user}", role=role))
+
+
+def override_proposal(spec: CaseSpec) -> pb.OverrideProposal:
+    """A complete override justification, proposed by the holder's social worker."""
+    return pb.OverrideProposal(
+        actor=actor(spec.holder, "proposer", "social_worker"),
+        consent_state_overridden=pb.CONSENT_STATUS_REFUSED,
+        harm_statement="risk of significant harm",
+        legal_basis="Children Act 1989 s47",
+        reason_code=pb.OVERRIDE_REASON_SIGNIFICANT_HARM,
+        necessity_and_proportionality="only what the strategy meeting needs",
+        minimum_data_set=list(spec.minimum_data_set),
+        alternatives_considered="asking again: refused",
+        advice_sought="designated safeguarding lead",
+        subject_will_be_told=False,
+        not_telling_reason="telling now may increase the risk",
+    )
+
+
+def override_decision(spec: CaseSpec, approve: bool) -> pb.OverrideDecision:
+    """The approver's decision: a different person from the proposer, in an approver role."""
+    return pb.OverrideDecision(
+        actor=actor(spec.holder, "approver", "designated_safeguarding_lead"),
+        approve=approve,
+        reason="necessary and proportionate" if approve else "threshold not met",
+    )
+
+
+def decline(spec: CaseSpec) -> pb.DeclineDecision:
+    """The holder's decision not to share."""
+    return pb.DeclineDecision(
+        actor=actor(spec.holder, "practitioner", "teacher"),
+        reasons=["consent_not_covering"],
+        explanation="the concern can be met another way",
+    )
+
+
+def withdrawal(spec: CaseSpec) -> pb.RequestWithdrawal:
+    """The requester's withdrawal."""
+    return pb.RequestWithdrawal(
+        actor=actor(spec.requester, "requester", "designated_safeguarding_lead"),
+        reason="concern resolved",
+    )
+
+
+def acknowledgement(spec: CaseSpec) -> pb.Acknowledgement:
+    """The recipient's acknowledgement."""
+    return pb.Acknowledgement(
+        practitioner=pb.Practitioner(
+            user_id=f"{spec.requester}-requester", role="designated_safeguarding_lead"
+        ),
+        status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+        use="added to the assessment",
+    )

@@ -1,0 +1,293 @@
+"""The chaos stack: every SafeShare part as a real process on loopback, which the fault
+driver can SIGKILL and start again.
+
+It is the dev stack's composition (safeshare/devstack.py) without the demo, the UI or the
+codec server, and with TWO adapter workers per agency, so a killed replica leaves one polling.
+Process management is synchronous (``subprocess.Popen``), so sync and async tests share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from activities.registry import DEFAULT_REGISTRY_PATH, load_registry
+from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing, ensure_key_file
+from safeshare.devstack import temporal_cli, temporal_search_attribute_type
+from safeshare.pki import DevPki
+from safeshare.tls import TlsFiles
+from workflows import search_attributes
+
+HOST = "127.0.0.1"
+START_TIMEOUT_SECONDS = 60.0
+ADAPTER_REPLICAS = 2
+UNSAFE_DELIVERY_ENV = "SAFESHARE_CHAOS_UNSAFE_DELIVERY"
+"""Set to 1: the sandbox agencies run with a store that ignores delivery-id idempotency
+(tests/chaos/unsafe_sandbox.py), the checker's negative control. Never production code."""
+
+
+class StackError(Exception):
+    """A part of the chaos stack did not start."""
+
+
+def free_port() -> int:
+    """A free loopback port (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Part:
+    """One process of the stack, and how to start it again."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+
+@dataclass
+class ChaosStack:
+    """The processes of a chaos run, under ``root``."""
+
+    root: Path
+    unsafe_delivery: bool = False
+    parts: dict[str, Part] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.registry = load_registry(DEFAULT_REGISTRY_PATH)
+        self.agencies = sorted(self.registry.agencies)
+        self.pki = DevPki(self.root / "pki")
+        self.keys_file = self.root / "keys.json"
+        self.keys: KeyRing = ensure_key_file(self.keys_file)
+        self.temporal_port = free_port()
+        self.gateway_port = free_port()
+        self.agency_ports = {agency: free_port() for agency in self.agencies}
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        (self.root / "agencies").mkdir(parents=True, exist_ok=True)
+
+    # -- where things are ---------------------------------------------------------------
+
+    @property
+    def temporal_address(self) -> str:
+        """The Temporal frontend."""
+        return f"{HOST}:{self.temporal_port}"
+
+    @property
+    def gateway_target(self) -> str:
+        """The Case API."""
+        return f"{HOST}:{self.gateway_port}"
+
+    @property
+    def temporal_db(self) -> Path:
+        """Temporal's SQLite file, kept across server restarts."""
+        return self.root / "temporal.db"
+
+    def agency_db(self, agency_id: str) -> Path:
+        """A sandbox agency's SQLite store."""
+        return self.root / "agencies" / f"{agency_id}.db"
+
+    def agency_target(self, agency_id: str) -> str:
+        """A sandbox agency's agency.v1 endpoint."""
+        return f"{HOST}:{self.agency_ports[agency_id]}"
+
+    def agency_tls(self, agency_id: str) -> TlsFiles:
+        """Agency ``agency_id``'s Case API identity."""
+        return self.pki.agency(agency_id)
+
+    @property
+    def adapter_names(self) -> list[str]:
+        """Every adapter worker process."""
+        return [name for name in self.parts if name.startswith("adapter-")]
+
+    # -- starting and stopping ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every part and wait until each answers.
+
+        Raises:
+            StackError: a part exited or did not answer in time.
+        """
+        self.pki.gateway()
+        for agency in self.agencies:
+            self.pki.agency(agency)
+            self.pki.adapter(agency)
+        self._add_temporal()
+        self.start_part("temporal")
+        self._wait_for_port("temporal", self.temporal_port)
+        self._register_search_attributes()
+        temporal = ["--temporal-address", self.temporal_address, "--namespace", "default"]
+        sandbox = (
+            ["-m", "tests.chaos.unsafe_sandbox"] if self.unsafe_delivery else ["-m", "safeshare"]
+        )
+        for agency in self.agencies:
+            self._add(
+                f"sandbox-{agency}",
+                [sys.executable, *sandbox, "sandbox-agency", "--agency", agency,
+                 "--port", str(self.agency_ports[agency]), "--db", str(self.agency_db(agency)),
+                 *_tls_args(self.pki.agency(agency))],
+            )  # fmt: skip
+            for replica in range(1, ADAPTER_REPLICAS + 1):
+                self._add(
+                    f"adapter-{agency}-{replica}",
+                    [sys.executable, "-m", "safeshare", "adapter", "--agency", agency,
+                     "--target", self.agency_target(agency),
+                     "--claim-check-dir", str(self.root / "claims"),
+                     "--graceful-shutdown", "1",
+                     *_tls_args(self.pki.adapter(agency)), *temporal],
+                )  # fmt: skip
+        self._add("hub", [sys.executable, "-m", "safeshare", "hub", *temporal])
+        self._add(
+            "gateway",
+            [sys.executable, "-m", "safeshare", "gateway", "--port", str(self.gateway_port),
+             "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway()),
+             *temporal],
+        )  # fmt: skip
+        for name in self.parts:
+            if name != "temporal":
+                self.start_part(name)
+        for agency in self.agencies:
+            self.wait_for_health(
+                f"sandbox-{agency}", self.agency_target(agency), self.pki.adapter(agency)
+            )
+        self.wait_for_health("gateway", self.gateway_target, self.pki.agency(self.agencies[0]))
+
+    def _add_temporal(self) -> None:
+        self._add(
+            "temporal",
+            [str(temporal_cli()), "server", "start-dev",
+             "--db-filename", str(self.temporal_db), "--ip", HOST,
+             "--port", str(self.temporal_port), "--headless", "--namespace", "default",
+             "--log-level", "error",
+             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+             "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"],
+        )  # fmt: skip
+
+    def _add(self, name: str, argv: list[str]) -> None:
+        self.parts[name] = Part(name, argv)
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, "SAFESHARE_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        env.pop(KEYS_ENV, None)
+        env.pop("SAFESHARE_PLAINTEXT_PAYLOADS", None)
+        env[KEYS_FILE_ENV] = str(self.keys_file)
+        env["SAFESHARE_LOG_LEVEL"] = "WARNING"
+        return env
+
+    def start_part(self, name: str) -> None:
+        """Start (or start again) the part called ``name``."""
+        part = self.parts[name]
+        if part.process is not None and part.process.poll() is None:
+            return
+        with (self.root / "logs" / f"{name}.log").open("ab") as log:
+            part.process = subprocess.Popen(
+                part.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=self._env(),
+                cwd=Path(__file__).resolve().parents[2],
+                start_new_session=True,
+            )
+        part.starts += 1
+
+    def kill(self, name: str) -> bool:
+        """SIGKILL the part called ``name``; whether it was running."""
+        part = self.parts[name]
+        if part.process is None or part.process.poll() is not None:
+            return False
+        part.process.send_signal(signal.SIGKILL)
+        part.process.wait()
+        return True
+
+    def is_running(self, name: str) -> bool:
+        """Whether the part called ``name`` is running."""
+        process = self.parts[name].process
+        return process is not None and process.poll() is None
+
+    def restart_temporal(self) -> None:
+        """Start the Temporal dev server again on the same SQLite file, and wait for it."""
+        self.start_part("temporal")
+        self._wait_for_port("temporal", self.temporal_port)
+
+    def stop(self) -> None:
+        """Stop every part: SIGTERM, then SIGKILL after a short grace."""
+        for part in reversed(list(self.parts.values())):
+            if part.process is not None and part.process.poll() is None:
+                part.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for part in self.parts.values():
+            if part.process is None:
+                continue
+            try:
+                part.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                part.process.kill()
+                part.process.wait()
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def _check_alive(self, name: str) -> None:
+        process = self.parts[name].process
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{name} exited with code {process.returncode}; see its log")
+
+    def _wait_for_port(self, name: str, port: int) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
+                return
+            time.sleep(0.1)
+        raise StackError(f"{name} did not listen on port {port} in time")
+
+    def wait_for_health(self, name: str, target: str, tls: TlsFiles) -> None:
+        """Wait until the gRPC server ``name`` at ``target`` reports SERVING.
+
+        Raises:
+            StackError: it exited or did not answer in time.
+        """
+        ca, cert, key = tls.read()
+        credentials = grpc.ssl_channel_credentials(ca, key, cert)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        with grpc.secure_channel(target, credentials) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                self._check_alive(name)
+                with contextlib.suppress(grpc.RpcError):
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                time.sleep(0.2)
+        raise StackError(f"{name} did not report SERVING at {target} in time")
+
+    def _register_search_attributes(self) -> None:
+        # 👉 The dev server keeps them in its SQLite file, so once per fresh file is enough.
+        for key in search_attributes.ALL:
+            argv = [
+                str(temporal_cli()), "operator", "search-attribute", "create",
+                "--name", key.name, "--type", temporal_search_attribute_type(key),
+                "--address", self.temporal_address, "--namespace", "default",
+            ]  # fmt: skip
+            for _ in range(50):
+                done = subprocess.run(argv, capture_output=True, check=False)
+                if done.returncode == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                raise StackError(f"registering search attribute {key.name} failed")
+
+
+def _tls_args(tls: TlsFiles) -> list[str]:
+    return ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
