@@ -67,6 +67,13 @@ KeysFile = Annotated[
         help="Payload key file (mode 0600, newest key first); or the keys in SAFESHARE_KEYS.",
     ),
 ]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        envvar="SAFESHARE_METRICS_PORT",
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics; off when unset.",
+    ),
+]
 PLAINTEXT_ENV = "SAFESHARE_PLAINTEXT_PAYLOADS"
 """Set to 1 to run without payload encryption: only to show what would leak (the leak test)."""
 
@@ -82,12 +89,16 @@ def _temporal(
     cert: Path | None,
     key: Path | None,
     keys_file: Path | None = None,
+    metrics_port: int | None = None,
 ) -> TemporalSettings:
     if any((ca, cert, key)) and not all((ca, cert, key)):
         raise UsageError("--temporal-ca, --temporal-cert and --temporal-key go together")
     tls = TlsFiles(ca, cert, key) if ca and cert and key else None
     keys = _payload_keys(keys_file, required=os.environ.get(PLAINTEXT_ENV) != "1")
-    return TemporalSettings(address=address, namespace=namespace, tls=tls, keys=keys)
+    metrics = None if metrics_port is None else f"127.0.0.1:{metrics_port}"
+    return TemporalSettings(
+        address=address, namespace=namespace, tls=tls, keys=keys, metrics_address=metrics
+    )
 
 
 def _payload_keys(keys_file: Path | None, required: bool = True) -> KeyRing | None:
@@ -138,6 +149,7 @@ def hub(
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
     keys_file: KeysFile = None,
+    metrics_port: MetricsPort = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -146,7 +158,13 @@ def hub(
 
     _logging("hub", log_format, log_level)
     temporal = _temporal(
-        temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
+        temporal_address,
+        namespace,
+        temporal_ca,
+        temporal_cert,
+        temporal_key,
+        keys_file,
+        metrics_port,
     )
     _run(run_hub(temporal, registry))
 
@@ -167,6 +185,7 @@ def gateway(
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
     keys_file: KeysFile = None,
+    metrics_port: MetricsPort = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -175,7 +194,13 @@ def gateway(
 
     _logging("gateway", log_format, log_level)
     temporal = _temporal(
-        temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
+        temporal_address,
+        namespace,
+        temporal_ca,
+        temporal_cert,
+        temporal_key,
+        keys_file,
+        metrics_port,
     )
     _run(run_gateway(temporal, TlsFiles(tls_ca, tls_cert, tls_key), host, port, registry))
 
@@ -200,6 +225,7 @@ def adapter(
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
     keys_file: KeysFile = None,
+    metrics_port: MetricsPort = None,
     call_timeout: Annotated[
         float | None,
         typer.Option(
@@ -241,7 +267,13 @@ def adapter(
 
     _logging("adapter", log_format, log_level)
     temporal = _temporal(
-        temporal_address, namespace, temporal_ca, temporal_cert, temporal_key, keys_file
+        temporal_address,
+        namespace,
+        temporal_ca,
+        temporal_cert,
+        temporal_key,
+        keys_file,
+        metrics_port,
     )
     options = AdapterOptions(
         call_timeout=call_timeout,
@@ -342,6 +374,9 @@ def dev(
         int, typer.Option(help="First sandbox agency port; the others follow.")
     ] = 50061,
     codec_port: Annotated[int, typer.Option(help="Codec server port (for the UI).")] = 8081,
+    metrics_port: Annotated[
+        int, typer.Option(help="Hub metrics port; gateway +1, adapters +10...; 0: off.")
+    ] = 9460,
     demo: Annotated[bool, typer.Option(help="Submit the demo cases.")] = True,
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
@@ -364,6 +399,7 @@ def dev(
         gateway=gateway_port,
         first_agency=agency_port,
         codec=codec_port,
+        metrics=metrics_port,
     )
     _run(
         run_dev_stack(

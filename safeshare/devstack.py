@@ -24,6 +24,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ class DevPorts:
     gateway: int = 50051
     first_agency: int = 50061
     codec: int = 8081
+    metrics: int = 9460
+    """Prometheus metrics: hub here, gateway +1, adapter i +10+i; 0: off. Clear of
+    Prometheus's own 9090 and node_exporter's 9100."""
 
 
 @dataclass
@@ -107,6 +111,7 @@ class DevStack:
         self.registry = load_registry(registry_path)
         self.pki = DevPki(data_dir / "dev" / "pki")
         self.children: list[Child] = []
+        self.metrics_endpoints: dict[str, str] = {}
         self.agency_ports = {
             agency_id: ports.first_agency + index
             for index, agency_id in enumerate(sorted(self.registry.agencies))
@@ -161,15 +166,18 @@ class DevStack:
                 "adapter", "--agency", agency_id, "--target", f"{HOST}:{port}",
                 "--claim-check-dir", str(self.data_dir / "claims"),
                 *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
+                *self._metrics_args(f"adapter-{agency_id}", 10 + port - self.ports.first_agency),
             )  # fmt: skip
         await self._spawn(
-            "hub", "hub", "--registry", str(self.registry_path), *self._temporal_args()
-        )
+            "hub", "hub", "--registry", str(self.registry_path), *self._temporal_args(),
+            *self._metrics_args("hub", 0),
+        )  # fmt: skip
         await self._spawn(
             "gateway",
             "gateway", "--port", str(self.ports.gateway),
             "--registry", str(self.registry_path),
             *_tls_args(self.pki.gateway()), *self._temporal_args(),
+            *self._metrics_args("gateway", 1),
         )  # fmt: skip
         any_agency = next(iter(self.agency_ports))
         await self._wait_for_health("gateway", self.gateway_target, self.pki.agency(any_agency))
@@ -196,6 +204,16 @@ class DevStack:
             "--trust-ui-origin",
         )  # fmt: skip
         await self._wait_for_port("codec-server", self.ports.codec)
+
+    def _metrics_args(self, name: str, offset: int) -> list[str]:
+        """--metrics-port for a process, unless metrics are off or the port is taken (a dev
+        stack should not fail because something else already listens there)."""
+        port = self.ports.metrics + offset
+        with socket.socket() as probe:
+            if not self.ports.metrics or probe.connect_ex((HOST, port)) == 0:
+                return []
+        self.metrics_endpoints[name] = f"http://{HOST}:{port}/metrics"
+        return ["--metrics-port", str(port)]
 
     def _temporal_args(self) -> list[str]:
         return ["--temporal-address", f"{HOST}:{self.ports.temporal}", "--namespace", NAMESPACE]
@@ -340,6 +358,8 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
     console.print(f"  Case API (gRPC)   {stack.gateway_target} (mTLS; certificates in {pki})")
     for agency_id, port in stack.agency_ports.items():
         console.print(f"  sandbox agency    {HOST}:{port}  {agency_id}")
+    for name, endpoint in stack.metrics_endpoints.items():
+        console.print(f"  metrics           {endpoint}  {name}")
     console.print(f"  data              {stack.data_dir}")
     console.print(f"  logs              {stack.data_dir / 'logs'}")
     console.print(

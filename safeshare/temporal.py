@@ -13,6 +13,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
 from safeshare.codec import KeyRing, data_converter
+from safeshare.metrics import runtime_for
 from safeshare.tls import TlsFiles
 
 
@@ -30,6 +31,8 @@ class TemporalSettings:
     keys: KeyRing | None = None
     """The payload key ring; None sends payloads in the clear (tests and the leak test's
     negative control only: the CLI refuses to run without keys unless told explicitly)."""
+    metrics_address: str | None = None
+    """host:port to serve Prometheus metrics on (``safeshare.metrics``); None: no metrics."""
 
     @property
     def data_converter(self) -> DataConverter:
@@ -42,17 +45,20 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
 
     Raises:
         TemporalUnavailable: the server did not answer.
+        MetricsError: the metrics address cannot be served.
     """
     tls: TLSConfig | bool = False
     if settings.tls is not None:
         ca, cert, key = settings.tls.read()
         tls = TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key)
+    runtime = runtime_for(settings.metrics_address) if settings.metrics_address else None
     try:
         return await Client.connect(
             settings.address,
             namespace=settings.namespace,
             tls=tls,
             data_converter=settings.data_converter,
+            runtime=runtime,
         )
     except (RPCError, RuntimeError) as err:
         raise TemporalUnavailable(

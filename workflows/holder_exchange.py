@@ -93,6 +93,7 @@ class HolderExchange:
         self._step_started: dt.datetime | None = None
         self._next_deadline: dt.datetime | None = None
         self._delivered_at: dt.datetime | None = None
+        self._delivering_since: dt.datetime | None = None
         self._operator_alerted = False
 
     # -- the run ------------------------------------------------------------------------
@@ -238,6 +239,8 @@ class HolderExchange:
             "DeadlineMissed", escalation.agency_id, "", f"step={step.value} level={rung.value}"
         )
         workflow.logger.info("deadline_missed", extra={"step": step.value, "level": rung.value})
+        missed = workflow.metric_meter().create_counter("safeshare_deadlines_missed")
+        missed.add(1, {"step": step.value, "level": rung.value})
         if rung is model.Escalation.PARTNERSHIP_OPERATOR:
             await self._alert_operator(escalation)
         else:
@@ -295,6 +298,7 @@ class HolderExchange:
         return [c for c in asked if c in minimum]
 
     async def _deliver(self) -> None:
+        self._delivering_since = workflow.now()  # for the delivery latency metric only
         categories = self._approved_categories()
         try:
             extracted = await workflow.execute_activity(
@@ -383,6 +387,10 @@ class HolderExchange:
                    f"delivery_id={receipt.delivery_id} items={receipt.item_count} "
                    f"digest={receipt.content_digest} charge=none")  # fmt: skip
         self._delivered_at = workflow.now()
+        latency = workflow.metric_meter().create_histogram_timedelta(
+            "safeshare_delivery_latency", "From the DELIVERING step to the recipient's receipt."
+        )
+        latency.record(self._delivered_at - (self._delivering_since or self._delivered_at))
         self._operator_alerted = False
         self._model.apply(model.Delivered())
         self._publish()
@@ -452,6 +460,7 @@ class HolderExchange:
                    f"reason={reason} overriding={overriding}")  # fmt: skip
         self._model.apply(self._proposal_command(proposed))
         self._publish()
+        workflow.metric_meter().create_counter("safeshare_overrides").add(1, {"event": "proposed"})
         return self._view()
 
     @propose_override.validator
@@ -474,6 +483,8 @@ class HolderExchange:
                    f"role={decided.actor.practitioner.role}")  # fmt: skip
         was_shared_first = self._model.shared_first
         self._model.apply(model.DecideOverride(translate.actor(decided.actor), decided.approve))
+        overrides = workflow.metric_meter().create_counter("safeshare_overrides")
+        overrides.add(1, {"event": "approved" if decided.approve else "rejected"})
         if decided.approve:
             self._record.override_used = True
         elif not was_shared_first:

@@ -56,6 +56,8 @@ class SharingCase:
                    f"urgency={pb.Urgency.Name(request.urgency)} "
                    f"holders={','.join(request.holding_agency_ids)}")  # fmt: skip
         self._publish()
+        # Metrics are not commands: replay-safe (the SDK skips them while replaying).
+        workflow.metric_meter().create_counter("safeshare_cases_opened").add(1)
         gate = await workflow.execute_activity(
             PROTOCOL_GATE,
             pb.GateCheck(request=request, at=translate.timestamp(workflow.now())),
@@ -190,6 +192,8 @@ class SharingCase:
         self._state = pb.CASE_STATE_CLOSED
         self._record.outcome = translate.outcome(outcome)
         self._note("CaseClosed", "", "", f"outcome={outcome.value}")
+        closed = workflow.metric_meter().create_counter("safeshare_cases_closed")
+        closed.add(1, {"outcome": outcome.value})
         self._publish()
         return self._record
 

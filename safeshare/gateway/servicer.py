@@ -62,6 +62,7 @@ from safeshare.gateway import listing, validation, watch
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
+from safeshare.metrics import count_gateway_request
 from workflows.case_model import Rule
 from workflows.case_view import merge_case_view
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
@@ -708,7 +709,8 @@ def _failure(rpc: str, err: Exception) -> GatewayError:
 def _log_access(
     log: Any, call: _Call, code: grpc.StatusCode, started: float, **extra: object
 ) -> None:
-    """The access log line of one call: ids, status and duration only."""
+    """The access log line of one call: ids, status and duration only; and its metric."""
+    count_gateway_request(call.rpc, code.name)
     log.info(
         "rpc_completed",
         rpc=call.rpc,
