@@ -85,3 +85,28 @@ def load_registry(path: Path = DEFAULT_REGISTRY_PATH) -> Registry:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise RegistryError(f"partnership registry {path} is malformed: {err!r}") from err
+
+
+class RegistrySource:
+    """The registry file as a running process sees it: re-read whenever the file changes, so
+    an operator's change (``safeshare registry ...``) counts without a restart. A malformed
+    edit keeps the last good registry rather than locking every agency out."""
+
+    def __init__(self, path: Path = DEFAULT_REGISTRY_PATH) -> None:
+        self._path = path
+        self._stamp = self._path.stat().st_mtime_ns
+        self._registry = load_registry(path)
+
+    def current(self) -> Registry:
+        """The registry as the file says now (or the last good one)."""
+        try:
+            stamp = self._path.stat().st_mtime_ns
+        except OSError:
+            return self._registry
+        if stamp != self._stamp:
+            try:
+                self._registry = load_registry(self._path)
+            except RegistryError:
+                return self._registry
+            self._stamp = stamp
+        return self._registry

@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 from grpc_health.v1 import health, health_pb2
 
-from activities.registry import load_registry
+from activities.registry import RegistrySource, load_registry
 from agency_adapters.claims import DEFAULT_CLAIM_DIR, ClaimStore
 from agency_adapters.sandbox.server import create_sandbox_server
 from agency_adapters.worker import (
@@ -54,7 +54,8 @@ async def run_gateway(
     temporal: TemporalSettings, tls: TlsFiles, host: str, port: int, registry_path: Path
 ) -> None:
     """Serve the Case API until SIGINT or SIGTERM, then stop gracefully."""
-    registry = load_registry(registry_path)
+    # Re-read when the file changes: operators' registry changes count without a restart.
+    registry = RegistrySource(registry_path)
     client = await connect_temporal(temporal)
     health_servicer = health.aio.HealthServicer()
     server, bound = await create_gateway_server(

@@ -25,7 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from temporalio.client import Client
 
-from activities.registry import Registry
+from activities.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.gateway.servicer import CaseServiceServicer
@@ -43,7 +43,7 @@ class GatewayStartError(Exception):
 
 async def create_gateway_server(
     client: Client,
-    registry: Registry,
+    registry: Registry | RegistrySource,
     credentials: grpc.ServerCredentials,
     host: str = "127.0.0.1",
     port: int = 0,

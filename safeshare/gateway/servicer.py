@@ -54,7 +54,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.registry import Registry
+from activities.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
@@ -152,10 +152,13 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     """
 
     def __init__(
-        self, client: Client, registry: Registry, hub_task_queue: str = HUB_TASK_QUEUE
+        self,
+        client: Client,
+        registry: Registry | RegistrySource,
+        hub_task_queue: str = HUB_TASK_QUEUE,
     ) -> None:
         self._client = client
-        self._registry = registry
+        self._registry_source = registry
         self._hub_task_queue = hub_task_queue
         self._watches = 0
         self.max_watches = watch.MAX_WATCHES
@@ -167,6 +170,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         return self._watches
 
     # -- the RPCs ---------------------------------------------------------------------------
+
+    @property
+    def _registry(self) -> Registry:
+        """The partnership registry now (a file source is re-read when it changes)."""
+        source = self._registry_source
+        return source.current() if isinstance(source, RegistrySource) else source
 
     async def SubmitRequest(
         self, request: service_pb.SubmitRequestRequest, context: grpc.aio.ServicerContext
