@@ -1,0 +1,68 @@
+"""Audit speed: fetch the histories of N closed cases and replay them through the current
+workflow code with the codec's converter, against a bare Replayer loop over the baseline's
+histories of the same count."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
+from temporalio.worker import Replayer, WorkflowRunner
+
+FETCH_IN_FLIGHT = 50
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Cases fetched and replayed, and how long each half took."""
+
+    cases: int
+    histories: int
+    fetch_seconds: float
+    replay_seconds: float
+    failures: int
+
+    @property
+    def replay_per_second(self) -> float:
+        """Cases (with all their workflows) replayed per second."""
+        return self.cases / self.replay_seconds if self.replay_seconds else 0.0
+
+
+async def fetch(client: Client, workflow_ids: list[str]) -> list[WorkflowHistory]:
+    """Histories of ``workflow_ids``, ``FETCH_IN_FLIGHT`` at a time."""
+    gate = asyncio.Semaphore(FETCH_IN_FLIGHT)
+
+    async def one(wid: str) -> WorkflowHistory:
+        async with gate:
+            return await client.get_workflow_handle(wid).fetch_history()
+
+    return list(await asyncio.gather(*(one(w) for w in workflow_ids)))
+
+
+async def replay(
+    client: Client, cases: int, workflow_ids: list[str], workflows: list[type],
+    converter: DataConverter, runner: WorkflowRunner | None = None,
+) -> Replay:  # fmt: skip
+    """Fetch and replay ``workflow_ids`` (every workflow of ``cases`` cases)."""
+    t0 = time.perf_counter()
+    histories = await fetch(client, workflow_ids)
+    t1 = time.perf_counter()
+    replayer = (
+        Replayer(workflows=workflows, data_converter=converter)
+        if runner is None
+        else Replayer(workflows=workflows, data_converter=converter, workflow_runner=runner)
+    )
+    failures = 0
+    async with replayer.workflow_replay_iterator(_iterate(histories)) as results:
+        async for result in results:
+            failures += result.replay_failure is not None
+    return Replay(cases, len(histories), t1 - t0, time.perf_counter() - t1, failures)
+
+
+async def _iterate(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
+    for history in histories:
+        yield history

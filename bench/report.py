@@ -1,0 +1,153 @@
+"""The results as a Markdown table (ratios first), and the machine they were measured on."""
+
+# ruff: noqa: E501 -- a Markdown row reads best as one f-string, however long.
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """Core count and CPU model (Linux /proc/cpuinfo)."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return {"nproc": os.cpu_count(), "model": model, "python": platform.python_version()}
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.{digits}f}"
+    )
+
+
+def _ms(seconds: float) -> str:
+    return _f(seconds * 1000, 1) + " ms"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The whole run as Markdown."""
+    m = r["machine"]
+    lines = [
+        f"### Benchmark run {r['date']}",
+        "",
+        f"Machine: {m['nproc']} cores, {m['model']}, Python {m['python']}. "
+        f"Load average before: {', '.join(f'{x:.2f}' for x in r['load_before'])}; "
+        f"after: {', '.join(f'{x:.2f}' for x in r.get('load_after', []))}. "
+        f"Run took {r.get('seconds', 0):.0f} s. Reproduce: `{r['command']}`.",
+        "",
+        "| measure | SafeShare | bare Temporal | ratio |",
+        "|---|---|---|---|",
+    ]
+    for t in r.get("throughput", []):
+        lines.append(
+            f"| throughput, {t['path']} path, N={t['n']} (cases closed/s) | "
+            f"{_f(t['safeshare_per_s'])} | {_f(t['bare_per_s'])} | {_f(t['ratio'])} |"
+        )
+    lat = r.get("latency")
+    if lat:
+        for q in ("p50", "p95"):
+            lines.append(
+                f"| idle latency submit → records stored, {q}, {lat['n']} sequential | "
+                f"{_ms(lat['safeshare_' + q])} | {_ms(lat['bare_' + q])} | {_f(lat['ratio_' + q])} |"
+            )
+    rep = r.get("replay")
+    if rep:
+        lines.append(
+            f"| replay of {rep['n']} closed cases (cases/s, replay only) | "
+            f"{_f(rep['safeshare_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['ratio'])} |"
+        )
+        if "passthrough_per_s" in rep:
+            lines.append(
+                f"| replay, with the pure workflow modules passed through the sandbox (bench/tuned_hub.py) | "
+                f"{_f(rep['passthrough_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['passthrough_ratio'])} |"
+            )
+        lines.append(
+            f"| fetch of those histories (s) | {_f(rep['safeshare']['fetch_seconds'])} | "
+            f"{_f(rep['bare']['fetch_seconds'])} | "
+            f"{_f(rep['safeshare']['fetch_seconds'] / rep['bare']['fetch_seconds'] if rep['bare']['fetch_seconds'] else math.nan)} |"
+        )
+    for t in r.get("rpc", []):
+        lines.append(
+            f"| gateway {t['rpc']} at {t['in_flight']} in flight, p50 / p99 (vs grpc.aio echo) | "
+            f"{_ms(t['p50'])} / {_ms(t['p99'])} | {_ms(t['echo_p50'])} / {_ms(t['echo_p99'])} | "
+            f"{_f(t['p50'] / t['echo_p50'] if t['echo_p50'] else math.nan, 1)}"
+            + (f" ({t['errors']} of {t['calls']} failed)" if t.get("errors") else "")
+            + " |"
+        )
+    bare_cost = next((c for c in r.get("cost", []) if c["path"] == "bare"), None)
+    for c in r.get("cost", []):
+        if c["path"] == "bare":
+            continue
+        lines.append(
+            f"| history per case, {c['path']} (events / bytes) | {c['events']} / {c['history_bytes']} | "
+            f"{bare_cost['events'] if bare_cost else 'n/a'} / {bare_cost['history_bytes'] if bare_cost else 'n/a'} | "
+            f"{_f(c['history_bytes'] / bare_cost['history_bytes'] if bare_cost else math.nan, 1)} (bytes) |"
+        )
+        lines.append(
+            f"| payload bytes per case, {c['path']}: plain → encrypted ({c['payloads']} payloads) | "
+            f"{c['payload_bytes_plain']} → {c['payload_bytes_stored']} | "
+            f"{bare_cost['payload_bytes_plain'] if bare_cost else 'n/a'} | "
+            f"{_f(c['payload_bytes_stored'] / c['payload_bytes_plain'] if c['payload_bytes_plain'] else math.nan)} (encryption) |"
+        )
+    shape = {
+        "activities": "activity_task_scheduled_event_attributes",
+        "children": "start_child_workflow_execution_initiated_event_attributes",
+        "updates": "workflow_execution_update_accepted_event_attributes",
+        "timers": "timer_started_event_attributes",
+        "search-attribute upserts": "upsert_workflow_search_attributes_event_attributes",
+        "workflow tasks": "workflow_task_completed_event_attributes",
+    }
+    for c in r.get("cost", []):
+        counts = ", ".join(f"{c['event_types'].get(k, 0)} {name}" for name, k in shape.items())
+        lines.append(f"| shape of one case, {c['path']} (from its history) | {counts} | | |")
+    scale = r.get("scale", [])
+    if scale:
+        lines += ["", "Scale: open cases waiting on an approver (override proposed), created in steps.", "",
+                  "| open cases | WaitingOn='APPROVER' list (s, matches) | NextDeadline < now (s, matches) | create rate (cases/s) | RSS MiB hub / gateway / adapters | CPU s hub / gateway |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for s in scale:
+            rss, cpu = s["rss_mib"], s["cpu_seconds"]
+            adapters = " + ".join(f"{v:.0f}" for k, v in rss.items() if k.startswith("adapter"))
+            lines.append(
+                f"| {s['open_cases']} | {_f(s['approver_query_seconds'], 3)} ({s['approver_matches']}) | "
+                f"{_f(s['deadline_query_seconds'], 3)} ({s['deadline_matches']}) | {s['create_per_second']} | "
+                f"{rss.get('hub', 0):.0f} / {rss.get('gateway', 0):.0f} / {adapters} | "
+                f"{cpu.get('hub', 0)} / {cpu.get('gateway', 0)} |"
+            )
+    prof = r.get("profile")
+    if prof:
+        lines += ["", f"Profiles (py-spy, {prof['n']} common-path cases at "
+                  f"{_f(prof['safeshare_per_s_profiled'])} cases/s while profiled):", ""]  # fmt: skip
+        for p in prof["processes"]:
+            top = "; ".join(f"{name} {share:.0%}" for name, share in p["top_self"][:5])
+            own = "; ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:4])
+            lines.append(
+                f"- **{p['process']}**: {p['samples']} samples, {p['own_code_share']:.0%} with SafeShare code "
+                f"on the stack, {p['sandbox_import_share']:.0%} in the sandbox importer. "
+                f"Self: {top}. SafeShare (inclusive): {own or 'none'}."
+            )
+    tune = r.get("tuning")
+    if tune:
+        after = tune["hub_profile_after"]
+        lines += ["", "Tuning (bench/tuned_hub.py: pure workflow modules passed through the sandbox), "
+                  f"N={tune['n']} back to back:", "",
+                  f"| hub | SafeShare cases/s | bare cases/s | ratio | latency p50 ({tune.get('latency_n', 0)} sequential; bare {_ms(tune.get('bare_latency_p50', math.nan))}) | ratio |",
+                  "|---|---|---|---|---|---|",
+                  f"| as shipped | {_f(tune['before_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['before_ratio'])} | {_ms(tune.get('before_latency_p50', math.nan))} | {_f(tune.get('before_latency_p50', math.nan) / tune.get('bare_latency_p50', math.nan))} |",
+                  f"| passthrough | {_f(tune['after_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['after_ratio'])} | {_ms(tune.get('after_latency_p50', math.nan))} | {_f(tune.get('after_latency_p50', math.nan) / tune.get('bare_latency_p50', math.nan))} |",
+                  "", f"Tuned hub profile: {after['sandbox_import_share']:.0%} of samples in the sandbox importer "
+                  f"(as shipped: {next((p['sandbox_import_share'] for p in r['profile']['processes'] if p['process'] == 'hub'), 0):.0%})."]  # fmt: skip
+    if r.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in r["notes"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,256 @@
+"""Run every benchmark in one go against one dev server and write the results.
+
+``make bench`` (or ``.venv/bin/python -m bench``); ``--quick`` runs tiny sizes to check the
+harness. Results: ``bench/results/<stamp>.json`` and ``.md``, plus ``latest.*``, and the table is
+printed. Every figure is a ratio to a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import cases, cost, flows, gateway_overhead, latency, profile, replay, scale
+from bench.bare_workflows import BareCase, BareExchange
+from bench.report import machine, markdown
+from bench.stack import BenchStack, bench_stack
+from bench.stats import percentile, ratio
+from bench.tuned_hub import tuned_runner
+from safeshare.codec import EncryptionCodec, load_key_file
+from workflows.holder_exchange import HolderExchange
+from workflows.ids import case_workflow_id, holder_exchange_workflow_id
+from workflows.sharing_case import SharingCase
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROFILED = ("hub", "gateway", "adapter-oakfield-primary", "adapter-northshire-csc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much of each benchmark to run."""
+
+    throughput: tuple[int, ...] = (200, 1000)
+    override: int = 200
+    latency: int = 100
+    rpc_calls: int = 200
+    replay: int = 1000
+    profile: int = 200
+    scale_steps: tuple[int, ...] = (100, 500, 1000, 2000, 5000, 10000)
+    scale_budget: float = 150.0
+    budget: float = 840.0
+    """Seconds for the whole run; a size that would not fit is cut and the cut is reported."""
+
+
+QUICK = Sizes((20,), 10, 10, 20, 20, 20, (10, 30), 60.0, 300.0)
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    began = time.monotonic()
+    load_before = os.getloadavg()
+    out: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(), "command": command, "load_before": load_before, "notes": [],
+    }  # fmt: skip
+    notes: list[str] = out["notes"]
+
+    def left() -> float:
+        return sizes.budget - (time.monotonic() - began)
+
+    async with bench_stack(data_dir) as stack:
+        _log(f"stack up in {time.monotonic() - began:.1f} s")
+        # Warm-up; also the cases whose cost per case is reported.
+        await flows.bare_batch(stack, 5, "warm")
+        await flows.safeshare_batch(stack, cases.COMMON, 5, "warm-common")
+        await flows.safeshare_batch(stack, cases.OVERRIDE, 3, "warm-override")
+        out["cost"] = await _costs(stack)
+        _log("cost per case measured")
+
+        bare_lat = await latency.bare_latencies(stack, sizes.latency, "lat")
+        ss_lat = await latency.safeshare_latencies(stack, sizes.latency, "lat")
+        out["latency"] = {
+            "n": sizes.latency,
+            "bare_p50": percentile(bare_lat, 50), "bare_p95": percentile(bare_lat, 95),
+            "safeshare_p50": percentile(ss_lat, 50), "safeshare_p95": percentile(ss_lat, 95),
+            "ratio_p50": ratio(percentile(ss_lat, 50), percentile(bare_lat, 50)),
+            "ratio_p95": ratio(percentile(ss_lat, 95), percentile(bare_lat, 95)),
+        }  # fmt: skip
+        _log(f"latency: {out['latency']}")
+
+        out["throughput"] = []
+        replay_tag, replay_n = "", 0
+        for n in sizes.throughput:
+            last = out["throughput"][-1] if out["throughput"] else None
+            if last is not None:
+                needed = n / last["safeshare_per_s"] + n / last["bare_per_s"] + 120
+                if needed > left():
+                    notes.append(
+                        f"throughput N={n} skipped: about {needed:.0f} s needed, "
+                        f"{left():.0f} s of the budget left"
+                    )
+                    continue
+            bare = await flows.bare_batch(stack, n, f"tp{n}")
+            ss = await flows.safeshare_batch(stack, cases.COMMON, n, f"tp{n}")
+            out["throughput"].append({
+                "path": "common", "n": n, "bare_per_s": bare.per_second,
+                "safeshare_per_s": ss.per_second, "ratio": ratio(ss.per_second, bare.per_second),
+            })  # fmt: skip
+            replay_tag, replay_n = f"tp{n}", n
+            _log(f"throughput: {out['throughput'][-1]}")
+        bare_rate = out["throughput"][0]["bare_per_s"] if out["throughput"] else 0.0
+        ovr = await flows.safeshare_batch(stack, cases.OVERRIDE, sizes.override, "tpo")
+        out["throughput"].append({
+            "path": "override", "n": sizes.override, "bare_per_s": bare_rate,
+            "safeshare_per_s": ovr.per_second, "ratio": ratio(ovr.per_second, bare_rate),
+        })  # fmt: skip
+        _log(f"override: {out['throughput'][-1]}")
+
+        out["replay"] = await _replays(stack, replay_tag, min(replay_n, sizes.replay))
+        _log(f"replay: {out['replay']}")
+
+        out["rpc"] = [
+            dataclasses.asdict(t)
+            for t in await gateway_overhead.measure(stack, "rpc", sizes.rpc_calls)
+        ]
+        _log(f"rpc: {out['rpc']}")
+
+        pids = {name: pid for name, pid in stack.pids().items() if name in PROFILED}
+        async with profile.recording(pids, data_dir / "profiles") as files:
+            prof = await flows.safeshare_batch(stack, cases.COMMON, sizes.profile, "prof")
+        out["profile"] = {
+            "n": sizes.profile, "safeshare_per_s_profiled": prof.per_second,
+            "processes": [dataclasses.asdict(profile.summarise(n, f)) for n, f in files.items()],
+        }  # fmt: skip
+        _log("profiles taken")
+
+        ss_rate = out["throughput"][0]["safeshare_per_s"] if out["throughput"] else 1.0
+        tuning_needs = 3 * sizes.profile / max(ss_rate, 0.1) + 60
+        budget = min(sizes.scale_budget, max(30.0, left() - tuning_needs))
+        steps, note = await scale.run(stack, sizes.scale_steps, "scale", budget)
+        out["scale"] = [dataclasses.asdict(s) for s in steps]
+        if note:
+            notes.append(note)
+        _log(f"scale: {out['scale']}")
+
+        # Last: it replaces the hub, and every figure above is for the hub as shipped.
+        ss_rate = out["throughput"][0]["safeshare_per_s"] if out["throughput"] else 1.0
+        tune_n = max(20, min(sizes.profile, int(ss_rate * max(0.0, left() - 60) / 4)))
+        if tune_n < sizes.profile:
+            notes.append(f"tuning measured with N={tune_n}, not {sizes.profile}: budget")
+        out["tuning"] = await _tuning(stack, dataclasses.replace(sizes, profile=tune_n), data_dir)
+        _log(f"tuning: {out['tuning']}")
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+async def _tuning(stack: BenchStack, sizes: Sizes, data_dir: Path) -> dict[str, Any]:
+    """Before/after for the sandbox passthrough (bench.tuned_hub), back to back."""
+    n = sizes.profile
+    lat_n = max(10, sizes.latency // 4)
+    bare = await flows.bare_batch(stack, n, "tune")
+    bare_lat = await latency.bare_latencies(stack, lat_n, "tune-lat")
+    before = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-before")
+    before_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-before")
+    await stack.swap_hub_for_tuned()
+    await flows.safeshare_batch(stack, cases.COMMON, 5, "tune-warm")
+    after = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-after")
+    after_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-after")
+    hub = {"hub": stack.pids()["hub"]}
+    async with profile.recording(hub, data_dir / "profiles-tuned") as files:
+        await flows.safeshare_batch(stack, cases.COMMON, n, "tune-prof")
+    return {
+        "n": n, "bare_per_s": bare.per_second, "before_per_s": before.per_second,
+        "after_per_s": after.per_second, "before_ratio": ratio(before.per_second, bare.per_second),
+        "after_ratio": ratio(after.per_second, bare.per_second),
+        "latency_n": lat_n, "bare_latency_p50": percentile(bare_lat, 50),
+        "before_latency_p50": percentile(before_lat, 50),
+        "after_latency_p50": percentile(after_lat, 50),
+        "hub_profile_after": dataclasses.asdict(profile.summarise("hub (tuned)", files["hub"])),
+    }  # fmt: skip
+
+
+async def _costs(stack: BenchStack) -> list[dict[str, Any]]:
+    codec = EncryptionCodec(load_key_file(stack.dev.keys_file))
+    found = []
+    for path, tag in ((cases.COMMON, "warm-common-0"), (cases.OVERRIDE, "warm-override-0")):
+        ref = cases.case_ref(path, tag)
+        ids = [case_workflow_id(ref), holder_exchange_workflow_id(ref, path.holder)]
+        found.append(await cost.case_cost(stack.safeshare, f"safeshare {path.name}", ids, codec))
+    found.append(await cost.case_cost(stack.bare, "bare", ["bare-warm-0", "bare-warm-0.x"], None))
+    return [dataclasses.asdict(c) for c in found]
+
+
+async def _replays(stack: BenchStack, tag: str, n: int) -> dict[str, Any]:
+    refs = [cases.case_ref(cases.COMMON, f"{tag}-{i}") for i in range(n)]
+    ss_ids = [
+        w
+        for r in refs
+        for w in (case_workflow_id(r), holder_exchange_workflow_id(r, cases.COMMON.holder))
+    ]
+    bare_ids = [w for i in range(n) for w in (f"bare-{tag}-{i}", f"bare-{tag}-{i}.x")]
+    bare = await replay.replay(
+        stack.bare, n, bare_ids, [BareCase, BareExchange], stack.bare.data_converter
+    )
+    ss = await replay.replay(
+        stack.safeshare, n, ss_ids, [SharingCase, HolderExchange], stack.safeshare.data_converter
+    )
+    tuned = await replay.replay(
+        stack.safeshare, n, ss_ids, [SharingCase, HolderExchange],
+        stack.safeshare.data_converter, tuned_runner(),
+    )  # fmt: skip
+    return {
+        "n": n, "bare": dataclasses.asdict(bare), "safeshare": dataclasses.asdict(ss),
+        "safeshare_passthrough": dataclasses.asdict(tuned),
+        "passthrough_per_s": tuned.replay_per_second,
+        "passthrough_ratio": ratio(tuned.replay_per_second, bare.replay_per_second),
+        "bare_per_s": bare.replay_per_second, "safeshare_per_s": ss.replay_per_second,
+        "ratio": ratio(ss.replay_per_second, bare.replay_per_second),
+    }  # fmt: skip
+
+
+def main() -> None:
+    """Parse arguments, run, write and print the results."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness")
+    parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else Sizes()
+    command = "make bench" if not args.quick else ".venv/bin/python -m bench --quick"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data_dir = RESULTS / f"run-{stamp}"
+    try:
+        results = asyncio.run(_run(sizes, data_dir, command))
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as err:  # one readable line, the data dir kept for its logs
+        print(
+            f"bench: failed: {type(err).__name__}: {err} (logs in {data_dir / 'logs'})",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    table = markdown(results)
+    # A harness check must not replace the latest real figures.
+    for name in (stamp, "latest-quick" if args.quick else "latest"):
+        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        (RESULTS / f"{name}.md").write_text(table)
+    if not args.keep:
+        for kind in ("profiles", "profiles-tuned"):
+            if (data_dir / kind).exists():
+                shutil.copytree(data_dir / kind, RESULTS / f"{kind}-{stamp}", dirs_exist_ok=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(table)
