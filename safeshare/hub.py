@@ -17,6 +17,7 @@ from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE
 from workflows.protocol_review import ProtocolReview
+from workflows.sandbox import workflow_runner
 from workflows.sharing_case import SharingCase
 
 
@@ -37,5 +38,6 @@ def build_hub_worker(
             review.gather_figures,
             review.write_report,
         ],
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 
 from safeshare.audit.export import ExportedHistory
 from workflows.holder_exchange import HolderExchange
+from workflows.sandbox import workflow_runner
 from workflows.sharing_case import SharingCase
 
 WORKFLOWS: tuple[type, ...] = (SharingCase, HolderExchange)
@@ -82,7 +83,11 @@ async def replay_histories(
 ) -> list[ReplayOutcome]:
     """Replay each (source, history) through ``workflows`` (default: the current code's
     ``WORKFLOWS``); one outcome per history, in order."""
-    replayer = Replayer(workflows=list(workflows or WORKFLOWS), data_converter=data_converter)
+    replayer = Replayer(
+        workflows=list(workflows or WORKFLOWS),
+        data_converter=data_converter,
+        workflow_runner=workflow_runner(),
+    )
     sources = {(h.workflow_id, h.run_id): source for source, h in histories}
 
     async def each() -> AsyncIterator[WorkflowHistory]:

@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.holder_exchange import HolderExchange
+from workflows.sandbox import workflow_runner
 from workflows.sharing_case import SharingCase
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
@@ -46,6 +47,6 @@ def test_the_corpus_covers_every_path() -> None:
 async def test_recorded_history_replays(path: Path) -> None:
     text = await asyncio.to_thread(path.read_text)
     history = WorkflowHistory.from_json(WORKFLOW_IDS[path.name], json.loads(text))
-    replayer = Replayer(workflows=[SharingCase, HolderExchange])
+    replayer = Replayer(workflows=[SharingCase, HolderExchange], workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} diverged: {result.replay_failure}"
