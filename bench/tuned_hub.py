@@ -28,7 +28,6 @@ PASSTHROUGH = (
     "workflows.translate",
     "workflows.ids",
     "workflows.search_attributes",
-    "workflows.rejections",
     "workflows.case_view",
     "protos",
 )

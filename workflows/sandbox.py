@@ -16,7 +16,6 @@ PURE_MODULES = (
     "workflows.translate",
     "workflows.ids",
     "workflows.search_attributes",
-    "workflows.rejections",
     "workflows.case_view",
     "activities.agency",
     "activities.names",
