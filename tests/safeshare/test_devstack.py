@@ -70,7 +70,9 @@ def _listening(port: int) -> bool:
 def free_ports() -> Ports:
     """Ten consecutive free loopback ports (the agencies' must be consecutive)."""
     for _ in range(200):
-        base = random.randrange(20000, 60000)
+        # Below Linux's ephemeral range (32768+), so no outgoing connection of another process
+        # takes one of them between this check and the stack binding it.
+        base = random.randrange(20000, 32000)
         if all(_free(base + offset) for offset in range(10)):
             return Ports(
                 temporal=base, ui=base + 1, gateway=base + 2, first_agency=base + 3, codec=base + 7
