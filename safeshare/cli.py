@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from activities.agency import AGENCY_ID_PATTERN
 from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
 from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
@@ -131,6 +132,17 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _require_agency_id(agency_id: str) -> None:
+    """Refuse an agency id that cannot name a task queue or a certificate, in one line."""
+    if not AGENCY_ID_PATTERN.fullmatch(agency_id):
+        typer.echo(
+            f"safeshare: error: --agency {agency_id!r} is not an agency id "
+            "(lower-case letters, digits and hyphens, 2-40 characters)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 def _logging(component: str, log_format: str | None, log_level: str) -> None:
@@ -266,6 +278,7 @@ def adapter(
     from safeshare.services import AdapterOptions, run_adapter
 
     _logging("adapter", log_format, log_level)
+    _require_agency_id(agency)
     temporal = _temporal(
         temporal_address,
         namespace,
@@ -359,6 +372,7 @@ def sandbox_agency(
         fault_rpc,
     )
     _logging("sandbox-agency", log_format, log_level)
+    _require_agency_id(agency)
     _run(run_sandbox_agency(agency, db, TlsFiles(tls_ca, tls_cert, tls_key), host, port, faults))
 
 
