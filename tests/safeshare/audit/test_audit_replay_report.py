@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit import replay as replay_module
 from safeshare.cli import app
+from tests.safeshare.test_leak import chromium_or_skip
 from workflows.sharing_case import SharingCase
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
@@ -92,9 +93,10 @@ def test_the_html_report_shows_its_timeline_in_a_browser(
     html = page_path.read_text()
     assert "http://" not in html and "https://" not in html  # self-contained
     ARTIFACTS.mkdir(exist_ok=True)
+    executable = chromium_or_skip()  # fails under CI, which installs it
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+            executable_path=str(executable), args=["--no-sandbox", "--disable-gpu"]
         )
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 1400})
