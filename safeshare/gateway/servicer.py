@@ -42,6 +42,7 @@ import grpc
 import structlog
 from google.protobuf.message import Message
 from temporalio import workflow
+from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -663,8 +664,9 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 HolderExchange.holder_record, rpc_timeout=_rpc_timeout()
             )
         except RPCError as err:
-            # Not started yet (the protocol gate is running, or refused the request).
-            if err.status == RPCStatusCode.NOT_FOUND:
+            # Not started yet (the protocol gate is running, or refused the request), or
+            # started but its first workflow task not done: the case's copy stands in.
+            if err.status == RPCStatusCode.NOT_FOUND or _not_ready(err):
                 return None
             raise
         return record
@@ -705,7 +707,9 @@ def _failure(rpc: str, err: Exception) -> GatewayError:
     exception's message may quote a payload)."""
     log = structlog.get_logger(__name__)
     down = isinstance(err, RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError)
-    if down or (isinstance(err, RPCError) and err.status in _TEMPORAL_DOWN):
+    if isinstance(err, RPCError):
+        down = err.status in _TEMPORAL_DOWN or _not_ready(err)
+    if down:
         log.warning("temporal_unavailable", rpc=rpc, error_type=type(err).__name__)
         return GatewayError(grpc.StatusCode.UNAVAILABLE, "case store unavailable; retry later")
     if isinstance(err, RPCError):
@@ -713,6 +717,14 @@ def _failure(rpc: str, err: Exception) -> GatewayError:
     else:
         log.error("unexpected_error", rpc=rpc, error_type=type(err).__name__)
     return GatewayError(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _not_ready(err: RPCError) -> bool:
+    """Whether Temporal refused because the workflow has not finished its first workflow task
+    (FAILED_PRECONDITION with ``WorkflowNotReadyFailure``): a busy hub, not a wrong call."""
+    if err.status != RPCStatusCode.FAILED_PRECONDITION:
+        return False
+    return any(d.Is(WorkflowNotReadyFailure.DESCRIPTOR) for d in err.grpc_status.details)
 
 
 def _log_access(
