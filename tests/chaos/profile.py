@@ -40,10 +40,10 @@ PROFILES = {
         ),
     ),
     "long": Profile(
-        name="long", seed=20262, cases=2000, concurrency=80, submit_gap=0.08,
+        name="long", seed=20262, cases=2000, concurrency=48, submit_gap=0.08,
         case_seconds=600.0, timeout=3600.0,
         faults=FaultPlan(
-            window=170.0, worker_kills=30, adapter_outages=4, server_restarts=3, sandbox_faults=30
+            window=600.0, worker_kills=30, adapter_outages=4, server_restarts=3, sandbox_faults=30
         ),
     ),
 }  # fmt: skip
