@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint typecheck protos protos-check pytest chaos bench clean
+.PHONY: install run test lint typecheck protos protos-check pytest chaos bench bench-scale clean
 
 $(INSTALLED): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ chaos: install  ## The reliability suite under faults (tests/chaos): PROFILE=sho
 
 bench: install  ## SafeShare against bare Temporal, same machine, same run (< 15 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench
+
+bench-scale: install  ## Only the scale benchmark, up to 10,000 open cases (about 30 min); see docs/benchmarks.md.
+	$(BIN)/python -m bench --scale
 
 clean:  ## Remove the venv and the dev stack's data.
 	rm -rf $(VENV) .safeshare

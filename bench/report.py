@@ -35,6 +35,17 @@ def _ms(seconds: float) -> str:
     return _f(seconds * 1000, 1) + " ms"
 
 
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0%}"
+
+
+def _query(q: dict[str, Any]) -> str:
+    return (
+        f"{_f(q['first_page_seconds'], 3)} / {_f(q['count_seconds'], 3)} / "
+        f"{_f(q['all_seconds'], 3)} ({q['matches']})"
+    )
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The whole run as Markdown."""
     m = r["machine"]
@@ -64,18 +75,30 @@ def markdown(r: dict[str, Any]) -> str:
     rep = r.get("replay")
     if rep:
         lines.append(
-            f"| replay of {rep['n']} closed cases (cases/s, replay only) | "
+            f"| replay of {rep['n']} closed cases, same Replayer loop (cases/s, replay only) | "
             f"{_f(rep['safeshare_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['ratio'])} |"
         )
-        if "passthrough_per_s" in rep:
+        if "untuned_per_s" in rep:
             lines.append(
-                f"| replay, with the pure workflow modules passed through the sandbox (bench/tuned_hub.py) | "
-                f"{_f(rep['passthrough_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['passthrough_ratio'])} |"
+                f"| replay before tuning: default sandbox runner ({rep['safeshare_untuned']['cases']} cases) | "
+                f"{_f(rep['untuned_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['untuned_ratio'])} |"
             )
         lines.append(
             f"| fetch of those histories (s) | {_f(rep['safeshare']['fetch_seconds'])} | "
             f"{_f(rep['bare']['fetch_seconds'])} | "
             f"{_f(rep['safeshare']['fetch_seconds'] / rep['bare']['fetch_seconds'] if rep['bare']['fetch_seconds'] else math.nan)} |"
+        )
+    aud = r.get("audit")
+    if aud:
+        bare_replay = rep["bare_per_s"] if rep else math.nan
+        steps = " + ".join(
+            f"{name} {_f(aud[key], 1)} s" for name, key in
+            (("export", "export_seconds"), ("verify", "verify_seconds"), ("replay", "replay_seconds"))
+        )  # fmt: skip
+        lines.append(
+            f"| audit tools on {aud['cases']} closed cases, export → verify → replay (cases/s; {steps}; "
+            f"{aud['findings']} findings, {aud['failures']} replay failures) | {_f(aud['per_s'], 1)} | "
+            f"{_f(bare_replay, 1)} (replay only) | {_f(aud['per_s'] / bare_replay if bare_replay else math.nan)} |"
         )
     for t in r.get("rpc", []):
         lines.append(
@@ -113,15 +136,15 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| shape of one case, {c['path']} (from its history) | {counts} | | |")
     scale = r.get("scale", [])
     if scale:
-        lines += ["", "Scale: open cases waiting on an approver (override proposed), created in steps.", "",
-                  "| open cases | WaitingOn='APPROVER' list (s, matches) | NextDeadline < now (s, matches) | create rate (cases/s) | RSS MiB hub / gateway / adapters | CPU s hub / gateway |",
+        lines += ["", "Scale: open cases waiting on people (consent refused: on the holder; every 10th with an override proposed: on an approver), created in steps. "
+                  "Each list query: first page of 100 rows / count / every match (seconds), and the matches.", "",
+                  "| open cases | WaitingOn='APPROVER' | NextDeadline < now | create rate (cases/s) | RSS MiB hub / gateway / adapters | CPU s hub / gateway |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
         for s in scale:
             rss, cpu = s["rss_mib"], s["cpu_seconds"]
             adapters = " + ".join(f"{v:.0f}" for k, v in rss.items() if k.startswith("adapter"))
             lines.append(
-                f"| {s['open_cases']} | {_f(s['approver_query_seconds'], 3)} ({s['approver_matches']}) | "
-                f"{_f(s['deadline_query_seconds'], 3)} ({s['deadline_matches']}) | {s['create_per_second']} | "
+                f"| {s['open_cases']} | {_query(s['approver'])} | {_query(s['overdue'])} | {s['create_per_second']} | "
                 f"{rss.get('hub', 0):.0f} / {rss.get('gateway', 0):.0f} / {adapters} | "
                 f"{cpu.get('hub', 0)} / {cpu.get('gateway', 0)} |"
             )
@@ -139,15 +162,22 @@ def markdown(r: dict[str, Any]) -> str:
             )
     tune = r.get("tuning")
     if tune:
-        after = tune["hub_profile_after"]
-        lines += ["", "Tuning (bench/tuned_hub.py: pure workflow modules passed through the sandbox), "
+        before = tune["hub_profile_before"]
+        shipped = next(
+            (
+                p["sandbox_import_share"]
+                for p in r.get("profile", {}).get("processes", [])
+                if p["process"] == "hub"
+            ),
+            math.nan,
+        )
+        lines += ["", "Tuning (workflows/sandbox.py: the pure modules passed through the sandbox), before and after, "
                   f"N={tune['n']} back to back:", "",
-                  f"| hub | SafeShare cases/s | bare cases/s | ratio | latency p50 ({tune.get('latency_n', 0)} sequential; bare {_ms(tune.get('bare_latency_p50', math.nan))}) | ratio |",
+                  f"| hub | SafeShare cases/s | bare cases/s | ratio | latency p50 ({tune['latency_n']} sequential; bare {_ms(tune['bare_latency_p50'])}) | ratio |",
                   "|---|---|---|---|---|---|",
-                  f"| as shipped | {_f(tune['before_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['before_ratio'])} | {_ms(tune.get('before_latency_p50', math.nan))} | {_f(tune.get('before_latency_p50', math.nan) / tune.get('bare_latency_p50', math.nan))} |",
-                  f"| passthrough | {_f(tune['after_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['after_ratio'])} | {_ms(tune.get('after_latency_p50', math.nan))} | {_f(tune.get('after_latency_p50', math.nan) / tune.get('bare_latency_p50', math.nan))} |",
-                  "", f"Tuned hub profile: {after['sandbox_import_share']:.0%} of samples in the sandbox importer "
-                  f"(as shipped: {next((p['sandbox_import_share'] for p in r['profile']['processes'] if p['process'] == 'hub'), 0):.0%})."]  # fmt: skip
+                  f"| before: default sandbox runner (bench/untuned_hub.py) | {_f(tune['before_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['before_ratio'])} | {_ms(tune['before_latency_p50'])} | {_f(tune['before_latency_p50'] / tune['bare_latency_p50'])} |",
+                  f"| after: as shipped | {_f(tune['after_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['after_ratio'])} | {_ms(tune['after_latency_p50'])} | {_f(tune['after_latency_p50'] / tune['bare_latency_p50'])} |",
+                  "", f"Hub samples in the sandbox importer: before {before['sandbox_import_share']:.0%}, after {_pct(shipped)}."]  # fmt: skip
     if r.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {n}" for n in r["notes"]]
     return "\n".join(lines) + "\n"

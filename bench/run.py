@@ -19,15 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cases, cost, flows, gateway_overhead, latency, profile, replay, scale
+from bench import audit_speed, cases, cost, flows, gateway_overhead, latency, profile, replay, scale
 from bench.bare_workflows import BareCase, BareExchange
 from bench.report import machine, markdown
 from bench.stack import BenchStack, bench_stack
 from bench.stats import percentile, ratio
-from bench.tuned_hub import tuned_runner
+from bench.untuned_hub import untuned_runner
 from safeshare.codec import EncryptionCodec, load_key_file
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
+from workflows.sandbox import workflow_runner
 from workflows.sharing_case import SharingCase
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,28 +43,35 @@ class Sizes:
     override: int = 200
     latency: int = 100
     rpc_calls: int = 200
-    replay: int = 1000
+    audit: int = 1000
+    untuned_replay: int = 200
+    """Cases replayed with the untuned runner (it is slow; the ratio needs no more)."""
     profile: int = 200
+    tuning: int = 200
     scale_steps: tuple[int, ...] = (100, 500, 1000, 2000, 5000, 10000)
     scale_budget: float = 150.0
     budget: float = 840.0
     """Seconds for the whole run; a size that would not fit is cut and the cut is reported."""
 
 
-QUICK = Sizes((20,), 10, 10, 20, 20, 20, (10, 30), 60.0, 300.0)
+QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 20, (10, 30), 60.0, 300.0)
+SCALE_ONLY = Sizes(scale_budget=2400.0, budget=2700.0)
 
 
 def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _header(command: str) -> dict[str, Any]:
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(), "command": command, "load_before": os.getloadavg(), "notes": [],
+    }  # fmt: skip
+
+
 async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
     began = time.monotonic()
-    load_before = os.getloadavg()
-    out: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "command": command, "load_before": load_before, "notes": [],
-    }  # fmt: skip
+    out = _header(command)
     notes: list[str] = out["notes"]
 
     def left() -> float:
@@ -90,7 +98,7 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         _log(f"latency: {out['latency']}")
 
         out["throughput"] = []
-        replay_tag, replay_n = "", 0
+        audit_tag, audit_n = "", 0
         for n in sizes.throughput:
             last = out["throughput"][-1] if out["throughput"] else None
             if last is not None:
@@ -107,7 +115,7 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
                 "path": "common", "n": n, "bare_per_s": bare.per_second,
                 "safeshare_per_s": ss.per_second, "ratio": ratio(ss.per_second, bare.per_second),
             })  # fmt: skip
-            replay_tag, replay_n = f"tp{n}", n
+            audit_tag, audit_n = f"tp{n}", n
             _log(f"throughput: {out['throughput'][-1]}")
         bare_rate = out["throughput"][0]["bare_per_s"] if out["throughput"] else 0.0
         ovr = await flows.safeshare_batch(stack, cases.OVERRIDE, sizes.override, "tpo")
@@ -117,8 +125,10 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         })  # fmt: skip
         _log(f"override: {out['throughput'][-1]}")
 
-        out["replay"] = await _replays(stack, replay_tag, min(replay_n, sizes.replay))
+        out["replay"] = await _replays(stack, audit_tag, min(audit_n, sizes.audit), sizes)
         _log(f"replay: {out['replay']}")
+        out["audit"] = await _audit(stack, audit_tag, min(audit_n, sizes.audit), data_dir)
+        _log(f"audit: {out['audit']}")
 
         out["rpc"] = [
             dataclasses.asdict(t)
@@ -136,7 +146,7 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         _log("profiles taken")
 
         ss_rate = out["throughput"][0]["safeshare_per_s"] if out["throughput"] else 1.0
-        tuning_needs = 3 * sizes.profile / max(ss_rate, 0.1) + 60
+        tuning_needs = 2 * sizes.tuning / max(ss_rate, 0.1) + 60
         budget = min(sizes.scale_budget, max(30.0, left() - tuning_needs))
         steps, note = await scale.run(stack, sizes.scale_steps, "scale", budget)
         out["scale"] = [dataclasses.asdict(s) for s in steps]
@@ -145,32 +155,44 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         _log(f"scale: {out['scale']}")
 
         # Last: it replaces the hub, and every figure above is for the hub as shipped.
-        ss_rate = out["throughput"][0]["safeshare_per_s"] if out["throughput"] else 1.0
-        tune_n = max(20, min(sizes.profile, int(ss_rate * max(0.0, left() - 60) / 4)))
-        if tune_n < sizes.profile:
-            notes.append(f"tuning measured with N={tune_n}, not {sizes.profile}: budget")
-        out["tuning"] = await _tuning(stack, dataclasses.replace(sizes, profile=tune_n), data_dir)
+        tune_n = max(20, min(sizes.tuning, int(ss_rate * max(0.0, left() - 60) / 3)))
+        if tune_n < sizes.tuning:
+            notes.append(f"tuning measured with N={tune_n}, not {sizes.tuning}: budget")
+        out["tuning"] = await _tuning(stack, tune_n, max(10, sizes.latency // 4), data_dir)
         _log(f"tuning: {out['tuning']}")
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
 
 
-async def _tuning(stack: BenchStack, sizes: Sizes, data_dir: Path) -> dict[str, Any]:
-    """Before/after for the sandbox passthrough (bench.tuned_hub), back to back."""
-    n = sizes.profile
-    lat_n = max(10, sizes.latency // 4)
+async def _run_scale(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    """The scale benchmark alone, with the time to reach 10,000 open cases."""
+    began = time.monotonic()
+    out = _header(command)
+    async with bench_stack(data_dir) as stack:
+        _log(f"stack up in {time.monotonic() - began:.1f} s")
+        steps, note = await scale.run(stack, sizes.scale_steps, "scale", sizes.scale_budget)
+        out["scale"] = [dataclasses.asdict(s) for s in steps]
+        if note:
+            out["notes"].append(note)
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+async def _tuning(stack: BenchStack, n: int, lat_n: int, data_dir: Path) -> dict[str, Any]:
+    """Before/after for the sandbox passthrough (workflows/sandbox.py), back to back: the hub
+    as shipped, then ``bench.untuned_hub`` (Temporal's default runner) in its place."""
     bare = await flows.bare_batch(stack, n, "tune")
     bare_lat = await latency.bare_latencies(stack, lat_n, "tune-lat")
-    before = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-before")
-    before_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-before")
-    await stack.swap_hub_for_tuned()
-    await flows.safeshare_batch(stack, cases.COMMON, 5, "tune-warm")
     after = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-after")
     after_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-after")
+    await stack.swap_hub_for_untuned()
+    await flows.safeshare_batch(stack, cases.COMMON, 5, "tune-warm")
     hub = {"hub": stack.pids()["hub"]}
-    async with profile.recording(hub, data_dir / "profiles-tuned") as files:
-        await flows.safeshare_batch(stack, cases.COMMON, n, "tune-prof")
+    async with profile.recording(hub, data_dir / "profiles-untuned") as files:
+        before = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-before")
+    before_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-before")
     return {
         "n": n, "bare_per_s": bare.per_second, "before_per_s": before.per_second,
         "after_per_s": after.per_second, "before_ratio": ratio(before.per_second, bare.per_second),
@@ -178,7 +200,9 @@ async def _tuning(stack: BenchStack, sizes: Sizes, data_dir: Path) -> dict[str, 
         "latency_n": lat_n, "bare_latency_p50": percentile(bare_lat, 50),
         "before_latency_p50": percentile(before_lat, 50),
         "after_latency_p50": percentile(after_lat, 50),
-        "hub_profile_after": dataclasses.asdict(profile.summarise("hub (tuned)", files["hub"])),
+        "hub_profile_before": dataclasses.asdict(
+            profile.summarise("hub (untuned)", files["hub"])
+        ),
     }  # fmt: skip
 
 
@@ -193,47 +217,70 @@ async def _costs(stack: BenchStack) -> list[dict[str, Any]]:
     return [dataclasses.asdict(c) for c in found]
 
 
-async def _replays(stack: BenchStack, tag: str, n: int) -> dict[str, Any]:
+def _common_ids(tag: str, n: int) -> list[str]:
     refs = [cases.case_ref(cases.COMMON, f"{tag}-{i}") for i in range(n)]
-    ss_ids = [
+    return [
         w
         for r in refs
         for w in (case_workflow_id(r), holder_exchange_workflow_id(r, cases.COMMON.holder))
     ]
+
+
+async def _replays(stack: BenchStack, tag: str, n: int, sizes: Sizes) -> dict[str, Any]:
+    """The same Replayer loop over the baseline's and SafeShare's histories of one batch;
+    SafeShare's also with the untuned runner (a smaller slice: it is slow)."""
     bare_ids = [w for i in range(n) for w in (f"bare-{tag}-{i}", f"bare-{tag}-{i}.x")]
     bare = await replay.replay(
         stack.bare, n, bare_ids, [BareCase, BareExchange], stack.bare.data_converter
     )
+    workflows = [SharingCase, HolderExchange]
+    converter = stack.safeshare.data_converter
     ss = await replay.replay(
-        stack.safeshare, n, ss_ids, [SharingCase, HolderExchange], stack.safeshare.data_converter
+        stack.safeshare, n, _common_ids(tag, n), workflows, converter, workflow_runner()
     )
-    tuned = await replay.replay(
-        stack.safeshare, n, ss_ids, [SharingCase, HolderExchange],
-        stack.safeshare.data_converter, tuned_runner(),
-    )  # fmt: skip
+    m = min(n, sizes.untuned_replay)
+    untuned = await replay.replay(
+        stack.safeshare, m, _common_ids(tag, m), workflows, converter, untuned_runner()
+    )
     return {
         "n": n, "bare": dataclasses.asdict(bare), "safeshare": dataclasses.asdict(ss),
-        "safeshare_passthrough": dataclasses.asdict(tuned),
-        "passthrough_per_s": tuned.replay_per_second,
-        "passthrough_ratio": ratio(tuned.replay_per_second, bare.replay_per_second),
+        "safeshare_untuned": dataclasses.asdict(untuned),
+        "untuned_per_s": untuned.replay_per_second,
+        "untuned_ratio": ratio(untuned.replay_per_second, bare.replay_per_second),
         "bare_per_s": bare.replay_per_second, "safeshare_per_s": ss.replay_per_second,
         "ratio": ratio(ss.replay_per_second, bare.replay_per_second),
     }  # fmt: skip
+
+
+async def _audit(stack: BenchStack, tag: str, n: int, data_dir: Path) -> dict[str, Any]:
+    refs = [cases.case_ref(cases.COMMON, f"{tag}-{i}") for i in range(n)]
+    found = await audit_speed.audit(stack.safeshare, refs, data_dir / "audit-export")
+    return {**dataclasses.asdict(found), "per_s": found.per_second}
 
 
 def main() -> None:
     """Parse arguments, run, write and print the results."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness")
+    parser.add_argument(
+        "--scale", action="store_true", help="only the scale benchmark, up to 10,000 open cases"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else Sizes()
-    command = "make bench" if not args.quick else ".venv/bin/python -m bench --quick"
+    if args.scale:
+        sizes, command, latest = SCALE_ONLY, "make bench-scale", "latest-scale"
+        run = _run_scale
+    else:
+        sizes, command, latest = Sizes(), "make bench", "latest"
+        run = _run
+    if args.quick:
+        sizes, latest = QUICK, f"{latest}-quick"
+        command = f".venv/bin/python -m bench --quick{' --scale' if args.scale else ''}"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
     data_dir = RESULTS / f"run-{stamp}"
     try:
-        results = asyncio.run(_run(sizes, data_dir, command))
+        results = asyncio.run(run(sizes, data_dir, command))
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
@@ -245,11 +292,11 @@ def main() -> None:
         raise SystemExit(1) from None
     table = markdown(results)
     # A harness check must not replace the latest real figures.
-    for name in (stamp, "latest-quick" if args.quick else "latest"):
+    for name in (stamp, latest):
         (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
         (RESULTS / f"{name}.md").write_text(table)
     if not args.keep:
-        for kind in ("profiles", "profiles-tuned"):
+        for kind in ("profiles", "profiles-untuned"):
             if (data_dir / kind).exists():
                 shutil.copytree(data_dir / kind, RESULTS / f"{kind}-{stamp}", dirs_exist_ok=True)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.registry import DEFAULT_REGISTRY_PATH
+from bench import untuned_hub
 from safeshare.codec import load_key_file
 from safeshare.devstack import DevPorts, DevStack
 from safeshare.temporal import TemporalSettings, connect_temporal
@@ -73,16 +74,16 @@ class BenchStack:
         """The sandbox agency's SQLite store (its ``deliveries`` table)."""
         return self.dev.data_dir / "agencies" / f"{agency_id}.db"
 
-    async def swap_hub_for_tuned(self) -> None:
-        """Stop the dev stack's hub and start ``bench.tuned_hub`` in its place (same name)."""
+    async def swap_hub_for_untuned(self) -> None:
+        """Stop the dev stack's hub and start ``bench.untuned_hub`` in its place (same name)."""
         for child in self.dev.children:
             if child.name == "hub" and child.process.returncode is None:
                 child.process.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(child.process.wait(), 30)
         self.dev.children = [c for c in self.dev.children if c.name != "hub"]
         self.extras.append(await _spawn_ready(
-            "hub", "tuned-hub-ready", self.dev.data_dir / "logs" / "tuned-hub.log",
-            sys.executable, "-m", "bench.tuned_hub", "--temporal-address", self.temporal_address,
+            "hub", untuned_hub.READY, self.dev.data_dir / "logs" / "untuned-hub.log",
+            sys.executable, "-m", "bench.untuned_hub", "--temporal-address", self.temporal_address,
             "--keys-file", str(self.dev.keys_file),
         ))  # fmt: skip
 
