@@ -110,6 +110,15 @@ def override_approval(path: Route) -> pb.OverrideDecision:
     )
 
 
+def urgency_change(path: Route) -> pb.UrgencyChange:
+    """The requester re-rates its request RED (the bench's decision RPC)."""
+    return pb.UrgencyChange(
+        actor=_actor(path.requester, "bench-1", "designated_safeguarding_lead"),
+        urgency=pb.URGENCY_RED,
+        reason="new information raises the risk",
+    )
+
+
 def acknowledgement(path: Route) -> pb.Acknowledgement:
     """The recipient's acknowledgement."""
     return pb.Acknowledgement(

@@ -1,5 +1,6 @@
-"""The gateway's own overhead: SubmitRequest and GetCase through the real gateway, against a
-bare grpc.aio echo server over the same mTLS with the same request and response sizes."""
+"""The gateway's own overhead: SubmitRequest, GetCase and a decision (ChangeUrgency) through the
+real gateway, against a bare grpc.aio echo server over the same mTLS with the same request and
+response sizes."""
 
 from __future__ import annotations
 
@@ -65,6 +66,13 @@ async def _get(client: CaseClient, tag: str, case_ref: str, i: int) -> object:
     return await client.get(cases.case_ref(cases.COMMON, f"{tag}-{i}"))
 
 
+async def _change_urgency(client: CaseClient, tag: str, case_ref: str, i: int) -> object:
+    # The cases SubmitRequest opened (AMBER, waiting on the recipient's acknowledgement), once
+    # each: a re-rating is an Update on the case, forwarded to its exchange by signal.
+    ref = cases.case_ref(cases.COMMON, f"{tag}-{i}")
+    return await client.change_urgency(ref, cases.urgency_change(cases.COMMON))
+
+
 async def _echo(
     echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], payload: bytes, i: int
 ) -> object:
@@ -74,8 +82,8 @@ async def _echo(
 async def measure(
     stack: BenchStack, tag: str, calls: int, levels: tuple[int, ...] = (1, 64)
 ) -> list[Timing]:
-    """Time SubmitRequest, then GetCase on the cases it opened (one each), at each level,
-    then the echo server at the same request and response sizes."""
+    """Time SubmitRequest, then GetCase and ChangeUrgency on the cases it opened (one call
+    each), at each level, then the echo server at the same request and response sizes."""
     path = cases.COMMON
     tls = stack.dev.pki.agency(path.requester)
     results = []
@@ -90,13 +98,16 @@ async def measure(
         sample = cases.request(path, f"{tag}-probe")
         submitted = await client.submit(sample)
         view = await client.get(submitted.case_ref)
+        change = cases.urgency_change(path)
         sizes = {
             "SubmitRequest": (sample.ByteSize() + 4, submitted.ByteSize()),
             "GetCase": (len(submitted.case_ref) + 2, view.ByteSize() + 3),
+            "ChangeUrgency": (len(submitted.case_ref) + change.ByteSize() + 5, view.ByteSize() + 3),
         }
+        calls_for = {"SubmitRequest": _submit, "GetCase": _get, "ChangeUrgency": _change_urgency}
         for level in levels:
             for rpc, (request_size, response_size) in sizes.items():
-                rpc_call = _submit if rpc == "SubmitRequest" else _get
+                rpc_call = calls_for[rpc]
                 call = functools.partial(rpc_call, client, f"{tag}-{level}", submitted.case_ref)
                 real, failed = await _timed(level, calls, call)
                 payload = echo_request(request_size, response_size)

@@ -83,6 +83,11 @@ def markdown(r: dict[str, Any]) -> str:
                 f"| replay before tuning: default sandbox runner ({rep['safeshare_untuned']['cases']} cases) | "
                 f"{_f(rep['untuned_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['untuned_ratio'])} |"
             )
+        if "unsandboxed_per_s" in rep:
+            lines.append(
+                f"| replay without the sandbox, for scale only ({rep['safeshare_unsandboxed']['cases']} cases) | "
+                f"{_f(rep['unsandboxed_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['unsandboxed_ratio'])} |"
+            )
         lines.append(
             f"| fetch of those histories (s) | {_f(rep['safeshare']['fetch_seconds'])} | "
             f"{_f(rep['bare']['fetch_seconds'])} | "

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from temporalio.worker import UnsandboxedWorkflowRunner
+
 from bench import audit_speed, cases, cost, flows, gateway_overhead, latency, profile, replay, scale
 from bench.bare_workflows import BareCase, BareExchange
 from bench.report import machine, markdown
@@ -242,9 +244,17 @@ async def _replays(stack: BenchStack, tag: str, n: int, sizes: Sizes) -> dict[st
     untuned = await replay.replay(
         stack.safeshare, m, _common_ids(tag, m), workflows, converter, untuned_runner()
     )
+    # The ceiling: no sandbox at all (not an option SafeShare takes; it shows the sandbox's cost).
+    unsandboxed = await replay.replay(
+        stack.safeshare, m, _common_ids(tag, m), workflows, converter,
+        UnsandboxedWorkflowRunner(),
+    )  # fmt: skip
     return {
         "n": n, "bare": dataclasses.asdict(bare), "safeshare": dataclasses.asdict(ss),
         "safeshare_untuned": dataclasses.asdict(untuned),
+        "safeshare_unsandboxed": dataclasses.asdict(unsandboxed),
+        "unsandboxed_per_s": unsandboxed.replay_per_second,
+        "unsandboxed_ratio": ratio(unsandboxed.replay_per_second, bare.replay_per_second),
         "untuned_per_s": untuned.replay_per_second,
         "untuned_ratio": ratio(untuned.replay_per_second, bare.replay_per_second),
         "bare_per_s": bare.replay_per_second, "safeshare_per_s": ss.replay_per_second,
