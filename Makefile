@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: install run test lint typecheck protos protos-check pytest chaos bench bench-scale clean
 
-$(INSTALLED): pyproject.toml uv.lock
+$(INSTALLED): pyproject.toml uv.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv sync --frozen --compile-bytecode --python $(BIN)/python
@@ -25,7 +25,7 @@ $(INSTALLED): pyproject.toml uv.lock
 # workflow sandbox compiles the workflow modules again for every workflow run (bench/: ~60% of
 # the import). compileall only rewrites what changed.
 install: $(INSTALLED)  ## Create .venv and install everything from uv.lock.
-	@$(BIN)/python -m compileall -q workflows activities agency_adapters protos safeshare bench scripts >/dev/null
+	@$(BIN)/python -m compileall -q workflows activities agency_adapters protos safeshare bench scripts
 
 run: install  ## Start the whole system (Temporal, hub, gateway, sandbox agencies, adapters, demo cases).
 	$(BIN)/safeshare dev
@@ -55,7 +55,7 @@ chaos: install  ## The reliability suite under faults (tests/chaos): PROFILE=sho
 bench: install  ## SafeShare against bare Temporal, same machine, same run (< 15 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench
 
-bench-scale: install  ## Only the scale benchmark, up to 10,000 open cases (about 30 min); see docs/benchmarks.md.
+bench-scale: install  ## Only the scale benchmark, up to 10,000 open cases (up to 45 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench --scale
 
 clean:  ## Remove the venv and the dev stack's data.

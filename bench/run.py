@@ -148,7 +148,9 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         _log("profiles taken")
 
         ss_rate = out["throughput"][0]["safeshare_per_s"] if out["throughput"] else 1.0
-        tuning_needs = 2 * sizes.tuning / max(ss_rate, 0.1) + 60
+        # Three batches (bare, shipped, untuned: slower) and three latency runs.
+        lat_p50 = out["latency"]["safeshare_p50"]
+        tuning_needs = 4 * sizes.tuning / max(ss_rate, 0.1) + 3 * sizes.latency // 4 * lat_p50 + 60
         budget = min(sizes.scale_budget, max(30.0, left() - tuning_needs))
         steps, note = await scale.run(stack, sizes.scale_steps, "scale", budget)
         out["scale"] = [dataclasses.asdict(s) for s in steps]

@@ -73,8 +73,9 @@ async def _timed_query(stack: BenchStack, query: str) -> Query:
     return Query(t1 - t0, t2 - t1, time.perf_counter() - t2, len(found))
 
 
-async def _settle(stack: BenchStack, opened: int) -> None:
-    """Wait until ``opened`` cases wait on a person and their proposals are visible."""
+async def _settle(stack: BenchStack, opened: int) -> bool:
+    """Wait until ``opened`` cases wait on a person and their proposals are visible; False if
+    they did not within ``SETTLE_TIMEOUT``."""
     proposed = len(range(0, opened, PROPOSE_EVERY))
     deadline = time.monotonic() + SETTLE_TIMEOUT
     client = stack.safeshare
@@ -82,8 +83,9 @@ async def _settle(stack: BenchStack, opened: int) -> None:
         waiting = (await client.count_workflows(WAITING_QUERY)).count
         approver = (await client.count_workflows(APPROVER_QUERY)).count
         if waiting >= opened and approver >= proposed:
-            return
+            return True
         await asyncio.sleep(0.5)
+    return False
 
 
 async def run(
@@ -97,6 +99,7 @@ async def run(
     opened = 0
     ends = time.monotonic() + budget
     note = ""
+    notes: list[str] = []
     gate = asyncio.Semaphore(IN_FLIGHT)
     async with (
         CaseClient.connect(
@@ -133,7 +136,7 @@ async def run(
             target = wanted
             if rate and (wanted - opened) / rate > remaining:
                 # Only as many as the remaining budget fits, at the rate seen so far.
-                target = opened + int(rate * remaining)
+                target = max(opened, opened + int(rate * remaining))
                 note = (
                     f"stopped at {target} open cases (goal {steps[-1]}): the {budget:.0f} s "
                     f"scale budget ran out at {rate:.1f} cases/s"
@@ -142,7 +145,11 @@ async def run(
                 break
             t0 = time.perf_counter()
             await asyncio.gather(*(open_case(i) for i in range(opened, target)))
-            await _settle(stack, target)
+            if not await _settle(stack, target):
+                notes.append(
+                    f"{target} open cases: not all visible as waiting on a person after "
+                    f"{SETTLE_TIMEOUT:.0f} s; measured anyway"
+                )
             rate = (target - opened) / (time.perf_counter() - t0)
             opened = target
             now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -155,4 +162,4 @@ async def run(
             ))  # fmt: skip
             if target < wanted:
                 break
-    return out, note
+    return out, "; ".join(filter(None, [note, *notes]))

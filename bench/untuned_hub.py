@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from safeshare import hub
 from safeshare.codec import load_key_file
+from safeshare.log import configure_logging
 from safeshare.shutdown import wait_for_stop_signal
 from safeshare.temporal import TemporalSettings, connect_temporal
 
@@ -42,6 +43,8 @@ def build_untuned_hub_worker(client: Client) -> Worker:
 
 
 async def _main(address: str, keys_file: Path) -> None:
+    # Logs to stderr (the stack's log file): stdout is a pipe only the ready line is read from.
+    configure_logging(component="hub")
     client = await connect_temporal(
         TemporalSettings(address=address, keys=load_key_file(keys_file))
     )
