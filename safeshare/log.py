@@ -36,8 +36,8 @@ ALLOWED_FIELDS = frozenset(
         "notice_id", "claim_digest", "address", "port", "namespace",
         "temporal_workflow", "temporal_activity",
         # codes and outcomes
-        "code", "status", "temporal_status", "error_type", "signal", "fault", "faults",
-        "kind", "step", "duplicate", "claimed", "key_id",
+        "code", "status", "temporal_status", "temporal_details", "error_type", "signal",
+        "fault", "faults", "kind", "step", "duplicate", "claimed", "key_id",
         # numbers
         "duration_ms", "count", "item_count", "size_bytes", "reminders", "attempt",
         "deliveries_known", "deliveries_unknown",

@@ -99,10 +99,14 @@ _REQUIRED = "required: "
 _REQUIRED_ITEM = re.compile(r"^(?P<field>\S+)(?: \((?P<why>.*)\))?$")
 # CANCELLED is what the client reports when our own rpc_timeout ends a call (an update the
 # workflow has not answered in time): the caller may retry later, so it is not INTERNAL.
+# FAILED_PRECONDITION from Temporal (never a workflow's refusal: those arrive as update
+# failures) means the workflow cannot answer yet: its first workflow task has not completed
+# (WorkflowNotReadyFailure), or the server is settling after a restart; the chaos runs see both.
 _TEMPORAL_DOWN = (
     RPCStatusCode.UNAVAILABLE,
     RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.CANCELLED,
+    RPCStatusCode.FAILED_PRECONDITION,
 )
 # Fields the workflows stamp themselves; a caller's value is never passed on.
 _SET_BY_SAFESHARE = (
@@ -708,15 +712,25 @@ def _failure(rpc: str, err: Exception) -> GatewayError:
     log = structlog.get_logger(__name__)
     down = isinstance(err, RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError)
     if isinstance(err, RPCError):
-        down = err.status in _TEMPORAL_DOWN or _not_ready(err)
+        down = err.status in _TEMPORAL_DOWN
     if down:
-        log.warning("temporal_unavailable", rpc=rpc, error_type=type(err).__name__)
+        # Temporal's status and detail types (never its message) say which kind it was.
+        log.warning(
+            "temporal_unavailable", rpc=rpc, error_type=type(err).__name__, **_temporal_status(err)
+        )
         return GatewayError(grpc.StatusCode.UNAVAILABLE, "case store unavailable; retry later")
     if isinstance(err, RPCError):
-        log.error("temporal_call_failed", rpc=rpc, temporal_status=err.status.name)
+        log.error("temporal_call_failed", rpc=rpc, **_temporal_status(err))
     else:
         log.error("unexpected_error", rpc=rpc, error_type=type(err).__name__)
     return GatewayError(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _temporal_status(err: Exception) -> dict[str, str]:
+    if not isinstance(err, RPCError):
+        return {}
+    details = ",".join(d.TypeName() for d in err.grpc_status.details)
+    return {"temporal_status": err.status.name, "temporal_details": details}
 
 
 def _not_ready(err: RPCError) -> bool:

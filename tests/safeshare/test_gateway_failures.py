@@ -34,8 +34,8 @@ def _rpc_error(status: RPCStatusCode, *details: object) -> RPCError:
         (_rpc_error(RPCStatusCode.UNAVAILABLE), grpc.StatusCode.UNAVAILABLE),
         (_rpc_error(RPCStatusCode.DEADLINE_EXCEEDED), grpc.StatusCode.UNAVAILABLE),
         (_rpc_error(RPCStatusCode.CANCELLED), grpc.StatusCode.UNAVAILABLE),
-        # FAILED_PRECONDITION for any other reason is not something to retry blindly.
-        (_rpc_error(RPCStatusCode.FAILED_PRECONDITION), grpc.StatusCode.INTERNAL),
+        # Also without the detail (seen around a server restart): the request itself was valid.
+        (_rpc_error(RPCStatusCode.FAILED_PRECONDITION), grpc.StatusCode.UNAVAILABLE),
         (_rpc_error(RPCStatusCode.INVALID_ARGUMENT), grpc.StatusCode.INTERNAL),
         (ValueError("quoted text"), grpc.StatusCode.INTERNAL),
     ],
