@@ -11,6 +11,17 @@ from collections.abc import Sequence
 from protos.sharing.v1 import case_pb2 as pb
 
 
+def closed_case_view(case_ref: str, record: pb.DecisionRecord) -> pb.CaseView:
+    """The view of a closed case from its final decision record (the workflow's result):
+    what ``SharingCase.case_view`` answers once the case has closed."""
+    return pb.CaseView(
+        case_ref=case_ref,
+        state=pb.CASE_STATE_CLOSED,
+        waiting_on=pb.WAITING_ON_UNSPECIFIED,
+        record=record,
+    )
+
+
 def merge_case_view(case: pb.CaseView, holders: Sequence[pb.HolderRecord]) -> pb.CaseView:
     """The case view with every holder's record, and the case's state, whose move and next
     deadline taken from its open exchanges."""

@@ -65,7 +65,7 @@ from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
 from workflows.case_model import Rule
-from workflows.case_view import merge_case_view
+from workflows.case_view import closed_case_view, merge_case_view
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
@@ -625,9 +625,15 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         return self._client.get_workflow_handle_for(SharingCase.run, case_workflow_id(case_ref))
 
     async def _case_view(self, case_ref: str) -> pb.CaseView:
+        handle = self._case_handle(case_ref)
         try:
-            # 👉 Queries reach closed workflows too, as long as a hub worker is running.
-            view: pb.CaseView = await self._case_handle(case_ref).query(
+            # 👉 A closed case is read from its result (the history's close event): no worker
+            # needed, where a query would make the hub replay the whole case.
+            described = await handle.describe(rpc_timeout=_rpc_timeout())
+            if described.status == WorkflowExecutionStatus.COMPLETED:
+                record = await handle.result(rpc_timeout=_rpc_timeout())
+                return closed_case_view(case_ref, record)
+            view: pb.CaseView = await handle.query(
                 SharingCase.case_view, rpc_timeout=_rpc_timeout()
             )
         except RPCError as err:
@@ -645,13 +651,13 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
 
     async def _merged(self, case: pb.CaseView, fresh: Mapping[str, pb.HolderRecord]) -> pb.CaseView:
         """The case with every holder's record: ``fresh`` ones (an update's own result), the
-        others queried from their exchanges, or the case's copy for an exchange not found."""
+        case's copy for a closed exchange, the others queried from their exchanges."""
         holders = list(case.record.request.holding_agency_ids)
-        queried = await asyncio.gather(
-            *(self._holder_record(case.case_ref, h) for h in holders if h not in fresh)
-        )
-        found = dict(zip([h for h in holders if h not in fresh], queried, strict=True))
+        # A closed exchange's record is the case's copy (its result): only open ones are asked.
         closed = {h.holding_agency_id: h for h in case.record.holders}
+        asked = [h for h in holders if h not in fresh and h not in closed]
+        queried = await asyncio.gather(*(self._holder_record(case.case_ref, h) for h in asked))
+        found = dict(zip(asked, queried, strict=True))
         records = [
             record
             for holder in holders

@@ -1,0 +1,84 @@
+"""A closed case is read from its result: GetCase answers with no hub worker running (a query
+would make the hub replay the whole case, and cannot be answered at all without one)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AsyncExitStack
+
+import grpc
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.agency import agency_task_queue
+from activities.registry import DEFAULT_REGISTRY_PATH, Registry
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
+from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare import tls
+from safeshare.gateway import CaseServiceServicer, create_gateway_server
+from safeshare.hub import build_hub_worker
+from safeshare.pki import DevPki
+from tests.safeshare.test_gateway import (
+    AGENCIES,
+    CSC,
+    SCHOOL,
+    WAIT,
+    FakeAgencies,
+    acknowledgement,
+    new_request,
+    wait_for_state,
+)
+from workflows.ids import case_ref_for, case_workflow_id
+from workflows.sharing_case import SharingCase
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_a_closed_case_is_read_without_a_hub_worker(
+    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry
+) -> None:
+    client = dev_server.client
+    hub_queue = f"hub-closed-{uuid.uuid4()}"
+    servicer = CaseServiceServicer(client, registry, hub_queue)
+    server, port = await create_gateway_server(
+        client, registry, tls.server_credentials(pki.gateway()),
+        hub_task_queue=hub_queue, servicer=servicer,
+    )  # fmt: skip
+    channel = grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(CSC)))
+    try:
+        csc = service_grpc.CaseServiceStub(channel)
+        call = new_request()
+        case_ref = case_ref_for(CSC, call.request.request_id)
+        fakes = FakeAgencies()
+        async with AsyncExitStack() as running:
+            await running.enter_async_context(
+                build_hub_worker(client, DEFAULT_REGISTRY_PATH, task_queue=hub_queue)
+            )
+            for agency_id in AGENCIES:
+                await running.enter_async_context(
+                    Worker(
+                        client,
+                        task_queue=agency_task_queue(agency_id),
+                        activities=fakes.activities(),
+                    )
+                )
+            await csc.SubmitRequest(call)
+            await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+            await csc.Acknowledge(acknowledgement(case_ref))
+            handle = client.get_workflow_handle_for(SharingCase.run, case_workflow_id(case_ref))
+            final = await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+        # Every worker of this case has stopped.
+
+        read = await csc.GetCase(service_pb.GetCaseRequest(case_ref=case_ref), timeout=5)
+
+        assert read.case.state == pb.CASE_STATE_CLOSED
+        assert read.case.waiting_on == pb.WAITING_ON_UNSPECIFIED
+        assert read.case.record == final
+        assert read.case.record.holders[0].holding_agency_id == SCHOOL
+        assert read.case.record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+    finally:
+        await channel.close()
+        await server.stop(None)
