@@ -24,8 +24,8 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
+from workflows import names, translate
 from workflows import search_attributes as sa
-from workflows import translate
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import State, Step
 
@@ -70,7 +70,7 @@ NOTIFY_RETRY = RetryPolicy(
 AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 
 
-@workflow.defn
+@workflow.defn(name=names.HOLDER_EXCHANGE)
 class HolderExchange:
     """One holder's exchange. Its result is the holder's part of the decision record."""
 
@@ -612,7 +612,7 @@ class HolderExchange:
 
     # -- from the parent case (signals: the parent validated them) ----------------------
 
-    @workflow.signal
+    @workflow.signal(name=names.WITHDRAW_EXCHANGE)
     def withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
         """The requester withdrew the request (forwarded by the case)."""
         command = model.WithdrawRequest(translate.actor(withdrawal.actor))
@@ -623,7 +623,7 @@ class HolderExchange:
                        withdrawal.actor.practitioner.user_id, "")  # fmt: skip
             self._publish()
 
-    @workflow.signal
+    @workflow.signal(name=names.CHANGE_EXCHANGE_URGENCY)
     def change_urgency(self, change: pb.UrgencyChange) -> None:
         """The requester re-rated the urgency (forwarded by the case): deadlines move."""
         self._model.urgency = translate.urgency(change.urgency)

@@ -19,9 +19,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowHandle
 
 from workflows import case_model as model
+from workflows import names, translate
 from workflows import search_attributes as sa
-from workflows import translate
-from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 
 with workflow.unsafe.imports_passed_through():
@@ -45,7 +44,7 @@ class SharingCase:
         self._record = pb.DecisionRecord(
             case_ref=self._case_ref, request=request, urgency=request.urgency
         )
-        self._exchanges: dict[str, ChildWorkflowHandle[HolderExchange, pb.HolderRecord]] = {}
+        self._exchanges: dict[str, ChildWorkflowHandle[Any, pb.HolderRecord]] = {}
         self._closed_holders: dict[str, pb.HolderRecord] = {}
 
     @workflow.run
@@ -80,7 +79,7 @@ class SharingCase:
         self._publish()
         for holder in request.holding_agency_ids:
             self._exchanges[holder] = await workflow.start_child_workflow(
-                HolderExchange.run,
+                names.HOLDER_EXCHANGE,
                 pb.HolderExchangeInput(
                     case_ref=self._case_ref,
                     request=request,
@@ -89,11 +88,12 @@ class SharingCase:
                 ),
                 id=holder_exchange_workflow_id(self._case_ref, holder),
                 task_queue=workflow.info().task_queue,
+                result_type=pb.HolderRecord,
                 static_summary=f"Exchange with {holder} for case {self._case_ref}",
             )
         if self._record.HasField("withdrawal"):  # withdrawn while the exchanges were starting
             for handle in self._exchanges.values():
-                await handle.signal(HolderExchange.withdraw, self._record.withdrawal)
+                await handle.signal(names.WITHDRAW_EXCHANGE, self._record.withdrawal)
         results = await asyncio.gather(*(self._await_exchange(h) for h in self._exchanges))
         self._record.holders.extend(results)
         self._record.basis = " ".join(holder.basis for holder in results)
@@ -121,7 +121,7 @@ class SharingCase:
                    withdrawn.actor.practitioner.user_id, "")  # fmt: skip
         for holder, handle in self._exchanges.items():
             if holder not in self._closed_holders:
-                await handle.signal(HolderExchange.withdraw, withdrawn)
+                await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
         return self.case_view()
 
     @withdraw_request.validator
@@ -144,7 +144,7 @@ class SharingCase:
                    f"urgency={pb.Urgency.Name(changed.urgency)}")  # fmt: skip
         for holder, handle in self._exchanges.items():
             if holder not in self._closed_holders:
-                await handle.signal(HolderExchange.change_urgency, changed)
+                await handle.signal(names.CHANGE_EXCHANGE_URGENCY, changed)
         self._publish()
         return self.case_view()
 
