@@ -46,6 +46,9 @@ class SharingCase:
         )
         self._exchanges: dict[str, ChildWorkflowHandle[Any, pb.HolderRecord]] = {}
         self._closed_holders: dict[str, pb.HolderRecord] = {}
+        self._starting_exchanges = False
+        self._exchange_urgency: dict[str, pb.Urgency.ValueType] = {}
+        """The urgency each exchange was last given (in its input or by signal)."""
 
     @workflow.run
     async def run(self, request: pb.SharingRequest) -> pb.DecisionRecord:
@@ -77,7 +80,9 @@ class SharingCase:
 
         self._state = pb.CASE_STATE_EXCHANGING
         self._publish()
+        self._starting_exchanges = True
         for holder in request.holding_agency_ids:
+            self._exchange_urgency[holder] = self._record.urgency
             self._exchanges[holder] = await workflow.start_child_workflow(
                 names.HOLDER_EXCHANGE,
                 pb.HolderExchangeInput(
@@ -91,6 +96,7 @@ class SharingCase:
                 result_type=pb.HolderRecord,
                 static_summary=f"Exchange with {holder} for case {self._case_ref}",
             )
+        self._starting_exchanges = False
         if self._record.HasField("withdrawal"):  # withdrawn while the exchanges were starting
             for handle in self._exchanges.values():
                 await handle.signal(names.WITHDRAW_EXCHANGE, self._record.withdrawal)
@@ -142,9 +148,15 @@ class SharingCase:
         self._record.urgency = changed.urgency
         self._note("UrgencyChanged", changed.actor.agency_id, changed.actor.practitioner.user_id,
                    f"urgency={pb.Urgency.Name(changed.urgency)}")  # fmt: skip
+        # 👉 An exchange whose start is in flight was given the old urgency in its input and
+        # has no handle yet: wait until every exchange has started, then tell each open one
+        # that does not have this urgency already.
+        await workflow.wait_condition(lambda: not self._starting_exchanges)
         for holder, handle in self._exchanges.items():
-            if holder not in self._closed_holders:
-                await handle.signal(names.CHANGE_EXCHANGE_URGENCY, changed)
+            if holder in self._closed_holders or self._exchange_urgency[holder] == changed.urgency:
+                continue
+            self._exchange_urgency[holder] = changed.urgency
+            await handle.signal(names.CHANGE_EXCHANGE_URGENCY, changed)
         self._publish()
         return self.case_view()
 

@@ -14,7 +14,7 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.agency import (
     EXTRACT_RECORDS,
@@ -227,6 +227,7 @@ async def running_case(
     name: str,
     *,
     registry_path: Path = DEFAULT_REGISTRY_PATH,
+    hub_interceptors: Sequence[Interceptor] = (),
     **request_args: Any,
 ) -> AsyncIterator[Case]:
     """Start a case with the hub worker and every agency's fake adapter running."""
@@ -240,6 +241,7 @@ async def running_case(
                 task_queue=hub_queue,
                 workflows=[SharingCase, HolderExchange],
                 activities=[ProtocolGate(registry_path).check, agencies.notify_operator],
+                interceptors=hub_interceptors,
             )
         )
         for agency_id in agency_ids:
