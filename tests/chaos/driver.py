@@ -112,9 +112,11 @@ class CaseDriver:
                 await asyncio.sleep(POLL_SECONDS)
                 continue
             done = await self._call(action, deadline, refused_ok=True)
-            if state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT and done is not None:
+            if state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
+                # Refused (None) means a retry found the first try applied (its reply was
+                # lost to a fault): acknowledged either way, and the repeat is still sent.
                 acknowledged = True
-                if spec.scenario is sc.Scenario.DUPLICATE_ACK:
+                if spec.scenario is sc.Scenario.DUPLICATE_ACK and not run.second_ack_code:
                     run.second_ack_code = await self._second_ack(requester, spec, ref, deadline)
             elif done is None:
                 await asyncio.sleep(POLL_SECONDS)
