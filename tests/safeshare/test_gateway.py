@@ -12,7 +12,7 @@ import datetime as dt
 import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,13 +202,11 @@ class Gateway:
         return [(await self.client.get_workflow_handle(i).describe()).history_length for i in ids]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def gateway(
-    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry
-) -> AsyncIterator[Gateway]:
-    client = dev_server.client
-    fakes = FakeAgencies()
-    hub_queue = f"hub-test-{uuid.uuid4()}"
+@asynccontextmanager
+async def running_workers(
+    client: Client, hub_queue: str, fakes: FakeAgencies
+) -> AsyncIterator[None]:
+    """The real hub worker on ``hub_queue`` and every agency's fake activities."""
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(
             build_hub_worker(client, DEFAULT_REGISTRY_PATH, task_queue=hub_queue)
@@ -219,6 +217,17 @@ async def gateway(
                     client, task_queue=agency_task_queue(agency_id), activities=fakes.activities()
                 )
             )
+        yield
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def gateway(
+    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry
+) -> AsyncIterator[Gateway]:
+    client = dev_server.client
+    fakes = FakeAgencies()
+    hub_queue = f"hub-test-{uuid.uuid4()}"
+    async with running_workers(client, hub_queue, fakes):
         servicer = CaseServiceServicer(client, registry, hub_queue)
         servicer.poll_interval = dt.timedelta(seconds=0.2)  # WatchCase tests finish sooner
         server, port = await create_gateway_server(

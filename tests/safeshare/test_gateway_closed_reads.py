@@ -5,30 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextlib import AsyncExitStack
 
 import grpc
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.agency import agency_task_queue
-from activities.registry import DEFAULT_REGISTRY_PATH, Registry
+from activities.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
-from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from tests.safeshare.test_gateway import (
-    AGENCIES,
     CSC,
     SCHOOL,
     WAIT,
     FakeAgencies,
     acknowledgement,
     new_request,
+    running_workers,
     wait_for_state,
 )
 from workflows.ids import case_ref_for, case_workflow_id
@@ -53,18 +49,7 @@ async def test_a_closed_case_is_read_without_a_hub_worker(
         call = new_request()
         case_ref = case_ref_for(CSC, call.request.request_id)
         fakes = FakeAgencies()
-        async with AsyncExitStack() as running:
-            await running.enter_async_context(
-                build_hub_worker(client, DEFAULT_REGISTRY_PATH, task_queue=hub_queue)
-            )
-            for agency_id in AGENCIES:
-                await running.enter_async_context(
-                    Worker(
-                        client,
-                        task_queue=agency_task_queue(agency_id),
-                        activities=fakes.activities(),
-                    )
-                )
+        async with running_workers(client, hub_queue, fakes):
             await csc.SubmitRequest(call)
             await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
             await csc.Acknowledge(acknowledgement(case_ref))
