@@ -55,7 +55,7 @@ chaos: install  ## The reliability suite under faults (tests/chaos): PROFILE=sho
 bench: install  ## SafeShare against bare Temporal, same machine, same run (< 15 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench
 
-bench-scale: install  ## Only the scale benchmark, up to 10,000 open cases (up to 45 min); see docs/benchmarks.md.
+bench-scale: install  ## Only the scale benchmark, up to 10,000 open cases (up to 35 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench --scale
 
 clean:  ## Remove the venv and the dev stack's data.

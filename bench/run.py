@@ -57,7 +57,7 @@ class Sizes:
 
 
 QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 20, (10, 30), 60.0, 300.0)
-SCALE_ONLY = Sizes(scale_budget=2400.0, budget=2700.0)
+SCALE_ONLY = Sizes(scale_budget=1800.0, budget=2100.0)
 
 
 def _log(message: str) -> None:
