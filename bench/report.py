@@ -75,7 +75,7 @@ def markdown(r: dict[str, Any]) -> str:
     rep = r.get("replay")
     if rep:
         lines.append(
-            f"| replay of {rep['n']} closed cases, same Replayer loop (cases/s, replay only) | "
+            f"| replay of {rep['n']} closed cases, same Replayer loop, shipped runner (cases/s, replay only) | "
             f"{_f(rep['safeshare_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['ratio'])} |"
         )
         if "untuned_per_s" in rep:
@@ -96,14 +96,19 @@ def markdown(r: dict[str, Any]) -> str:
     aud = r.get("audit")
     if aud:
         bare_replay = rep["bare_per_s"] if rep else math.nan
+        replay_rate = aud["cases"] / aud["replay_seconds"] if aud["replay_seconds"] else math.nan
+        lines.append(
+            f"| audit replay step (`safeshare audit replay` code) of {aud['cases']} closed cases, from the export folder (cases/s) | "
+            f"{_f(replay_rate, 1)} | {_f(bare_replay, 1)} (bare loop) | {_f(replay_rate / bare_replay if bare_replay else math.nan)} |"
+        )
         steps = " + ".join(
             f"{name} {_f(aud[key], 1)} s" for name, key in
             (("export", "export_seconds"), ("verify", "verify_seconds"), ("replay", "replay_seconds"))
         )  # fmt: skip
         lines.append(
-            f"| audit tools on {aud['cases']} closed cases, export → verify → replay (cases/s; {steps}; "
+            f"| audit export → verify → replay of {aud['cases']} closed cases (cases/s; {steps}; "
             f"{aud['findings']} findings, {aud['failures']} replay failures) | {_f(aud['per_s'], 1)} | "
-            f"{_f(bare_replay, 1)} (replay only) | {_f(aud['per_s'] / bare_replay if bare_replay else math.nan)} |"
+            f"{_f(bare_replay, 1)} (bare loop, replay only) | {_f(aud['per_s'] / bare_replay if bare_replay else math.nan)} |"
         )
     for t in r.get("rpc", []):
         lines.append(
@@ -155,7 +160,7 @@ def markdown(r: dict[str, Any]) -> str:
             )
     prof = r.get("profile")
     if prof:
-        lines += ["", f"Profiles (py-spy, {prof['n']} common-path cases at "
+        lines += ["", f"Profiles (py-spy, the tuning phase's {prof['n']} common-path cases with the hub as shipped, at "
                   f"{_f(prof['safeshare_per_s_profiled'])} cases/s while profiled):", ""]  # fmt: skip
         for p in prof["processes"]:
             top = "; ".join(f"{name} {share:.0%}" for name, share in p["top_self"][:5])
@@ -177,7 +182,7 @@ def markdown(r: dict[str, Any]) -> str:
             math.nan,
         )
         lines += ["", "Tuning (workflows/sandbox.py: the pure modules passed through the sandbox), before and after, "
-                  f"N={tune['n']} back to back:", "",
+                  f"N={tune['n']} back to back, both profiled; ratios to the bare rate at N=200:", "",
                   f"| hub | SafeShare cases/s | bare cases/s | ratio | latency p50 ({tune['latency_n']} sequential; bare {_ms(tune['bare_latency_p50'])}) | ratio |",
                   "|---|---|---|---|---|---|",
                   f"| before: default sandbox runner (bench/untuned_hub.py) | {_f(tune['before_per_s'])} | {_f(tune['bare_per_s'])} | {_f(tune['before_ratio'])} | {_ms(tune['before_latency_p50'])} | {_f(tune['before_latency_p50'] / tune['bare_latency_p50'])} |",

@@ -26,7 +26,6 @@ from bench.bare_workflows import BareCase, BareExchange
 from bench.report import machine, markdown
 from bench.stack import BenchStack, bench_stack
 from bench.stats import percentile, ratio
-from bench.untuned_hub import untuned_runner
 from safeshare.codec import EncryptionCodec, load_key_file
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
@@ -39,24 +38,25 @@ PROFILED = ("hub", "gateway", "adapter-oakfield-primary", "adapter-northshire-cs
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
-    """How much of each benchmark to run."""
+    """How much of each benchmark to run (``make bench``: about 14 minutes on 2 idle cores)."""
 
     throughput: tuple[int, ...] = (200, 1000)
-    override: int = 200
+    override: int = 100
     latency: int = 100
-    rpc_calls: int = 200
+    rpc_calls: int = 100
     audit: int = 1000
-    untuned_replay: int = 200
-    """Cases replayed with the untuned runner (it is slow; the ratio needs no more)."""
-    profile: int = 200
-    tuning: int = 200
+    replay: int = 200
+    """Cases in the same-Replayer-loop comparison (shipped runner, no sandbox, bare)."""
+    tuning: int = 60
+    tuning_latency: int = 10
     scale_steps: tuple[int, ...] = (100, 500, 1000, 2000, 5000, 10000)
-    scale_budget: float = 150.0
-    budget: float = 840.0
+    scale_budget: float = 0.0
+    """Seconds for the scale phase; ``make bench-scale`` runs it alone, up to 10,000."""
+    budget: float = 870.0
     """Seconds for the whole run; a size that would not fit is cut and the cut is reported."""
 
 
-QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 20, (10, 30), 60.0, 300.0)
+QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0)
 SCALE_ONLY = Sizes(scale_budget=1800.0, budget=2100.0)
 
 
@@ -104,7 +104,8 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         for n in sizes.throughput:
             last = out["throughput"][-1] if out["throughput"] else None
             if last is not None:
-                needed = n / last["safeshare_per_s"] + n / last["bare_per_s"] + 120
+                # This size, then the phases after it (about 300 s on 2 idle cores).
+                needed = n / last["safeshare_per_s"] + n / last["bare_per_s"] + 300
                 if needed > left():
                     notes.append(
                         f"throughput N={n} skipped: about {needed:.0f} s needed, "
@@ -127,7 +128,7 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         })  # fmt: skip
         _log(f"override: {out['throughput'][-1]}")
 
-        out["replay"] = await _replays(stack, audit_tag, min(audit_n, sizes.audit), sizes)
+        out["replay"] = await _replays(stack, audit_tag, min(audit_n, sizes.replay))
         _log(f"replay: {out['replay']}")
         out["audit"] = await _audit(stack, audit_tag, min(audit_n, sizes.audit), data_dir)
         _log(f"audit: {out['audit']}")
@@ -138,31 +139,16 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         ]
         _log(f"rpc: {out['rpc']}")
 
-        pids = {name: pid for name, pid in stack.pids().items() if name in PROFILED}
-        async with profile.recording(pids, data_dir / "profiles") as files:
-            prof = await flows.safeshare_batch(stack, cases.COMMON, sizes.profile, "prof")
-        out["profile"] = {
-            "n": sizes.profile, "safeshare_per_s_profiled": prof.per_second,
-            "processes": [dataclasses.asdict(profile.summarise(n, f)) for n, f in files.items()],
-        }  # fmt: skip
-        _log("profiles taken")
-
-        ss_rate = out["throughput"][0]["safeshare_per_s"] if out["throughput"] else 1.0
-        # Three batches (bare, shipped, untuned: slower) and three latency runs.
-        lat_p50 = out["latency"]["safeshare_p50"]
-        tuning_needs = 4 * sizes.tuning / max(ss_rate, 0.1) + 3 * sizes.latency // 4 * lat_p50 + 60
-        budget = min(sizes.scale_budget, max(30.0, left() - tuning_needs))
-        steps, note = await scale.run(stack, sizes.scale_steps, "scale", budget)
-        out["scale"] = [dataclasses.asdict(s) for s in steps]
-        if note:
-            notes.append(note)
-        _log(f"scale: {out['scale']}")
+        if sizes.scale_budget:
+            steps, note = await scale.run(stack, sizes.scale_steps, "scale", sizes.scale_budget)
+            out["scale"] = [dataclasses.asdict(s) for s in steps]
+            if note:
+                notes.append(note)
+            _log(f"scale: {out['scale']}")
 
         # Last: it replaces the hub, and every figure above is for the hub as shipped.
-        tune_n = max(20, min(sizes.tuning, int(ss_rate * max(0.0, left() - 60) / 3)))
-        if tune_n < sizes.tuning:
-            notes.append(f"tuning measured with N={tune_n}, not {sizes.tuning}: budget")
-        out["tuning"] = await _tuning(stack, tune_n, max(10, sizes.latency // 4), data_dir)
+        bare_rate = out["throughput"][0]["bare_per_s"] if out["throughput"] else 0.0
+        out["profile"], out["tuning"] = await _tuning(stack, sizes, bare_rate, data_dir)
         _log(f"tuning: {out['tuning']}")
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)
@@ -184,12 +170,22 @@ async def _run_scale(sizes: Sizes, data_dir: Path, command: str) -> dict[str, An
     return out
 
 
-async def _tuning(stack: BenchStack, n: int, lat_n: int, data_dir: Path) -> dict[str, Any]:
-    """Before/after for the sandbox passthrough (workflows/sandbox.py), back to back: the hub
-    as shipped, then ``bench.untuned_hub`` (Temporal's default runner) in its place."""
-    bare = await flows.bare_batch(stack, n, "tune")
+async def _tuning(
+    stack: BenchStack, sizes: Sizes, bare_rate: float, data_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Before/after for the sandbox passthrough (workflows/sandbox.py), back to back and both
+    profiled: the hub as shipped, then ``bench.untuned_hub`` (Temporal's default runner) in
+    its place. Returns the shipped stack's profile and the before/after figures; the ratios
+    are to the bare rate at N = 200 measured earlier in the run."""
+    n, lat_n = sizes.tuning, sizes.tuning_latency
     bare_lat = await latency.bare_latencies(stack, lat_n, "tune-lat")
-    after = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-after")
+    pids = {name: pid for name, pid in stack.pids().items() if name in PROFILED}
+    async with profile.recording(pids, data_dir / "profiles") as files:
+        after = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-after")
+    shipped = {
+        "n": n, "safeshare_per_s_profiled": after.per_second,
+        "processes": [dataclasses.asdict(profile.summarise(p, f)) for p, f in files.items()],
+    }  # fmt: skip
     after_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-after")
     await stack.swap_hub_for_untuned()
     await flows.safeshare_batch(stack, cases.COMMON, 5, "tune-warm")
@@ -197,10 +193,10 @@ async def _tuning(stack: BenchStack, n: int, lat_n: int, data_dir: Path) -> dict
     async with profile.recording(hub, data_dir / "profiles-untuned") as files:
         before = await flows.safeshare_batch(stack, cases.COMMON, n, "tune-before")
     before_lat = await latency.safeshare_latencies(stack, lat_n, "tune-lat-before")
-    return {
-        "n": n, "bare_per_s": bare.per_second, "before_per_s": before.per_second,
-        "after_per_s": after.per_second, "before_ratio": ratio(before.per_second, bare.per_second),
-        "after_ratio": ratio(after.per_second, bare.per_second),
+    return shipped, {
+        "n": n, "bare_per_s": bare_rate, "before_per_s": before.per_second,
+        "after_per_s": after.per_second, "before_ratio": ratio(before.per_second, bare_rate),
+        "after_ratio": ratio(after.per_second, bare_rate),
         "latency_n": lat_n, "bare_latency_p50": percentile(bare_lat, 50),
         "before_latency_p50": percentile(before_lat, 50),
         "after_latency_p50": percentile(after_lat, 50),
@@ -230,35 +226,26 @@ def _common_ids(tag: str, n: int) -> list[str]:
     ]
 
 
-async def _replays(stack: BenchStack, tag: str, n: int, sizes: Sizes) -> dict[str, Any]:
-    """The same Replayer loop over the baseline's and SafeShare's histories of one batch;
-    SafeShare's also with the untuned runner (a smaller slice: it is slow)."""
+async def _replays(stack: BenchStack, tag: str, n: int) -> dict[str, Any]:
+    """The same Replayer loop over the baseline's and SafeShare's histories of one batch
+    (``n`` cases), SafeShare's with the shipped runner and, for scale, with no sandbox."""
     bare_ids = [w for i in range(n) for w in (f"bare-{tag}-{i}", f"bare-{tag}-{i}.x")]
     bare = await replay.replay(
         stack.bare, n, bare_ids, [BareCase, BareExchange], stack.bare.data_converter
     )
     workflows = [SharingCase, HolderExchange]
     converter = stack.safeshare.data_converter
-    ss = await replay.replay(
-        stack.safeshare, n, _common_ids(tag, n), workflows, converter, workflow_runner()
-    )
-    m = min(n, sizes.untuned_replay)
-    untuned = await replay.replay(
-        stack.safeshare, m, _common_ids(tag, m), workflows, converter, untuned_runner()
-    )
+    ids = _common_ids(tag, n)
+    ss = await replay.replay(stack.safeshare, n, ids, workflows, converter, workflow_runner())
     # The ceiling: no sandbox at all (not an option SafeShare takes; it shows the sandbox's cost).
     unsandboxed = await replay.replay(
-        stack.safeshare, m, _common_ids(tag, m), workflows, converter,
-        UnsandboxedWorkflowRunner(),
-    )  # fmt: skip
+        stack.safeshare, n, ids, workflows, converter, UnsandboxedWorkflowRunner()
+    )
     return {
         "n": n, "bare": dataclasses.asdict(bare), "safeshare": dataclasses.asdict(ss),
-        "safeshare_untuned": dataclasses.asdict(untuned),
         "safeshare_unsandboxed": dataclasses.asdict(unsandboxed),
         "unsandboxed_per_s": unsandboxed.replay_per_second,
         "unsandboxed_ratio": ratio(unsandboxed.replay_per_second, bare.replay_per_second),
-        "untuned_per_s": untuned.replay_per_second,
-        "untuned_ratio": ratio(untuned.replay_per_second, bare.replay_per_second),
         "bare_per_s": bare.replay_per_second, "safeshare_per_s": ss.replay_per_second,
         "ratio": ratio(ss.replay_per_second, bare.replay_per_second),
     }  # fmt: skip
