@@ -675,7 +675,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             )
         except RPCError as err:
             # Not started yet (the protocol gate is running, or refused the request), or
-            # started but its first workflow task not done: the case's copy stands in.
+            # started but its first workflow task not done: left out of the view for now.
             if err.status == RPCStatusCode.NOT_FOUND or _not_ready(err):
                 return None
             raise
