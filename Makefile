@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/buf lint protos
 
 typecheck: install
-	$(BIN)/mypy workflows activities agency_adapters safeshare tests scripts
+	$(BIN)/mypy workflows activities agency_adapters safeshare tests scripts bench
 
 protos: install  ## Regenerate Python code and stubs from protos/.
 	$(BIN)/python scripts/gen_protos.py
