@@ -21,7 +21,19 @@ from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
 from safeshare.operators.commands import register as register_operator_commands
-from safeshare.temporal import TemporalSettings, TemporalUnavailable
+from safeshare.temporal import (
+    TemporalConfigError,
+    TemporalSettings,
+    TemporalUnavailable,
+    load_temporal_settings,
+)
+from safeshare.temporal_options import (
+    Namespace,
+    TemporalAddress,
+    TemporalCa,
+    TemporalCert,
+    TemporalKey,
+)
 from safeshare.tls import TlsError, TlsFiles
 
 app = typer.Typer(
@@ -32,24 +44,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-TemporalAddress = Annotated[
-    str, typer.Option(envvar="SAFESHARE_TEMPORAL_ADDRESS", help="Temporal frontend host:port.")
-]
-Namespace = Annotated[
-    str, typer.Option(envvar="SAFESHARE_TEMPORAL_NAMESPACE", help="Temporal namespace.")
-]
-TemporalCa = Annotated[
-    Path | None,
-    typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_CA", help="CA for TLS to Temporal (PEM)."),
-]
-TemporalCert = Annotated[
-    Path | None,
-    typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_CERT", help="Client certificate for Temporal."),
-]
-TemporalKey = Annotated[
-    Path | None,
-    typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_KEY", help="Client key for Temporal."),
-]
 TlsCa = Annotated[Path, typer.Option(envvar="SAFESHARE_TLS_CA", help="Partnership CA (PEM).")]
 TlsCert = Annotated[Path, typer.Option(envvar="SAFESHARE_TLS_CERT", help="Certificate (PEM).")]
 TlsKey = Annotated[Path, typer.Option(envvar="SAFESHARE_TLS_KEY", help="Private key (PEM).")]
@@ -84,22 +78,25 @@ class UsageError(Exception):
 
 
 def _temporal(
-    address: str,
-    namespace: str,
+    address: str | None,
+    namespace: str | None,
     ca: Path | None,
     cert: Path | None,
     key: Path | None,
     keys_file: Path | None = None,
     metrics_port: int | None = None,
 ) -> TemporalSettings:
-    if any((ca, cert, key)) and not all((ca, cert, key)):
-        raise UsageError("--temporal-ca, --temporal-cert and --temporal-key go together")
-    tls = TlsFiles(ca, cert, key) if ca and cert and key else None
+    """The Temporal connection: the Temporal profile, these flags on top (safeshare.temporal)."""
     keys = _payload_keys(keys_file, required=os.environ.get(PLAINTEXT_ENV) != "1")
     metrics = None if metrics_port is None else f"127.0.0.1:{metrics_port}"
-    return TemporalSettings(
-        address=address, namespace=namespace, tls=tls, keys=keys, metrics_address=metrics
-    )
+    try:
+        return load_temporal_settings(
+            address=address, namespace=namespace, ca=ca, cert=cert, key=key, keys=keys,
+            metrics_address=metrics,
+        )  # fmt: skip
+    except TemporalConfigError as err:
+        typer.echo(f"safeshare: error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _payload_keys(keys_file: Path | None, required: bool = True) -> KeyRing | None:
@@ -155,8 +152,8 @@ def hub(
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
     ),
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
@@ -191,8 +188,8 @@ def gateway(
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
     ),
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
@@ -231,8 +228,8 @@ def adapter(
     tls_ca: TlsCa,
     tls_cert: TlsCert,
     tls_key: TlsKey,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,

@@ -13,6 +13,8 @@ Everything lives under the data dir (``.safeshare/`` by default), so a second st
     dev/keys.json              the payload key ring (0600), made on first start and reused
     dev/codec-token            the codec server's bearer token (0600), for the Temporal CLI
     dev/audit-signing.key/.pub the Ed25519 key that signs audit exports (safeshare audit)
+    dev/temporal.toml          a Temporal client profile for this stack (TEMPORAL_CONFIG_FILE), so
+                               operators' and auditors' commands read the server the stack runs
     claims/                    large deliveries kept outside Temporal's history (claim-check)
     logs/<process>.log         each process's JSON log lines
 """
@@ -107,6 +109,7 @@ class DevStack:
         self.encryption = encryption
         self.keys_file = data_dir / "dev" / "keys.json"
         self.codec_token_file = data_dir / "dev" / "codec-token"
+        self.temporal_profile = data_dir / "dev" / "temporal.toml"
         self.registry_path = registry_path
         self.registry = load_registry(registry_path)
         self.pki = DevPki(data_dir / "dev" / "pki")
@@ -145,6 +148,10 @@ class DevStack:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "agencies").mkdir(parents=True, exist_ok=True)
         self._issue_certificates()
+        self.temporal_profile.write_text(
+            f'[profile.default]\naddress = "{HOST}:{self.ports.temporal}"\n'
+            f'namespace = "{NAMESPACE}"\n'
+        )
         ensure_signing_key(self.data_dir / "dev" / "audit-signing.key")  # audit exports
         if self.encryption:
             await self._start_codec_server()
@@ -346,6 +353,10 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
     console.print("[bold green]SafeShare dev stack is up.[/]")
     console.print(f"  Temporal Web UI   {stack.ui_url}")
     console.print(f"  Temporal server   {HOST}:{stack.ports.temporal} (namespace {NAMESPACE})")
+    console.print(
+        f"  Temporal profile  export TEMPORAL_CONFIG_FILE={stack.temporal_profile} "
+        "(for safeshare cases, audit, review)"
+    )
     if stack.encryption:
         console.print(f"  codec server      {stack.codec_url} (the UI decrypts through it)")
         console.print(f"  payload keys      {stack.keys_file}")

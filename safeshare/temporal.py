@@ -1,66 +1,171 @@
 """Connecting to Temporal: one place for every client SafeShare makes.
 
+Where Temporal is and how to reach it comes from one configuration for every command
+(``load_temporal_settings``): Temporal's own client configuration (``temporalio.envconfig``: a
+TOML file of profiles and the ``TEMPORAL_*`` environment variables, as the Temporal CLI and SDKs
+read them), with a command's own flags and ``SAFESHARE_TEMPORAL_*`` variables on top. TLS with a
+client certificate (a self-hosted cluster with mTLS) and API keys (Temporal Cloud) both come
+through it.
+
 Every client made here, and so every worker built on one, encrypts its payloads with the key
 ring in its settings (``safeshare.codec.data_converter``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS
 from temporalio.service import RPCError
 
 from safeshare.codec import KeyRing, data_converter
 from safeshare.metrics import runtime_for
-from safeshare.tls import TlsFiles
+from safeshare.tls import TlsError, TlsFiles
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_NAMESPACE = "default"
+CONFIG_FILE_ENV = "TEMPORAL_CONFIG_FILE"
+PROFILE_ENV = "TEMPORAL_PROFILE"
 
 
 class TemporalUnavailable(Exception):
     """Temporal could not be reached at the configured address."""
 
 
+class TemporalConfigError(Exception):
+    """The Temporal connection configuration cannot be used (one readable line)."""
+
+
 @dataclass(frozen=True)
 class TemporalSettings:
     """Where Temporal is, how to reach it, and the keys that encrypt payloads."""
 
-    address: str = "127.0.0.1:7233"
-    namespace: str = "default"
-    tls: TlsFiles | None = None
+    address: str = DEFAULT_ADDRESS
+    namespace: str = DEFAULT_NAMESPACE
+    tls: TlsFiles | ClientConfigTLS | None = None
+    """TLS to Temporal: files from flags, or the profile's TLS section; None: plaintext."""
+    api_key: str | None = None
+    """An API key (Temporal Cloud); sent as a bearer token, over TLS."""
+    rpc_metadata: Mapping[str, str] = field(default_factory=dict)
     keys: KeyRing | None = None
     """The payload key ring; None sends payloads in the clear (tests and the leak test's
     negative control only: the CLI refuses to run without keys unless told explicitly)."""
     metrics_address: str | None = None
     """host:port to serve Prometheus metrics on (``safeshare.metrics``); None: no metrics."""
+    source: str = "defaults"
+    """Where the address came from, for error messages (a flag, a profile, the defaults)."""
 
     @property
     def data_converter(self) -> DataConverter:
         """The converter for these settings: encrypting when there are keys."""
         return DataConverter.default if self.keys is None else data_converter(self.keys)
 
+    def tls_config(self) -> TLSConfig | bool:
+        """What ``Client.connect`` takes as ``tls``.
+
+        Raises:
+            TlsError: a certificate or key file cannot be read.
+        """
+        if isinstance(self.tls, TlsFiles):
+            ca, cert, key = self.tls.read()
+            return TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key)
+        if isinstance(self.tls, ClientConfigTLS):
+            try:
+                return self.tls.to_connect_tls_config()
+            except OSError as err:
+                raise TlsError(f"cannot read TLS material for Temporal: {err}") from err
+        return self.api_key is not None  # an API key is never sent in the clear
+
+
+def load_temporal_settings(
+    *,
+    address: str | None = None,
+    namespace: str | None = None,
+    ca: Path | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    keys: KeyRing | None = None,
+    metrics_address: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TemporalSettings:
+    """The connection every command uses: the Temporal profile, then explicit overrides.
+
+    The profile is Temporal's client configuration: the TOML file at ``TEMPORAL_CONFIG_FILE``
+    (default ``~/.config/temporalio/temporal.toml``), profile ``TEMPORAL_PROFILE`` (default
+    ``default``), with ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
+    ``TEMPORAL_TLS_*`` on top. The arguments (a command's flags) override it; with nothing at
+    all, the local dev server at 127.0.0.1:7233.
+
+    Raises:
+        TemporalConfigError: the file or profile is missing or broken, or TLS flags do not fit.
+    """
+    environ = os.environ if env is None else env
+    config_file = environ.get(CONFIG_FILE_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise TemporalConfigError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    try:
+        profile = ClientConfigProfile.load(override_env_vars=dict(environ))
+    except Exception as err:  # the bridge's ConfigError is not importable by name
+        raise TemporalConfigError(f"Temporal client configuration: {err}") from err
+    if (cert is None) != (key is None):
+        raise TemporalConfigError("--temporal-cert and --temporal-key go together")
+    tls: TlsFiles | ClientConfigTLS | None = profile.tls
+    if ca is not None or cert is not None:
+        # Flags replace the profile's files; its server name (SNI) still applies.
+        tls = ClientConfigTLS(
+            server_name=profile.tls.server_name if profile.tls else None,
+            server_root_ca_cert=ca,
+            client_cert=cert,
+            client_private_key=key,
+        )
+    elif isinstance(tls, ClientConfigTLS) and tls.disabled:
+        tls = None
+    name = environ.get(PROFILE_ENV, "default")
+    if address:
+        source = "flags"
+    elif profile.address:
+        source = f"Temporal profile {name!r}"
+    else:
+        source = "defaults (no Temporal profile or flag)"
+    return TemporalSettings(
+        address=address or profile.address or DEFAULT_ADDRESS,
+        namespace=namespace or profile.namespace or DEFAULT_NAMESPACE,
+        tls=tls,
+        api_key=profile.api_key,
+        rpc_metadata=dict(profile.grpc_meta),
+        keys=keys,
+        metrics_address=metrics_address,
+        source=source,
+    )
+
 
 async def connect_temporal(settings: TemporalSettings) -> Client:
     """Connect a Temporal client with SafeShare's data converter.
 
     Raises:
-        TemporalUnavailable: the server did not answer.
+        TemporalUnavailable: the server did not answer, or refused this client.
+        TlsError: TLS material cannot be read.
         MetricsError: the metrics address cannot be served.
     """
-    tls: TLSConfig | bool = False
-    if settings.tls is not None:
-        ca, cert, key = settings.tls.read()
-        tls = TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key)
+    tls = settings.tls_config()
     runtime = runtime_for(settings.metrics_address) if settings.metrics_address else None
     try:
         return await Client.connect(
             settings.address,
             namespace=settings.namespace,
             tls=tls,
+            api_key=settings.api_key,
+            rpc_metadata=dict(settings.rpc_metadata),
             data_converter=settings.data_converter,
             runtime=runtime,
         )
     except (RPCError, RuntimeError) as err:
         raise TemporalUnavailable(
-            f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): {err}"
+            f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}, "
+            f"from {settings.source}): {err}"
         ) from err

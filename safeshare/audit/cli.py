@@ -17,7 +17,14 @@ from rich.console import Console
 from temporalio.converter import DataConverter
 
 from safeshare.codec import KeyRingError, data_converter, keys_from_env, load_key_file
-from safeshare.tls import TlsError, TlsFiles
+from safeshare.temporal_options import (
+    Namespace,
+    TemporalAddress,
+    TemporalCa,
+    TemporalCert,
+    TemporalKey,
+)
+from safeshare.tls import TlsError
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -33,22 +40,6 @@ audit_app = typer.Typer(
 
 T = TypeVar("T")
 
-TemporalAddress = Annotated[
-    str, typer.Option(envvar="SAFESHARE_TEMPORAL_ADDRESS", help="Temporal frontend host:port.")
-]
-Namespace = Annotated[
-    str, typer.Option(envvar="SAFESHARE_TEMPORAL_NAMESPACE", help="Temporal namespace.")
-]
-TemporalCa = Annotated[
-    Path | None, typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_CA", help="CA for TLS to Temporal.")
-]
-TemporalCert = Annotated[
-    Path | None,
-    typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_CERT", help="Client certificate for Temporal."),
-]
-TemporalKey = Annotated[
-    Path | None, typer.Option(envvar="SAFESHARE_TEMPORAL_TLS_KEY", help="Client key for Temporal.")
-]
 KeysFile = Annotated[
     Path | None,
     typer.Option(
@@ -102,15 +93,22 @@ def _converter(keys_file: Path | None) -> DataConverter:
 
 
 async def _client(
-    address: str, namespace: str, ca: Path | None, cert: Path | None, key: Path | None
+    address: str | None,
+    namespace: str | None,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
 ) -> Client:
-    from safeshare.temporal import TemporalSettings, connect_temporal
+    from safeshare.temporal import TemporalConfigError, connect_temporal, load_temporal_settings
 
-    if any((ca, cert, key)) and not all((ca, cert, key)):
-        raise _fail("--temporal-ca, --temporal-cert and --temporal-key go together")
-    tls = TlsFiles(ca, cert, key) if ca and cert and key else None
-    # 👉 No keys: histories are fetched as stored, and the client never decodes them.
-    return await connect_temporal(TemporalSettings(address=address, namespace=namespace, tls=tls))
+    try:
+        # 👉 No keys: histories are fetched as stored, and the client never decodes them.
+        settings = load_temporal_settings(
+            address=address, namespace=namespace, ca=ca, cert=cert, key=key
+        )
+    except TemporalConfigError as err:
+        raise _fail(err) from None
+    return await connect_temporal(settings)
 
 
 def _selection(
@@ -144,8 +142,8 @@ def export(
     ] = None,
     concurrency: Annotated[int, typer.Option(help="History fetches in flight at most.")] = 20,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
@@ -200,8 +198,8 @@ def replay(
     cases: Cases = None,
     query: Query = None,
     keys_file: KeysFile = None,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
@@ -253,8 +251,8 @@ def report(
         bool, typer.Option(help="Also write a summary table over every case read.")
     ] = False,
     keys_file: KeysFile = None,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,

@@ -233,8 +233,8 @@ def list_command(
     red: Annotated[bool, typer.Option("--red", help="RED cases only.")] = False,
     overdue: Annotated[bool, typer.Option("--overdue", help="Deadline passed.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     keys_file: KeysFile = None,
 ) -> None:
     """List cases (or, filtered by whose move or deadline, exchanges): no keys needed."""
@@ -250,8 +250,8 @@ def list_command(
 @cases_app.command()
 def show(
     case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     keys_file: KeysFile = None,
 ) -> None:
     """Show a case's state, deadlines and decision record so far (needs the payload keys)."""
@@ -268,8 +268,8 @@ def show(
 def follow(
     case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
     interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 2.0,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     keys_file: KeysFile = None,
 ) -> None:
     """Print each new decision entry as it happens until the case closes (Ctrl-C stops)."""

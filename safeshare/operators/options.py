@@ -1,6 +1,7 @@
 """Options every operator command shares: where Temporal is and the payload keys.
 
-Operators' commands read cases, so they take the same ``SAFESHARE_*`` settings as the workers.
+Operators' commands read cases, so they take the same Temporal configuration as the workers
+(``safeshare.temporal``: the Temporal profile, TLS or API key included, then these flags).
 Known failures print one readable line and exit 2, as every ``safeshare`` command does.
 """
 
@@ -15,16 +16,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from safeshare.codec import KeyRingError, keys_from_env, load_key_file
-from safeshare.temporal import TemporalSettings
+from safeshare.temporal import TemporalConfigError, TemporalSettings, load_temporal_settings
+from safeshare.temporal_options import Namespace, TemporalAddress
+
+__all__ = ["Namespace", "TemporalAddress"]
 
 T = TypeVar("T")
 
-TemporalAddress = Annotated[
-    str, typer.Option(envvar="SAFESHARE_TEMPORAL_ADDRESS", help="Temporal frontend host:port.")
-]
-Namespace = Annotated[
-    str, typer.Option(envvar="SAFESHARE_TEMPORAL_NAMESPACE", help="Temporal namespace.")
-]
 KeysFile = Annotated[
     Path | None,
     typer.Option(
@@ -48,7 +46,7 @@ PLAINTEXT_ENV = "SAFESHARE_PLAINTEXT_PAYLOADS"
 
 
 def temporal_settings(
-    address: str, namespace: str, keys_file: Path | None, required: bool = False
+    address: str | None, namespace: str | None, keys_file: Path | None, required: bool = False
 ) -> TemporalSettings:
     """Settings with the payload keys if the operator has them (None: search attributes only).
 
@@ -63,7 +61,10 @@ def temporal_settings(
             "this needs the payload keys (authorised operators): pass --keys-file or set "
             "SAFESHARE_KEYS_FILE"
         )
-    return TemporalSettings(address=address, namespace=namespace, keys=keys)
+    try:
+        return load_temporal_settings(address=address, namespace=namespace, keys=keys)
+    except TemporalConfigError as err:
+        raise fail(str(err)) from None
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -72,10 +73,11 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
     from activities.registry import RegistryError
     from safeshare.temporal import TemporalUnavailable
+    from safeshare.tls import TlsError
 
     try:
         return asyncio.run(coroutine)
-    except (OperatorError, RegistryError, TemporalUnavailable, RPCError, OSError) as err:
+    except (OperatorError, RegistryError, TemporalUnavailable, TlsError, RPCError, OSError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

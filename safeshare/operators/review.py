@@ -131,8 +131,8 @@ def run_command(
     since: Annotated[
         str | None, typer.Option(help="Instead: cases opened since this date (YYYY-MM-DD, UTC).")
     ] = None,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     keys_file: KeysFile = None,
 ) -> None:
     """Run the protocol review now and print where the report is."""
@@ -163,8 +163,8 @@ def schedule_command(
         typer.Option(help=f"When to run, as a cron expression (UTC; monthly: {MONTHLY!r})."),
     ] = None,
     reports_dir: ReportsDir = DEFAULT_REPORTS_DIR,
-    temporal_address: TemporalAddress = "127.0.0.1:7233",
-    namespace: Namespace = "default",
+    temporal_address: TemporalAddress = None,
+    namespace: Namespace = None,
     keys_file: KeysFile = None,
 ) -> None:
     """Show the review schedule, or change when it runs (--cron); creates it if missing."""

@@ -26,6 +26,7 @@ from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing, ensure_key_file
 from safeshare.devstack import temporal_cli, temporal_search_attribute_type
 from safeshare.pki import DevPki
 from safeshare.tls import TlsFiles
+from tests.chaos.tls_front import NginxFront
 from workflows import search_attributes
 
 HOST = "127.0.0.1"
@@ -55,6 +56,8 @@ class Part:
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment of this part only (over the stack's)."""
 
 
 @dataclass
@@ -63,6 +66,9 @@ class ChaosStack:
 
     root: Path
     unsafe_delivery: bool = False
+    temporal_front: bool = False
+    """Every SafeShare part reaches Temporal through an nginx mTLS front, each with its own
+    client certificate (tests/chaos/tls_front.py)."""
     parts: dict[str, Part] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -76,6 +82,7 @@ class ChaosStack:
         self.agency_ports = {agency: free_port() for agency in self.agencies}
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         (self.root / "agencies").mkdir(parents=True, exist_ok=True)
+        self.front: NginxFront | None = None
 
     # -- where things are ---------------------------------------------------------------
 
@@ -127,7 +134,9 @@ class ChaosStack:
         self.start_part("temporal")
         self._wait_for_port("temporal", self.temporal_port)
         self._register_search_attributes()
-        temporal = ["--temporal-address", self.temporal_address, "--namespace", "default"]
+        if self.temporal_front:
+            self.front = NginxFront(self.root / "front", self.temporal_address)
+            self.front.start()
         sandbox = (
             ["-m", "tests.chaos.unsafe_sandbox"] if self.unsafe_delivery else ["-m", "safeshare"]
         )
@@ -145,15 +154,17 @@ class ChaosStack:
                      "--target", self.agency_target(agency),
                      "--claim-check-dir", str(self.root / "claims"),
                      "--graceful-shutdown", "1",
-                     *_tls_args(self.pki.adapter(agency)), *temporal],
+                     *_tls_args(self.pki.adapter(agency))],
                 )  # fmt: skip
-        self._add("hub", [sys.executable, "-m", "safeshare", "hub", *temporal])
+        self._add("hub", [sys.executable, "-m", "safeshare", "hub"])
         self._add(
             "gateway",
             [sys.executable, "-m", "safeshare", "gateway", "--port", str(self.gateway_port),
-             "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway()),
-             *temporal],
+             "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
         )  # fmt: skip
+        for name, part in self.parts.items():
+            if name != "temporal" and not name.startswith("sandbox-"):
+                self._connect_to_temporal(part)
         for name in self.parts:
             if name != "temporal":
                 self.start_part(name)
@@ -174,11 +185,43 @@ class ChaosStack:
              "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"],
         )  # fmt: skip
 
+    def _connect_to_temporal(self, part: Part) -> None:
+        """How ``part`` reaches Temporal: flags on the dev server; through the front, each
+        part with its own certificate, by each way the configuration can say it (flags for
+        adapters, a TOML profile for hubs, ``TEMPORAL_*`` variables for gateways)."""
+        if self.front is None:
+            part.argv += ["--temporal-address", self.temporal_address, "--namespace", "default"]
+            return
+        tls = self.front.client(part.name)
+        if part.name.startswith("hub"):
+            profile = self.root / "front" / f"{part.name}.toml"
+            profile.write_text(
+                f'[profile.{part.name}]\naddress = "{self.front.address}"\n'
+                f'namespace = "default"\n[profile.{part.name}.tls]\n'
+                f'server_ca_cert_path = "{tls.ca}"\nclient_cert_path = "{tls.cert}"\n'
+                f'client_key_path = "{tls.key}"\n'
+            )
+            part.env = {"TEMPORAL_CONFIG_FILE": str(profile), "TEMPORAL_PROFILE": part.name}
+        elif part.name.startswith("gateway"):
+            part.env = {
+                "TEMPORAL_ADDRESS": self.front.address,
+                "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(tls.ca),
+                "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tls.cert),
+                "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tls.key),
+            }
+        else:
+            part.argv += [
+                "--temporal-address", self.front.address, "--temporal-ca", str(tls.ca),
+                "--temporal-cert", str(tls.cert), "--temporal-key", str(tls.key),
+            ]  # fmt: skip
+
     def _add(self, name: str, argv: list[str]) -> None:
         self.parts[name] = Part(name, argv)
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, "SAFESHARE_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        for name in [n for n in env if n.startswith(("TEMPORAL_", "SAFESHARE_TEMPORAL_"))]:
+            del env[name]  # each part says how it reaches Temporal (_connect_to_temporal)
         env.pop(KEYS_ENV, None)
         env.pop("SAFESHARE_PLAINTEXT_PAYLOADS", None)
         env[KEYS_FILE_ENV] = str(self.keys_file)
@@ -196,7 +239,7 @@ class ChaosStack:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env=self._env(),
+                env={**self._env(), **part.env},
                 cwd=Path(__file__).resolve().parents[2],
                 start_new_session=True,
             )
@@ -235,6 +278,8 @@ class ChaosStack:
             except subprocess.TimeoutExpired:
                 part.process.kill()
                 part.process.wait()
+        if self.front is not None:
+            self.front.stop()
 
     # -- waiting --------------------------------------------------------------------------
 
