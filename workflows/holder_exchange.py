@@ -67,7 +67,21 @@ DELIVERY_RETRY_PAUSE = timedelta(minutes=30)
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+# 👉 On an escalation path a notification that cannot get through must not hold up the
+# ladder: a bounded burst, then the next rung (and the operator) hears of it instead.
+NOTIFY_BURST = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
+)
 AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
+
+# Workflow changes, each behind its patch so recorded histories replay on the old branch.
+LADDER_NEVER_FAILS = "ladder-never-fails"
+SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
+"""Notifications name who they are for; refusals climb the ladder; no alert failure fails."""
 
 
 @workflow.defn(name=names.HOLDER_EXCHANGE)
@@ -203,7 +217,10 @@ class HolderExchange:
                 )
             except TimeoutError:
                 fired.add(rung.value)
-                await self._escalate(step, rung, due)
+                if workflow.patched(LADDER_NEVER_FAILS):
+                    fired |= await self._climb(step, rung, due)
+                else:
+                    await self._escalate(step, rung, due)
         self._next_deadline = None
 
     def _moved_on(self, state: State, step: Step, urgency_version: int) -> bool:
@@ -246,6 +263,119 @@ class HolderExchange:
         else:
             await self._notify(responsible, step, rung, due)
         self._publish()
+
+    async def _climb(self, step: Step, rung: model.Escalation, due: dt.datetime) -> set[str]:
+        """Fire ``rung`` and, while a notification is refused, the rungs above it at once.
+
+        Returns the rungs fired. Nothing here raises: a refused or failing notification is
+        recorded, told to the operator and passed up the ladder, never the end of the case.
+        """
+        ladder = list(model.Escalation)
+        fired: set[str] = set()
+        for current in ladder[ladder.index(rung) :]:
+            if current.value in {e.level for e in self._record.escalations if e.step == step.value}:
+                continue
+            fired.add(current.value)
+            escalation = self._missed(step, current)
+            if current is model.Escalation.PARTNERSHIP_OPERATOR:
+                await self._alert_operator_safely(escalation)
+                break
+            code = await self._notify_safely(escalation.agency_id, step, current, due)
+            if code is None:
+                break
+            self._note("NotificationRefused", escalation.agency_id, "",
+                       f"step={step.value} level={current.value} code={code}")  # fmt: skip
+            operator = model.Escalation.PARTNERSHIP_OPERATOR.value
+            await self._alert_operator_safely(
+                pb.Escalation(step="notification", level=operator, agency_id=escalation.agency_id,
+                              at=translate.timestamp(workflow.now()))
+            )  # fmt: skip
+        self._publish()
+        return fired
+
+    def _missed(self, step: Step, rung: model.Escalation) -> pb.Escalation:
+        """Record that ``rung`` of ``step``'s ladder fired (the record, log and metric)."""
+        responsible = self._recipient if step is Step.RECIPIENT_ACKNOWLEDGES else self._holder
+        escalation = pb.Escalation(
+            step=step.value,
+            level=rung.value,
+            agency_id="" if rung is model.Escalation.PARTNERSHIP_OPERATOR else responsible,
+            at=translate.timestamp(workflow.now()),
+        )
+        self._record.escalations.append(escalation)
+        self._note(
+            "DeadlineMissed", escalation.agency_id, "", f"step={step.value} level={rung.value}"
+        )
+        workflow.logger.info("deadline_missed", extra={"step": step.value, "level": rung.value})
+        missed = workflow.metric_meter().create_counter("safeshare_deadlines_missed")
+        missed.add(1, {"step": step.value, "level": rung.value})
+        return escalation
+
+    def _addressee(self, step: Step, rung: model.Escalation) -> tuple[str, str]:
+        """Who a notification is for, as ``agency.v1`` requires one: (user id, role).
+
+        The reminder goes to the practitioner whose move it is when the case knows them (the
+        requester for an acknowledgement, the proposer or the share-first decider for an
+        override); otherwise, and for the lead's rung, to the agency's safeguarding lead.
+        """
+        if rung is model.Escalation.REMINDER:
+            user = ""
+            if step is Step.RECIPIENT_ACKNOWLEDGES:
+                user = self._request.requester.user_id
+            elif step is Step.OVERRIDE_DECISION:
+                user = (
+                    self._record.override_proposal.actor.practitioner.user_id
+                    or self._record.share_first.actor.practitioner.user_id
+                )
+            if user:
+                return user, ""
+        return "", SAFEGUARDING_LEAD_ROLE
+
+    async def _notify_safely(
+        self, agency_id: str, step: Step, rung: model.Escalation, due: dt.datetime
+    ) -> str | None:
+        """Send one notification; ``None`` when it got through, else the failure's code."""
+        user, role = self._addressee(step, rung)
+        try:
+            await workflow.execute_activity(
+                NOTIFY_PRACTITIONER,
+                agency_pb.NotifyPractitionerRequest(
+                    notification_id=f"{self._case_ref}.{self._holder}.{step.value}.{rung.value}",
+                    case_ref=self._case_ref,
+                    kind=agency_pb.NOTIFICATION_KIND_REMINDER
+                    if rung is model.Escalation.REMINDER
+                    else agency_pb.NOTIFICATION_KIND_ESCALATION,
+                    practitioner_user_id=user,
+                    practitioner_role=role,
+                    step=step.value,
+                    due_at=translate.timestamp(due),
+                    text=f"SafeShare case {self._case_ref}: {step.value.replace('_', ' ')} was "
+                    f"due {due:%Y-%m-%d %H:%M} UTC.",
+                ),
+                task_queue=agency_task_queue(agency_id),
+                result_type=agency_pb.NotifyPractitionerResponse,
+                start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                retry_policy=NOTIFY_BURST,
+                summary=f"{rung.value} to {agency_id} for {step.value}",
+            )
+        except ActivityError as err:
+            return translate.error_code(err)
+        return None
+
+    async def _alert_operator_safely(self, escalation: pb.Escalation) -> None:
+        """Alert the operator; a failing alert is recorded and logged, never raised."""
+        try:
+            await workflow.execute_activity(
+                NOTIFY_OPERATOR,
+                escalation,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTIFY_BURST,
+                summary=f"Alert the partnership operator: {escalation.step}",
+            )
+        except ActivityError as err:
+            self._note("OperatorAlertFailed", escalation.agency_id, "",
+                       f"step={escalation.step} code={translate.error_code(err)}")  # fmt: skip
+            workflow.logger.warning("operator_alert_failed", extra={"step": escalation.step})
 
     async def _notify(
         self, agency_id: str, step: Step, rung: model.Escalation, due: dt.datetime
@@ -365,7 +495,10 @@ class HolderExchange:
             )  # fmt: skip
             self._record.escalations.append(escalation)
             self._publish()
-            await self._alert_operator(escalation)
+            if workflow.patched(LADDER_NEVER_FAILS):
+                await self._alert_operator_safely(escalation)
+            else:
+                await self._alert_operator(escalation)
         await self._pause_delivery()
 
     async def _pause_delivery(self) -> None:
@@ -497,7 +630,10 @@ class HolderExchange:
                 agency_id=self._holder, at=translate.timestamp(workflow.now()),
             )  # fmt: skip
             self._record.escalations.append(escalation)
-            await self._alert_operator(escalation)
+            if workflow.patched(LADDER_NEVER_FAILS):
+                await self._alert_operator_safely(escalation)
+            else:
+                await self._alert_operator(escalation)
         return self._view()
 
     @decide_override.validator

@@ -201,23 +201,30 @@ class Case:
         return record
 
     async def _record_histories(self) -> None:
-        HISTORIES.mkdir(exist_ok=True)
-        ids = [self.handle.id] + [
-            holder_exchange_workflow_id(self.ref, h) for h in self.request.holding_agency_ids
-        ]
-        for index, workflow_id in enumerate(ids):
-            try:
-                history = await self.env.client.get_workflow_handle(workflow_id).fetch_history()
-            except Exception:  # an exchange never started (gate rejected, withdrawn early)
-                continue
-            kind = "case" if index == 0 else f"exchange-{index}"
-            path = HISTORIES / f"{self.name}.{kind}.json"
-            path.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
-            # The history format has no workflow id; replay needs it (case refs derive from it).
-            index_path = HISTORIES / "workflow-ids.json"
-            ids_by_file = json.loads(index_path.read_text()) if index_path.exists() else {}
-            ids_by_file[path.name] = workflow_id
-            index_path.write_text(json.dumps(ids_by_file, indent=1, sort_keys=True) + "\n")
+        await record_histories(self.env, self.handle.id, self.ref, self.request, self.name)
+
+
+async def record_histories(
+    env: WorkflowEnvironment, case_id: str, ref: str, request: pb.SharingRequest, name: str
+) -> None:
+    """Write a finished case's histories to the replay corpus as ``<name>.<kind>.json``."""
+    HISTORIES.mkdir(exist_ok=True)
+    ids = [case_id] + [holder_exchange_workflow_id(ref, h) for h in request.holding_agency_ids]
+    for index, workflow_id in enumerate(ids):
+        try:
+            history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+        except Exception:  # an exchange never started (gate rejected, withdrawn early)
+            continue
+        kind = "case" if index == 0 else f"exchange-{index}"
+        path = HISTORIES / f"{name}.{kind}.json"
+        if path.exists():  # the corpus is append-only: a recorded history never changes
+            continue
+        path.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
+        # The history format has no workflow id; replay needs it (case refs derive from it).
+        index_path = HISTORIES / "workflow-ids.json"
+        ids_by_file = json.loads(index_path.read_text()) if index_path.exists() else {}
+        ids_by_file[path.name] = workflow_id
+        index_path.write_text(json.dumps(ids_by_file, indent=1, sort_keys=True) + "\n")
 
 
 @asynccontextmanager

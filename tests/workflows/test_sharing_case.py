@@ -302,8 +302,12 @@ async def test_every_missed_deadline_reminds_then_escalates_and_never_declines(
         assert [e.level for e in holder.escalations if e.step == step] == [
             "reminder", "safeguarding_lead", "partnership_operator",
         ]  # fmt: skip
+        # Nobody at the holder is named before it responds: the reminder goes to its lead.
+        reminder = (
+            "REMINDER/designated_safeguarding_lead" if step == "holder_responds" else "REMINDER"
+        )
         assert notified(agencies)[step] == [
-            (responsible, "REMINDER"), (responsible, "ESCALATION/designated_safeguarding_lead"),
+            (responsible, reminder), (responsible, "ESCALATION/designated_safeguarding_lead"),
         ]  # fmt: skip
         assert [a.step for a in agencies.operator_alerts] == [step]
         await case.handle.execute_update(
