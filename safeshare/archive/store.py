@@ -1,0 +1,564 @@
+"""The archive store: one interface, two backends, chosen by URL (``open_archive``).
+
+- ``sqlite:///path/archive.db`` (or a plain path): a SQLite file, the embedded default;
+- ``postgresql://user@host:port/db``: a PostgreSQL database (psycopg 3).
+
+Both run the same SQL (``SqlArchiveStore``); a backend supplies its connection, its
+placeholder style, its blob type and how it takes the writer's lock. Every method is
+synchronous and short; async callers run them with ``asyncio.to_thread``.
+
+Writing is two steps, so that nothing is counted archived that was not read back:
+
+1. ``put``: one transaction stores the record and its histories as ``written`` (a record id
+   already stored with the same digest is left as it is; with another digest it is refused:
+   nothing is stored twice, and a history that changed is never taken silently);
+2. ``confirm``: one transaction, under the writer's lock, reads the record back, checks every
+   digest against what was fetched, appends its leaf to the log and marks it ``archived``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from safeshare.archive import merkle
+from safeshare.archive.records import (
+    ARCHIVED,
+    PURGED,
+    WRITTEN,
+    ArchiveRecord,
+    History,
+    IndexFields,
+    sha256_hex,
+    tombstone_entry,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    record_id TEXT PRIMARY KEY,
+    case_ref TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT NOT NULL,
+    requesting_agency TEXT NOT NULL,
+    holding_agencies TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    urgency TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    override_used INTEGER NOT NULL,
+    escalated INTEGER NOT NULL,
+    protocol_version TEXT NOT NULL,
+    result {blob},
+    result_sha256 TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    leaf_index INTEGER,
+    archived_at TEXT
+);
+CREATE INDEX IF NOT EXISTS records_case ON records (case_ref);
+CREATE INDEX IF NOT EXISTS records_closed ON records (closed_at);
+CREATE TABLE IF NOT EXISTS histories (
+    record_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    workflow_type TEXT NOT NULL,
+    content {blob} NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (record_id, workflow_id, run_id)
+);
+CREATE TABLE IF NOT EXISTS leaves (
+    leaf_index INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    entry {blob} NOT NULL,
+    hash {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# Statements are built from these constants and "?" placeholders only (S608 below): every
+# value is a bound parameter.
+_RECORD_COLUMNS = (
+    "record_id, case_ref, kind, run_id, status, opened_at, closed_at, requesting_agency, "
+    "holding_agencies, purpose, urgency, outcome, override_used, escalated, protocol_version, "
+    "result, result_sha256, digest, leaf_index, archived_at"
+)
+
+
+class ArchiveError(Exception):
+    """An archive operation failed (the base of the archive's errors)."""
+
+
+class ArchiveUnavailable(ArchiveError):
+    """The archive database cannot be reached or written (down, locked, disk full): retry."""
+
+
+class ArchiveConflict(ArchiveError):
+    """A record id is stored already with other content: refused, never overwritten."""
+
+
+class ReadBackMismatch(ArchiveError):
+    """What was read back is not what was written: the record is not counted archived."""
+
+
+class RetentionError(ArchiveError):
+    """A purge asked for records still inside the partnership's retention."""
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as read from the store, with its status and place in the log."""
+
+    record: ArchiveRecord
+    status: str
+    digest: str
+    leaf_index: int | None
+    archived_at: str | None
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One leaf of the log: a record's entry or a purge's tombstone."""
+
+    index: int
+    record_id: str
+    kind: str
+    """``record`` or ``tombstone``."""
+    entry: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """What ``put`` did: stored it now, or found it stored already (and in which status)."""
+
+    stored: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class ArchiveCounts:
+    """How many records are in each status, and the log's size."""
+
+    archived: int
+    written: int
+    purged: int
+    leaves: int
+
+
+class ArchiveStore(ABC):
+    """The case archive (see the module docstring for the write protocol)."""
+
+    url: str
+
+    @abstractmethod
+    def put(self, record: ArchiveRecord) -> PutOutcome:
+        """Store a record as ``written`` unless its id is stored already.
+
+        Raises:
+            ArchiveConflict: the id is stored with another digest.
+            ArchiveUnavailable: the database cannot be reached.
+        """
+
+    @abstractmethod
+    def confirm(self, record_id: str, expected_digest: str) -> int:
+        """Read a written record back, check it, log it; its leaf index.
+
+        Raises:
+            ReadBackMismatch: the stored record does not have ``expected_digest``.
+            ArchiveUnavailable: the database cannot be reached.
+        """
+
+    @abstractmethod
+    def get(self, record_id: str) -> StoredRecord | None:
+        """One record with its histories, or None."""
+
+    @abstractmethod
+    def records_of_case(self, case_ref: str) -> list[StoredRecord]:
+        """Every record of a case (the case itself and any later notices)."""
+
+    @abstractmethod
+    def all_records(self) -> list[StoredRecord]:
+        """Every record, with histories (verification reads them all)."""
+
+    @abstractmethod
+    def index(
+        self,
+        *,
+        closed_before: str | None = None,
+        closed_since: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> list[tuple[str, IndexFields, str]]:
+        """(record id, index fields, status) of matching records, by close time."""
+
+    @abstractmethod
+    def known(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these record ids that is stored."""
+
+    @abstractmethod
+    def leaves(self) -> list[Leaf]:
+        """The whole log, in order."""
+
+    @abstractmethod
+    def add_checkpoint(self, size: int, note: str) -> None:
+        """Keep a signed checkpoint of the log at ``size``."""
+
+    @abstractmethod
+    def checkpoints(self) -> list[tuple[int, str]]:
+        """(size, signed note) of every checkpoint, oldest first."""
+
+    @abstractmethod
+    def purge(self, record_id: str, by: str, reason: str, at: dt.datetime) -> int:
+        """Remove a record's histories and result, leaving its index row and a tombstone
+        leaf; the tombstone's leaf index."""
+
+    @abstractmethod
+    def counts(self) -> ArchiveCounts:
+        """Records by status and the log's size."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A value the archiver keeps (its watermark)."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep a value for the archiver."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        """The newest checkpoint, if any."""
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+
+class SqlArchiveStore(ArchiveStore):
+    """The archive in SQL shared by the backends; subclasses connect and lock."""
+
+    blob_type = "BLOB"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # -- what a backend provides ----------------------------------------------------------
+
+    @abstractmethod
+    @contextmanager
+    def _transaction(self, exclusive: bool = False) -> Iterator[Any]:
+        """A cursor inside one transaction (``exclusive``: the single writer's lock), which
+        commits on exit and rolls back on error; connection failures are
+        ``ArchiveUnavailable``."""
+
+    def _sql(self, statement: str) -> str:
+        """The statement in this backend's placeholder style (written with ``?``)."""
+        return statement
+
+    def _blob(self, value: Any) -> bytes:
+        return bytes(value) if value is not None else b""
+
+    def create_schema(self) -> None:
+        """Create the tables if they are not there."""
+        with self._transaction() as cursor:
+            for statement in SCHEMA.format(blob=self.blob_type).split(";"):
+                if statement.strip():
+                    cursor.execute(statement)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def put(self, record: ArchiveRecord) -> PutOutcome:
+        digest = record.digest
+        with self._lock, self._transaction(exclusive=True) as cursor:
+            cursor.execute(
+                self._sql("SELECT digest, status FROM records WHERE record_id = ?"),
+                (record.record_id,),
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                if row[0] != digest:
+                    raise ArchiveConflict(
+                        f"{record.record_id} is archived already with other content "
+                        f"(digest {row[0][:12]}, now {digest[:12]}): not overwritten"
+                    )
+                return PutOutcome(stored=False, status=str(row[1]))
+            index = record.index
+            cursor.execute(
+                self._sql(
+                    f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES "  # noqa: S608
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
+                ),
+                (
+                    record.record_id, record.case_ref, record.kind, record.run_id, WRITTEN,
+                    index.opened_at, index.closed_at, index.requesting_agency,
+                    ",".join(index.holding_agencies), index.purpose, index.urgency,
+                    index.outcome, int(index.override_used), int(index.escalated),
+                    index.protocol_version, record.result, sha256_hex(record.result), digest,
+                ),
+            )  # fmt: skip
+            for history in record.histories:
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO histories (record_id, workflow_id, run_id, workflow_type, "
+                        "content, sha256) VALUES (?, ?, ?, ?, ?, ?)"
+                    ),
+                    (
+                        record.record_id, history.workflow_id, history.run_id,
+                        history.workflow_type, history.content, history.sha256,
+                    ),
+                )  # fmt: skip
+        return PutOutcome(stored=True, status=WRITTEN)
+
+    def confirm(self, record_id: str, expected_digest: str) -> int:
+        with self._lock, self._transaction(exclusive=True) as cursor:
+            stored = self._read(cursor, record_id)
+            if stored is None:
+                raise ReadBackMismatch(f"{record_id} was not found when read back")
+            if stored.status == ARCHIVED and stored.leaf_index is not None:
+                return stored.leaf_index
+            # 👉 The digest is recomputed from what was read back, not taken from the row.
+            read_back = stored.record.digest
+            if read_back != expected_digest or stored.digest != expected_digest:
+                raise ReadBackMismatch(
+                    f"{record_id} read back with digest {read_back[:12]}, "
+                    f"expected {expected_digest[:12]}: not counted archived"
+                )
+            leaf_index = self._append_leaf(cursor, record_id, "record", stored.record.entry())
+            cursor.execute(
+                self._sql(
+                    "UPDATE records SET status = ?, leaf_index = ?, archived_at = ? "
+                    "WHERE record_id = ?"
+                ),
+                (ARCHIVED, leaf_index, _now(), record_id),
+            )
+        return leaf_index
+
+    def _append_leaf(self, cursor: Any, record_id: str, kind: str, entry: bytes) -> int:
+        cursor.execute("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM leaves")
+        leaf_index = int(cursor.fetchone()[0])
+        cursor.execute(
+            self._sql(
+                "INSERT INTO leaves (leaf_index, record_id, kind, entry, hash) "
+                "VALUES (?, ?, ?, ?, ?)"
+            ),
+            (leaf_index, record_id, kind, entry, merkle.leaf_hash(entry)),
+        )
+        return leaf_index
+
+    def purge(self, record_id: str, by: str, reason: str, at: dt.datetime) -> int:
+        with self._lock, self._transaction(exclusive=True) as cursor:
+            stored = self._read(cursor, record_id)
+            if stored is None or stored.status != ARCHIVED or stored.leaf_index is None:
+                raise ArchiveError(f"{record_id} is not an archived record")
+            entry = tombstone_entry(
+                record_id, stored.record.case_ref, stored.digest, stored.leaf_index, by,
+                at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), reason,
+            )  # fmt: skip
+            leaf_index = self._append_leaf(cursor, record_id, "tombstone", entry)
+            cursor.execute(self._sql("DELETE FROM histories WHERE record_id = ?"), (record_id,))
+            cursor.execute(
+                self._sql("UPDATE records SET status = ?, result = NULL WHERE record_id = ?"),
+                (PURGED, record_id),
+            )
+        return leaf_index
+
+    def add_checkpoint(self, size: int, note: str) -> None:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(self._sql("SELECT 1 FROM checkpoints WHERE size = ?"), (size,))
+            if cursor.fetchone() is None:
+                cursor.execute(
+                    self._sql("INSERT INTO checkpoints (size, note, signed_at) VALUES (?, ?, ?)"),
+                    (size, note, _now()),
+                )
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(self._sql("DELETE FROM meta WHERE key = ?"), (key,))
+            cursor.execute(self._sql("INSERT INTO meta (key, value) VALUES (?, ?)"), (key, value))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, record_id: str) -> StoredRecord | None:
+        with self._lock, self._transaction() as cursor:
+            return self._read(cursor, record_id)
+
+    def records_of_case(self, case_ref: str) -> list[StoredRecord]:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(
+                self._sql("SELECT record_id FROM records WHERE case_ref = ? ORDER BY record_id"),
+                (case_ref,),
+            )
+            ids = [str(row[0]) for row in cursor.fetchall()]
+            return [r for record_id in ids if (r := self._read(cursor, record_id))]
+
+    def all_records(self) -> list[StoredRecord]:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute("SELECT record_id FROM records ORDER BY record_id")
+            ids = [str(row[0]) for row in cursor.fetchall()]
+            return [r for record_id in ids if (r := self._read(cursor, record_id))]
+
+    def index(
+        self,
+        *,
+        closed_before: str | None = None,
+        closed_since: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> list[tuple[str, IndexFields, str]]:
+        clauses, values = [], []
+        for column, op, value in (
+            ("closed_at", "<", closed_before), ("closed_at", ">=", closed_since),
+            ("kind", "=", kind), ("status", "=", status),
+        ):  # fmt: skip
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                values.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(
+                self._sql(f"SELECT {_RECORD_COLUMNS} FROM records{where} ORDER BY closed_at"),  # noqa: S608
+                tuple(values),
+            )
+            return [(str(row[0]), _index(row), str(row[4])) for row in cursor.fetchall()]
+
+    def known(self, record_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._lock, self._transaction() as cursor:
+            for start in range(0, len(record_ids), 500):
+                chunk = list(record_ids[start : start + 500])
+                marks = ", ".join("?" for _ in chunk)
+                cursor.execute(
+                    self._sql(
+                        f"SELECT record_id, status FROM records WHERE record_id IN ({marks})"  # noqa: S608
+                    ),
+                    tuple(chunk),
+                )
+                found.update({str(r[0]): str(r[1]) for r in cursor.fetchall()})
+        return found
+
+    def leaves(self) -> list[Leaf]:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(
+                "SELECT leaf_index, record_id, kind, entry, hash FROM leaves ORDER BY leaf_index"
+            )
+            return [
+                Leaf(int(r[0]), str(r[1]), str(r[2]), self._blob(r[3]), self._blob(r[4]))
+                for r in cursor.fetchall()
+            ]
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute("SELECT size, note FROM checkpoints ORDER BY size")
+            return [(int(r[0]), str(r[1])) for r in cursor.fetchall()]
+
+    def counts(self) -> ArchiveCounts:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute("SELECT status, COUNT(*) FROM records GROUP BY status")
+            by_status = {str(r[0]): int(r[1]) for r in cursor.fetchall()}
+            cursor.execute("SELECT COUNT(*) FROM leaves")
+            leaves = int(cursor.fetchone()[0])
+        return ArchiveCounts(
+            by_status.get(ARCHIVED, 0), by_status.get(WRITTEN, 0), by_status.get(PURGED, 0), leaves
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(self._sql("SELECT value FROM meta WHERE key = ?"), (key,))
+            row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def _read(self, cursor: Any, record_id: str) -> StoredRecord | None:
+        cursor.execute(
+            self._sql(f"SELECT {_RECORD_COLUMNS} FROM records WHERE record_id = ?"),  # noqa: S608
+            (record_id,),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(
+            self._sql(
+                "SELECT workflow_id, run_id, workflow_type, content, sha256 FROM histories "
+                "WHERE record_id = ? ORDER BY workflow_id, run_id"
+            ),
+            (record_id,),
+        )
+        rows = cursor.fetchall()
+        histories = [History(str(h[0]), str(h[1]), str(h[2]), self._blob(h[3])) for h in rows]
+        record = ArchiveRecord(
+            record_id=str(row[0]),
+            case_ref=str(row[1]),
+            kind=str(row[2]),
+            run_id=str(row[3]),
+            index=_index(row),
+            histories=histories,
+            result=self._blob(row[15]),
+            history_digests=[(str(h[0]), str(h[1]), str(h[2]), str(h[4])) for h in rows],
+        )
+        return StoredRecord(
+            record=record,
+            status=str(row[4]),
+            digest=str(row[17]),
+            leaf_index=None if row[18] is None else int(row[18]),
+            archived_at=None if row[19] is None else str(row[19]),
+        )
+
+
+def _index(row: Sequence[Any]) -> IndexFields:
+    return IndexFields(
+        opened_at=str(row[5]),
+        closed_at=str(row[6]),
+        requesting_agency=str(row[7]),
+        holding_agencies=tuple(a for a in str(row[8]).split(",") if a),
+        purpose=str(row[9]),
+        urgency=str(row[10]),
+        outcome=str(row[11]),
+        override_used=bool(row[12]),
+        escalated=bool(row[13]),
+        protocol_version=str(row[14]),
+    )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+DEFAULT_ARCHIVE_PATH = ".safeshare/archive.db"
+
+
+def open_archive(url: str) -> ArchiveStore:
+    """The archive at ``url`` (``sqlite:///path``, a plain path, or ``postgresql://...``),
+    its tables created if missing.
+
+    Raises:
+        ArchiveUnavailable: it cannot be opened.
+        ArchiveError: a URL of no known kind.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from safeshare.archive.postgres import PostgresArchiveStore
+
+        store: SqlArchiveStore = PostgresArchiveStore(url)
+    elif url.startswith("sqlite:") or "://" not in url:
+        from safeshare.archive.sqlite import SqliteArchiveStore
+
+        store = SqliteArchiveStore(url)
+    else:
+        raise ArchiveError(
+            f"unknown archive URL {url.split('://')[0]}://: use sqlite or postgresql"
+        )
+    store.create_schema()
+    return store

@@ -1,0 +1,113 @@
+"""A real PostgreSQL server for tests, started from Debian's ``postgresql`` package.
+
+``initdb`` refuses to run as root, so as root the server runs as ``nobody`` with a data
+directory it owns; it listens on a free loopback port with its socket in the same temporary
+directory, and stops when the test session ends. No containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SERVER_USER = "nobody"
+
+
+def postgres_bin() -> Path | None:
+    """The newest PostgreSQL server binaries installed here, or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def postgres_bin_or_skip() -> Path:
+    """The binaries; a skip locally without them, a failure under CI (.ci/run installs them)."""
+    found = postgres_bin()
+    if found is not None:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("CI must install Debian postgresql (.ci/run does)")
+    pytest.skip("no PostgreSQL server: apt-get install postgresql")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    """A running server: make a fresh database per test with ``new_database``."""
+
+    bin: Path
+    data: Path
+    port: int
+    user: str | None
+
+    @property
+    def admin_url(self) -> str:
+        """The server's own database, as its superuser."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def new_database(self) -> str:
+        """A new empty database's URL."""
+        import psycopg
+
+        name = f"archive_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
+            check=True, user=self.user, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop the server at once (an outage)."""
+        self._ctl("-m", "immediate", "stop")
+
+    def start(self) -> None:
+        """Start (or restart) the server and wait until it accepts connections."""
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.data.parent} -F"
+        self._ctl("-o", options, "-l", str(self.data.parent / "server.log"), "-w", "start")
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """Start a server in a temporary directory; stop it and remove the directory after."""
+    bin_dir = postgres_bin_or_skip()
+    root = Path(tempfile.mkdtemp(prefix="safeshare-pg-"))
+    user = SERVER_USER if os.geteuid() == 0 else None
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    data = root / "data"
+    try:
+        subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--no-locale", "--no-sync"],
+            check=True, user=user, capture_output=True, timeout=120, cwd=root,
+        )  # fmt: skip
+        server = PostgresServer(bin_dir, data, _free_port(), user)
+        server.start()
+        try:
+            yield server
+        finally:
+            with contextlib.suppress(subprocess.SubprocessError):
+                server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
