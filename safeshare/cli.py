@@ -159,10 +159,23 @@ def hub(
     temporal_key: TemporalKey = None,
     keys_file: KeysFile = None,
     metrics_port: MetricsPort = None,
+    build_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_HUB_BUILD_ID",
+            help="Run under Worker Versioning as this build (cases pinned to it); "
+            "unset: an unversioned worker.",
+        ),
+    ] = None,
+    deployment_name: Annotated[
+        str,
+        typer.Option(envvar="SAFESHARE_HUB_DEPLOYMENT", help="The hub's worker deployment."),
+    ] = "safeshare-hub",
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the hub worker (SharingCase workflows and hub activities)."""
+    from safeshare.hub import HubDeployment
     from safeshare.services import run_hub
 
     _logging("hub", log_format, log_level)
@@ -175,7 +188,8 @@ def hub(
         keys_file,
         metrics_port,
     )
-    _run(run_hub(temporal, registry))
+    deployment = HubDeployment(build_id, deployment_name) if build_id else None
+    _run(run_hub(temporal, registry, deployment))
 
 
 @app.command()

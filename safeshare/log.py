@@ -34,7 +34,7 @@ ALLOWED_FIELDS = frozenset(
         # ids and where: references, never personal data
         "case_ref", "agency_id", "rpc", "task_queue", "delivery_id", "notification_id",
         "notice_id", "claim_digest", "address", "port", "namespace",
-        "temporal_workflow", "temporal_activity",
+        "temporal_workflow", "temporal_activity", "deployment", "build_id",
         # codes and outcomes
         "code", "status", "temporal_status", "temporal_details", "error_type", "signal",
         "fault", "faults", "kind", "step", "duplicate", "claimed", "key_id",

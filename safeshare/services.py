@@ -28,7 +28,7 @@ from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.codec import EncryptionCodec, KeyRing
 from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server, stop_gateway
-from safeshare.hub import build_hub_worker
+from safeshare.hub import HubDeployment, build_hub_worker
 from safeshare.shutdown import wait_for_stop_signal
 from safeshare.temporal import TemporalSettings, connect_temporal
 from safeshare.tls import TlsFiles, channel_credentials, server_credentials
@@ -38,13 +38,23 @@ log = structlog.get_logger("safeshare")
 GRACE_SECONDS = 5.0
 
 
-async def run_hub(temporal: TemporalSettings, registry_path: Path) -> None:
-    """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``."""
+async def run_hub(
+    temporal: TemporalSettings, registry_path: Path, deployment: HubDeployment | None = None
+) -> None:
+    """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``.
+
+    With ``deployment``: as that build of the hub's worker deployment (Worker Versioning).
+    """
     load_registry(registry_path)  # fail at start, in one line, on a broken registry
     client = await connect_temporal(temporal)
-    worker = build_hub_worker(client, registry_path)
+    worker = build_hub_worker(client, registry_path, deployment=deployment)
     async with worker:
-        log.info("hub_started", task_queue=worker.task_queue)
+        log.info(
+            "hub_started",
+            task_queue=worker.task_queue,
+            deployment=deployment.name if deployment else None,
+            build_id=deployment.build_id if deployment else None,
+        )
         signal_name = await wait_for_stop_signal()
         log.info("hub_stopping", signal=signal_name)
     log.info("hub_stopped")

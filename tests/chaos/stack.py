@@ -69,6 +69,10 @@ class ChaosStack:
     temporal_front: bool = False
     """Every SafeShare part reaches Temporal through an nginx mTLS front, each with its own
     client certificate (tests/chaos/tls_front.py)."""
+    hub_build_id: str | None = None
+    """Run the hub under Worker Versioning as this build (``safeshare hub --build-id``)."""
+    temporal_args: list[str] = field(default_factory=list)
+    """More ``temporal server start-dev`` arguments (dynamic config)."""
     parts: dict[str, Part] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -156,7 +160,8 @@ class ChaosStack:
                      "--graceful-shutdown", "1",
                      *_tls_args(self.pki.adapter(agency))],
                 )  # fmt: skip
-        self._add("hub", [sys.executable, "-m", "safeshare", "hub"])
+        build = ["--build-id", self.hub_build_id] if self.hub_build_id else []
+        self._add("hub", [sys.executable, "-m", "safeshare", "hub", *build])
         self._add(
             "gateway",
             [sys.executable, "-m", "safeshare", "gateway", "--port", str(self.gateway_port),
@@ -182,8 +187,16 @@ class ChaosStack:
              "--port", str(self.temporal_port), "--headless", "--namespace", "default",
              "--log-level", "error",
              "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-             "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"],
+             "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+             *self.temporal_args],
         )  # fmt: skip
+
+    def add_hub(self, name: str, build_id: str | None = None) -> None:
+        """Add and start another hub worker process (a replica, or another build)."""
+        build = ["--build-id", build_id] if build_id else []
+        self._add(name, [sys.executable, "-m", "safeshare", "hub", *build])
+        self._connect_to_temporal(self.parts[name])
+        self.start_part(name)
 
     def _connect_to_temporal(self, part: Part) -> None:
         """How ``part`` reaches Temporal: flags on the dev server; through the front, each
