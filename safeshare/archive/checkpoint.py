@@ -69,7 +69,7 @@ class VerifierKey:
         Raises:
             CheckpointError: not a signed-note Ed25519 verifier key.
         """
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # the base64 key itself may hold "+"
         if len(parts) != 3 or not _NAME.fullmatch(parts[0]):
             raise CheckpointError("not a verifier key (name+keyid+key)")
         try:
