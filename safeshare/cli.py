@@ -11,12 +11,18 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from activities.agency import AGENCY_ID_PATTERN
 from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
+from safeshare.access.options import (
+    DEFAULT_ACCESS_LOG,
+    DEFAULT_ACCESS_LOG_KEY,
+    AccessLogKey,
+    AccessLogPath,
+)
 from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
@@ -35,6 +41,9 @@ from safeshare.temporal_options import (
     TemporalKey,
 )
 from safeshare.tls import TlsError, TlsFiles
+
+if TYPE_CHECKING:
+    from safeshare.access.log import AccessLog
 
 app = typer.Typer(
     name="safeshare",
@@ -470,20 +479,43 @@ def sandbox_faults(
 
 @app.command("codec-server")
 def codec_server(
+    oidc_issuer: Annotated[
+        str,
+        typer.Option(
+            envvar="SAFESHARE_OIDC_ISSUER",
+            help="The OpenID Connect issuer operators sign in at (its URL, as tokens name it).",
+        ),
+    ],
     keys_file: KeysFile = None,
-    token_file: Annotated[
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    oidc_audience: Annotated[
+        str,
+        typer.Option(
+            envvar="SAFESHARE_OIDC_AUDIENCE",
+            help="This codec server's client id at the issuer: tokens must name it (aud).",
+        ),
+    ] = "safeshare-codec",
+    oidc_roles_claim: Annotated[
+        str, typer.Option(envvar="SAFESHARE_OIDC_ROLES_CLAIM", help="The claim holding roles.")
+    ] = "roles",
+    oidc_operator_role: Annotated[
+        str, typer.Option(envvar="SAFESHARE_OIDC_OPERATOR_ROLE", help="The role that may decrypt.")
+    ] = "operator",
+    oidc_client_secret_file: Annotated[
         Path | None,
         typer.Option(
-            envvar="SAFESHARE_CODEC_TOKEN_FILE", help="File holding the bearer token (0600)."
+            envvar="SAFESHARE_OIDC_CLIENT_SECRET_FILE",
+            help="This server's client secret at the issuer (0600), for /login.",
         ),
     ] = None,
-    token: Annotated[
-        str | None,
+    public_url: Annotated[
+        str,
         typer.Option(
-            envvar="SAFESHARE_CODEC_TOKEN",
-            help="The bearer token callers present (prefer --token-file: argv is visible).",
+            envvar="SAFESHARE_CODEC_PUBLIC_URL",
+            help="Where browsers reach this server; turns on the /login sign-in route.",
         ),
-    ] = None,
+    ] = "",
     ui_origin: Annotated[
         str | None,
         typer.Option(
@@ -493,8 +525,8 @@ def codec_server(
     trust_ui_origin: Annotated[
         bool,
         typer.Option(
-            help="Dev only: accept browser requests from --ui-origin without a token "
-            "(the UI sends no token unless it has its own sign-in)."
+            help="DEV ONLY, NEVER IN PRODUCTION: accept browser requests that claim --ui-origin "
+            "without a sign-in (anyone who can reach the port can claim it)."
         ),
     ] = False,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -502,21 +534,44 @@ def codec_server(
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Serve /encode and /decode for the Temporal UI and CLI (--codec-endpoint)."""
+    """Serve /encode and /decode for the Temporal UI and CLI (--codec-endpoint) to operators
+    signed in at the OIDC issuer; every decryption and refusal goes to the access log."""
+    from safeshare.codec.oidc import OidcSettings, OidcVerifier
     from safeshare.codec.server import CodecAccess
     from safeshare.services import run_codec_server
 
     _logging("codec-server", log_format, log_level)
     keys = _payload_keys(keys_file)
     assert keys is not None  # required=True
-    secret = token_file.read_text().strip() if token_file else token
-    if not secret:
-        raise typer.BadParameter("a token is required", param_hint="--token-file / --token")
+    settings = OidcSettings(oidc_issuer, oidc_audience, oidc_roles_claim, oidc_operator_role)
+    secret = oidc_client_secret_file.read_text().strip() if oidc_client_secret_file else ""
     try:
-        access = CodecAccess(secret, ui_origin or None, trust_ui_origin)
+        access = CodecAccess(
+            OidcVerifier(settings), ui_origin or None, trust_ui_origin, secret, public_url
+        )
     except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--token / --trust-ui-origin") from None
-    _run(run_codec_server(keys, access, host, port))
+        raise typer.BadParameter(str(err), param_hint="--trust-ui-origin") from None
+    if trust_ui_origin:
+        typer.secho(
+            "codec-server: --trust-ui-origin is for a loopback dev machine ONLY: anyone who can "
+            "reach this port can decrypt by claiming the UI's origin.",
+            err=True,
+            fg="red",
+            bold=True,
+        )
+    _run(run_codec_server(keys, access, host, port, _access_log(access_log, access_log_key)))
+
+
+def _access_log(path: Path, key: Path) -> AccessLog:
+    """The access log for a command, or one readable line and exit 2."""
+    from safeshare.access.log import AccessLog
+    from safeshare.audit.signing import SigningError
+
+    try:
+        return AccessLog.open(path, key)
+    except (OSError, SigningError) as err:
+        typer.echo(f"safeshare: error: cannot open the access log: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 register_operator_commands(app)

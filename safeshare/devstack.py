@@ -11,7 +11,9 @@ Everything lives under the data dir (``.safeshare/`` by default), so a second st
     agencies/<id>.db           each sandbox agency's SQLite store
     dev/pki/                   the private CA and every certificate (see safeshare.pki)
     dev/keys.json              the payload key ring (0600), made on first start and reused
-    dev/codec-token            the codec server's bearer token (0600), for the Temporal CLI
+    dev/oidc-client-secret     the codec server's client secret at the local sign-in (0600)
+    dev/access-signing.key/.pub the Ed25519 key that signs the access log's checkpoints
+    access.db                  the access log: every read of a case, every refused attempt
     dev/audit-signing.key/.pub the Ed25519 key that signs audit exports (safeshare audit)
     dev/temporal.toml          a Temporal client profile for this stack (TEMPORAL_CONFIG_FILE), so
                                operators' and auditors' commands read the server the stack runs
@@ -56,6 +58,10 @@ START_TIMEOUT_SECONDS = 60.0
 
 # Wide enough for the demo table when stderr is a log file rather than a terminal.
 console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
+
+
+DEV_OPERATORS = ("operator-ana", "operator-ben")
+DEV_OIDC_CLIENT = "safeshare-codec"
 
 
 class DevStackError(Exception):
@@ -108,8 +114,10 @@ class DevStack:
         self.ports = ports
         self.encryption = encryption
         self.keys_file = data_dir / "dev" / "keys.json"
-        self.codec_token_file = data_dir / "dev" / "codec-token"
         self.temporal_profile = data_dir / "dev" / "temporal.toml"
+        self.oidc_secret_file = data_dir / "dev" / "oidc-client-secret"
+        self.access_log = data_dir / "access.db"
+        self.access_log_key = data_dir / "dev" / "access-signing.key"
         self.registry_path = registry_path
         self.registry = load_registry(registry_path)
         self.pki = DevPki(data_dir / "dev" / "pki")
@@ -129,6 +137,11 @@ class DevStack:
     def codec_url(self) -> str:
         """The codec server (the UI's and CLI's --codec-endpoint)."""
         return f"http://{HOST}:{self.ports.codec}"
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The local sign-in for operators (an OIDC provider on the port after the codec's)."""
+        return f"http://{HOST}:{self.ports.codec + 1}"
 
     @property
     def gateway_target(self) -> str:
@@ -197,17 +210,33 @@ class DevStack:
 
     async def _start_codec_server(self) -> None:
         ensure_key_file(self.keys_file)
-        if not self.codec_token_file.exists():
-            descriptor = os.open(self.codec_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if not self.oidc_secret_file.exists():
+            descriptor = os.open(self.oidc_secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:
                 file.write(secrets.token_urlsafe(32) + "\n")
+        # 👉 A real OIDC provider (the test one) stands in for the partnership's sign-in: one
+        # predefined user per dev operator, each with the operator role.
+        users = [f'{{"sub": "{operator}", "roles": ["operator"]}}' for operator in DEV_OPERATORS]
+        await self._spawn_binary(
+            "oidc",
+            sys.executable, "-m", "oidc_provider_mock",
+            "--host", HOST, "--port", str(self.ports.codec + 1),
+            *[arg for user in users for arg in ("--user-claims", user)],
+        )  # fmt: skip
+        await self._wait_for_port("oidc", self.ports.codec + 1)
         await self._spawn(
             "codec-server",
             "codec-server", "--port", str(self.ports.codec),
-            "--keys-file", str(self.keys_file), "--token-file", str(self.codec_token_file),
+            "--keys-file", str(self.keys_file),
+            "--oidc-issuer", self.oidc_issuer, "--oidc-audience", DEV_OIDC_CLIENT,
+            "--oidc-client-secret-file", str(self.oidc_secret_file),
+            "--public-url", self.codec_url,
+            "--access-log", str(self.access_log), "--access-log-key", str(self.access_log_key),
             "--ui-origin", f"http://{HOST}:{self.ports.ui}",
-            # 👉 The dev UI has no sign-in, so it cannot send a token; on loopback the UI's
-            # origin stands in for one (README: what production must do instead).
+            # 👉 DEV ONLY. The dev UI has no sign-in of its own and sends the codec server's
+            # session cookie only once "include cross-origin credentials" is ticked in its
+            # codec settings; until then, on loopback, the UI's origin stands in (recorded as an
+            # unauthenticated operator). A signed-in operator's cookie always wins.
             "--trust-ui-origin",
         )  # fmt: skip
         await self._wait_for_port("codec-server", self.ports.codec)
@@ -361,9 +390,14 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
         console.print(f"  codec server      {stack.codec_url} (the UI decrypts through it)")
         console.print(f"  payload keys      {stack.keys_file}")
         console.print(
-            f"  decrypt in the CLI: temporal workflow show --codec-endpoint {stack.codec_url} "
-            f'--codec-auth "Bearer $(cat {stack.codec_token_file})" -w <workflow id>'
+            f"  operator sign-in   {stack.codec_url}/login (local provider {stack.oidc_issuer}; "
+            f'operators: {", ".join(DEV_OPERATORS)}); then tick "include cross-origin '
+            "credentials\" in the UI's codec settings"
         )
+        console.print(
+            "  [bold red]dev only: the codec server trusts the UI's origin without a sign-in[/]"
+        )
+        console.print(f"  access log        {stack.access_log}")
     else:
         console.print("  [bold red]payload encryption is OFF: histories are in the clear[/]")
     console.print(f"  Case API (gRPC)   {stack.gateway_target} (mTLS; certificates in {pki})")

@@ -15,6 +15,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 _runtime: Runtime | None = None
 _bound = ""
 _gateway_requests: MetricCounter | None = None
+_access_events: MetricCounter | None = None
 
 
 class MetricsError(OSError):
@@ -48,9 +49,14 @@ def runtime_for(address: str) -> Runtime:
 
 
 def _use_meter(meter: MetricMeter) -> None:
-    global _gateway_requests
+    global _gateway_requests, _access_events
     _gateway_requests = meter.create_counter(
         "safeshare_gateway_requests", "Case API calls by RPC and gRPC status code."
+    )
+    _access_events = meter.create_counter(
+        "safeshare_access_events",
+        "Access events recorded (reads of case content and refused attempts), by channel, "
+        "action and outcome (allowed or refused).",
     )
 
 
@@ -58,3 +64,9 @@ def count_gateway_request(rpc: str, code: str) -> None:
     """Count one completed Case API call; a no-op in a process without metrics."""
     if _gateway_requests is not None:
         _gateway_requests.add(1, {"rpc": rpc, "code": code})
+
+
+def count_access_event(channel: str, action: str, outcome: str) -> None:
+    """Count one recorded access event; a no-op in a process without metrics."""
+    if _access_events is not None:
+        _access_events.add(1, {"channel": channel, "action": action, "outcome": outcome})

@@ -25,6 +25,7 @@ from agency_adapters.worker import (
     start_health_server,
 )
 from protos.agency.v1.sandbox_control_pb2 import Faults
+from safeshare.access.log import AccessLog
 from safeshare.codec import EncryptionCodec, KeyRing
 from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server, stop_gateway
@@ -165,9 +166,14 @@ async def run_sandbox_agency(
     log.info("sandbox_agency_stopped", agency_id=agency_id)
 
 
-async def run_codec_server(keys: KeyRing, access: CodecAccess, host: str, port: int) -> None:
-    """Serve the codec server (the UI's and CLI's /encode and /decode) until SIGINT or SIGTERM."""
-    runner, bound = await start_codec_server(EncryptionCodec(keys), access, host, port)
+async def run_codec_server(
+    keys: KeyRing, access: CodecAccess, host: str, port: int, access_log: AccessLog
+) -> None:
+    """Serve the codec server (the UI's and CLI's /encode and /decode) until SIGINT or SIGTERM;
+    its access events go to ``access_log``."""
+    runner, bound = await start_codec_server(
+        EncryptionCodec(keys), access, host, port, record=access_log.append
+    )
     log.info("codec_server_started", address=f"{host}:{bound}", key_id=keys.active_id)
     signal_name = await wait_for_stop_signal()
     log.info("codec_server_stopping", signal=signal_name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import secrets
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -29,10 +28,12 @@ from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.codec import EncryptionCodec
+from safeshare.codec.oidc import OidcSettings, OidcVerifier
 from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.tls import TlsFiles, channel_credentials
 from tests.chaos import scenarios as sc
 from tests.chaos.stack import ChaosStack
+from tests.safeshare.oidc_support import AUDIENCE, OPERATOR, oidc_provider
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
 
@@ -162,28 +163,32 @@ async def test_other_agencies_and_forged_identities_are_refused(chaos_stack: Cha
         assert code == "PERMISSION_DENIED", code
         refused["agency calling another agency's system"] += 1
 
-    # The codec server decrypts only for a caller with the token.
-    token = secrets.token_urlsafe(16)
+    # The codec server decrypts only for an operator signed in at the partnership's issuer.
     codec = EncryptionCodec(stack.keys)
-    runner, port = await start_codec_server(codec, CodecAccess(token, None, False))
-    try:
-        plain = DataConverter.default.payload_converter.to_payloads([pb.Subject(given_name="x")])
-        body = json_format.MessageToDict(Payloads(payloads=await codec.encode(plain)))
-        url = f"http://127.0.0.1:{port}/decode"
-        async with aiohttp.ClientSession() as http:
-            for name, headers in (
-                ("codec server without a token", {}),
-                ("codec server with a wrong token", {"Authorization": "Bearer wrong"}),
-            ):
-                async with http.post(url, json=body, headers=headers) as response:
-                    assert response.status == 401, (name, response.status)
-                    refused[name] += 1
-            async with http.post(
-                url, json=body, headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                assert response.status == 200  # the positive control
-    finally:
-        await runner.cleanup()
+    with oidc_provider() as provider:
+        verifier = OidcVerifier(OidcSettings(provider.issuer, AUDIENCE))
+        runner, port = await start_codec_server(codec, CodecAccess(verifier))
+        try:
+            plain = DataConverter.default.payload_converter.to_payloads(
+                [pb.Subject(given_name="x")]
+            )
+            body = json_format.MessageToDict(Payloads(payloads=await codec.encode(plain)))
+            url = f"http://127.0.0.1:{port}/decode"
+            async with aiohttp.ClientSession() as http:
+                for name, headers in (
+                    ("codec server without a token", {}),
+                    ("codec server with a forged token", {"Authorization": "Bearer wrong"}),
+                ):
+                    async with http.post(url, json=body, headers=headers) as response:
+                        assert response.status == 401, (name, response.status)
+                        refused[name] += 1
+                token = await provider.token(OPERATOR)
+                async with http.post(
+                    url, json=body, headers={"Authorization": f"Bearer {token}"}
+                ) as response:
+                    assert response.status == 200  # the positive control
+        finally:
+            await runner.cleanup()
 
     print("security checks refused:", dict(refused), "total", sum(refused.values()))
     assert sum(refused.values()) == 14
