@@ -2,8 +2,13 @@
 
 Both agencies must be current signatories (the protocol version in force, a review date not
 passed); a contracted or commissioned provider is bound through its commissioner, which must
-itself be current; the requesting practitioner's training must be current. The registry file
-is read on every check, so a renewed signature counts without a restart.
+itself be current, and through a contract that has not lapsed; the requesting practitioner's
+training must be current. The registry file is re-read whenever it changes, so a renewed
+signature counts without a restart; an edit the loader refuses keeps the last good registry
+(and is logged), so a bad edit never stalls a case in the gate.
+
+A case that passes gets, in the gate's result, every party's working calendar and the
+registry's timescales: the case records them and runs under them to its close.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from pathlib import Path
 import structlog
 from temporalio import activity
 
+from activities.calendars import resolve_calendar, timescale_policy
 from activities.names import PROTOCOL_GATE
-from activities.registry import Registry, load_registry
+from activities.registry import PROVIDER_KINDS, Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 
 log = structlog.get_logger("safeshare.gate")
@@ -41,15 +47,19 @@ def _signatory_reasons(registry: Registry, party: str, agency_id: str, today: dt
     agency = registry.get(agency_id)
     if agency is None:
         return [f"{party}_not_a_partner:{agency_id}"]
-    if agency.commissioned_by:
+    if agency.kind in PROVIDER_KINDS or agency.commissioned_by:
         # A contracted provider is bound by the protocol through its commissioner.
-        commissioner = registry.get(agency.commissioned_by)
-        assert commissioner is not None  # load_registry checks commissioners exist
-        return [
+        commissioner = registry.get(agency.commissioned_by or "")
+        if commissioner is None or commissioner.kind in PROVIDER_KINDS:
+            return [f"{party}_not_bound_to_a_commissioner:{agency_id}"]
+        reasons = [
             f"{party}_commissioner_{code}:{agency_id}"
             for code in _currency(registry, commissioner.signed_protocol_version,
                                   commissioner.review_date, today)
         ]  # fmt: skip
+        if agency.commissioned_until is not None and agency.commissioned_until < today:
+            reasons.append(f"{party}_commissioning_lapsed:{agency_id}")
+        return reasons
     return [
         f"{party}_{code}:{agency_id}"
         for code in _currency(registry, agency.signed_protocol_version, agency.review_date, today)
@@ -69,19 +79,29 @@ class ProtocolGate:
     """The hub activity that checks a request against the partnership registry file."""
 
     def __init__(self, registry_path: Path) -> None:
-        self._registry_path = registry_path
+        self._registry = RegistrySource(registry_path)
 
     @activity.defn(name=PROTOCOL_GATE)
     async def check(self, check: pb.GateCheck) -> pb.GateResult:
         """Check ``check.request`` at ``check.at``; a failure is a result, not an error."""
-        registry = load_registry(self._registry_path)
-        reasons = gate_reasons(registry, check.request, check.at.ToDatetime(dt.UTC))
+        registry = self._registry.current()
+        at = check.at.ToDatetime(dt.UTC)
+        reasons = gate_reasons(registry, check.request, at)
         result = pb.GateResult(
             passed=not reasons,
             reasons=reasons,
             protocol_version=registry.protocol_version,
             registry_version=registry.registry_version,
         )
+        if result.passed:
+            parties = dict.fromkeys(
+                [check.request.requesting_agency_id, *check.request.holding_agency_ids]
+            )
+            for agency_id in parties:
+                agency = registry.get(agency_id)
+                assert agency is not None  # the gate passed: every party is a partner
+                result.calendars.append(resolve_calendar(registry, agency, at))
+            result.timescales.CopyFrom(timescale_policy(registry))
         log.info("protocol_gate_checked", passed=result.passed, reasons=len(reasons),
                  registry_version=registry.registry_version)  # fmt: skip
         return result

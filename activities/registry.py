@@ -1,23 +1,84 @@
 """The partnership registry: the agencies that have signed the Information Sharing Protocol.
 
 Operators keep it in a versioned TOML file (``partnership/registry.toml``). It is read by the
-gateway (is this agency a partner?) and by the hub's protocol gate.
+gateway (is this agency a partner?) and by the hub's protocol gate (are these agencies current
+signatories? which calendars and timescales does a new case run under?).
+
+The file has a typed schema: every key is known, every value has the type it must have (a date
+is a TOML date, never a quoted string), kinds come from a closed list, and a commissioned or
+contracted provider names the signatory that commissions it. ``load_registry`` refuses a file
+that breaks any rule, naming the agency or the key, so ``safeshare registry validate`` refuses
+it too and a running process keeps its last good registry (``RegistrySource``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from activities.agency import AGENCY_ID_PATTERN
 
 DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "partnership" / "registry.toml"
 
+log = structlog.get_logger("safeshare.registry")
+
+KINDS = ("statutory", "voluntary", "independent", "commissioned", "contracted")
+"""The closed list of kinds of partner agency."""
+PROVIDER_KINDS = frozenset({"commissioned", "contracted"})
+"""Kinds bound by the protocol through the signatory that commissions them."""
+REGIONS = {"GB-ENG": "ENG", "GB-WLS": "WLS", "GB-SCT": "SCT", "GB-NIR": "NIR"}
+"""Regions whose bank holidays the calendars know, with the ``holidays`` subdivision code."""
+URGENCIES = ("RED", "AMBER", "GREEN")
+STEPS = ("holder_responds", "override_decision", "recipient_acknowledges")
+MAX_TIMESCALE_MINUTES = 60 * 24 * 60
+"""No step may be given more than sixty days."""
+
 
 class RegistryError(Exception):
-    """The registry file is missing or malformed."""
+    """The registry file is missing or malformed.
+
+    ``agency_id`` names the agency whose entry breaks a rule, and ``code`` the kind of rule
+    (``unreadable``, ``schema``, ``binding``): both safe to log, unlike the message, which may
+    quote a value from the file.
+    """
+
+    def __init__(self, message: str, *, agency_id: str = "", code: str = "schema") -> None:
+        super().__init__(message)
+        self.agency_id = agency_id
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Timescale:
+    """How long one step may take at one urgency, and when a missed deadline escalates."""
+
+    minutes: int
+    working_hours: bool
+    lead_after_period: float = 0.5
+    """The safeguarding lead is told this fraction of the period after the deadline."""
+    operator_after_period: float = 1.0
+    """The partnership operator is told this fraction of the period after the deadline."""
+
+
+_DEFAULT_MINUTES = {
+    # RED: elapsed, 24/7. AMBER and GREEN: working hours (a working day is 8 hours).
+    "RED": {"holder_responds": 120, "override_decision": 60, "recipient_acknowledges": 120},
+    "AMBER": {"holder_responds": 360, "override_decision": 240, "recipient_acknowledges": 480},
+    "GREEN": {"holder_responds": 1440, "override_decision": 480, "recipient_acknowledges": 2400},
+}
+DEFAULT_TIMESCALES: Mapping[tuple[str, str], Timescale] = {
+    (urgency, step): Timescale(minutes, working_hours=urgency != "RED")
+    for urgency, steps in _DEFAULT_MINUTES.items()
+    for step, minutes in steps.items()
+}
+"""The partnership's timescales when the registry sets none."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +91,17 @@ class Agency:
     signed_protocol_version: str
     review_date: dt.date
     commissioned_by: str | None = None
-    """For a contracted or commissioned provider: the partner agency that binds it."""
+    """For a contracted or commissioned provider: the signatory that binds it."""
+    commissioned_until: dt.date | None = None
+    """When the provider's contract with its commissioner ends (none: open-ended)."""
+    region: str | None = None
+    """Whose bank holidays apply (none: the partnership's region)."""
+    closure_days: tuple[dt.date, ...] = ()
+    """Days the agency is closed besides bank holidays (a school's INSET days)."""
+    school_terms: tuple[tuple[dt.date, dt.date], ...] = ()
+    """A school's terms, first and last day of each."""
+    school_day_starts: dt.time | None = None
+    """When a school's day starts."""
 
 
 @dataclass(frozen=True)
@@ -40,10 +111,223 @@ class Registry:
     registry_version: int
     protocol_version: str
     agencies: dict[str, Agency]
+    region: str = "GB-ENG"
+    time_zone: str = "Europe/London"
+    timescales: Mapping[tuple[str, str], Timescale] = field(
+        default_factory=lambda: dict(DEFAULT_TIMESCALES)
+    )
 
     def get(self, agency_id: str) -> Agency | None:
         """The agency with this id, or None if it is not a partner."""
         return self.agencies.get(agency_id)
+
+    def region_of(self, agency: Agency) -> str:
+        """The region whose bank holidays apply to ``agency``."""
+        return agency.region or self.region
+
+
+# -- the typed schema ----------------------------------------------------------------------
+
+_TOP_KEYS = {"registry_version", "protocol_version", "region", "time_zone", "timescales",
+             "agencies", "changes"}  # fmt: skip
+_AGENCY_KEYS = {"id", "name", "kind", "signed_protocol_version", "review_date",
+                "commissioned_by", "commissioned_until", "region", "closure_days",
+                "school_terms", "school_day_starts"}  # fmt: skip
+_TIMESCALE_KEYS = {"minutes", "working_hours", "lead_after_period", "operator_after_period"}
+_CHANGE_KEYS = {"registry_version", "at", "by", "change"}
+
+
+def _typed(where: str, value: Any, kind: type | tuple[type, ...], name: str) -> Any:
+    # bool is an int in Python; a TOML datetime is a date: both must be told apart.
+    wrong = not isinstance(value, kind)
+    if kind is int and isinstance(value, bool):
+        wrong = True
+    if kind is dt.date and isinstance(value, dt.datetime):
+        wrong = True
+    if wrong:
+        raise RegistryError(f"{where}: {name} must be {_TYPE_NAMES.get(kind, 'valid')}, "
+                            f"not {type(value).__name__} {value!r}")  # fmt: skip
+    return value
+
+
+_TYPE_NAMES: dict[Any, str] = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    dt.date: "a date (YYYY-MM-DD, unquoted)",
+    dt.time: "a time of day (HH:MM:SS, unquoted)",
+    dt.datetime: "a date and time (unquoted)",
+    list: "a list",
+    dict: "a table",
+    (int, float): "a number",
+}
+
+
+def _unknown(where: str, table: Mapping[str, Any], known: set[str]) -> None:
+    extra = sorted(set(table) - known)
+    if extra:
+        raise RegistryError(f"{where}: unknown key {extra[0]!r}")
+
+
+def _required(where: str, table: Mapping[str, Any], key: str, kind: type) -> Any:
+    if key not in table:
+        raise RegistryError(f"{where}: {key} is required")
+    return _typed(where, table[key], kind, key)
+
+
+def _optional(where: str, table: Mapping[str, Any], key: str, kind: type) -> Any:
+    return None if key not in table else _typed(where, table[key], kind, key)
+
+
+def _agency(entry: Any, index: int, default_region: str) -> Agency:
+    where = f"agencies[{index}]"
+    _typed(where, entry, dict, "an agency entry")
+    agency_id = _required(where, entry, "id", str)
+    if not AGENCY_ID_PATTERN.fullmatch(agency_id):
+        raise RegistryError(f"{where}: agency id {agency_id!r} is not a valid code")
+    where = f"agency {agency_id!r}"
+    _unknown(where, entry, _AGENCY_KEYS)
+    name = _required(where, entry, "name", str)
+    if not name.strip():
+        raise RegistryError(f"{where}: name is empty")
+    kind = _required(where, entry, "kind", str)
+    if kind not in KINDS:
+        raise RegistryError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    region = _optional(where, entry, "region", str)
+    if region is not None and region not in REGIONS:
+        raise RegistryError(f"{where}: region {region!r} is not one of {', '.join(REGIONS)}")
+    closures = _optional(where, entry, "closure_days", list) or []
+    for day in closures:
+        _typed(where, day, dt.date, "each closure day")
+    terms = []
+    for term in _optional(where, entry, "school_terms", list) or []:
+        _typed(where, term, dict, "each school term")
+        _unknown(f"{where} school term", term, {"first", "last"})
+        first = _required(f"{where} school term", term, "first", dt.date)
+        last = _required(f"{where} school term", term, "last", dt.date)
+        if last < first:
+            raise RegistryError(f"{where}: a school term ends before it starts ({first})")
+        terms.append((first, last))
+    starts = _optional(where, entry, "school_day_starts", dt.time)
+    if terms and starts is None:
+        raise RegistryError(f"{where}: school_terms need school_day_starts")
+    return Agency(
+        id=agency_id,
+        name=name,
+        kind=kind,
+        signed_protocol_version=_required(where, entry, "signed_protocol_version", str),
+        review_date=_required(where, entry, "review_date", dt.date),
+        commissioned_by=_optional(where, entry, "commissioned_by", str),
+        commissioned_until=_optional(where, entry, "commissioned_until", dt.date),
+        region=region,
+        closure_days=tuple(sorted(closures)),
+        school_terms=tuple(sorted(terms)),
+        school_day_starts=starts,
+    )
+
+
+def _check_bindings(agencies: Mapping[str, Agency]) -> None:
+    for agency in agencies.values():
+        try:
+            _check_binding(agency, agencies)
+        except RegistryError as err:
+            raise RegistryError(str(err), agency_id=agency.id, code="binding") from None
+
+
+def _check_binding(agency: Agency, agencies: Mapping[str, Agency]) -> None:
+    where = f"agency {agency.id!r}"
+    if agency.kind in PROVIDER_KINDS:
+        if not agency.commissioned_by:
+            raise RegistryError(f"{where} is a {agency.kind} provider bound to no "
+                                "commissioner: set commissioned_by")  # fmt: skip
+        commissioner = agencies.get(agency.commissioned_by)
+        if commissioner is None:
+            raise RegistryError(f"{where} is commissioned by {agency.commissioned_by!r}, "
+                                "which is not in the registry")  # fmt: skip
+        if commissioner.kind in PROVIDER_KINDS:
+            raise RegistryError(f"{where} is commissioned by {commissioner.id!r}, which is "
+                                "itself a provider: bind to a signatory")  # fmt: skip
+    elif agency.commissioned_by or agency.commissioned_until:
+        raise RegistryError(f"{where} is {agency.kind}, so it names no commissioner: "
+                            "make it commissioned or contracted")  # fmt: skip
+
+
+def _timescales(data: Any) -> dict[tuple[str, str], Timescale]:
+    if data is None:
+        return dict(DEFAULT_TIMESCALES)
+    _typed("timescales", data, dict, "timescales")
+    _unknown("timescales", data, set(URGENCIES))
+    found: dict[tuple[str, str], Timescale] = {}
+    for urgency in URGENCIES:
+        steps = _required("timescales", data, urgency, dict)
+        _unknown(f"timescales.{urgency}", steps, set(STEPS))
+        for step in STEPS:
+            where = f"timescales.{urgency}.{step}"
+            table = _required(f"timescales.{urgency}", steps, step, dict)
+            _unknown(where, table, _TIMESCALE_KEYS)
+            minutes = _required(where, table, "minutes", int)
+            if not 0 < minutes <= MAX_TIMESCALE_MINUTES:
+                raise RegistryError(
+                    f"{where}: minutes must be between 1 and {MAX_TIMESCALE_MINUTES}"
+                )
+            lead = _optional(where, table, "lead_after_period", (int, float))  # type: ignore[arg-type]
+            operator = _optional(where, table, "operator_after_period", (int, float))  # type: ignore[arg-type]
+            lead = 0.5 if lead is None else float(lead)
+            operator = 1.0 if operator is None else float(operator)
+            if not (math.isfinite(lead) and math.isfinite(operator) and 0 < lead < operator <= 10):
+                raise RegistryError(f"{where}: escalation needs 0 < lead_after_period < "
+                                    "operator_after_period <= 10")  # fmt: skip
+            working = _optional(where, table, "working_hours", bool)
+            found[(urgency, step)] = Timescale(
+                minutes=minutes,
+                working_hours=urgency != "RED" if working is None else working,
+                lead_after_period=lead,
+                operator_after_period=operator,
+            )
+    return found
+
+
+def parse_registry(data: Mapping[str, Any]) -> Registry:
+    """Validate the registry's tables against the schema and build the registry.
+
+    Raises:
+        RegistryError: the first rule broken, naming the agency or the key.
+    """
+    _unknown("registry", data, _TOP_KEYS)
+    version = _required("registry", data, "registry_version", int)
+    if version < 1:
+        raise RegistryError("registry: registry_version must be 1 or more")
+    protocol = _required("registry", data, "protocol_version", str)
+    region = _optional("registry", data, "region", str) or "GB-ENG"
+    if region not in REGIONS:
+        raise RegistryError(f"registry: region {region!r} is not one of {', '.join(REGIONS)}")
+    zone = _optional("registry", data, "time_zone", str) or "Europe/London"
+    entries = _required("registry", data, "agencies", list)
+    agencies: dict[str, Agency] = {}
+    for index, entry in enumerate(entries):
+        try:
+            agency = _agency(entry, index, region)
+        except RegistryError as err:
+            named = entry.get("id") if isinstance(entry, dict) else None
+            agency_id = named if isinstance(named, str) else ""
+            if not AGENCY_ID_PATTERN.fullmatch(agency_id):
+                agency_id = ""  # only a valid code is safe to log
+            raise RegistryError(str(err), agency_id=agency_id) from None
+        if agency.id in agencies:
+            raise RegistryError(f"agency {agency.id!r} is listed twice", agency_id=agency.id)
+        agencies[agency.id] = agency
+    _check_bindings(agencies)
+    for index, change in enumerate(_optional("registry", data, "changes", list) or []):
+        _typed(f"changes[{index}]", change, dict, "a change entry")
+        _unknown(f"changes[{index}]", change, _CHANGE_KEYS)
+    return Registry(
+        registry_version=version,
+        protocol_version=protocol,
+        agencies=agencies,
+        region=region,
+        time_zone=zone,
+        timescales=_timescales(data.get("timescales")),
+    )
 
 
 def load_registry(path: Path = DEFAULT_REGISTRY_PATH) -> Registry:
@@ -54,59 +338,56 @@ def load_registry(path: Path = DEFAULT_REGISTRY_PATH) -> Registry:
     """
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise RegistryError(f"cannot read partnership registry {path}: {err}") from err
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise RegistryError(
+            f"cannot read partnership registry {path}: {err}", code="unreadable"
+        ) from err
     try:
-        agencies = {}
-        for entry in data["agencies"]:
-            agency = Agency(
-                id=str(entry["id"]),
-                name=str(entry["name"]),
-                kind=str(entry["kind"]),
-                signed_protocol_version=str(entry["signed_protocol_version"]),
-                review_date=entry["review_date"],
-                commissioned_by=entry.get("commissioned_by"),
-            )
-            if not AGENCY_ID_PATTERN.fullmatch(agency.id):
-                raise RegistryError(f"agency id {agency.id!r} is not a valid code")
-            if agency.id in agencies:
-                raise RegistryError(f"agency {agency.id!r} is listed twice")
-            agencies[agency.id] = agency
-        for agency in agencies.values():
-            if agency.commissioned_by and agency.commissioned_by not in agencies:
-                raise RegistryError(
-                    f"agency {agency.id!r} is commissioned by {agency.commissioned_by!r}, "
-                    "which is not in the registry"
-                )
-        return Registry(
-            registry_version=int(data["registry_version"]),
-            protocol_version=str(data["protocol_version"]),
-            agencies=agencies,
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise RegistryError(f"partnership registry {path} is malformed: {err!r}") from err
+        return parse_registry(data)
+    except RegistryError as err:
+        raise RegistryError(f"partnership registry {path} is malformed: {err}",
+                            agency_id=err.agency_id, code=err.code) from None  # fmt: skip
 
 
 class RegistrySource:
     """The registry file as a running process sees it: re-read whenever the file changes, so
     an operator's change (``safeshare registry ...``) counts without a restart. A malformed
-    edit keeps the last good registry rather than locking every agency out."""
+    edit keeps the last good registry rather than locking every agency out, and says why in
+    the log (once per edit)."""
 
     def __init__(self, path: Path = DEFAULT_REGISTRY_PATH) -> None:
         self._path = path
-        self._stamp = self._path.stat().st_mtime_ns
+        self._stamp = self._file_stamp()
         self._registry = load_registry(path)
+        self._refused_stamp: tuple[int, int] | None = None
+
+    def _file_stamp(self) -> tuple[int, int]:
+        # Writers replace the file by rename: a new inode, whatever the clock says.
+        status = self._path.stat()
+        return status.st_mtime_ns, status.st_ino
+
+    @property
+    def path(self) -> Path:
+        """The registry file."""
+        return self._path
 
     def current(self) -> Registry:
         """The registry as the file says now (or the last good one)."""
         try:
-            stamp = self._path.stat().st_mtime_ns
+            stamp = self._file_stamp()
         except OSError:
             return self._registry
-        if stamp != self._stamp:
+        if stamp != self._stamp and stamp != self._refused_stamp:
             try:
-                self._registry = load_registry(self._path)
-            except RegistryError:
+                registry = load_registry(self._path)
+            except RegistryError as err:
+                self._refused_stamp = stamp
+                # The message may quote the file; its agency id and rule code may be logged.
+                log.warning("registry_reload_refused", code=err.code, agency_id=err.agency_id,
+                            registry_version=self._registry.registry_version)  # fmt: skip
                 return self._registry
+            self._registry = registry
             self._stamp = stamp
+            self._refused_stamp = None
+            log.info("registry_reloaded", registry_version=registry.registry_version)
         return self._registry

@@ -40,7 +40,7 @@ ALLOWED_FIELDS = frozenset(
         "fault", "faults", "kind", "step", "duplicate", "claimed", "key_id",
         # numbers
         "duration_ms", "count", "item_count", "size_bytes", "reminders", "attempt",
-        "deliveries_known", "deliveries_unknown",
+        "deliveries_known", "deliveries_unknown", "registry_version",
     }
 )  # fmt: skip
 """Fields written as they are. Everything else is masked as ``"[redacted]"``."""

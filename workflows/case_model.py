@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from workflows.calendar import WorkingCalendar
@@ -103,6 +103,30 @@ _DEADLINE_HOURS: dict[Urgency, dict[Step, float]] = {
     },
 }
 
+
+@dataclass(frozen=True)
+class Timescale:
+    """How long a step may take and when its missed deadline climbs the ladder."""
+
+    period: dt.timedelta
+    working_hours: bool
+    """Counted in working hours on the calendar; else elapsed time, 24/7."""
+    lead_after_period: float = 0.5
+    """The safeguarding lead is told this fraction of the step's period after the deadline."""
+    operator_after_period: float = 1.0
+    """The partnership operator is told this fraction of the period after the deadline."""
+
+
+Timescales = Mapping[tuple[Urgency, Step], Timescale]
+
+DEFAULT_TIMESCALES: Timescales = {
+    (urgency, step): Timescale(dt.timedelta(hours=hours), working_hours=urgency is not Urgency.RED)
+    for urgency, steps in _DEADLINE_HOURS.items()
+    for step, hours in steps.items()
+}
+"""The partnership's timescales when its registry sets none (and for exchanges opened before
+cases recorded their timescales)."""
+
 STEP_WAITING_ON = {
     Step.HOLDER_RESPONDS: WaitingOn.HOLDER,
     Step.OVERRIDE_DECISION: WaitingOn.APPROVER,
@@ -111,16 +135,21 @@ STEP_WAITING_ON = {
 
 
 def deadline(
-    urgency: Urgency, step: Step, started: dt.datetime, calendar: WorkingCalendar
+    urgency: Urgency,
+    step: Step,
+    started: dt.datetime,
+    calendar: WorkingCalendar,
+    timescales: Timescales = DEFAULT_TIMESCALES,
 ) -> dt.datetime:
     """When ``step`` of an exchange of this urgency, started at ``started``, falls due.
 
-    RED runs 24/7; AMBER and GREEN count working hours on ``calendar``.
+    A working-hours timescale counts working hours on ``calendar``; the others run 24/7
+    (by default RED runs 24/7, AMBER and GREEN count working hours).
     """
-    hours = _DEADLINE_HOURS[urgency][step]
-    if urgency is Urgency.RED:
-        return started + dt.timedelta(hours=hours)
-    return calendar.add_working_hours(started, hours)
+    timescale = timescales[(urgency, step)]
+    if not timescale.working_hours:
+        return started + timescale.period
+    return calendar.add_working_hours(started, timescale.period / dt.timedelta(hours=1))
 
 
 class Escalation(enum.Enum):
@@ -132,17 +161,21 @@ class Escalation(enum.Enum):
 
 
 def escalation_times(
-    due: dt.datetime, period: dt.timedelta
+    due: dt.datetime,
+    period: dt.timedelta,
+    lead_after_period: float = 0.5,
+    operator_after_period: float = 1.0,
 ) -> list[tuple[dt.datetime, Escalation]]:
     """When each rung of the ladder fires after a deadline ``due`` for a step of ``period``.
 
-    The reminder fires at the deadline, the safeguarding lead is told half a period later,
-    the partnership operator a full period later.
+    The reminder fires at the deadline, the safeguarding lead is told ``lead_after_period``
+    of a period later (by default half), the partnership operator ``operator_after_period``
+    later (by default a full period).
     """
     return [
         (due, Escalation.REMINDER),
-        (due + period / 2, Escalation.SAFEGUARDING_LEAD),
-        (due + period, Escalation.PARTNERSHIP_OPERATOR),
+        (due + period * lead_after_period, Escalation.SAFEGUARDING_LEAD),
+        (due + period * operator_after_period, Escalation.PARTNERSHIP_OPERATOR),
     ]
 
 

@@ -95,7 +95,23 @@ class HolderExchange:
         self._holder = exchange.holding_agency_id
         self._recipient = exchange.request.requesting_agency_id
         self._case_ref = exchange.case_ref
-        self._calendar = WorkingCalendar()
+        # 👉 The calendars and timescales the protocol gate resolved when the case opened, as
+        # recorded data; an exchange opened before cases recorded them keeps the defaults.
+        self._holder_calendar = (
+            translate.calendar(exchange.holder_calendar)
+            if exchange.HasField("holder_calendar")
+            else WorkingCalendar()
+        )
+        self._recipient_calendar = (
+            translate.calendar(exchange.recipient_calendar)
+            if exchange.HasField("recipient_calendar")
+            else self._holder_calendar
+        )
+        self._timescales = (
+            translate.timescales(exchange.timescales)
+            if exchange.HasField("timescales")
+            else model.DEFAULT_TIMESCALES
+        )
         self._model = model.Exchange(
             holder=self._holder,
             recipient=self._recipient,
@@ -196,14 +212,24 @@ class HolderExchange:
         fired = {e.level for e in self._record.escalations if e.step == step.value}
         while self._model.state is state and self._current_step() is step:
             assert self._step_started is not None
-            due = model.deadline(self._model.urgency, step, self._step_started, self._calendar)
+            # The recipient's calendar for its acknowledgement; the holder's for its steps.
+            calendar = (
+                self._recipient_calendar
+                if step is Step.RECIPIENT_ACKNOWLEDGES
+                else self._holder_calendar
+            )
+            urgency = self._model.urgency
+            timescale = self._timescales[(urgency, step)]
+            due = model.deadline(urgency, step, self._step_started, calendar, self._timescales)
             self._next_deadline = due
             self._publish()
-            rungs = [
-                (at, rung)
-                for at, rung in model.escalation_times(due, due - self._step_started)
-                if rung.value not in fired
-            ]
+            ladder = model.escalation_times(
+                due,
+                due - self._step_started,
+                timescale.lead_after_period,
+                timescale.operator_after_period,
+            )
+            rungs = [(at, rung) for at, rung in ladder if rung.value not in fired]
             moved = functools.partial(self._moved_on, state, step, self._urgency_version)
             if not rungs:
                 await workflow.wait_condition(moved)

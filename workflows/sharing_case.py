@@ -81,16 +81,26 @@ class SharingCase:
         self._state = pb.CASE_STATE_EXCHANGING
         self._publish()
         self._starting_exchanges = True
+        calendars = {calendar.agency_id: calendar for calendar in gate.calendars}
         for holder in request.holding_agency_ids:
             self._exchange_urgency[holder] = self._record.urgency
+            exchange = pb.HolderExchangeInput(
+                case_ref=self._case_ref,
+                request=request,
+                holding_agency_id=holder,
+                urgency=self._record.urgency,
+            )
+            # The calendars and timescales the gate resolved (none in a gate result recorded
+            # before the gate resolved them: the exchange then keeps its defaults).
+            if holder in calendars:
+                exchange.holder_calendar.CopyFrom(calendars[holder])
+            if request.requesting_agency_id in calendars:
+                exchange.recipient_calendar.CopyFrom(calendars[request.requesting_agency_id])
+            if gate.HasField("timescales"):
+                exchange.timescales.CopyFrom(gate.timescales)
             self._exchanges[holder] = await workflow.start_child_workflow(
                 names.HOLDER_EXCHANGE,
-                pb.HolderExchangeInput(
-                    case_ref=self._case_ref,
-                    request=request,
-                    holding_agency_id=holder,
-                    urgency=self._record.urgency,
-                ),
+                exchange,
                 id=holder_exchange_workflow_id(self._case_ref, holder),
                 task_queue=workflow.info().task_queue,
                 result_type=pb.HolderRecord,

@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
+from workflows.calendar import WorkingCalendar, recorded_calendar
 
 with workflow.unsafe.imports_passed_through():
     from google.protobuf.timestamp_pb2 import Timestamp
@@ -213,3 +214,41 @@ def holder_details(
         case model.State.CLOSED:
             return f"Closed: {outcome_.value}."
     return "Starting."
+
+
+def _minute(value: int) -> dt.time:
+    return dt.time(value // 60, value % 60)
+
+
+def calendar(resolved: pb.ResolvedCalendar) -> WorkingCalendar:
+    """The working calendar a case recorded for one agency."""
+    return recorded_calendar(
+        non_working_dates=[dt.date.fromisoformat(d) for d in resolved.non_working_dates],
+        offsets=[
+            (
+                getattr(change, "from").ToDatetime(dt.UTC),
+                dt.timedelta(seconds=change.offset_seconds),
+            )
+            for change in resolved.offsets
+        ],
+        day_starts=_minute(resolved.day_starts_minute),
+        day_ends=_minute(resolved.day_ends_minute),
+        school_terms=[
+            (dt.date.fromisoformat(t.first), dt.date.fromisoformat(t.last))
+            for t in resolved.school_terms
+        ],
+        school_day_starts=_minute(resolved.school_day_starts_minute),
+    )
+
+
+def timescales(policy: pb.TimescalePolicy) -> model.Timescales:
+    """The timescales a case recorded (any step it does not name keeps the default)."""
+    found = dict(model.DEFAULT_TIMESCALES)
+    for timescale in policy.timescales:
+        found[(model.Urgency(timescale.urgency), model.Step(timescale.step))] = model.Timescale(
+            period=dt.timedelta(minutes=timescale.minutes),
+            working_hours=timescale.working_hours,
+            lead_after_period=timescale.lead_after_period,
+            operator_after_period=timescale.operator_after_period,
+        )
+    return found

@@ -1,6 +1,6 @@
 """``safeshare registry``: validate, show and change the partnership registry.
 
-Changes take effect at once: the protocol gate re-reads the file on every check. Restart the
+Changes take effect at once: the protocol gate re-reads the file when it changes. Restart the
 gateway after adding an agency (it loads the registry when it starts).
 """
 
@@ -33,6 +33,10 @@ RegistryPath = Annotated[
 ]
 By = Annotated[str, typer.Option(help="Who makes the change (recorded in the file).")]
 ReviewDate = Annotated[str, typer.Option(help="The next protocol review date (YYYY-MM-DD).")]
+ExpectVersion = Annotated[
+    int | None,
+    typer.Option(help="Refuse the change unless the registry is still at this version."),
+]
 SignedVersion = Annotated[
     str | None, typer.Option(help="Protocol version signed (default: the one in force).")
 ]
@@ -82,6 +86,8 @@ def show(registry: RegistryPath = DEFAULT_REGISTRY_PATH) -> None:
             status = "outdated protocol"
         elif bound.review_date < today:
             status = "review overdue"
+        elif agency.commissioned_until is not None and agency.commissioned_until < today:
+            status = "commissioning lapsed"
         table.add_row(
             agency.id,
             agency.name,
@@ -109,6 +115,7 @@ def add_agency_command(
     commissioned_by: Annotated[
         str | None, typer.Option(help="For a provider: the partner agency that commissions it.")
     ] = None,
+    expect_version: ExpectVersion = None,
     registry: RegistryPath = DEFAULT_REGISTRY_PATH,
 ) -> None:
     """Add a partner agency that has signed the protocol (or a commissioned provider)."""
@@ -116,7 +123,8 @@ def add_agency_command(
     try:
         changed = add_agency(registry, by, agency_id=agency_id, name=name, kind=kind,
                              review_date=date, signed_protocol_version=signed_version,
-                             commissioned_by=commissioned_by)  # fmt: skip
+                             commissioned_by=commissioned_by,
+                             expect_version=expect_version)  # fmt: skip
     except RegistryError as err:
         raise fail(str(err)) from None
     _changed(changed, f"added {agency_id}")
@@ -128,13 +136,15 @@ def renew(
     review_date: ReviewDate,
     by: By,
     signed_version: SignedVersion = None,
+    expect_version: ExpectVersion = None,
     registry: RegistryPath = DEFAULT_REGISTRY_PATH,
 ) -> None:
     """Record a renewed signature: the version signed and the next review date."""
     date = _date(review_date)
     try:
         changed = renew_signature(registry, by, agency_id=agency, review_date=date,
-                                  signed_protocol_version=signed_version)  # fmt: skip
+                                  signed_protocol_version=signed_version,
+                                  expect_version=expect_version)  # fmt: skip
     except RegistryError as err:
         raise fail(str(err)) from None
     _changed(changed, f"renewed {agency} until {date.isoformat()}")
@@ -145,11 +155,13 @@ def bind_provider_command(
     provider: Annotated[str, typer.Option(help="The contracted provider's agency id.")],
     commissioner: Annotated[str, typer.Option(help="The partner agency that commissions it.")],
     by: By,
+    expect_version: ExpectVersion = None,
     registry: RegistryPath = DEFAULT_REGISTRY_PATH,
 ) -> None:
     """Bind a contracted provider to its commissioner (the protocol binds it through them)."""
     try:
-        changed = bind_provider(registry, by, provider_id=provider, commissioner_id=commissioner)
+        changed = bind_provider(registry, by, provider_id=provider, commissioner_id=commissioner,
+                                expect_version=expect_version)  # fmt: skip
     except RegistryError as err:
         raise fail(str(err)) from None
     _changed(changed, f"bound {provider} to {commissioner}")

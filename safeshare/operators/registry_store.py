@@ -3,22 +3,37 @@
 Every change bumps ``registry_version`` and appends a ``[[changes]]`` entry (version, when,
 who, what) to the file itself, so the file is its own change log. The new text is written
 beside the file, validated with the same loader the gate uses, and only then renamed over it:
-a reader (the protocol gate re-reads the file on every check) never sees a half-written or
+a reader (the protocol gate re-reads the file when it changes) never sees a half-written or
 invalid registry, and picks the change up on its next check without a restart.
+
+Writers take an exclusive lock (``flock`` on a lock file beside the registry) around the whole
+read-change-write, so concurrent changes (two operators, a script renewing many agencies at
+once) are applied one after another and none is lost. A caller that showed a person one
+version may also pass ``expect_version``: the change is refused if the file moved on since
+(compare-and-swap on ``registry_version``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from activities.agency import AGENCY_ID_PATTERN
-from activities.registry import Registry, RegistryError, load_registry
+from activities.registry import (
+    KINDS,
+    STEPS,
+    URGENCIES,
+    Registry,
+    RegistryError,
+    load_registry,
+)
 
 AGENCY_FIELDS = (
     "id",
@@ -27,9 +42,15 @@ AGENCY_FIELDS = (
     "signed_protocol_version",
     "review_date",
     "commissioned_by",
+    "commissioned_until",
+    "region",
+    "closure_days",
+    "school_terms",
+    "school_day_starts",
 )
 CHANGE_FIELDS = ("registry_version", "at", "by", "change")
-KINDS = ("statutory", "commissioned", "voluntary")
+TOP_FIELDS = ("region", "time_zone")
+TIMESCALE_FIELDS = ("minutes", "working_hours", "lead_after_period", "operator_after_period")
 
 Data = dict[str, Any]
 
@@ -44,6 +65,19 @@ def read_data(path: Path) -> Data:
     return tomllib.loads(path.read_text())
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the registry's write lock (a lock file beside it: the registry itself is
+    replaced by rename, so a lock on it would not outlive the first writer)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
 def change_registry(
     path: Path,
     by: str,
@@ -51,27 +85,35 @@ def change_registry(
     mutate: Callable[[Data], None],
     *,
     now: dt.datetime | None = None,
+    expect_version: int | None = None,
 ) -> Registry:
     """Apply ``mutate`` to the registry at ``path``, record who and when, and write it safely.
 
     Raises:
-        RegistryChangeError: no author, or the change is refused by ``mutate``.
+        RegistryChangeError: no author, the registry is not at ``expect_version``, or the
+            change is refused by ``mutate``.
         RegistryError: the result would not be a valid registry (the file is left unchanged).
     """
     if not by.strip():
         raise RegistryChangeError("say who makes the change (--by)")
-    data = read_data(path)
-    mutate(data)
-    data["registry_version"] = int(data["registry_version"]) + 1
-    data.setdefault("changes", []).append(
-        {
-            "registry_version": data["registry_version"],
-            "at": (now or dt.datetime.now(dt.UTC)).replace(microsecond=0),
-            "by": by.strip(),
-            "change": change,
-        }
-    )
-    return _write_validated(path, _header(path) + dump_registry(data))
+    with _locked(path):
+        data = read_data(path)
+        if expect_version is not None and data["registry_version"] != expect_version:
+            raise RegistryChangeError(
+                f"the registry is at version {data['registry_version']}, not {expect_version}: "
+                "someone changed it meanwhile; look again and retry"
+            )
+        mutate(data)
+        data["registry_version"] = int(data["registry_version"]) + 1
+        data.setdefault("changes", []).append(
+            {
+                "registry_version": data["registry_version"],
+                "at": (now or dt.datetime.now(dt.UTC)).replace(microsecond=0),
+                "by": by.strip(),
+                "change": change,
+            }
+        )
+        return _write_validated(path, _header(path) + dump_registry(data))
 
 
 def _header(path: Path) -> str:
@@ -101,11 +143,20 @@ def _write_validated(path: Path, text: str) -> Registry:
 
 
 def dump_registry(data: Data) -> str:
-    """The registry's tables as TOML (its own small schema: strings, integers and dates)."""
+    """The registry's tables as TOML (its own typed schema, ``activities.registry``)."""
     lines = [
         f"registry_version = {int(data['registry_version'])}",
         f"protocol_version = {_value(data['protocol_version'])}",
     ]
+    lines += [f"{key} = {_value(data[key])}" for key in TOP_FIELDS if key in data]
+    timescales = data.get("timescales") or {}
+    for urgency in URGENCIES:
+        for step in STEPS:
+            table = timescales.get(urgency, {}).get(step)
+            if table is None:
+                continue
+            lines += ["", f"[timescales.{urgency}.{step}]"]
+            lines += [f"{key} = {_value(table[key])}" for key in TIMESCALE_FIELDS if key in table]
     for agency in data.get("agencies", []):
         lines += ["", "[[agencies]]"]
         lines += [f"{key} = {_value(agency[key])}" for key in AGENCY_FIELDS if key in agency]
@@ -118,8 +169,14 @@ def dump_registry(data: Data) -> str:
 def _value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_value(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, dt.time):
+        return value.isoformat()
     if isinstance(value, dt.datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
@@ -146,6 +203,7 @@ def add_agency(
     review_date: dt.date,
     signed_protocol_version: str | None = None,
     commissioned_by: str | None = None,
+    expect_version: int | None = None,
 ) -> Registry:
     """Add a partner agency (a signatory, or a provider bound through ``commissioned_by``)."""
     if not AGENCY_ID_PATTERN.fullmatch(agency_id):
@@ -169,7 +227,9 @@ def add_agency(
             entry["commissioned_by"] = commissioned_by
         data.setdefault("agencies", []).append(entry)
 
-    return change_registry(path, by, f"add-agency {agency_id}", mutate)
+    return change_registry(
+        path, by, f"add-agency {agency_id}", mutate, expect_version=expect_version
+    )
 
 
 def renew_signature(
@@ -179,6 +239,7 @@ def renew_signature(
     agency_id: str,
     review_date: dt.date,
     signed_protocol_version: str | None = None,
+    expect_version: int | None = None,
 ) -> Registry:
     """Record a renewed signature: the protocol version signed and the next review date."""
 
@@ -189,11 +250,22 @@ def renew_signature(
 
     version = signed_protocol_version or "the protocol in force"
     return change_registry(
-        path, by, f"renew {agency_id}: {version}, review {review_date.isoformat()}", mutate
+        path,
+        by,
+        f"renew {agency_id}: {version}, review {review_date.isoformat()}",
+        mutate,
+        expect_version=expect_version,
     )
 
 
-def bind_provider(path: Path, by: str, *, provider_id: str, commissioner_id: str) -> Registry:
+def bind_provider(
+    path: Path,
+    by: str,
+    *,
+    provider_id: str,
+    commissioner_id: str,
+    expect_version: int | None = None,
+) -> Registry:
     """Bind a contracted provider to the partner agency that commissions it."""
     if provider_id == commissioner_id:
         raise RegistryChangeError("a provider cannot commission itself")
@@ -206,4 +278,10 @@ def bind_provider(path: Path, by: str, *, provider_id: str, commissioner_id: str
             )
         _find(data, provider_id)["commissioned_by"] = commissioner_id
 
-    return change_registry(path, by, f"bind-provider {provider_id} to {commissioner_id}", mutate)
+    return change_registry(
+        path,
+        by,
+        f"bind-provider {provider_id} to {commissioner_id}",
+        mutate,
+        expect_version=expect_version,
+    )

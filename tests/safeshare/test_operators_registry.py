@@ -44,7 +44,8 @@ def test_changes_are_versioned_and_logged_with_who_and_when(registry_copy: Path)
     before = load_registry(registry_copy).registry_version
     path = str(registry_copy)
     assert cli("registry", "add-agency", "--id", "bright-futures", "--name", "Bright Futures",
-               "--kind", "commissioned", "--review-date", "2027-06-30", "--by", "ops-anna",
+               "--kind", "commissioned", "--commissioned-by", "northshire-police",
+               "--review-date", "2027-06-30", "--by", "ops-anna",
                "--registry", path)[0] == 0  # fmt: skip
     assert cli("registry", "bind-provider", "--provider", "bright-futures",
                "--commissioner", CSC, "--by", "ops-ben", "--registry", path)[0] == 0  # fmt: skip
@@ -89,7 +90,9 @@ def test_a_refused_change_leaves_the_file_as_it_was(registry_copy: Path) -> None
         assert code == 2, out
         assert out.startswith("safeshare: error: ") and "Traceback" not in out
         assert registry_copy.read_text() == original
-    assert not [p for p in registry_copy.parent.iterdir() if p.name.startswith(".")]
+    # No temporary file is left behind (the writers' lock file stays, empty).
+    leftovers = [p.name for p in registry_copy.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == [".registry.toml.lock"]
     registry_copy.write_text("registry_version = 'x'\n")
     code, out = cli("registry", "validate", "--registry", path)
     assert code == 2 and "malformed" in out and len(out.strip().splitlines()) == 1

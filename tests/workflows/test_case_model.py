@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.workflows.test_calendars import calendar_of
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import (
     Acknowledge,
@@ -263,11 +264,11 @@ def test_deadlines_follow_the_published_table_and_calendar(
 
 
 def test_working_hours_honour_summer_time_and_holidays() -> None:
-    calendar = WorkingCalendar(holidays=frozenset({dt.date(2026, 12, 25)}))
-    # 24 Dec 16:00 UTC + 2 working hours: 1 hour on the 24th, then Boxing Day is a Saturday,
-    # so Monday 28th 10:00.
+    calendar = calendar_of("GB-ENG")  # as the protocol gate resolves and a case records it
+    # 24 Dec 16:00 UTC + 2 working hours: 1 hour on the 24th; Christmas Day, then Boxing Day
+    # is a Saturday, so Monday 28th is its substitute bank holiday: Tuesday 29th 10:00.
     start = dt.datetime(2026, 12, 24, 16, 0, tzinfo=dt.UTC)
-    assert calendar.add_working_hours(start, 2) == dt.datetime(2026, 12, 28, 10, 0, tzinfo=dt.UTC)
+    assert calendar.add_working_hours(start, 2) == dt.datetime(2026, 12, 29, 10, 0, tzinfo=dt.UTC)
     # In British Summer Time 09:00 London is 08:00 UTC.
     july = dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
     assert calendar.add_working_hours(july, 1) == dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.UTC)

@@ -1362,6 +1362,8 @@ class GateResult(_message.Message):
     REASONS_FIELD_NUMBER: _builtins.int
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     REGISTRY_VERSION_FIELD_NUMBER: _builtins.int
+    CALENDARS_FIELD_NUMBER: _builtins.int
+    TIMESCALES_FIELD_NUMBER: _builtins.int
     passed: _builtins.bool
     """Whether every check passed."""
     protocol_version: _builtins.str
@@ -1372,6 +1374,14 @@ class GateResult(_message.Message):
     def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every reason it failed, as codes with agency ids (never personal data)."""
 
+    @_builtins.property
+    def calendars(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolvedCalendar]:
+        """The working calendar of every party, resolved when the case opened."""
+
+    @_builtins.property
+    def timescales(self) -> Global___TimescalePolicy:
+        """The timescales the case runs under (the registry's, at registry_version)."""
+
     def __init__(
         self,
         *,
@@ -1379,14 +1389,206 @@ class GateResult(_message.Message):
         reasons: _abc.Iterable[_builtins.str] | None = ...,
         protocol_version: _builtins.str = ...,
         registry_version: _builtins.int = ...,
+        calendars: _abc.Iterable[Global___ResolvedCalendar] | None = ...,
+        timescales: Global___TimescalePolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timescales", b"timescales"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["passed", b"passed", "protocol_version", b"protocol_version", "reasons", b"reasons", "registry_version", b"registry_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendars", b"calendars", "passed", b"passed", "protocol_version", b"protocol_version", "reasons", b"reasons", "registry_version", b"registry_version", "timescales", b"timescales"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GateResult: _TypeAlias = GateResult  # noqa: Y015
+
+@_typing.final
+class ResolvedCalendar(_message.Message):
+    """A working calendar resolved for one agency over a case's horizon (bank holidays of its
+    region, the partnership's closure days, the zone's UTC offsets), recorded in history so a
+    replay never depends on the holiday data or time zone rules installed later.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    FIRST_DATE_FIELD_NUMBER: _builtins.int
+    LAST_DATE_FIELD_NUMBER: _builtins.int
+    NON_WORKING_DATES_FIELD_NUMBER: _builtins.int
+    OFFSETS_FIELD_NUMBER: _builtins.int
+    DAY_STARTS_MINUTE_FIELD_NUMBER: _builtins.int
+    DAY_ENDS_MINUTE_FIELD_NUMBER: _builtins.int
+    SCHOOL_TERMS_FIELD_NUMBER: _builtins.int
+    SCHOOL_DAY_STARTS_MINUTE_FIELD_NUMBER: _builtins.int
+    agency_id: _builtins.str
+    """The agency."""
+    region: _builtins.str
+    """Its region, e.g. "GB-ENG", "GB-SCT", "GB-NIR"."""
+    time_zone: _builtins.str
+    """Its time zone, e.g. "Europe/London"."""
+    first_date: _builtins.str
+    """The first day covered (YYYY-MM-DD)."""
+    last_date: _builtins.str
+    """The last day covered (YYYY-MM-DD)."""
+    day_starts_minute: _builtins.int
+    """Working day start, minutes after local midnight."""
+    day_ends_minute: _builtins.int
+    """Working day end, minutes after local midnight."""
+    school_day_starts_minute: _builtins.int
+    """The school day's start, minutes after local midnight."""
+    @_builtins.property
+    def non_working_dates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Bank holidays and closure days in the span (YYYY-MM-DD)."""
+
+    @_builtins.property
+    def offsets(self) -> _containers.RepeatedCompositeFieldContainer[Global___UtcOffsetChange]:
+        """The zone's offset from UTC, from each instant on, in order."""
+
+    @_builtins.property
+    def school_terms(self) -> _containers.RepeatedCompositeFieldContainer[Global___DateRange]:
+        """A school's terms (for "next school day" timescales), if the agency is a school."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        first_date: _builtins.str = ...,
+        last_date: _builtins.str = ...,
+        non_working_dates: _abc.Iterable[_builtins.str] | None = ...,
+        offsets: _abc.Iterable[Global___UtcOffsetChange] | None = ...,
+        day_starts_minute: _builtins.int = ...,
+        day_ends_minute: _builtins.int = ...,
+        school_terms: _abc.Iterable[Global___DateRange] | None = ...,
+        school_day_starts_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "day_ends_minute", b"day_ends_minute", "day_starts_minute", b"day_starts_minute", "first_date", b"first_date", "last_date", b"last_date", "non_working_dates", b"non_working_dates", "offsets", b"offsets", "region", b"region", "school_day_starts_minute", b"school_day_starts_minute", "school_terms", b"school_terms", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolvedCalendar: _TypeAlias = ResolvedCalendar  # noqa: Y015
+
+@_typing.final
+class UtcOffsetChange(_message.Message):
+    """A zone's offset from UTC from an instant on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_FIELD_NUMBER: _builtins.int
+    OFFSET_SECONDS_FIELD_NUMBER: _builtins.int
+    offset_seconds: _builtins.int
+    """The offset from UTC, in seconds."""
+    def __init__(
+        self,
+        *,
+        offset_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "offset_seconds", b"offset_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UtcOffsetChange: _TypeAlias = UtcOffsetChange  # noqa: Y015
+
+@_typing.final
+class DateRange(_message.Message):
+    """Days from first to last, inclusive (YYYY-MM-DD)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    first: _builtins.str
+    """The first day."""
+    last: _builtins.str
+    """The last day."""
+    def __init__(
+        self,
+        *,
+        first: _builtins.str = ...,
+        last: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "last", b"last"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DateRange: _TypeAlias = DateRange  # noqa: Y015
+
+@_typing.final
+class Timescale(_message.Message):
+    """How long each step may take, per urgency, and when its deadline escalates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URGENCY_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    WORKING_HOURS_FIELD_NUMBER: _builtins.int
+    LEAD_AFTER_PERIOD_FIELD_NUMBER: _builtins.int
+    OPERATOR_AFTER_PERIOD_FIELD_NUMBER: _builtins.int
+    urgency: _builtins.str
+    """"RED", "AMBER" or "GREEN"."""
+    step: _builtins.str
+    """"holder_responds", "override_decision" or "recipient_acknowledges"."""
+    minutes: _builtins.int
+    """The step's period in minutes."""
+    working_hours: _builtins.bool
+    """Counted in working hours on the calendar (else elapsed, 24/7)."""
+    lead_after_period: _builtins.float
+    """After the deadline, the safeguarding lead is told after this fraction of the period."""
+    operator_after_period: _builtins.float
+    """After the deadline, the partnership operator is told after this fraction of the period."""
+    def __init__(
+        self,
+        *,
+        urgency: _builtins.str = ...,
+        step: _builtins.str = ...,
+        minutes: _builtins.int = ...,
+        working_hours: _builtins.bool = ...,
+        lead_after_period: _builtins.float = ...,
+        operator_after_period: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead_after_period", b"lead_after_period", "minutes", b"minutes", "operator_after_period", b"operator_after_period", "step", b"step", "urgency", b"urgency", "working_hours", b"working_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Timescale: _TypeAlias = Timescale  # noqa: Y015
+
+@_typing.final
+class TimescalePolicy(_message.Message):
+    """The timescales a case runs under, with the registry version they came from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    TIMESCALES_FIELD_NUMBER: _builtins.int
+    policy_version: _builtins.int
+    """The registry version the timescales come from."""
+    @_builtins.property
+    def timescales(self) -> _containers.RepeatedCompositeFieldContainer[Global___Timescale]:
+        """One per urgency and step."""
+
+    def __init__(
+        self,
+        *,
+        policy_version: _builtins.int = ...,
+        timescales: _abc.Iterable[Global___Timescale] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy_version", b"policy_version", "timescales", b"timescales"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimescalePolicy: _TypeAlias = TimescalePolicy  # noqa: Y015
 
 @_typing.final
 class GateCheck(_message.Message):
@@ -1464,6 +1666,9 @@ class HolderExchangeInput(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
     URGENCY_FIELD_NUMBER: _builtins.int
+    HOLDER_CALENDAR_FIELD_NUMBER: _builtins.int
+    RECIPIENT_CALENDAR_FIELD_NUMBER: _builtins.int
+    TIMESCALES_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     holding_agency_id: _builtins.str
@@ -1474,6 +1679,18 @@ class HolderExchangeInput(_message.Message):
     def request(self) -> Global___SharingRequest:
         """The request."""
 
+    @_builtins.property
+    def holder_calendar(self) -> Global___ResolvedCalendar:
+        """The holder's working calendar, as the gate resolved it."""
+
+    @_builtins.property
+    def recipient_calendar(self) -> Global___ResolvedCalendar:
+        """The recipient's working calendar, as the gate resolved it."""
+
+    @_builtins.property
+    def timescales(self) -> Global___TimescalePolicy:
+        """The timescales the case runs under."""
+
     def __init__(
         self,
         *,
@@ -1481,10 +1698,13 @@ class HolderExchangeInput(_message.Message):
         request: Global___SharingRequest | None = ...,
         holding_agency_id: _builtins.str = ...,
         urgency: Global___Urgency.ValueType = ...,
+        holder_calendar: Global___ResolvedCalendar | None = ...,
+        recipient_calendar: Global___ResolvedCalendar | None = ...,
+        timescales: Global___TimescalePolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["holder_calendar", b"holder_calendar", "recipient_calendar", b"recipient_calendar", "request", b"request", "timescales", b"timescales"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "holding_agency_id", b"holding_agency_id", "request", b"request", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "holder_calendar", b"holder_calendar", "holding_agency_id", b"holding_agency_id", "recipient_calendar", b"recipient_calendar", "request", b"request", "timescales", b"timescales", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
