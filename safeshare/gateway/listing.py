@@ -11,7 +11,7 @@ Cases and exchanges publish the same search attributes (``workflows.search_attri
   entry per case;
 - any other state, ``waiting_on`` or ``deadline_before`` lists ``HolderExchange`` workflows, one
   entry per matching exchange (``holding_agency_id`` set). A requester sees every exchange of
-  its cases; a holder only its own.
+  its cases; a holder only its own, and a case only once the protocol gate has passed it.
 
 Page tokens are Temporal's, prefixed with a digest of the query they continue, so a token
 replayed with other filters is refused as INVALID_ARGUMENT rather than passed to Temporal.
@@ -32,6 +32,7 @@ from temporalio.client import WorkflowExecution
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.gateway.party_view import LISTED_FOR_HOLDER_OUTCOMES, LISTED_FOR_HOLDER_STATES
 from safeshare.gateway.validation import FieldViolation
 from workflows import search_attributes as sa
 from workflows.ids import case_ref_from_workflow_id
@@ -103,9 +104,13 @@ def build_query(request: service_pb.ListCasesRequest, agency_id: str) -> ListQue
     exchanges = request.state not in CASE_LEVEL_STATES and (
         bool(request.state) or bool(request.waiting_on) or request.HasField("deadline_before")
     )
-    party = (
-        f"{sa.REQUESTING_AGENCY.name} = '{agency_id}' OR {sa.HOLDING_AGENCY.name} = '{agency_id}'"
-    )
+    holder = f"{sa.HOLDING_AGENCY.name} = '{agency_id}'"
+    if not exchanges:
+        # A holder lists a case only once the protocol gate has passed it (party_view); an
+        # exchange exists only then.
+        holder += f" AND ({sa.CASE_STATE.name} IN ({_quoted(LISTED_FOR_HOLDER_STATES)}) OR "
+        holder += f"{sa.OUTCOME.name} IN ({_quoted(LISTED_FOR_HOLDER_OUTCOMES)}))"
+    party = f"{sa.REQUESTING_AGENCY.name} = '{agency_id}' OR ({holder})"
     clauses = [
         f"WorkflowType = '{EXCHANGE_WORKFLOW_TYPE if exchanges else CASE_WORKFLOW_TYPE}'",
         f"({party})",
@@ -178,6 +183,10 @@ def _is_set(request: service_pb.ListCasesRequest, name: str) -> bool:
     if name == "deadline_before":
         return request.HasField("deadline_before")
     return bool(getattr(request, name))
+
+
+def _quoted(codes: Sequence[str]) -> str:
+    return ", ".join(f"'{code}'" for code in codes)
 
 
 def _digest(query: str) -> bytes:

@@ -6,8 +6,11 @@ who is calling, rejects malformed calls before they reach Temporal, routes each 
 workflow that owns it, and maps every outcome to a gRPC status code.
 
 One policy for "not yours": a caller that is not party to a case (neither its requester nor
-one of its holders) gets NOT_FOUND, the same answer as for a case that does not exist, so it
-cannot learn that the case exists. A party acting outside its role gets PERMISSION_DENIED.
+one of its holders), or a holder of a case the protocol gate has not passed, gets NOT_FOUND,
+the same answer as for a case that does not exist, so it cannot learn that the case exists.
+A party acting outside its role gets PERMISSION_DENIED. What a party sees of a case (GetCase,
+WatchCase, ListCases and every command's reply) is decided in one place,
+``safeshare.gateway.party_view``.
 
 Routing (``workflows.ids``):
 
@@ -59,7 +62,7 @@ from activities.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
-from safeshare.gateway import listing, validation, watch
+from safeshare.gateway import listing, party_view, validation, watch
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
@@ -398,8 +401,9 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                     [FieldViolation("page_token", "not a page token of this listing")]
                 ) from err
             raise
+        listed = listing.summaries(pages.current_page or [], query.exchanges)
         return service_pb.ListCasesResponse(
-            cases=listing.summaries(pages.current_page or [], query.exchanges),
+            cases=[seen for s in listed if (seen := party_view.summary_for(agency, s))],
             next_page_token=listing.page_token(query.query, pages.next_page_token),
         )
 
@@ -415,13 +419,21 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         _raise_if(violations)
         call.case_ref = request.case_ref
         case = await self._case_for_party(request.case_ref, agency)
-        holders = list(case.record.request.holding_agency_ids)
+        party = _party(agency, case)
+        asked = case.record.request
+        holders = list(asked.holding_agency_ids)
         next_number = max(request.from_event, 1)
         closed = watch.Closed()
         while True:
-            snapshot = await watch.take_snapshot(
+            taken = await watch.take_snapshot(
                 self._client, request.case_ref, holders, closed, _rpc_timeout
             )
+            # 👉 Filtered before numbering: each party's numbers are stable across reconnects.
+            seen = {
+                source: party_view.entries_for(party, asked, source, entries)
+                for source, entries in taken.entries.items()
+            }
+            snapshot = watch.Snapshot(seen, taken.ranks, taken.watermark)
             for event in watch.settled_events(snapshot)[next_number - 1 :]:
                 yield event
                 next_number = event.number + 1
@@ -471,7 +483,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         _raise_if(validation.validate_case_ref(request.case_ref))
         call.case_ref = request.case_ref
         case = await self._case_for_party(request.case_ref, agency)
-        return service_pb.GetCaseResponse(case=await self._merged(case, {}))
+        return service_pb.GetCaseResponse(case=await self._merged(case, {}, agency))
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -509,7 +521,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         if agency not in case.record.request.holding_agency_ids:
             raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
         record = await self._update_exchange(command, agency, agency, update)
-        return await self._merged(await self._case_view(command.case_ref), {agency: record})
+        fresh = await self._case_view(command.case_ref)
+        return await self._merged(fresh, {agency: record}, agency)
 
     async def _withdraw_consent(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
@@ -536,7 +549,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             record = await self._update_exchange(
                 command, agency, agency, HolderExchange.withdraw_consent
             )
-            return await self._merged(await self._case_view(command.case_ref), {agency: record})
+            fresh = await self._case_view(command.case_ref)
+            return await self._merged(fresh, {agency: record}, agency)
         record = pb.HolderRecord()
         record.CopyFrom(closed[agency])
         if not record.HasField("receipt"):
@@ -569,7 +583,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             # Recorded and still being pushed to the recipient (its system may be down).
             withdrawal = notice.withdrawal
         record.consent_withdrawal.CopyFrom(withdrawal)
-        return await self._merged(case, {agency: record})
+        return await self._merged(case, {agency: record}, agency)
 
     async def _case_command(
         self,
@@ -586,7 +600,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         view = await _translated(
             command, handle.execute_update(update, message, rpc_timeout=_rpc_timeout())
         )
-        return await self._merged(view, {})
+        return await self._merged(view, {}, agency)
 
     async def _acknowledge(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
@@ -596,7 +610,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         _require_requester(agency, case)
         holder = _acknowledged_holder(command.message, case.record.request)
         record = await self._update_exchange(command, agency, holder, HolderExchange.acknowledge)
-        return await self._merged(await self._case_view(command.case_ref), {holder: record})
+        fresh = await self._case_view(command.case_ref)
+        return await self._merged(fresh, {holder: record}, agency)
 
     async def _party_to(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
@@ -644,15 +659,19 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
 
     async def _case_for_party(self, case_ref: str, agency: str) -> pb.CaseView:
         view = await self._case_view(case_ref)
-        request = view.record.request
-        if agency != request.requesting_agency_id and agency not in request.holding_agency_ids:
-            raise _case_not_found()
+        _party(agency, view)
         return view
 
-    async def _merged(self, case: pb.CaseView, fresh: Mapping[str, pb.HolderRecord]) -> pb.CaseView:
-        """The case with every holder's record: ``fresh`` ones (an update's own result), the
-        case's copy for a closed exchange, the others queried from their exchanges."""
+    async def _merged(
+        self, case: pb.CaseView, fresh: Mapping[str, pb.HolderRecord], agency: str
+    ) -> pb.CaseView:
+        """The case as ``agency`` may see it (``party_view``), from every holder's record:
+        ``fresh`` ones (an update's own result), the case's copy for a closed exchange, the
+        others queried from their exchanges."""
+        party = _party(agency, case)
         holders = list(case.record.request.holding_agency_ids)
+        if party.role is party_view.Role.HOLDER:
+            holders = [agency]  # it sees no other holder's exchange: none is read for it
         # A closed exchange's record is the case's copy (its result): only open ones are asked.
         closed = {h.holding_agency_id: h for h in case.record.holders}
         asked = [h for h in holders if h not in fresh and h not in closed]
@@ -663,7 +682,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             for holder in holders
             if (record := fresh.get(holder) or found.get(holder) or closed.get(holder))
         ]
-        return merge_case_view(case, records)
+        return party_view.view_for(party, merge_case_view(case, records))
 
     async def _holder_record(self, case_ref: str, holder: str) -> pb.HolderRecord | None:
         handle: ExchangeHandle = self._client.get_workflow_handle_for(
@@ -787,6 +806,15 @@ def _raise_if(violations: list[FieldViolation]) -> None:
 
 def _case_not_found() -> GatewayError:
     return GatewayError(grpc.StatusCode.NOT_FOUND, "case not found")
+
+
+def _party(agency: str, case: pb.CaseView) -> party_view.Party:
+    """The caller's part in the case; NOT_FOUND when the case must look like no case to it
+    (not a party, or a holder before the protocol gate passed the case)."""
+    party = party_view.party_in(agency, case)
+    if party is None:
+        raise _case_not_found()
+    return party
 
 
 def _summary(request: pb.SharingRequest) -> str:
