@@ -373,6 +373,7 @@ def sandbox_agency(
         int, typer.Option(help="Fault: store the next N deliveries, then drop the reply.")
     ] = 0,
     fault_rpc: FaultRpc = None,
+    metrics_port: MetricsPort = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -393,7 +394,9 @@ def sandbox_agency(
     )
     _logging("sandbox-agency", log_format, log_level)
     _require_agency_id(agency)
-    _run(run_sandbox_agency(agency, db, TlsFiles(tls_ca, tls_cert, tls_key), host, port, faults))
+    metrics = None if metrics_port is None else f"127.0.0.1:{metrics_port}"
+    tls = TlsFiles(tls_ca, tls_cert, tls_key)
+    _run(run_sandbox_agency(agency, db, tls, host, port, faults, metrics))
 
 
 @app.command()

@@ -78,8 +78,8 @@ class DevPorts:
     first_agency: int = 50061
     codec: int = 8081
     metrics: int = 9460
-    """Prometheus metrics: hub here, gateway +1, adapter i +10+i; 0: off. Clear of
-    Prometheus's own 9090 and node_exporter's 9100."""
+    """Prometheus metrics: hub here, gateway +1, adapter i +10+i, sandbox agency i +30+i;
+    0: off. Clear of Prometheus's own 9090 and node_exporter's 9100."""
 
 
 @dataclass
@@ -176,6 +176,7 @@ class DevStack:
                 "sandbox-agency", "--agency", agency_id, "--port", str(port),
                 "--db", str(self.data_dir / "agencies" / f"{agency_id}.db"),
                 *_tls_args(tls),
+                *self._metrics_args(f"sandbox-{agency_id}", 30 + port - self.ports.first_agency),
             )  # fmt: skip
         for agency_id, port in self.agency_ports.items():
             await self._wait_for_health(

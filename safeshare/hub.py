@@ -32,6 +32,7 @@ from activities.notifications import OperatorNotifications
 from activities.protocol_gate import ProtocolGate
 from activities.registry import DEFAULT_REGISTRY_PATH
 from activities.review import ProtocolReviewActivities
+from safeshare.alerts import OperatorAlerts
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE
@@ -69,8 +70,10 @@ def build_hub_worker(
     registry_path: Path = DEFAULT_REGISTRY_PATH,
     task_queue: str = HUB_TASK_QUEUE,
     deployment: HubDeployment | None = None,
+    alerts: OperatorAlerts | None = None,
 ) -> Worker:
-    """A worker for the hub's task queue, given its Temporal client and the registry file.
+    """A worker for the hub's task queue, given its Temporal client and the registry file;
+    operator alerts go on ``alerts`` (a board of its own when not given).
 
     With ``deployment``, the worker runs under Worker Versioning as that build (every workflow
     pinned, ``HUB_VERSIONING``); without, it is an unversioned worker.
@@ -93,7 +96,7 @@ def build_hub_worker(
         workflows=list(HUB_VERSIONING),
         activities=[
             ProtocolGate(registry_path).check,
-            OperatorNotifications().notify,
+            OperatorNotifications(alerts or OperatorAlerts(client)).notify,
             review.gather_figures,
             review.write_report,
         ],

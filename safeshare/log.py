@@ -38,6 +38,9 @@ ALLOWED_FIELDS = frozenset(
         # codes and outcomes
         "code", "status", "temporal_status", "temporal_details", "error_type", "signal",
         "fault", "faults", "kind", "step", "duplicate", "claimed", "key_id",
+        "rung", "reason", "urgency",
+        # the trace a line belongs to (random ids, never personal data)
+        "trace_id", "span_id",
         # numbers
         "duration_ms", "count", "item_count", "size_bytes", "reminders", "attempt",
         "deliveries_known", "deliveries_unknown", "registry_version",

@@ -4,18 +4,37 @@ A process that runs with a metrics address gets one Temporal ``Runtime`` exporti
 (``runtime_for``); every client ``connect_temporal`` makes in that process shares it, so the
 SDK's worker and client series and SafeShare's counters appear on one endpoint. Workflows
 record their counters through ``workflow.metric_meter()`` (replay-safe) on the same runtime.
-Labels carry codes only (RPC names, status codes, outcomes, steps), never personal data.
+Labels carry codes only (RPC names, status codes, outcomes, steps, agency ids) and, on the
+operator alerts, the case ref (a random, non-identifying reference), never personal data.
+
+What says a person is needed (the alert rules in ``ops/prometheus/`` read these):
+
+- ``safeshare_operator_alerts_open{reason, case_ref, step, rung, agency_id, urgency}`` (hub):
+  1 while an operator alert is open, 0 once the case moved on (``safeshare.alerts``);
+- ``safeshare_operator_alerts{reason, step, rung, urgency}`` (hub): alerts raised, a counter;
+- ``safeshare_exchanges_overdue{urgency}`` (hub): open exchanges past their next deadline;
+- ``safeshare_certificate_expiry_timestamp_seconds{component, agency_id, certificate}``
+  (gateway, adapters, sandbox agencies): the not-after time of each certificate presented or
+  trusted.
 """
 
 from __future__ import annotations
 
-from temporalio.common import MetricCounter, MetricMeter
+import datetime as dt
+from collections.abc import Mapping
+
+from cryptography import x509
+from temporalio.common import MetricCounter, MetricGauge, MetricGaugeFloat, MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 _runtime: Runtime | None = None
 _bound = ""
 _gateway_requests: MetricCounter | None = None
 _access_events: MetricCounter | None = None
+_alerts_open: MetricGauge | None = None
+_alerts_raised: MetricCounter | None = None
+_overdue: MetricGauge | None = None
+_certificate_expiry: MetricGaugeFloat | None = None
 
 
 class MetricsError(OSError):
@@ -49,7 +68,8 @@ def runtime_for(address: str) -> Runtime:
 
 
 def _use_meter(meter: MetricMeter) -> None:
-    global _gateway_requests, _access_events
+    global _gateway_requests, _access_events, _alerts_open, _alerts_raised, _overdue
+    global _certificate_expiry
     _gateway_requests = meter.create_counter(
         "safeshare_gateway_requests", "Case API calls by RPC and gRPC status code."
     )
@@ -58,6 +78,56 @@ def _use_meter(meter: MetricMeter) -> None:
         "Access events recorded (reads of case content and refused attempts), by channel, "
         "action and outcome (allowed or refused).",
     )
+    _alerts_open = meter.create_gauge(
+        "safeshare_operator_alerts_open",
+        "1 while an operator alert is open (by reason, case ref, step and rung), 0 once resolved.",
+    )
+    _alerts_raised = meter.create_counter(
+        "safeshare_operator_alerts", "Operator alerts raised, by reason, step, rung and urgency."
+    )
+    _overdue = meter.create_gauge(
+        "safeshare_exchanges_overdue", "Open exchanges past their next deadline, by urgency."
+    )
+    _certificate_expiry = meter.create_gauge_float(
+        "safeshare_certificate_expiry_timestamp_seconds",
+        "Not-after time (Unix seconds) of a certificate this process presents or trusts.",
+    )
+
+
+def set_operator_alert(labels: Mapping[str, str], is_open: bool) -> None:
+    """Open (1) or resolve (0) one operator alert's series; a no-op without metrics."""
+    if _alerts_open is not None:
+        _alerts_open.set(1 if is_open else 0, labels)
+
+
+def count_operator_alert(labels: Mapping[str, str]) -> None:
+    """Count one operator alert raised; a no-op without metrics."""
+    if _alerts_raised is not None:
+        _alerts_raised.add(1, labels)
+
+
+def set_exchanges_overdue(urgency: str, count: int) -> None:
+    """How many open exchanges of ``urgency`` are past their deadline; no-op without metrics."""
+    if _overdue is not None:
+        _overdue.set(count, {"urgency": urgency})
+
+
+def export_certificate_expiry(
+    component: str, agency_id: str, certificates: Mapping[str, bytes]
+) -> dict[str, dt.datetime]:
+    """Export the not-after time of each PEM certificate (or bundle: its first to expire), by
+    role (``server``, ``client``, ``ca``); returns them. Exports nothing without metrics."""
+    expiry = {
+        role: min(cert.not_valid_after_utc for cert in x509.load_pem_x509_certificates(pem))
+        for role, pem in certificates.items()
+    }
+    if _certificate_expiry is not None:
+        for role, not_after in expiry.items():
+            _certificate_expiry.set(
+                not_after.timestamp(),
+                {"component": component, "agency_id": agency_id, "certificate": role},
+            )
+    return expiry
 
 
 def count_gateway_request(rpc: str, code: str) -> None:

@@ -7,6 +7,8 @@ and hands them to the code that uses them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +28,12 @@ from agency_adapters.worker import (
 )
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.access.log import AccessLog
+from safeshare.alerts import OperatorAlerts
 from safeshare.codec import EncryptionCodec, KeyRing
 from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server, stop_gateway
 from safeshare.hub import HubDeployment, build_hub_worker
+from safeshare.metrics import export_certificate_expiry, runtime_for
 from safeshare.shutdown import wait_for_stop_signal
 from safeshare.temporal import TemporalSettings, connect_temporal
 from safeshare.tls import TlsFiles, channel_credentials, server_credentials
@@ -48,7 +52,8 @@ async def run_hub(
     """
     load_registry(registry_path)  # fail at start, in one line, on a broken registry
     client = await connect_temporal(temporal)
-    worker = build_hub_worker(client, registry_path, deployment=deployment)
+    alerts = OperatorAlerts(client)
+    worker = build_hub_worker(client, registry_path, deployment=deployment, alerts=alerts)
     async with worker:
         log.info(
             "hub_started",
@@ -56,8 +61,12 @@ async def run_hub(
             deployment=deployment.name if deployment else None,
             build_id=deployment.build_id if deployment else None,
         )
+        watching = asyncio.create_task(alerts.watch())
         signal_name = await wait_for_stop_signal()
         log.info("hub_stopping", signal=signal_name)
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
     log.info("hub_stopped")
 
 
@@ -68,6 +77,8 @@ async def run_gateway(
     # Re-read when the file changes: operators' registry changes count without a restart.
     registry = RegistrySource(registry_path)
     client = await connect_temporal(temporal)
+    ca, cert, _ = tls.read()
+    export_certificate_expiry("gateway", "", {"server": cert, "ca": ca})
     health_servicer = health.aio.HealthServicer()
     server, bound = await create_gateway_server(
         client, registry, server_credentials(tls), host=host, port=port,
@@ -114,6 +125,8 @@ async def run_adapter(
     """
     options = options or AdapterOptions()
     client = await connect_temporal(temporal)
+    ca, cert, _ = tls.read()
+    export_certificate_expiry("adapter", agency_id, {"client": cert, "ca": ca})
     channel = open_agency_channel(target, channel_credentials(tls))
     health_server = health_servicer = None
     if options.health_port is not None:
@@ -153,9 +166,15 @@ async def run_sandbox_agency(
     host: str,
     port: int,
     faults: Faults | None = None,
+    metrics_address: str | None = None,
 ) -> None:
-    """Serve a sandbox agency's ``agency.v1`` system until SIGINT or SIGTERM."""
+    """Serve a sandbox agency's ``agency.v1`` system until SIGINT or SIGTERM; with
+    ``metrics_address``, export its certificates' expiry there."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    if metrics_address:
+        runtime_for(metrics_address)
+    ca, cert, _ = tls.read()
+    export_certificate_expiry("sandbox-agency", agency_id, {"server": cert, "ca": ca})
     agency = await create_sandbox_server(
         agency_id, db_path, server_credentials(tls), host=host, port=port, faults=faults
     )

@@ -281,7 +281,8 @@ class HolderExchange:
         self._note(
             "DeadlineMissed", escalation.agency_id, "", f"step={step.value} level={rung.value}"
         )
-        workflow.logger.info("deadline_missed", extra={"step": step.value, "level": rung.value})
+        # "rung", not "level": the log level would overwrite it.
+        workflow.logger.info("deadline_missed", extra={"step": step.value, "rung": rung.value})
         missed = workflow.metric_meter().create_counter("safeshare_deadlines_missed")
         missed.add(1, {"step": step.value, "level": rung.value})
         if rung is model.Escalation.PARTNERSHIP_OPERATOR:
@@ -332,7 +333,8 @@ class HolderExchange:
         self._note(
             "DeadlineMissed", escalation.agency_id, "", f"step={step.value} level={rung.value}"
         )
-        workflow.logger.info("deadline_missed", extra={"step": step.value, "level": rung.value})
+        # "rung", not "level": the log level would overwrite it.
+        workflow.logger.info("deadline_missed", extra={"step": step.value, "rung": rung.value})
         missed = workflow.metric_meter().create_counter("safeshare_deadlines_missed")
         missed.add(1, {"step": step.value, "level": rung.value})
         return escalation
