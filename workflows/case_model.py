@@ -315,9 +315,20 @@ class Acknowledge:
 
 @dataclass(frozen=True)
 class WithdrawRequest:
-    """The requester withdraws the request."""
+    """The requester withdraws the request.
+
+    With ``keeps_shares`` (every exchange started since withdrawals stopped hiding shares) a
+    withdrawal never closes away what was shared: a delivery in flight still lands and is
+    recorded, and a RED share-first's owed justification is still decided.
+    """
 
     actor: Actor
+    keeps_shares: bool = False
+
+
+@dataclass(frozen=True)
+class StopDelivery:
+    """A withdrawn exchange's delivery did not land (nothing left the holder): it closes."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +349,7 @@ Command = (
     | Delivered
     | Acknowledge
     | WithdrawRequest
+    | StopDelivery
     | WithdrawConsent
 )
 
@@ -369,6 +381,8 @@ class Exchange:
     delivered: bool = False
     acknowledged: bool = False
     consent_withdrawn: bool = False
+    withdrawn: bool = False
+    """The requester withdrew while something was or had been shared (``keeps_shares``)."""
     outcome: Outcome = Outcome.OPEN
     history: list[State] = field(default_factory=lambda: [State.CHECKING_CONSENT])
 
@@ -463,7 +477,11 @@ class Exchange:
             case WithdrawRequest(actor=actor):
                 if actor.agency_id != self.recipient:
                     return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
+                if self.withdrawn:
+                    return Refusal(Rule.OUT_OF_TURN, "already withdrawn")
                 return _turn(state in OPEN_STATES, state)
+            case StopDelivery():
+                return _turn(state is State.DELIVERING and self.withdrawn, state)
             case WithdrawConsent(actor=actor):
                 if refusal := _holder(actor, self.holder):
                     return refusal
@@ -500,7 +518,9 @@ class Exchange:
                         self._move(State.DELIVERING)
                     else:
                         self._close(Outcome.NOT_SHARED)
-                elif self.state is State.AWAITING_ACKNOWLEDGEMENT and self.acknowledged:
+                elif self.state is State.AWAITING_ACKNOWLEDGEMENT and (
+                    self.acknowledged or self.withdrawn
+                ):
                     self._close(Outcome.SHARED_UNDER_OVERRIDE)
             case ShareFirst():
                 self.shared_first = True
@@ -511,12 +531,27 @@ class Exchange:
                 self._close(Outcome.NOT_SHARED)
             case Delivered():
                 self.delivered = True
-                self._move(State.AWAITING_ACKNOWLEDGEMENT)
+                if self.withdrawn and not self.justification_pending:
+                    self._close(self._shared_outcome())
+                else:
+                    self._move(State.AWAITING_ACKNOWLEDGEMENT)
             case Acknowledge():
                 self.acknowledged = True
                 if not self.justification_pending:
                     self._close(self._shared_outcome())
-            case WithdrawRequest():
+            case WithdrawRequest(keeps_shares=keeps_shares):
+                if not keeps_shares or self.state not in {
+                    State.DELIVERING,
+                    State.AWAITING_ACKNOWLEDGEMENT,
+                }:
+                    self._close(Outcome.WITHDRAWN)
+                    return
+                self.withdrawn = True
+                # 👉 A delivery in flight may land (it is then recorded as delivered); what
+                # was delivered stays shared; an owed justification is still decided.
+                if self.state is State.AWAITING_ACKNOWLEDGEMENT and not self.justification_pending:
+                    self._close(self._shared_outcome())
+            case StopDelivery():
                 self._close(Outcome.WITHDRAWN)
             case WithdrawConsent():
                 self.consent_withdrawn = True

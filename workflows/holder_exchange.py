@@ -81,6 +81,8 @@ AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 # Workflow changes, each behind its patch so recorded histories replay on the old branch.
 LADDER_NEVER_FAILS = "ladder-never-fails"
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
+WITHDRAWAL_KEEPS_SHARES = "withdrawal-keeps-shares"
+"""A withdrawal lets an in-flight delivery land and an owed justification be decided."""
 """Notifications name who they are for; refusals climb the ladder; no alert failure fails."""
 
 
@@ -173,8 +175,8 @@ class HolderExchange:
         except ActivityError as err:
             self._nothing_to_share(f"consent_lookup_refused:{translate.error_code(err)}")
             return
-        if self._model.state is State.CLOSED:  # withdrawn while the lookup ran
-            return
+        if self._model.check(model.ConsentChecked(covers=False)) is not None:
+            return  # withdrawn while the lookup ran
         consent = response.consent
         self._record.consent.CopyFrom(consent)
         cover = self._cover(consent)
@@ -476,6 +478,9 @@ class HolderExchange:
             return
         if self._model.state is not State.DELIVERING:
             return
+        if self._model.withdrawn:  # withdrawn while the records were extracted
+            self._stop_delivery("withdrawn_before_delivery")
+            return
         # Defence in depth: nothing outside the approved categories leaves the hub.
         items = [item for item in extracted.items if item.category in set(categories)]
         request = agency_pb.ReceiveDeliveryRequest(
@@ -506,7 +511,16 @@ class HolderExchange:
                     summary=f"Deliver to {self._recipient}",
                 )
             except ActivityError as err:
+                if self._model.withdrawn:
+                    # The requester withdrew while this delivery was tried: no more attempts.
+                    self._stop_delivery(
+                        f"withdrawn_delivery_not_confirmed:{translate.error_code(err)}"
+                    )
+                    return
                 await self._delivery_failing(translate.error_code(err))
+                if self._model.withdrawn:
+                    self._stop_delivery("withdrawn_before_delivery")
+                    return
                 continue
             self._delivered(response.receipt, items)
             return
@@ -532,7 +546,7 @@ class HolderExchange:
     async def _pause_delivery(self) -> None:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._model.state is not State.DELIVERING,
+                lambda: self._model.state is not State.DELIVERING or self._model.withdrawn,
                 timeout=DELIVERY_RETRY_PAUSE,
                 timeout_summary="Retry the failing delivery",
             )
@@ -553,7 +567,20 @@ class HolderExchange:
         )
         latency.record(self._delivered_at - (self._delivering_since or self._delivered_at))
         self._operator_alerted = False
-        self._model.apply(model.Delivered())
+        # 👉 The exchange may have moved while the delivery was in flight: what landed is
+        # recorded above whatever the model says now, and a refusal never fails the task.
+        if refusal := self._model.check(model.Delivered()):
+            self._note("ModelRefused", self._holder, "", f"Delivered: {refusal.rule.value}")
+        else:
+            self._model.apply(model.Delivered())
+        self._publish()
+
+    def _stop_delivery(self, reason: str) -> None:
+        if self._model.check(model.StopDelivery()) is not None:
+            return
+        self._note("DeliveryStopped", self._recipient, "", reason)
+        self._record.basis = f"Withdrawn by {self._recipient}"
+        self._model.apply(model.StopDelivery())
         self._publish()
 
     def _nothing_to_share(self, reason: str) -> None:
@@ -779,12 +806,25 @@ class HolderExchange:
     @workflow.signal(name=names.WITHDRAW_EXCHANGE)
     def withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
         """The requester withdrew the request (forwarded by the case)."""
-        command = model.WithdrawRequest(translate.actor(withdrawal.actor))
-        if self._model.check(command) is None:
+        command = model.WithdrawRequest(
+            translate.actor(withdrawal.actor),
+            keeps_shares=workflow.patched(WITHDRAWAL_KEEPS_SHARES),
+        )
+        refusal = self._model.check(command)
+        if refusal is not None and command.keeps_shares:
+            # Closing as the withdrawal arrived: the outcome stands and the record says why.
+            self._note("WithdrawalNotApplied", withdrawal.actor.agency_id,
+                       withdrawal.actor.practitioner.user_id, refusal.rule.value)  # fmt: skip
+        if refusal is None:
             self._model.apply(command)
-            self._record.basis = f"Withdrawn by {self._recipient}"
+            if self._model.withdrawn:
+                # Something was or may be shared: the share and its owed decisions stand.
+                detail = "shared" if self._model.delivered else "delivery_in_flight"
+            else:
+                detail = ""
+                self._record.basis = f"Withdrawn by {self._recipient}"
             self._note("RequestWithdrawn", withdrawal.actor.agency_id,
-                       withdrawal.actor.practitioner.user_id, "")  # fmt: skip
+                       withdrawal.actor.practitioner.user_id, detail)  # fmt: skip
             self._publish()
 
     @workflow.signal(name=names.CHANGE_EXCHANGE_URGENCY)
@@ -820,6 +860,8 @@ class HolderExchange:
     def _finish(self) -> pb.HolderRecord:
         if not self._record.basis:
             self._record.basis = translate.shared_basis(self._holder, self._model, self._record)
+            if self._model.withdrawn:
+                self._record.basis += f" Withdrawn by {self._recipient} after sharing."
         self._note("ExchangeClosed", self._holder, "",
                    f"outcome={translate.outcome_name(self._model.outcome)}")  # fmt: skip
         self._publish()

@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
 from workflows import case_model as model
@@ -26,6 +26,9 @@ from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 with workflow.unsafe.imports_passed_through():
     from activities.names import PROTOCOL_GATE
     from protos.sharing.v1 import case_pb2 as pb
+
+WITHDRAWAL_MEETS_CLOSE = "withdrawal-meets-close"
+"""A withdrawal that meets an exchange closing is answered and recorded consistently."""
 
 GATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -135,9 +138,20 @@ class SharingCase:
         self._record.withdrawal.CopyFrom(withdrawn)
         self._note("RequestWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "")  # fmt: skip
+        if not workflow.patched(WITHDRAWAL_MEETS_CLOSE):
+            for holder, handle in self._exchanges.items():
+                if holder not in self._closed_holders:
+                    await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
+            return self.case_view()
         for holder, handle in self._exchanges.items():
-            if holder not in self._closed_holders:
+            if holder in self._closed_holders:
+                continue
+            try:
                 await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
+            except FailureError:
+                # 👉 The exchange closed while the signal was on its way: its outcome stands
+                # and the record says so; the withdrawal holds for the rest of the case.
+                self._note("WithdrawalMissedExchange", holder, "", "exchange_already_closed")
         return self.case_view()
 
     @withdraw_request.validator
@@ -145,6 +159,13 @@ class SharingCase:
         self._requester_only(withdrawal.actor)
         if self._record.HasField("withdrawal"):
             raise ApplicationError("already withdrawn", type=model.Rule.OUT_OF_TURN.value)
+        if (
+            self._exchanges
+            and not self._starting_exchanges
+            and set(self._exchanges) <= set(self._closed_holders)
+        ):
+            # Every exchange has closed and the case is closing: nothing is left to withdraw.
+            raise ApplicationError("every exchange has closed", type=model.Rule.OUT_OF_TURN.value)
         if not withdrawal.reason.strip():
             raise ApplicationError("required: withdrawal.reason", type=model.Rule.INVALID.value)
 

@@ -79,6 +79,10 @@ class FakeAgencies:
     )
     withdrawal_notices: list[agency_pb.ReceiveConsentWithdrawnRequest] = field(default_factory=list)
     operator_alerts: list[pb.Escalation] = field(default_factory=list)
+    delivery_hold: asyncio.Event | None = None
+    """When set, ReceiveDelivery stores the delivery, then waits for it before answering."""
+    delivery_in_flight: asyncio.Event = field(default_factory=asyncio.Event)
+    withdrawal_notice_refusals_left: int = 0
 
     def activities_for(self, agency_id: str) -> list[Callable[..., Any]]:
         """The four agency activities, bound to ``agency_id``."""
@@ -116,6 +120,9 @@ class FakeAgencies:
                     type=ApplicationErrorType.AGENCY_UNAVAILABLE,
                 )  # fmt: skip
             self.deliveries.append(request)
+            if self.delivery_hold is not None:
+                self.delivery_in_flight.set()
+                await self.delivery_hold.wait()
             return agency_pb.ReceiveDeliveryResponse(
                 receipt=pb.DeliveryReceipt(
                     delivery_id=request.delivery_id,
@@ -135,6 +142,12 @@ class FakeAgencies:
         async def withdrawn(
             request: agency_pb.ReceiveConsentWithdrawnRequest,
         ) -> agency_pb.ReceiveConsentWithdrawnResponse:
+            if self.withdrawal_notice_refusals_left > 0:
+                self.withdrawal_notice_refusals_left -= 1
+                raise ApplicationError(
+                    "ReceiveConsentWithdrawn refused: FAILED_PRECONDITION", "FAILED_PRECONDITION",
+                    type=ApplicationErrorType.AGENCY_REJECTED, non_retryable=True,
+                )  # fmt: skip
             self.withdrawal_notices.append(request)
             return agency_pb.ReceiveConsentWithdrawnResponse(notice_id=request.notice_id)
 

@@ -127,12 +127,22 @@ async def test_the_whole_ladder_fires_at_the_real_agency_and_the_case_stays_open
             SharingCase.withdraw_request,
             pb.RequestWithdrawal(actor=SOCIAL_WORKER, reason="no longer needed"),
         )
+        if step == "share_first":  # shared: the justification is still owed and decided
+            await case.exchange().execute_update(HolderExchange.propose_override, proposal())
+            await case.exchange().execute_update(
+                HolderExchange.decide_override,
+                pb.OverrideDecision(actor=actor(SCHOOL, "dsl-1", LEAD), approve=False,
+                                    reason="threshold not met"),
+            )  # fmt: skip
         name = f"ladder-{step}-{pb.Urgency.Name(urgency).removeprefix('URGENCY_').lower()}"
         record = (
             await case.result(name) if urgency == pb.URGENCY_RED else await case.handle.result()
         )
     if step in {"holder_responds", "override_decision"}:
         assert record.outcome == pb.OUTCOME_WITHDRAWN
+    else:  # what was delivered stays shared, withdrawn or not
+        assert record.holders[0].receipt.delivery_id
+        assert record.outcome != pb.OUTCOME_WITHDRAWN
 
 
 def pb_kind(kind: agency_pb.NotificationKind.ValueType) -> str:

@@ -38,6 +38,8 @@ def test_the_corpus_covers_every_path() -> None:
         "consent-withdrawn-after-delivery", "two-holders", "delivery-failing",
         "gate-rejected", "subject-unknown", "withdrawn-awaiting_acknowledgement",
         "escalation-holder_responds", "not-sought-risk_to_child",
+        "ladder-reminder-refused", "ladder-nothing-gets-through",
+        "withdrawn-delivery-in-flight", "withdrawn-after-share-first",
     ):  # fmt: skip
         assert path in names, f"no recorded history for {path}"
 

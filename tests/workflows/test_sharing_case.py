@@ -315,7 +315,10 @@ async def test_every_missed_deadline_reminds_then_escalates_and_never_declines(
             pb.RequestWithdrawal(actor=SOCIAL_WORKER, reason="no longer needed"),
         )
         record = await case.result()
-    assert record.outcome == pb.OUTCOME_WITHDRAWN
+    # Withdrawn after the delivery, the records stay shared (the record has the withdrawal).
+    shared = step == "recipient_acknowledges"
+    assert record.outcome == (pb.OUTCOME_SHARED_WITH_CONSENT if shared else pb.OUTCOME_WITHDRAWN)
+    assert record.withdrawal.reason == "no longer needed"
 
 
 async def test_changing_urgency_moves_the_running_deadline(
@@ -380,9 +383,15 @@ async def test_withdrawal_at_each_step_closes_the_case(
             pb.RequestWithdrawal(actor=SOCIAL_WORKER, reason="child moved out of area"),
         )
         record = await case.result()
-    assert record.outcome == pb.OUTCOME_WITHDRAWN
+    # Withdrawn after the delivery, the records stay shared (the record has the withdrawal).
+    expected = (
+        pb.OUTCOME_SHARED_UNDER_OVERRIDE
+        if step == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+        else pb.OUTCOME_WITHDRAWN
+    )
+    assert record.outcome == expected
     assert record.withdrawal.reason == "child moved out of area"
-    assert record.holders[0].outcome == pb.OUTCOME_WITHDRAWN
+    assert record.holders[0].outcome == expected
 
 
 async def test_consent_withdrawn_after_delivery_is_pushed_to_the_recipient(
