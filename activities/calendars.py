@@ -98,7 +98,8 @@ def timescale_policy(registry: Registry) -> pb.TimescalePolicy:
             pb.Timescale(
                 urgency=urgency,
                 step=step,
-                minutes=timescale.minutes,
+                minutes=round(timescale.minutes),
+                seconds=round(timescale.minutes * 60),
                 working_hours=timescale.working_hours,
                 lead_after_period=timescale.lead_after_period,
                 operator_after_period=timescale.operator_after_period,

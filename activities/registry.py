@@ -39,6 +39,8 @@ URGENCIES = ("RED", "AMBER", "GREEN")
 STEPS = ("holder_responds", "override_decision", "recipient_acknowledges")
 MAX_TIMESCALE_MINUTES = 60 * 24 * 60
 """No step may be given more than sixty days."""
+MIN_TIMESCALE_MINUTES = 0.05
+"""Nor less than three seconds (a test registry's shortest)."""
 
 
 class RegistryError(Exception):
@@ -59,7 +61,8 @@ class RegistryError(Exception):
 class Timescale:
     """How long one step may take at one urgency, and when a missed deadline escalates."""
 
-    minutes: int
+    minutes: float
+    """The period; whole minutes in a real registry, fractions in a test registry."""
     working_hours: bool
     lead_after_period: float = 0.5
     """The safeguarding lead is told this fraction of the period after the deadline."""
@@ -140,7 +143,7 @@ _CHANGE_KEYS = {"registry_version", "at", "by", "change"}
 def _typed(where: str, value: Any, kind: type | tuple[type, ...], name: str) -> Any:
     # bool is an int in Python; a TOML datetime is a date: both must be told apart.
     wrong = not isinstance(value, kind)
-    if kind is int and isinstance(value, bool):
+    if isinstance(value, bool) and kind is not bool:
         wrong = True
     if kind is dt.date and isinstance(value, dt.datetime):
         wrong = True
@@ -265,11 +268,12 @@ def _timescales(data: Any) -> dict[tuple[str, str], Timescale]:
             where = f"timescales.{urgency}.{step}"
             table = _required(f"timescales.{urgency}", steps, step, dict)
             _unknown(where, table, _TIMESCALE_KEYS)
-            minutes = _required(where, table, "minutes", int)
-            if not 0 < minutes <= MAX_TIMESCALE_MINUTES:
-                raise RegistryError(
-                    f"{where}: minutes must be between 1 and {MAX_TIMESCALE_MINUTES}"
-                )
+            minutes = _required(where, table, "minutes", (int, float))  # type: ignore[arg-type]
+            if not (
+                math.isfinite(minutes) and MIN_TIMESCALE_MINUTES <= minutes <= MAX_TIMESCALE_MINUTES
+            ):
+                raise RegistryError(f"{where}: minutes must be between {MIN_TIMESCALE_MINUTES} "
+                                    f"and {MAX_TIMESCALE_MINUTES}")  # fmt: skip
             lead = _optional(where, table, "lead_after_period", (int, float))  # type: ignore[arg-type]
             operator = _optional(where, table, "operator_after_period", (int, float))  # type: ignore[arg-type]
             lead = 0.5 if lead is None else float(lead)

@@ -246,7 +246,11 @@ def timescales(policy: pb.TimescalePolicy) -> model.Timescales:
     found = dict(model.DEFAULT_TIMESCALES)
     for timescale in policy.timescales:
         found[(model.Urgency(timescale.urgency), model.Step(timescale.step))] = model.Timescale(
-            period=dt.timedelta(minutes=timescale.minutes),
+            period=(
+                dt.timedelta(seconds=timescale.seconds)
+                if timescale.seconds
+                else dt.timedelta(minutes=timescale.minutes)
+            ),
             working_hours=timescale.working_hours,
             lead_after_period=timescale.lead_after_period,
             operator_after_period=timescale.operator_after_period,

@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from activities.registry import DEFAULT_REGISTRY_PATH, Registry, RegistryError, load_registry
+from activities.registry import (
+    DEFAULT_REGISTRY_PATH,
+    DEFAULT_TIMESCALES,
+    Registry,
+    RegistryError,
+    load_registry,
+)
 from safeshare.operators.options import fail
 from safeshare.operators.registry_store import (
     KINDS,
@@ -62,7 +68,12 @@ def validate(registry: RegistryPath = DEFAULT_REGISTRY_PATH) -> None:
         raise fail(str(err)) from None
     typer.echo(
         f"{registry}: valid; registry version {loaded.registry_version}, protocol "
-        f"{loaded.protocol_version}, {len(loaded.agencies)} agencies"
+        f"{loaded.protocol_version}, {len(loaded.agencies)} agencies, region {loaded.region}, "
+        + (
+            "default timescales"
+            if loaded.timescales == DEFAULT_TIMESCALES
+            else "its own timescales"
+        )
     )
 
 

@@ -156,7 +156,9 @@ def dump_registry(data: Data) -> str:
             if table is None:
                 continue
             lines += ["", f"[timescales.{urgency}.{step}]"]
-            lines += [f"{key} = {_value(table[key])}" for key in TIMESCALE_FIELDS if key in table]
+            keys = [k for k in TIMESCALE_FIELDS if k in table]
+            keys += sorted(set(table) - set(keys))  # the loader refuses any unknown key
+            lines += [f"{key} = {_value(table[key])}" for key in keys]
     for agency in data.get("agencies", []):
         lines += ["", "[[agencies]]"]
         lines += [f"{key} = {_value(agency[key])}" for key in AGENCY_FIELDS if key in agency]

@@ -107,6 +107,7 @@ async def case_at_real_agencies(
     subject: str = "consent-refused",
     operator: Operator | None = None,
     hub_workflows: Sequence[type] = (SharingCase, HolderExchange, ConsentWithdrawalNotice),
+    registry_path: Path = DEFAULT_REGISTRY_PATH,
     **request_args: Any,
 ) -> AsyncIterator[RealCase]:
     """Start a case whose every agency is a sandbox behind a real adapter worker."""
@@ -137,7 +138,7 @@ async def case_at_real_agencies(
                 env.client,
                 task_queue=hub_queue,
                 workflows=list(hub_workflows),
-                activities=[ProtocolGate(DEFAULT_REGISTRY_PATH).check, operator.notify],
+                activities=[ProtocolGate(registry_path).check, operator.notify],
             )
         )
         handle = await env.client.start_workflow(

@@ -1532,6 +1532,7 @@ class Timescale(_message.Message):
     WORKING_HOURS_FIELD_NUMBER: _builtins.int
     LEAD_AFTER_PERIOD_FIELD_NUMBER: _builtins.int
     OPERATOR_AFTER_PERIOD_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
     urgency: _builtins.str
     """"RED", "AMBER" or "GREEN"."""
     step: _builtins.str
@@ -1544,6 +1545,10 @@ class Timescale(_message.Message):
     """After the deadline, the safeguarding lead is told after this fraction of the period."""
     operator_after_period: _builtins.float
     """After the deadline, the partnership operator is told after this fraction of the period."""
+    seconds: _builtins.int
+    """The step's period in seconds: the precise figure when it is not whole minutes (a test
+    registry's short timescales); when set it wins over minutes.
+    """
     def __init__(
         self,
         *,
@@ -1553,10 +1558,11 @@ class Timescale(_message.Message):
         working_hours: _builtins.bool = ...,
         lead_after_period: _builtins.float = ...,
         operator_after_period: _builtins.float = ...,
+        seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead_after_period", b"lead_after_period", "minutes", b"minutes", "operator_after_period", b"operator_after_period", "step", b"step", "urgency", b"urgency", "working_hours", b"working_hours"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead_after_period", b"lead_after_period", "minutes", b"minutes", "operator_after_period", b"operator_after_period", "seconds", b"seconds", "step", b"step", "urgency", b"urgency", "working_hours", b"working_hours"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
