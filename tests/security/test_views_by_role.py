@@ -299,6 +299,9 @@ async def test_the_requester_never_reads_the_holders_consent_record_or_rejected_
     assert (seen.holding_agency_id, seen.outcome) == (SCHOOL, pb.OUTCOME_NOT_SHARED)
     assert seen.basis == f"Not shared by {SCHOOL}: override_rejected"
     assert [e.entry.event for e in events][-1] == "CaseClosed"
+    # The closed case stays listed for its holder (the gate passed it).
+    closed_for_school = await summary_of(stack, SCHOOL, case_ref, state=pb.CASE_STATE_CLOSED)
+    assert closed_for_school.outcome == pb.OUTCOME_NOT_SHARED
     # The holder (its approver included) still sees its whole exchange.
     (own,) = holders_own.record.holders
     assert own.override_proposal.harm_statement == school.harm
@@ -388,6 +391,11 @@ async def test_with_two_holders_each_sees_only_its_own_exchange(stack: Stack) ->
     assert own.override_proposal.harm_statement == gp.harm
     assert "OverrideProposed" in {e.entry.event for e in gp_events}
     assert SCHOOL not in {e.holding_agency_id for e in gp_events}
+    # Listed for the school without the combined outcome (it would say what the GP did).
+    for_school = await summary_of(stack, SCHOOL, case_ref, state=pb.CASE_STATE_CLOSED)
+    for_requester = await summary_of(stack, CSC, case_ref, state=pb.CASE_STATE_CLOSED)
+    assert for_school.outcome == pb.OUTCOME_UNSPECIFIED
+    assert for_requester.outcome == pb.OUTCOME_WITHDRAWN
     # Every viewer's events are numbered 1, 2, 3 ... and end with the case's close.
     for events in (school_events, gp_events, requester_events):
         assert [e.number for e in events] == list(range(1, len(events) + 1))
@@ -446,11 +454,28 @@ async def listed(stack: Stack, agency_id: str, **filters: Any) -> set[str]:
             return refs
 
 
-async def until_listed(stack: Stack, agency_id: str, case_ref: str) -> set[str]:
+async def until_listed(stack: Stack, agency_id: str, case_ref: str, **filters: Any) -> set[str]:
     """The agency's listing once it includes ``case_ref`` (visibility lags a little)."""
     for _ in range(int(WAIT_SECONDS / 0.2)):
-        refs = await listed(stack, agency_id)
+        refs = await listed(stack, agency_id, **filters)
         if case_ref in refs:
             return refs
         await asyncio.sleep(0.2)
     raise AssertionError(f"{agency_id} never listed the case")
+
+
+async def summary_of(
+    stack: Stack, agency_id: str, case_ref: str, **filters: Any
+) -> service_pb.CaseSummary:
+    """The agency's ListCases entry for the case, once listed with ``filters``."""
+    await until_listed(stack, agency_id, case_ref, **filters)
+    token = ""
+    while True:
+        page = await stack.stub(agency_id).ListCases(
+            service_pb.ListCasesRequest(page_size=100, page_token=token, **filters)
+        )
+        for summary in page.cases:
+            if summary.case_ref == case_ref:
+                return summary
+        token = page.next_page_token
+        assert token, "listed, then not"
