@@ -7,10 +7,12 @@ records the withdrawal and pushes it to the recipient's system, retrying until i
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 from workflows import translate
 
@@ -21,9 +23,20 @@ with workflow.unsafe.imports_passed_through():
         ApplicationErrorType,
         agency_task_queue,
     )
+    from activities.names import NOTIFY_OPERATOR
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
 
+NOTICE_NEVER_FAILS = "notice-never-fails"
+"""A refused notice alerts the operator and is retried; the workflow never fails."""
+NOTICE_RETRY_PAUSE = timedelta(minutes=30)
+NOTICE_BURST = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
+)
 NOTICE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=5),
@@ -45,6 +58,10 @@ class ConsentWithdrawalNotice:
             f"Telling {notice.recipient_agency_id} that consent held by "
             f"{notice.holding_agency_id} was withdrawn."
         )
+        if workflow.patched(NOTICE_NEVER_FAILS):
+            await self._push_until_received(notice, withdrawal)
+            withdrawal.recipient_notified = True
+            return withdrawal
         await workflow.execute_activity(
             RECEIVE_CONSENT_WITHDRAWN,
             agency_pb.ReceiveConsentWithdrawnRequest(
@@ -62,3 +79,49 @@ class ConsentWithdrawalNotice:
         )
         withdrawal.recipient_notified = True
         return withdrawal
+
+    async def _push_until_received(
+        self, notice: pb.ConsentWithdrawalNoticeInput, withdrawal: pb.ConsentWithdrawal
+    ) -> None:
+        """Push the notice; a refusal alerts the operator once and is tried again each pause,
+        so the notice is never lost and this workflow never fails."""
+        alerted = False
+        while True:
+            try:
+                await workflow.execute_activity(
+                    RECEIVE_CONSENT_WITHDRAWN,
+                    agency_pb.ReceiveConsentWithdrawnRequest(
+                        notice_id=f"{notice.case_ref}.{notice.holding_agency_id}.consent-withdrawn",
+                        case_ref=notice.case_ref,
+                        delivery_ids=notice.delivery_ids,
+                        holding_agency_id=notice.holding_agency_id,
+                        withdrawn_at=withdrawal.withdrawn_at,
+                    ),
+                    task_queue=agency_task_queue(notice.recipient_agency_id),
+                    result_type=agency_pb.ReceiveConsentWithdrawnResponse,
+                    start_to_close_timeout=AGENCY_CALL_TIMEOUT + timedelta(seconds=10),
+                    retry_policy=NOTICE_BURST,
+                    summary=f"Tell {notice.recipient_agency_id} consent was withdrawn",
+                )
+                return
+            except ActivityError:
+                workflow.set_current_details(
+                    f"{notice.recipient_agency_id} has not taken the consent-withdrawal notice "
+                    "yet: the partnership operator was alerted; trying again."
+                )
+            if not alerted:
+                alerted = True
+                escalation = pb.Escalation(
+                    step="consent_withdrawal", level="partnership_operator",
+                    agency_id=notice.recipient_agency_id,
+                    at=translate.timestamp(workflow.now()),
+                )  # fmt: skip
+                with contextlib.suppress(ActivityError):
+                    await workflow.execute_activity(
+                        NOTIFY_OPERATOR,
+                        escalation,
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=NOTICE_BURST,
+                        summary="Alert the partnership operator: consent withdrawal not taken",
+                    )
+            await workflow.sleep(NOTICE_RETRY_PAUSE, summary="Retry the notice")

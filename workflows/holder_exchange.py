@@ -13,6 +13,7 @@ Decisions from people arrive as Updates whose validators ask the pure model
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -81,6 +82,9 @@ AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 # Workflow changes, each behind its patch so recorded histories replay on the old branch.
 LADDER_NEVER_FAILS = "ladder-never-fails"
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
+CONSENT_NOTICE_RECORDED_FIRST = "consent-notice-recorded-first"
+"""A consent withdrawal is recorded before it is pushed; a refused push is retried."""
+NOTICE_RETRY_PAUSE = timedelta(minutes=30)
 WITHDRAWAL_KEEPS_SHARES = "withdrawal-keeps-shares"
 """A withdrawal lets an in-flight delivery land and an owed justification be decided."""
 """Notifications name who they are for; refusals climb the ladder; no alert failure fails."""
@@ -127,6 +131,8 @@ class HolderExchange:
         self._delivered_at: dt.datetime | None = None
         self._delivering_since: dt.datetime | None = None
         self._operator_alerted = False
+        self._notice_pending = False
+        self._notice_retries: asyncio.Task[None] | None = None
 
     # -- the run ------------------------------------------------------------------------
 
@@ -153,6 +159,9 @@ class HolderExchange:
         # 👉 Let a running update handler (e.g. a consent-withdrawal notice) finish before
         # the workflow completes, so its caller gets its result.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # A refused consent-withdrawal notice is still being pushed: the exchange's record
+        # is final only once the recipient has been told.
+        await workflow.wait_condition(lambda: not self._notice_pending)
         return self._finish()
 
     async def _check_consent(self) -> None:
@@ -776,6 +785,23 @@ class HolderExchange:
         self._model.apply(model.WithdrawConsent(translate.actor(withdrawn.actor)))
         self._note("ConsentWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "after_delivery")  # fmt: skip
+        if workflow.patched(CONSENT_NOTICE_RECORDED_FIRST):
+            # 👉 Recorded before it is pushed: whatever the recipient's system answers, the
+            # record holds the withdrawal and a repeat is rightly "already recorded".
+            self._record.consent_withdrawal.CopyFrom(withdrawn)
+            self._publish()
+            if await self._push_consent_withdrawal():
+                return self._view()
+            self._notice_pending = True
+            escalation = pb.Escalation(
+                step="consent_withdrawal", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
+                agency_id=self._recipient, at=translate.timestamp(workflow.now()),
+            )  # fmt: skip
+            self._record.escalations.append(escalation)
+            self._publish()
+            await self._alert_operator_safely(escalation)
+            self._notice_retries = asyncio.create_task(self._retry_consent_withdrawal())
+            return self._view()
         await workflow.execute_activity(
             RECEIVE_CONSENT_WITHDRAWN,
             agency_pb.ReceiveConsentWithdrawnRequest(
@@ -796,6 +822,41 @@ class HolderExchange:
         self._note("ConsentWithdrawalDelivered", self._recipient, "", "recipient_notified")
         self._publish()
         return self._view()
+
+    async def _push_consent_withdrawal(self) -> bool:
+        """Push the recorded withdrawal to the recipient: True once its system has it."""
+        withdrawn = self._record.consent_withdrawal
+        try:
+            await workflow.execute_activity(
+                RECEIVE_CONSENT_WITHDRAWN,
+                agency_pb.ReceiveConsentWithdrawnRequest(
+                    notice_id=f"{self._case_ref}.{self._holder}.consent-withdrawn",
+                    case_ref=self._case_ref,
+                    delivery_ids=[self._record.receipt.delivery_id],
+                    holding_agency_id=self._holder,
+                    withdrawn_at=withdrawn.withdrawn_at,
+                ),
+                task_queue=agency_task_queue(self._recipient),
+                result_type=agency_pb.ReceiveConsentWithdrawnResponse,
+                start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                retry_policy=NOTIFY_BURST,
+                summary=f"Tell {self._recipient} consent was withdrawn",
+            )
+        except ActivityError as err:
+            self._note("ConsentWithdrawalNotDelivered", self._recipient, "",
+                       f"code={translate.error_code(err)}")  # fmt: skip
+            self._publish()
+            return False
+        withdrawn.recipient_notified = True
+        self._notice_pending = False
+        self._note("ConsentWithdrawalDelivered", self._recipient, "", "recipient_notified")
+        self._publish()
+        return True
+
+    async def _retry_consent_withdrawal(self) -> None:
+        """Try the refused notice again every pause until the recipient's system takes it."""
+        while not await self._push_consent_withdrawal():
+            await workflow.sleep(NOTICE_RETRY_PAUSE, summary="Retry the consent-withdrawal notice")
 
     @withdraw_consent.validator
     def _validate_withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> None:

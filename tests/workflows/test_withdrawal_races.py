@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     Interceptor,
@@ -181,3 +181,35 @@ async def test_a_withdrawal_that_meets_the_exchange_closing_gets_one_answer_and_
     assert record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
     assert "WithdrawalMissedExchange" in [e.event for e in record.entries]
     assert record.holders[0].outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+
+
+async def test_a_refused_consent_withdrawal_is_recorded_first_then_pushed_until_received(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    agencies = FakeAgencies(withdrawal_notice_refusals_left=2)
+    async with running_case(time_skipping, agencies, "consent-withdrawal-refused") as case:
+        await case.until(pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+        withdrawal = pb.ConsentWithdrawal(actor=TEACHER, withdrawn_by_relationship="mother")
+        # The recipient's system refuses the notice: the caller still gets the record, which
+        # holds the withdrawal (not yet received), and the operator is alerted.
+        record = await case.exchange().execute_update(HolderExchange.withdraw_consent, withdrawal)
+        assert record.consent_withdrawal.withdrawn_by_relationship == "mother"
+        assert not record.consent_withdrawal.recipient_notified
+        assert [(a.step, a.agency_id) for a in agencies.operator_alerts] == [
+            ("consent_withdrawal", CSC)
+        ]
+        # A repeat is refused for the right reason: the record does hold it.
+        with pytest.raises(WorkflowUpdateFailedError) as repeat:
+            await case.exchange().execute_update(HolderExchange.withdraw_consent, withdrawal)
+        assert "already recorded" in str(repeat.value.cause)
+        await case.exchange().execute_update(HolderExchange.acknowledge, ack())
+        final = await asyncio.wait_for(case.result(), 30)
+        await no_task_failed(case.handle, case.exchange())
+    holder = final.holders[0]
+    assert holder.consent_withdrawal.recipient_notified
+    assert [n.notice_id for n in agencies.withdrawal_notices] == [
+        f"{case.ref}.{SCHOOL}.consent-withdrawn"
+    ]
+    events = [e.event for e in holder.entries]
+    assert events.count("ConsentWithdrawalNotDelivered") == 2
+    assert "ConsentWithdrawalDelivered" in events
