@@ -162,14 +162,18 @@ async def test_dev_stack_runs_a_case_end_to_end_and_restarts_on_the_same_data(
             demo_3 = await police.get(stack.demo_refs["demo-3"])
         assert demo_3.record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
         [exchange] = demo_3.record.holders
-        assert (
-            exchange.override_decision.approve
-            and exchange.consent.status == pb.CONSENT_STATUS_REFUSED
-        )
+        # The requester sees the outcome; the holder's consent record and decisions are its own.
+        assert exchange.override_used and not exchange.HasField("consent")
+        async with CaseClient.connect(gateway, pki.agency("northshire-csc")) as csc:
+            [own] = (await csc.get(stack.demo_refs["demo-3"])).record.holders
+        assert own.override_decision.approve and own.consent.status == pb.CONSENT_STATUS_REFUSED
         async with CaseClient.connect(gateway, pki.agency("riverside-gp")) as gp:
             demo_4 = await gp.get(stack.demo_refs["demo-4"])
         assert demo_4.record.outcome == pb.OUTCOME_NOT_SHARED
-        assert list(demo_4.record.holders[0].decline.reasons)
+        assert demo_4.record.holders[0].basis == "Not shared by oakfield-primary: declined"
+        async with CaseClient.connect(gateway, pki.agency("oakfield-primary")) as school:
+            [own] = (await school.get(stack.demo_refs["demo-4"])).record.holders
+        assert list(own.decline.reasons)
         async with CaseClient.connect(gateway, pki.agency("northshire-csc")) as csc:
             demo_5 = await csc.get(stack.demo_refs["demo-5"])
         assert demo_5.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
