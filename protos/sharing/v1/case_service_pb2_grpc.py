@@ -118,8 +118,10 @@ class CaseServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCase(self, request, context):
-        """Read a case the caller is party to. NOT_FOUND for an unknown case or one
-        the caller is not party to.
+        """Read a case the caller is party to, as that party may see it (each holder
+        its own exchange; the requester no holder's consent record or decisions).
+        NOT_FOUND for an unknown case, one the caller is not party to, or, to a
+        holder, one the protocol gate has not passed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

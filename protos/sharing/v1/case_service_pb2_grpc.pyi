@@ -41,8 +41,10 @@ class CaseServiceStub:
     malformed request; NOT_FOUND for an agency that is not in the partnership.
     """
     GetCase: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.GetCaseRequest, _case_service_pb2.GetCaseResponse]
-    """Read a case the caller is party to. NOT_FOUND for an unknown case or one
-    the caller is not party to.
+    """Read a case the caller is party to, as that party may see it (each holder
+    its own exchange; the requester no holder's consent record or decisions).
+    NOT_FOUND for an unknown case, one the caller is not party to, or, to a
+    holder, one the protocol gate has not passed.
     """
     Acknowledge: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.AcknowledgeRequest, _case_service_pb2.AcknowledgeResponse]
     """Acknowledge a delivery as the recipient. FAILED_PRECONDITION when the case
@@ -98,8 +100,10 @@ class CaseServiceAsyncStub(CaseServiceStub):
     malformed request; NOT_FOUND for an agency that is not in the partnership.
     """
     GetCase: _aio.UnaryUnaryMultiCallable[_case_service_pb2.GetCaseRequest, _case_service_pb2.GetCaseResponse]  # type: ignore[assignment]
-    """Read a case the caller is party to. NOT_FOUND for an unknown case or one
-    the caller is not party to.
+    """Read a case the caller is party to, as that party may see it (each holder
+    its own exchange; the requester no holder's consent record or decisions).
+    NOT_FOUND for an unknown case, one the caller is not party to, or, to a
+    holder, one the protocol gate has not passed.
     """
     Acknowledge: _aio.UnaryUnaryMultiCallable[_case_service_pb2.AcknowledgeRequest, _case_service_pb2.AcknowledgeResponse]  # type: ignore[assignment]
     """Acknowledge a delivery as the recipient. FAILED_PRECONDITION when the case
@@ -164,8 +168,10 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _case_service_pb2.GetCaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_case_service_pb2.GetCaseResponse, _abc.Awaitable[_case_service_pb2.GetCaseResponse]]:
-        """Read a case the caller is party to. NOT_FOUND for an unknown case or one
-        the caller is not party to.
+        """Read a case the caller is party to, as that party may see it (each holder
+        its own exchange; the requester no holder's consent record or decisions).
+        NOT_FOUND for an unknown case, one the caller is not party to, or, to a
+        holder, one the protocol gate has not passed.
         """
 
     @_abc_1.abstractmethod
