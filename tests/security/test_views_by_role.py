@@ -75,10 +75,13 @@ class Stack:
         reply = await self.stub(agency_id).GetCase(service_pb.GetCaseRequest(case_ref=case_ref))
         return reply.case
 
-    async def watch(self, agency_id: str, case_ref: str) -> list[service_pb.CaseEvent]:
+    async def watch(
+        self, agency_id: str, case_ref: str, from_event: int = 0
+    ) -> list[service_pb.CaseEvent]:
         """Every event the agency is sent until the stream ends (the case has closed)."""
         stream = self.stub(agency_id).WatchCase(
-            service_pb.WatchCaseRequest(case_ref=case_ref), timeout=WAIT_SECONDS
+            service_pb.WatchCaseRequest(case_ref=case_ref, from_event=from_event),
+            timeout=WAIT_SECONDS,
         )
         return [reply.event async for reply in stream]
 
@@ -400,6 +403,8 @@ async def test_with_two_holders_each_sees_only_its_own_exchange(stack: Stack) ->
     for events in (school_events, gp_events, requester_events):
         assert [e.number for e in events] == list(range(1, len(events) + 1))
         assert events[-1].entry.event == "CaseClosed"
+    # ...and resuming from a number sends the rest of that party's own sequence.
+    assert await stack.watch(SCHOOL, case_ref, from_event=3) == school_events[2:]
 
 
 # -- the protocol gate -----------------------------------------------------------------------------
