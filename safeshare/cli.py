@@ -23,6 +23,7 @@ from safeshare.access.options import (
     AccessLogKey,
     AccessLogPath,
 )
+from safeshare.archive.cli import archive_app
 from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
@@ -220,6 +221,13 @@ def gateway(
     metrics_port: MetricsPort = None,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_ARCHIVE_URL",
+            help="The case archive closed cases are read from (sqlite:///PATH, postgresql://...).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Case API (sharing.v1.CaseService) over mTLS."""
     from safeshare.services import run_gateway
@@ -234,7 +242,11 @@ def gateway(
         keys_file,
         metrics_port,
     )
-    _run(run_gateway(temporal, TlsFiles(tls_ca, tls_cert, tls_key), host, port, registry))
+    _run(
+        run_gateway(
+            temporal, TlsFiles(tls_ca, tls_cert, tls_key), host, port, registry, archive_url=archive
+        )
+    )
 
 
 @app.command()
@@ -581,6 +593,7 @@ register_operator_commands(app)
 
 
 app.add_typer(audit_app, name="audit")
+app.add_typer(archive_app, name="archive")
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from rich.table import Table
 
 from activities.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
-from safeshare.audit.signing import ensure_signing_key
+from safeshare.audit.signing import ensure_signing_key, public_key_path
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, ensure_key_file
 from safeshare.demo import DemoResult, run_demo
 from safeshare.operators.review import ensure_dev_review_schedule
@@ -53,6 +53,10 @@ from workflows import search_attributes
 
 HOST = "127.0.0.1"
 NAMESPACE = "default"
+RETENTION_DAYS = 7
+"""The namespace's retention, set explicitly on every start: Temporal deletes a closed case's
+history this long after it closes; the case archive keeps it for the partnership's retention."""
+ARCHIVE_INTERVAL_SECONDS = 15
 STOP_GRACE_SECONDS = 15.0
 START_TIMEOUT_SECONDS = 60.0
 
@@ -129,6 +133,16 @@ class DevStack:
         }
 
     @property
+    def archive_url(self) -> str:
+        """The case archive (a SQLite file in the data dir)."""
+        return f"sqlite:///{(self.data_dir / 'archive.db').resolve()}"
+
+    @property
+    def archive_key(self) -> Path:
+        """The Ed25519 key that signs the archive's checkpoints (its public half: ``.pub``)."""
+        return self.data_dir / "dev" / "archive-log.key"
+
+    @property
     def ui_url(self) -> str:
         """The Temporal Web UI."""
         return f"http://{HOST}:{self.ports.ui}/namespaces/{NAMESPACE}/workflows"
@@ -190,13 +204,20 @@ class DevStack:
                 *self._metrics_args(f"adapter-{agency_id}", 10 + port - self.ports.first_agency),
             )  # fmt: skip
         await self._spawn(
+            "archiver",
+            "archive", "run", "--archive", self.archive_url,
+            "--signing-key", str(self.archive_key), "--registry", str(self.registry_path),
+            "--retention-days", str(RETENTION_DAYS), "--interval", str(ARCHIVE_INTERVAL_SECONDS),
+            *self._temporal_args(), *self._metrics_args("archiver", 2),
+        )  # fmt: skip
+        await self._spawn(
             "hub", "hub", "--registry", str(self.registry_path), *self._temporal_args(),
             *self._metrics_args("hub", 0),
         )  # fmt: skip
         await self._spawn(
             "gateway",
             "gateway", "--port", str(self.ports.gateway),
-            "--registry", str(self.registry_path),
+            "--registry", str(self.registry_path), "--archive", self.archive_url,
             *_tls_args(self.pki.gateway()), *self._temporal_args(),
             *self._metrics_args("gateway", 1),
         )  # fmt: skip
@@ -279,6 +300,14 @@ class DevStack:
                 "--name", key.name, "--type", temporal_search_attribute_type(key),
                 "--address", f"{HOST}:{self.ports.temporal}", "--namespace", NAMESPACE,
             )  # fmt: skip
+        # The dev server's default is 24 h; set it explicitly so what Temporal keeps is a
+        # decision (README: what is kept where, for how long).
+        await self._temporal_command(
+            str(cli), "operator", "namespace", "update", "--namespace", NAMESPACE,
+            "--retention", f"{RETENTION_DAYS * 24}h",
+            "--address", f"{HOST}:{self.ports.temporal}",
+        )  # fmt: skip
+        console.print(f"Namespace {NAMESPACE}: closed cases kept {RETENTION_DAYS} days in Temporal")
 
     async def _temporal_command(self, *argv: str) -> None:
         for _ in range(50):
@@ -406,6 +435,14 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
         console.print(f"  sandbox agency    {HOST}:{port}  {agency_id}")
     for name, endpoint in stack.metrics_endpoints.items():
         console.print(f"  metrics           {endpoint}  {name}")
+    console.print(
+        f"  retention         Temporal keeps closed cases {RETENTION_DAYS} days (namespace "
+        f"{NAMESPACE}); the case archive keeps them for the registry's retention"
+    )
+    console.print(f"  case archive      {stack.archive_url} (safeshare archive status)")
+    console.print(
+        f"  archive log key   {public_key_path(stack.archive_key)} (auditors verify with it)"
+    )
     console.print(f"  data              {stack.data_dir}")
     console.print(f"  logs              {stack.data_dir / 'logs'}")
     console.print(

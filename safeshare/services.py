@@ -71,18 +71,27 @@ async def run_hub(
 
 
 async def run_gateway(
-    temporal: TemporalSettings, tls: TlsFiles, host: str, port: int, registry_path: Path
+    temporal: TemporalSettings,
+    tls: TlsFiles,
+    host: str,
+    port: int,
+    registry_path: Path,
+    archive_url: str | None = None,
 ) -> None:
-    """Serve the Case API until SIGINT or SIGTERM, then stop gracefully."""
+    """Serve the Case API until SIGINT or SIGTERM, then stop gracefully; closed cases are read
+    from the archive at ``archive_url`` when given."""
+    from safeshare.archive.store import open_archive
+
     # Re-read when the file changes: operators' registry changes count without a restart.
     registry = RegistrySource(registry_path)
     client = await connect_temporal(temporal)
     ca, cert, _ = tls.read()
     export_certificate_expiry("gateway", "", {"server": cert, "ca": ca})
+    archive = await asyncio.to_thread(open_archive, archive_url) if archive_url else None
     health_servicer = health.aio.HealthServicer()
     server, bound = await create_gateway_server(
         client, registry, server_credentials(tls), host=host, port=port,
-        health_servicer=health_servicer,
+        health_servicer=health_servicer, archive=archive,
     )  # fmt: skip
     log.info("gateway_started", address=f"{host}:{bound}")
     signal_name = await wait_for_stop_signal()

@@ -10,8 +10,9 @@ synchronous and short; async callers run them with ``asyncio.to_thread``.
 Writing is two steps, so that nothing is counted archived that was not read back:
 
 1. ``put``: one transaction stores the record and its histories as ``written`` (a record id
-   already stored with the same digest is left as it is; with another digest it is refused:
-   nothing is stored twice, and a history that changed is never taken silently);
+   already stored with the same digest is left as it is; an archived one with another digest
+   is refused: nothing is stored twice, and a history that changed is never taken silently;
+   a written one, never counted, is replaced);
 2. ``confirm``: one transaction, under the writer's lock, reads the record back, checks every
    digest against what was fetched, appends its leaf to the log and marks it ``archived``.
 """
@@ -290,6 +291,16 @@ class SqlArchiveStore(ArchiveStore):
                 (record.record_id,),
             )
             row = cursor.fetchone()
+            if row is not None and row[0] != digest and row[1] == WRITTEN:
+                # Written but never confirmed (the history changed before the read back, or
+                # the archiver died): it was never counted, so this write replaces it.
+                cursor.execute(
+                    self._sql("DELETE FROM histories WHERE record_id = ?"), (record.record_id,)
+                )
+                cursor.execute(
+                    self._sql("DELETE FROM records WHERE record_id = ?"), (record.record_id,)
+                )
+                row = None
             if row is not None:
                 if row[0] != digest:
                     raise ArchiveConflict(

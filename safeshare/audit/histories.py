@@ -38,8 +38,12 @@ def parse_history(content: bytes) -> list[dict[str, Any]]:
 
 
 def dump_history(document: dict[str, Any]) -> bytes:
-    """A history's file content: stable JSON, so the same history gives the same digest."""
-    return (json.dumps(document, indent=1) + "\n").encode()
+    """A history's file content: stable JSON, so the same history gives the same digest.
+
+    👉 Keys are sorted: protobuf maps (search attributes, headers, payload metadata) come
+    from the server in no fixed order, so two fetches of one closed history differed.
+    """
+    return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
 
 
 def event_id(event: dict[str, Any]) -> int | None:

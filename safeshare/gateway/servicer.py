@@ -62,13 +62,15 @@ from activities.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare.archive.reader import CaseReader
+from safeshare.archive.store import ArchiveStore
 from safeshare.gateway import listing, party_view, validation, watch
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
 from workflows.case_model import Rule
-from workflows.case_view import closed_case_view, merge_case_view
+from workflows.case_view import merge_case_view
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
@@ -164,10 +166,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         client: Client,
         registry: Registry | RegistrySource,
         hub_task_queue: str = HUB_TASK_QUEUE,
+        archive: ArchiveStore | None = None,
     ) -> None:
         self._client = client
         self._registry_source = registry
         self._hub_task_queue = hub_task_queue
+        self._closed_cases = CaseReader(client, archive)
         self._watches = 0
         self.max_watches = watch.MAX_WATCHES
         self.poll_interval = watch.POLL_INTERVAL
@@ -642,12 +646,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     async def _case_view(self, case_ref: str) -> pb.CaseView:
         handle = self._case_handle(case_ref)
         try:
-            # 👉 A closed case is read from its result (the history's close event): no worker
-            # needed, where a query would make the hub replay the whole case.
-            described = await handle.describe(rpc_timeout=_rpc_timeout())
-            if described.status == WorkflowExecutionStatus.COMPLETED:
-                record = await handle.result(rpc_timeout=_rpc_timeout())
-                return closed_case_view(case_ref, record)
+            # 👉 A closed case is read from the archive, or from its result (the history's
+            # close event) until archived: no worker needed, where a query would make the hub
+            # replay the whole case; and Temporal may have deleted it after its retention.
+            closed = await self._closed_cases.closed_case(case_ref, _rpc_timeout())
+            if closed is not None:
+                return closed
             view: pb.CaseView = await handle.query(
                 SharingCase.case_view, rpc_timeout=_rpc_timeout()
             )

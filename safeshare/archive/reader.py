@@ -1,0 +1,147 @@
+"""One reader of closed cases for every reader of them: GetCase, ``safeshare cases show``,
+the audit tools and the protocol review.
+
+A closed case is read from the archive when it is there (Temporal may have deleted it), and
+from Temporal (its result, no worker needed) until the archiver has copied it. Either way the
+view includes what happened after the case closed: a consent withdrawn after its exchange
+closed (the ``ConsentWithdrawalNotice`` workflow's result) shows on that holder's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import cast
+
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from protos.sharing.v1 import case_pb2 as pb
+from safeshare.archive.records import ARCHIVED, CASE, CONSENT_WITHDRAWAL
+from safeshare.archive.store import ArchiveStore, StoredRecord
+from safeshare.audit.export import ExportedHistory
+from safeshare.audit.histories import child_executions, parse_history
+from workflows.case_view import closed_case_view
+from workflows.ids import case_workflow_id, consent_withdrawal_workflow_id
+
+
+class CaseReader:
+    """Closed cases, from the archive first, then from Temporal.
+
+    Args:
+        client: the Temporal client; its data converter decrypts the archived payloads too.
+        archive: the case archive, or None to read Temporal only.
+    """
+
+    def __init__(self, client: Client, archive: ArchiveStore | None = None) -> None:
+        self._client = client
+        self._archive = archive
+
+    @property
+    def archive(self) -> ArchiveStore | None:
+        """The archive this reader reads, if any."""
+        return self._archive
+
+    async def archived(self, case_ref: str) -> list[StoredRecord]:
+        """The case's archived records (the case first, then its notices); [] if none."""
+        if self._archive is None:
+            return []
+        records = await asyncio.to_thread(self._archive.records_of_case, case_ref)
+        found = [r for r in records if r.status == ARCHIVED]
+        return sorted(found, key=lambda r: (r.record.kind != CASE, r.record.record_id))
+
+    async def closed_case(
+        self, case_ref: str, rpc_timeout: timedelta | None = None
+    ) -> pb.CaseView | None:
+        """The view of a closed case, or None while it is open.
+
+        Raises:
+            RPCError: Temporal has no such case (NOT_FOUND) and the archive has none either,
+                or Temporal cannot be reached.
+        """
+        records = await self.archived(case_ref)
+        if records and records[0].record.kind == CASE:
+            record = cast(
+                pb.DecisionRecord, await self._decode(records[0].record.result, pb.DecisionRecord)
+            )
+            notices = [
+                (_notice_holder(r.record.record_id),
+                 await self._decode(r.record.result, pb.ConsentWithdrawal))
+                for r in records[1:]
+                if r.record.kind == CONSENT_WITHDRAWAL
+            ]  # fmt: skip
+            return with_notices(closed_case_view(case_ref, record), notices)
+        handle = self._client.get_workflow_handle(
+            case_workflow_id(case_ref), result_type=pb.DecisionRecord
+        )
+        described = await handle.describe(rpc_timeout=rpc_timeout)
+        if described.status != WorkflowExecutionStatus.COMPLETED:
+            return None
+        record = await handle.result(rpc_timeout=rpc_timeout)
+        view = closed_case_view(case_ref, record)
+        return with_notices(view, await self._temporal_notices(view, rpc_timeout))
+
+    async def _temporal_notices(
+        self, view: pb.CaseView, rpc_timeout: timedelta | None
+    ) -> list[tuple[str, object]]:
+        notices: list[tuple[str, object]] = []
+        for holder in view.record.holders:
+            if not holder.HasField("receipt"):
+                continue  # nothing delivered: no withdrawal notice can exist
+            handle = self._client.get_workflow_handle(
+                consent_withdrawal_workflow_id(view.case_ref, holder.holding_agency_id),
+                result_type=pb.ConsentWithdrawal,
+            )
+            try:
+                described = await handle.describe(rpc_timeout=rpc_timeout)
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    continue
+                raise
+            if described.status == WorkflowExecutionStatus.COMPLETED:
+                notices.append(
+                    (holder.holding_agency_id, await handle.result(rpc_timeout=rpc_timeout))
+                )
+        return notices
+
+    async def histories(self, case_ref: str) -> list[ExportedHistory]:
+        """The archived histories of a case, as ``HistoryFetcher.case`` gives them (the case,
+        then its exchanges in the order it started them), then any notices; [] if not archived.
+        """
+        records = await self.archived(case_ref)
+        if not records or records[0].record.kind != CASE:
+            return []
+        case = records[0].record
+        by_id = {h.workflow_id: h for h in case.histories}
+        root = by_id[case.record_id]
+        ordered = [root] + [
+            by_id[w] for w, _ in child_executions(parse_history(root.content)) if w in by_id
+        ]
+        ordered += [h for h in case.histories if h not in ordered]
+        exported = [ExportedHistory(h.workflow_id, h.run_id, h.content) for h in ordered]
+        for notice in records[1:]:
+            exported += [
+                ExportedHistory(h.workflow_id, h.run_id, h.content) for h in notice.record.histories
+            ]
+        return exported
+
+    async def _decode(self, payload: bytes, message: type) -> object:
+        decoded = await self._client.data_converter.decode([Payload.FromString(payload)], [message])
+        return decoded[0]
+
+
+def with_notices(view: pb.CaseView, notices: Sequence[tuple[str, object]]) -> pb.CaseView:
+    """The view with each post-close consent withdrawal on its holder's record."""
+    for holding_agency_id, notice in notices:
+        assert isinstance(notice, pb.ConsentWithdrawal)
+        for holder in view.record.holders:
+            if holder.holding_agency_id == holding_agency_id:
+                holder.consent_withdrawal.CopyFrom(notice)
+    return view
+
+
+def _notice_holder(record_id: str) -> str:
+    """The holder a notice's record id names (``case-<ref>.<holder>.consent-withdrawn``)."""
+    return record_id.split(".")[1] if record_id.count(".") >= 2 else ""

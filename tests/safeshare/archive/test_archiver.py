@@ -1,0 +1,283 @@
+"""The archiver against a real Temporal dev server and a real gateway: a closed case (and a
+consent withdrawn after it closed) is archived once, read back and logged; after Temporal
+deletes it, GetCase gives the same answer byte for byte. Faults: the archive database down,
+a killed archiver, a history that changed between two reads."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.registry import Registry
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
+from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare import tls
+from safeshare.archive.archiver import Archiver, ArchiverSettings
+from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
+from safeshare.archive.records import ARCHIVED, WRITTEN
+from safeshare.archive.store import ArchiveStore, open_archive
+from safeshare.archive.verify import verify_archive
+from safeshare.audit.export import HistoryFetcher
+from safeshare.gateway import CaseServiceServicer, create_gateway_server
+from safeshare.pki import DevPki
+from tests.safeshare.archive.postgres_server import PostgresServer
+from tests.safeshare.test_gateway import (
+    CSC,
+    SCHOOL,
+    WAIT,
+    FakeAgencies,
+    acknowledgement,
+    new_request,
+    running_workers,
+    wait_for_state,
+    withdraw_consent,
+)
+from workflows.ids import (
+    case_ref_for,
+    case_workflow_id,
+    consent_withdrawal_workflow_id,
+    holder_exchange_workflow_id,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+# Only what closed in this test counts: the session's dev server holds other tests' cases.
+SETTINGS = ArchiverSettings(protocol_version="2026.1")
+
+
+@dataclass
+class Stack:
+    client: Client
+    csc: service_grpc.CaseServiceAsyncStub
+    school: service_grpc.CaseServiceAsyncStub
+    archive: ArchiveStore
+    key: Ed25519PrivateKey
+    fakes: FakeAgencies
+
+    @property
+    def verifier(self) -> VerifierKey:
+        return VerifierKey(DEFAULT_ORIGIN, self.key.public_key())
+
+    def archiver(self, store: ArchiveStore | None = None) -> Archiver:
+        return Archiver(self.client, store or self.archive, self.key, SETTINGS)
+
+    async def closed_case(self) -> str:
+        """A case run to its close: consent given, delivered, acknowledged."""
+        call = new_request()
+        case_ref = case_ref_for(CSC, call.request.request_id)
+        await self.csc.SubmitRequest(call)
+        await wait_for_state(self.csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+        await self.csc.Acknowledge(acknowledgement(case_ref))
+        handle = self.client.get_workflow_handle(case_workflow_id(case_ref))
+        await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+        return case_ref
+
+    async def archive_until(self, record_ids: set[str], archiver: Archiver | None = None) -> None:
+        """Sweep until these records are archived (visibility catches up within seconds)."""
+        archiver = archiver or self.archiver()
+        for _ in range(100):
+            await archiver.sweep()
+            known = self.archive.known(sorted(record_ids))
+            if all(known.get(r) == ARCHIVED for r in record_ids):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"not archived: {record_ids - set(known)}")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def stack(
+    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    client = dev_server.client
+    archive = open_archive(f"sqlite:///{tmp_path / 'archive.db'}")
+    hub_queue = f"hub-archive-{uuid.uuid4()}"
+    fakes = FakeAgencies()
+    servicer = CaseServiceServicer(client, registry, hub_queue, archive)
+    server, port = await create_gateway_server(
+        client, registry, tls.server_credentials(pki.gateway()), hub_task_queue=hub_queue,
+        servicer=servicer,
+    )  # fmt: skip
+    channels = [
+        grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(a)))
+        for a in (CSC, SCHOOL)
+    ]
+    try:
+        async with running_workers(client, hub_queue, fakes):
+            csc: service_grpc.CaseServiceAsyncStub = service_grpc.CaseServiceStub(channels[0])
+            school: service_grpc.CaseServiceAsyncStub = service_grpc.CaseServiceStub(channels[1])
+            yield Stack(client, csc, school, archive, Ed25519PrivateKey.generate(), fakes)
+    finally:
+        for channel in channels:
+            await channel.close()
+        await server.stop(None)
+        archive.close()
+
+
+async def _delete(client: Client, *workflow_ids: str) -> None:
+    """What retention does: the workflow and its history are gone from Temporal."""
+    for workflow_id in workflow_ids:
+        await client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id)
+            )
+        )  # fmt: skip
+    for workflow_id in workflow_ids:
+        for _ in range(100):
+            try:
+                await client.get_workflow_handle(workflow_id).describe()
+            except RPCError:
+                break
+            await asyncio.sleep(0.1)
+
+
+async def test_a_closed_case_reads_the_same_after_temporal_deleted_it(stack: Stack) -> None:
+    case_ref = await stack.closed_case()
+    # Consent withdrawn after the exchange closed: its notice is part of the case's record.
+    await stack.school.WithdrawConsent(withdraw_consent(case_ref))
+    notice_id = consent_withdrawal_workflow_id(case_ref, SCHOOL)
+    await asyncio.wait_for(stack.client.get_workflow_handle(notice_id).result(), 20)
+    before = await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=case_ref), timeout=10)
+    exported = await HistoryFetcher(stack.client).case(case_workflow_id(case_ref))
+
+    await stack.archive_until({case_workflow_id(case_ref), notice_id})
+    await _delete(
+        stack.client, case_workflow_id(case_ref), holder_exchange_workflow_id(case_ref, SCHOOL),
+        notice_id,
+    )  # fmt: skip
+    after = await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=case_ref), timeout=10)
+
+    assert after.SerializeToString(deterministic=True) == before.SerializeToString(
+        deterministic=True
+    )
+    holder = after.case.record.holders[0]
+    assert holder.HasField("consent_withdrawal")
+    assert holder.consent_withdrawal.recipient_notified
+    stored = stack.archive.get(case_workflow_id(case_ref))
+    assert stored is not None and stored.status == ARCHIVED
+    assert {h.workflow_id: h.content for h in stored.record.histories} == {
+        h.workflow_id: h.content for h in exported
+    }
+    assert stored.record.index.requesting_agency == CSC
+    assert stored.record.index.holding_agencies == (SCHOOL,)
+    assert stored.record.index.outcome == "SHARED_WITH_CONSENT"
+    assert verify_archive(stack.archive, stack.verifier).findings == []
+    # A party is still the only one who may read it.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.school.GetCase(service_pb.GetCaseRequest(case_ref="a" * 20), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_same_case_swept_twice_is_archived_once(stack: Stack) -> None:
+    case_ref = await stack.closed_case()
+    record_id = case_workflow_id(case_ref)
+    await stack.archive_until({record_id})
+    leaves = len(stack.archive.leaves())
+
+    again = await stack.archiver().sweep()
+    second = Archiver(stack.client, stack.archive, stack.key, SETTINGS)  # another archiver
+    stack.archive.set_meta("archiver.watermark", "2000-01-01T00:00:00+00:00")
+    await second.sweep()
+
+    assert record_id not in again.archived
+    assert len(stack.archive.leaves()) == leaves
+    assert [leaf.record_id for leaf in stack.archive.leaves()].count(record_id) == 1
+
+
+async def test_a_killed_archiver_leaves_nothing_counted_that_was_not_read_back(
+    stack: Stack,
+) -> None:
+    case_ref = await stack.closed_case()
+    record_id = case_workflow_id(case_ref)
+    archiver = stack.archiver()
+    for _ in range(100):  # wait until visibility lists it
+        closed = await archiver._closed_since(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        if any(e.id == record_id for e in closed):
+            break
+        await asyncio.sleep(0.2)
+    execution = next(e for e in closed if e.id == record_id)
+    # Killed after the write, before the read back: written, never counted.
+    stack.archive.put(await archiver.build_record(execution))
+    assert stack.archive.known([record_id]) == {record_id: WRITTEN}
+    assert record_id not in {leaf.record_id for leaf in stack.archive.leaves()}
+
+    await stack.archive_until({record_id})  # the next archiver picks it up
+
+    assert [leaf.record_id for leaf in stack.archive.leaves()].count(record_id) == 1
+
+
+async def test_a_history_that_changed_between_two_reads_is_not_archived(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_ref = await stack.closed_case()
+    record_id = case_workflow_id(case_ref)
+    archiver = stack.archiver()
+    real = archiver._fetcher.history
+
+    reads: list[str] = []
+
+    async def changed(workflow_id: str, run_id: str | None = None) -> Any:
+        """The case's history differs on every second read (a reset between the reads)."""
+        fetched = await real(workflow_id, run_id)
+        reads.append(workflow_id)
+        if workflow_id == record_id and reads.count(workflow_id) % 2 == 0:
+            return type(fetched)(fetched.workflow_id, fetched.run_id, fetched.content + b" ")
+        return fetched
+
+    monkeypatch.setattr(archiver._fetcher, "history", changed)
+    for _ in range(50):
+        result = await archiver.sweep()
+        if record_id in result.failed:
+            break
+        await asyncio.sleep(0.2)
+
+    assert record_id in result.failed and record_id not in result.archived
+    assert stack.archive.known([record_id]).get(record_id) != ARCHIVED
+    monkeypatch.undo()
+    await stack.archive_until({record_id})
+
+
+async def test_an_archive_database_outage_is_retried_and_nothing_is_lost(
+    stack: Stack, postgres_server: PostgresServer
+) -> None:
+    store = open_archive(postgres_server.new_database())
+    try:
+        case_ref = await stack.closed_case()
+        record_id = case_workflow_id(case_ref)
+        archiver = stack.archiver(store)
+        postgres_server.stop()
+        try:
+            down = await archiver.sweep()
+        finally:
+            postgres_server.start()
+
+        assert down.unavailable and down.archived == []
+        assert archiver.metrics.failures >= 1
+        for _ in range(100):
+            result = await archiver.sweep()
+            if (
+                record_id in store.known([record_id])
+                and store.known([record_id])[record_id] == ARCHIVED
+            ):
+                break
+            await asyncio.sleep(0.2)
+        assert store.known([record_id]) == {record_id: ARCHIVED}
+        assert not result.unavailable
+        assert verify_archive(store, stack.verifier).findings == []
+    finally:
+        store.close()
