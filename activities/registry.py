@@ -119,6 +119,8 @@ class Registry:
     timescales: Mapping[tuple[str, str], Timescale] = field(
         default_factory=lambda: dict(DEFAULT_TIMESCALES)
     )
+    records_retention_days: int | None = None
+    """How long the case archive keeps a closed case before it may be purged; None: never."""
 
     def get(self, agency_id: str) -> Agency | None:
         """The agency with this id, or None if it is not a partner."""
@@ -132,7 +134,7 @@ class Registry:
 # -- the typed schema ----------------------------------------------------------------------
 
 _TOP_KEYS = {"registry_version", "protocol_version", "region", "time_zone", "timescales",
-             "agencies", "changes"}  # fmt: skip
+             "agencies", "changes", "records_retention_days"}  # fmt: skip
 _AGENCY_KEYS = {"id", "name", "kind", "signed_protocol_version", "review_date",
                 "commissioned_by", "commissioned_until", "region", "closure_days",
                 "school_terms", "school_day_starts"}  # fmt: skip
@@ -324,6 +326,9 @@ def parse_registry(data: Mapping[str, Any]) -> Registry:
     for index, change in enumerate(_optional("registry", data, "changes", list) or []):
         _typed(f"changes[{index}]", change, dict, "a change entry")
         _unknown(f"changes[{index}]", change, _CHANGE_KEYS)
+    retention = _optional("registry", data, "records_retention_days", int)
+    if retention is not None and retention < 1:
+        raise RegistryError("registry: records_retention_days must be 1 or more")
     return Registry(
         registry_version=version,
         protocol_version=protocol,
@@ -331,6 +336,7 @@ def parse_registry(data: Mapping[str, Any]) -> Registry:
         region=region,
         time_zone=zone,
         timescales=_timescales(data.get("timescales")),
+        records_retention_days=retention,
     )
 
 

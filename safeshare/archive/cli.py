@@ -77,6 +77,7 @@ def _fail(message: object) -> typer.Exit:
 
 def _guard(action: Callable[[], T]) -> T:
     """Run an action; known failures become one line on stderr and exit code 2."""
+    from activities.registry import RegistryError
     from safeshare.archive.checkpoint import CheckpointError
     from safeshare.archive.store import ArchiveError
     from safeshare.audit.signing import SigningError
@@ -86,7 +87,7 @@ def _guard(action: Callable[[], T]) -> T:
         return action()
     except (
         ArchiveError, CheckpointError, SigningError, TemporalUnavailable, TemporalConfigError,
-        OSError, ValueError,
+        RegistryError, OSError, ValueError,
     ) as err:  # fmt: skip
         raise _fail(err) from None
     except KeyboardInterrupt:
@@ -329,13 +330,28 @@ def prove(
         raise _fail(err) from None
 
 
-def retention_days_of(registry: Path) -> int | None:
-    """The partnership's retention for closed cases, from the registry's ``[records]``."""
-    import tomllib
+@archive_app.command("check-proof")
+def check_proof(
+    proof: Annotated[Path, typer.Argument(help="A proof from `safeshare archive prove`.")],
+    public_key: PublicKey = None,
+    vkey: Vkey = None,
+) -> None:
+    """Check an inclusion proof offline: the checkpoint's signature and the audit path."""
+    from safeshare.archive.proofs import verify_inclusion_document
 
-    data = tomllib.loads(registry.read_text())
-    days = (data.get("records") or {}).get("retention_days")
-    return int(days) if days is not None else None
+    verifier = _guard(lambda: _verifier(public_key, vkey))
+    document = _guard(lambda: json.loads(proof.read_text()))
+    checkpoint = _guard(lambda: verify_inclusion_document(document, verifier))
+    typer.echo(f"✓ {document['record_id']} is leaf {document['leaf_index']} of the log of "
+               f"{checkpoint.size} signed at {checkpoint.time:%Y-%m-%dT%H:%M:%SZ}")  # fmt: skip
+
+
+def retention_days_of(registry: Path) -> int | None:
+    """The partnership's retention for closed cases (the registry's
+    ``records_retention_days``)."""
+    from activities.registry import load_registry
+
+    return load_registry(registry).records_retention_days
 
 
 @archive_app.command()
@@ -365,7 +381,7 @@ def purge(
     def purging() -> tuple[int, int]:
         days = retention_days_of(registry)
         if days is None:
-            raise RetentionError(f"no [records] retention_days in {registry}: nothing is purged")
+            raise RetentionError(f"no records_retention_days in {registry}: nothing is purged")
         limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         if before > limit:
             raise RetentionError(
