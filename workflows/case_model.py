@@ -249,9 +249,14 @@ class Actor:
 
 @dataclass(frozen=True)
 class ConsentChecked:
-    """The holder's adapter answered the consent lookup."""
+    """The holder's adapter answered the consent lookup.
+
+    ``system_status`` is the status the holder's system gave (e.g. "REFUSED"), when the exchange
+    holds the practitioner to it; empty for exchanges that predate that rule.
+    """
 
     covers: bool
+    system_status: str = ""
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,9 @@ class Exchange:
     acknowledged: bool = False
     consent_withdrawn: bool = False
     withdrawn: bool = False
+    system_refused: bool = False
+    """The holder's system said consent was refused or withdrawn: only an override or a
+    decline is open, never a practitioner's "consent given"."""
     """The requester withdrew while something was or had been shared (``keeps_shares``)."""
     outcome: Outcome = Outcome.OPEN
     history: list[State] = field(default_factory=lambda: [State.CHECKING_CONSENT])
@@ -419,9 +427,17 @@ class Exchange:
             case ConsentChecked():
                 return _turn(state in {State.CHECKING_CONSENT}, state)
             case RecordConsent(actor=actor):
-                return _holder(actor, self.holder) or _turn(
+                if refusal := _holder(actor, self.holder) or _turn(
                     state is State.AWAITING_CONSENT_DECISION, state
-                )
+                ):
+                    return refusal
+                if self.system_refused:
+                    return Refusal(
+                        Rule.NOT_PERMITTED,
+                        "the holder's system records consent as refused or withdrawn: "
+                        "propose an override or decline",
+                    )
+                return None
             case ProposeOverride(actor=actor, missing=missing):
                 if refusal := _holder(actor, self.holder):
                     return refusal
@@ -499,8 +515,9 @@ class Exchange:
         if refusal := self.check(command):
             raise InvalidCommand(refusal)
         match command:
-            case ConsentChecked(covers=covers):
+            case ConsentChecked(covers=covers, system_status=system_status):
                 self.consent_covers = covers
+                self.system_refused = system_status in {"REFUSED", "WITHDRAWN"}
                 self._move(State.DELIVERING if covers else State.AWAITING_CONSENT_DECISION)
             case RecordConsent(covers=covers):
                 self.consent_covers = covers

@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import functools
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -82,6 +82,8 @@ AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 # Workflow changes, each behind its patch so recorded histories replay on the old branch.
 LADDER_NEVER_FAILS = "ladder-never-fails"
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
+CONSENT_INTEGRITY = "consent-integrity"
+"""The holder's system's REFUSED/WITHDRAWN binds; a recorded "given" must be confirmed by it."""
 CONSENT_NOTICE_RECORDED_FIRST = "consent-notice-recorded-first"
 """A consent withdrawal is recorded before it is pushed; a refused push is retried."""
 NOTICE_RETRY_PAUSE = timedelta(minutes=30)
@@ -131,6 +133,7 @@ class HolderExchange:
         self._delivered_at: dt.datetime | None = None
         self._delivering_since: dt.datetime | None = None
         self._operator_alerted = False
+        self._consent_integrity = False
         self._notice_pending = False
         self._notice_retries: asyncio.Task[None] | None = None
 
@@ -192,7 +195,13 @@ class HolderExchange:
         self._note("ConsentChecked", self._holder, "",
                    f"status={pb.ConsentStatus.Name(consent.status)} covers={cover.covers} "
                    + " ".join(cover.reasons))  # fmt: skip
-        self._model.apply(model.ConsentChecked(covers=cover.covers))
+        self._consent_integrity = workflow.patched(CONSENT_INTEGRITY)
+        status = pb.ConsentStatus.Name(consent.status).removeprefix("CONSENT_STATUS_")
+        self._model.apply(
+            model.ConsentChecked(
+                covers=cover.covers, system_status=status if self._consent_integrity else ""
+            )
+        )
         self._publish()
 
     def _cover(self, consent: pb.ConsentRecord) -> model.Cover:
@@ -614,8 +623,20 @@ class HolderExchange:
         """The holder practitioner records consent, or why it is not being sought."""
         decided = _copy(decision)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        confirmed: pb.ConsentRecord | None = None
+        if (
+            self._consent_integrity
+            and decided.HasField("consent")
+            and decided.consent.status == pb.CONSENT_STATUS_GIVEN
+        ):
+            confirmed = await self._confirmed_consent(decided)
         self._record.consent_decision.CopyFrom(decided)
-        if decided.HasField("consent"):
+        if confirmed is not None:
+            # The holder's system confirmed it: its record is the consent the case relies on.
+            cover = self._cover(confirmed)
+            covers, detail = cover.covers, " ".join((*cover.reasons, "confirmed_by_system"))
+            self._record.consent.CopyFrom(confirmed)
+        elif decided.HasField("consent"):
             cover = self._cover(decided.consent)
             covers, detail = cover.covers, " ".join(cover.reasons)
             self._record.consent.CopyFrom(decided.consent)
@@ -628,6 +649,50 @@ class HolderExchange:
         self._model.apply(self._consent_command(decided, covers))
         self._publish()
         return self._view()
+
+    async def _confirmed_consent(self, decided: pb.ConsentDecision) -> pb.ConsentRecord:
+        """The holder's system's own record of a consent a practitioner records as given,
+        looked up afresh through the holder's adapter.
+
+        Raises:
+            ApplicationError: the system does not confirm a consent that covers the request,
+                cannot be asked, or the exchange moved on while it was asked.
+        """
+        try:
+            response = await workflow.execute_activity(
+                LOOKUP_CONSENT,
+                agency_pb.LookupConsentRequest(
+                    case_ref=self._case_ref,
+                    subjects=self._request.subjects,
+                    purpose=self._request.purpose,
+                    recipient_agency_id=self._recipient,
+                    categories=[c.category for c in self._request.categories],
+                ),
+                task_queue=agency_task_queue(self._holder),
+                result_type=agency_pb.LookupConsentResponse,
+                start_to_close_timeout=AGENCY_START_TO_CLOSE,
+                retry_policy=NOTIFY_BURST,
+                summary=f"Confirm recorded consent at {self._holder}",
+            )
+        except ActivityError as err:
+            reason = f"consent_not_confirmed:lookup_{translate.error_code(err)}"
+            self._refuse_consent(decided, reason)
+        cover = self._cover(response.consent)
+        if not cover.covers:
+            self._refuse_consent(decided, " ".join(("consent_not_confirmed", *cover.reasons)))
+        refusal = self._model.check(self._consent_command(decided, True))
+        if refusal is not None:  # the exchange moved on while the system was asked
+            raise ApplicationError(refusal.message, type=refusal.rule.value)
+        return response.consent
+
+    def _refuse_consent(self, decided: pb.ConsentDecision, reason: str) -> NoReturn:
+        self._note("ConsentNotConfirmed", decided.actor.agency_id,
+                   decided.actor.practitioner.user_id, reason)  # fmt: skip
+        self._publish()
+        raise ApplicationError(
+            "the holder's system does not confirm this consent: " + reason,
+            type=model.Rule.NOT_PERMITTED.value,
+        )
 
     @record_consent.validator
     def _validate_record_consent(self, decision: pb.ConsentDecision) -> None:

@@ -487,7 +487,8 @@ async def test_consent_refused_then_an_approved_override_shares_and_closes(
     case_ref = await gateway.open_case(refused=True)
     await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
 
-    consented = await school.RecordConsent(record_consent(case_ref))
+    # The school's system said REFUSED: only an override or a decline is open.
+    consented = await refused(school.RecordConsent(record_consent(case_ref)))
     incomplete = service_pb.ProposeOverrideRequest(
         case_ref=case_ref,
         proposal=pb.OverrideProposal(actor=actor("dsl-1", "designated_safeguarding_lead", CSC)),
@@ -504,10 +505,8 @@ async def test_consent_refused_then_an_approved_override_shares_and_closes(
     await wait_for_state(csc, case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
     acked = await csc.Acknowledge(acknowledgement(case_ref))
 
-    holder = consented.case.record.holders[0]
-    assert holder.consent.status == pb.CONSENT_STATUS_NOT_SOUGHT
-    assert holder.consent_decision.actor.agency_id == SCHOOL  # the body said CSC
-    assert holder.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
+    assert consented.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "override" in (consented.details() or "")
     assert missing.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert {f for f, _ in violations(missing)} == {
         f"proposal.{name}"

@@ -39,6 +39,7 @@ from workflows.sharing_case import SharingCase
 CHILDREN = {
     "consent-given": ("Amara", "Okafor-Test", "2016-03-14", "9990000018"),
     "consent-refused": ("Leo", "Brennan-Test", "2014-11-02", "9990000026"),
+    "consent-expired": ("Kai", "Whitfield-Test", "2012-01-20", "9990000042"),
 }
 
 

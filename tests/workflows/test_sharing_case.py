@@ -213,6 +213,8 @@ async def test_recorded_consent_that_covers_goes_on_to_share(
     )
     async with running_case(time_skipping, agencies, "consent-recorded") as case:
         await case.until(pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+        # A recorded "given" holds only once the holder's own system confirms it.
+        agencies.consent[SCHOOL] = given_consent()
         await case.exchange().execute_update(
             HolderExchange.record_consent,
             pb.ConsentDecision(actor=TEACHER, consent=given_consent()),
