@@ -25,6 +25,8 @@ import structlog
 
 from activities.agency import AGENCY_ID_PATTERN
 
+# A delay is bounded: an access history that hides a read for ever is no history.
+MAX_DISCLOSURE_DELAY_DAYS = 180
 DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "partnership" / "registry.toml"
 
 log = structlog.get_logger("safeshare.registry")
@@ -105,6 +107,9 @@ class Agency:
     """A school's terms, first and last day of each."""
     school_day_starts: dt.time | None = None
     """When a school's day starts."""
+    access_disclosure_delay_days: int = 0
+    """How long this agency may keep one of its reads out of the other parties' access
+    history (delayed disclosure, e.g. police during an investigation); 0: it may not."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ _TOP_KEYS = {"registry_version", "protocol_version", "region", "time_zone", "tim
              "agencies", "changes", "records_retention_days"}  # fmt: skip
 _AGENCY_KEYS = {"id", "name", "kind", "signed_protocol_version", "review_date",
                 "commissioned_by", "commissioned_until", "region", "closure_days",
-                "school_terms", "school_day_starts"}  # fmt: skip
+                "school_terms", "school_day_starts", "access_disclosure_delay_days"}  # fmt: skip
 _TIMESCALE_KEYS = {"minutes", "working_hours", "lead_after_period", "operator_after_period"}
 _CHANGE_KEYS = {"registry_version", "at", "by", "change"}
 
@@ -216,6 +221,11 @@ def _agency(entry: Any, index: int, default_region: str) -> Agency:
     starts = _optional(where, entry, "school_day_starts", dt.time)
     if terms and starts is None:
         raise RegistryError(f"{where}: school_terms need school_day_starts")
+    delay = _optional(where, entry, "access_disclosure_delay_days", int) or 0
+    if not 0 <= delay <= MAX_DISCLOSURE_DELAY_DAYS:
+        raise RegistryError(
+            f"{where}: access_disclosure_delay_days must be 0 to {MAX_DISCLOSURE_DELAY_DAYS}"
+        )
     return Agency(
         id=agency_id,
         name=name,
@@ -228,6 +238,7 @@ def _agency(entry: Any, index: int, default_region: str) -> Agency:
         closure_days=tuple(sorted(closures)),
         school_terms=tuple(sorted(terms)),
         school_day_starts=starts,
+        access_disclosure_delay_days=delay,
     )
 
 

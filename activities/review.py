@@ -14,7 +14,7 @@ import datetime as dt
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +93,31 @@ class TrainingLapse:
 
 
 @dataclass
+class RefusedAccess:
+    """One refused attempt to read a case, as the review lists it (codes and staff ids)."""
+
+    at: str
+    case_ref: str
+    agency_id: str
+    user_id: str
+    action: str
+    reason: str
+
+
+@dataclass
+class AccessFigures:
+    """The access history's part of the review."""
+
+    by_agency: dict[str, int] = field(default_factory=dict)
+    by_purpose: dict[str, int] = field(default_factory=dict)
+    refused: list[RefusedAccess] = field(default_factory=list)
+
+
+AccessSource = Callable[[dt.datetime, dt.datetime], AccessFigures]
+"""Reads the access history between two times (given by the hub, which holds the log)."""
+
+
+@dataclass
 class ReviewFigures:
     """Everything the partnership report says, as figures."""
 
@@ -114,6 +139,11 @@ class ReviewFigures:
     training: list[TrainingLapse] = field(default_factory=list)
     unreadable_records: int = 0
     """Exchanges whose record could not be read (counted nowhere in deadlines missed)."""
+    accesses_by_agency: dict[str, int] = field(default_factory=dict)
+    """Reads of case content in the window, by the reader's agency ("partnership" for
+    operators and auditors)."""
+    accesses_by_purpose: dict[str, int] = field(default_factory=dict)
+    refused_accesses: list[RefusedAccess] = field(default_factory=list)
 
 
 @dataclass
@@ -230,9 +260,12 @@ def _outcome(execution: WorkflowExecution) -> str:
 class ProtocolReviewActivities:
     """The review's activities, given the hub's Temporal client and the registry file."""
 
-    def __init__(self, client: Client, registry_path: Path) -> None:
+    def __init__(
+        self, client: Client, registry_path: Path, access: AccessSource | None = None
+    ) -> None:
         self._client = client
         self._registry_path = registry_path
+        self._access = access
 
     @activity.defn(name=GATHER_REVIEW_FIGURES)
     async def gather_figures(self, window: ReviewWindow) -> ReviewFigures:
@@ -244,6 +277,12 @@ class ProtocolReviewActivities:
         figures.training = training_lapses(requests, as_of)
         records = await self._exchanges(window, figures)
         figures.deadlines_missed = deadlines_missed(records)
+        if self._access is not None:
+            start = dt.datetime.fromisoformat(window.start)
+            accesses = await asyncio.to_thread(self._access, start, as_of)
+            figures.accesses_by_agency = accesses.by_agency
+            figures.accesses_by_purpose = accesses.by_purpose
+            figures.refused_accesses = accesses.refused
         log.info("review_figures_gathered", cases=figures.cases_opened,
                  unreadable=figures.unreadable_records)  # fmt: skip
         return figures

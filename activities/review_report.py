@@ -114,6 +114,33 @@ def sections(figures: ReviewFigures) -> list[Section]:
             "",
         ),
         Section(
+            "Access to cases by agency",
+            f"{sum(figures.accesses_by_agency.values())} reads of case content from {window} "
+            "(Case API, operators' and auditors' tools, the codec server), by the reader's "
+            "agency; refused attempts are listed below.",
+            ("agency", "reads"),
+            _counts(figures.accesses_by_agency),
+            "No case was read.",
+        ),
+        Section(
+            "Access to cases by purpose",
+            "",
+            ("purpose", "reads"),
+            _counts(figures.accesses_by_purpose),
+            "No case was read.",
+        ),
+        Section(
+            "Refused attempts to read a case",
+            f"{len(figures.refused_accesses)} attempts refused (not a party, not an operator, "
+            "a bad or expired sign-in).",
+            ("when", "case", "agency", "who", "what", "reason"),
+            [
+                (r.at, r.case_ref, r.agency_id, r.user_id, r.action, r.reason)
+                for r in figures.refused_accesses
+            ],
+            "No attempt was refused.",
+        ),
+        Section(
             "Training attestations",
             f"Requesting practitioners whose training lapses within {NEAR_DAYS} days or has "
             "lapsed.",

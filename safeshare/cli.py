@@ -181,10 +181,12 @@ def hub(
         str,
         typer.Option(envvar="SAFESHARE_HUB_DEPLOYMENT", help="The hub's worker deployment."),
     ] = "safeshare-hub",
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Run the hub worker (SharingCase workflows and hub activities)."""
+    """Run the hub worker (SharingCase workflows and hub activities); the protocol review
+    reads the access log (``--access-log``) for its access figures."""
     from safeshare.hub import HubDeployment
     from safeshare.services import run_hub
 
@@ -199,7 +201,7 @@ def hub(
         metrics_port,
     )
     deployment = HubDeployment(build_id, deployment_name) if build_id else None
-    _run(run_hub(temporal, registry, deployment))
+    _run(run_hub(temporal, registry, deployment, access_log))
 
 
 @app.command()
@@ -219,6 +221,8 @@ def gateway(
     temporal_key: TemporalKey = None,
     keys_file: KeysFile = None,
     metrics_port: MetricsPort = None,
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
     archive: Annotated[
@@ -229,7 +233,8 @@ def gateway(
         ),
     ] = None,
 ) -> None:
-    """Serve the Case API (sharing.v1.CaseService) over mTLS."""
+    """Serve the Case API (sharing.v1.CaseService) over mTLS; every read of a case and every
+    refused read goes to the access log."""
     from safeshare.services import run_gateway
 
     _logging("gateway", log_format, log_level)
@@ -242,11 +247,9 @@ def gateway(
         keys_file,
         metrics_port,
     )
-    _run(
-        run_gateway(
-            temporal, TlsFiles(tls_ca, tls_cert, tls_key), host, port, registry, archive_url=archive
-        )
-    )
+    files = TlsFiles(tls_ca, tls_cert, tls_key)
+    log = _access_log(access_log, access_log_key)
+    _run(run_gateway(temporal, files, host, port, registry, archive_url=archive, access_log=log))
 
 
 @app.command()

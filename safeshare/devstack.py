@@ -212,12 +212,14 @@ class DevStack:
         )  # fmt: skip
         await self._spawn(
             "hub", "hub", "--registry", str(self.registry_path), *self._temporal_args(),
+            "--access-log", str(self.access_log),
             *self._metrics_args("hub", 0),
         )  # fmt: skip
         await self._spawn(
             "gateway",
             "gateway", "--port", str(self.ports.gateway),
             "--registry", str(self.registry_path), "--archive", self.archive_url,
+            "--access-log", str(self.access_log), "--access-log-key", str(self.access_log_key),
             *_tls_args(self.pki.gateway()), *self._temporal_args(),
             *self._metrics_args("gateway", 1),
         )  # fmt: skip

@@ -32,6 +32,7 @@ from activities.notifications import OperatorNotifications
 from activities.protocol_gate import ProtocolGate
 from activities.registry import DEFAULT_REGISTRY_PATH
 from activities.review import ProtocolReviewActivities
+from safeshare.access.review import access_source
 from safeshare.alerts import OperatorAlerts
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
@@ -71,14 +72,17 @@ def build_hub_worker(
     task_queue: str = HUB_TASK_QUEUE,
     deployment: HubDeployment | None = None,
     alerts: OperatorAlerts | None = None,
+    access_log: Path | None = None,
 ) -> Worker:
     """A worker for the hub's task queue, given its Temporal client and the registry file;
     operator alerts go on ``alerts`` (a board of its own when not given).
 
+    With ``access_log``, the protocol review counts the access history's reads and refusals.
     With ``deployment``, the worker runs under Worker Versioning as that build (every workflow
     pinned, ``HUB_VERSIONING``); without, it is an unversioned worker.
     """
-    review = ProtocolReviewActivities(client, registry_path)
+    access = access_source(access_log) if access_log is not None else None
+    review = ProtocolReviewActivities(client, registry_path, access)
     behaviours = set(HUB_VERSIONING.values())
     assert len(behaviours) == 1, "one default behaviour while every hub workflow shares it"
     versioning = (

@@ -44,7 +44,10 @@ GRACE_SECONDS = 5.0
 
 
 async def run_hub(
-    temporal: TemporalSettings, registry_path: Path, deployment: HubDeployment | None = None
+    temporal: TemporalSettings,
+    registry_path: Path,
+    deployment: HubDeployment | None = None,
+    access_log: Path | None = None,
 ) -> None:
     """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``.
 
@@ -53,7 +56,9 @@ async def run_hub(
     load_registry(registry_path)  # fail at start, in one line, on a broken registry
     client = await connect_temporal(temporal)
     alerts = OperatorAlerts(client)
-    worker = build_hub_worker(client, registry_path, deployment=deployment, alerts=alerts)
+    worker = build_hub_worker(
+        client, registry_path, deployment=deployment, alerts=alerts, access_log=access_log
+    )
     async with worker:
         log.info(
             "hub_started",
@@ -77,6 +82,7 @@ async def run_gateway(
     port: int,
     registry_path: Path,
     archive_url: str | None = None,
+    access_log: AccessLog | None = None,
 ) -> None:
     """Serve the Case API until SIGINT or SIGTERM, then stop gracefully; closed cases are read
     from the archive at ``archive_url`` when given."""
@@ -91,7 +97,7 @@ async def run_gateway(
     health_servicer = health.aio.HealthServicer()
     server, bound = await create_gateway_server(
         client, registry, server_credentials(tls), host=host, port=port,
-        health_servicer=health_servicer, archive=archive,
+        health_servicer=health_servicer, archive=archive, access_log=access_log,
     )  # fmt: skip
     log.info("gateway_started", address=f"{host}:{bound}")
     signal_name = await wait_for_stop_signal()

@@ -6,8 +6,9 @@ the SDK would otherwise try to download them.
 
 from __future__ import annotations
 
+import os
 import sysconfig
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,26 @@ TEMPORAL_CLI = SCRIPTS / "temporal"
 TEMPORAL_TEST_SERVER = SCRIPTS / "temporal-test-server"
 
 # The dev server dispatches workflow tasks slowly at its default poll rate (ENVIRONMENT.md).
+ACCESS_LOG_ENV = ("SAFESHARE_ACCESS_LOG", "SAFESHARE_ACCESS_LOG_KEY")
 FAST_DISPATCH = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def access_log_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """Every command a test runs records its reads in a log of the test run's own (the
+    defaults are the dev stack's files under the working directory)."""
+    folder = tmp_path_factory.mktemp("access-log")
+    files = (folder / "access.db", folder / "access-signing.key")
+    saved = {name: os.environ.get(name) for name in ACCESS_LOG_ENV}
+    os.environ.update(dict(zip(ACCESS_LOG_ENV, (str(f) for f in files), strict=True)))
+    try:
+        yield files
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

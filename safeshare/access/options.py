@@ -29,10 +29,11 @@ AccessLogKey = Annotated[
     ),
 ]
 Operator = Annotated[
-    str,
+    str | None,
     typer.Option(
         envvar="SAFESHARE_OPERATOR",
-        help="Who you are (your partnership user id): recorded with every case you read.",
+        help="Who you are (your partnership user id), recorded with every case you read; "
+        "default: your login name.",
     ),
 ]
 PurposeOption = Annotated[

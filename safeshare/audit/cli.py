@@ -16,6 +16,15 @@ import typer
 from rich.console import Console
 from temporalio.converter import DataConverter
 
+from safeshare.access.events import Action
+from safeshare.access.options import (
+    DEFAULT_ACCESS_LOG,
+    DEFAULT_ACCESS_LOG_KEY,
+    AccessLogKey,
+    AccessLogPath,
+    Operator,
+    PurposeOption,
+)
 from safeshare.codec import KeyRingError, data_converter, keys_from_env, load_key_file
 from safeshare.temporal_options import (
     Namespace,
@@ -63,6 +72,8 @@ def _fail(message: object) -> typer.Exit:
 
 def _run(coroutine: Awaitable[T]) -> T:
     """Run a command's coroutine; known failures become one line on stderr and exit code 2."""
+    from safeshare.access.log import AccessLogError
+    from safeshare.access.record import RecordError
     from safeshare.audit.export import ExportError
     from safeshare.audit.replay import ReplayInputError
     from safeshare.audit.report import ReportError
@@ -76,7 +87,7 @@ def _run(coroutine: Awaitable[T]) -> T:
         return asyncio.run(main())
     except (
         ExportError, ReplayInputError, ReportError, SigningError, TemporalUnavailable,
-        KeyRingError, TlsError, OSError,
+        KeyRingError, TlsError, OSError, RecordError, AccessLogError,
     ) as err:  # fmt: skip
         raise _fail(err) from None
     except KeyboardInterrupt:
@@ -147,8 +158,14 @@ def export(
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    operator: Operator = None,
+    purpose: PurposeOption = "audit",
 ) -> None:
-    """Export cases (and their exchanges) as stored, with a manifest signed with Ed25519."""
+    """Export cases (and their exchanges) as stored, with a manifest signed with Ed25519.
+    Each case exported is recorded in its access history."""
+    from safeshare.access.record import record_reads
     from safeshare.audit.export import export_cases
     from safeshare.audit.signing import load_private_key
 
@@ -160,6 +177,7 @@ def export(
             client, out, key, refs=refs or [], query=_selection(query, closed_since, closed_until),
             concurrency=concurrency, show_progress=progress,
         )  # fmt: skip
+        record_reads(access_log, access_log_key, operator, purpose, Action.EXPORT, result.case_ids)
         typer.echo(f"exported {result.cases} cases ({result.files} histories) to {result.folder}")
 
     _run(main())
@@ -203,8 +221,14 @@ def replay(
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    operator: Operator = None,
+    purpose: PurposeOption = "audit",
 ) -> None:
-    """Replay histories through the current workflow code. Exit 1 if any diverged."""
+    """Replay histories through the current workflow code. Exit 1 if any diverged.
+    With the keys, each case replayed is recorded in its access history (it was decrypted)."""
+    from safeshare.access.record import record_reads
     from safeshare.audit.replay import as_replayable, replay_histories
     from safeshare.audit.sources import histories_from_path, histories_from_server
 
@@ -220,6 +244,11 @@ def replay(
             )
         if not histories:
             raise _fail("nothing to replay: give export folders, files, --case or --query")
+        if converter is not DataConverter.default:
+            record_reads(
+                access_log, access_log_key, operator, purpose, Action.REPLAY,
+                [h.workflow_id for h in histories],
+            )  # fmt: skip
         outcomes = await replay_histories(as_replayable(histories), converter)
         return outcomes
 
@@ -256,8 +285,16 @@ def report(
     temporal_ca: TemporalCa = None,
     temporal_cert: TemporalCert = None,
     temporal_key: TemporalKey = None,
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    operator: Operator = None,
+    purpose: PurposeOption = "audit",
 ) -> None:
-    """Write each case's decision record (Markdown and HTML), decrypting with the keys."""
+    """Write each case's decision record (Markdown and HTML), decrypting with the keys.
+    Each case reported is recorded in its access history, and its HTML report shows that
+    history."""
+    from safeshare.access.log import AccessLog
+    from safeshare.access.record import record_reads
     from safeshare.audit.export import case_id
     from safeshare.audit.render import case_html, case_markdown, summary_html, summary_markdown
     from safeshare.audit.report import case_report, group_by_case
@@ -284,10 +321,17 @@ def report(
         ]
         if not reports:
             raise _fail("no case found")
+        if converter is not DataConverter.default:
+            record_reads(
+                access_log, access_log_key, operator, purpose, Action.REPORT,
+                [case.case_ref for case in reports],
+            )  # fmt: skip
+        history = AccessLog(access_log) if access_log.exists() else None
         out.mkdir(parents=True, exist_ok=True)
         for case in reports:
+            access = history.events(case.case_ref) if history else []
             (out / f"case-{case.case_ref}.md").write_text(case_markdown(case))
-            (out / f"case-{case.case_ref}.html").write_text(case_html(case))
+            (out / f"case-{case.case_ref}.html").write_text(case_html(case, access))
         if summary:
             (out / "summary.md").write_text(summary_markdown(reports))
             (out / "summary.html").write_text(summary_html(reports))
@@ -296,3 +340,55 @@ def report(
         )
 
     _run(main())
+
+
+@audit_app.command("access")
+def access_history(
+    case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    verifier_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SAFESHARE_ACCESS_LOG_PUBLIC_KEY",
+            help="The access log's public key (PEM); default: the .pub beside "
+            "--access-log-key. The log is verified before anything is shown.",
+        ),
+    ] = None,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A checkpoint note you kept earlier: the log must still extend it."),
+    ] = None,
+) -> None:
+    """A case's access history: every read and refused attempt, verified against the log's
+    signed checkpoints first (exit 1 if the log fails verification)."""
+    from rich.table import Table
+
+    from safeshare.access.log import KEY_NAME, AccessLog, AccessLogError, verify_log
+    from safeshare.archive.checkpoint import VerifierKey
+    from safeshare.audit.render import ACCESS_COLUMNS, access_rows
+    from safeshare.audit.signing import SigningError, load_public_key, public_key_path
+
+    console = Console(highlight=False)
+    try:
+        public = load_public_key(verifier_key or public_key_path(access_log_key))
+        trusted = checkpoint.read_text() if checkpoint else None
+    except (SigningError, OSError) as err:
+        raise _fail(err) from None
+    try:
+        verified = verify_log(access_log, VerifierKey(KEY_NAME, public), trusted)
+    except AccessLogError as err:
+        console.print(f"[red]✗ the access log fails verification[/red]: {err}")
+        raise typer.Exit(1) from None
+    ref = case_ref.removeprefix("case-")
+    events = AccessLog(access_log).events(ref)
+    table = Table(title=f"Access history of case {ref}", title_justify="left")
+    for column in ACCESS_COLUMNS:
+        table.add_column(column)
+    for row in access_rows(events):
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"[green]✓ access log verified[/green]: {verified.size} entries under "
+        f"{verified.checkpoints} signed checkpoints; {len(events)} for this case"
+    )

@@ -217,6 +217,8 @@ class ExportResult:
     folder: Path
     cases: int
     files: int
+    case_ids: tuple[str, ...] = ()
+    """The workflow ids of the cases exported."""
 
 
 async def export_cases(
@@ -245,4 +247,4 @@ async def export_cases(
     if query:
         parts.append(f"query: {query}")
     write_export(folder, histories, key, namespace=client.namespace, selection="; ".join(parts))
-    return ExportResult(folder, len(cases), len(histories))
+    return ExportResult(folder, len(cases), len(histories), tuple(cases))

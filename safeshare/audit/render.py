@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.access.events import AccessEvent
 from safeshare.audit.report import CaseReport, Step, enum_name
 
 _CSS = """
@@ -101,8 +102,9 @@ def _step_html(step: Step) -> str:
     )
 
 
-def case_html(report: CaseReport) -> str:
-    """The case's decision record as one self-contained HTML page with a vertical timeline."""
+def case_html(report: CaseReport, access: Sequence[AccessEvent] = ()) -> str:
+    """The case's decision record as one self-contained HTML page with a vertical timeline,
+    and its access history (who read it, when, why; refused attempts) beneath."""
     headline = "".join(
         f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>"
         for name, value in _headline(report)
@@ -113,8 +115,39 @@ def case_html(report: CaseReport) -> str:
         f'<p class="meta">Read from the case\'s Temporal history. Times are workflow time.</p>'
         f"<table>{headline}</table><h2>Timeline</h2>"
         f'<ol class="timeline" id="timeline">{steps}</ol>'
+        f"<h2>Access history</h2>{access_html(access)}"
     )
     return _page(f"Case {report.case_ref}", body)
+
+
+ACCESS_COLUMNS = ("#", "when", "who", "agency", "what", "through", "why", "outcome", "disclosed")
+
+
+def access_rows(events: Sequence[AccessEvent]) -> list[list[str]]:
+    """The access history as table rows (codes and staff ids only)."""
+    return [
+        [
+            str(e.seq),
+            _when(e.time),
+            e.user_id or "(unknown)",
+            e.agency_id or "(partnership)",
+            e.action.value,
+            e.channel.value,
+            e.purpose.value,
+            e.outcome.value + (f": {e.reason}" if e.reason else ""),
+            f"after {_when(e.disclose_after)}" if e.disclose_after else "at once",
+        ]
+        for e in events
+    ]
+
+
+def access_html(events: Sequence[AccessEvent]) -> str:
+    """The access history as an HTML table (id ``access``), or a line saying there is none."""
+    if not events:
+        return '<p id="access">No access recorded.</p>'
+    return _html_table(ACCESS_COLUMNS, access_rows(events)).replace(
+        "<table>", '<table id="access">', 1
+    )
 
 
 # -- the summary over many cases ------------------------------------------------------------

@@ -28,6 +28,7 @@ from temporalio.client import Client
 from activities.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveStore
 from safeshare.gateway.servicer import CaseServiceServicer
 from workflows.ids import HUB_TASK_QUEUE
@@ -52,6 +53,7 @@ async def create_gateway_server(
     health_servicer: health.aio.HealthServicer | None = None,
     servicer: CaseServiceServicer | None = None,
     archive: ArchiveStore | None = None,
+    access_log: AccessLog | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build, bind and start the gateway.
 
@@ -66,6 +68,7 @@ async def create_gateway_server(
         servicer: the CaseService servicer to serve, if not one built from the arguments
             above (tests pass one to tune WatchCase's polling and watch its counters).
         archive: the case archive closed cases are read from (None: Temporal only).
+        access_log: where reads of cases and refused reads are recorded.
 
     Returns:
         The started server and the port it is bound to.
@@ -81,7 +84,8 @@ async def create_gateway_server(
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     service_grpc.add_CaseServiceServicer_to_server(
-        servicer or CaseServiceServicer(client, registry, hub_task_queue, archive), server
+        servicer or CaseServiceServicer(client, registry, hub_task_queue, archive, access_log),
+        server,
     )
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -38,7 +38,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -62,13 +62,16 @@ from activities.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare.access.events import Action
+from safeshare.access.log import AccessLog
 from safeshare.archive.reader import CaseReader
 from safeshare.archive.store import ArchiveStore
-from safeshare.gateway import listing, party_view, validation, watch
+from safeshare.gateway import access, listing, party_view, validation, watch
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
+from safeshare.tls import peer_common_name
 from workflows.case_model import Rule
 from workflows.case_view import merge_case_view
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
@@ -137,6 +140,8 @@ class _Call:
     rpc: str
     agency_id: str = ""
     case_ref: str = ""
+    read: access.Read | None = None
+    """Set by a read RPC: what its access event records."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         client: the Temporal client (with the payload codec, when one is configured).
         registry: the partnership registry that says which agencies are partners.
         hub_task_queue: the task queue the hub worker running SharingCase polls.
+        access_log: where every read and refused read is recorded; None keeps no history
+            (and ListAccessEvents answers FAILED_PRECONDITION).
     """
 
     def __init__(
@@ -167,8 +174,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         registry: Registry | RegistrySource,
         hub_task_queue: str = HUB_TASK_QUEUE,
         archive: ArchiveStore | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._client = client
+        self._access_log = access_log
         self._registry_source = registry
         self._hub_task_queue = hub_task_queue
         self._closed_cases = CaseReader(client, archive)
@@ -345,6 +354,16 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "ListCases", context, lambda call: self._list_cases(request, context, call)
         )
 
+    async def ListAccessEvents(
+        self, request: service_pb.ListAccessEventsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.ListAccessEventsResponse:
+        """The case's access history, for a party to it."""
+        return await self._serve(
+            "ListAccessEvents",
+            context,
+            lambda call: self._list_access_events(request, context, call),
+        )
+
     async def WatchCase(
         self, request: service_pb.WatchCaseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[service_pb.WatchCaseResponse]:
@@ -366,6 +385,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 sent += 1
         except GatewayError as err:
             code = err.code
+            self._record_refusal(call, code, context)
             await abort(context, err)
         except (asyncio.CancelledError, GeneratorExit):
             # The caller went away or its deadline passed: the poll loop stops here.
@@ -384,8 +404,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     async def _list_cases(
         self, request: service_pb.ListCasesRequest, context: grpc.aio.ServicerContext, call: _Call
     ) -> service_pb.ListCasesResponse:
+        call.read = access.Read(Action.LIST, request.read)
         agency = call.agency_id = caller_agency(context, self._registry)
-        _raise_if(listing.validate_list_cases(request))
+        _raise_if(
+            listing.validate_list_cases(request)
+            + access.validate_read(request.read, self._registry.get(agency))
+        )
         try:
             query = listing.build_query(request, agency)
         except listing.BadPageToken as err:
@@ -406,26 +430,33 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 ) from err
             raise
         listed = listing.summaries(pages.current_page or [], query.exchanges)
+        cases = [seen for s in listed if (seen := party_view.summary_for(agency, s))]
+        call.read.case_refs.extend(summary.case_ref for summary in cases)
         return service_pb.ListCasesResponse(
-            cases=[seen for s in listed if (seen := party_view.summary_for(agency, s))],
+            cases=cases,
             next_page_token=listing.page_token(query.query, pages.next_page_token),
         )
 
     async def _watch(
         self, request: service_pb.WatchCaseRequest, context: grpc.aio.ServicerContext, call: _Call
     ) -> AsyncIterator[service_pb.CaseEvent]:
+        call.read = access.Read(Action.WATCH, request.read)
         agency = call.agency_id = caller_agency(context, self._registry)
         violations = validation.validate_case_ref(request.case_ref)
+        violations += access.validate_read(request.read, self._registry.get(agency))
         if not 0 <= request.from_event <= watch.MAX_FROM_EVENT:
             violations.append(
                 FieldViolation("from_event", f"must be between 0 and {watch.MAX_FROM_EVENT}")
             )
         _raise_if(violations)
         call.case_ref = request.case_ref
-        case = await self._case_for_party(request.case_ref, agency)
+        case = await self._case_for_party(request.case_ref, agency, call)
         party = _party(agency, case)
         asked = case.record.request
         holders = list(asked.holding_agency_ids)
+        # A watch may run for hours: it is recorded when it starts serving, not when it ends.
+        call.read.case_refs.append(request.case_ref)
+        self._record(call, context)
         next_number = max(request.from_event, 1)
         closed = watch.Closed()
         while True:
@@ -483,11 +514,45 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     async def _get_case(
         self, request: service_pb.GetCaseRequest, context: grpc.aio.ServicerContext, call: _Call
     ) -> service_pb.GetCaseResponse:
+        call.read = access.Read(Action.VIEW, request.read)
         agency = call.agency_id = caller_agency(context, self._registry)
-        _raise_if(validation.validate_case_ref(request.case_ref))
+        _raise_if(
+            validation.validate_case_ref(request.case_ref)
+            + access.validate_read(request.read, self._registry.get(agency))
+        )
         call.case_ref = request.case_ref
-        case = await self._case_for_party(request.case_ref, agency)
-        return service_pb.GetCaseResponse(case=await self._merged(case, {}, agency))
+        case = await self._case_for_party(request.case_ref, agency, call)
+        response = service_pb.GetCaseResponse(case=await self._merged(case, {}, agency))
+        call.read.case_refs.append(request.case_ref)
+        return response
+
+    async def _list_access_events(
+        self,
+        request: service_pb.ListAccessEventsRequest,
+        context: grpc.aio.ServicerContext,
+        call: _Call,
+    ) -> service_pb.ListAccessEventsResponse:
+        agency = call.agency_id = caller_agency(context, self._registry)
+        violations = validation.validate_case_ref(request.case_ref)
+        after = -1
+        if request.page_token:
+            try:
+                after = int(request.page_token)
+            except ValueError:
+                violations.append(FieldViolation("page_token", "not a page token of this list"))
+        _raise_if(violations)
+        call.case_ref = request.case_ref
+        await self._case_for_party(request.case_ref, agency)
+        if self._access_log is None:
+            raise GatewayError(
+                grpc.StatusCode.FAILED_PRECONDITION, "this gateway keeps no access history"
+            )
+        size = min(request.page_size or 50, 200) if request.page_size >= 0 else 50
+        found = await asyncio.to_thread(self._access_log.events, request.case_ref, after, size)
+        now = datetime.now(UTC)
+        shown = [access.to_proto(e) for e in found if e.disclosed_to(agency, now)]
+        next_token = str(found[-1].seq) if len(found) == size else ""
+        return service_pb.ListAccessEventsResponse(events=shown, next_page_token=next_token)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -661,8 +726,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             raise
         return view
 
-    async def _case_for_party(self, case_ref: str, agency: str) -> pb.CaseView:
+    async def _case_for_party(
+        self, case_ref: str, agency: str, call: _Call | None = None
+    ) -> pb.CaseView:
         view = await self._case_view(case_ref)
+        if party_view.party_in(agency, view) is None and call is not None and call.read:
+            call.read.refusal = access.NOT_A_PARTY
         _party(agency, view)
         return view
 
@@ -719,9 +788,13 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         code = grpc.StatusCode.OK
         _start_deadline(context)
         try:
-            return await handler(call)
+            result = await handler(call)
+            # 👉 Before the reply leaves: a read that cannot be recorded is not served.
+            self._record(call, context)
+            return result
         except GatewayError as err:
             code = err.code
+            self._record_refusal(call, code, context)
             await abort(context, err)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -732,6 +805,39 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             await abort(context, error)
         finally:
             _log_access(log, call, code, started)
+
+    def _record(self, call: _Call, context: grpc.aio.ServicerContext) -> None:
+        """Record the cases this read served (raises if the log cannot take them)."""
+        self._append(call, grpc.StatusCode.OK, context)
+
+    def _record_refusal(
+        self, call: _Call, code: grpc.StatusCode, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Record a refused read; a log that fails then is logged, the refusal still sent."""
+        try:
+            self._append(call, code, context)
+        except Exception as err:
+            structlog.get_logger(__name__).error(
+                "access_log_failed", rpc=call.rpc, error_type=type(err).__name__
+            )
+
+    def _append(
+        self, call: _Call, code: grpc.StatusCode, context: grpc.aio.ServicerContext
+    ) -> None:
+        if call.read is None or self._access_log is None:
+            return
+        # A caller turned away as no partner is named by its certificate all the same.
+        agency_id = call.agency_id or peer_common_name(context) or ""
+        found = access.events(
+            call.read,
+            code,
+            agency_id,
+            self._registry.get(call.agency_id),
+            call.case_ref,
+            datetime.now(UTC),
+        )
+        if found:
+            self._access_log.append(found)
 
 
 def _failure(rpc: str, err: Exception) -> GatewayError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +20,16 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.access.events import Action
+from safeshare.access.options import (
+    DEFAULT_ACCESS_LOG,
+    DEFAULT_ACCESS_LOG_KEY,
+    AccessLogKey,
+    AccessLogPath,
+    Operator,
+    PurposeOption,
+)
+from safeshare.access.record import RecordError, record_reads
 from safeshare.operators.options import (
     KeysFile,
     Namespace,
@@ -207,11 +219,17 @@ def render_case(view: pb.CaseView) -> list[Table | str]:
     return lines
 
 
-async def follow_case(client: Client, case_ref: str, interval: float) -> None:
-    """Print each new decision entry as it happens, until the case closes."""
+async def follow_case(
+    client: Client, case_ref: str, interval: float, first_read: Callable[[], None] | None = None
+) -> None:
+    """Print each new decision entry as it happens, until the case closes; ``first_read``
+    runs once, after the case was first read and before anything of it is printed."""
     seen: set[bytes] = set()
     while True:
         view = await read_case(client, case_ref)
+        if first_read is not None:
+            first_read()
+            first_read = None
         for source, entry in entries(view):
             key = source.encode() + entry.SerializeToString(deterministic=True)
             if key not in seen:
@@ -253,12 +271,20 @@ def show(
     temporal_address: TemporalAddress = None,
     namespace: Namespace = None,
     keys_file: KeysFile = None,
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    operator: Operator = None,
+    purpose: PurposeOption = "operator_support",
 ) -> None:
-    """Show a case's state, deadlines and decision record so far (needs the payload keys)."""
+    """Show a case's state, deadlines and decision record so far (needs the payload keys).
+    The read is recorded in the case's access history."""
     settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+    ref = case_ref.removeprefix("case-")
 
     async def reading() -> pb.CaseView:
-        return await read_case(await connect_temporal(settings), case_ref.removeprefix("case-"))
+        view = await read_case(await connect_temporal(settings), ref)
+        _record(access_log, access_log_key, operator, purpose, Action.VIEW, ref)
+        return view
 
     for part in render_case(run(reading())):
         console.print(part)
@@ -271,12 +297,30 @@ def follow(
     temporal_address: TemporalAddress = None,
     namespace: Namespace = None,
     keys_file: KeysFile = None,
+    access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
+    access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
+    operator: Operator = None,
+    purpose: PurposeOption = "operator_support",
 ) -> None:
-    """Print each new decision entry as it happens until the case closes (Ctrl-C stops)."""
+    """Print each new decision entry as it happens until the case closes (Ctrl-C stops).
+    The read is recorded in the case's access history when following starts."""
     settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+    ref = case_ref.removeprefix("case-")
 
     async def following() -> None:
         client = await connect_temporal(settings)
-        await follow_case(client, case_ref.removeprefix("case-"), interval)
+        await follow_case(
+            client, ref, interval,
+            lambda: _record(access_log, access_log_key, operator, purpose, Action.WATCH, ref),
+        )  # fmt: skip
 
     run(following())
+
+
+def _record(
+    log: Path, key: Path, operator: str | None, purpose: str, action: Action, case_ref: str
+) -> None:
+    try:
+        record_reads(log, key, operator, purpose, action, [case_ref])
+    except RecordError as err:
+        raise OperatorError(str(err)) from None

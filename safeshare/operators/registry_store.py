@@ -47,6 +47,7 @@ AGENCY_FIELDS = (
     "closure_days",
     "school_terms",
     "school_day_starts",
+    "access_disclosure_delay_days",
 )
 CHANGE_FIELDS = ("registry_version", "at", "by", "change")
 TOP_FIELDS = ("region", "time_zone")

@@ -1,6 +1,7 @@
 """No personal data in the clear: cases carrying canary strings in every personal and
 free-text field run through the real dev stack; afterwards the canaries must appear nowhere in
-Temporal's SQLite files, its search attributes, the logs, or the UI's HTTP API (no codec).
+Temporal's SQLite files, its search attributes, the logs, the access log, or the UI's HTTP API
+(no codec).
 
 The negative control runs the same with ``--no-encryption`` and must find them: a scan that
 cannot see plaintext would pass vacuously. The browser check opens the UI on the encrypted
@@ -186,6 +187,8 @@ async def ui_api(ports: Ports, workflow_ids: list[str]) -> dict[str, str]:
 def read_files(data_dir: Path) -> dict[str, bytes]:
     """Temporal's SQLite file with its -wal and -shm, and every process's log."""
     places = {path.name: path.read_bytes() for path in data_dir.glob("temporal.db*")}
+    # The access log: who read which case, never what they read.
+    places.update({path.name: path.read_bytes() for path in data_dir.glob("access.db*")})
     for log in (data_dir / "logs").glob("*.log"):
         places[f"logs/{log.name}"] = log.read_bytes()
     return places
@@ -199,6 +202,7 @@ async def scan(
     for api_path, text in (await ui_api(ports, ids)).items():
         places[f"ui{api_path}"] = text.encode()
     assert "temporal.db" in places and any(p.startswith("logs/") for p in places)
+    assert "access.db" in places  # the canary cases' reads were recorded: the scan reads them
     return {
         place: sorted(name for name, value in canaries.items() if value.encode() in content)
         for place, content in places.items()

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from protos.sharing.v1 import case_pb2 as _case_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,80 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AccessPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccessPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCESS_PURPOSE_UNSPECIFIED: _AccessPurpose.ValueType  # 0
+    """Not given."""
+    ACCESS_PURPOSE_CASE_WORK: _AccessPurpose.ValueType  # 1
+    """The agency's own work on the case."""
+    ACCESS_PURPOSE_AUDIT: _AccessPurpose.ValueType  # 2
+    """An audit or review of the partnership's sharing."""
+    ACCESS_PURPOSE_OPERATOR_SUPPORT: _AccessPurpose.ValueType  # 3
+    """Partnership operators supporting a case."""
+    ACCESS_PURPOSE_SUPERVISION: _AccessPurpose.ValueType  # 4
+    """A manager or safeguarding lead supervising the case."""
+    ACCESS_PURPOSE_INVESTIGATION: _AccessPurpose.ValueType  # 5
+    """A statutory investigation (for example by the police)."""
+
+class AccessPurpose(_AccessPurpose, metaclass=_AccessPurposeEnumTypeWrapper):
+    """Why a reader reads a case; recorded with the read in the case's access history."""
+
+ACCESS_PURPOSE_UNSPECIFIED: AccessPurpose.ValueType  # 0
+"""Not given."""
+ACCESS_PURPOSE_CASE_WORK: AccessPurpose.ValueType  # 1
+"""The agency's own work on the case."""
+ACCESS_PURPOSE_AUDIT: AccessPurpose.ValueType  # 2
+"""An audit or review of the partnership's sharing."""
+ACCESS_PURPOSE_OPERATOR_SUPPORT: AccessPurpose.ValueType  # 3
+"""Partnership operators supporting a case."""
+ACCESS_PURPOSE_SUPERVISION: AccessPurpose.ValueType  # 4
+"""A manager or safeguarding lead supervising the case."""
+ACCESS_PURPOSE_INVESTIGATION: AccessPurpose.ValueType  # 5
+"""A statutory investigation (for example by the police)."""
+Global___AccessPurpose: _TypeAlias = AccessPurpose  # noqa: Y015
+
+@_typing.final
+class ReadContext(_message.Message):
+    """Who reads and why: what the calling agency's system says about one read. The
+    agency itself is always the one its client certificate names.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    DELAY_DISCLOSURE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The practitioner at the calling agency who reads: the agency's own staff
+    id (letters, digits, '.', '_', '-', '@'; at most 128). Never about the child.
+    """
+    purpose: Global___AccessPurpose.ValueType
+    """Why they read."""
+    delay_disclosure: _builtins.bool
+    """Keep this read out of the other parties' access history for the period
+    the partnership registry allows this agency (for example police during an
+    investigation). It is recorded at once; INVALID_ARGUMENT for an agency the
+    registry allows no such period.
+    """
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        purpose: Global___AccessPurpose.ValueType = ...,
+        delay_disclosure: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_disclosure", b"delay_disclosure", "purpose", b"purpose", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadContext: _TypeAlias = ReadContext  # noqa: Y015
 
 @_typing.final
 class SubmitRequestRequest(_message.Message):
@@ -77,16 +152,22 @@ class GetCaseRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_REF_FIELD_NUMBER: _builtins.int
+    READ_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    @_builtins.property
+    def read(self) -> Global___ReadContext:
+        """Who reads and why (recorded in the case's access history)."""
+
     def __init__(
         self,
         *,
         case_ref: _builtins.str = ...,
+        read: Global___ReadContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read", b"read"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "read", b"read"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -598,6 +679,7 @@ class ListCasesRequest(_message.Message):
     DEADLINE_BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    READ_FIELD_NUMBER: _builtins.int
     state: _case_pb2.CaseState.ValueType
     """Only cases (or exchanges) at this step; UNSPECIFIED for any."""
     waiting_on: _case_pb2.WaitingOn.ValueType
@@ -610,6 +692,10 @@ class ListCasesRequest(_message.Message):
     def deadline_before(self) -> _timestamp_pb2.Timestamp:
         """Only exchanges with a deadline running that falls before this time."""
 
+    @_builtins.property
+    def read(self) -> Global___ReadContext:
+        """Who reads and why (recorded in the access history of every case listed)."""
+
     def __init__(
         self,
         *,
@@ -618,10 +704,11 @@ class ListCasesRequest(_message.Message):
         deadline_before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        read: Global___ReadContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline_before", b"deadline_before"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline_before", b"deadline_before", "read", b"read"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_before", b"deadline_before", "page_size", b"page_size", "page_token", b"page_token", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_before", b"deadline_before", "page_size", b"page_size", "page_token", b"page_token", "read", b"read", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -729,19 +816,25 @@ class WatchCaseRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     FROM_EVENT_FIELD_NUMBER: _builtins.int
+    READ_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     from_event: _builtins.int
     """The first event number to send; 0 or 1 for the whole case."""
+    @_builtins.property
+    def read(self) -> Global___ReadContext:
+        """Who reads and why (recorded in the case's access history)."""
+
     def __init__(
         self,
         *,
         case_ref: _builtins.str = ...,
         from_event: _builtins.int = ...,
+        read: Global___ReadContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read", b"read"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "from_event", b"from_event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "from_event", b"from_event", "read", b"read"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -804,3 +897,127 @@ class CaseEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CaseEvent: _TypeAlias = CaseEvent  # noqa: Y015
+
+@_typing.final
+class ListAccessEventsRequest(_message.Message):
+    """Request for CaseService.ListAccessEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    page_size: _builtins.int
+    """At most this many events (default 50, at most 200; larger values are capped)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessEventsRequest: _TypeAlias = ListAccessEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListAccessEventsResponse(_message.Message):
+    """Response of CaseService.ListAccessEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last page."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessEvent]:
+        """The events on this page, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___AccessEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessEventsResponse: _TypeAlias = ListAccessEventsResponse  # noqa: Y015
+
+@_typing.final
+class AccessEvent(_message.Message):
+    """One read of a case, or one refused attempt: codes and staff ids only."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DISCLOSE_AFTER_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Its place in the access log (0-based), the same for every reader."""
+    case_ref: _builtins.str
+    """The case."""
+    channel: _builtins.str
+    """Where it came in: case_api, codec_server or cli."""
+    action: _builtins.str
+    """What was read: view, watch, list, export, report, replay or decrypt."""
+    outcome: _builtins.str
+    """allowed or refused."""
+    agency_id: _builtins.str
+    """The reader's agency; empty for partnership operators and auditors."""
+    user_id: _builtins.str
+    """The reader at their agency, or the operator's or auditor's id."""
+    purpose: Global___AccessPurpose.ValueType
+    """Why they read."""
+    reason: _builtins.str
+    """Why it was refused (a code such as not_a_party, expired, not_operator)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def disclose_after(self) -> _timestamp_pb2.Timestamp:
+        """Set for a read marked for delayed disclosure: when the period ends."""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        case_ref: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        action: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        agency_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        purpose: Global___AccessPurpose.ValueType = ...,
+        reason: _builtins.str = ...,
+        disclose_after: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclose_after", b"disclose_after", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "agency_id", b"agency_id", "case_ref", b"case_ref", "channel", b"channel", "disclose_after", b"disclose_after", "outcome", b"outcome", "purpose", b"purpose", "reason", b"reason", "seq", b"seq", "time", b"time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessEvent: _TypeAlias = AccessEvent  # noqa: Y015

@@ -101,6 +101,11 @@ class CaseServiceStub:
                 request_serializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseRequest.SerializeToString,
                 response_deserializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseResponse.FromString,
                 _registered_method=True)
+        self.ListAccessEvents = channel.unary_unary(
+                '/sharing.v1.CaseService/ListAccessEvents',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
@@ -216,6 +221,17 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAccessEvents(self, request, context):
+        """The case's access history: every read of it (through the Case API, the
+        operators' and auditors' tools, the codec server behind the Temporal UI) and
+        every refused attempt, oldest first, paged. Same authorization as GetCase:
+        NOT_FOUND for a case the caller is not party to. Another party's read marked
+        for delayed disclosure appears once its period has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +299,11 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.WatchCase,
                     request_deserializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseRequest.FromString,
                     response_serializer=sharing_dot_v1_dot_case__service__pb2.WatchCaseResponse.SerializeToString,
+            ),
+            'ListAccessEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessEvents,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -638,6 +659,33 @@ class CaseService:
             '/sharing.v1.CaseService/WatchCase',
             sharing_dot_v1_dot_case__service__pb2.WatchCaseRequest.SerializeToString,
             sharing_dot_v1_dot_case__service__pb2.WatchCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccessEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/ListAccessEvents',
+            sharing_dot_v1_dot_case__service__pb2.ListAccessEventsRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.ListAccessEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

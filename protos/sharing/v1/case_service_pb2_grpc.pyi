@@ -86,6 +86,13 @@ class CaseServiceStub:
     NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
     gateway already serves its maximum number of watches.
     """
+    ListAccessEvents: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.ListAccessEventsRequest, _case_service_pb2.ListAccessEventsResponse]
+    """The case's access history: every read of it (through the Case API, the
+    operators' and auditors' tools, the codec server behind the Temporal UI) and
+    every refused attempt, oldest first, paged. Same authorization as GetCase:
+    NOT_FOUND for a case the caller is not party to. Another party's read marked
+    for delayed disclosure appears once its period has ended.
+    """
 
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
@@ -144,6 +151,13 @@ class CaseServiceAsyncStub(CaseServiceStub):
     no event is lost or repeated. The stream ends after the case's last event.
     NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
     gateway already serves its maximum number of watches.
+    """
+    ListAccessEvents: _aio.UnaryUnaryMultiCallable[_case_service_pb2.ListAccessEventsRequest, _case_service_pb2.ListAccessEventsResponse]  # type: ignore[assignment]
+    """The case's access history: every read of it (through the Case API, the
+    operators' and auditors' tools, the codec server behind the Temporal UI) and
+    every refused attempt, oldest first, paged. Same authorization as GetCase:
+    NOT_FOUND for a case the caller is not party to. Another party's read marked
+    for delayed disclosure appears once its period has ended.
     """
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -278,6 +292,19 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         no event is lost or repeated. The stream ends after the case's last event.
         NOT_FOUND for a case the caller is not party to; RESOURCE_EXHAUSTED when the
         gateway already serves its maximum number of watches.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccessEvents(
+        self,
+        request: _case_service_pb2.ListAccessEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.ListAccessEventsResponse, _abc.Awaitable[_case_service_pb2.ListAccessEventsResponse]]:
+        """The case's access history: every read of it (through the Case API, the
+        operators' and auditors' tools, the codec server behind the Temporal UI) and
+        every refused attempt, oldest first, paged. Same authorization as GetCase:
+        NOT_FOUND for a case the caller is not party to. Another party's read marked
+        for delayed disclosure appears once its period has ended.
         """
 
 def add_CaseServiceServicer_to_server(servicer: CaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
