@@ -235,6 +235,31 @@ def consent_cover(consent: Consent, asked: Asked) -> Cover:
     return Cover(covers=not reasons, reasons=tuple(reasons))
 
 
+def consent_cover_by_category(consent: Consent, asked: Asked) -> dict[str, Cover]:
+    """Per category asked: whether ``consent`` covers it, and every reason why not.
+
+    The reasons that concern the whole record (not given, out of its period, purpose or
+    recipient not named) apply to every category; a category the record does not name is
+    not covered on its own.
+    """
+    whole = consent_cover(consent, Asked(asked.purpose, asked.recipient, (), asked.at)).reasons
+    found = {}
+    for category in sorted(set(asked.categories)):
+        reasons = list(whole)
+        if consent.status == "GIVEN" and category not in consent.categories:
+            reasons.append(f"category_not_covered:{category}")
+        found[category] = Cover(covers=not reasons, reasons=tuple(reasons))
+    return found
+
+
+class Basis(enum.Enum):
+    """What authorised sharing one category. Names match ``sharing.v1.BasisKind``."""
+
+    CONSENT = "CONSENT"
+    OVERRIDE = "OVERRIDE"
+    SHARE_FIRST = "SHARE_FIRST"
+
+
 # -- commands -----------------------------------------------------------------------------
 
 
@@ -253,10 +278,13 @@ class ConsentChecked:
 
     ``system_status`` is the status the holder's system gave (e.g. "REFUSED"), when the exchange
     holds the practitioner to it; empty for exchanges that predate that rule.
+    ``covered`` (per-category exchanges): the categories the consent covers, shared at once
+    on that basis even when it does not cover them all.
     """
 
     covers: bool
     system_status: str = ""
+    covered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -270,10 +298,12 @@ class RecordConsent:
 
 @dataclass(frozen=True)
 class ProposeOverride:
-    """The holder proposes sharing without consent; ``missing`` names incomplete fields."""
+    """The holder proposes sharing without consent; ``missing`` names incomplete fields;
+    ``categories`` is its minimum data set (per-category exchanges)."""
 
     actor: Actor
     missing: tuple[str, ...] = ()
+    categories: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -290,6 +320,7 @@ class ShareFirst:
 
     actor: Actor
     missing: tuple[str, ...] = ()
+    categories: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -308,7 +339,9 @@ class NothingToShare:
 
 @dataclass(frozen=True)
 class Delivered:
-    """The recipient's adapter stored the delivery."""
+    """The recipient's adapter stored the delivery (of ``categories``, per-category)."""
+
+    categories: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -391,6 +424,18 @@ class Exchange:
     """The holder's system said consent was refused or withdrawn: only an override or a
     decline is open, never a practitioner's "consent given"."""
     """The requester withdrew while something was or had been shared (``keeps_shares``)."""
+    per_category: bool = False
+    """Consent per category: what consent covers is shared at once, each other category
+    needs its own decision (every exchange started since consent was read per category)."""
+    asked: frozenset[str] = frozenset()
+    """The categories asked of this holder (per-category)."""
+    authorised: dict[str, Basis] = field(default_factory=dict)
+    """Each category that may be delivered, with what authorised it (per-category)."""
+    not_shared: dict[str, str] = field(default_factory=dict)
+    """Each category decided against, with why (a code; per-category)."""
+    delivered_categories: set[str] = field(default_factory=set)
+    override_categories: frozenset[str] = frozenset()
+    """The proposed override's minimum data set (per-category)."""
     outcome: Outcome = Outcome.OPEN
     history: list[State] = field(default_factory=lambda: [State.CHECKING_CONSENT])
 
@@ -419,6 +464,32 @@ class Exchange:
         """Whether anything may be delivered: covering consent, an approved override, or a
         RED share-first whose justification is owed."""
         return self.consent_covers or self.override_approved or self.shared_first
+
+    @property
+    def undecided(self) -> frozenset[str]:
+        """Categories asked for that nothing has yet authorised or refused (per-category)."""
+        return self.asked - set(self.authorised) - set(self.not_shared)
+
+    def _authorise(self, categories: Collection[str], basis: Basis, rest: str = "") -> None:
+        """Authorise the undecided ``categories`` on ``basis``; with ``rest``, every other
+        undecided category is not shared, for that reason."""
+        undecided = self.undecided
+        for category in sorted(undecided & set(categories)):
+            self.authorised[category] = basis
+        if rest:
+            self._refuse_rest(rest)
+
+    def _refuse_rest(self, reason: str) -> None:
+        for category in sorted(self.undecided):
+            self.not_shared[category] = reason
+
+    def _after_partial(self) -> bool:
+        """Per-category: something was already delivered, so a refusal of the rest leads to
+        the recipient's acknowledgement, not to a close as not shared."""
+        if self.per_category and self.delivered_categories:
+            self._move(State.AWAITING_ACKNOWLEDGEMENT)
+            return True
+        return False
 
     def check(self, command: Command) -> Refusal | None:
         """Whether ``command`` may be applied now; the refusal says why not."""
@@ -482,6 +553,19 @@ class Exchange:
                 return None if has_reasons else Refusal(Rule.INVALID, "reasons are required")
             case NothingToShare():
                 return _turn(state in {State.CHECKING_CONSENT, State.DELIVERING}, state)
+            case Delivered(categories=categories) if self.per_category:
+                if categories is None:
+                    return Refusal(Rule.INVALID, "a delivery names its categories")
+                if refusal := _turn(state is State.DELIVERING, state):
+                    return refusal
+                unauthorised = sorted(set(categories) - set(self.authorised))
+                if unauthorised:
+                    return Refusal(
+                        Rule.NOT_PERMITTED, "no basis covers: " + ", ".join(unauthorised)
+                    )
+                if set(categories) & self.delivered_categories:
+                    return Refusal(Rule.OUT_OF_TURN, "already delivered")
+                return None
             case Delivered():
                 return _turn(state is State.DELIVERING and self.basis_for_delivery, state)
             case Acknowledge(actor=actor):
@@ -515,14 +599,28 @@ class Exchange:
         if refusal := self.check(command):
             raise InvalidCommand(refusal)
         match command:
+            case ConsentChecked(covers=covers, system_status=system_status, covered=covered) if (
+                self.per_category
+            ):
+                self.consent_covers = covers
+                self.system_refused = system_status in {"REFUSED", "WITHDRAWN"}
+                self._authorise(self.asked if covers else covered, Basis.CONSENT)
+                self._move(State.DELIVERING if self.authorised else State.AWAITING_CONSENT_DECISION)
             case ConsentChecked(covers=covers, system_status=system_status):
                 self.consent_covers = covers
                 self.system_refused = system_status in {"REFUSED", "WITHDRAWN"}
                 self._move(State.DELIVERING if covers else State.AWAITING_CONSENT_DECISION)
             case RecordConsent(covers=covers):
+                if self.per_category and covers:
+                    self._authorise(self.undecided, Basis.CONSENT)
                 self.consent_covers = covers
                 if covers:
                     self._move(State.DELIVERING)
+            case ProposeOverride(actor=actor, categories=categories) if self.per_category:
+                self.override_proposed_by = actor.user_id
+                self.override_categories = frozenset(categories)
+                if not self.shared_first:
+                    self._move(State.AWAITING_OVERRIDE_DECISION)
             case ProposeOverride(actor=actor):
                 self.override_proposed_by = actor.user_id
                 if not self.shared_first:
@@ -532,20 +630,45 @@ class Exchange:
                 self.override_rejected = not approve
                 if self.state is State.AWAITING_OVERRIDE_DECISION:
                     if approve:
+                        if self.per_category:
+                            self._authorise(
+                                self.override_categories, Basis.OVERRIDE, "not_in_minimum_data_set"
+                            )
                         self._move(State.DELIVERING)
                     else:
-                        self._close(Outcome.NOT_SHARED)
+                        if self.per_category:
+                            self._refuse_rest("override_rejected")
+                        if not self._after_partial():
+                            self._close(Outcome.NOT_SHARED)
                 elif self.state is State.AWAITING_ACKNOWLEDGEMENT and (
                     self.acknowledged or self.withdrawn
                 ):
                     self._close(Outcome.SHARED_UNDER_OVERRIDE)
-            case ShareFirst():
+            case ShareFirst(categories=categories):
                 self.shared_first = True
+                if self.per_category:
+                    self._authorise(categories, Basis.SHARE_FIRST, "not_in_minimum_data_set")
                 self._move(State.DELIVERING)
             case DeclineToShare():
-                self._close(Outcome.NOT_SHARED)
+                if self.per_category:
+                    self._refuse_rest("declined")
+                if not self._after_partial():
+                    self._close(Outcome.NOT_SHARED)
             case NothingToShare():
-                self._close(Outcome.NOT_SHARED)
+                if self.per_category:
+                    self._refuse_rest("nothing_to_share")
+                if not self._after_partial():
+                    self._close(Outcome.NOT_SHARED)
+            case Delivered(categories=categories) if self.per_category:
+                self.delivered = True
+                self.delivered_categories |= set(categories or ())
+                if self.undecided and not self.withdrawn:
+                    # 👉 What consent covered is delivered; the holder decides on the rest.
+                    self._move(State.AWAITING_CONSENT_DECISION)
+                elif self.withdrawn and not self.justification_pending:
+                    self._close(self._shared_outcome())
+                else:
+                    self._move(State.AWAITING_ACKNOWLEDGEMENT)
             case Delivered():
                 self.delivered = True
                 if self.withdrawn and not self.justification_pending:
@@ -557,6 +680,21 @@ class Exchange:
                 if not self.justification_pending:
                     self._close(self._shared_outcome())
             case WithdrawRequest(keeps_shares=keeps_shares):
+                if (
+                    self.per_category
+                    and self.delivered_categories
+                    and self.state
+                    not in {
+                        State.DELIVERING,
+                        State.AWAITING_ACKNOWLEDGEMENT,
+                    }
+                ):
+                    # Part was shared on consent, the rest still undecided: what was shared
+                    # stays shared, nothing more is.
+                    self.withdrawn = True
+                    self._refuse_rest("withdrawn")
+                    self._close(self._shared_outcome())
+                    return
                 if not keeps_shares or self.state not in {
                     State.DELIVERING,
                     State.AWAITING_ACKNOWLEDGEMENT,
@@ -574,6 +712,11 @@ class Exchange:
                 self.consent_withdrawn = True
 
     def _shared_outcome(self) -> Outcome:
+        if self.per_category:
+            bases = {self.authorised[c] for c in self.delivered_categories}
+            if bases - {Basis.CONSENT}:
+                return Outcome.SHARED_UNDER_OVERRIDE
+            return Outcome.SHARED_WITH_CONSENT if bases else Outcome.NOT_SHARED
         if self.consent_covers and not self.shared_first:
             return Outcome.SHARED_WITH_CONSENT
         return Outcome.SHARED_UNDER_OVERRIDE

@@ -90,6 +90,9 @@ NOTICE_RETRY_PAUSE = timedelta(minutes=30)
 WITHDRAWAL_KEEPS_SHARES = "withdrawal-keeps-shares"
 """A withdrawal lets an in-flight delivery land and an owed justification be decided."""
 """Notifications name who they are for; refusals climb the ladder; no alert failure fails."""
+PER_CATEGORY_CONSENT = "per-category-consent"
+"""What consent covers is delivered at once; every other category needs its own decision;
+every delivered item carries its basis; the record shows each category asked."""
 
 
 @workflow.defn(name=names.HOLDER_EXCHANGE)
@@ -136,12 +139,22 @@ class HolderExchange:
         self._consent_integrity = False
         self._notice_pending = False
         self._notice_retries: asyncio.Task[None] | None = None
+        self._delivery_ids: list[str] = []
+        """Per category: every delivery made, in order."""
+        self._bases: dict[str, pb.SharingBasis] = {}
+        """Per category: the basis of each authorised category, as it was authorised."""
 
     # -- the run ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, exchange: pb.HolderExchangeInput) -> pb.HolderRecord:
         """Run this holder's exchange to its close and return the holder's record."""
+        if workflow.patched(PER_CATEGORY_CONSENT):
+            self._model.per_category = True
+            self._model.asked = frozenset(self._asked_names())
+            self._record.categories.extend(
+                pb.CategoryDecision(category=c) for c in self._asked_categories()
+            )
         self._publish()
         await self._check_consent()
         while self._model.state is not State.CLOSED:
@@ -192,17 +205,41 @@ class HolderExchange:
         consent = response.consent
         self._record.consent.CopyFrom(consent)
         cover = self._cover(consent)
+        covered: frozenset[str] = frozenset()
+        detail = ""
+        if self._model.per_category:
+            by_category = model.consent_cover_by_category(
+                translate.consent_facts(consent), self._asked(consent)
+            )
+            covered = frozenset(c for c, found in by_category.items() if found.covers)
+            detail = f" covered={len(covered)}/{len(by_category)}"
         self._note("ConsentChecked", self._holder, "",
-                   f"status={pb.ConsentStatus.Name(consent.status)} covers={cover.covers} "
-                   + " ".join(cover.reasons))  # fmt: skip
+                   f"status={pb.ConsentStatus.Name(consent.status)} covers={cover.covers}"
+                   + detail + " " + " ".join(cover.reasons))  # fmt: skip
         self._consent_integrity = workflow.patched(CONSENT_INTEGRITY)
         status = pb.ConsentStatus.Name(consent.status).removeprefix("CONSENT_STATUS_")
         self._model.apply(
             model.ConsentChecked(
-                covers=cover.covers, system_status=status if self._consent_integrity else ""
+                covers=cover.covers,
+                system_status=status if self._consent_integrity else "",
+                covered=covered,
             )
         )
         self._publish()
+
+    def _asked_categories(self) -> list[pb.InformationCategory.ValueType]:
+        return list(dict.fromkeys(c.category for c in self._request.categories))
+
+    def _asked_names(self) -> list[str]:
+        return [pb.InformationCategory.Name(c) for c in self._asked_categories()]
+
+    def _asked(self, consent: pb.ConsentRecord) -> model.Asked:
+        return model.Asked(
+            purpose=pb.Purpose.Name(self._request.purpose),
+            recipient=self._recipient,
+            categories=set(self._asked_names()),
+            at=workflow.now(),
+        )
 
     def _cover(self, consent: pb.ConsentRecord) -> model.Cover:
         return model.consent_cover(
@@ -466,6 +503,14 @@ class HolderExchange:
     # -- delivery -------------------------------------------------------------------------
 
     def _approved_categories(self) -> list[pb.InformationCategory.ValueType]:
+        if self._model.per_category:
+            # What a basis authorises and has not been delivered yet.
+            return [
+                c
+                for c in self._asked_categories()
+                if pb.InformationCategory.Name(c) in self._model.authorised
+                and pb.InformationCategory.Name(c) not in self._model.delivered_categories
+            ]
         asked = [c.category for c in self._request.categories]
         if self._record.HasField("share_first"):
             minimum = set(self._record.share_first.minimum_data_set)
@@ -501,10 +546,11 @@ class HolderExchange:
             return
         # Defence in depth: nothing outside the approved categories leaves the hub.
         items = [item for item in extracted.items if item.category in set(categories)]
+        number = len(self._delivery_ids) + 1 if self._model.per_category else 1
         request = agency_pb.ReceiveDeliveryRequest(
             # 👉 Derived from the case, not random: every retry and every replay presents
             # the same id, so the recipient stores the delivery once.
-            delivery_id=f"{self._case_ref}.{self._holder}.1",
+            delivery_id=f"{self._case_ref}.{self._holder}.{number}",
             case_ref=self._case_ref,
             holding_agency_id=self._holder,
             subjects=self._request.subjects,
@@ -514,6 +560,15 @@ class HolderExchange:
         if extracted.claim_ref:
             request.claim_ref = extracted.claim_ref
             request.claim_digest = extracted.claim_digest
+        if self._model.per_category:
+            # Every item travels with the basis that authorised its category.
+            request.item_bases.extend(
+                agency_pb.ItemBasis(
+                    item_id=item.item_id,
+                    basis=self._bases[pb.InformationCategory.Name(item.category)],
+                )
+                for item in items
+            )
         while self._model.state is State.DELIVERING:
             try:
                 response = await workflow.execute_activity(
@@ -540,7 +595,7 @@ class HolderExchange:
                     self._stop_delivery("withdrawn_before_delivery")
                     return
                 continue
-            self._delivered(response.receipt, items)
+            self._delivered(response.receipt, items, categories)
             return
 
     async def _delivery_failing(self, code: str) -> None:
@@ -569,8 +624,20 @@ class HolderExchange:
                 timeout_summary="Retry the failing delivery",
             )
 
-    def _delivered(self, receipt: pb.DeliveryReceipt, items: list[pb.RecordItem]) -> None:
+    def _delivered(
+        self,
+        receipt: pb.DeliveryReceipt,
+        items: list[pb.RecordItem],
+        categories: list[pb.InformationCategory.ValueType],
+    ) -> None:
         self._record.receipt.CopyFrom(receipt)
+        delivered = frozenset(pb.InformationCategory.Name(c) for c in categories)
+        if self._model.per_category:
+            self._delivery_ids.append(receipt.delivery_id)
+            for decision in self._record.categories:
+                if pb.InformationCategory.Name(decision.category) in delivered:
+                    decision.shared_at.CopyFrom(translate.timestamp(workflow.now()))
+                    decision.delivery_id = receipt.delivery_id
         self._record.shared_items.extend(
             pb.SharedItem(item_id=i.item_id, category=i.category, kind=i.kind,
                           holding_agency_id=self._holder)
@@ -587,10 +654,11 @@ class HolderExchange:
         self._operator_alerted = False
         # 👉 The exchange may have moved while the delivery was in flight: what landed is
         # recorded above whatever the model says now, and a refusal never fails the task.
-        if refusal := self._model.check(model.Delivered()):
+        command = model.Delivered(delivered if self._model.per_category else None)
+        if refusal := self._model.check(command):
             self._note("ModelRefused", self._holder, "", f"Delivered: {refusal.rule.value}")
         else:
-            self._model.apply(model.Delivered())
+            self._model.apply(command)
         self._publish()
 
     def _stop_delivery(self, reason: str) -> None:
@@ -605,7 +673,8 @@ class HolderExchange:
         if self._model.check(model.NothingToShare()) is not None:
             return
         self._note("NothingToShare", self._holder, "", reason)
-        self._record.basis = f"Not shared by {self._holder}: {reason}"
+        if not self._model.delivered_categories:
+            self._record.basis = f"Not shared by {self._holder}: {reason}"
         self._model.apply(model.NothingToShare())
         self._publish()
 
@@ -732,7 +801,13 @@ class HolderExchange:
     def _proposal_command(self, proposal: pb.OverrideProposal) -> model.ProposeOverride:
         asked = {c.category for c in self._request.categories}
         missing = translate.missing_override_fields(proposal, asked)
-        return model.ProposeOverride(translate.actor(proposal.actor), missing=tuple(missing))
+        return model.ProposeOverride(
+            translate.actor(proposal.actor),
+            missing=tuple(missing),
+            categories=frozenset(
+                pb.InformationCategory.Name(c) for c in proposal.minimum_data_set if c in asked
+            ),
+        )
 
     @workflow.update
     async def decide_override(self, decision: pb.OverrideDecision) -> pb.HolderRecord:
@@ -792,7 +867,13 @@ class HolderExchange:
     def _share_first_command(self, decision: pb.ShareFirstDecision) -> model.ShareFirst:
         asked = {c.category for c in self._request.categories}
         missing = translate.missing_share_first_fields(decision, asked)
-        return model.ShareFirst(translate.actor(decision.actor), missing=tuple(missing))
+        return model.ShareFirst(
+            translate.actor(decision.actor),
+            missing=tuple(missing),
+            categories=frozenset(
+                pb.InformationCategory.Name(c) for c in decision.minimum_data_set if c in asked
+            ),
+        )
 
     @workflow.update
     async def decline_to_share(self, decision: pb.DeclineDecision) -> pb.HolderRecord:
@@ -872,7 +953,7 @@ class HolderExchange:
             agency_pb.ReceiveConsentWithdrawnRequest(
                 notice_id=f"{self._case_ref}.{self._holder}.consent-withdrawn",
                 case_ref=self._case_ref,
-                delivery_ids=[self._record.receipt.delivery_id],
+                delivery_ids=self._delivery_ids or [self._record.receipt.delivery_id],
                 holding_agency_id=self._holder,
                 withdrawn_at=withdrawn.withdrawn_at,
             ),
@@ -897,7 +978,7 @@ class HolderExchange:
                 agency_pb.ReceiveConsentWithdrawnRequest(
                     notice_id=f"{self._case_ref}.{self._holder}.consent-withdrawn",
                     case_ref=self._case_ref,
-                    delivery_ids=[self._record.receipt.delivery_id],
+                    delivery_ids=self._delivery_ids or [self._record.receipt.delivery_id],
                     holding_agency_id=self._holder,
                     withdrawn_at=withdrawn.withdrawn_at,
                 ),
@@ -999,8 +1080,36 @@ class HolderExchange:
                              agency_id=agency_id, user_id=user_id, detail=detail)
         )  # fmt: skip
 
+    def _sync_categories(self) -> None:
+        """Per category asked: the basis that authorised it (fixed when it was authorised)
+        or why it is not shared."""
+        for category, kind in self._model.authorised.items():
+            if category not in self._bases:
+                self._bases[category] = self._basis(kind)
+        for decision in self._record.categories:
+            name = pb.InformationCategory.Name(decision.category)
+            if name in self._bases:
+                decision.basis.CopyFrom(self._bases[name])
+            decision.shared = name in self._model.delivered_categories
+            decision.not_shared_reason = self._model.not_shared.get(name, "")
+
+    def _basis(self, kind: model.Basis) -> pb.SharingBasis:
+        now = translate.timestamp(workflow.now())
+        if kind is model.Basis.CONSENT:
+            consent = self._record.consent
+            return pb.SharingBasis(kind=pb.BASIS_KIND_CONSENT, consent_record_id=consent.record_id,
+                                   consent_version=consent.version, decided_at=now)  # fmt: skip
+        if kind is model.Basis.OVERRIDE:
+            proposal = self._record.override_proposal
+            reason = proposal.reason_code
+            return pb.SharingBasis(kind=pb.BASIS_KIND_OVERRIDE, override_reason=reason,
+                                   decided_at=now)  # fmt: skip
+        return pb.SharingBasis(kind=pb.BASIS_KIND_SHARE_FIRST, decided_at=now)
+
     def _publish(self) -> None:
         """Keep the operators' view current: search attributes and current details."""
+        if self._model.per_category:
+            self._sync_categories()
         state = self._model.state
         updates: list[SearchAttributeUpdate[Any]] = [
             sa.CASE_STATE.value_set(state.value),

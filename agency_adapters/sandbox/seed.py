@@ -22,6 +22,7 @@ DEMO_CHILDREN: tuple[Child, ...] = (
     Child("consent-expired", "Kai", "Whitfield-Test", "2012-01-20", "9990000042", "ZZ99 4DD"),
     Child("consent-partial", "Zara", "Ahmed-Test", "2015-09-09", "9990000050", "ZZ99 5EE"),
     Child("consent-not-recorded", "Noah", "Pearce-Test", "2017-04-04", "9990000069", "ZZ99 6FF"),
+    Child("consent-two-categories", "Ruby", "Marsh-Test", "2016-10-21", "9990000077", "ZZ99 7GG"),
 )
 """The sandbox's children, one per consent scenario."""
 
@@ -125,7 +126,15 @@ def held_categories_for(agency_id: str) -> tuple[Category, ...]:
 
 
 def demo_consents() -> dict[str, pb.ConsentRecord]:
-    """The consent record of each scenario, by child key ("consent-not-recorded" has none)."""
+    """The consent record of each scenario, by child key ("consent-not-recorded" has none),
+    with the id and version the sandbox gives it."""
+    consents = _demo_consents()
+    for key, consent in consents.items():
+        consent.record_id, consent.version = f"consent-{key}", 1
+    return consents
+
+
+def _demo_consents() -> dict[str, pb.ConsentRecord]:
     return {
         "consent-given": pb.ConsentRecord(
             status=pb.CONSENT_STATUS_GIVEN,
@@ -178,6 +187,21 @@ def demo_consents() -> dict[str, pb.ConsentRecord]:
             valid_until=_at(2028, 1, 1),
             verification="signed consent form",
             views_expressed="Happy for attendance to be shared, nothing else",
+        ),
+        # Covers attendance and welfare concerns for safeguarding, not identity and contact.
+        "consent-two-categories": pb.ConsentRecord(
+            status=pb.CONSENT_STATUS_GIVEN,
+            given_by_relationship="father",
+            parental_responsibility=True,
+            purposes=_WIDE_PURPOSES,
+            categories=[
+                pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,
+                pb.INFORMATION_CATEGORY_WELFARE_CONCERNS,
+            ],
+            valid_from=_at(2025, 1, 1),
+            valid_until=_at(2028, 1, 1),
+            verification="signed consent form",
+            views_expressed="Attendance and concerns may be shared; not our address",
         ),
     }
 

@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS delivered_items (
     content TEXT NOT NULL,
     UNIQUE (delivery_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS delivered_bases (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(delivery_id),
+    item_id TEXT NOT NULL,
+    basis BLOB NOT NULL,
+    UNIQUE (delivery_id, item_id)
+);
 CREATE TABLE IF NOT EXISTS notifications (
     notification_id TEXT PRIMARY KEY,
     case_ref TEXT NOT NULL,
@@ -269,6 +275,9 @@ class SandboxStore:
             categories=json.loads(row["categories"]),
             verification=row["verification"],
             views_expressed=row["views_expressed"],
+            # One record per child here, never edited: its id follows the child's, version 1.
+            record_id=f"consent-{child.key}",
+            version=1,
         )
         if row["valid_from"]:
             consent.valid_from.CopyFrom(_timestamp(row["valid_from"]))
@@ -351,6 +360,14 @@ class SandboxStore:
                         for item in request.items
                     ],
                 )
+                # The basis each item was shared on is kept with it (serialised SharingBasis).
+                conn.executemany(
+                    "INSERT INTO delivered_bases VALUES (?, ?, ?)",
+                    [
+                        (request.delivery_id, b.item_id, b.basis.SerializeToString())
+                        for b in request.item_bases
+                    ],
+                )
             except sqlite3.IntegrityError as err:
                 raise DuplicateItemError("a delivery names the same item id twice") from err
             stored = DeliveryRow(
@@ -378,6 +395,19 @@ class SandboxStore:
                 (delivery_id,),
             ).fetchall()
         return [_record_item(row) for row in rows]
+
+    def delivered_bases(self, delivery_id: str | None = None) -> dict[str, pb.SharingBasis]:
+        """The basis of each item received (by item id), of one delivery or of all."""
+        query, args = "SELECT * FROM delivered_bases ORDER BY rowid", ()
+        if delivery_id is not None:
+            query = "SELECT * FROM delivered_bases WHERE delivery_id = ? ORDER BY rowid"
+            args = (delivery_id,)  # type: ignore[assignment]
+        found = {}
+        for row in self._conn.execute(query, args).fetchall():
+            basis = pb.SharingBasis()
+            basis.ParseFromString(row["basis"])
+            found[row["item_id"]] = basis
+        return found
 
     # -- notifications and consent withdrawals ---------------------------------------------
 

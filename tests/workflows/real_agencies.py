@@ -40,6 +40,7 @@ CHILDREN = {
     "consent-given": ("Amara", "Okafor-Test", "2016-03-14", "9990000018"),
     "consent-refused": ("Leo", "Brennan-Test", "2014-11-02", "9990000026"),
     "consent-expired": ("Kai", "Whitfield-Test", "2012-01-20", "9990000042"),
+    "consent-two-categories": ("Ruby", "Marsh-Test", "2016-10-21", "9990000077"),
 }
 
 

@@ -15,6 +15,7 @@ from workflows.case_model import (
     Acknowledge,
     Actor,
     Asked,
+    Basis,
     Command,
     Consent,
     ConsentChecked,
@@ -366,3 +367,127 @@ def test_cover_never_admits_an_uncovered_category_or_purpose(
         status == "GIVEN" and "PURPOSE_SAFEGUARDING" in purposes and asked_categories <= categories
     )
     assert cover.covers == (not cover.reasons)
+
+
+# -- consent per category ---------------------------------------------------------------------
+
+ATT, WEL, IDC = "ATTENDANCE", "WELFARE", "IDENTITY"
+PC_ASKED = frozenset({ATT, WEL, IDC})
+
+
+def per_category(urgency: Urgency = Urgency.AMBER, asked: frozenset[str] = PC_ASKED) -> Exchange:
+    return Exchange(
+        holder=HOLDER, recipient=RECIPIENT, urgency=urgency, per_category=True, asked=asked
+    )
+
+
+def test_what_consent_covers_is_delivered_at_once_and_the_rest_waits_on_the_holder() -> None:
+    ex = per_category()
+    ex.apply(ConsentChecked(covers=False, covered=frozenset({ATT, WEL})))
+    assert ex.state is State.DELIVERING and ex.undecided == {IDC}
+    # Only what consent covers may be delivered now.
+    refused = ex.check(Delivered(frozenset({ATT, WEL, IDC})))
+    assert refused is not None and refused.rule is Rule.NOT_PERMITTED and IDC in refused.message
+    ex.apply(Delivered(frozenset({ATT, WEL})))
+    assert ex.state is State.AWAITING_CONSENT_DECISION and ex.waiting_on is WaitingOn.HOLDER
+    ex.apply(ProposeOverride(PRACTITIONER, categories=frozenset({IDC})))
+    ex.apply(DecideOverride(APPROVER, approve=True))
+    assert ex.state is State.DELIVERING
+    ex.apply(Delivered(frozenset({IDC})))
+    ex.apply(Acknowledge(RECIPIENT_USER))
+    assert ex.outcome is Outcome.SHARED_UNDER_OVERRIDE
+    assert ex.authorised == {ATT: Basis.CONSENT, WEL: Basis.CONSENT, IDC: Basis.OVERRIDE}
+
+
+def test_declining_the_rest_after_a_consent_delivery_still_closes_on_acknowledgement() -> None:
+    ex = per_category()
+    ex.apply(ConsentChecked(covers=False, covered=frozenset({ATT})))
+    ex.apply(Delivered(frozenset({ATT})))
+    ex.apply(DeclineToShare(PRACTITIONER))
+    assert ex.state is State.AWAITING_ACKNOWLEDGEMENT
+    assert ex.not_shared == {WEL: "declined", IDC: "declined"}
+    ex.apply(Acknowledge(RECIPIENT_USER))
+    assert ex.outcome is Outcome.SHARED_WITH_CONSENT
+
+
+def test_an_override_shares_only_its_minimum_data_set() -> None:
+    ex = per_category()
+    ex.apply(ConsentChecked(covers=False, covered=frozenset()))
+    assert ex.state is State.AWAITING_CONSENT_DECISION
+    ex.apply(ProposeOverride(PRACTITIONER, categories=frozenset({WEL})))
+    ex.apply(DecideOverride(APPROVER, approve=True))
+    assert ex.not_shared == {ATT: "not_in_minimum_data_set", IDC: "not_in_minimum_data_set"}
+    assert ex.check(Delivered(frozenset({ATT}))) is not None
+    ex.apply(Delivered(frozenset({WEL})))
+    assert ex.state is State.AWAITING_ACKNOWLEDGEMENT
+
+
+PC_ACTORS = st.sampled_from([PRACTITIONER, APPROVER, RECIPIENT_USER])
+SOME = st.frozensets(st.sampled_from(sorted(PC_ASKED)))
+PC_COMMANDS: st.SearchStrategy[Command] = st.one_of(
+    st.builds(ConsentChecked, st.booleans(), covered=SOME),
+    st.builds(RecordConsent, PC_ACTORS, st.booleans(), st.booleans()),
+    st.builds(ProposeOverride, PC_ACTORS, st.just(()), SOME),
+    st.builds(DecideOverride, PC_ACTORS, st.booleans()),
+    st.builds(ShareFirst, PC_ACTORS, st.just(()), SOME),
+    st.builds(DeclineToShare, PC_ACTORS),
+    st.just(NothingToShare()),
+    st.builds(Delivered, SOME),
+    st.builds(Acknowledge, PC_ACTORS),
+    st.builds(WithdrawRequest, PC_ACTORS, st.booleans()),
+)
+
+
+@settings(max_examples=250, deadline=None)
+@given(urgency=st.sampled_from(list(Urgency)), commands=st.lists(PC_COMMANDS, max_size=16))
+def test_no_item_is_ever_delivered_without_a_basis_that_covers_its_category(
+    urgency: Urgency, commands: list[Command]
+) -> None:
+    ex = per_category(urgency)
+    consent_covered: frozenset[str] = frozenset()
+    recorded_consent = False
+    proposed: frozenset[str] = frozenset()
+    approved: set[str] = set()
+    shared_first: frozenset[str] = frozenset()
+    delivered: set[str] = set()
+    for command in commands:
+        if ex.check(command) is not None:
+            state = ex.state
+            with pytest.raises(InvalidCommand):
+                ex.apply(command)
+            assert ex.state is state
+            continue
+        match command:
+            case ConsentChecked(covers=covers, covered=covered):
+                consent_covered = PC_ASKED if covers else covered
+            case RecordConsent(covers=True):
+                recorded_consent = True
+            case ProposeOverride(categories=categories):
+                proposed = categories
+            case DecideOverride(approve=True):
+                approved |= proposed
+            case ShareFirst(categories=categories):
+                shared_first = categories
+            case Delivered(categories=categories):
+                assert categories is not None
+                for category in categories:
+                    # Each category delivered was authorised by a basis that names it.
+                    basis = ex.authorised[category]
+                    if basis is Basis.CONSENT:
+                        assert category in consent_covered or recorded_consent
+                    elif basis is Basis.OVERRIDE:
+                        assert category in approved
+                    else:
+                        assert basis is Basis.SHARE_FIRST and category in shared_first
+                        assert urgency is Urgency.RED
+                assert not delivered & set(categories)  # never twice
+                delivered |= set(categories)
+        ex.apply(command)
+        # Nothing is both shared and refused, and nothing outside the request.
+        assert not set(ex.authorised) & set(ex.not_shared)
+        assert set(ex.authorised) | set(ex.not_shared) <= PC_ASKED
+    assert ex.delivered_categories == delivered
+    if ex.outcome is Outcome.SHARED_WITH_CONSENT:
+        assert delivered and all(ex.authorised[c] is Basis.CONSENT for c in delivered)
+    if ex.outcome in {Outcome.SHARED_WITH_CONSENT, Outcome.SHARED_UNDER_OVERRIDE}:
+        assert delivered

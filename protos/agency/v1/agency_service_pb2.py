@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos.sharing.v1 import case_pb2 as sharing_dot_v1_dot_case__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61gency/v1/agency_service.proto\x12\tagency.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sharing/v1/case.proto\"\xc7\x01\n\x14LookupConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12%\n\x08subjects\x18\x02 \x03(\x0b\x32\x13.sharing.v1.Subject\x12$\n\x07purpose\x18\x03 \x01(\x0e\x32\x13.sharing.v1.Purpose\x12\x1b\n\x13recipient_agency_id\x18\x04 \x01(\t\x12\x33\n\ncategories\x18\x05 \x03(\x0e\x32\x1f.sharing.v1.InformationCategory\"C\n\x15LookupConsentResponse\x12*\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x19.sharing.v1.ConsentRecord\"\x85\x01\n\x15\x45xtractRecordsRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12%\n\x08subjects\x18\x02 \x03(\x0b\x32\x13.sharing.v1.Subject\x12\x33\n\ncategories\x18\x03 \x03(\x0e\x32\x1f.sharing.v1.InformationCategory\"\x80\x01\n\x16\x45xtractRecordsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.sharing.v1.RecordItem\x12\x11\n\tclaim_ref\x18\x02 \x01(\t\x12\x14\n\x0c\x63laim_digest\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontent_digest\x18\x04 \x01(\t\"\xe9\x01\n\x16ReceiveDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x02 \x01(\t\x12\x19\n\x11holding_agency_id\x18\x03 \x01(\t\x12%\n\x08subjects\x18\x04 \x03(\x0b\x32\x13.sharing.v1.Subject\x12%\n\x05items\x18\x05 \x03(\x0b\x32\x16.sharing.v1.RecordItem\x12\x16\n\x0e\x63ontent_digest\x18\x06 \x01(\t\x12\x11\n\tclaim_ref\x18\x07 \x01(\t\x12\x14\n\x0c\x63laim_digest\x18\x08 \x01(\t\"G\n\x17ReceiveDeliveryResponse\x12,\n\x07receipt\x18\x01 \x01(\x0b\x32\x1b.sharing.v1.DeliveryReceipt\"\xf2\x01\n\x19NotifyPractitionerRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.agency.v1.NotificationKind\x12\x19\n\x11practitioner_role\x18\x04 \x01(\t\x12\x1c\n\x14practitioner_user_id\x18\x05 \x01(\t\x12\x0c\n\x04step\x18\x06 \x01(\t\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04text\x18\x08 \x01(\t\"y\n\x1aNotifyPractitionerResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x01\n\x1eReceiveConsentWithdrawnRequest\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65livery_ids\x18\x03 \x03(\t\x12\x19\n\x11holding_agency_id\x18\x04 \x01(\t\x12\x30\n\x0cwithdrawn_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xae\x01\n\x1fReceiveConsentWithdrawnResponse\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x18\n\x10\x64\x65liveries_known\x18\x03 \x01(\x05\x12\x1a\n\x12\x64\x65liveries_unknown\x18\x04 \x01(\x05\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x93\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16NOTIFICATION_KIND_TASK\x10\x01\x12\x1e\n\x1aNOTIFICATION_KIND_REMINDER\x10\x02\x12 \n\x1cNOTIFICATION_KIND_ESCALATION\x10\x03\x32\xe9\x03\n\rAgencyService\x12R\n\rLookupConsent\x12\x1f.agency.v1.LookupConsentRequest\x1a .agency.v1.LookupConsentResponse\x12U\n\x0e\x45xtractRecords\x12 .agency.v1.ExtractRecordsRequest\x1a!.agency.v1.ExtractRecordsResponse\x12X\n\x0fReceiveDelivery\x12!.agency.v1.ReceiveDeliveryRequest\x1a\".agency.v1.ReceiveDeliveryResponse\x12\x61\n\x12NotifyPractitioner\x12$.agency.v1.NotifyPractitionerRequest\x1a%.agency.v1.NotifyPractitionerResponse\x12p\n\x17ReceiveConsentWithdrawn\x12).agency.v1.ReceiveConsentWithdrawnRequest\x1a*.agency.v1.ReceiveConsentWithdrawnResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61gency/v1/agency_service.proto\x12\tagency.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sharing/v1/case.proto\"\xc7\x01\n\x14LookupConsentRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12%\n\x08subjects\x18\x02 \x03(\x0b\x32\x13.sharing.v1.Subject\x12$\n\x07purpose\x18\x03 \x01(\x0e\x32\x13.sharing.v1.Purpose\x12\x1b\n\x13recipient_agency_id\x18\x04 \x01(\t\x12\x33\n\ncategories\x18\x05 \x03(\x0e\x32\x1f.sharing.v1.InformationCategory\"C\n\x15LookupConsentResponse\x12*\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x19.sharing.v1.ConsentRecord\"\x85\x01\n\x15\x45xtractRecordsRequest\x12\x10\n\x08\x63\x61se_ref\x18\x01 \x01(\t\x12%\n\x08subjects\x18\x02 \x03(\x0b\x32\x13.sharing.v1.Subject\x12\x33\n\ncategories\x18\x03 \x03(\x0e\x32\x1f.sharing.v1.InformationCategory\"\x80\x01\n\x16\x45xtractRecordsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.sharing.v1.RecordItem\x12\x11\n\tclaim_ref\x18\x02 \x01(\t\x12\x14\n\x0c\x63laim_digest\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontent_digest\x18\x04 \x01(\t\"\x93\x02\n\x16ReceiveDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x02 \x01(\t\x12\x19\n\x11holding_agency_id\x18\x03 \x01(\t\x12%\n\x08subjects\x18\x04 \x03(\x0b\x32\x13.sharing.v1.Subject\x12%\n\x05items\x18\x05 \x03(\x0b\x32\x16.sharing.v1.RecordItem\x12\x16\n\x0e\x63ontent_digest\x18\x06 \x01(\t\x12\x11\n\tclaim_ref\x18\x07 \x01(\t\x12\x14\n\x0c\x63laim_digest\x18\x08 \x01(\t\x12(\n\nitem_bases\x18\t \x03(\x0b\x32\x14.agency.v1.ItemBasis\"E\n\tItemBasis\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\'\n\x05\x62\x61sis\x18\x02 \x01(\x0b\x32\x18.sharing.v1.SharingBasis\"G\n\x17ReceiveDeliveryResponse\x12,\n\x07receipt\x18\x01 \x01(\x0b\x32\x1b.sharing.v1.DeliveryReceipt\"\xf2\x01\n\x19NotifyPractitionerRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.agency.v1.NotificationKind\x12\x19\n\x11practitioner_role\x18\x04 \x01(\t\x12\x1c\n\x14practitioner_user_id\x18\x05 \x01(\t\x12\x0c\n\x04step\x18\x06 \x01(\t\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04text\x18\x08 \x01(\t\"y\n\x1aNotifyPractitionerResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x01\n\x1eReceiveConsentWithdrawnRequest\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65livery_ids\x18\x03 \x03(\t\x12\x19\n\x11holding_agency_id\x18\x04 \x01(\t\x12\x30\n\x0cwithdrawn_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xae\x01\n\x1fReceiveConsentWithdrawnResponse\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x18\n\x10\x64\x65liveries_known\x18\x03 \x01(\x05\x12\x1a\n\x12\x64\x65liveries_unknown\x18\x04 \x01(\x05\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x93\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16NOTIFICATION_KIND_TASK\x10\x01\x12\x1e\n\x1aNOTIFICATION_KIND_REMINDER\x10\x02\x12 \n\x1cNOTIFICATION_KIND_ESCALATION\x10\x03\x32\xe9\x03\n\rAgencyService\x12R\n\rLookupConsent\x12\x1f.agency.v1.LookupConsentRequest\x1a .agency.v1.LookupConsentResponse\x12U\n\x0e\x45xtractRecords\x12 .agency.v1.ExtractRecordsRequest\x1a!.agency.v1.ExtractRecordsResponse\x12X\n\x0fReceiveDelivery\x12!.agency.v1.ReceiveDeliveryRequest\x1a\".agency.v1.ReceiveDeliveryResponse\x12\x61\n\x12NotifyPractitioner\x12$.agency.v1.NotifyPractitionerRequest\x1a%.agency.v1.NotifyPractitionerResponse\x12p\n\x17ReceiveConsentWithdrawn\x12).agency.v1.ReceiveConsentWithdrawnRequest\x1a*.agency.v1.ReceiveConsentWithdrawnResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agency.v1.agency_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NOTIFICATIONKIND']._serialized_start=1665
-  _globals['_NOTIFICATIONKIND']._serialized_end=1812
+  _globals['_NOTIFICATIONKIND']._serialized_start=1778
+  _globals['_NOTIFICATIONKIND']._serialized_end=1925
   _globals['_LOOKUPCONSENTREQUEST']._serialized_start=102
   _globals['_LOOKUPCONSENTREQUEST']._serialized_end=301
   _globals['_LOOKUPCONSENTRESPONSE']._serialized_start=303
@@ -44,17 +44,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXTRACTRECORDSRESPONSE']._serialized_start=509
   _globals['_EXTRACTRECORDSRESPONSE']._serialized_end=637
   _globals['_RECEIVEDELIVERYREQUEST']._serialized_start=640
-  _globals['_RECEIVEDELIVERYREQUEST']._serialized_end=873
-  _globals['_RECEIVEDELIVERYRESPONSE']._serialized_start=875
-  _globals['_RECEIVEDELIVERYRESPONSE']._serialized_end=946
-  _globals['_NOTIFYPRACTITIONERREQUEST']._serialized_start=949
-  _globals['_NOTIFYPRACTITIONERREQUEST']._serialized_end=1191
-  _globals['_NOTIFYPRACTITIONERRESPONSE']._serialized_start=1193
-  _globals['_NOTIFYPRACTITIONERRESPONSE']._serialized_end=1314
-  _globals['_RECEIVECONSENTWITHDRAWNREQUEST']._serialized_start=1317
-  _globals['_RECEIVECONSENTWITHDRAWNREQUEST']._serialized_end=1485
-  _globals['_RECEIVECONSENTWITHDRAWNRESPONSE']._serialized_start=1488
-  _globals['_RECEIVECONSENTWITHDRAWNRESPONSE']._serialized_end=1662
-  _globals['_AGENCYSERVICE']._serialized_start=1815
-  _globals['_AGENCYSERVICE']._serialized_end=2304
+  _globals['_RECEIVEDELIVERYREQUEST']._serialized_end=915
+  _globals['_ITEMBASIS']._serialized_start=917
+  _globals['_ITEMBASIS']._serialized_end=986
+  _globals['_RECEIVEDELIVERYRESPONSE']._serialized_start=988
+  _globals['_RECEIVEDELIVERYRESPONSE']._serialized_end=1059
+  _globals['_NOTIFYPRACTITIONERREQUEST']._serialized_start=1062
+  _globals['_NOTIFYPRACTITIONERREQUEST']._serialized_end=1304
+  _globals['_NOTIFYPRACTITIONERRESPONSE']._serialized_start=1306
+  _globals['_NOTIFYPRACTITIONERRESPONSE']._serialized_end=1427
+  _globals['_RECEIVECONSENTWITHDRAWNREQUEST']._serialized_start=1430
+  _globals['_RECEIVECONSENTWITHDRAWNREQUEST']._serialized_end=1598
+  _globals['_RECEIVECONSENTWITHDRAWNRESPONSE']._serialized_start=1601
+  _globals['_RECEIVECONSENTWITHDRAWNRESPONSE']._serialized_end=1775
+  _globals['_AGENCYSERVICE']._serialized_start=1928
+  _globals['_AGENCYSERVICE']._serialized_end=2417
 # @@protoc_insertion_point(module_scope)

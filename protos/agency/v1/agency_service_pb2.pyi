@@ -220,6 +220,7 @@ class ReceiveDeliveryRequest(_message.Message):
     CONTENT_DIGEST_FIELD_NUMBER: _builtins.int
     CLAIM_REF_FIELD_NUMBER: _builtins.int
     CLAIM_DIGEST_FIELD_NUMBER: _builtins.int
+    ITEM_BASES_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.str
     """The delivery id, unique per delivery: the idempotency key."""
     case_ref: _builtins.str
@@ -246,6 +247,12 @@ class ReceiveDeliveryRequest(_message.Message):
     def items(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.RecordItem]:
         """The items delivered."""
 
+    @_builtins.property
+    def item_bases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ItemBasis]:
+        """The basis each item is shared on (consent record, approved override or RED
+        share-first), by item id: keep it with the item.
+        """
+
     def __init__(
         self,
         *,
@@ -257,14 +264,43 @@ class ReceiveDeliveryRequest(_message.Message):
         content_digest: _builtins.str = ...,
         claim_ref: _builtins.str = ...,
         claim_digest: _builtins.str = ...,
+        item_bases: _abc.Iterable[Global___ItemBasis] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "claim_digest", b"claim_digest", "claim_ref", b"claim_ref", "content_digest", b"content_digest", "delivery_id", b"delivery_id", "holding_agency_id", b"holding_agency_id", "items", b"items", "subjects", b"subjects"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "claim_digest", b"claim_digest", "claim_ref", b"claim_ref", "content_digest", b"content_digest", "delivery_id", b"delivery_id", "holding_agency_id", b"holding_agency_id", "item_bases", b"item_bases", "items", b"items", "subjects", b"subjects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceiveDeliveryRequest: _TypeAlias = ReceiveDeliveryRequest  # noqa: Y015
+
+@_typing.final
+class ItemBasis(_message.Message):
+    """The basis one delivered item is shared on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    """The item's id."""
+    @_builtins.property
+    def basis(self) -> _case_pb2.SharingBasis:
+        """Its basis."""
+
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        basis: _case_pb2.SharingBasis | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "item_id", b"item_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ItemBasis: _TypeAlias = ItemBasis  # noqa: Y015
 
 @_typing.final
 class ReceiveDeliveryResponse(_message.Message):

@@ -442,6 +442,34 @@ WAITING_ON_OPERATOR: WaitingOn.ValueType  # 5
 """The partnership operator (delivery failing)."""
 Global___WaitingOn: _TypeAlias = WaitingOn  # noqa: Y015
 
+class _BasisKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BasisKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BasisKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BASIS_KIND_UNSPECIFIED: _BasisKind.ValueType  # 0
+    """Not shared, or shared before bases were recorded."""
+    BASIS_KIND_CONSENT: _BasisKind.ValueType  # 1
+    """The consent on record covers the item's category."""
+    BASIS_KIND_OVERRIDE: _BasisKind.ValueType  # 2
+    """An override of consent, approved by an approver, whose minimum data set names it."""
+    BASIS_KIND_SHARE_FIRST: _BasisKind.ValueType  # 3
+    """RED: shared first, the override's justification owed."""
+
+class BasisKind(_BasisKind, metaclass=_BasisKindEnumTypeWrapper):
+    """What authorised sharing an item."""
+
+BASIS_KIND_UNSPECIFIED: BasisKind.ValueType  # 0
+"""Not shared, or shared before bases were recorded."""
+BASIS_KIND_CONSENT: BasisKind.ValueType  # 1
+"""The consent on record covers the item's category."""
+BASIS_KIND_OVERRIDE: BasisKind.ValueType  # 2
+"""An override of consent, approved by an approver, whose minimum data set names it."""
+BASIS_KIND_SHARE_FIRST: BasisKind.ValueType  # 3
+"""RED: shared first, the override's justification owed."""
+Global___BasisKind: _TypeAlias = BasisKind  # noqa: Y015
+
 @_typing.final
 class Practitioner(_message.Message):
     """A practitioner acting for an agency. The agency itself is read from the
@@ -642,6 +670,8 @@ class ConsentRecord(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
     VERIFICATION_FIELD_NUMBER: _builtins.int
     VIEWS_EXPRESSED_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     status: Global___ConsentStatus.ValueType
     """The state of consent for this request."""
     given_by_relationship: _builtins.str
@@ -652,6 +682,10 @@ class ConsentRecord(_message.Message):
     """How the consent was verified, e.g. "signed form", "recorded phone call"."""
     views_expressed: _builtins.str
     """Views the child or family expressed."""
+    record_id: _builtins.str
+    """The holder system's id for this consent record (a code, never personal data)."""
+    version: _builtins.int
+    """The record's version in the holder's system."""
     @_builtins.property
     def purposes(self) -> _containers.RepeatedScalarFieldContainer[Global___Purpose.ValueType]:
         """Purposes the consent covers."""
@@ -685,10 +719,12 @@ class ConsentRecord(_message.Message):
         valid_until: _timestamp_pb2.Timestamp | None = ...,
         verification: _builtins.str = ...,
         views_expressed: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "given_by_relationship", b"given_by_relationship", "parental_responsibility", b"parental_responsibility", "purposes", b"purposes", "recipient_agency_ids", b"recipient_agency_ids", "status", b"status", "valid_from", b"valid_from", "valid_until", b"valid_until", "verification", b"verification", "views_expressed", b"views_expressed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "given_by_relationship", b"given_by_relationship", "parental_responsibility", b"parental_responsibility", "purposes", b"purposes", "recipient_agency_ids", b"recipient_agency_ids", "record_id", b"record_id", "status", b"status", "valid_from", b"valid_from", "valid_until", b"valid_until", "verification", b"verification", "version", b"version", "views_expressed", b"views_expressed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1742,6 +1778,7 @@ class HolderRecord(_message.Message):
     BASIS_FIELD_NUMBER: _builtins.int
     OVERRIDE_USED_FIELD_NUMBER: _builtins.int
     DELIVERY_FAILURES_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
     holding_agency_id: _builtins.str
     """The holding agency."""
     state: Global___CaseState.ValueType
@@ -1808,6 +1845,10 @@ class HolderRecord(_message.Message):
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecisionEntry]:
         """Every step with this holder, in order."""
 
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryDecision]:
+        """Per category asked: shared (when, on which basis) or not shared (why)."""
+
     def __init__(
         self,
         *,
@@ -1831,14 +1872,103 @@ class HolderRecord(_message.Message):
         basis: _builtins.str = ...,
         override_used: _builtins.bool = ...,
         delivery_failures: _builtins.int = ...,
+        categories: _abc.Iterable[Global___CategoryDecision] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "consent", b"consent", "consent_decision", b"consent_decision", "consent_withdrawal", b"consent_withdrawal", "decline", b"decline", "next_deadline", b"next_deadline", "override_decision", b"override_decision", "override_proposal", b"override_proposal", "receipt", b"receipt", "share_first", b"share_first"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "basis", b"basis", "consent", b"consent", "consent_decision", b"consent_decision", "consent_withdrawal", b"consent_withdrawal", "decline", b"decline", "delivery_failures", b"delivery_failures", "entries", b"entries", "escalations", b"escalations", "holding_agency_id", b"holding_agency_id", "next_deadline", b"next_deadline", "outcome", b"outcome", "override_decision", b"override_decision", "override_proposal", b"override_proposal", "override_used", b"override_used", "receipt", b"receipt", "share_first", b"share_first", "shared_items", b"shared_items", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "basis", b"basis", "categories", b"categories", "consent", b"consent", "consent_decision", b"consent_decision", "consent_withdrawal", b"consent_withdrawal", "decline", b"decline", "delivery_failures", b"delivery_failures", "entries", b"entries", "escalations", b"escalations", "holding_agency_id", b"holding_agency_id", "next_deadline", b"next_deadline", "outcome", b"outcome", "override_decision", b"override_decision", "override_proposal", b"override_proposal", "override_used", b"override_used", "receipt", b"receipt", "share_first", b"share_first", "shared_items", b"shared_items", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HolderRecord: _TypeAlias = HolderRecord  # noqa: Y015
+
+@_typing.final
+class SharingBasis(_message.Message):
+    """The basis an item was shared on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CONSENT_RECORD_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_VERSION_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    kind: Global___BasisKind.ValueType
+    """Consent, an approved override or a RED share-first."""
+    consent_record_id: _builtins.str
+    """For consent: the consent record's id in the holder's system."""
+    consent_version: _builtins.int
+    """For consent: that record's version."""
+    override_reason: Global___OverrideReason.ValueType
+    """For an override or a share-first: the reason code given."""
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the basis was decided (the consent check, the approval, the share-first)."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___BasisKind.ValueType = ...,
+        consent_record_id: _builtins.str = ...,
+        consent_version: _builtins.int = ...,
+        override_reason: Global___OverrideReason.ValueType = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_record_id", b"consent_record_id", "consent_version", b"consent_version", "decided_at", b"decided_at", "kind", b"kind", "override_reason", b"override_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharingBasis: _TypeAlias = SharingBasis  # noqa: Y015
+
+@_typing.final
+class CategoryDecision(_message.Message):
+    """One category asked of a holder, and what became of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
+    SHARED_AT_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    DELIVERY_ID_FIELD_NUMBER: _builtins.int
+    NOT_SHARED_REASON_FIELD_NUMBER: _builtins.int
+    category: Global___InformationCategory.ValueType
+    """The category."""
+    shared: _builtins.bool
+    """Whether it was shared."""
+    delivery_id: _builtins.str
+    """The delivery that carried it."""
+    not_shared_reason: _builtins.str
+    """Why it was not shared (a code, e.g. "declined", "override_rejected",
+    "not_in_minimum_data_set"); empty while undecided or when shared.
+    """
+    @_builtins.property
+    def shared_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was delivered."""
+
+    @_builtins.property
+    def basis(self) -> Global___SharingBasis:
+        """The basis it was shared on."""
+
+    def __init__(
+        self,
+        *,
+        category: Global___InformationCategory.ValueType = ...,
+        shared: _builtins.bool = ...,
+        shared_at: _timestamp_pb2.Timestamp | None = ...,
+        basis: Global___SharingBasis | None = ...,
+        delivery_id: _builtins.str = ...,
+        not_shared_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "shared_at", b"shared_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "category", b"category", "delivery_id", b"delivery_id", "not_shared_reason", b"not_shared_reason", "shared", b"shared", "shared_at", b"shared_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryDecision: _TypeAlias = CategoryDecision  # noqa: Y015
 
 @_typing.final
 class SharedItem(_message.Message):
