@@ -50,7 +50,7 @@ AGENCY_FIELDS = (
     "access_disclosure_delay_days",
 )
 CHANGE_FIELDS = ("registry_version", "at", "by", "change")
-TOP_FIELDS = ("region", "time_zone")
+TOP_FIELDS = ("region", "time_zone", "records_retention_days")
 TIMESCALE_FIELDS = ("minutes", "working_hours", "lead_after_period", "operator_after_period")
 
 Data = dict[str, Any]

@@ -172,3 +172,11 @@ class _Gate:
 def _restore(path: Path) -> Path:
     shutil.copy(DEFAULT_REGISTRY_PATH, path)
     return path
+
+
+def test_a_change_keeps_every_key_of_the_file(registry_copy: Path) -> None:
+    before = tomllib.loads(registry_copy.read_text())
+    renew_signature(registry_copy, "ops-1", agency_id=SCHOOL, review_date=dt.date(2029, 1, 1))
+    after = tomllib.loads(registry_copy.read_text())
+    for key in set(before) - {"registry_version", "changes", "agencies"}:
+        assert after[key] == before[key], key
