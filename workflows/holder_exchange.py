@@ -25,7 +25,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
-from workflows import names, translate
+from workflows import names, practitioners, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import State, Step
@@ -82,6 +82,8 @@ AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 # Workflow changes, each behind its patch so recorded histories replay on the old branch.
 LADDER_NEVER_FAILS = "ladder-never-fails"
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
+CANONICAL_PRACTITIONERS = "canonical-practitioners"
+"""User ids and roles are compared and recorded in canonical form."""
 CONSENT_INTEGRITY = "consent-integrity"
 """The holder's system's REFUSED/WITHDRAWN binds; a recorded "given" must be confirmed by it."""
 CONSENT_NOTICE_RECORDED_FIRST = "consent-notice-recorded-first"
@@ -691,6 +693,8 @@ class HolderExchange:
     async def record_consent(self, decision: pb.ConsentDecision) -> pb.HolderRecord:
         """The holder practitioner records consent, or why it is not being sought."""
         decided = _copy(decision)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         confirmed: pb.ConsentRecord | None = None
         if (
@@ -765,6 +769,9 @@ class HolderExchange:
 
     @record_consent.validator
     def _validate_record_consent(self, decision: pb.ConsentDecision) -> None:
+        decision = _canonical_copy(
+            decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
+        )
         missing = translate.missing_consent_decision_fields(decision)
         if missing:
             raise ApplicationError("required: " + ", ".join(missing), type=model.Rule.INVALID.value)
@@ -782,6 +789,8 @@ class HolderExchange:
     async def propose_override(self, proposal: pb.OverrideProposal) -> pb.HolderRecord:
         """The holder proposes sharing without consent, with the full justification."""
         proposed = _copy(proposal)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(proposed.actor.practitioner)
         proposed.proposed_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.override_proposal.CopyFrom(proposed)
         reason = pb.OverrideReason.Name(proposed.reason_code)
@@ -796,6 +805,9 @@ class HolderExchange:
 
     @propose_override.validator
     def _validate_propose_override(self, proposal: pb.OverrideProposal) -> None:
+        proposal = _canonical_copy(
+            proposal, lambda m: m.actor.practitioner, "proposal.actor.practitioner"
+        )
         self._validate(self._proposal_command(proposal))
 
     def _proposal_command(self, proposal: pb.OverrideProposal) -> model.ProposeOverride:
@@ -813,6 +825,8 @@ class HolderExchange:
     async def decide_override(self, decision: pb.OverrideDecision) -> pb.HolderRecord:
         """An approver (a different user, in an approver role) approves or rejects."""
         decided = _copy(decision)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.override_decision.CopyFrom(decided)
         event = "OverrideApproved" if decided.approve else "OverrideRejected"
@@ -842,6 +856,9 @@ class HolderExchange:
 
     @decide_override.validator
     def _validate_decide_override(self, decision: pb.OverrideDecision) -> None:
+        decision = _canonical_copy(
+            decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
+        )
         if not decision.reason:
             raise ApplicationError("required: decision.reason", type=model.Rule.INVALID.value)
         self._validate(model.DecideOverride(translate.actor(decision.actor), decision.approve))
@@ -850,6 +867,8 @@ class HolderExchange:
     async def share_first(self, decision: pb.ShareFirstDecision) -> pb.HolderRecord:
         """RED only: the holder shares now and justifies within the override deadline."""
         decided = _copy(decision)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.share_first.CopyFrom(decided)
         self._record.override_used = True
@@ -862,6 +881,9 @@ class HolderExchange:
 
     @share_first.validator
     def _validate_share_first(self, decision: pb.ShareFirstDecision) -> None:
+        decision = _canonical_copy(
+            decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
+        )
         self._validate(self._share_first_command(decision))
 
     def _share_first_command(self, decision: pb.ShareFirstDecision) -> model.ShareFirst:
@@ -879,6 +901,8 @@ class HolderExchange:
     async def decline_to_share(self, decision: pb.DeclineDecision) -> pb.HolderRecord:
         """The holder decides not to share, with reasons."""
         decided = _copy(decision)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.decline.CopyFrom(decided)
         reasons = ",".join(decided.reasons)
@@ -891,6 +915,9 @@ class HolderExchange:
 
     @decline_to_share.validator
     def _validate_decline(self, decision: pb.DeclineDecision) -> None:
+        decision = _canonical_copy(
+            decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
+        )
         self._validate(
             model.DeclineToShare(
                 translate.actor(decision.actor), has_reasons=bool(decision.reasons)
@@ -901,6 +928,8 @@ class HolderExchange:
     async def acknowledge(self, acknowledgement: pb.Acknowledgement) -> pb.HolderRecord:
         """The recipient acknowledges the delivery (who, received or actioned, use, feedback)."""
         ack = _copy(acknowledgement)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(ack.practitioner)
         ack.acknowledged_at.CopyFrom(translate.timestamp(workflow.now()))
         ack.holding_agency_id = self._holder
         self._record.acknowledgement.CopyFrom(ack)
@@ -912,6 +941,9 @@ class HolderExchange:
 
     @acknowledge.validator
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
+        acknowledgement = _canonical_copy(
+            acknowledgement, lambda m: m.practitioner, "acknowledgement.practitioner"
+        )
         actor = model.Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
         self._validate(model.Acknowledge(actor))
         if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:
@@ -927,6 +959,8 @@ class HolderExchange:
     async def withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> pb.HolderRecord:
         """Consent withdrawn after delivery: record it and push it to the recipient."""
         withdrawn = _copy(withdrawal)
+        if workflow.patched(CANONICAL_PRACTITIONERS):
+            practitioners.canonicalize(withdrawn.actor.practitioner)
         withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
         self._model.apply(model.WithdrawConsent(translate.actor(withdrawn.actor)))
         self._note("ConsentWithdrawn", withdrawn.actor.agency_id,
@@ -1006,6 +1040,9 @@ class HolderExchange:
 
     @withdraw_consent.validator
     def _validate_withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> None:
+        withdrawal = _canonical_copy(
+            withdrawal, lambda m: m.actor.practitioner, "withdrawal.actor.practitioner"
+        )
         self._validate(model.WithdrawConsent(translate.actor(withdrawal.actor)))
 
     # -- from the parent case (signals: the parent validated them) ----------------------
@@ -1134,6 +1171,22 @@ class HolderExchange:
             self._holder, self._recipient, state, self._waiting_on(), self._next_deadline,
             self._model.outcome,
         ))  # fmt: skip
+
+
+def _canonical_copy(message: Any, practitioner: Any, path: str) -> Any:
+    """A copy of ``message`` whose practitioner (``practitioner(copy)``) is in canonical form.
+
+    Raises:
+        ApplicationError: the user id or role has no canonical form (outside the charset).
+    """
+    copied = _copy(message)
+    bad = practitioners.canonicalize(practitioner(copied))
+    if bad:
+        fields = ", ".join(f"{path}.{name}" for name in bad)
+        raise ApplicationError(
+            f"letters, digits and . _ @ - only: {fields}", type=model.Rule.INVALID.value
+        )
+    return copied
 
 
 def _copy(message: Any) -> Any:

@@ -17,6 +17,7 @@ from activities.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from workflows.ids import CASE_REF_PATTERN
+from workflows.practitioners import canonical_user_id
 
 MAX_REQUEST_ID_LENGTH = 128
 MAX_HOLDERS = 10
@@ -313,9 +314,13 @@ def _actor(path: str, actor: pb.Actor) -> list[FieldViolation]:
 
 
 def _practitioner(path: str, practitioner: pb.Practitioner) -> list[FieldViolation]:
-    return _code(f"{path}.user_id", practitioner.user_id, required=True) + _code(
+    found = _code(f"{path}.user_id", practitioner.user_id, required=True) + _code(
         f"{path}.role", practitioner.role, required=True
     )
+    if not found and canonical_user_id(practitioner.user_id) is None:
+        # Compared and recorded canonical (NFKC, case-folded, trimmed): it must have a form.
+        found.append(FieldViolation(f"{path}.user_id", "letters, digits and . _ @ - only"))
+    return found
 
 
 def _code(path: str, value: str, required: bool = False) -> list[FieldViolation]:
