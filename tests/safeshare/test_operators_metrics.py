@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -25,6 +26,7 @@ from activities.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare.access.log import AccessLog
 from safeshare.gateway.server import create_gateway_server
 from safeshare.metrics import runtime_for
 from safeshare.pki import DevPki
@@ -157,8 +159,8 @@ async def test_hub_metrics_show_sdk_series_and_cases_by_outcome(
     assert "Okafor" not in text and ref not in text
 
 
-async def test_gateway_counts_requests_by_rpc_and_status(
-    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry
+async def test_gateway_counts_requests_by_rpc_and_status_and_access_events(
+    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry, tmp_path: Path
 ) -> None:
     port = _free_port()
     client = await connect_temporal(
@@ -169,8 +171,9 @@ async def test_gateway_counts_requests_by_rpc_and_status(
         )
     )
     assert client.service_client.config.runtime is runtime_for(f"127.0.0.1:{port}")
+    log = AccessLog(tmp_path / "access.db", Ed25519PrivateKey.generate())
     server, gateway_port = await create_gateway_server(
-        client, registry, server_credentials(pki.gateway())
+        client, registry, server_credentials(pki.gateway()), access_log=log
     )
     channel = grpc.aio.secure_channel(
         f"127.0.0.1:{gateway_port}", channel_credentials(pki.agency(CSC))
@@ -180,12 +183,22 @@ async def test_gateway_counts_requests_by_rpc_and_status(
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.GetCase(service_pb.GetCaseRequest(case_ref="not a case ref"))
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        text = await _until_scraped(port, "safeshare_gateway_requests{")
+        # A read of a case that is not there (or not the caller's) is a refused access event.
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.GetCase(service_pb.GetCaseRequest(case_ref="a" * 20))
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+        text = await _until_scraped(port, "safeshare_gateway_requests{", "safeshare_access_events{")
     finally:
         await channel.close()
         await server.stop(None)
-    [line] = [x for x in text.splitlines() if x.startswith("safeshare_gateway_requests{")]
-    assert 'rpc="GetCase"' in line and 'code="INVALID_ARGUMENT"' in line and line.endswith(" 1")
+    lines = [x for x in text.splitlines() if x.startswith("safeshare_gateway_requests{")]
+    [invalid] = [x for x in lines if 'code="INVALID_ARGUMENT"' in x]
+    assert 'rpc="GetCase"' in invalid and invalid.endswith(" 1")
+    [refusal] = [x for x in text.splitlines() if x.startswith("safeshare_access_events{")]
+    for label in ('channel="case_api"', 'action="view"', 'outcome="refused"'):
+        assert label in refusal
+    assert refusal.endswith(" 1")
+    assert [(e.outcome.value, e.reason) for e in log.events()] == [("refused", "no_such_case")]
 
 
 def test_a_taken_metrics_port_is_one_line_and_exit_2() -> None:
