@@ -308,3 +308,69 @@ async def test_ui_shows_decrypted_cases_with_the_codec_and_ciphertext_without(
                 await context.close()
         finally:
             await browser.close()
+
+
+async def test_a_signed_in_operator_sees_a_case_decrypted_and_their_decryption_is_recorded(
+    encrypted: Run,
+) -> None:
+    """The dev stack's local sign-in: an operator signs in at the codec server, the UI sends
+    the session cookie ("include cross-origin credentials"), the case page decrypts, and the
+    case's access history then names that operator's decryption of that case."""
+    from playwright.async_api import async_playwright
+
+    from safeshare.access.log import AccessLog
+    from safeshare.devstack import DEV_OPERATORS
+
+    executable = chromium_or_skip()
+    ARTIFACTS.mkdir(exist_ok=True)
+    workflow_id = encrypted.ids[0]
+    ref = workflow_id.removeprefix("case-")
+    ui = f"http://127.0.0.1:{encrypted.ports.ui}"
+    codec = f"http://127.0.0.1:{encrypted.ports.codec}"
+    operator = DEV_OPERATORS[0]
+    log = AccessLog(encrypted.data_dir / "access.db")
+
+    def decryptions() -> list[tuple[str, str, str]]:
+        return [
+            (e.user_id, e.outcome.value, e.case_ref)
+            for e in log.events(ref)
+            if e.action.value == "decrypt" and e.user_id == operator
+        ]
+
+    before = decryptions()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(executable),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            context = await browser.new_context(viewport={"width": 1400, "height": 2000})
+            page = await context.new_page()
+            # Sign in: the codec server sends the browser to the local provider, where the
+            # operator picks themselves; the callback sets the session cookie, then the UI.
+            await page.goto(f"{codec}/login")
+            await page.get_by_role("button", name=operator, exact=True).click()
+            await page.wait_for_url(f"{ui}/**", timeout=30_000)
+            cookies = {c["name"] for c in await context.cookies(codec)}
+            assert "safeshare_codec_session" in cookies
+            # The UI's codec settings (kept in the browser): this endpoint, with credentials.
+            await page.evaluate(
+                """([endpoint]) => {
+                    localStorage.setItem("endpoint", JSON.stringify(endpoint));
+                    localStorage.setItem("includeCredentials", "true");
+                    localStorage.setItem("overrideRemoteCodecConfiguration", "true");
+                }""",
+                [codec],
+            )
+            await page.goto(f"{ui}/namespaces/default/workflows/{workflow_id}")
+            secret = encrypted.canary.lawful_basis  # in the case's input
+            await page.get_by_text(secret, exact=False).first.wait_for(
+                state="visible", timeout=30_000
+            )
+            await page.screenshot(path=str(ARTIFACTS / "ui-signed-in-operator.png"), full_page=True)
+        finally:
+            await browser.close()
+    after = decryptions()
+    assert len(after) > len(before)
+    assert set(after) == {(operator, "allowed", ref)}
