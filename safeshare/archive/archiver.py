@@ -274,7 +274,7 @@ class Archiver:
         """
         kind = KINDS[execution.workflow_type]
         if kind == CASE:
-            exported = await self._fetcher.case(execution.id, execution.run_id)
+            exported = await self._fetcher.case(execution.id, execution.run_id, notices=False)
         else:
             exported = [await self._fetcher.history(execution.id, execution.run_id)]
         histories = []

@@ -549,6 +549,19 @@ def _now() -> str:
 
 
 DEFAULT_ARCHIVE_PATH = ".safeshare/archive.db"
+ARCHIVE_URL_ENV = "SAFESHARE_ARCHIVE_URL"
+
+
+def default_archive_url() -> str | None:
+    """The archive readers use when none is named: ``SAFESHARE_ARCHIVE_URL``, else the dev
+    stack's file if it exists here, else None (read Temporal only)."""
+    import os
+    from pathlib import Path
+
+    if url := os.environ.get(ARCHIVE_URL_ENV):
+        return url
+    path = Path(DEFAULT_ARCHIVE_PATH)
+    return f"sqlite:///{path.resolve()}" if path.exists() else None
 
 
 def open_archive(url: str) -> ArchiveStore:

@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -62,6 +62,37 @@ Query = Annotated[
 ]
 Cases = Annotated[
     list[str] | None, typer.Option("--case", help="A case ref to read from the server (repeat).")
+]
+
+
+ArchiveUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--archive",
+        envvar="SAFESHARE_ARCHIVE_URL",
+        help="The case archive, read before Temporal (default: .safeshare/archive.db if there).",
+    ),
+]
+ExportPublicKey = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SAFESHARE_AUDIT_PUBLIC_KEY",
+        help="The exporter's public key: export folders are verified before they are read.",
+    ),
+]
+ArchivePublicKey = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SAFESHARE_ARCHIVE_PUBLIC_KEY",
+        help="The archive's public key: archived cases are verified before they are read.",
+    ),
+]
+Unverified = Annotated[
+    bool,
+    typer.Option(
+        "--unverified",
+        help="Go on although the evidence does not verify; every page then says so.",
+    ),
 ]
 
 
@@ -132,6 +163,62 @@ def _selection(
     return case_selection_query(query, _utc(closed_since), _utc(closed_until))
 
 
+class _Archive:
+    """The case archive a command reads, if there is one, and its verification."""
+
+    def __init__(self, url: str | None) -> None:
+        from safeshare.archive.store import default_archive_url, open_archive
+
+        self.url = url or default_archive_url()
+        self.store = open_archive(self.url) if self.url else None
+        self.read: list[str] = []
+
+    def histories(self, client: Client) -> Any:
+        """The callable ``fetch_cases`` reads archived histories with (None: no archive)."""
+        if self.store is None:
+            return None
+        from safeshare.archive.reader import CaseReader
+
+        reader = CaseReader(client, self.store)
+
+        async def archived(case_ref: str) -> list[Any]:
+            found = await reader.histories(case_ref)
+            if found:
+                self.read.append(case_ref)
+            return found
+
+        return archived
+
+    def check(self, public_key: Path | None, evidence: Any) -> None:
+        """Verify what was read from the archive (nothing read: nothing to check)."""
+        if not self.read or self.store is None:
+            return
+        if public_key is None:
+            evidence.findings.append("archive: no --archive-public-key to verify it")
+            return
+        from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
+        from safeshare.audit.evidence import check_archive
+        from safeshare.audit.signing import load_public_key
+
+        verifier = VerifierKey(DEFAULT_ORIGIN, load_public_key(public_key))
+        check_archive(self.store, verifier, self.read, evidence)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def _refuse(evidence: Any, what: str) -> typer.Exit:
+    console = Console(highlight=False, stderr=True)
+    for finding in evidence.findings:
+        console.print(f"[red]✗[/red] {finding}")
+    console.print(
+        f"[red]refusing to {what}[/red]: the evidence does not verify "
+        "(--unverified goes on, and marks every page)"
+    )
+    return typer.Exit(1)
+
+
 def _utc(at: dt.datetime | None) -> dt.datetime | None:
     return at.replace(tzinfo=dt.UTC) if at and at.tzinfo is None else at
 
@@ -162,9 +249,11 @@ def export(
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     operator: Operator = None,
     purpose: PurposeOption = "audit",
+    archive: ArchiveUrl = None,
 ) -> None:
-    """Export cases (and their exchanges) as stored, with a manifest signed with Ed25519.
-    Each case exported is recorded in its access history."""
+    """Export cases (and their exchanges) as stored, with a manifest signed with Ed25519;
+    archived cases are exported from the archive (Temporal may have deleted them). Each case
+    exported is recorded in its access history."""
     from safeshare.access.record import record_reads
     from safeshare.audit.export import export_cases
     from safeshare.audit.signing import load_private_key
@@ -173,10 +262,15 @@ def export(
         key = load_private_key(signing_key)
         client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
                                temporal_key)  # fmt: skip
-        result = await export_cases(
-            client, out, key, refs=refs or [], query=_selection(query, closed_since, closed_until),
-            concurrency=concurrency, show_progress=progress,
-        )  # fmt: skip
+        kept = _Archive(archive)
+        try:
+            result = await export_cases(
+                client, out, key, refs=refs or [],
+                query=_selection(query, closed_since, closed_until), concurrency=concurrency,
+                show_progress=progress, archived=kept.histories(client),
+            )  # fmt: skip
+        finally:
+            kept.close()
         record_reads(access_log, access_log_key, operator, purpose, Action.EXPORT, result.case_ids)
         typer.echo(f"exported {result.cases} cases ({result.files} histories) to {result.folder}")
 
@@ -216,6 +310,10 @@ def replay(
     cases: Cases = None,
     query: Query = None,
     keys_file: KeysFile = None,
+    public_key: ExportPublicKey = None,
+    archive: ArchiveUrl = None,
+    archive_public_key: ArchivePublicKey = None,
+    unverified: Unverified = False,
     temporal_address: TemporalAddress = None,
     namespace: Namespace = None,
     temporal_ca: TemporalCa = None,
@@ -226,42 +324,58 @@ def replay(
     operator: Operator = None,
     purpose: PurposeOption = "audit",
 ) -> None:
-    """Replay histories through the current workflow code. Exit 1 if any diverged.
-    With the keys, each case replayed is recorded in its access history (it was decrypted)."""
+    """Replay histories through the current workflow code (verified first). Exit 1 if any
+    diverged, or if the evidence does not verify. With the keys, each case replayed is
+    recorded in its access history (it was decrypted)."""
     from safeshare.access.record import record_reads
+    from safeshare.audit.evidence import Evidence, check_paths
     from safeshare.audit.replay import as_replayable, replay_histories
     from safeshare.audit.sources import histories_from_path, histories_from_server
 
     converter = _converter(keys_file)
+    evidence = Evidence()
 
     async def main() -> list[ReplayOutcome]:
         histories = [h for path in paths or [] for h in histories_from_path(path)]
+        check_paths(paths or [], public_key, evidence)
         if cases or query:
             client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
                                    temporal_key)  # fmt: skip
-            histories += await histories_from_server(
-                client, cases or [], _selection(query, None, None)
-            )
+            kept = _Archive(archive)
+            try:
+                histories += await histories_from_server(
+                    client, cases or [], _selection(query, None, None),
+                    archived=kept.histories(client),
+                )  # fmt: skip
+                kept.check(archive_public_key, evidence)
+            finally:
+                kept.close()
         if not histories:
             raise _fail("nothing to replay: give export folders, files, --case or --query")
+        if evidence.findings and not unverified:
+            raise _refuse(evidence, "replay")
         if converter is not DataConverter.default:
             record_reads(
                 access_log, access_log_key, operator, purpose, Action.REPLAY,
                 [h.workflow_id for h in histories],
             )  # fmt: skip
-        outcomes = await replay_histories(as_replayable(histories), converter)
-        return outcomes
+        return await replay_histories(as_replayable(histories), converter)
 
+    outcomes = _run(main())
     console = Console(highlight=False)
+    banner = evidence.banner(unverified)
+    if banner:
+        console.print(f"[yellow]{banner}[/yellow]")
+    mark = "UNVERIFIED " if evidence.findings or unverified else ""
     diverged = 0
-    for outcome in _run(main()):
+    for outcome in outcomes:
         source = outcome.source
         if outcome.replayed:
-            console.print(f"[green]replayed[/green] {source}")
+            console.print(f"{mark}[green]replayed[/green] {source}")
         else:
             diverged += 1
             at = f" at event {outcome.event_id}" if outcome.event_id else ""
-            console.print(f"[red]DIVERGED[/red] {source}{at}: {outcome.failure}")
+            console.print(f"{mark}[red]DIVERGED[/red] {source}{at}: {outcome.failure}")
     if diverged:
         raise typer.Exit(1)
 
@@ -289,33 +403,49 @@ def report(
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     operator: Operator = None,
     purpose: PurposeOption = "audit",
+    public_key: ExportPublicKey = None,
+    archive: ArchiveUrl = None,
+    archive_public_key: ArchivePublicKey = None,
+    unverified: Unverified = False,
 ) -> None:
-    """Write each case's decision record (Markdown and HTML), decrypting with the keys.
-    Each case reported is recorded in its access history, and its HTML report shows that
-    history."""
+    """Write each case's decision record (Markdown and HTML), decrypting with the keys; the
+    evidence is verified first, and a finding refuses (exit 1) unless --unverified. Each case
+    reported is recorded in its access history, and its HTML report shows that history."""
     from safeshare.access.log import AccessLog
     from safeshare.access.record import record_reads
+    from safeshare.audit.evidence import Evidence, check_paths
     from safeshare.audit.export import case_id
     from safeshare.audit.render import case_html, case_markdown, summary_html, summary_markdown
     from safeshare.audit.report import case_report, group_by_case
     from safeshare.audit.sources import histories_from_path, histories_from_server
 
     converter = _converter(keys_file)
+    evidence = Evidence()
 
     async def main() -> None:
         if source is not None:
             histories = histories_from_path(source)
+            check_paths([source], public_key, evidence)
             if cases:
                 wanted = {case_id(c) for c in cases}
                 histories = [h for h in histories if h.workflow_id.split(".")[0] in wanted]
         elif cases or query:
             client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
                                    temporal_key)  # fmt: skip
-            histories = await histories_from_server(
-                client, cases or [], _selection(query, None, None)
-            )
+            kept = _Archive(archive)
+            try:
+                histories = await histories_from_server(
+                    client, cases or [], _selection(query, None, None),
+                    archived=kept.histories(client),
+                )  # fmt: skip
+                kept.check(archive_public_key, evidence)
+            finally:
+                kept.close()
         else:
             raise _fail("nothing to report: give an export folder, --case or --query")
+        if evidence.findings and not unverified:
+            raise _refuse(evidence, "report")
+        banner = evidence.banner(unverified)
         reports = [
             await case_report(group, converter) for group in group_by_case(histories).values()
         ]
@@ -330,11 +460,11 @@ def report(
         out.mkdir(parents=True, exist_ok=True)
         for case in reports:
             access = history.events(case.case_ref) if history else []
-            (out / f"case-{case.case_ref}.md").write_text(case_markdown(case))
-            (out / f"case-{case.case_ref}.html").write_text(case_html(case, access))
+            (out / f"case-{case.case_ref}.md").write_text(case_markdown(case, banner))
+            (out / f"case-{case.case_ref}.html").write_text(case_html(case, access, banner))
         if summary:
-            (out / "summary.md").write_text(summary_markdown(reports))
-            (out / "summary.html").write_text(summary_html(reports))
+            (out / "summary.md").write_text(summary_markdown(reports, banner))
+            (out / "summary.html").write_text(summary_html(reports, banner))
         typer.echo(
             f"wrote {len(reports)} case reports{' and a summary' if summary else ''} to {out}"
         )

@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from safeshare.audit.histories import (
     SHARING_CASE,
@@ -36,7 +36,7 @@ from safeshare.audit.histories import (
     parse_history,
 )
 from safeshare.audit.signing import Signature
-from workflows.ids import CASE_REF_PATTERN, case_workflow_id
+from workflows.ids import CASE_REF_PATTERN, case_workflow_id, consent_withdrawal_workflow_id
 
 FORMAT = "safeshare-audit-export/1"
 MANIFEST = "manifest.json"
@@ -165,12 +165,28 @@ class HistoryFetcher:
         facts = HistoryFacts.of(parse_history(content))
         return ExportedHistory(workflow_id, run_id or facts.run_id, content)
 
-    async def case(self, workflow_id: str, run_id: str | None = None) -> list[ExportedHistory]:
-        """A case's history and those of its exchanges (the children it started)."""
+    async def case(
+        self, workflow_id: str, run_id: str | None = None, *, notices: bool = True
+    ) -> list[ExportedHistory]:
+        """A case's history, those of its exchanges (the children it started) and, with
+        ``notices``, of any consent-withdrawal notice sent after an exchange closed (part of
+        its record)."""
         case = await self.history(workflow_id, run_id)
         children = child_executions(parse_history(case.content))
         exchanges = await asyncio.gather(*(self.history(w, r) for w, r in children))
-        return [case, *exchanges]
+        if not notices:
+            return [case, *exchanges]
+        found = await asyncio.gather(*(self._if_any(_notice_id(w)) for w, _ in children))
+        return [case, *exchanges, *(n for n in found if n is not None)]
+
+    async def _if_any(self, workflow_id: str) -> ExportedHistory | None:
+        try:
+            await self._client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise ExportError(f"cannot fetch {workflow_id}: {err.status.name}") from None
+        return await self.history(workflow_id)
 
     async def list_cases(self, query: str) -> list[tuple[str, str]]:
         """(workflow id, run id) of every case matching a list query.
@@ -184,8 +200,22 @@ class HistoryFetcher:
             raise ExportError(f"the server refused the list query: {err.message}") from None
 
 
+ArchivedHistories = Callable[[str], Awaitable[list[ExportedHistory]]]
+"""A case's histories from the case archive by case ref ([] when not archived)."""
+
+
+def _notice_id(exchange_workflow_id: str) -> str:
+    """The consent-withdrawal notice of an exchange (``case-<ref>.<holder>``)."""
+    case, _, holder = exchange_workflow_id.partition(".")
+    return consent_withdrawal_workflow_id(case.removeprefix("case-"), holder)
+
+
 async def fetch_cases(
-    fetcher: HistoryFetcher, cases: Sequence[tuple[str, str | None]], *, show_progress: bool
+    fetcher: HistoryFetcher,
+    cases: Sequence[tuple[str, str | None]],
+    *,
+    show_progress: bool,
+    archived: ArchivedHistories | None = None,
 ) -> list[ExportedHistory]:
     """Every history of ``cases`` (case and exchanges), with a progress bar on stderr."""
     progress = Progress(
@@ -202,7 +232,10 @@ async def fetch_cases(
         task = progress.add_task("export", total=len(cases))
 
         async def one(workflow_id: str, run_id: str | None) -> list[ExportedHistory]:
-            histories = await fetcher.case(workflow_id, run_id)
+            # 👉 The archive first: Temporal deletes a closed case after its retention.
+            histories = await archived(workflow_id.removeprefix("case-")) if archived else []
+            if not histories:
+                histories = await fetcher.case(workflow_id, run_id)
             progress.advance(task)
             return histories
 
@@ -230,6 +263,7 @@ async def export_cases(
     query: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     show_progress: bool = False,
+    archived: ArchivedHistories | None = None,
 ) -> ExportResult:
     """Export the cases named by ``refs`` and those matching ``query`` into ``folder``.
 
@@ -242,7 +276,9 @@ async def export_cases(
         cases.update(await fetcher.list_cases(query))
     if not cases:
         raise ExportError("no case selected: name case refs or give a query that matches")
-    histories = await fetch_cases(fetcher, list(cases.items()), show_progress=show_progress)
+    histories = await fetch_cases(
+        fetcher, list(cases.items()), show_progress=show_progress, archived=archived
+    )
     parts = [f"cases: {', '.join(refs)}"] if refs else []
     if query:
         parts.append(f"query: {query}")

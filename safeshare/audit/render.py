@@ -63,9 +63,28 @@ def _headline(report: CaseReport) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
-def case_markdown(report: CaseReport) -> str:
-    """The case's decision record as Markdown: a headline table, then the timeline."""
-    lines = [f"# Decision record: case {report.case_ref}", "", "| | |", "|---|---|"]
+def _md_banner(banner: str) -> list[str]:
+    return [f"> **{banner}**", ""] if banner else []
+
+
+def _html_banner(banner: str) -> str:
+    return (
+        f'<p class="unverified" role="alert"><strong>{escape(banner)}</strong></p>'
+        if banner
+        else ""
+    )
+
+
+def case_markdown(report: CaseReport, banner: str = "") -> str:
+    """The case's decision record as Markdown: a headline table, then the timeline (under
+    ``banner`` when the evidence did not verify)."""
+    lines = [
+        *_md_banner(banner),
+        f"# Decision record: case {report.case_ref}",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {_md_cell(value)} |" for name, value in _headline(report)]
     lines += ["", "## Timeline", ""]
     for step in report.steps:
@@ -102,16 +121,17 @@ def _step_html(step: Step) -> str:
     )
 
 
-def case_html(report: CaseReport, access: Sequence[AccessEvent] = ()) -> str:
+def case_html(report: CaseReport, access: Sequence[AccessEvent] = (), banner: str = "") -> str:
     """The case's decision record as one self-contained HTML page with a vertical timeline,
-    and its access history (who read it, when, why; refused attempts) beneath."""
+    and its access history (who read it, when, why; refused attempts) beneath; under
+    ``banner`` when the evidence did not verify."""
     headline = "".join(
         f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>"
         for name, value in _headline(report)
     )
     steps = "".join(_step_html(step) for step in report.steps)
     body = (
-        f"<h1>Decision record: case {escape(report.case_ref)}</h1>"
+        _html_banner(banner) + f"<h1>Decision record: case {escape(report.case_ref)}</h1>"
         f'<p class="meta">Read from the case\'s Temporal history. Times are workflow time.</p>'
         f"<table>{headline}</table><h2>Timeline</h2>"
         f'<ol class="timeline" id="timeline">{steps}</ol>'
@@ -220,10 +240,16 @@ def _md_table(columns: Sequence[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def summary_markdown(reports: Sequence[CaseReport]) -> str:
+def summary_markdown(reports: Sequence[CaseReport], banner: str = "") -> str:
     """Outcomes, overrides and missed deadlines over many cases, by case and by agency."""
     by_agency = tally_by_agency(reports)
-    lines = [f"# Sharing cases: summary of {len(reports)} cases", "", "## Outcomes", ""]
+    lines = [
+        *_md_banner(banner),
+        f"# Sharing cases: summary of {len(reports)} cases",
+        "",
+        "## Outcomes",
+        "",
+    ]
     lines += _md_table(("outcome", "cases"), _outcomes(reports))
     lines += ["## By agency", ""]
     lines += _md_table(_AGENCY_COLUMNS, [_agency_row(a, t) for a, t in by_agency.items()])
@@ -238,11 +264,11 @@ def _html_table(columns: Sequence[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def summary_html(reports: Sequence[CaseReport]) -> str:
+def summary_html(reports: Sequence[CaseReport], banner: str = "") -> str:
     """The summary as one self-contained HTML page."""
     by_agency = tally_by_agency(reports)
     body = (
-        f"<h1>Sharing cases: summary of {len(reports)} cases</h1>"
+        _html_banner(banner) + f"<h1>Sharing cases: summary of {len(reports)} cases</h1>"
         f"<h2>Outcomes</h2>{_html_table(('outcome', 'cases'), _outcomes(reports))}"
         "<h2>By agency</h2>"
         + _html_table(_AGENCY_COLUMNS, [_agency_row(a, t) for a, t in by_agency.items()])

@@ -117,9 +117,35 @@ async def case_report(histories: Sequence[ExportedHistory], converter: DataConve
     closed = record is not None
     if record is None:
         record = await _open_case_record(case, events, histories, converter)
+    if closed:
+        await _add_notices(record, histories, converter)
     report = CaseReport(record.case_ref, closed, record)
     report.steps = timeline(record)
     return report
+
+
+async def _add_notices(
+    record: pb.DecisionRecord, histories: Sequence[ExportedHistory], converter: DataConverter
+) -> None:
+    """A consent withdrawn after an exchange closed (its ConsentWithdrawalNotice's result) on
+    that holder's record, with a step in its timeline."""
+    for history in histories:
+        if _type(history) != CONSENT_WITHDRAWAL_NOTICE:
+            continue
+        withdrawal = await _completed(_events(history), pb.ConsentWithdrawal, converter)
+        holder_id = history.workflow_id.split(".")[1] if history.workflow_id.count(".") >= 2 else ""
+        for holder in record.holders:
+            if withdrawal is not None and holder.holding_agency_id == holder_id:
+                holder.consent_withdrawal.CopyFrom(withdrawal)
+                told = "recipient told" if withdrawal.recipient_notified else "recipient not told"
+                holder.entries.append(pb.DecisionEntry(
+                    at=withdrawal.withdrawn_at, event="ConsentWithdrawn", agency_id=holder_id,
+                    user_id=withdrawal.actor.practitioner.user_id,
+                    detail=f"after the exchange closed; {told}",
+                ))  # fmt: skip
+
+
+CONSENT_WITHDRAWAL_NOTICE = "ConsentWithdrawalNotice"
 
 
 def _type(history: ExportedHistory) -> str:

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from safeshare.audit.export import (
     MANIFEST,
     SIGNATURE,
+    ArchivedHistories,
     ExportedHistory,
     HistoryFetcher,
     case_id,
@@ -53,7 +54,12 @@ def histories_from_path(path: Path) -> list[ExportedHistory]:
 
 
 async def histories_from_server(
-    client: Client, refs: Sequence[str], query: str | None, *, show_progress: bool = False
+    client: Client,
+    refs: Sequence[str],
+    query: str | None,
+    *,
+    show_progress: bool = False,
+    archived: ArchivedHistories | None = None,
 ) -> list[ExportedHistory]:
     """The histories of the named cases and of those matching ``query``, with their exchanges.
 
@@ -64,4 +70,6 @@ async def histories_from_server(
     cases: dict[str, str | None] = {case_id(ref): None for ref in refs}
     if query:
         cases.update(await fetcher.list_cases(query))
-    return await fetch_cases(fetcher, list(cases.items()), show_progress=show_progress)
+    return await fetch_cases(
+        fetcher, list(cases.items()), show_progress=show_progress, archived=archived
+    )

@@ -30,6 +30,8 @@ from safeshare.access.options import (
     PurposeOption,
 )
 from safeshare.access.record import RecordError, record_reads
+from safeshare.archive.reader import CaseReader
+from safeshare.archive.store import ArchiveStore, default_archive_url, open_archive
 from safeshare.operators.options import (
     KeysFile,
     Namespace,
@@ -134,8 +136,11 @@ async def list_cases(client: Client, query: str, exchanges: bool, limit: int) ->
     return table
 
 
-async def read_case(client: Client, case_ref: str) -> pb.CaseView:
-    """The case as it stands: the case workflow's view merged with each exchange's record.
+async def read_case(
+    client: Client, case_ref: str, archive: ArchiveStore | None = None
+) -> pb.CaseView:
+    """The case as it stands: a closed one from the archive (or its result until archived),
+    an open one the case workflow's view merged with each exchange's record.
 
     Raises:
         OperatorError: no such case, or its payloads cannot be read with these keys.
@@ -144,6 +149,9 @@ async def read_case(client: Client, case_ref: str) -> pb.CaseView:
         raise OperatorError(f"{case_ref!r} is not a case reference")
     handle = client.get_workflow_handle(case_workflow_id(case_ref), result_type=pb.DecisionRecord)
     try:
+        closed = await CaseReader(client, archive).closed_case(case_ref)
+        if closed is not None:
+            return closed
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
             record = await handle.result(follow_runs=False)
@@ -214,6 +222,16 @@ def render_case(view: pb.CaseView) -> list[Table | str]:
     for source, entry in entries(view):
         decisions.add_row(*entry_row(source, entry))
     lines.append(decisions)
+    for holder in record.holders:
+        if holder.HasField("consent_withdrawal"):
+            withdrawal = holder.consent_withdrawal
+            at = withdrawal.withdrawn_at.ToDatetime(dt.UTC) if withdrawal.HasField(
+                "withdrawn_at") else None  # fmt: skip
+            told = "told" if withdrawal.recipient_notified else "not yet told"
+            lines.append(
+                f"consent withdrawn at {holder.holding_agency_id} {_when(at)} "
+                f"(by {withdrawal.actor.agency_id or holder.holding_agency_id}); recipient {told}"
+            )
     if record.basis:
         lines.append(f"basis: {record.basis}")
     return lines
@@ -275,6 +293,13 @@ def show(
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     operator: Operator = None,
     purpose: PurposeOption = "operator_support",
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_ARCHIVE_URL",
+            help="The case archive (default: .safeshare/archive.db when it exists).",
+        ),
+    ] = None,
 ) -> None:
     """Show a case's state, deadlines and decision record so far (needs the payload keys).
     The read is recorded in the case's access history."""
@@ -282,7 +307,13 @@ def show(
     ref = case_ref.removeprefix("case-")
 
     async def reading() -> pb.CaseView:
-        view = await read_case(await connect_temporal(settings), ref)
+        url = archive or default_archive_url()
+        store = await asyncio.to_thread(open_archive, url) if url else None
+        try:
+            view = await read_case(await connect_temporal(settings), ref, store)
+        finally:
+            if store is not None:
+                store.close()
         _record(access_log, access_log_key, operator, purpose, Action.VIEW, ref)
         return view
 

@@ -72,12 +72,16 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     from temporalio.service import RPCError
 
     from activities.registry import RegistryError
+    from safeshare.archive.store import ArchiveError
     from safeshare.temporal import TemporalUnavailable
     from safeshare.tls import TlsError
 
     try:
         return asyncio.run(coroutine)
-    except (OperatorError, RegistryError, TemporalUnavailable, TlsError, RPCError, OSError) as err:
+    except (
+        OperatorError, RegistryError, TemporalUnavailable, TlsError, RPCError, OSError,
+        ArchiveError,
+    ) as err:  # fmt: skip
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -185,10 +185,12 @@ async def ui_api(ports: Ports, workflow_ids: list[str]) -> dict[str, str]:
 
 
 def read_files(data_dir: Path) -> dict[str, bytes]:
-    """Temporal's SQLite file with its -wal and -shm, and every process's log."""
+    """Temporal's SQLite file and the case archive's, with their -wal and -shm, and every
+    process's log."""
     places = {path.name: path.read_bytes() for path in data_dir.glob("temporal.db*")}
     # The access log: who read which case, never what they read.
     places.update({path.name: path.read_bytes() for path in data_dir.glob("access.db*")})
+    places.update({path.name: path.read_bytes() for path in data_dir.glob("archive.db*")})
     for log in (data_dir / "logs").glob("*.log"):
         places[f"logs/{log.name}"] = log.read_bytes()
     return places
@@ -203,11 +205,30 @@ async def scan(
         places[f"ui{api_path}"] = text.encode()
     assert "temporal.db" in places and any(p.startswith("logs/") for p in places)
     assert "access.db" in places  # the canary cases' reads were recorded: the scan reads them
+    assert "archive.db" in places
     return {
         place: sorted(name for name, value in canaries.items() if value.encode() in content)
         for place, content in places.items()
         if any(value.encode() in content for value in canaries.values())
     }
+
+
+async def wait_until_archived(data_dir: Path, record_ids: list[str]) -> None:
+    """Until the dev stack's archiver has archived the canary cases (it sweeps every 15 s)."""
+    from safeshare.archive.records import ARCHIVED
+    from safeshare.archive.store import open_archive
+
+    for _ in range(240):
+        if (data_dir / "archive.db").exists():
+            store = open_archive(f"sqlite:///{data_dir / 'archive.db'}")
+            try:
+                known = store.known(record_ids)
+            finally:
+                store.close()
+            if all(known.get(r) == ARCHIVED for r in record_ids):
+                return
+        await asyncio.sleep(0.5)
+    pytest.fail(f"the archiver never archived {record_ids}")
 
 
 @dataclass
@@ -229,6 +250,7 @@ async def running(mode: str, factory: pytest.TempPathFactory) -> AsyncIterator[R
     async with dev_stack(data_dir, ports, *extra) as stack:
         ids = await run_canary_cases(DevPki(data_dir / "dev" / "pki"), ports, canary, child)
         ids += [case_workflow_id(ref) for ref in stack.demo_refs.values()]
+        await wait_until_archived(data_dir, ids[:2])
         hits = await scan(data_dir, ports, ids, {**canary.all(), **DEMO_STRINGS})
         yield Run(data_dir, ports, ids, hits, canary)
 
@@ -251,6 +273,9 @@ async def test_negative_control_without_encryption_the_scan_finds_the_canaries(
     # Request, consent, records and acknowledgement all land in Temporal's store and the UI.
     assert "temporal.db" in hits or "temporal.db-wal" in hits
     stored = set(hits.get("temporal.db", [])) | set(hits.get("temporal.db-wal", []))
+    # The archive holds the histories exactly as Temporal stored them: in the clear here.
+    archived = set(hits.get("archive.db", [])) | set(hits.get("archive.db-wal", []))
+    assert {"given", "nhs_number", "lawful_basis"} <= archived, hits
     for field in ("given", "nhs_number", "lawful_basis", "necessity", "views", "content", "use"):
         assert field in stored, (field, hits)
     assert any(place.startswith("ui/") and "given" in found for place, found in hits.items())

@@ -17,11 +17,13 @@ import grpc
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from activities.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
@@ -34,6 +36,8 @@ from safeshare.archive.records import ARCHIVED, WRITTEN
 from safeshare.archive.store import ArchiveStore, open_archive
 from safeshare.archive.verify import verify_archive
 from safeshare.audit.export import HistoryFetcher
+from safeshare.audit.signing import ensure_signing_key, public_key_path
+from safeshare.cli import app
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
 from tests.safeshare.archive.postgres_server import PostgresServer
@@ -153,7 +157,7 @@ async def test_a_closed_case_reads_the_same_after_temporal_deleted_it(stack: Sta
     notice_id = consent_withdrawal_workflow_id(case_ref, SCHOOL)
     await asyncio.wait_for(stack.client.get_workflow_handle(notice_id).result(), 20)
     before = await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=case_ref), timeout=10)
-    exported = await HistoryFetcher(stack.client).case(case_workflow_id(case_ref))
+    exported = await HistoryFetcher(stack.client).case(case_workflow_id(case_ref), notices=False)
 
     await stack.archive_until({case_workflow_id(case_ref), notice_id})
     await _delete(
@@ -181,6 +185,66 @@ async def test_a_closed_case_reads_the_same_after_temporal_deleted_it(stack: Sta
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.school.GetCase(service_pb.GetCaseRequest(case_ref="a" * 20), timeout=10)
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def _cli(*args: str) -> Any:
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
+
+
+async def test_cases_show_and_every_audit_command_read_the_same_after_the_delete(
+    stack: Stack, dev_server: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFESHARE_PLAINTEXT_PAYLOADS", "1")  # this dev server stores plaintext
+    monkeypatch.delenv("SAFESHARE_ARCHIVE_URL", raising=False)
+    temporal = ["--temporal-address", dev_server.client.service_client.config.target_host]
+    signing = tmp_path / "audit-signing.key"
+    ensure_signing_key(signing)
+    audit_public = str(public_key_path(signing))
+    archive_public = tmp_path / "archive-log.pub"
+    archive_public.write_bytes(
+        stack.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    case_ref = await stack.closed_case()
+    await stack.school.WithdrawConsent(withdraw_consent(case_ref))
+    notice_id = consent_withdrawal_workflow_id(case_ref, SCHOOL)
+    await asyncio.wait_for(stack.client.get_workflow_handle(notice_id).result(), 20)
+
+    async def read_all(name: str, *archive: str) -> dict[str, bytes]:
+        """cases show, audit export -> verify -> replay -> report, as an auditor runs them."""
+        folder, out = tmp_path / f"export-{name}", tmp_path / f"report-{name}"
+        keyed = [*archive, "--archive-public-key", str(archive_public)] if archive else []
+        access = ["--access-log", str(tmp_path / "access.db"), "--access-log-key",
+                  str(tmp_path / "access.key")]  # fmt: skip
+        shown = await _cli("cases", "show", case_ref, *temporal, *archive, *access)
+        exported = await _cli("audit", "export", case_ref, "--out", str(folder), "--signing-key",
+                              str(signing), "--no-progress", *temporal, *archive, *access)  # fmt: skip
+        verified = await _cli("audit", "verify", str(folder), "--public-key", audit_public)
+        replayed = await _cli("audit", "replay", "--case", case_ref, *temporal, *keyed, *access)
+        reported = await _cli("audit", "report", "--case", case_ref, "--out", str(out),
+                              *temporal, *keyed, *access)  # fmt: skip
+        for result in (shown, exported, verified, replayed, reported):
+            assert result.exit_code == 0, result.output
+        files = {p.name: p.read_bytes() for p in folder.glob("case-*.json")}
+        # The HTML report ends with the case's access history, which these reads extend.
+        files |= {
+            p.name: p.read_bytes().split(b"<h2>Access history</h2>")[0] for p in out.iterdir()
+        }
+        return {**files, "cases show": shown.stdout.encode(), "replay": replayed.stdout.encode()}
+
+    before = await read_all("before")
+    await stack.archive_until({case_workflow_id(case_ref), notice_id})
+    await _delete(
+        stack.client, case_workflow_id(case_ref), holder_exchange_workflow_id(case_ref, SCHOOL),
+        notice_id,
+    )  # fmt: skip
+    after = await read_all("after", "--archive", stack.archive.url)
+
+    assert sorted(after) == sorted(before)
+    assert f"{notice_id}.json" in before  # the notice is part of the record everywhere
+    for name in before:
+        assert after[name] == before[name], name
+    assert b"consent withdrawn at oakfield-primary" in after["cases show"]
+    assert b"withdrawn by mother" in after[f"case-{case_ref}.md"]
 
 
 async def test_the_same_case_swept_twice_is_archived_once(stack: Stack) -> None:

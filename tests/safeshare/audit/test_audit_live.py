@@ -99,7 +99,8 @@ async def test_export_verify_replay_report_on_encrypted_live_cases(
     verify = await cli(["audit", "verify", str(by_query), "--public-key", str(public_key)])
     assert verify.exit_code == 0, verify.output
 
-    replay = await cli(["audit", "replay", str(by_ref), "--keys-file", str(keys_file)])
+    replay = await cli(["audit", "replay", str(by_ref), "--keys-file", str(keys_file),
+                        "--public-key", str(public_key)])  # fmt: skip
     assert replay.exit_code == 0, replay.output
     assert replay.output.count("replayed") == 6
     live = await cli(["audit", "replay", "--case", open_ref, "--keys-file",
@@ -108,7 +109,7 @@ async def test_export_verify_replay_report_on_encrypted_live_cases(
 
     out = tmp_path / "report"
     report = await cli(["audit", "report", str(by_ref), "--out", str(out), "--summary",
-                                 "--keys-file", str(keys_file)])  # fmt: skip
+                        "--keys-file", str(keys_file), "--public-key", str(public_key)])  # fmt: skip
     assert report.exit_code == 0, report.output
     declined = (out / f"case-{closed_refs[1]}.md").read_text()
     assert "Declined to share" in declined and "not_proportionate: low risk" in declined
@@ -122,7 +123,7 @@ async def test_export_verify_replay_report_on_encrypted_live_cases(
     other_keys = tmp_path / "other-keys.json"
     write_key_file(other_keys, KeyRing.generate("not-the-key"))
     wrong = await cli(["audit", "report", str(by_ref), "--out", str(out),
-                                "--keys-file", str(other_keys)])  # fmt: skip
+                       "--keys-file", str(other_keys), "--public-key", str(public_key)])  # fmt: skip
     assert wrong.exit_code == 2
     assert (
         wrong.output.startswith("safeshare: error: cannot decrypt") and "audit-test" in wrong.output

@@ -32,18 +32,22 @@ class ChangedHolderExchange:
         return pb.HolderRecord(holding_agency_id=exchange.holding_agency_id)
 
 
-def test_every_history_of_the_export_replays(corpus_export: Path) -> None:
-    run = CliRunner().invoke(app, ["audit", "replay", str(corpus_export)])
+def test_every_history_of_the_export_replays(corpus_export: Path, public_key: Path) -> None:
+    run = CliRunner().invoke(
+        app, ["audit", "replay", str(corpus_export), "--public-key", str(public_key)]
+    )
     assert run.exit_code == 0, run.output
     assert run.output.count("replayed") == 48
 
 
 def test_a_non_deterministic_change_is_detected_at_its_event(
-    corpus_export: Path, monkeypatch: pytest.MonkeyPatch
+    corpus_export: Path, public_key: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(replay_module, "WORKFLOWS", (SharingCase, ChangedHolderExchange))
     exchange = corpus_export / f"case-{OVERRIDE_CASE}.oakfield-primary.json"
-    run = CliRunner().invoke(app, ["audit", "replay", str(exchange)])
+    run = CliRunner().invoke(
+        app, ["audit", "replay", str(exchange), "--public-key", str(public_key)]
+    )
     assert run.exit_code == 1, run.output
     # The history scheduled LookupConsent and upserted search attributes where the new code
     # starts a timer: event 5 is where they part.
@@ -52,11 +56,11 @@ def test_a_non_deterministic_change_is_detected_at_its_event(
 
 
 def test_report_writes_the_decision_record_as_a_timeline(
-    corpus_export: Path, tmp_path: Path
+    corpus_export: Path, public_key: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "report"
     run = CliRunner().invoke(app, ["audit", "report", str(corpus_export), "--out", str(out),
-                                   "--summary"])  # fmt: skip
+                                   "--summary", "--public-key", str(public_key)])  # fmt: skip
     assert run.exit_code == 0, run.output
     assert len(list(out.glob("case-*.md"))) == 24
     markdown = (out / f"case-{OVERRIDE_CASE}.md").read_text()
@@ -81,13 +85,13 @@ def test_report_writes_the_decision_record_as_a_timeline(
 
 
 def test_the_html_report_shows_its_timeline_in_a_browser(
-    corpus_export: Path, tmp_path: Path
+    corpus_export: Path, public_key: Path, tmp_path: Path
 ) -> None:
     from playwright.sync_api import sync_playwright
 
     out = tmp_path / "report"
     run = CliRunner().invoke(app, ["audit", "report", str(corpus_export), "--out", str(out),
-                                   "--case", OVERRIDE_CASE])  # fmt: skip
+                                   "--case", OVERRIDE_CASE, "--public-key", str(public_key)])  # fmt: skip
     assert run.exit_code == 0, run.output
     page_path = out / f"case-{OVERRIDE_CASE}.html"
     html = page_path.read_text()
@@ -109,3 +113,29 @@ def test_the_html_report_shows_its_timeline_in_a_browser(
             page.screenshot(path=str(ARTIFACTS / "audit-report-timeline.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_report_on_a_tampered_export_refuses_and_names_the_finding(
+    corpus_export: Path, public_key: Path, tmp_path: Path
+) -> None:
+    case = corpus_export / f"case-{OVERRIDE_CASE}.oakfield-primary.json"
+    case.write_bytes(case.read_bytes().rstrip() + b" \n")  # one byte changed
+    out = tmp_path / "report"
+    args = ["audit", "report", str(corpus_export), "--out", str(out), "--public-key",
+            str(public_key)]  # fmt: skip
+
+    refused = CliRunner().invoke(app, args)
+    nothing_written = not out.exists()
+    replayed = CliRunner().invoke(
+        app, ["audit", "replay", str(corpus_export), "--public-key", str(public_key)]
+    )
+    went_on = CliRunner().invoke(app, [*args, "--unverified"])
+
+    assert refused.exit_code == 1, refused.output
+    assert f"case-{OVERRIDE_CASE}.oakfield-primary.json" in refused.output
+    assert "refusing to report" in refused.output and nothing_written
+    assert replayed.exit_code == 1 and "refusing to replay" in replayed.output
+    assert went_on.exit_code == 0, went_on.output
+    pages = list(out.glob("case-*.md")) + list(out.glob("case-*.html"))
+    assert len(pages) > 2 and len(pages) % 2 == 0
+    assert all("UNVERIFIED" in page.read_text() for page in pages)
