@@ -243,6 +243,11 @@ async def test_one_case_walked_through_every_read_has_exactly_this_access_histor
         "--operator", AUDITOR,
     )  # fmt: skip
     assert report.exit_code == 0, report.output
+    replay = await cli(
+        stack, "audit", "replay", "--case", ref, "--keys-file", str(stack.keys_file),
+        "--temporal-address", stack.address, "--operator", AUDITOR, "--purpose", "supervision",
+    )  # fmt: skip
+    assert replay.exit_code == 0, replay.output
 
     events = stack.log.events(ref)
     assert [
@@ -310,13 +315,14 @@ async def test_one_case_walked_through_every_read_has_exactly_this_access_histor
         ),
         (Channel.CLI, Action.EXPORT, Outcome.ALLOWED, "", AUDITOR, Purpose.AUDIT, ""),
         (Channel.CLI, Action.REPORT, Outcome.ALLOWED, "", AUDITOR, Purpose.AUDIT, ""),
+        (Channel.CLI, Action.REPLAY, Outcome.ALLOWED, "", AUDITOR, Purpose.SUPERVISION, ""),
     ]
     now = dt.datetime.now(dt.UTC)
     assert all(started - dt.timedelta(seconds=5) <= e.time <= now for e in events)
     # Police's read is hidden from the others for the registry's 28 days; the rest at once.
     delayed = events[2].disclose_after
     assert delayed is not None and delayed - events[2].time == dt.timedelta(days=28)
-    assert [e.disclose_after for e in events if e is not events[2]] == [None] * 12
+    assert [e.disclose_after for e in events if e is not events[2]] == [None] * 13
 
     # The parties read the history over the Case API, paged; police's read shows to police only.
     seen_by_requester: list[service_pb.AccessEvent] = []
@@ -350,7 +356,8 @@ async def test_one_case_walked_through_every_read_has_exactly_this_access_histor
     # ...and the report's HTML has the access history beneath the timeline.
     html = (tmp_path / "report" / f"case-{ref}.html").read_text()
     section = html.split("<h2>Access history</h2>", 1)[1]
-    assert section.count("<tr><td>") == len(events)  # its own read recorded before it was written
+    # Written after its own read was recorded, before the replay.
+    assert section.count("<tr><td>") == len(events) - 1
     assert "not_a_party" in section and "not_operator" in section and OPERATOR in section
 
     # An event edited in storage (a refusal rewritten as allowed) fails verification.

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from activities.agency import agency_task_queue
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.access.log import AccessLog
 from safeshare.cli import app
 from safeshare.codec import KeyRing, write_key_file
 from safeshare.hub import build_hub_worker
@@ -48,13 +49,14 @@ def test_filters_become_visibility_queries() -> None:
 
 def cli(*argv: str, keys: Path | None = None) -> tuple[int, str, str]:
     env = {"SAFESHARE_KEYS_FILE": str(keys)} if keys else {"SAFESHARE_KEYS_FILE": ""}
+    env["SAFESHARE_OPERATOR"] = "operator-cy"
     result = CliRunner().invoke(app, list(argv), env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_list_show_and_follow_an_encrypted_case(
-    dev_server: WorkflowEnvironment, tmp_path: Path
+    dev_server: WorkflowEnvironment, tmp_path: Path, access_log_files: tuple[Path, Path]
 ) -> None:
     ring = KeyRing.generate()
     keys = tmp_path / "keys.json"
@@ -146,3 +148,9 @@ async def test_list_show_and_follow_an_encrypted_case(
     assert events.index("RecordsDelivered") < events.index("Acknowledged")
     assert {"RequestReceived", "OverrideApproved", "CaseClosed"} <= set(events)
     assert f"case-{ref} closed: SHARED_UNDER_OVERRIDE" in out
+    # Each read with the keys is in the case's access history, naming the operator.
+    history = AccessLog(access_log_files[0]).events(ref)
+    assert [(e.channel.value, e.action.value, e.user_id, e.purpose.value) for e in history] == [
+        ("cli", "view", "operator-cy", "operator_support"),
+        ("cli", "watch", "operator-cy", "operator_support"),
+    ]
