@@ -2,9 +2,10 @@
 
 The codec server trusts one issuer. It finds the issuer's keys the way every OIDC client does:
 ``<issuer>/.well-known/openid-configuration`` names the ``jwks_uri``; the key set is cached,
-and fetched again when a token names a key id the cache does not hold (the issuer rotated its
-keys), at most once per ``REFRESH_INTERVAL`` so a stream of forged key ids cannot make the
-server hammer the issuer.
+and fetched again when a token names a key id the cache does not hold, or (for an issuer that
+names no key ids) when its signature fails with the cached key: the issuer rotated its keys.
+At most once per ``REFRESH_INTERVAL``, so a stream of forged tokens cannot make the server
+hammer the issuer.
 
 A token is accepted when its signature verifies with one of the issuer's keys (RS256/ES256
 family only: never ``none`` or an HMAC the attacker could compute), its ``iss`` is the issuer,
@@ -85,6 +86,8 @@ class OidcSettings:
     """This codec server's client id at the issuer: a token minted for another app is refused."""
     roles_claim: str = DEFAULT_ROLES_CLAIM
     operator_role: str = OPERATOR_ROLE
+    refresh_interval: float = REFRESH_INTERVAL
+    """Seconds between two fetches of the key set at least."""
 
 
 class OidcVerifier:
@@ -110,16 +113,16 @@ class OidcVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise TokenRefused(Refusal.BAD_TOKEN) from None
-        key = await self._key_for(header.get("kid"))
+        kid = header.get("kid")
+        key = await self._key_for(kid)
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[key.algorithm_name] if key.algorithm_name else list(ALGORITHMS),
-                audience=self.settings.audience,
-                issuer=self.settings.issuer,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
+            try:
+                claims = self._decode(token, key)
+            except jwt.InvalidSignatureError:
+                # 👉 Without key ids, a rotation shows only as a signature that fails.
+                if isinstance(kid, str) or not await self._refresh_if_due():
+                    raise
+                claims = self._decode(token, await self._key_for(kid))
         except jwt.ExpiredSignatureError:
             raise TokenRefused(Refusal.EXPIRED) from None
         except jwt.InvalidAudienceError:
@@ -133,6 +136,24 @@ class OidcVerifier:
         if self.settings.operator_role not in roles:
             raise TokenRefused(Refusal.NOT_OPERATOR, subject)
         return Operator(subject, roles)
+
+    def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, object]:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[key.algorithm_name] if key.algorithm_name else list(ALGORITHMS),
+            audience=self.settings.audience,
+            issuer=self.settings.issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+
+    async def _refresh_if_due(self) -> bool:
+        """Fetch the key set again unless it was fetched less than the interval ago."""
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < self.settings.refresh_interval:
+                return False
+            await self._refresh()
+            return True
 
     async def discovery(self) -> Mapping[str, object]:
         """The issuer's discovery document (checked to name this issuer)."""
@@ -148,7 +169,10 @@ class OidcVerifier:
             return key
         async with self._lock:
             key = self._pick(kid)  # another request may have refreshed meanwhile
-            if key is None and time.monotonic() - self._fetched_at >= REFRESH_INTERVAL:
+            if (
+                key is None
+                and time.monotonic() - self._fetched_at >= self.settings.refresh_interval
+            ):
                 await self._refresh()
                 key = self._pick(kid)
         if key is None:

@@ -68,7 +68,8 @@ class Provider:
 
 
 @contextmanager
-def oidc_provider() -> Iterator[Provider]:
-    """The provider on a free loopback port, stopped afterwards."""
-    with run_server_in_thread(user_claims=USERS) as server:
+def oidc_provider(port: int = 0) -> Iterator[Provider]:
+    """The provider on a free loopback port (or ``port``), stopped afterwards. Each start
+    makes a new signing key."""
+    with run_server_in_thread(port, user_claims=USERS) as server:
         yield Provider(f"http://localhost:{server.server_port}")

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from safeshare.access.events import Action, Channel, Outcome, Purpose
 from safeshare.access.log import AccessLog
 from safeshare.codec import ENCODING, EncryptionCodec, KeyRing, data_converter
-from safeshare.codec.oidc import OidcSettings, OidcVerifier
+from safeshare.codec.oidc import OidcSettings, OidcVerifier, Refusal, TokenRefused
 from safeshare.codec.server import SESSION_COOKIE, CodecAccess, start_codec_server
 from tests.conftest import TEMPORAL_CLI
 from tests.factories import sharing_request
@@ -335,3 +335,19 @@ async def test_server_stops_cleanly(provider: Provider) -> None:
     with pytest.raises(aiohttp.ClientConnectionError):
         await post(f"http://127.0.0.1:{port}/decode", "{}")
     assert isinstance(runner.app, web.Application)
+
+
+async def test_a_rotated_issuer_key_is_fetched_again_and_the_old_one_no_longer_verifies() -> None:
+    with oidc_provider() as first:
+        port = int(first.issuer.rsplit(":", 1)[1])
+        verifier = OidcVerifier(OidcSettings(first.issuer, AUDIENCE, refresh_interval=0))
+        old_token = await first.token(OPERATOR)
+        assert (await verifier.operator(old_token)).subject == OPERATOR
+    # The same issuer (same URL) restarted with a new signing key: a key rotation.
+    with oidc_provider(port) as second:
+        assert second.issuer == first.issuer
+        new_token = await second.token(OPERATOR)
+        assert (await verifier.operator(new_token)).subject == OPERATOR
+        with pytest.raises(TokenRefused) as refused:
+            await verifier.operator(old_token)
+        assert refused.value.reason is Refusal.BAD_TOKEN
