@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -29,6 +30,8 @@ from activities.review import (
     window_query,
 )
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpose
+from safeshare.access.log import AccessLog
 from safeshare.hub import build_hub_worker
 from tests.factories import given_consent, sharing_request, timestamp
 from tests.workflows.harness import CSC, GP, SCHOOL, FakeAgencies, actor
@@ -96,11 +99,15 @@ def request(
 
 
 @asynccontextmanager
-async def hub(client: Client, registry: Path, agencies: FakeAgencies) -> AsyncIterator[str]:
+async def hub(
+    client: Client, registry: Path, agencies: FakeAgencies, access_log: Path | None = None
+) -> AsyncIterator[str]:
     """The real hub worker on a fresh queue, and a fake adapter per agency."""
     queue = f"hub-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(build_hub_worker(client, registry, task_queue=queue))
+        await stack.enter_async_context(
+            build_hub_worker(client, registry, task_queue=queue, access_log=access_log)
+        )
         for agency_id in (CSC, SCHOOL, GP, PROVIDER):
             await stack.enter_async_context(
                 Worker(
@@ -168,8 +175,9 @@ async def test_review_figures_match_the_cases(
     unknown = request(GP, PROVIDER, "gp-1", later, pb.PURPOSE_HEALTH_AND_WELLBEING)
     lapsed = request(GP, SCHOOL, "gp-2", now - dt.timedelta(days=1), pb.PURPOSE_SAFEGUARDING)
     reports = tmp_path / "reports"
+    access = AccessLog(tmp_path / "access.db", Ed25519PrivateKey.generate())
 
-    async with hub(client, registry, agencies) as queue:
+    async with hub(client, registry, agencies, access.path) as queue:
         handles = [await start(client, queue, r) for r in (shared, awaiting, overridden,
                                                              unknown, lapsed)]  # fmt: skip
         exchange = await until_state(client, shared, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
@@ -204,6 +212,18 @@ async def test_review_figures_match_the_cases(
             if done == 4 and waiting_ack == 1:
                 break
             await asyncio.sleep(0.1)
+        # Reads in the window: two by CSC, one by an operator, and one refused read by GP.
+        read_at = dt.datetime.now(dt.UTC)
+        access.append([
+            AccessEvent(read_at, "a" * 20, Channel.CASE_API, Action.VIEW, Outcome.ALLOWED,
+                        CSC, "sw-1", Purpose.CASE_WORK),
+            AccessEvent(read_at, "a" * 20, Channel.CASE_API, Action.WATCH, Outcome.ALLOWED,
+                        CSC, "sw-1", Purpose.CASE_WORK),
+            AccessEvent(read_at, "a" * 20, Channel.CODEC_SERVER, Action.DECRYPT, Outcome.ALLOWED,
+                        "", "operator-ana", Purpose.OPERATOR_SUPPORT),
+            AccessEvent(read_at, "a" * 20, Channel.CASE_API, Action.VIEW, Outcome.REFUSED,
+                        GP, "gp-1", Purpose.CASE_WORK, "not_a_party"),
+        ])  # fmt: skip
         result = await client.execute_workflow(
             ProtocolReview.run,
             ReviewInput(reports_dir=str(reports), period_start=period_start.isoformat()),
@@ -256,7 +276,14 @@ async def test_review_figures_match_the_cases(
     assert [(p.provider_id, p.commissioner_id, p.commissioner_current)
             for p in figures.providers] == [(PROVIDER, CSC, True)]  # fmt: skip
 
+    assert figures.accesses_by_agency == {CSC: 2, "partnership": 1}
+    assert figures.accesses_by_purpose == {"case_work": 2, "operator_support": 1}
+    assert [(r.agency_id, r.user_id, r.reason) for r in figures.refused_accesses] == [
+        (GP, "gp-1", "not_a_party")
+    ]
+
     markdown = await asyncio.to_thread(Path(result.files.markdown).read_text)
+    assert "| not_a_party |" in markdown and "| operator_support | 1 |" in markdown
     assert "5 cases opened" in markdown and "| northshire-police |" in markdown
     assert "| SHARED_UNDER_OVERRIDE | 1 |" in markdown and "| gp-2 |" in markdown
     html = await asyncio.to_thread(Path(result.files.html).read_text)
