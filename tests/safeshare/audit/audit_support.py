@@ -20,3 +20,8 @@ def corpus_histories() -> list[ExportedHistory]:
         run_id = HistoryFacts.of(parse_history(content)).run_id
         histories.append(ExportedHistory(workflow_id, run_id, content))
     return histories
+
+
+def corpus_case_count() -> int:
+    """How many cases the corpus holds: its SharingCase histories (exchanges have a dotted id)."""
+    return sum("." not in history.workflow_id for history in corpus_histories())
