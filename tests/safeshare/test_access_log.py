@@ -97,3 +97,18 @@ def test_a_log_without_its_key_reads_but_does_not_append(log: AccessLog) -> None
     assert len(reader.events()) == 4
     with pytest.raises(AccessLogError, match="signing key"):
         reader.append([event(9)])
+
+
+def test_a_delayed_read_is_shown_to_its_own_agency_at_once_and_to_others_when_its_period_ends() -> (
+    None
+):
+    delayed = AccessEvent(
+        T0, REF, Channel.CASE_API, Action.VIEW, Outcome.ALLOWED, "northshire-police", "pc-9",
+        Purpose.INVESTIGATION, disclose_after=T0 + dt.timedelta(days=28),
+    )  # fmt: skip
+    assert delayed.disclosed_to("northshire-police", T0)
+    assert not delayed.disclosed_to("riverside-gp", T0 + dt.timedelta(days=27))
+    assert delayed.disclosed_to("riverside-gp", T0 + dt.timedelta(days=28))
+    assert event(0).disclosed_to("riverside-gp", T0)
+    # The delay survives the log: stored, hashed and read back as it was.
+    assert AccessEvent.from_entry(delayed.entry(), 0) == delayed
