@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint typecheck protos protos-check pytest chaos bench bench-scale clean
+.PHONY: install run test lint typecheck protos protos-check pytest chaos bench bench-scale bench-replicas clean
 
 $(INSTALLED): pyproject.toml uv.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ chaos: install  ## The reliability suite under faults (tests/chaos): PROFILE=sho
 
 bench: install  ## SafeShare against bare Temporal, same machine, same run (< 15 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench
+
+bench-replicas: install  ## Only the replica phases: one vs two hubs, the cost of losing a replica (about 5 min).
+	$(BIN)/python -m bench --replicas
 
 bench-scale: install  ## Only the scale benchmark, up to 10,000 open cases (up to 35 min); see docs/benchmarks.md.
 	$(BIN)/python -m bench --scale

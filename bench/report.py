@@ -160,6 +160,26 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{rss.get('hub', 0):.0f} / {rss.get('gateway', 0):.0f} / {adapters} | "
                 f"{cpu.get('hub', 0)} / {cpu.get('gateway', 0)} |"
             )
+    rep = r.get("replicas")
+    if rep:
+        tp, loss = rep["throughput"], rep["loss"]
+
+        def busy(run: dict[str, Any]) -> str:
+            return (
+                ", ".join(f"{k} {v}" for k, v in run["cpu_seconds"].items())
+                + f" (cores busy {run['cores_busy']})"
+            )
+
+        lines += ["", f"Replicas: the common path, N={tp['one']['n']}, with one hub process and then two on the same server "
+                  "(two gateways, two adapters per agency); CPU seconds used during each batch.", "",
+                  "| hubs | cases/s | CPU s during the batch |", "|---|---|---|",
+                  f"| 1 | {_f(tp['one']['per_s'])} | {busy(tp['one'])} |",
+                  f"| 2 | {_f(tp['two']['per_s'])} | {busy(tp['two'])} |",
+                  f"| ratio 2 / 1 | {_f(tp['ratio'])} | |",
+                  "", f"Losing a replica of every part ({', '.join(loss['killed'])} killed as the window starts): "
+                  f"submit → records stored, {loss['before']['n']} sequential cases per window.", "",
+                  "| window | p50 | p99 |", "|---|---|---|"] + [
+                  f"| {w} | {_ms(loss[w]['p50'])} | {_ms(loss[w]['p99'])} |" for w in ("before", "during", "after")]  # fmt: skip
     prof = r.get("profile")
     if prof:
         lines += ["", f"Profiles (py-spy, the tuning phase's {prof['n']} common-path cases with the hub as shipped, at "

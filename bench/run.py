@@ -21,12 +21,24 @@ from typing import Any
 
 from temporalio.worker import UnsandboxedWorkflowRunner
 
-from bench import audit_speed, cases, cost, flows, gateway_overhead, latency, profile, replay, scale
+from bench import (
+    audit_speed,
+    cases,
+    cost,
+    flows,
+    gateway_overhead,
+    latency,
+    profile,
+    replay,
+    replicas,
+    scale,
+)
 from bench.bare_workflows import BareCase, BareExchange
 from bench.report import machine, markdown
 from bench.stack import BenchStack, bench_stack
 from bench.stats import percentile, ratio
 from safeshare.codec import EncryptionCodec, load_key_file
+from safeshare.devstack import Replicas
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 from workflows.sandbox import workflow_runner
@@ -54,9 +66,12 @@ class Sizes:
     """Seconds for the scale phase; ``make bench-scale`` runs it alone, up to 10,000."""
     budget: float = 870.0
     """Seconds for the whole run; a size that would not fit is cut and the cut is reported."""
+    replica_throughput: int = 200
+    replica_latency: int = 30
+    """Cases per window (before / during / after) of the replica-loss phase."""
 
 
-QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0)
+QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0, 20, 5)
 SCALE_ONLY = Sizes(scale_budget=1800.0, budget=2100.0)
 
 
@@ -170,6 +185,21 @@ async def _run_scale(sizes: Sizes, data_dir: Path, command: str) -> dict[str, An
     return out
 
 
+async def _run_replicas(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    """The replica phases alone: two gateways and two adapters per agency, one then two hubs."""
+    began = time.monotonic()
+    out = _header(command)
+    two = Replicas(hub=1, gateway=2, adapter=2)
+    async with bench_stack(data_dir, replicas=two) as stack:
+        _log(f"stack up in {time.monotonic() - began:.1f} s")
+        await flows.safeshare_batch(stack, cases.COMMON, 5, "warm-common")
+        out["replicas"] = await replicas.run(stack, sizes.replica_throughput, sizes.replica_latency)
+        _log(f"replicas: {out['replicas']}")
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
 async def _tuning(
     stack: BenchStack, sizes: Sizes, bare_rate: float, data_dir: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -264,9 +294,15 @@ def main() -> None:
     parser.add_argument(
         "--scale", action="store_true", help="only the scale benchmark, up to 10,000 open cases"
     )
+    parser.add_argument(
+        "--replicas", action="store_true", help="only the replica phases (one/two hubs, loss)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = parser.parse_args()
-    if args.scale:
+    if args.replicas:
+        sizes, command, latest = Sizes(), "make bench-replicas", "latest-replicas"
+        run = _run_replicas
+    elif args.scale:
         sizes, command, latest = SCALE_ONLY, "make bench-scale", "latest-scale"
         run = _run_scale
     else:
@@ -274,7 +310,8 @@ def main() -> None:
         run = _run
     if args.quick:
         sizes, latest = QUICK, f"{latest}-quick"
-        command = f".venv/bin/python -m bench --quick{' --scale' if args.scale else ''}"
+        flag = " --scale" if args.scale else " --replicas" if args.replicas else ""
+        command = f".venv/bin/python -m bench --quick{flag}"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
     data_dir = RESULTS / f"run-{stamp}"

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from activities.registry import DEFAULT_REGISTRY_PATH
 from bench import untuned_hub
 from safeshare.codec import load_key_file
-from safeshare.devstack import DevPorts, DevStack
+from safeshare.devstack import DevPorts, DevStack, Replicas
 from safeshare.temporal import TemporalSettings, connect_temporal
 
 HOST = "127.0.0.1"
@@ -42,6 +42,20 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _consecutive_free(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (gateway replicas)."""
+    for base in range(21000, 32000, count + 1):
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind((HOST, port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no consecutive free ports")
 
 
 @dataclass
@@ -121,15 +135,19 @@ async def _stop(extra: Extra) -> None:
 
 
 @contextlib.asynccontextmanager
-async def bench_stack(data_dir: Path, response_sizes: str = "") -> AsyncIterator[BenchStack]:
+async def bench_stack(
+    data_dir: Path, response_sizes: str = "", replicas: Replicas | None = None
+) -> AsyncIterator[BenchStack]:
     """Start SafeShare's dev stack (no demo cases), the bare worker and the echo server."""
     ports = free_ports(6)
+    gateway = ports[2] if replicas is None else _consecutive_free(replicas.gateway)
     dev = DevStack(
         data_dir,
-        DevPorts(temporal=ports[0], ui=ports[1], gateway=ports[2], first_agency=ports[3],
+        DevPorts(temporal=ports[0], ui=ports[1], gateway=gateway, first_agency=ports[3],
                  codec=ports[4]),
         DEFAULT_REGISTRY_PATH,
         encryption=True,
+        replicas=replicas,
     )  # fmt: skip
     # Agencies take consecutive ports from first_agency: move the echo server past them.
     echo_port = free_ports(1)[0]

@@ -440,9 +440,28 @@ def dev(
             "(the leak test's negative control); never use it with real data."
         ),
     ] = True,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=9, help="Processes of each part: hubs, gateways, adapters.")
+    ] = 1,
+    hub_replicas: Annotated[
+        int | None, typer.Option(min=1, max=9, help="Hub workers (default --replicas).")
+    ] = None,
+    gateway_replicas: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=9, help="Gateways, on ports from --gateway-port (default --replicas)."
+        ),
+    ] = None,
+    adapter_replicas: Annotated[
+        int | None, typer.Option(min=1, max=9, help="Adapters per agency (default --replicas).")
+    ] = None,
+    hub_build_id: Annotated[
+        str | None,
+        typer.Option(help="Run the hubs under Worker Versioning as this build, made current."),
+    ] = None,
 ) -> None:
     """Start the whole system on this machine, with demo cases, until Ctrl-C."""
-    from safeshare.devstack import DevPorts, run_dev_stack
+    from safeshare.devstack import DevPorts, Replicas, run_dev_stack
 
     configure_logging(json=False, component="dev")
     ports = DevPorts(
@@ -453,9 +472,20 @@ def dev(
         codec=codec_port,
         metrics=metrics_port,
     )
+    counts = Replicas(
+        hub=hub_replicas or replicas,
+        gateway=gateway_replicas or replicas,
+        adapter=adapter_replicas or replicas,
+        hub_build_id=hub_build_id,
+    )
     _run(
         run_dev_stack(
-            data_dir.resolve(), ports, registry.resolve(), demo=demo, encryption=encryption
+            data_dir.resolve(),
+            ports,
+            registry.resolve(),
+            demo=demo,
+            encryption=encryption,
+            replicas=counts,
         )
     )
 

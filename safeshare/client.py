@@ -14,7 +14,8 @@ Calls raise ``grpc.aio.AioRpcError``; ``rpc_status.from_call(err)`` gives the ri
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, AsyncIterator
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import grpc
@@ -25,6 +26,37 @@ from protos.sharing.v1.case_service_pb2_grpc import CaseServiceStub
 from safeshare.tls import TlsFiles, channel_credentials
 
 DEFAULT_TIMEOUT = 10.0
+
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # The client watches each gateway's health and leaves out any not SERVING.
+        "healthCheckConfig": {"serviceName": ""},
+    }
+)
+
+
+def gateway_channel(
+    target: str | Sequence[str], server_name: str | None = None
+) -> tuple[str, list[tuple[str, str | int]]]:
+    """The channel target and options that reach every gateway in ``target``, round robin,
+    health-checked (see ``CaseClient.connect``)."""
+    addresses = [target] if isinstance(target, str) else list(target)
+    addresses = [a.strip() for item in addresses for a in item.split(",") if a.strip()]
+    if not addresses:
+        raise ValueError("no gateway address")
+    options: list[tuple[str, str | int]] = [("grpc.service_config", SERVICE_CONFIG)]
+    if len(addresses) == 1:
+        channel_target = addresses[0]
+    else:
+        # The ipv4:/ipv6: schemes take a list; names must be resolved first (or use dns:///).
+        scheme = "ipv6" if addresses[0].startswith("[") else "ipv4"
+        channel_target = f"{scheme}:{','.join(addresses)}"
+        server_name = server_name or addresses[0].rsplit(":", 1)[0].strip("[]")
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+        options.append(("grpc.default_authority", server_name))
+    return channel_target, options
 
 
 class CaseClient:
@@ -37,10 +69,25 @@ class CaseClient:
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, target: str, tls: TlsFiles, call_timeout: float = DEFAULT_TIMEOUT
+        cls,
+        target: str | Sequence[str],
+        tls: TlsFiles,
+        call_timeout: float = DEFAULT_TIMEOUT,
+        server_name: str | None = None,
     ) -> AsyncIterator[CaseClient]:
-        """Open an mTLS channel to the gateway as the agency named in ``tls.cert``."""
-        async with grpc.aio.secure_channel(target, channel_credentials(tls)) as channel:
+        """Open an mTLS channel to the gateway as the agency named in ``tls.cert``.
+
+        ``target`` is one ``host:port``, any gRPC target (``dns:///gateway.example:50051``,
+        whose name resolves to every gateway), or several ``host:port`` addresses (a list, or
+        comma-separated). Calls are spread over every address the target gives, round robin,
+        and only to gateways whose ``grpc.health.v1`` says SERVING: a gateway that stops or
+        drains is left out until it serves again. ``server_name`` is the name the gateways'
+        certificate carries, when the addresses are not it.
+        """
+        channel_target, options = gateway_channel(target, server_name)
+        async with grpc.aio.secure_channel(
+            channel_target, channel_credentials(tls), options=options
+        ) as channel:
             yield cls(channel, call_timeout)
 
     async def submit(self, request: pb.SharingRequest) -> service_pb.SubmitRequestResponse:

@@ -93,6 +93,8 @@ class Child:
     name: str
     process: asyncio.subprocess.Process
     log_path: Path
+    argv: tuple[str, ...] = ()
+    """How it was started, so a replica can be started again (``DevStack.restart``)."""
 
 
 def temporal_cli() -> Path:
@@ -108,15 +110,39 @@ def temporal_search_attribute_type(key: search_attributes.SearchAttributeKey) ->
     return key._metadata_type  # the SDK's own name for the indexed type
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """How many processes of each part the dev stack runs (``safeshare dev --replicas N``)."""
+
+    hub: int = 1
+    gateway: int = 1
+    """Gateways listen on consecutive ports from the gateway port."""
+    adapter: int = 1
+    """Adapter workers per agency."""
+    hub_build_id: str | None = None
+    """Run the hubs under Worker Versioning as this build, made current at start."""
+
+
+def _replica(name: str, replica: int) -> str:
+    """``hub``, ``hub-2``, ``hub-3``...: the first replica keeps the plain name."""
+    return name if replica == 1 else f"{name}-{replica}"
+
+
 class DevStack:
     """The processes of the dev stack and how to start and stop them."""
 
     def __init__(
-        self, data_dir: Path, ports: DevPorts, registry_path: Path, encryption: bool = True
+        self,
+        data_dir: Path,
+        ports: DevPorts,
+        registry_path: Path,
+        encryption: bool = True,
+        replicas: Replicas | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.ports = ports
         self.encryption = encryption
+        self.replicas = replicas or Replicas()
         self.keys_file = data_dir / "dev" / "keys.json"
         self.temporal_profile = data_dir / "dev" / "temporal.toml"
         self.oidc_secret_file = data_dir / "dev" / "oidc-client-secret"
@@ -158,9 +184,14 @@ class DevStack:
         return f"http://{HOST}:{self.ports.codec + 1}"
 
     @property
+    def gateway_addresses(self) -> list[str]:
+        """Every gateway replica's host:port."""
+        return [f"{HOST}:{self.ports.gateway + i}" for i in range(self.replicas.gateway)]
+
+    @property
     def gateway_target(self) -> str:
-        """The Case API."""
-        return f"{HOST}:{self.ports.gateway}"
+        """The Case API: every gateway, as one ``CaseClient`` target (round robin)."""
+        return ",".join(self.gateway_addresses)
 
     def case_url(self, case_ref: str) -> str:
         """A case's page in the Temporal Web UI."""
@@ -196,13 +227,17 @@ class DevStack:
             await self._wait_for_health(
                 f"sandbox-{agency_id}", f"{HOST}:{port}", self.pki.adapter(agency_id)
             )
-            await self._spawn(
-                f"adapter-{agency_id}",
-                "adapter", "--agency", agency_id, "--target", f"{HOST}:{port}",
-                "--claim-check-dir", str(self.data_dir / "claims"),
-                *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
-                *self._metrics_args(f"adapter-{agency_id}", 10 + port - self.ports.first_agency),
-            )  # fmt: skip
+            # Metrics from the first replica of each part only: one port each.
+            for replica in range(1, self.replicas.adapter + 1):
+                name = _replica(f"adapter-{agency_id}", replica)
+                metrics_offset = 10 + port - self.ports.first_agency
+                await self._spawn(
+                    name,
+                    "adapter", "--agency", agency_id, "--target", f"{HOST}:{port}",
+                    "--claim-check-dir", str(self.data_dir / "claims"),
+                    *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
+                    *(self._metrics_args(name, metrics_offset) if replica == 1 else []),
+                )  # fmt: skip
         await self._spawn(
             "archiver",
             "archive", "run", "--archive", self.archive_url,
@@ -210,21 +245,37 @@ class DevStack:
             "--retention-days", str(RETENTION_DAYS), "--interval", str(ARCHIVE_INTERVAL_SECONDS),
             *self._temporal_args(), *self._metrics_args("archiver", 2),
         )  # fmt: skip
-        await self._spawn(
-            "hub", "hub", "--registry", str(self.registry_path), *self._temporal_args(),
-            "--access-log", str(self.access_log),
-            *self._metrics_args("hub", 0),
+        build = self.replicas.hub_build_id
+        for replica in range(1, self.replicas.hub + 1):
+            await self._spawn(
+                _replica("hub", replica),
+                "hub", "--registry", str(self.registry_path), *self._temporal_args(),
+                "--access-log", str(self.access_log),
+                *(["--build-id", build] if build else []),
+                *(self._metrics_args("hub", 0) if replica == 1 else []),
+            )  # fmt: skip
+        for replica, address in enumerate(self.gateway_addresses, start=1):
+            await self._spawn(
+                _replica("gateway", replica),
+                "gateway", "--port", address.rsplit(":", 1)[1],
+                "--registry", str(self.registry_path), "--archive", self.archive_url,
+                "--access-log", str(self.access_log), "--access-log-key", str(self.access_log_key),
+                *_tls_args(self.pki.gateway()), *self._temporal_args(),
+                *(self._metrics_args("gateway", 1) if replica == 1 else []),
+            )  # fmt: skip
+        await self.wait_for_gateways()
+        if build:
+            await self._make_current(build)
+
+    async def _make_current(self, build_id: str) -> None:
+        """Make the hubs' build current once it has polled (a first deploy)."""
+        from safeshare.hub import HUB_DEPLOYMENT
+
+        await self._temporal_command(
+            str(temporal_cli()), "worker", "deployment", "set-current-version",
+            "--deployment-name", HUB_DEPLOYMENT, "--build-id", build_id, "--yes",
+            "--address", f"{HOST}:{self.ports.temporal}", "--namespace", NAMESPACE,
         )  # fmt: skip
-        await self._spawn(
-            "gateway",
-            "gateway", "--port", str(self.ports.gateway),
-            "--registry", str(self.registry_path), "--archive", self.archive_url,
-            "--access-log", str(self.access_log), "--access-log-key", str(self.access_log_key),
-            *_tls_args(self.pki.gateway()), *self._temporal_args(),
-            *self._metrics_args("gateway", 1),
-        )  # fmt: skip
-        any_agency = next(iter(self.agency_ports))
-        await self._wait_for_health("gateway", self.gateway_target, self.pki.agency(any_agency))
 
     def _issue_certificates(self) -> None:
         self.pki.gateway()
@@ -344,7 +395,7 @@ class DevStack:
                 # Its own session: Ctrl-C reaches the dev stack only, which stops children in order.
                 start_new_session=True,
             )
-        self.children.append(Child(name, process, log_path))
+        self.children.append(Child(name, process, log_path, argv))
 
     def _check_alive(self, name: str) -> None:
         for child in self.children:
@@ -384,6 +435,38 @@ class DevStack:
                     pass
                 await asyncio.sleep(0.2)
         raise DevStackError(f"{name} did not report SERVING at {target} in time")
+
+    def kill(self, name: str) -> bool:
+        """SIGKILL the child called ``name`` (a replica lost); whether it was running."""
+        for child in self.children:
+            if child.name == name and child.process.returncode is None:
+                child.process.kill()
+                return True
+        return False
+
+    async def restart(self, name: str) -> None:
+        """Start the child called ``name`` again as it was started, once it has exited."""
+        [child] = [c for c in self.children if c.name == name]
+        await child.process.wait()
+        self.children.remove(child)
+        await self._spawn_binary(name, *child.argv)
+
+    async def add_hub(self, name: str) -> None:
+        """Start one more hub replica, as the first was started (without its metrics port)."""
+        [first] = [c for c in self.children if c.name == "hub"]
+        argv = list(first.argv)
+        if "--metrics-port" in argv:
+            at = argv.index("--metrics-port")
+            del argv[at : at + 2]
+        await self._spawn_binary(name, *argv)
+
+    async def wait_for_gateways(self) -> None:
+        """Wait until every gateway replica reports SERVING."""
+        any_agency = next(iter(self.agency_ports))
+        for replica, address in enumerate(self.gateway_addresses, start=1):
+            await self._wait_for_health(
+                _replica("gateway", replica), address, self.pki.agency(any_agency)
+            )
 
     async def stop(self) -> None:
         """Stop every child in reverse order of start: SIGTERM, then SIGKILL after a grace."""
@@ -476,10 +559,15 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
 
 
 async def run_dev_stack(
-    data_dir: Path, ports: DevPorts, registry_path: Path, demo: bool, encryption: bool = True
+    data_dir: Path,
+    ports: DevPorts,
+    registry_path: Path,
+    demo: bool,
+    encryption: bool = True,
+    replicas: Replicas | None = None,
 ) -> None:
     """Start the dev stack, submit the demo cases, and run until SIGINT or SIGTERM."""
-    stack = DevStack(data_dir, ports, registry_path, encryption=encryption)
+    stack = DevStack(data_dir, ports, registry_path, encryption=encryption, replicas=replicas)
     stop = asyncio.ensure_future(wait_for_stop_signal())
     try:
         console.print(f"Starting SafeShare in {data_dir} ...")

@@ -13,10 +13,12 @@ from tests.chaos.stack import UNSAFE_DELIVERY_ENV, ChaosStack
 
 @pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
-    """Temporal (SQLite, WAL), sandbox agencies, two adapters each, hub and gateway."""
+    """Temporal (SQLite, WAL), sandbox agencies, two adapters each, two hubs, two gateways."""
     stack = ChaosStack(
         tmp_path_factory.mktemp("chaos"),
         unsafe_delivery=os.environ.get(UNSAFE_DELIVERY_ENV) == "1",
+        hub_replicas=2,
+        gateway_replicas=2,
     )
     try:
         stack.start()

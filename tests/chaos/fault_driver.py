@@ -36,6 +36,9 @@ class FaultPlan:
     adapter_outages: int
     server_restarts: int
     sandbox_faults: int
+    replica_kills: int = 0
+    """Times one replica of every part (a hub, a gateway, an adapter of each agency), chosen
+    at random, is killed at once while the other replicas carry on."""
 
 
 @dataclass
@@ -49,7 +52,7 @@ class FaultLog:
 def schedule(seed: int, plan: FaultPlan, stack: ChaosStack) -> list[Fault]:
     """The faults of a run, ordered by offset."""
     rng = random.Random(seed * 7919 + 1)
-    workers = ["hub", *stack.adapter_names]
+    workers = [*stack.hub_names, *stack.adapter_names]
     faults: list[Fault] = []
 
     def at() -> float:
@@ -60,6 +63,15 @@ def schedule(seed: int, plan: FaultPlan, stack: ChaosStack) -> list[Fault]:
         faults.append(Fault(at(), "kill_worker", rng.choice(workers), rng.uniform(0.5, 3.0)))
     for _ in range(plan.adapter_outages):
         faults.append(Fault(at(), "kill_all_adapters", "adapters", rng.uniform(3.0, 6.0)))
+    for _ in range(plan.replica_kills):
+        groups = [stack.hub_names, stack.gateway_names] + [
+            [name for name in stack.adapter_names if name.startswith(f"adapter-{agency}-")]
+            for agency in stack.agencies
+        ]
+        if any(len(group) < 2 for group in groups):
+            raise ValueError("replica kills need at least two replicas of every part")
+        victims = ",".join(rng.choice(group) for group in groups)
+        faults.append(Fault(at(), "kill_replicas", victims, rng.uniform(2.0, 5.0)))
     for _ in range(plan.server_restarts):
         faults.append(Fault(at(), "restart_temporal", "temporal", rng.uniform(1.0, 3.0)))
     kinds = ["fail_calls", "slow_down", "drop_replies"]
@@ -98,6 +110,14 @@ async def _apply(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
         await asyncio.to_thread(stack.start_part, fault.target)
     elif fault.kind == "kill_all_adapters":
         names = stack.adapter_names
+        for name in names:
+            await asyncio.to_thread(stack.kill, name)
+        log.done[fault.kind] += 1
+        await asyncio.sleep(fault.hold)
+        for name in names:
+            await asyncio.to_thread(stack.start_part, name)
+    elif fault.kind == "kill_replicas":
+        names = fault.target.split(",")
         for name in names:
             await asyncio.to_thread(stack.kill, name)
         log.done[fault.kind] += 1

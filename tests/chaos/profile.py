@@ -36,14 +36,16 @@ PROFILES = {
         name="short", seed=20261, cases=200, concurrency=24, submit_gap=0.1,
         case_seconds=150.0, timeout=600.0,
         faults=FaultPlan(
-            window=40.0, worker_kills=5, adapter_outages=1, server_restarts=1, sandbox_faults=6
+            window=40.0, worker_kills=5, adapter_outages=1, server_restarts=1, sandbox_faults=6,
+            replica_kills=2,
         ),
     ),
     "long": Profile(
         name="long", seed=20262, cases=2000, concurrency=48, submit_gap=0.08,
         case_seconds=600.0, timeout=3600.0,
         faults=FaultPlan(
-            window=600.0, worker_kills=30, adapter_outages=4, server_restarts=3, sandbox_faults=30
+            window=600.0, worker_kills=30, adapter_outages=4, server_restarts=3, sandbox_faults=30,
+            replica_kills=8,
         ),
     ),
 }  # fmt: skip

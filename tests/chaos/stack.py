@@ -2,7 +2,8 @@
 driver can SIGKILL and start again.
 
 It is the dev stack's composition (safeshare/devstack.py) without the demo, the UI or the
-codec server, and with TWO adapter workers per agency, so a killed replica leaves one polling.
+codec server, and with TWO adapter workers per agency, so a killed replica leaves one polling;
+hubs and gateways come in as many replicas as asked (the chaos run: two of each).
 Process management is synchronous (``subprocess.Popen``), so sync and async tests share it.
 """
 
@@ -73,6 +74,9 @@ class ChaosStack:
     """Run the hub under Worker Versioning as this build (``safeshare hub --build-id``)."""
     temporal_args: list[str] = field(default_factory=list)
     """More ``temporal server start-dev`` arguments (dynamic config)."""
+    hub_replicas: int = 1
+    gateway_replicas: int = 1
+    """Gateway processes, each on its own port; clients reach them all (``gateways_target``)."""
     parts: dict[str, Part] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -82,7 +86,8 @@ class ChaosStack:
         self.keys_file = self.root / "keys.json"
         self.keys: KeyRing = ensure_key_file(self.keys_file)
         self.temporal_port = free_port()
-        self.gateway_port = free_port()
+        self.gateway_ports = [free_port() for _ in range(self.gateway_replicas)]
+        self.gateway_port = self.gateway_ports[0]
         self.agency_ports = {agency: free_port() for agency in self.agencies}
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         (self.root / "agencies").mkdir(parents=True, exist_ok=True)
@@ -97,8 +102,23 @@ class ChaosStack:
 
     @property
     def gateway_target(self) -> str:
-        """The Case API."""
+        """The Case API at the first gateway (for plain channels to one server)."""
         return f"{HOST}:{self.gateway_port}"
+
+    @property
+    def gateways_target(self) -> str:
+        """Every gateway, as one ``CaseClient`` target (round robin, health-checked)."""
+        return ",".join(f"{HOST}:{port}" for port in self.gateway_ports)
+
+    @property
+    def hub_names(self) -> list[str]:
+        """Every hub worker process."""
+        return [name for name in self.parts if name == "hub" or name.startswith("hub-")]
+
+    @property
+    def gateway_names(self) -> list[str]:
+        """Every gateway process."""
+        return [name for name in self.parts if name.startswith("gateway")]
 
     @property
     def temporal_db(self) -> Path:
@@ -161,12 +181,14 @@ class ChaosStack:
                      *_tls_args(self.pki.adapter(agency))],
                 )  # fmt: skip
         build = ["--build-id", self.hub_build_id] if self.hub_build_id else []
-        self._add("hub", [sys.executable, "-m", "safeshare", "hub", *build])
-        self._add(
-            "gateway",
-            [sys.executable, "-m", "safeshare", "gateway", "--port", str(self.gateway_port),
-             "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
-        )  # fmt: skip
+        for replica in range(1, self.hub_replicas + 1):
+            self._add(_replica("hub", replica), [sys.executable, "-m", "safeshare", "hub", *build])
+        for replica, port in enumerate(self.gateway_ports, start=1):
+            self._add(
+                _replica("gateway", replica),
+                [sys.executable, "-m", "safeshare", "gateway", "--port", str(port),
+                 "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
+            )  # fmt: skip
         for name, part in self.parts.items():
             if name != "temporal" and not name.startswith("sandbox-"):
                 self._connect_to_temporal(part)
@@ -177,7 +199,8 @@ class ChaosStack:
             self.wait_for_health(
                 f"sandbox-{agency}", self.agency_target(agency), self.pki.adapter(agency)
             )
-        self.wait_for_health("gateway", self.gateway_target, self.pki.agency(self.agencies[0]))
+        for name, port in zip(self.gateway_names, self.gateway_ports, strict=True):
+            self.wait_for_health(name, f"{HOST}:{port}", self.pki.agency(self.agencies[0]))
 
     def _add_temporal(self) -> None:
         self._add(
@@ -345,6 +368,11 @@ class ChaosStack:
                 time.sleep(0.2)
             else:
                 raise StackError(f"registering search attribute {key.name} failed")
+
+
+def _replica(part: str, replica: int) -> str:
+    """The name of a replica: ``hub``, ``hub-2``, ``hub-3``..."""
+    return part if replica == 1 else f"{part}-{replica}"
 
 
 def _tls_args(tls: TlsFiles) -> list[str]:
