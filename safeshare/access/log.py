@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS frontier (
+    size INTEGER NOT NULL,
+    hashes BLOB NOT NULL
+);
 """
 
 
@@ -91,19 +95,23 @@ class AccessLog:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             (size,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+            frontier = _frontier(db, size)
             stored = []
             for offset, event in enumerate(events):
+                entry = event.entry()
                 db.execute(
                     "INSERT INTO events (seq, case_ref, entry) VALUES (?, ?, ?)",
-                    (size + offset, event.case_ref, event.entry()),
+                    (size + offset, event.case_ref, entry),
                 )
-                stored.append(AccessEvent.from_entry(event.entry(), size + offset))
-            leaves = [
-                merkle.leaf_hash(e) for (e,) in db.execute("SELECT entry FROM events ORDER BY seq")
-            ]
-            checkpoint = Checkpoint(
-                ORIGIN, len(leaves), merkle.root(leaves), dt.datetime.now(dt.UTC)
+                frontier.append(merkle.leaf_hash(entry))
+                stored.append(AccessEvent.from_entry(entry, size + offset))
+            db.execute("DELETE FROM frontier")
+            db.execute(
+                "INSERT INTO frontier (size, hashes) VALUES (?, ?)",
+                (frontier.size, frontier.encode()),
             )
+            now = dt.datetime.now(dt.UTC)
+            checkpoint = Checkpoint(ORIGIN, frontier.size, frontier.root(), now)
             db.execute(
                 "INSERT INTO checkpoints (size, note) VALUES (?, ?)",
                 (checkpoint.size, checkpoint.sign(KEY_NAME, self._key)),
@@ -142,6 +150,58 @@ class AccessLog:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             yield db
+
+
+class Frontier:
+    """The roots of the perfect subtrees that make up a tree of ``size`` leaves, largest
+    first (RFC 9162's tree is exactly these, folded right to left): an append costs
+    O(log n) where recomputing the root from every leaf costs O(n)."""
+
+    def __init__(self, size: int = 0, hashes: list[bytes] | None = None) -> None:
+        self.size = size
+        self._hashes = hashes or []
+        if len(self._hashes) != bin(size).count("1"):
+            raise AccessLogError("the stored frontier does not match the log's size")
+
+    def append(self, leaf: bytes) -> None:
+        """Add one leaf hash."""
+        self._hashes.append(leaf)
+        self.size += 1
+        # Each trailing 0 bit of the new size is a perfect subtree the new leaf completed.
+        merges = (self.size & -self.size).bit_length() - 1
+        for _ in range(merges):
+            right = self._hashes.pop()
+            left = self._hashes.pop()
+            self._hashes.append(merkle.node_hash(left, right))
+
+    def root(self) -> bytes:
+        """MTH of the tree so far."""
+        if not self._hashes:
+            return merkle.EMPTY_ROOT
+        root = self._hashes[-1]
+        for subtree in reversed(self._hashes[:-1]):
+            root = merkle.node_hash(subtree, root)
+        return root
+
+    def encode(self) -> bytes:
+        """The subtree roots, concatenated (32 bytes each)."""
+        return b"".join(self._hashes)
+
+    @classmethod
+    def decode(cls, size: int, data: bytes) -> Frontier:
+        """The frontier ``encode`` wrote for a tree of ``size`` leaves."""
+        return cls(size, [data[i : i + 32] for i in range(0, len(data), 32)])
+
+
+def _frontier(db: sqlite3.Connection, size: int) -> Frontier:
+    """The frontier stored by the last append (rebuilt from the leaves if it is not that)."""
+    row = db.execute("SELECT size, hashes FROM frontier").fetchone()
+    if row is not None and row[0] == size:
+        return Frontier.decode(size, row[1])
+    frontier = Frontier()
+    for (entry,) in db.execute("SELECT entry FROM events ORDER BY seq"):
+        frontier.append(merkle.leaf_hash(entry))
+    return frontier
 
 
 @dataclass(frozen=True)

@@ -112,3 +112,16 @@ def test_a_delayed_read_is_shown_to_its_own_agency_at_once_and_to_others_when_it
     assert event(0).disclosed_to("riverside-gp", T0)
     # The delay survives the log: stored, hashed and read back as it was.
     assert AccessEvent.from_entry(delayed.entry(), 0) == delayed
+
+
+def test_the_frontier_gives_the_rfc_9162_root_at_every_size() -> None:
+    from safeshare.access.log import Frontier
+    from safeshare.archive import merkle
+
+    leaves = [merkle.leaf_hash(str(n).encode()) for n in range(70)]
+    frontier = Frontier()
+    for size, leaf in enumerate(leaves, 1):
+        frontier.append(leaf)
+        assert frontier.root() == merkle.root(leaves[:size]), size
+        again = Frontier.decode(size, frontier.encode())
+        assert again.root() == frontier.root()
