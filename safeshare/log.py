@@ -86,6 +86,9 @@ def _types_and_frames(error: BaseException) -> str:
     return "\n".join(lines)
 
 
+_PROCESSORS: list[Any] = []
+
+
 def configure_logging(
     level: str = "INFO", json: bool | None = None, component: str = "", stream: TextIO | None = None
 ) -> None:
@@ -108,12 +111,15 @@ def configure_logging(
         exception_without_messages,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    # 👉 One list, changed in place: loggers cached on first use keep the list object they were
+    # built with, so configuring again (or structlog's capture_logs) must reach that same list.
+    _PROCESSORS[:] = [
+        *shared,
+        structlog.processors.StackInfoRenderer(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=_PROCESSORS,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

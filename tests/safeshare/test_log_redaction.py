@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+import structlog.testing
 
 from safeshare.log import ALLOWED_FIELDS, REDACTED, configure_logging
 
@@ -86,3 +87,15 @@ def test_the_allow_list_holds_only_ids_codes_and_counts() -> None:
         "basis",
     ):
         assert personal not in ALLOWED_FIELDS
+
+
+def test_a_logger_in_use_follows_a_later_configuration(stream: io.StringIO) -> None:
+    log = structlog.get_logger("test.cached")
+    log.info("first_line")  # cached on first use with the configuration of that moment
+    later = io.StringIO()
+    configure_logging(json=True, component="test", stream=later)
+    log.info("second_line", agency_id="oakfield-primary")
+    assert [line["event"] for line in read(later)] == ["second_line"]
+    with structlog.testing.capture_logs() as captured:
+        log.info("third_line")
+    assert [entry["event"] for entry in captured] == ["third_line"]
