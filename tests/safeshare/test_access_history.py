@@ -367,3 +367,21 @@ async def test_one_case_walked_through_every_read_has_exactly_this_access_histor
     tampered = await cli(stack, "audit", "access", ref)
     assert tampered.exit_code == 1
     assert "fails verification" in tampered.output
+
+
+async def test_a_caller_that_is_no_partner_is_refused_and_recorded_under_its_certificate(
+    stack: Stack,
+) -> None:
+    ref = "q" * 20
+    stranger = stack.stub("lapsed-provider")  # a partnership certificate, not in the registry
+    denied = await refused(
+        stranger.GetCase(service_pb.GetCaseRequest(case_ref=ref, read=read("x-1", CASE_WORK)))
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    [event] = [e for e in stack.log.events() if e.agency_id == "lapsed-provider"]
+    assert (event.outcome, event.reason, event.action) == (
+        Outcome.REFUSED,
+        "not_a_partner",
+        Action.VIEW,
+    )
+    assert event.case_ref == ""  # not taken from a caller who is no partner
