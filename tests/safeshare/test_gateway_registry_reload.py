@@ -9,9 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
 from temporalio.testing import WorkflowEnvironment
 
-from activities.registry import DEFAULT_REGISTRY_PATH, RegistrySource
+from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError, RegistrySource, load_registry
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
@@ -63,5 +64,25 @@ async def test_a_new_agency_can_call_once_the_registry_file_names_it(
             registry_path.write_text(registry_path.read_text() + "\nthis is not toml [[\n")
             again = await stub.SubmitRequest(request, timeout=10)
             assert again.case_ref == submitted.case_ref and not again.created
+
+            # So does an edit that breaks the schema's rules (the newcomer made a commissioned
+            # provider bound to nobody), and the gateway says why, naming the agency.
+            registry_path.write_text(
+                registry_path.read_text()
+                .replace("this is not toml [[", "")
+                .replace(
+                    'kind = "statutory"\nsigned_protocol_version = "2026.1"\n'
+                    "review_date = 2027-09-30\n\n[[changes]]",
+                    'kind = "commissioned"\nsigned_protocol_version = "2026.1"\n'
+                    "review_date = 2027-09-30\n\n[[changes]]",
+                )
+            )
+            with pytest.raises(RegistryError, match="bound to no commissioner"):
+                load_registry(registry_path)
+            with capture_logs() as logs:
+                third = await stub.SubmitRequest(request, timeout=10)
+            assert third.case_ref == submitted.case_ref
+            refused = [e for e in logs if e["event"] == "registry_reload_refused"]
+            assert [(e["agency_id"], e["code"]) for e in refused] == [(newcomer, "binding")]
     finally:
         await server.stop(None)
