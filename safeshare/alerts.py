@@ -1,4 +1,5 @@
-"""The hub's board of open operator alerts, and the overdue counts, exported as metrics.
+"""The hub's board of open operator alerts, and the counts of open and overdue exchanges,
+exported as metrics.
 
 The NotifyOperator activity opens an alert here (``raised``); ``watch`` runs beside the hub
 worker and resolves each alert once its case has moved on, and counts the open exchanges past
@@ -114,7 +115,7 @@ class OperatorAlerts:
             await asyncio.sleep(interval.total_seconds())
 
     async def refresh(self) -> None:
-        """Resolve the alerts whose cases moved on; count the overdue exchanges."""
+        """Resolve the alerts whose cases moved on; count open and overdue exchanges."""
         for key, entry in list(self._open.items()):
             with contextlib.suppress(RPCError):  # Temporal away: try again next round
                 if await self._resolved(entry):
@@ -123,7 +124,8 @@ class OperatorAlerts:
                     log.info("operator_alert_resolved", case_ref=entry.alert.case_ref,
                              step=entry.alert.step, rung=entry.alert.rung,
                              reason=entry.alert.reason)  # fmt: skip
-        await self._count_overdue()
+        with contextlib.suppress(RPCError):  # a server without visibility queries (test server)
+            await self._count_exchanges()
 
     async def _resolved(self, entry: _Open) -> bool:
         description = await self._client.get_workflow_handle(entry.workflow_id).describe()
@@ -136,18 +138,23 @@ class OperatorAlerts:
             return attributes.get(sa.NEXT_DEADLINE) != entry.deadline
         return False
 
-    async def _count_overdue(self) -> None:
+    async def _count_exchanges(self) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for urgency in (Urgency.RED, Urgency.AMBER, Urgency.GREEN):
             query = (
                 f"WorkflowType='{EXCHANGE}' AND ExecutionStatus='Running' "
                 f"AND Urgency='{urgency.value}' AND NextDeadline < '{now}'"
             )
-            try:
-                counted = await self._client.count_workflows(query)
-            except RPCError:  # a server without advanced visibility (the test server)
-                return
+            counted = await self._client.count_workflows(query)
             metrics.set_exchanges_overdue(urgency.value, counted.count)
+        for waiting_on in WaitingOn:
+            if waiting_on is WaitingOn.NOBODY:
+                continue
+            counted = await self._client.count_workflows(
+                f"WorkflowType='{EXCHANGE}' AND ExecutionStatus='Running' "
+                f"AND WaitingOn='{waiting_on.value}'"
+            )
+            metrics.set_exchanges_open(waiting_on.value, counted.count)
 
     async def _reopen_delivery_alerts(self) -> None:
         query = (

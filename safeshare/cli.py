@@ -427,8 +427,23 @@ def dev(
     ] = 50061,
     codec_port: Annotated[int, typer.Option(help="Codec server port (for the UI).")] = 8081,
     metrics_port: Annotated[
-        int, typer.Option(help="Hub metrics port; gateway +1, adapters +10...; 0: off.")
+        int,
+        typer.Option(
+            help="Hub metrics port; gateway +1, adapters +10..., agencies +30...; 0: off."
+        ),
     ] = 9460,
+    prometheus: Annotated[
+        bool,
+        typer.Option(help="Also start Prometheus (if installed) with the shipped alert rules."),
+    ] = False,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus's port.")] = 9090,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_OTLP_ENDPOINT",
+            help="Export every process's traces over OTLP/gRPC, e.g. http://127.0.0.1:4317.",
+        ),
+    ] = None,
     demo: Annotated[bool, typer.Option(help="Submit the demo cases.")] = True,
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
@@ -471,6 +486,7 @@ def dev(
         first_agency=agency_port,
         codec=codec_port,
         metrics=metrics_port,
+        prometheus=prometheus_port,
     )
     counts = Replicas(
         hub=hub_replicas or replicas,
@@ -486,6 +502,8 @@ def dev(
             demo=demo,
             encryption=encryption,
             replicas=counts,
+            otlp_endpoint=otlp_endpoint,
+            prometheus=prometheus,
         )
     )
 

@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -49,9 +52,11 @@ from safeshare.operators.views import describe_views
 from safeshare.pki import DevPki
 from safeshare.shutdown import wait_for_stop_signal
 from safeshare.tls import TlsFiles, channel_credentials
+from safeshare.tracing import OTLP_ENDPOINT_ENV
 from workflows import search_attributes
 
 HOST = "127.0.0.1"
+ALERT_RULES = Path(__file__).resolve().parents[1] / "ops" / "prometheus" / "safeshare-rules.yml"
 NAMESPACE = "default"
 RETENTION_DAYS = 7
 """The namespace's retention, set explicitly on every start: Temporal deletes a closed case's
@@ -81,6 +86,8 @@ class DevPorts:
     gateway: int = 50051
     first_agency: int = 50061
     codec: int = 8081
+    prometheus: int = 9090
+    """Prometheus's own web UI and API, with ``--prometheus``."""
     metrics: int = 9460
     """Prometheus metrics: hub here, gateway +1, adapter i +10+i, sandbox agency i +30+i;
     0: off. Clear of Prometheus's own 9090 and node_exporter's 9100."""
@@ -138,11 +145,14 @@ class DevStack:
         registry_path: Path,
         encryption: bool = True,
         replicas: Replicas | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.ports = ports
         self.encryption = encryption
         self.replicas = replicas or Replicas()
+        self.otlp_endpoint = otlp_endpoint
+        self.prometheus_url: str | None = None
         self.keys_file = data_dir / "dev" / "keys.json"
         self.temporal_profile = data_dir / "dev" / "temporal.toml"
         self.oidc_secret_file = data_dir / "dev" / "oidc-client-secret"
@@ -380,6 +390,8 @@ class DevStack:
         log_path = self.data_dir / "logs" / f"{name}.log"
         env = {**os.environ, "SAFESHARE_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
         env.pop(KEYS_ENV, None)
+        if self.otlp_endpoint:
+            env[OTLP_ENDPOINT_ENV] = self.otlp_endpoint
         if self.encryption:
             env[KEYS_FILE_ENV] = str(self.keys_file)
         else:
@@ -396,6 +408,30 @@ class DevStack:
                 start_new_session=True,
             )
         self.children.append(Child(name, process, log_path, argv))
+
+    async def start_prometheus(self) -> None:
+        """Start Prometheus with the shipped alert rules, scraping every metrics endpoint.
+
+        Raises:
+            DevStackError: Prometheus is not installed, or did not start.
+        """
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise DevStackError(
+                "--prometheus: Prometheus is not installed (Debian: apt-get install prometheus)"
+            )
+        home = self.data_dir / "prometheus"
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "prometheus.yml"
+        # JSON is YAML: no YAML writer needed.
+        config.write_text(json.dumps(prometheus_config(self.metrics_endpoints), indent=2) + "\n")
+        await self._spawn_binary(
+            "prometheus", binary, f"--config.file={config}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address={HOST}:{self.ports.prometheus}",
+        )  # fmt: skip
+        await self._wait_for_port("prometheus", self.ports.prometheus)
+        self.prometheus_url = f"http://{HOST}:{self.ports.prometheus}"
 
     def _check_alive(self, name: str) -> None:
         for child in self.children:
@@ -487,6 +523,26 @@ class DevStack:
         return {agency_id: self.pki.agency(agency_id) for agency_id in self.agency_ports}
 
 
+def prometheus_config(metrics_endpoints: dict[str, str]) -> dict[str, Any]:
+    """A Prometheus configuration scraping the dev stack's processes, one job per kind
+    (``safeshare-hub``, ``-gateway``, ``-adapter``, ``-agency``: the names the alert rules
+    and the dashboard use), with the shipped alert rules."""
+    jobs: dict[str, list[str]] = {}
+    for name, endpoint in metrics_endpoints.items():
+        kind = name.split("-", 1)[0]
+        job = "safeshare-agency" if kind == "sandbox" else f"safeshare-{kind}"
+        target = endpoint.removeprefix("http://").removesuffix("/metrics")
+        jobs.setdefault(job, []).append(target)
+    return {
+        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+        "rule_files": [str(ALERT_RULES)],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets}]}
+            for job, targets in sorted(jobs.items())
+        ],
+    }
+
+
 def _tls_args(tls: TlsFiles) -> list[str]:
     return ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
 
@@ -528,6 +584,15 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
     console.print(
         f"  archive log key   {public_key_path(stack.archive_key)} (auditors verify with it)"
     )
+    if stack.prometheus_url:
+        console.print(
+            f"  Prometheus        {stack.prometheus_url}/alerts (SafeShare's alert rules; "
+            "dashboard: ops/grafana/safeshare.json)"
+        )
+    elif stack.metrics_endpoints:
+        console.print("  Prometheus        not started (safeshare dev --prometheus starts one)")
+    if stack.otlp_endpoint:
+        console.print(f"  traces            exported to {stack.otlp_endpoint} (OTLP/gRPC)")
     console.print(f"  data              {stack.data_dir}")
     console.print(f"  logs              {stack.data_dir / 'logs'}")
     console.print(
@@ -565,9 +630,16 @@ async def run_dev_stack(
     demo: bool,
     encryption: bool = True,
     replicas: Replicas | None = None,
+    otlp_endpoint: str | None = None,
+    prometheus: bool = False,
 ) -> None:
-    """Start the dev stack, submit the demo cases, and run until SIGINT or SIGTERM."""
-    stack = DevStack(data_dir, ports, registry_path, encryption=encryption, replicas=replicas)
+    """Start the dev stack, submit the demo cases, and run until SIGINT or SIGTERM; with
+    ``prometheus``, a Prometheus with the shipped rules; with ``otlp_endpoint``, every process
+    exports its spans there."""
+    stack = DevStack(
+        data_dir, ports, registry_path, encryption=encryption, replicas=replicas,
+        otlp_endpoint=otlp_endpoint,
+    )  # fmt: skip
     stop = asyncio.ensure_future(wait_for_stop_signal())
     try:
         console.print(f"Starting SafeShare in {data_dir} ...")
@@ -577,6 +649,8 @@ async def run_dev_stack(
             starting.cancel()
             return
         starting.result()
+        if prometheus:
+            await stack.start_prometheus()
         await ensure_dev_review_schedule(
             f"{HOST}:{ports.temporal}",
             stack.keys_file if encryption else None,

@@ -25,6 +25,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from safeshare.tracing import add_trace_ids
+
 REDACTED = "[redacted]"
 
 ALLOWED_FIELDS = frozenset(
@@ -108,6 +110,7 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         exception_without_messages,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

@@ -13,6 +13,7 @@ What says a person is needed (the alert rules in ``ops/prometheus/`` read these)
   1 while an operator alert is open, 0 once the case moved on (``safeshare.alerts``);
 - ``safeshare_operator_alerts{reason, step, rung, urgency}`` (hub): alerts raised, a counter;
 - ``safeshare_exchanges_overdue{urgency}`` (hub): open exchanges past their next deadline;
+- ``safeshare_exchanges_open{waiting_on}`` (hub): open exchanges by whose move it is;
 - ``safeshare_certificate_expiry_timestamp_seconds{component, agency_id, certificate}``
   (gateway, adapters, sandbox agencies): the not-after time of each certificate presented or
   trusted.
@@ -34,6 +35,7 @@ _access_events: MetricCounter | None = None
 _alerts_open: MetricGauge | None = None
 _alerts_raised: MetricCounter | None = None
 _overdue: MetricGauge | None = None
+_open_exchanges: MetricGauge | None = None
 _certificate_expiry: MetricGaugeFloat | None = None
 
 
@@ -69,7 +71,7 @@ def runtime_for(address: str) -> Runtime:
 
 def _use_meter(meter: MetricMeter) -> None:
     global _gateway_requests, _access_events, _alerts_open, _alerts_raised, _overdue
-    global _certificate_expiry
+    global _certificate_expiry, _open_exchanges
     _gateway_requests = meter.create_counter(
         "safeshare_gateway_requests", "Case API calls by RPC and gRPC status code."
     )
@@ -87,6 +89,9 @@ def _use_meter(meter: MetricMeter) -> None:
     )
     _overdue = meter.create_gauge(
         "safeshare_exchanges_overdue", "Open exchanges past their next deadline, by urgency."
+    )
+    _open_exchanges = meter.create_gauge(
+        "safeshare_exchanges_open", "Open exchanges by whose move it is (WaitingOn)."
     )
     _certificate_expiry = meter.create_gauge_float(
         "safeshare_certificate_expiry_timestamp_seconds",
@@ -110,6 +115,12 @@ def set_exchanges_overdue(urgency: str, count: int) -> None:
     """How many open exchanges of ``urgency`` are past their deadline; no-op without metrics."""
     if _overdue is not None:
         _overdue.set(count, {"urgency": urgency})
+
+
+def set_exchanges_open(waiting_on: str, count: int) -> None:
+    """How many open exchanges wait on ``waiting_on``; a no-op without metrics."""
+    if _open_exchanges is not None:
+        _open_exchanges.set(count, {"waiting_on": waiting_on})
 
 
 def export_certificate_expiry(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,10 +38,17 @@ from safeshare.metrics import export_certificate_expiry, runtime_for
 from safeshare.shutdown import wait_for_stop_signal
 from safeshare.temporal import TemporalSettings, connect_temporal
 from safeshare.tls import TlsFiles, channel_credentials, server_credentials
+from safeshare.tracing import OTLP_ENDPOINT_ENV, configure_tracing
 
 log = structlog.get_logger("safeshare")
 
 GRACE_SECONDS = 5.0
+
+
+def start_tracing(component: str, instance: str = "") -> None:
+    """Trace this process (``safeshare.tracing``), before it makes any client, server or
+    channel; spans are exported when SAFESHARE_OTLP_ENDPOINT is set."""
+    configure_tracing(component, os.environ.get(OTLP_ENDPOINT_ENV) or None, instance)
 
 
 async def run_hub(
@@ -54,6 +62,7 @@ async def run_hub(
     With ``deployment``: as that build of the hub's worker deployment (Worker Versioning).
     """
     load_registry(registry_path)  # fail at start, in one line, on a broken registry
+    start_tracing("hub")
     client = await connect_temporal(temporal)
     alerts = OperatorAlerts(client)
     worker = build_hub_worker(
@@ -90,8 +99,9 @@ async def run_gateway(
 
     # Re-read when the file changes: operators' registry changes count without a restart.
     registry = RegistrySource(registry_path)
-    client = await connect_temporal(temporal)
     ca, cert, _ = tls.read()
+    start_tracing("gateway")
+    client = await connect_temporal(temporal)
     export_certificate_expiry("gateway", "", {"server": cert, "ca": ca})
     archive = await asyncio.to_thread(open_archive, archive_url) if archive_url else None
     health_servicer = health.aio.HealthServicer()
@@ -139,8 +149,9 @@ async def run_adapter(
     and Temporal retries them on another adapter worker.
     """
     options = options or AdapterOptions()
-    client = await connect_temporal(temporal)
     ca, cert, _ = tls.read()
+    start_tracing("adapter", agency_id)
+    client = await connect_temporal(temporal)
     export_certificate_expiry("adapter", agency_id, {"client": cert, "ca": ca})
     channel = open_agency_channel(target, channel_credentials(tls))
     health_server = health_servicer = None
@@ -186,9 +197,10 @@ async def run_sandbox_agency(
     """Serve a sandbox agency's ``agency.v1`` system until SIGINT or SIGTERM; with
     ``metrics_address``, export its certificates' expiry there."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    ca, cert, _ = tls.read()
+    start_tracing("sandbox-agency", agency_id)
     if metrics_address:
         runtime_for(metrics_address)
-    ca, cert, _ = tls.read()
     export_certificate_expiry("sandbox-agency", agency_id, {"server": cert, "ca": ca})
     agency = await create_sandbox_server(
         agency_id, db_path, server_credentials(tls), host=host, port=port, faults=faults

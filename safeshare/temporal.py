@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 from safeshare.codec import KeyRing, data_converter
 from safeshare.metrics import runtime_for
 from safeshare.tls import TlsError, TlsFiles
+from safeshare.tracing import tracing_interceptors
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
@@ -163,6 +164,8 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
             rpc_metadata=dict(settings.rpc_metadata),
             data_converter=settings.data_converter,
             runtime=runtime,
+            # Inherited by every worker built on this client: traces run through the cases.
+            interceptors=tracing_interceptors(),
         )
     except (RPCError, RuntimeError) as err:
         raise TemporalUnavailable(

@@ -343,7 +343,9 @@ class HolderExchange:
         # "rung", not "level": the log level would overwrite it.
         workflow.logger.info("deadline_missed", extra={"step": step.value, "rung": rung.value})
         missed = workflow.metric_meter().create_counter("safeshare_deadlines_missed")
-        missed.add(1, {"step": step.value, "level": rung.value})
+        missed.add(
+            1, {"step": step.value, "level": rung.value, "urgency": self._model.urgency.value}
+        )
         if rung is model.Escalation.PARTNERSHIP_OPERATOR:
             await self._alert_operator(escalation)
         else:
@@ -395,7 +397,9 @@ class HolderExchange:
         # "rung", not "level": the log level would overwrite it.
         workflow.logger.info("deadline_missed", extra={"step": step.value, "rung": rung.value})
         missed = workflow.metric_meter().create_counter("safeshare_deadlines_missed")
-        missed.add(1, {"step": step.value, "level": rung.value})
+        missed.add(
+            1, {"step": step.value, "level": rung.value, "urgency": self._model.urgency.value}
+        )
         return escalation
 
     def _addressee(self, step: Step, rung: model.Escalation) -> tuple[str, str]:

@@ -80,6 +80,20 @@ def free_ports() -> Ports:
     raise RuntimeError("no free ports")
 
 
+# The dev stack's metrics ports from a base (--metrics-port): hub, gateway, archiver, adapters,
+# sandbox agencies.
+METRICS_OFFSETS = (0, 1, 2, 10, 11, 12, 13, 30, 31, 32, 33)
+
+
+def free_metrics_base() -> int:
+    """A base for ``--metrics-port`` whose every dev-stack offset is free."""
+    for _ in range(200):
+        base = random.randrange(12000, 19000)
+        if all(_free(base + offset) for offset in METRICS_OFFSETS):
+            return base
+    raise RuntimeError("no free metrics ports")
+
+
 @dataclass
 class RunningStack:
     process: asyncio.subprocess.Process

@@ -1,7 +1,7 @@
 """No personal data in the clear: cases carrying canary strings in every personal and
 free-text field run through the real dev stack; afterwards the canaries must appear nowhere in
-Temporal's SQLite files, its search attributes, the logs, the access log, or the UI's HTTP API
-(no codec).
+Temporal's SQLite files, its search attributes, the logs, the access log, the UI's HTTP API (no
+codec), or the spans every process exported over OTLP (names, attributes, events, resources).
 
 The negative control runs the same with ``--no-encryption`` and must find them: a scan that
 cannot see plaintext would pass vacuously. The browser check opens the UI on the encrypted
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +32,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.pki import DevPki
 from tests.factories import sharing_request
+from tests.ops.otlp_receiver import Receiver, otlp_receiver
 from tests.safeshare.test_devstack import Ports, dev_stack, free_ports
 from workflows.ids import case_workflow_id
 
@@ -196,16 +198,30 @@ def read_files(data_dir: Path) -> dict[str, bytes]:
     return places
 
 
+def exported_spans(receiver: Receiver) -> dict[str, bytes]:
+    """Every span exported so far, as JSON, by the process (service) that exported it."""
+    by_service: dict[str, list[str]] = {}
+    for span in receiver.spans:
+        by_service.setdefault(span.service, []).append(json.dumps(span.raw))
+    return {f"spans/{name}": "\n".join(spans).encode() for name, spans in by_service.items()}
+
+
 async def scan(
-    data_dir: Path, ports: Ports, ids: list[str], canaries: dict[str, str]
+    data_dir: Path, ports: Ports, ids: list[str], canaries: dict[str, str], receiver: Receiver
 ) -> dict[str, list[str]]:
-    """Where each canary appears: Temporal's files, every log, the UI API without the codec."""
+    """Where each canary appears: Temporal's files, every log, the UI API without the codec,
+    the exported spans."""
     places = await asyncio.to_thread(read_files, data_dir)
     for api_path, text in (await ui_api(ports, ids)).items():
         places[f"ui{api_path}"] = text.encode()
+    await asyncio.sleep(2)  # the processes export their spans in batches every half second
+    places.update(exported_spans(receiver))
     assert "temporal.db" in places and any(p.startswith("logs/") for p in places)
     assert "access.db" in places  # the canary cases' reads were recorded: the scan reads them
     assert "archive.db" in places
+    assert {"spans/safeshare-gateway", "spans/safeshare-hub", "spans/safeshare-adapter"} <= set(
+        places
+    )
     return {
         place: sorted(name for name, value in canaries.items() if value.encode() in content)
         for place, content in places.items()
@@ -242,17 +258,20 @@ class Run:
 
 @asynccontextmanager
 async def running(mode: str, factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
-    """The dev stack with the demo and canary cases run through it, and the scan of it."""
+    """The dev stack, tracing to a receiver here, with the demo and canary cases run through
+    it, and the scan of it."""
     data_dir, ports = factory.mktemp(mode) / "data", free_ports()
     canary = Canaries(uuid.uuid4().hex[:8])
     child = seed_holder(data_dir, canary)
-    extra = () if mode == "encrypted" else ("--no-encryption",)
-    async with dev_stack(data_dir, ports, *extra) as stack:
-        ids = await run_canary_cases(DevPki(data_dir / "dev" / "pki"), ports, canary, child)
-        ids += [case_workflow_id(ref) for ref in stack.demo_refs.values()]
-        await wait_until_archived(data_dir, ids[:2])
-        hits = await scan(data_dir, ports, ids, {**canary.all(), **DEMO_STRINGS})
-        yield Run(data_dir, ports, ids, hits, canary)
+    extra: tuple[str, ...] = () if mode == "encrypted" else ("--no-encryption",)
+    async with otlp_receiver() as receiver:
+        extra += ("--otlp-endpoint", receiver.endpoint)
+        async with dev_stack(data_dir, ports, *extra) as stack:
+            ids = await run_canary_cases(DevPki(data_dir / "dev" / "pki"), ports, canary, child)
+            ids += [case_workflow_id(ref) for ref in stack.demo_refs.values()]
+            await wait_until_archived(data_dir, ids[:2])
+            hits = await scan(data_dir, ports, ids, {**canary.all(), **DEMO_STRINGS}, receiver)
+            yield Run(data_dir, ports, ids, hits, canary)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
