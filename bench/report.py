@@ -93,6 +93,14 @@ def markdown(r: dict[str, Any]) -> str:
             f"{_f(rep['bare']['fetch_seconds'])} | "
             f"{_f(rep['safeshare']['fetch_seconds'] / rep['bare']['fetch_seconds'] if rep['bare']['fetch_seconds'] else math.nan)} |"
         )
+    arc = r.get("archive")
+    if arc:
+        lines.append(
+            f"| archiver: {arc['cases']} closed cases swept into a fresh archive (cases/s; "
+            f"{_f(arc['ms_per_case'], 1)} ms wall and {_f(arc['cpu_ms_per_case'], 1)} ms CPU per "
+            f"case; {arc['findings']} verify findings) | {_f(arc['per_s'], 1)} | "
+            f"close rate {_f(arc['close_rate'], 1)} | {_f(arc['keeps_up'])} |"
+        )
     aud = r.get("audit")
     if aud:
         bare_replay = rep["bare_per_s"] if rep else math.nan

@@ -22,6 +22,7 @@ from typing import Any
 from temporalio.worker import UnsandboxedWorkflowRunner
 
 from bench import (
+    archive_speed,
     audit_speed,
     cases,
     cost,
@@ -147,6 +148,8 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
         _log(f"replay: {out['replay']}")
         out["audit"] = await _audit(stack, audit_tag, min(audit_n, sizes.audit), data_dir)
         _log(f"audit: {out['audit']}")
+        out["archive"] = await _archive(stack, out["throughput"], data_dir)
+        _log(f"archive: {out['archive']}")
 
         out["rpc"] = [
             dataclasses.asdict(t)
@@ -285,6 +288,19 @@ async def _audit(stack: BenchStack, tag: str, n: int, data_dir: Path) -> dict[st
     refs = [cases.case_ref(cases.COMMON, f"{tag}-{i}") for i in range(n)]
     found = await audit_speed.audit(stack.safeshare, refs, data_dir / "audit-export")
     return {**dataclasses.asdict(found), "per_s": found.per_second}
+
+
+async def _archive(
+    stack: BenchStack, throughput: list[dict[str, Any]], data_dir: Path
+) -> dict[str, Any]:
+    common = [t for t in throughput if t["path"] == "common"]
+    close_rate = common[-1]["safeshare_per_s"] if common else 0.0
+    found = await archive_speed.sweep_all(stack.safeshare, data_dir / "archive-bench", close_rate)
+    return {
+        **dataclasses.asdict(found), "per_s": found.per_second, "ms_per_case": found.ms_per_case,
+        "cpu_ms_per_case": found.cpu_ms_per_case,
+        "keeps_up": ratio(found.per_second, close_rate) if close_rate else 0.0,
+    }  # fmt: skip
 
 
 def main() -> None:

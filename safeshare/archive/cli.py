@@ -267,6 +267,44 @@ def status(
 
 
 @archive_app.command()
+def checkpoint(archive_url: ArchiveUrl = DEFAULT_ARCHIVE_URL) -> None:
+    """Print the latest signed checkpoint exactly as signed (keep it: ``> FILE``)."""
+
+    def latest() -> str:
+        store = _open(archive_url)
+        try:
+            found = store.latest_checkpoint()
+        finally:
+            store.close()
+        if found is None:
+            raise _fail("the archive has no checkpoint yet")
+        return found[1]
+
+    typer.echo(_guard(latest), nl=False)
+
+
+@archive_app.command("list")
+def list_command(
+    archive_url: ArchiveUrl = DEFAULT_ARCHIVE_URL,
+    closed_since: Annotated[
+        str | None, typer.Option(help="Closed at or after (YYYY-MM-DD, UTC).")
+    ] = None,
+) -> None:
+    """The archived records, by close time: record id, status, close time, outcome."""
+
+    def rows() -> list[tuple[str, Any, str]]:
+        store = _open(archive_url)
+        try:
+            since = f"{closed_since}T00:00:00Z" if closed_since else None
+            return store.index(closed_since=since)
+        finally:
+            store.close()
+
+    for record_id, index, status in _guard(rows):
+        typer.echo(f"{record_id}  {status}  closed {index.closed_at}  {index.outcome or '-'}")
+
+
+@archive_app.command()
 def verify(
     archive_url: ArchiveUrl = DEFAULT_ARCHIVE_URL,
     public_key: PublicKey = None,

@@ -23,6 +23,11 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.worker import Replayer
 
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
+from safeshare.archive.records import ARCHIVED
+from safeshare.archive.store import open_archive
+from safeshare.archive.verify import verify_archive
+from safeshare.audit.signing import load_public_key, public_key_path
 from safeshare.codec import data_converter
 from tests.chaos import scenarios as sc
 from tests.chaos.driver import CaseRun
@@ -130,7 +135,47 @@ class Checker:
         self._deliveries(records)
         await self._statuses(client)
         await self._histories(client)
+        await self._archived(records)
         return self.report
+
+    # -- the case archive ---------------------------------------------------------------------
+
+    async def _archived(self, records: dict[str, pb.DecisionRecord]) -> None:
+        """Every closed case is archived exactly once, and the archive verifies."""
+        stack = self._stack
+        if stack.archive is None:
+            return
+        wanted = sorted(f"case-{ref}" for ref in records)
+        store = await asyncio.to_thread(open_archive, stack.archive_url)
+        try:
+            known: dict[str, str] = {}
+            for _ in range(180):  # every fault is undone; the archiver sweeps every 2 s
+                known = await asyncio.to_thread(store.known, wanted)
+                latest = await asyncio.to_thread(store.latest_checkpoint)
+                leaves = await asyncio.to_thread(store.leaves)
+                signed = latest is not None and latest[0] == len(leaves)
+                if signed and all(known.get(w) == ARCHIVED for w in wanted):
+                    break
+                await asyncio.sleep(1.0)
+            for workflow_id in wanted:
+                if known.get(workflow_id) != ARCHIVED:
+                    self.report.problem("closed case not archived", workflow_id)
+            logged = Counter(leaf.record_id for leaf in leaves if leaf.kind == "record")
+            for workflow_id in wanted:
+                if logged[workflow_id] > 1:
+                    self.report.problem("case archived more than once", workflow_id)
+            verifier = VerifierKey(
+                DEFAULT_ORIGIN, load_public_key(public_key_path(stack.archive_key))
+            )
+            result = await asyncio.to_thread(verify_archive, store, verifier)
+            for finding in result.findings:
+                self.report.problem(f"archive {finding.kind}", finding.subject)
+            self.report.counts["cases archived once"] = sum(logged[w] == 1 for w in wanted)
+            self.report.counts["archive leaves signed"] = (
+                result.checkpoint.size if result.checkpoint else 0
+            )
+        finally:
+            store.close()
 
     # -- outcomes and resubmissions ---------------------------------------------------------
 

@@ -39,6 +39,10 @@ class FaultPlan:
     replica_kills: int = 0
     """Times one replica of every part (a hub, a gateway, an adapter of each agency), chosen
     at random, is killed at once while the other replicas carry on."""
+    archiver_kills: int = 0
+    """SIGKILL the archiver (mid-batch, as it happens)."""
+    archive_outages: int = 0
+    """Stop the archive's PostgreSQL server for a while."""
 
 
 @dataclass
@@ -74,6 +78,11 @@ def schedule(seed: int, plan: FaultPlan, stack: ChaosStack) -> list[Fault]:
         faults.append(Fault(at(), "kill_replicas", victims, rng.uniform(2.0, 5.0)))
     for _ in range(plan.server_restarts):
         faults.append(Fault(at(), "restart_temporal", "temporal", rng.uniform(1.0, 3.0)))
+    if "archiver" in stack.parts:
+        for _ in range(plan.archiver_kills):
+            faults.append(Fault(at(), "kill_archiver", "archiver", rng.uniform(1.0, 4.0)))
+        for _ in range(plan.archive_outages):
+            faults.append(Fault(at(), "archive_outage", "archive-db", rng.uniform(3.0, 8.0)))
     kinds = ["fail_calls", "slow_down", "drop_replies"]
     for index in range(plan.sandbox_faults):
         kind = kinds[index % len(kinds)]
@@ -124,6 +133,16 @@ async def _apply(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
         await asyncio.sleep(fault.hold)
         for name in names:
             await asyncio.to_thread(stack.start_part, name)
+    elif fault.kind == "kill_archiver":
+        if await asyncio.to_thread(stack.kill, "archiver"):
+            log.done[fault.kind] += 1
+        await asyncio.sleep(fault.hold)
+        await asyncio.to_thread(stack.start_part, "archiver")
+    elif fault.kind == "archive_outage" and stack.archive is not None:
+        await asyncio.to_thread(stack.archive.stop)
+        log.done[fault.kind] += 1
+        await asyncio.sleep(fault.hold)
+        await asyncio.to_thread(stack.archive.start)
     elif fault.kind == "restart_temporal":
         await asyncio.to_thread(stack.kill, "temporal")
         log.done[fault.kind] += 1

@@ -38,6 +38,7 @@ PROFILES = {
         faults=FaultPlan(
             window=40.0, worker_kills=5, adapter_outages=1, server_restarts=1, sandbox_faults=6,
             replica_kills=2,
+            archiver_kills=2, archive_outages=1,
         ),
     ),
     "long": Profile(
@@ -46,6 +47,7 @@ PROFILES = {
         faults=FaultPlan(
             window=600.0, worker_kills=30, adapter_outages=4, server_restarts=3, sandbox_faults=30,
             replica_kills=8,
+            archiver_kills=6, archive_outages=3,
         ),
     ),
 }  # fmt: skip

@@ -28,6 +28,7 @@ from safeshare.devstack import temporal_cli, temporal_search_attribute_type
 from safeshare.pki import DevPki
 from safeshare.tls import TlsFiles
 from tests.chaos.tls_front import NginxFront
+from tests.safeshare.archive.postgres_server import PostgresServer
 from workflows import search_attributes
 
 HOST = "127.0.0.1"
@@ -77,6 +78,9 @@ class ChaosStack:
     hub_replicas: int = 1
     gateway_replicas: int = 1
     """Gateway processes, each on its own port; clients reach them all (``gateways_target``)."""
+    archive: PostgresServer | None = None
+    """The case archive's PostgreSQL server: an archiver runs against it (and the fault driver
+    takes it down)."""
     parts: dict[str, Part] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +96,7 @@ class ChaosStack:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         (self.root / "agencies").mkdir(parents=True, exist_ok=True)
         self.front: NginxFront | None = None
+        self.archive_url = ""
 
     # -- where things are ---------------------------------------------------------------
 
@@ -119,6 +124,11 @@ class ChaosStack:
     def gateway_names(self) -> list[str]:
         """Every gateway process."""
         return [name for name in self.parts if name.startswith("gateway")]
+
+    @property
+    def archive_key(self) -> Path:
+        """The key that signs the archive's checkpoints (``.pub`` beside it)."""
+        return self.root / "archive-log.key"
 
     @property
     def temporal_db(self) -> Path:
@@ -189,6 +199,18 @@ class ChaosStack:
                 [sys.executable, "-m", "safeshare", "gateway", "--port", str(port),
                  "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
             )  # fmt: skip
+        if self.archive is not None:
+            self.archive_url = self.archive.new_database()
+            self._add(
+                "archiver",
+                [sys.executable, "-m", "safeshare", "archive", "run", "--archive", self.archive_url,
+                 "--signing-key", str(self.archive_key), "--interval", "2"],
+            )  # fmt: skip
+        self._add(
+            "gateway",
+            [sys.executable, "-m", "safeshare", "gateway", "--port", str(self.gateway_port),
+             "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
+        )  # fmt: skip
         for name, part in self.parts.items():
             if name != "temporal" and not name.startswith("sandbox-"):
                 self._connect_to_temporal(part)

@@ -61,3 +61,5 @@ async def test_nothing_lost_duplicated_or_shared_without_a_basis(chaos_stack: Ch
     assert fault_log.done["kill_worker"] + fault_log.done["kill_all_adapters"] > 0
     assert fault_log.done["restart_temporal"] == PROFILE.faults.server_restarts
     assert fault_log.done["kill_replicas"] == PROFILE.faults.replica_kills
+    assert fault_log.done["archive_outage"] == PROFILE.faults.archive_outages
+    assert fault_log.done["kill_archiver"] > 0 or not PROFILE.faults.archiver_kills
