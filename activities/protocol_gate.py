@@ -20,7 +20,7 @@ import structlog
 from temporalio import activity
 
 from activities.calendars import resolve_calendar, timescale_policy
-from activities.names import PROTOCOL_GATE
+from activities.names import DISCLOSURE_GATE, PROTOCOL_GATE
 from activities.registry import PROVIDER_KINDS, Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 
@@ -75,6 +75,41 @@ def _currency(registry: Registry, signed: str, review_date: dt.date, today: dt.d
     return codes
 
 
+def route_disclosure(registry: Registry, disclosure: pb.Disclosure) -> tuple[list[str], str]:
+    """Who a disclosure goes to, and why that differs from what was submitted (a code).
+
+    An Operation Encompass notification for a child without a school place goes to the
+    local authority's children's social care instead of a school.
+    """
+    recipients = list(dict.fromkeys(disclosure.recipient_agency_ids))
+    if (
+        disclosure.kind == pb.DISCLOSURE_KIND_OPERATION_ENCOMPASS
+        and disclosure.no_school_place
+        and not recipients
+    ):
+        if registry.childrens_social_care is None:
+            return [], "no_school_place:no_childrens_social_care_in_registry"
+        return [registry.childrens_social_care], "no_school_place:childrens_social_care"
+    return recipients, ""
+
+
+def disclosure_gate_reasons(
+    registry: Registry, disclosure: pb.Disclosure, recipients: list[str], at: dt.datetime
+) -> list[str]:
+    """Every reason the protocol does not allow this disclosure, as codes (empty: it does)."""
+    reasons = list(_signatory_reasons(registry, "holder", disclosure.holding_agency_id, at.date()))
+    if not recipients:
+        reasons.append("no_recipient")
+    for recipient in recipients:
+        reasons.extend(_signatory_reasons(registry, "recipient", recipient, at.date()))
+    training = disclosure.discloser.training_valid_until
+    if not disclosure.discloser.HasField("training_valid_until") or (
+        training.ToDatetime(dt.UTC) <= at
+    ):
+        reasons.append("discloser_training_not_current")
+    return reasons
+
+
 class ProtocolGate:
     """The hub activity that checks a request against the partnership registry file."""
 
@@ -104,4 +139,31 @@ class ProtocolGate:
             result.timescales.CopyFrom(timescale_policy(registry))
         log.info("protocol_gate_checked", passed=result.passed, reasons=len(reasons),
                  registry_version=registry.registry_version)  # fmt: skip
+        return result
+
+    @activity.defn(name=DISCLOSURE_GATE)
+    async def check_disclosure(self, check: pb.DisclosureGateCheck) -> pb.DisclosureGateResult:
+        """Check a disclosure at ``check.at``: the same protocol rules as a request (holder and
+        every recipient current signatories, providers bound, the discloser trained), its
+        routing, and every party's calendar, resolved here so the case records them."""
+        registry = self._registry.current()
+        at = check.at.ToDatetime(dt.UTC)
+        recipients, routed_because = route_disclosure(registry, check.disclosure)
+        reasons = disclosure_gate_reasons(registry, check.disclosure, recipients, at)
+        result = pb.DisclosureGateResult(
+            recipient_agency_ids=recipients, routed_because=routed_because
+        )
+        gate = result.gate
+        gate.passed = not reasons
+        gate.reasons.extend(reasons)
+        gate.protocol_version = registry.protocol_version
+        gate.registry_version = registry.registry_version
+        if gate.passed:
+            for agency_id in dict.fromkeys([check.disclosure.holding_agency_id, *recipients]):
+                agency = registry.get(agency_id)
+                assert agency is not None  # the gate passed: every party is a partner
+                gate.calendars.append(resolve_calendar(registry, agency, at))
+            gate.timescales.CopyFrom(timescale_policy(registry))
+        log.info("protocol_gate_checked", passed=gate.passed, reasons=len(reasons),
+                 registry_version=registry.registry_version, kind="disclosure")  # fmt: skip
         return result

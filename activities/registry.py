@@ -126,6 +126,9 @@ class Registry:
     )
     records_retention_days: int | None = None
     """How long the case archive keeps a closed case before it may be purged; None: never."""
+    childrens_social_care: str | None = None
+    """The local authority's children's social care: where an Operation Encompass
+    notification goes when the child has no school place."""
 
     def get(self, agency_id: str) -> Agency | None:
         """The agency with this id, or None if it is not a partner."""
@@ -139,7 +142,8 @@ class Registry:
 # -- the typed schema ----------------------------------------------------------------------
 
 _TOP_KEYS = {"registry_version", "protocol_version", "region", "time_zone", "timescales",
-             "agencies", "changes", "records_retention_days"}  # fmt: skip
+             "agencies", "changes", "records_retention_days",
+             "childrens_social_care"}  # fmt: skip
 _AGENCY_KEYS = {"id", "name", "kind", "signed_protocol_version", "review_date",
                 "commissioned_by", "commissioned_until", "region", "closure_days",
                 "school_terms", "school_day_starts", "access_disclosure_delay_days"}  # fmt: skip
@@ -340,7 +344,11 @@ def parse_registry(data: Mapping[str, Any]) -> Registry:
     retention = _optional("registry", data, "records_retention_days", int)
     if retention is not None and retention < 1:
         raise RegistryError("registry: records_retention_days must be 1 or more")
+    social_care = _optional("registry", data, "childrens_social_care", str)
+    if social_care is not None and social_care not in agencies:
+        raise RegistryError("registry: childrens_social_care names no listed agency")
     return Registry(
+        childrens_social_care=social_care,
         registry_version=version,
         protocol_version=protocol,
         agencies=agencies,

@@ -35,6 +35,7 @@ from activities.review import ProtocolReviewActivities
 from safeshare.access.review import access_source
 from safeshare.alerts import OperatorAlerts
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
+from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE
 from workflows.protocol_review import ProtocolReview
@@ -48,6 +49,7 @@ HUB_VERSIONING = {
     SharingCase: VersioningBehavior.PINNED,
     HolderExchange: VersioningBehavior.PINNED,
     ConsentWithdrawalNotice: VersioningBehavior.PINNED,
+    DisclosureCase: VersioningBehavior.PINNED,
     ProtocolReview: VersioningBehavior.PINNED,
 }
 """Each hub workflow's versioning behaviour (the module docstring says why)."""
@@ -83,6 +85,7 @@ def build_hub_worker(
     """
     access = access_source(access_log) if access_log is not None else None
     review = ProtocolReviewActivities(client, registry_path, access)
+    gate = ProtocolGate(registry_path)
     behaviours = set(HUB_VERSIONING.values())
     assert len(behaviours) == 1, "one default behaviour while every hub workflow shares it"
     versioning = (
@@ -99,7 +102,8 @@ def build_hub_worker(
         task_queue=task_queue,
         workflows=list(HUB_VERSIONING),
         activities=[
-            ProtocolGate(registry_path).check,
+            gate.check,
+            gate.check_disclosure,
             OperatorNotifications(alerts or OperatorAlerts(client)).notify,
             review.gather_figures,
             review.write_report,

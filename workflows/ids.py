@@ -48,3 +48,10 @@ def case_ref_from_workflow_id(workflow_id: str) -> str:
     if ref == workflow_id or not CASE_REF_PATTERN.fullmatch(ref):
         raise ValueError("not a case workflow id")
     return ref
+
+
+def disclosure_ref_for(holding_agency_id: str, disclosure_id: str) -> str:
+    """The case reference for a disclosure id submitted by a holder (never the same as a
+    request's: a request id and a disclosure id may be equal)."""
+    digest = hashlib.sha256(f"disclosure\0{holding_agency_id}\0{disclosure_id}".encode())
+    return base64.b32encode(digest.digest()).decode("ascii").lower()[:20]

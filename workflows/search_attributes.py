@@ -32,3 +32,10 @@ ALL = (
 # ladder: operators list these (the "escalated" saved view, safeshare.operators.views).
 ESCALATED = SearchAttributeKey.for_bool("Escalated")
 ALL = (*ALL, ESCALATED)  # type: ignore[assignment]  # appended: the tuple grows
+
+# A disclosure case (a holder shared without a request) sets its kind; a request leaves it
+# unset. Saved views and `safeshare cases list` tell the two apart by it.
+CASE_KIND = SearchAttributeKey.for_keyword("CaseKind")
+# The recipients of a disclosure (a request's recipient is its RequestingAgency).
+RECIPIENT_AGENCY = SearchAttributeKey.for_keyword_list("RecipientAgency")
+ALL = (*ALL, CASE_KIND, RECIPIENT_AGENCY)  # type: ignore[assignment]  # appended: the tuple grows

@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS delivered_bases (
     basis BLOB NOT NULL,
     UNIQUE (delivery_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS delivered_caveats (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(delivery_id),
+    item_id TEXT NOT NULL,
+    caveat INTEGER NOT NULL,
+    UNIQUE (delivery_id, item_id, caveat)
+);
 CREATE TABLE IF NOT EXISTS notifications (
     notification_id TEXT PRIMARY KEY,
     case_ref TEXT NOT NULL,
@@ -370,6 +376,15 @@ class SandboxStore:
                 )
             except sqlite3.IntegrityError as err:
                 raise DuplicateItemError("a delivery names the same item id twice") from err
+            # Each item's handling caveats, stored with it (a disclosure's, e.g. "DSL only").
+            conn.executemany(
+                "INSERT OR IGNORE INTO delivered_caveats VALUES (?, ?, ?)",
+                [
+                    (request.delivery_id, item.item_id, caveat)
+                    for item in request.items
+                    for caveat in item.caveats
+                ],
+            )
             stored = DeliveryRow(
                 delivery_id=request.delivery_id,
                 case_ref=request.case_ref,
@@ -394,7 +409,20 @@ class SandboxStore:
                 "SELECT * FROM delivered_items WHERE delivery_id = ? ORDER BY rowid",
                 (delivery_id,),
             ).fetchall()
-        return [_record_item(row) for row in rows]
+        items = [_record_item(row) for row in rows]
+        caveats = self._conn.execute(
+            "SELECT delivery_id, item_id, caveat FROM delivered_caveats ORDER BY rowid"
+        ).fetchall()
+        by_item: dict[tuple[str, str], list[int]] = {}
+        for caveat in caveats:
+            key = (caveat["delivery_id"], caveat["item_id"])
+            by_item.setdefault(key, []).append(caveat["caveat"])
+        for row, item in zip(rows, items, strict=True):
+            item.caveats.extend(
+                pb.HandlingCaveat.ValueType(c)
+                for c in by_item.get((row["delivery_id"], item.item_id), [])
+            )
+        return items
 
     def delivered_bases(self, delivery_id: str | None = None) -> dict[str, pb.SharingBasis]:
         """The basis of each item received (by item id), of one delivery or of all."""

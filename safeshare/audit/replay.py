@@ -19,11 +19,12 @@ from temporalio.worker import Replayer
 
 from safeshare.audit.export import ExportedHistory
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
+from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.sandbox import workflow_runner
 from workflows.sharing_case import SharingCase
 
-WORKFLOWS: tuple[type, ...] = (SharingCase, HolderExchange, ConsentWithdrawalNotice)
+WORKFLOWS: tuple[type, ...] = (SharingCase, HolderExchange, ConsentWithdrawalNotice, DisclosureCase)
 # The corpus in tests/histories/ names its workflows in this index (the format holds no id).
 WORKFLOW_ID_INDEX = "workflow-ids.json"
 # Nondeterminism errors name the event as "... event_id: 12 ..." or "HistoryEvent(id: 12".

@@ -66,7 +66,8 @@ from safeshare.access.events import Action
 from safeshare.access.log import AccessLog
 from safeshare.archive.reader import CaseReader
 from safeshare.archive.store import ArchiveStore
-from safeshare.gateway import access, listing, party_view, validation, watch
+from safeshare.gateway import access, disclosure_view, listing, party_view, validation, watch
+from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.validation import FieldViolation
@@ -75,12 +76,14 @@ from safeshare.tls import peer_common_name
 from workflows.case_model import Rule
 from workflows.case_view import merge_case_view
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
+from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
     HUB_TASK_QUEUE,
     case_ref_for,
     case_workflow_id,
     consent_withdrawal_workflow_id,
+    disclosure_ref_for,
     holder_exchange_workflow_id,
 )
 from workflows.sharing_case import SharingCase
@@ -346,6 +349,43 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         )
         return service_pb.AcknowledgeResponse(case=view)
 
+    async def SubmitDisclosure(
+        self, request: service_pb.SubmitDisclosureRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.SubmitDisclosureResponse:
+        """Open a disclosure case, or return the case its disclosure id already opened."""
+        return await self._serve(
+            "SubmitDisclosure",
+            context,
+            lambda call: self._submit_disclosure(request, context, call),
+        )
+
+    async def RecordDisclosureNotMade(
+        self,
+        request: service_pb.RecordDisclosureNotMadeRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> service_pb.RecordDisclosureNotMadeResponse:
+        """Record a disclosure considered and not made, with reasons."""
+        return await self._serve(
+            "RecordDisclosureNotMade", context, lambda call: self._not_made(request, context, call)
+        )
+
+    async def DecideDisclosure(
+        self, request: service_pb.DecideDisclosureRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.DecideDisclosureResponse:
+        """An approver at the holder approves or rejects a disclosure without consent."""
+        command = _Command(
+            request.case_ref,
+            "decision",
+            request.decision,
+            dv.validate_decide_disclosure(request),
+        )
+        view = await self._serve(
+            "DecideDisclosure",
+            context,
+            lambda call: self._decide_disclosure(context, call, command),
+        )
+        return service_pb.DecideDisclosureResponse(case=view)
+
     async def ListCases(
         self, request: service_pb.ListCasesRequest, context: grpc.aio.ServicerContext
     ) -> service_pb.ListCasesResponse:
@@ -464,10 +504,18 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 self._client, request.case_ref, holders, closed, _rpc_timeout
             )
             # 👉 Filtered before numbering: each party's numbers are stable across reconnects.
-            seen = {
-                source: party_view.entries_for(party, asked, source, entries)
-                for source, entries in taken.entries.items()
-            }
+            if isinstance(party, disclosure_view.Party):
+                seen = {
+                    source: [
+                        e for entry in entries if (e := disclosure_view.entry_for(party, entry))
+                    ]
+                    for source, entries in taken.entries.items()
+                }
+            else:
+                seen = {
+                    source: party_view.entries_for(party, asked, source, entries)
+                    for source, entries in taken.entries.items()
+                }
             snapshot = watch.Snapshot(seen, taken.ranks, taken.watermark)
             for event in watch.settled_events(snapshot)[next_number - 1 :]:
                 yield event
@@ -510,6 +558,95 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         except WorkflowAlreadyStartedError:
             return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
         return service_pb.SubmitRequestResponse(case_ref=case_ref, created=True)
+
+    async def _submit_disclosure(
+        self,
+        request: service_pb.SubmitDisclosureRequest,
+        context: grpc.aio.ServicerContext,
+        call: _Call,
+    ) -> service_pb.SubmitDisclosureResponse:
+        agency = call.agency_id = caller_agency(context, self._registry)
+        _raise_if(dv.validate_submit_disclosure(request))
+        recipients = list(request.disclosure.recipient_agency_ids)
+        path = "disclosure.recipient_agency_ids"
+        unknown = dv.unknown_recipients(recipients, path, self._registry)
+        if unknown:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND, validation.NOT_A_PARTNER, unknown)
+        _raise_if(dv.self_recipients(recipients, path, agency))
+        disclosure = pb.Disclosure()
+        disclosure.CopyFrom(request.disclosure)
+        # The holder is whoever holds the certificate, whatever the body says.
+        disclosure.holding_agency_id = agency
+        case_ref = call.case_ref = disclosure_ref_for(agency, disclosure.disclosure_id)
+        kind = pb.DisclosureKind.Name(disclosure.kind).removeprefix("DISCLOSURE_KIND_")
+        created = await self._start_disclosure(
+            case_ref, pb.DisclosureCaseInput(disclosure=disclosure),
+            f"{kind} disclosure: {agency} tells {', '.join(recipients) or 'children social care'}",
+        )  # fmt: skip
+        return service_pb.SubmitDisclosureResponse(case_ref=case_ref, created=created)
+
+    async def _not_made(
+        self,
+        request: service_pb.RecordDisclosureNotMadeRequest,
+        context: grpc.aio.ServicerContext,
+        call: _Call,
+    ) -> service_pb.RecordDisclosureNotMadeResponse:
+        agency = call.agency_id = caller_agency(context, self._registry)
+        _raise_if(dv.validate_not_made(request))
+        not_made = pb.DisclosureNotMade()
+        not_made.CopyFrom(request.not_made)
+        not_made.holding_agency_id = agency
+        not_made.ClearField("decided_at")
+        case_ref = call.case_ref = disclosure_ref_for(agency, not_made.disclosure_id)
+        kind = pb.DisclosureKind.Name(not_made.kind).removeprefix("DISCLOSURE_KIND_")
+        created = await self._start_disclosure(
+            case_ref,
+            pb.DisclosureCaseInput(not_made=not_made),
+            f"{kind} disclosure considered and not made by {agency}",
+        )
+        return service_pb.RecordDisclosureNotMadeResponse(case_ref=case_ref, created=created)
+
+    async def _start_disclosure(
+        self, case_ref: str, case: pb.DisclosureCaseInput, summary: str
+    ) -> bool:
+        """Start the disclosure case; False when its id had already opened it."""
+        try:
+            await self._client.start_workflow(
+                DisclosureCase.run,
+                case,
+                id=case_workflow_id(case_ref),
+                task_queue=self._hub_task_queue,
+                # 👉 As for a request: the id comes from the idempotency key, and no case with
+                # it may be replaced, so a resubmission finds its case.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary,
+                rpc_timeout=_rpc_timeout(),
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
+
+    async def _decide_disclosure(
+        self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
+    ) -> pb.CaseView:
+        agency, case = await self._party_to(context, call, command)
+        if not disclosure_view.is_disclosure(case) or (
+            agency != case.record.disclosure.holding_agency_id
+        ):
+            raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
+        handle = self._client.get_workflow_handle_for(
+            DisclosureCase.run, case_workflow_id(command.case_ref)
+        )
+        view = await _translated(
+            command,
+            handle.execute_update(
+                DisclosureCase.decide_disclosure,
+                _as_actor(cast(pb.DisclosureApproval, command.message), agency),
+                rpc_timeout=_rpc_timeout(),
+            ),
+        )
+        return await self._merged(view, {}, agency)
 
     async def _get_case(
         self, request: service_pb.GetCaseRequest, context: grpc.aio.ServicerContext, call: _Call
@@ -676,6 +813,21 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     ) -> pb.CaseView:
         """The requester acknowledges the delivery of one holder, named or the only one."""
         agency, case = await self._party_to(context, call, command)
+        if disclosure_view.is_disclosure(case):
+            if _party(agency, case).role is not disclosure_view.Role.RECIPIENT:
+                raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
+            handle = self._client.get_workflow_handle_for(
+                DisclosureCase.run, case_workflow_id(command.case_ref)
+            )
+            view = await _translated(
+                command,
+                handle.execute_update(
+                    DisclosureCase.acknowledge,
+                    _as_actor(cast(pb.Acknowledgement, command.message), agency),
+                    rpc_timeout=_rpc_timeout(),
+                ),
+            )
+            return await self._merged(view, {}, agency)
         _require_requester(agency, case)
         holder = _acknowledged_holder(command.message, case.record.request)
         record = await self._update_exchange(command, agency, holder, HolderExchange.acknowledge)
@@ -742,6 +894,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         ``fresh`` ones (an update's own result), the case's copy for a closed exchange, the
         others queried from their exchanges."""
         party = _party(agency, case)
+        if isinstance(party, disclosure_view.Party):
+            return disclosure_view.view_for(party, case)
         holders = list(case.record.request.holding_agency_ids)
         if party.role is party_view.Role.HOLDER:
             holders = [agency]  # it sees no other holder's exchange: none is read for it
@@ -918,10 +1072,15 @@ def _case_not_found() -> GatewayError:
     return GatewayError(grpc.StatusCode.NOT_FOUND, "case not found")
 
 
-def _party(agency: str, case: pb.CaseView) -> party_view.Party:
-    """The caller's part in the case; NOT_FOUND when the case must look like no case to it
-    (not a party, or a holder before the protocol gate passed the case)."""
-    party = party_view.party_in(agency, case)
+def _party(agency: str, case: pb.CaseView) -> Any:
+    """The caller's part in the case (``party_view.Party``, or ``disclosure_view.Party`` for a
+    disclosure); NOT_FOUND when the case must look like no case to it (not a party, or a
+    holder or recipient before the protocol gate passed the case)."""
+    party = (
+        disclosure_view.party_in(agency, case)
+        if disclosure_view.is_disclosure(case)
+        else party_view.party_in(agency, case)
+    )
     if party is None:
         raise _case_not_found()
     return party

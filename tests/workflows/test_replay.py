@@ -16,6 +16,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.sandbox import workflow_runner
 from workflows.sharing_case import SharingCase
@@ -40,6 +41,9 @@ def test_the_corpus_covers_every_path() -> None:
         "escalation-holder_responds", "not-sought-risk_to_child",
         "ladder-reminder-refused", "ladder-nothing-gets-through",
         "withdrawn-delivery-in-flight", "withdrawn-after-share-first",
+        "disclosure-encompass-acknowledged", "disclosure-encompass-missed-acknowledgement",
+        "disclosure-encompass-no-school-place", "disclosure-concern-approved",
+        "disclosure-cp-file-transfer", "disclosure-not-made",
     ):  # fmt: skip
         assert path in names, f"no recorded history for {path}"
 
@@ -49,6 +53,8 @@ def test_the_corpus_covers_every_path() -> None:
 async def test_recorded_history_replays(path: Path) -> None:
     text = await asyncio.to_thread(path.read_text)
     history = WorkflowHistory.from_json(WORKFLOW_IDS[path.name], json.loads(text))
-    replayer = Replayer(workflows=[SharingCase, HolderExchange], workflow_runner=workflow_runner())
+    replayer = Replayer(
+        workflows=[SharingCase, HolderExchange, DisclosureCase], workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} diverged: {result.replay_failure}"

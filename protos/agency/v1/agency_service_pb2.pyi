@@ -245,7 +245,11 @@ class ReceiveDeliveryRequest(_message.Message):
 
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.RecordItem]:
-        """The items delivered."""
+        """The items delivered. An item may carry handling caveats (sharing.v1.HandlingCaveat:
+        do not contact the parents or carers, do not tell the child, police investigation
+        ongoing, for the designated safeguarding lead only): store them with the item and show
+        them wherever the item is shown.
+        """
 
     @_builtins.property
     def item_bases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ItemBasis]:

@@ -294,6 +294,38 @@ ITEM_KIND_OPINION: ItemKind.ValueType  # 2
 """A practitioner's professional opinion."""
 Global___ItemKind: _TypeAlias = ItemKind  # noqa: Y015
 
+class _HandlingCaveat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HandlingCaveatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HandlingCaveat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HANDLING_CAVEAT_UNSPECIFIED: _HandlingCaveat.ValueType  # 0
+    """Not set; rejected by the Case API."""
+    HANDLING_CAVEAT_DO_NOT_CONTACT_PARENTS_OR_CARERS: _HandlingCaveat.ValueType  # 1
+    """Do not contact the child's parents or carers about this."""
+    HANDLING_CAVEAT_DO_NOT_TELL_THE_CHILD: _HandlingCaveat.ValueType  # 2
+    """Do not tell the child."""
+    HANDLING_CAVEAT_POLICE_INVESTIGATION_DO_NOT_SHARE_FURTHER: _HandlingCaveat.ValueType  # 3
+    """A police investigation is ongoing: do not share further without asking the sender."""
+    HANDLING_CAVEAT_DSL_ONLY: _HandlingCaveat.ValueType  # 4
+    """For the designated safeguarding lead only."""
+
+class HandlingCaveat(_HandlingCaveat, metaclass=_HandlingCaveatEnumTypeWrapper):
+    """A handling instruction that travels with a delivered item: a closed list."""
+
+HANDLING_CAVEAT_UNSPECIFIED: HandlingCaveat.ValueType  # 0
+"""Not set; rejected by the Case API."""
+HANDLING_CAVEAT_DO_NOT_CONTACT_PARENTS_OR_CARERS: HandlingCaveat.ValueType  # 1
+"""Do not contact the child's parents or carers about this."""
+HANDLING_CAVEAT_DO_NOT_TELL_THE_CHILD: HandlingCaveat.ValueType  # 2
+"""Do not tell the child."""
+HANDLING_CAVEAT_POLICE_INVESTIGATION_DO_NOT_SHARE_FURTHER: HandlingCaveat.ValueType  # 3
+"""A police investigation is ongoing: do not share further without asking the sender."""
+HANDLING_CAVEAT_DSL_ONLY: HandlingCaveat.ValueType  # 4
+"""For the designated safeguarding lead only."""
+Global___HandlingCaveat: _TypeAlias = HandlingCaveat  # noqa: Y015
+
 class _AcknowledgementStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -469,6 +501,68 @@ BASIS_KIND_OVERRIDE: BasisKind.ValueType  # 2
 BASIS_KIND_SHARE_FIRST: BasisKind.ValueType  # 3
 """RED: shared first, the override's justification owed."""
 Global___BasisKind: _TypeAlias = BasisKind  # noqa: Y015
+
+class _DisclosureKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisclosureKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisclosureKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISCLOSURE_KIND_UNSPECIFIED: _DisclosureKind.ValueType  # 0
+    """Not set; rejected by the Case API."""
+    DISCLOSURE_KIND_OPERATION_ENCOMPASS: _DisclosureKind.ValueType  # 1
+    """Operation Encompass: police tell a child's school about a domestic-abuse incident
+    before the start of the next school day (children's social care when the child has no
+    school place).
+    """
+    DISCLOSURE_KIND_CONCERN: _DisclosureKind.ValueType  # 2
+    """A concern raised with children's social care, within the timescale of its urgency."""
+    DISCLOSURE_KIND_CHILD_PROTECTION_FILE_TRANSFER: _DisclosureKind.ValueType  # 3
+    """A child protection file passed to the child's new school within five school days,
+    with confirmation of receipt.
+    """
+
+class DisclosureKind(_DisclosureKind, metaclass=_DisclosureKindEnumTypeWrapper):
+    """A kind of disclosure: each has its fixed dataset, recipients and deadline."""
+
+DISCLOSURE_KIND_UNSPECIFIED: DisclosureKind.ValueType  # 0
+"""Not set; rejected by the Case API."""
+DISCLOSURE_KIND_OPERATION_ENCOMPASS: DisclosureKind.ValueType  # 1
+"""Operation Encompass: police tell a child's school about a domestic-abuse incident
+before the start of the next school day (children's social care when the child has no
+school place).
+"""
+DISCLOSURE_KIND_CONCERN: DisclosureKind.ValueType  # 2
+"""A concern raised with children's social care, within the timescale of its urgency."""
+DISCLOSURE_KIND_CHILD_PROTECTION_FILE_TRANSFER: DisclosureKind.ValueType  # 3
+"""A child protection file passed to the child's new school within five school days,
+with confirmation of receipt.
+"""
+Global___DisclosureKind: _TypeAlias = DisclosureKind  # noqa: Y015
+
+class _ChildPresence:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChildPresenceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChildPresence.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHILD_PRESENCE_UNSPECIFIED: _ChildPresence.ValueType  # 0
+    """Not set; rejected by the Case API."""
+    CHILD_PRESENCE_PRESENT: _ChildPresence.ValueType  # 1
+    """The child was present (saw or heard it)."""
+    CHILD_PRESENCE_NOT_PRESENT: _ChildPresence.ValueType  # 2
+    """The child was not present."""
+
+class ChildPresence(_ChildPresence, metaclass=_ChildPresenceEnumTypeWrapper):
+    """Whether the child was present at an incident."""
+
+CHILD_PRESENCE_UNSPECIFIED: ChildPresence.ValueType  # 0
+"""Not set; rejected by the Case API."""
+CHILD_PRESENCE_PRESENT: ChildPresence.ValueType  # 1
+"""The child was present (saw or heard it)."""
+CHILD_PRESENCE_NOT_PRESENT: ChildPresence.ValueType  # 2
+"""The child was not present."""
+Global___ChildPresence: _TypeAlias = ChildPresence  # noqa: Y015
 
 @_typing.final
 class Practitioner(_message.Message):
@@ -742,6 +836,7 @@ class RecordItem(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
+    CAVEATS_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     """The holder's id for the item, stable across deliveries."""
     category: Global___InformationCategory.ValueType
@@ -756,6 +851,10 @@ class RecordItem(_message.Message):
     def recorded_at(self) -> _timestamp_pb2.Timestamp:
         """When it was recorded."""
 
+    @_builtins.property
+    def caveats(self) -> _containers.RepeatedScalarFieldContainer[Global___HandlingCaveat.ValueType]:
+        """How the recipient must handle the item (a disclosure's caveats travel with each item)."""
+
     def __init__(
         self,
         *,
@@ -765,10 +864,11 @@ class RecordItem(_message.Message):
         source: _builtins.str = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         content: _builtins.str = ...,
+        caveats: _abc.Iterable[Global___HandlingCaveat.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "content", b"content", "item_id", b"item_id", "kind", b"kind", "recorded_at", b"recorded_at", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "caveats", b"caveats", "content", b"content", "item_id", b"item_id", "kind", b"kind", "recorded_at", b"recorded_at", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -922,6 +1022,7 @@ class DecisionRecord(_message.Message):
     WITHDRAWAL_FIELD_NUMBER: _builtins.int
     URGENCY_CHANGES_FIELD_NUMBER: _builtins.int
     URGENCY_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     outcome: Global___Outcome.ValueType
@@ -954,6 +1055,12 @@ class DecisionRecord(_message.Message):
     def urgency_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___UrgencyChange]:
         """Every change of urgency."""
 
+    @_builtins.property
+    def disclosure(self) -> Global___DisclosureRecord:
+        """Set for a disclosure case (a holder shared on its own initiative): its whole record.
+        A request's record leaves it unset.
+        """
+
     def __init__(
         self,
         *,
@@ -967,10 +1074,11 @@ class DecisionRecord(_message.Message):
         withdrawal: Global___RequestWithdrawal | None = ...,
         urgency_changes: _abc.Iterable[Global___UrgencyChange] | None = ...,
         urgency: Global___Urgency.ValueType = ...,
+        disclosure: Global___DisclosureRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "request", b"request", "withdrawal", b"withdrawal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "gate", b"gate", "request", b"request", "withdrawal", b"withdrawal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_ref", b"case_ref", "entries", b"entries", "gate", b"gate", "holders", b"holders", "outcome", b"outcome", "request", b"request", "urgency", b"urgency", "urgency_changes", b"urgency_changes", "withdrawal", b"withdrawal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_ref", b"case_ref", "disclosure", b"disclosure", "entries", b"entries", "gate", b"gate", "holders", b"holders", "outcome", b"outcome", "request", b"request", "urgency", b"urgency", "urgency_changes", b"urgency_changes", "withdrawal", b"withdrawal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2089,3 +2197,599 @@ class ConsentWithdrawalNoticeInput(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConsentWithdrawalNoticeInput: _TypeAlias = ConsentWithdrawalNoticeInput  # noqa: Y015
+
+@_typing.final
+class OperationEncompassNotification(_message.Message):
+    """Operation Encompass's fixed minimum dataset: every field is required."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICE_REFERENCE_FIELD_NUMBER: _builtins.int
+    INCIDENT_AT_FIELD_NUMBER: _builtins.int
+    INCIDENT_PLACE_FIELD_NUMBER: _builtins.int
+    CHILD_PRESENT_FIELD_NUMBER: _builtins.int
+    VOICE_OF_THE_CHILD_FIELD_NUMBER: _builtins.int
+    CIRCUMSTANCES_FIELD_NUMBER: _builtins.int
+    police_reference: _builtins.str
+    """The police force's reference for the incident."""
+    incident_place: _builtins.str
+    """Where it happened, as the police describe the place (e.g. "family home")."""
+    child_present: Global___ChildPresence.ValueType
+    """Whether the child was present."""
+    voice_of_the_child: _builtins.str
+    """The voice of the child: what the child said or how they seemed."""
+    circumstances: _builtins.str
+    """The circumstances of the incident."""
+    @_builtins.property
+    def incident_at(self) -> _timestamp_pb2.Timestamp:
+        """When the incident happened."""
+
+    def __init__(
+        self,
+        *,
+        police_reference: _builtins.str = ...,
+        incident_at: _timestamp_pb2.Timestamp | None = ...,
+        incident_place: _builtins.str = ...,
+        child_present: Global___ChildPresence.ValueType = ...,
+        voice_of_the_child: _builtins.str = ...,
+        circumstances: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["incident_at", b"incident_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_present", b"child_present", "circumstances", b"circumstances", "incident_at", b"incident_at", "incident_place", b"incident_place", "police_reference", b"police_reference", "voice_of_the_child", b"voice_of_the_child"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationEncompassNotification: _TypeAlias = OperationEncompassNotification  # noqa: Y015
+
+@_typing.final
+class ConcernRaised(_message.Message):
+    """A concern raised with children's social care: every field is required."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URGENCY_FIELD_NUMBER: _builtins.int
+    CONCERN_FIELD_NUMBER: _builtins.int
+    ACTION_TAKEN_FIELD_NUMBER: _builtins.int
+    urgency: Global___Urgency.ValueType
+    """How urgent the concern is: it sets the acknowledgement's timescale."""
+    concern: _builtins.str
+    """What the concern is."""
+    action_taken: _builtins.str
+    """What the referrer has done already (e.g. "spoke to the child")."""
+    def __init__(
+        self,
+        *,
+        urgency: Global___Urgency.ValueType = ...,
+        concern: _builtins.str = ...,
+        action_taken: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_taken", b"action_taken", "concern", b"concern", "urgency", b"urgency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConcernRaised: _TypeAlias = ConcernRaised  # noqa: Y015
+
+@_typing.final
+class ChildProtectionFileTransfer(_message.Message):
+    """A child protection file passed to the child's new school: every field is required."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_REFERENCE_FIELD_NUMBER: _builtins.int
+    STARTS_AT_NEW_SCHOOL_ON_FIELD_NUMBER: _builtins.int
+    CONTENTS_SUMMARY_FIELD_NUMBER: _builtins.int
+    file_reference: _builtins.str
+    """The sending school's reference for the file."""
+    starts_at_new_school_on: _builtins.str
+    """The day the child started (or starts) at the new school (YYYY-MM-DD)."""
+    contents_summary: _builtins.str
+    """What the file holds, in words (e.g. "CP plan, chronology, minutes")."""
+    def __init__(
+        self,
+        *,
+        file_reference: _builtins.str = ...,
+        starts_at_new_school_on: _builtins.str = ...,
+        contents_summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contents_summary", b"contents_summary", "file_reference", b"file_reference", "starts_at_new_school_on", b"starts_at_new_school_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChildProtectionFileTransfer: _TypeAlias = ChildProtectionFileTransfer  # noqa: Y015
+
+@_typing.final
+class WithoutConsent(_message.Message):
+    """Sharing without consent: the lawful basis and the reason for it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_STATE_FIELD_NUMBER: _builtins.int
+    LAWFUL_BASIS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    consent_state: Global___ConsentStatus.ValueType
+    """The consent state (refused, not sought, ...)."""
+    lawful_basis: _builtins.str
+    """The legal basis relied on, in words."""
+    reason_code: Global___OverrideReason.ValueType
+    """The legal reason code."""
+    reason: _builtins.str
+    """Why sharing without consent is necessary and proportionate."""
+    def __init__(
+        self,
+        *,
+        consent_state: Global___ConsentStatus.ValueType = ...,
+        lawful_basis: _builtins.str = ...,
+        reason_code: Global___OverrideReason.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_state", b"consent_state", "lawful_basis", b"lawful_basis", "reason", b"reason", "reason_code", b"reason_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithoutConsent: _TypeAlias = WithoutConsent  # noqa: Y015
+
+@_typing.final
+class DisclosureConsent(_message.Message):
+    """The holder's consent position for a disclosure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_FIELD_NUMBER: _builtins.int
+    WITHOUT_CONSENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def consent(self) -> Global___ConsentRecord:
+        """Consent on record: the holder's consent record, which must cover the disclosure."""
+
+    @_builtins.property
+    def without_consent(self) -> Global___WithoutConsent:
+        """Sharing without consent: lawful basis and reason."""
+
+    def __init__(
+        self,
+        *,
+        consent: Global___ConsentRecord | None = ...,
+        without_consent: Global___WithoutConsent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "position", b"position", "without_consent", b"without_consent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "position", b"position", "without_consent", b"without_consent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_position: _TypeAlias = _typing.Literal["consent", "without_consent"]  # noqa: Y015
+    _WhichOneofArgType_position: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_position) -> _WhichOneofReturnType_position | None: ...
+
+Global___DisclosureConsent: _TypeAlias = DisclosureConsent  # noqa: Y015
+
+@_typing.final
+class Disclosure(_message.Message):
+    """A disclosure as the holder's system submits it: a holder tells partners without a request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_ID_FIELD_NUMBER: _builtins.int
+    DISCLOSER_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SUBJECTS_FIELD_NUMBER: _builtins.int
+    RECIPIENT_AGENCY_IDS_FIELD_NUMBER: _builtins.int
+    NO_SCHOOL_PLACE_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    CAVEATS_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    OPERATION_ENCOMPASS_FIELD_NUMBER: _builtins.int
+    CONCERN_FIELD_NUMBER: _builtins.int
+    CHILD_PROTECTION_FILE_FIELD_NUMBER: _builtins.int
+    AGENCY_REFERENCE_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    disclosure_id: _builtins.str
+    """The holder's idempotency key: the same id returns the same case."""
+    kind: Global___DisclosureKind.ValueType
+    """The kind of disclosure."""
+    no_school_place: _builtins.bool
+    """Operation Encompass only: the child has no school place (the notification goes to the
+    local authority's children's social care instead).
+    """
+    agency_reference: _builtins.str
+    """The holder's own case reference."""
+    holding_agency_id: _builtins.str
+    """Set by SafeShare from the caller's certificate: the disclosing (holding) agency."""
+    @_builtins.property
+    def discloser(self) -> Global___Practitioner:
+        """The practitioner making the disclosure."""
+
+    @_builtins.property
+    def subjects(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subject]:
+        """The child and family members it is about."""
+
+    @_builtins.property
+    def recipient_agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The recipients (ids from the partnership registry). Operation Encompass: the child's
+        school, or none with no_school_place set.
+        """
+
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[Global___InformationCategory.ValueType]:
+        """Categories to extract from the holder's system and deliver with the dataset."""
+
+    @_builtins.property
+    def caveats(self) -> _containers.RepeatedScalarFieldContainer[Global___HandlingCaveat.ValueType]:
+        """Handling caveats: every delivered item carries them."""
+
+    @_builtins.property
+    def consent(self) -> Global___DisclosureConsent:
+        """The holder's consent position."""
+
+    @_builtins.property
+    def operation_encompass(self) -> Global___OperationEncompassNotification:
+        """DISCLOSURE_KIND_OPERATION_ENCOMPASS."""
+
+    @_builtins.property
+    def concern(self) -> Global___ConcernRaised:
+        """DISCLOSURE_KIND_CONCERN."""
+
+    @_builtins.property
+    def child_protection_file(self) -> Global___ChildProtectionFileTransfer:
+        """DISCLOSURE_KIND_CHILD_PROTECTION_FILE_TRANSFER."""
+
+    def __init__(
+        self,
+        *,
+        disclosure_id: _builtins.str = ...,
+        discloser: Global___Practitioner | None = ...,
+        kind: Global___DisclosureKind.ValueType = ...,
+        subjects: _abc.Iterable[Global___Subject] | None = ...,
+        recipient_agency_ids: _abc.Iterable[_builtins.str] | None = ...,
+        no_school_place: _builtins.bool = ...,
+        categories: _abc.Iterable[Global___InformationCategory.ValueType] | None = ...,
+        caveats: _abc.Iterable[Global___HandlingCaveat.ValueType] | None = ...,
+        consent: Global___DisclosureConsent | None = ...,
+        operation_encompass: Global___OperationEncompassNotification | None = ...,
+        concern: Global___ConcernRaised | None = ...,
+        child_protection_file: Global___ChildProtectionFileTransfer | None = ...,
+        agency_reference: _builtins.str = ...,
+        holding_agency_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["child_protection_file", b"child_protection_file", "concern", b"concern", "consent", b"consent", "dataset", b"dataset", "discloser", b"discloser", "operation_encompass", b"operation_encompass"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_reference", b"agency_reference", "categories", b"categories", "caveats", b"caveats", "child_protection_file", b"child_protection_file", "concern", b"concern", "consent", b"consent", "dataset", b"dataset", "discloser", b"discloser", "disclosure_id", b"disclosure_id", "holding_agency_id", b"holding_agency_id", "kind", b"kind", "no_school_place", b"no_school_place", "operation_encompass", b"operation_encompass", "recipient_agency_ids", b"recipient_agency_ids", "subjects", b"subjects"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_dataset: _TypeAlias = _typing.Literal["operation_encompass", "concern", "child_protection_file"]  # noqa: Y015
+    _WhichOneofArgType_dataset: _TypeAlias = _typing.Literal["dataset", b"dataset"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_dataset) -> _WhichOneofReturnType_dataset | None: ...
+
+Global___Disclosure: _TypeAlias = Disclosure  # noqa: Y015
+
+@_typing.final
+class DisclosureNotMade(_message.Message):
+    """A disclosure the holder considered and decided not to make, with reasons (golden rule 7)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_ID_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    RECIPIENT_AGENCY_IDS_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    AGENCY_REFERENCE_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    disclosure_id: _builtins.str
+    """The holder's idempotency key."""
+    kind: Global___DisclosureKind.ValueType
+    """The kind of disclosure considered."""
+    explanation: _builtins.str
+    """The practitioner's explanation."""
+    agency_reference: _builtins.str
+    """The holder's own case reference."""
+    holding_agency_id: _builtins.str
+    """Set by SafeShare from the caller's certificate."""
+    @_builtins.property
+    def decided_by(self) -> Global___Practitioner:
+        """Who decided."""
+
+    @_builtins.property
+    def recipient_agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who it would have gone to."""
+
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Reason codes, e.g. "threshold_not_met", "already_known_to_recipient"."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was recorded."""
+
+    def __init__(
+        self,
+        *,
+        disclosure_id: _builtins.str = ...,
+        decided_by: Global___Practitioner | None = ...,
+        kind: Global___DisclosureKind.ValueType = ...,
+        recipient_agency_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        explanation: _builtins.str = ...,
+        agency_reference: _builtins.str = ...,
+        holding_agency_id: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "decided_by", b"decided_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_reference", b"agency_reference", "decided_at", b"decided_at", "decided_by", b"decided_by", "disclosure_id", b"disclosure_id", "explanation", b"explanation", "holding_agency_id", b"holding_agency_id", "kind", b"kind", "reasons", b"reasons", "recipient_agency_ids", b"recipient_agency_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureNotMade: _TypeAlias = DisclosureNotMade  # noqa: Y015
+
+@_typing.final
+class DisclosureCaseInput(_message.Message):
+    """Input of a disclosure case: a disclosure, or one considered and not made."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    NOT_MADE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosure(self) -> Global___Disclosure:
+        """A disclosure to make."""
+
+    @_builtins.property
+    def not_made(self) -> Global___DisclosureNotMade:
+        """A disclosure considered and not made."""
+
+    def __init__(
+        self,
+        *,
+        disclosure: Global___Disclosure | None = ...,
+        not_made: Global___DisclosureNotMade | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "disclosure_case", b"disclosure_case", "not_made", b"not_made"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "disclosure_case", b"disclosure_case", "not_made", b"not_made"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_disclosure_case: _TypeAlias = _typing.Literal["disclosure", "not_made"]  # noqa: Y015
+    _WhichOneofArgType_disclosure_case: _TypeAlias = _typing.Literal["disclosure_case", b"disclosure_case"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_disclosure_case) -> _WhichOneofReturnType_disclosure_case | None: ...
+
+Global___DisclosureCaseInput: _TypeAlias = DisclosureCaseInput  # noqa: Y015
+
+@_typing.final
+class DisclosureApproval(_message.Message):
+    """An approver's decision on a disclosure without consent, where the partnership's policy for
+    its kind requires one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    approve: _builtins.bool
+    """Approve (true) or reject (false)."""
+    reason: _builtins.str
+    """The reason for the decision."""
+    @_builtins.property
+    def actor(self) -> Global___Actor:
+        """Who decided: a different user from the discloser, in an approver role."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by SafeShare: when it was decided."""
+
+    def __init__(
+        self,
+        *,
+        actor: Global___Actor | None = ...,
+        approve: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "approve", b"approve", "decided_at", b"decided_at", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureApproval: _TypeAlias = DisclosureApproval  # noqa: Y015
+
+@_typing.final
+class DisclosureGateCheck(_message.Message):
+    """Input of the protocol gate for a disclosure (the holder and each recipient)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosure(self) -> Global___Disclosure:
+        """The disclosure to check."""
+
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """The moment to check at (workflow time)."""
+
+    def __init__(
+        self,
+        *,
+        disclosure: Global___Disclosure | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure", b"disclosure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure", b"disclosure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureGateCheck: _TypeAlias = DisclosureGateCheck  # noqa: Y015
+
+@_typing.final
+class DisclosureGateResult(_message.Message):
+    """The gate's answer for a disclosure: the protocol checks, where it goes and every party's
+    calendar, resolved outside workflow code and recorded in history.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATE_FIELD_NUMBER: _builtins.int
+    RECIPIENT_AGENCY_IDS_FIELD_NUMBER: _builtins.int
+    ROUTED_BECAUSE_FIELD_NUMBER: _builtins.int
+    routed_because: _builtins.str
+    """Why the recipients differ from those submitted, in codes (e.g. "no_school_place")."""
+    @_builtins.property
+    def gate(self) -> Global___GateResult:
+        """The protocol checks, calendars and timescales."""
+
+    @_builtins.property
+    def recipient_agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The recipients the disclosure goes to (after routing)."""
+
+    def __init__(
+        self,
+        *,
+        gate: Global___GateResult | None = ...,
+        recipient_agency_ids: _abc.Iterable[_builtins.str] | None = ...,
+        routed_because: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "recipient_agency_ids", b"recipient_agency_ids", "routed_because", b"routed_because"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureGateResult: _TypeAlias = DisclosureGateResult  # noqa: Y015
+
+@_typing.final
+class RecipientRecord(_message.Message):
+    """One recipient's part of a disclosure: delivery, receipt, acknowledgement and escalations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECIPIENT_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGE_BY_FIELD_NUMBER: _builtins.int
+    SHARED_ITEMS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
+    ESCALATIONS_FIELD_NUMBER: _builtins.int
+    DEADLINE_MET_FIELD_NUMBER: _builtins.int
+    DELIVERY_FAILURES_FIELD_NUMBER: _builtins.int
+    recipient_agency_id: _builtins.str
+    """The recipient agency."""
+    state: Global___CaseState.ValueType
+    """Where this recipient's part is."""
+    waiting_on: Global___WaitingOn.ValueType
+    """Who must act next."""
+    deadline_met: _builtins.bool
+    """Whether the acknowledgement came by the deadline."""
+    delivery_failures: _builtins.int
+    """Delivery attempts that failed."""
+    @_builtins.property
+    def acknowledge_by(self) -> _timestamp_pb2.Timestamp:
+        """When the recipient must acknowledge by."""
+
+    @_builtins.property
+    def shared_items(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedItem]:
+        """What was delivered (contents stay with the recipient)."""
+
+    @_builtins.property
+    def receipt(self) -> Global___DeliveryReceipt:
+        """The recipient's receipt."""
+
+    @_builtins.property
+    def acknowledgement(self) -> Global___Acknowledgement:
+        """The recipient's acknowledgement."""
+
+    @_builtins.property
+    def escalations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Escalation]:
+        """Missed deadlines and who was told."""
+
+    def __init__(
+        self,
+        *,
+        recipient_agency_id: _builtins.str = ...,
+        state: Global___CaseState.ValueType = ...,
+        waiting_on: Global___WaitingOn.ValueType = ...,
+        acknowledge_by: _timestamp_pb2.Timestamp | None = ...,
+        shared_items: _abc.Iterable[Global___SharedItem] | None = ...,
+        receipt: Global___DeliveryReceipt | None = ...,
+        acknowledgement: Global___Acknowledgement | None = ...,
+        escalations: _abc.Iterable[Global___Escalation] | None = ...,
+        deadline_met: _builtins.bool = ...,
+        delivery_failures: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_by", b"acknowledge_by", "acknowledgement", b"acknowledgement", "receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_by", b"acknowledge_by", "acknowledgement", b"acknowledgement", "deadline_met", b"deadline_met", "delivery_failures", b"delivery_failures", "escalations", b"escalations", "receipt", b"receipt", "recipient_agency_id", b"recipient_agency_id", "shared_items", b"shared_items", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecipientRecord: _TypeAlias = RecipientRecord  # noqa: Y015
+
+@_typing.final
+class DisclosureRecord(_message.Message):
+    """A disclosure case's record: the disclosure, the decisions on it and each recipient's part."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    NOT_MADE_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    ROUTED_BECAUSE_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    APPROVAL_ESCALATIONS_FIELD_NUMBER: _builtins.int
+    kind: Global___DisclosureKind.ValueType
+    """The kind."""
+    routed_because: _builtins.str
+    """Why the recipients differ from those submitted, in codes."""
+    holding_agency_id: _builtins.str
+    """The disclosing agency."""
+    @_builtins.property
+    def disclosure(self) -> Global___Disclosure:
+        """The disclosure as submitted (unset for one not made)."""
+
+    @_builtins.property
+    def not_made(self) -> Global___DisclosureNotMade:
+        """The disclosure considered and not made, if that is what was recorded."""
+
+    @_builtins.property
+    def approval(self) -> Global___DisclosureApproval:
+        """The approver's decision, where one was required."""
+
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecipientRecord]:
+        """One per recipient."""
+
+    @_builtins.property
+    def approval_escalations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Escalation]:
+        """Missed deadlines of the approver's decision and who was told."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___DisclosureKind.ValueType = ...,
+        disclosure: Global___Disclosure | None = ...,
+        not_made: Global___DisclosureNotMade | None = ...,
+        approval: Global___DisclosureApproval | None = ...,
+        recipients: _abc.Iterable[Global___RecipientRecord] | None = ...,
+        routed_because: _builtins.str = ...,
+        holding_agency_id: _builtins.str = ...,
+        approval_escalations: _abc.Iterable[Global___Escalation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "disclosure", b"disclosure", "not_made", b"not_made"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "approval_escalations", b"approval_escalations", "disclosure", b"disclosure", "holding_agency_id", b"holding_agency_id", "kind", b"kind", "not_made", b"not_made", "recipients", b"recipients", "routed_because", b"routed_because"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureRecord: _TypeAlias = DisclosureRecord  # noqa: Y015

@@ -760,6 +760,8 @@ class CaseSummary(_message.Message):
     HOLDING_AGENCY_IDS_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    DISCLOSURE_KIND_FIELD_NUMBER: _builtins.int
+    RECIPIENT_AGENCY_IDS_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     holding_agency_id: _builtins.str
@@ -774,6 +776,8 @@ class CaseSummary(_message.Message):
     """The requesting agency."""
     outcome: _case_pb2.Outcome.ValueType
     """How it ended, once closed."""
+    disclosure_kind: _case_pb2.DisclosureKind.ValueType
+    """For a disclosure case: its kind (UNSPECIFIED for a request)."""
     @_builtins.property
     def next_deadline(self) -> _timestamp_pb2.Timestamp:
         """The next deadline, if one runs (exchanges only)."""
@@ -785,6 +789,10 @@ class CaseSummary(_message.Message):
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp:
         """When the case (or exchange) started."""
+
+    @_builtins.property
+    def recipient_agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a disclosure case: the recipients."""
 
     def __init__(
         self,
@@ -799,10 +807,12 @@ class CaseSummary(_message.Message):
         holding_agency_ids: _abc.Iterable[_builtins.str] | None = ...,
         outcome: _case_pb2.Outcome.ValueType = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        disclosure_kind: _case_pb2.DisclosureKind.ValueType = ...,
+        recipient_agency_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_deadline", b"next_deadline", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "holding_agency_id", b"holding_agency_id", "holding_agency_ids", b"holding_agency_ids", "next_deadline", b"next_deadline", "outcome", b"outcome", "requesting_agency_id", b"requesting_agency_id", "started_at", b"started_at", "state", b"state", "urgency", b"urgency", "waiting_on", b"waiting_on"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "disclosure_kind", b"disclosure_kind", "holding_agency_id", b"holding_agency_id", "holding_agency_ids", b"holding_agency_ids", "next_deadline", b"next_deadline", "outcome", b"outcome", "recipient_agency_ids", b"recipient_agency_ids", "requesting_agency_id", b"requesting_agency_id", "started_at", b"started_at", "state", b"state", "urgency", b"urgency", "waiting_on", b"waiting_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1021,3 +1031,155 @@ class AccessEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccessEvent: _TypeAlias = AccessEvent  # noqa: Y015
+
+@_typing.final
+class SubmitDisclosureRequest(_message.Message):
+    """Request for CaseService.SubmitDisclosure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosure(self) -> _case_pb2.Disclosure:
+        """The disclosure."""
+
+    def __init__(
+        self,
+        *,
+        disclosure: _case_pb2.Disclosure | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitDisclosureRequest: _TypeAlias = SubmitDisclosureRequest  # noqa: Y015
+
+@_typing.final
+class SubmitDisclosureResponse(_message.Message):
+    """Response of CaseService.SubmitDisclosure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference, random and non-identifying."""
+    created: _builtins.bool
+    """False when disclosure_id had already opened this case."""
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "created", b"created"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitDisclosureResponse: _TypeAlias = SubmitDisclosureResponse  # noqa: Y015
+
+@_typing.final
+class RecordDisclosureNotMadeRequest(_message.Message):
+    """Request for CaseService.RecordDisclosureNotMade."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOT_MADE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def not_made(self) -> _case_pb2.DisclosureNotMade:
+        """The decision not to disclose."""
+
+    def __init__(
+        self,
+        *,
+        not_made: _case_pb2.DisclosureNotMade | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_made", b"not_made"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_made", b"not_made"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordDisclosureNotMadeRequest: _TypeAlias = RecordDisclosureNotMadeRequest  # noqa: Y015
+
+@_typing.final
+class RecordDisclosureNotMadeResponse(_message.Message):
+    """Response of CaseService.RecordDisclosureNotMade."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    created: _builtins.bool
+    """False when disclosure_id had already opened this case."""
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "created", b"created"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordDisclosureNotMadeResponse: _TypeAlias = RecordDisclosureNotMadeResponse  # noqa: Y015
+
+@_typing.final
+class DecideDisclosureRequest(_message.Message):
+    """Request for CaseService.DecideDisclosure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    @_builtins.property
+    def decision(self) -> _case_pb2.DisclosureApproval:
+        """The approver's decision."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        decision: _case_pb2.DisclosureApproval | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideDisclosureRequest: _TypeAlias = DecideDisclosureRequest  # noqa: Y015
+
+@_typing.final
+class DecideDisclosureResponse(_message.Message):
+    """Response of CaseService.DecideDisclosure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.CaseView:
+        """The case after the decision."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.CaseView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideDisclosureResponse: _TypeAlias = DecideDisclosureResponse  # noqa: Y015

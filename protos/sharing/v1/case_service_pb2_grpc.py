@@ -106,6 +106,21 @@ class CaseServiceStub:
                 request_serializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsRequest.SerializeToString,
                 response_deserializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsResponse.FromString,
                 _registered_method=True)
+        self.SubmitDisclosure = channel.unary_unary(
+                '/sharing.v1.CaseService/SubmitDisclosure',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.SubmitDisclosureRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.SubmitDisclosureResponse.FromString,
+                _registered_method=True)
+        self.RecordDisclosureNotMade = channel.unary_unary(
+                '/sharing.v1.CaseService/RecordDisclosureNotMade',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.RecordDisclosureNotMadeRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.RecordDisclosureNotMadeResponse.FromString,
+                _registered_method=True)
+        self.DecideDisclosure = channel.unary_unary(
+                '/sharing.v1.CaseService/DecideDisclosure',
+                request_serializer=sharing_dot_v1_dot_case__service__pb2.DecideDisclosureRequest.SerializeToString,
+                response_deserializer=sharing_dot_v1_dot_case__service__pb2.DecideDisclosureResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
@@ -232,6 +247,32 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitDisclosure(self, request, context):
+        """As a holder: disclose to partners without a request (Operation Encompass, a concern,
+        a child protection file transfer). Idempotent on disclosure_id, like SubmitRequest; the
+        holder is the certificate's agency. INVALID_ARGUMENT with a field violation for every
+        missing field of the kind's fixed dataset; NOT_FOUND for a recipient that is not a partner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordDisclosureNotMade(self, request, context):
+        """As a holder: record a disclosure considered and not made, with reasons. Idempotent on
+        disclosure_id. The case closes at once as not shared, with its decision record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideDisclosure(self, request, context):
+        """As an approver at the holder (a different user, in an approver role): approve or reject a
+        disclosure without consent, where the partnership's policy for its kind requires it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -304,6 +345,21 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.ListAccessEvents,
                     request_deserializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsRequest.FromString,
                     response_serializer=sharing_dot_v1_dot_case__service__pb2.ListAccessEventsResponse.SerializeToString,
+            ),
+            'SubmitDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitDisclosure,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.SubmitDisclosureRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.SubmitDisclosureResponse.SerializeToString,
+            ),
+            'RecordDisclosureNotMade': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDisclosureNotMade,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.RecordDisclosureNotMadeRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.RecordDisclosureNotMadeResponse.SerializeToString,
+            ),
+            'DecideDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideDisclosure,
+                    request_deserializer=sharing_dot_v1_dot_case__service__pb2.DecideDisclosureRequest.FromString,
+                    response_serializer=sharing_dot_v1_dot_case__service__pb2.DecideDisclosureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -686,6 +742,87 @@ class CaseService:
             '/sharing.v1.CaseService/ListAccessEvents',
             sharing_dot_v1_dot_case__service__pb2.ListAccessEventsRequest.SerializeToString,
             sharing_dot_v1_dot_case__service__pb2.ListAccessEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/SubmitDisclosure',
+            sharing_dot_v1_dot_case__service__pb2.SubmitDisclosureRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.SubmitDisclosureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDisclosureNotMade(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/RecordDisclosureNotMade',
+            sharing_dot_v1_dot_case__service__pb2.RecordDisclosureNotMadeRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.RecordDisclosureNotMadeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sharing.v1.CaseService/DecideDisclosure',
+            sharing_dot_v1_dot_case__service__pb2.DecideDisclosureRequest.SerializeToString,
+            sharing_dot_v1_dot_case__service__pb2.DecideDisclosureResponse.FromString,
             options,
             channel_credentials,
             insecure,

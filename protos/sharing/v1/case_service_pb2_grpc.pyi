@@ -93,6 +93,20 @@ class CaseServiceStub:
     NOT_FOUND for a case the caller is not party to. Another party's read marked
     for delayed disclosure appears once its period has ended.
     """
+    SubmitDisclosure: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.SubmitDisclosureRequest, _case_service_pb2.SubmitDisclosureResponse]
+    """As a holder: disclose to partners without a request (Operation Encompass, a concern,
+    a child protection file transfer). Idempotent on disclosure_id, like SubmitRequest; the
+    holder is the certificate's agency. INVALID_ARGUMENT with a field violation for every
+    missing field of the kind's fixed dataset; NOT_FOUND for a recipient that is not a partner.
+    """
+    RecordDisclosureNotMade: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.RecordDisclosureNotMadeRequest, _case_service_pb2.RecordDisclosureNotMadeResponse]
+    """As a holder: record a disclosure considered and not made, with reasons. Idempotent on
+    disclosure_id. The case closes at once as not shared, with its decision record.
+    """
+    DecideDisclosure: _grpc.UnaryUnaryMultiCallable[_case_service_pb2.DecideDisclosureRequest, _case_service_pb2.DecideDisclosureResponse]
+    """As an approver at the holder (a different user, in an approver role): approve or reject a
+    disclosure without consent, where the partnership's policy for its kind requires it.
+    """
 
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
@@ -158,6 +172,20 @@ class CaseServiceAsyncStub(CaseServiceStub):
     every refused attempt, oldest first, paged. Same authorization as GetCase:
     NOT_FOUND for a case the caller is not party to. Another party's read marked
     for delayed disclosure appears once its period has ended.
+    """
+    SubmitDisclosure: _aio.UnaryUnaryMultiCallable[_case_service_pb2.SubmitDisclosureRequest, _case_service_pb2.SubmitDisclosureResponse]  # type: ignore[assignment]
+    """As a holder: disclose to partners without a request (Operation Encompass, a concern,
+    a child protection file transfer). Idempotent on disclosure_id, like SubmitRequest; the
+    holder is the certificate's agency. INVALID_ARGUMENT with a field violation for every
+    missing field of the kind's fixed dataset; NOT_FOUND for a recipient that is not a partner.
+    """
+    RecordDisclosureNotMade: _aio.UnaryUnaryMultiCallable[_case_service_pb2.RecordDisclosureNotMadeRequest, _case_service_pb2.RecordDisclosureNotMadeResponse]  # type: ignore[assignment]
+    """As a holder: record a disclosure considered and not made, with reasons. Idempotent on
+    disclosure_id. The case closes at once as not shared, with its decision record.
+    """
+    DecideDisclosure: _aio.UnaryUnaryMultiCallable[_case_service_pb2.DecideDisclosureRequest, _case_service_pb2.DecideDisclosureResponse]  # type: ignore[assignment]
+    """As an approver at the holder (a different user, in an approver role): approve or reject a
+    disclosure without consent, where the partnership's policy for its kind requires it.
     """
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -305,6 +333,38 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         every refused attempt, oldest first, paged. Same authorization as GetCase:
         NOT_FOUND for a case the caller is not party to. Another party's read marked
         for delayed disclosure appears once its period has ended.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitDisclosure(
+        self,
+        request: _case_service_pb2.SubmitDisclosureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.SubmitDisclosureResponse, _abc.Awaitable[_case_service_pb2.SubmitDisclosureResponse]]:
+        """As a holder: disclose to partners without a request (Operation Encompass, a concern,
+        a child protection file transfer). Idempotent on disclosure_id, like SubmitRequest; the
+        holder is the certificate's agency. INVALID_ARGUMENT with a field violation for every
+        missing field of the kind's fixed dataset; NOT_FOUND for a recipient that is not a partner.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordDisclosureNotMade(
+        self,
+        request: _case_service_pb2.RecordDisclosureNotMadeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.RecordDisclosureNotMadeResponse, _abc.Awaitable[_case_service_pb2.RecordDisclosureNotMadeResponse]]:
+        """As a holder: record a disclosure considered and not made, with reasons. Idempotent on
+        disclosure_id. The case closes at once as not shared, with its decision record.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideDisclosure(
+        self,
+        request: _case_service_pb2.DecideDisclosureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_case_service_pb2.DecideDisclosureResponse, _abc.Awaitable[_case_service_pb2.DecideDisclosureResponse]]:
+        """As an approver at the holder (a different user, in an approver role): approve or reject a
+        disclosure without consent, where the partnership's policy for its kind requires it.
         """
 
 def add_CaseServiceServicer_to_server(servicer: CaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,201 @@
+"""SubmitDisclosure, RecordDisclosureNotMade and DecideDisclosure through the real gateway on
+real mTLS, with the real hub worker on a real Temporal dev server: who may act (the holder is
+the certificate's agency; a non-party finds no case; a recipient cannot act as the holder),
+field violations for every missing field of a kind's fixed dataset, and idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
+from tests.disclosure_factories import CSC, GP, POLICE, SCHOOL, concern, encompass
+from tests.safeshare.test_gateway import (
+    WAIT,
+    Gateway,
+    gateway,
+    refused,
+    violations,
+)
+from workflows.disclosure_case import DisclosureCase
+from workflows.ids import case_workflow_id, disclosure_ref_for
+
+__all__ = ["gateway"]
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def submit(disclosure: pb.Disclosure) -> service_pb.SubmitDisclosureRequest:
+    return service_pb.SubmitDisclosureRequest(disclosure=disclosure)
+
+
+async def wait_for(
+    stub: Any, case_ref: str, done: Callable[[pb.CaseView], bool], what: str
+) -> pb.CaseView:
+    """Poll GetCase until ``done`` holds (bounded); a recipient finds no case until the
+    protocol gate has passed and routed the disclosure to it."""
+    view = pb.CaseView()
+    for _ in range(400):
+        try:
+            view = (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        if done(view):
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {what}; case is {pb.CaseState.Name(view.state)}")
+
+
+def delivered(view: pb.CaseView) -> bool:
+    return any(r.HasField("receipt") for r in view.record.disclosure.recipients)
+
+
+async def test_an_encompass_notification_is_delivered_acknowledged_and_closed(
+    gateway: Gateway,
+) -> None:
+    disclosure = encompass()
+    disclosure.holding_agency_id = GP  # a body cannot choose the disclosing agency
+    police, school = gateway.as_agency(POLICE), gateway.as_agency(SCHOOL)
+    opened = await police.SubmitDisclosure(submit(disclosure))
+    assert opened.created and opened.case_ref == disclosure_ref_for(
+        POLICE, disclosure.disclosure_id
+    )
+
+    seen = await wait_for(school, opened.case_ref, delivered, "delivered")
+    assert seen.record.disclosure.holding_agency_id == POLICE
+    assert seen.waiting_on == pb.WAITING_ON_RECIPIENT and seen.HasField("next_deadline")
+    assert list(seen.record.disclosure.disclosure.caveats) == list(disclosure.caveats)
+    # The recipient does not see the holder's reasoning for sharing without consent.
+    assert not seen.record.disclosure.disclosure.consent.without_consent.reason
+
+    ack = pb.Acknowledgement(
+        practitioner=pb.Practitioner(user_id="dsl-0001", role="designated_safeguarding_lead"),
+        status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED, agency_id=GP,
+    )  # fmt: skip
+    acked = await school.Acknowledge(
+        service_pb.AcknowledgeRequest(case_ref=opened.case_ref, acknowledgement=ack)
+    )
+    (own,) = acked.case.record.disclosure.recipients
+    assert own.acknowledgement.agency_id == SCHOOL  # the certificate's, not the body's
+    handle = gateway.client.get_workflow_handle_for(
+        DisclosureCase.run, case_workflow_id(opened.case_ref)
+    )
+    record = await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    assert record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
+    # Closed: the holder still reads the whole case.
+    closed = await police.GetCase(service_pb.GetCaseRequest(case_ref=opened.case_ref))
+    assert closed.case.state == pb.CASE_STATE_CLOSED
+    assert closed.case.record.disclosure.disclosure.consent.without_consent.reason
+
+
+async def test_a_resubmitted_disclosure_returns_its_case(gateway: Gateway) -> None:
+    police = gateway.as_agency(POLICE)
+    disclosure = encompass()
+    first = await police.SubmitDisclosure(submit(disclosure))
+    again = await police.SubmitDisclosure(submit(disclosure))
+    assert (first.created, again.created) == (True, False)
+    assert first.case_ref == again.case_ref
+    # The same id from another agency is another case.
+    other = await gateway.as_agency(GP).SubmitDisclosure(
+        submit(concern(pb.URGENCY_RED, consent=True))
+    )
+    assert other.case_ref != first.case_ref
+
+
+async def test_a_non_party_finds_no_case_and_a_recipient_cannot_act_as_holder(
+    gateway: Gateway,
+) -> None:
+    gp = gateway.as_agency(GP)
+    opened = await gp.SubmitDisclosure(submit(concern(pb.URGENCY_AMBER)))
+    csc = gateway.as_agency(CSC)
+    await wait_for(
+        gp, opened.case_ref, lambda v: v.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION,
+        "awaiting approval",
+    )  # fmt: skip
+    for outsider in (SCHOOL, POLICE):
+        err = await refused(
+            gateway.as_agency(outsider).GetCase(service_pb.GetCaseRequest(case_ref=opened.case_ref))
+        )
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+    decision = pb.DisclosureApproval(
+        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="m-1", role="manager")),
+        approve=True, reason="fictional",
+    )  # fmt: skip
+    call = service_pb.DecideDisclosureRequest(case_ref=opened.case_ref, decision=decision)
+    # The recipient (a party once the gate routed the disclosure to it) cannot decide for
+    # the holder, whatever its body says; the holder's approver can.
+    err = await refused(csc.DecideDisclosure(call))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    await gp.DecideDisclosure(call)
+    await wait_for(csc, opened.case_ref, delivered, "delivered")
+    # Nor acknowledge as the holder: the holder is no recipient.
+    ack = service_pb.AcknowledgeRequest(
+        case_ref=opened.case_ref,
+        acknowledgement=pb.Acknowledgement(
+            practitioner=pb.Practitioner(user_id="gp-0007", role="gp"),
+            status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+        ),
+    )
+    err = await refused(gp.Acknowledge(ack))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_every_missing_field_of_the_encompass_dataset_is_a_field_violation(
+    gateway: Gateway,
+) -> None:
+    disclosure = encompass()
+    disclosure.operation_encompass.CopyFrom(pb.OperationEncompassNotification())
+    err = await refused(gateway.as_agency(POLICE).SubmitDisclosure(submit(disclosure)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    prefix = "disclosure.operation_encompass."
+    assert [f for f, _ in violations(err)] == [
+        prefix + name
+        for name in ("police_reference", "incident_at", "incident_place", "child_present",
+                     "voice_of_the_child", "circumstances")
+    ]  # fmt: skip
+    # Another kind's dataset, no consent position and a recipient that is not a partner.
+    wrong = encompass()
+    wrong.concern.CopyFrom(concern().concern)
+    wrong.ClearField("consent")
+    err = await refused(gateway.as_agency(POLICE).SubmitDisclosure(submit(wrong)))
+    assert [f for f, _ in violations(err)] == ["disclosure.consent", "disclosure.concern"]
+    nowhere = encompass(recipients=("nowhere-school",))
+    err = await refused(gateway.as_agency(POLICE).SubmitDisclosure(submit(nowhere)))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert violations(err) == [("disclosure.recipient_agency_ids[0]", "not a partner agency")]
+    itself = encompass(recipients=(POLICE,))
+    err = await refused(gateway.as_agency(POLICE).SubmitDisclosure(submit(itself)))
+    assert [f for f, _ in violations(err)] == ["disclosure.recipient_agency_ids[0]"]
+
+
+async def test_a_disclosure_considered_and_not_made_is_recorded(gateway: Gateway) -> None:
+    call = service_pb.RecordDisclosureNotMadeRequest(
+        not_made=pb.DisclosureNotMade(
+            disclosure_id="considered-gp-1",
+            decided_by=pb.Practitioner(user_id="gp-0007", role="gp"),
+            kind=pb.DISCLOSURE_KIND_CONCERN, recipient_agency_ids=[CSC],
+            reasons=["threshold_not_met"], explanation="fictional",
+        )
+    )  # fmt: skip
+    gp = gateway.as_agency(GP)
+    recorded = await gp.RecordDisclosureNotMade(call)
+    again = await gp.RecordDisclosureNotMade(call)
+    assert recorded.created and not again.created
+    view = await wait_for(
+        gp, recorded.case_ref, lambda v: v.state == pb.CASE_STATE_CLOSED, "closed"
+    )
+    assert view.record.outcome == pb.OUTCOME_NOT_SHARED
+    assert view.record.disclosure.not_made.reasons == ["threshold_not_met"]
+    err = await refused(gp.RecordDisclosureNotMade(service_pb.RecordDisclosureNotMadeRequest(
+        not_made=pb.DisclosureNotMade(disclosure_id="x", kind=pb.DISCLOSURE_KIND_CONCERN)
+    )))  # fmt: skip
+    assert [f for f, _ in violations(err)] == [
+        "not_made.decided_by.user_id", "not_made.decided_by.role", "not_made.reasons",
+        "not_made.explanation",
+    ]  # fmt: skip
