@@ -244,14 +244,16 @@ class HolderExchange:
         )
 
     def _cover(self, consent: pb.ConsentRecord) -> model.Cover:
+        categories = {pb.InformationCategory.Name(c.category) for c in self._request.categories}
+        if self._model.per_category and self._model.authorised:
+            # Part is shared on consent already: a recorded consent need cover only the rest.
+            categories = set(self._model.undecided)
         return model.consent_cover(
             translate.consent_facts(consent),
             model.Asked(
                 purpose=pb.Purpose.Name(self._request.purpose),
                 recipient=self._recipient,
-                categories={
-                    pb.InformationCategory.Name(c.category) for c in self._request.categories
-                },
+                categories=categories,
                 at=workflow.now(),
             ),
         )
