@@ -425,7 +425,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 sent += 1
         except GatewayError as err:
             code = err.code
-            self._record_refusal(call, code, context)
+            await self._record_refusal(call, code, context)
             await abort(context, err)
         except (asyncio.CancelledError, GeneratorExit):
             # The caller went away or its deadline passed: the poll loop stops here.
@@ -496,7 +496,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         holders = list(asked.holding_agency_ids)
         # A watch may run for hours: it is recorded when it starts serving, not when it ends.
         call.read.case_refs.append(request.case_ref)
-        self._record(call, context)
+        await self._record(call, context)
         next_number = max(request.from_event, 1)
         closed = watch.Closed()
         while True:
@@ -944,11 +944,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         try:
             result = await handler(call)
             # 👉 Before the reply leaves: a read that cannot be recorded is not served.
-            self._record(call, context)
+            await self._record(call, context)
             return result
         except GatewayError as err:
             code = err.code
-            self._record_refusal(call, code, context)
+            await self._record_refusal(call, code, context)
             await abort(context, err)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -960,22 +960,22 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         finally:
             _log_access(log, call, code, started)
 
-    def _record(self, call: _Call, context: grpc.aio.ServicerContext) -> None:
+    async def _record(self, call: _Call, context: grpc.aio.ServicerContext) -> None:
         """Record the cases this read served (raises if the log cannot take them)."""
-        self._append(call, grpc.StatusCode.OK, context)
+        await self._append(call, grpc.StatusCode.OK, context)
 
-    def _record_refusal(
+    async def _record_refusal(
         self, call: _Call, code: grpc.StatusCode, context: grpc.aio.ServicerContext
     ) -> None:
         """Record a refused read; a log that fails then is logged, the refusal still sent."""
         try:
-            self._append(call, code, context)
+            await self._append(call, code, context)
         except Exception as err:
             structlog.get_logger(__name__).error(
                 "access_log_failed", rpc=call.rpc, error_type=type(err).__name__
             )
 
-    def _append(
+    async def _append(
         self, call: _Call, code: grpc.StatusCode, context: grpc.aio.ServicerContext
     ) -> None:
         if call.read is None or self._access_log is None:
@@ -991,7 +991,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             datetime.now(UTC),
         )
         if found:
-            self._access_log.append(found)
+            # 👉 In a thread: the append waits for its fsync, the event loop serves others.
+            await asyncio.to_thread(self._access_log.append, found)
 
 
 def _failure(rpc: str, err: Exception) -> GatewayError:
