@@ -20,9 +20,11 @@ import structlog
 from temporalio import activity
 
 from activities.calendars import resolve_calendar, timescale_policy
+from activities.gateway_key import load_gateway_public_key
 from activities.names import DISCLOSURE_GATE, PROTOCOL_GATE
 from activities.registry import PROVIDER_KINDS, Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
+from workflows import seal
 
 log = structlog.get_logger("safeshare.gate")
 
@@ -110,11 +112,22 @@ def disclosure_gate_reasons(
     return reasons
 
 
-class ProtocolGate:
-    """The hub activity that checks a request against the partnership registry file."""
+NOT_SEALED = "request_not_sealed_by_gateway"
 
-    def __init__(self, registry_path: Path) -> None:
+
+class ProtocolGate:
+    """The hub activity that checks a request against the partnership registry file, and that
+    the gateway sealed it.
+
+    ``gateway_key_path``: the gateway's public key as the partnership publishes it, read on every
+    check; the gate's result carries it, and the case checks every later decision against it.
+    None runs without sealed commands (tests of the workflows alone): nothing is checked, and the
+    result says so. The hub process always has a key (``safeshare hub --gateway-key``).
+    """
+
+    def __init__(self, registry_path: Path, gateway_key_path: Path | None = None) -> None:
         self._registry = RegistrySource(registry_path)
+        self._gateway_key_path = gateway_key_path
 
     @activity.defn(name=PROTOCOL_GATE)
     async def check(self, check: pb.GateCheck) -> pb.GateResult:
@@ -122,11 +135,21 @@ class ProtocolGate:
         registry = self._registry.current()
         at = check.at.ToDatetime(dt.UTC)
         reasons = gate_reasons(registry, check.request, at)
+        key = b""
+        if self._gateway_key_path is not None:
+            # A missing or broken key file raises: the activity retries, the case waits.
+            key = load_gateway_public_key(self._gateway_key_path)
+            try:
+                seal.check(key, activity.info().workflow_id or "", check.request, seal.START)
+            except seal.SealError:
+                reasons.insert(0, NOT_SEALED)
         result = pb.GateResult(
             passed=not reasons,
             reasons=reasons,
             protocol_version=registry.protocol_version,
             registry_version=registry.registry_version,
+            gateway_public_key=key,
+            unsealed_commands_accepted=self._gateway_key_path is None,
         )
         if result.passed:
             parties = dict.fromkeys(

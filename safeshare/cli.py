@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from activities.agency import AGENCY_ID_PATTERN
+from activities.gateway_key import GatewayKeyError
 from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
 from safeshare.access.options import (
     DEFAULT_ACCESS_LOG,
@@ -134,7 +135,9 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run a command's coroutine; known failures become one line on stderr and exit code 2."""
     try:
         asyncio.run(coroutine)
-    except (TlsError, RegistryError, TemporalUnavailable, UsageError, OSError) as err:
+    except (
+        TlsError, RegistryError, TemporalUnavailable, UsageError, OSError, GatewayKeyError,
+    ) as err:  # fmt: skip
         typer.echo(f"safeshare: error: {err}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -159,6 +162,14 @@ def _logging(component: str, log_format: str | None, log_level: str) -> None:
 
 @app.command()
 def hub(
+    gateway_key: Annotated[
+        Path,
+        typer.Option(
+            envvar="SAFESHARE_GATEWAY_PUBLIC_KEY_FILE",
+            help="The gateway's Ed25519 public key (PEM), as the partnership publishes it: "
+            "every case's start and decisions must carry its signature.",
+        ),
+    ],
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
     ),
@@ -201,7 +212,7 @@ def hub(
         metrics_port,
     )
     deployment = HubDeployment(build_id, deployment_name) if build_id else None
-    _run(run_hub(temporal, registry, deployment, access_log))
+    _run(run_hub(temporal, registry, gateway_key, deployment, access_log))
 
 
 @app.command()
@@ -209,6 +220,13 @@ def gateway(
     tls_ca: TlsCa,
     tls_cert: TlsCert,
     tls_key: TlsKey,
+    signing_key: Annotated[
+        Path,
+        typer.Option(
+            envvar="SAFESHARE_GATEWAY_SIGNING_KEY_FILE",
+            help="The gateway's Ed25519 signing key (PEM, mode 0600): seals every command.",
+        ),
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 50051,
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
@@ -249,7 +267,12 @@ def gateway(
     )
     files = TlsFiles(tls_ca, tls_cert, tls_key)
     log = _access_log(access_log, access_log_key)
-    _run(run_gateway(temporal, files, host, port, registry, archive_url=archive, access_log=log))
+    _run(
+        run_gateway(
+            temporal, files, host, port, registry, signing_key,
+            archive_url=archive, access_log=log,
+        )
+    )  # fmt: skip
 
 
 @app.command()

@@ -248,6 +248,7 @@ class DevStack:
                     *_tls_args(self.pki.adapter(agency_id)), *self._temporal_args(),
                     *(self._metrics_args(name, metrics_offset) if replica == 1 else []),
                 )  # fmt: skip
+        signing_key, gateway_key = self.pki.gateway_signing_key()
         await self._spawn(
             "archiver",
             "archive", "run", "--archive", self.archive_url,
@@ -260,7 +261,7 @@ class DevStack:
             await self._spawn(
                 _replica("hub", replica),
                 "hub", "--registry", str(self.registry_path), *self._temporal_args(),
-                "--access-log", str(self.access_log),
+                "--access-log", str(self.access_log), "--gateway-key", str(gateway_key),
                 *(["--build-id", build] if build else []),
                 *(self._metrics_args("hub", 0) if replica == 1 else []),
             )  # fmt: skip
@@ -270,6 +271,7 @@ class DevStack:
                 "gateway", "--port", address.rsplit(":", 1)[1],
                 "--registry", str(self.registry_path), "--archive", self.archive_url,
                 "--access-log", str(self.access_log), "--access-log-key", str(self.access_log_key),
+                "--signing-key", str(signing_key),
                 *_tls_args(self.pki.gateway()), *self._temporal_args(),
                 *(self._metrics_args("gateway", 1) if replica == 1 else []),
             )  # fmt: skip

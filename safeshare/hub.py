@@ -75,6 +75,7 @@ def build_hub_worker(
     deployment: HubDeployment | None = None,
     alerts: OperatorAlerts | None = None,
     access_log: Path | None = None,
+    gateway_key_path: Path | None = None,
 ) -> Worker:
     """A worker for the hub's task queue, given its Temporal client and the registry file;
     operator alerts go on ``alerts`` (a board of its own when not given).
@@ -82,10 +83,13 @@ def build_hub_worker(
     With ``access_log``, the protocol review counts the access history's reads and refusals.
     With ``deployment``, the worker runs under Worker Versioning as that build (every workflow
     pinned, ``HUB_VERSIONING``); without, it is an unversioned worker.
+
+    ``gateway_key_path``: the gateway's public key file; None only where no gateway seals
+    commands (tests of the workflows): ``run_hub`` always passes one.
     """
     access = access_source(access_log) if access_log is not None else None
     review = ProtocolReviewActivities(client, registry_path, access)
-    gate = ProtocolGate(registry_path)
+    gate = ProtocolGate(registry_path, gateway_key_path)
     behaviours = set(HUB_VERSIONING.values())
     assert len(behaviours) == 1, "one default behaviour while every hub workflow shares it"
     versioning = (

@@ -9,6 +9,8 @@ Layout under ``<root>`` (``.safeshare/dev/pki`` for the dev stack)::
                                      the sandbox agency also serves agency.v1 with it
     adapters/<id>/{cert,key}.pem     SafeShare's adapter for <id>, calling that agency's
                                      system (CN=adapter.<id>)
+    gateway/signing.key, signing.pub the gateway's Ed25519 key that seals every command, and
+                                     the public half the hub's protocol gate reads
 
 Made once and reused: a second start keeps every existing file and adds what is missing.
 Private keys are written with mode 0600.
@@ -69,6 +71,17 @@ class DevPki:
     def gateway(self) -> TlsFiles:
         """The Case API server's certificate."""
         return self._issue("gateway", "safeshare-gateway", LOOPBACK_IDENTITIES)
+
+    def gateway_signing_key(self) -> tuple[Path, Path]:
+        """The gateway's command-signing key and its public half (made on first use)."""
+        from safeshare.gateway.signing import ensure_signing_key
+
+        private, public = (
+            self.root / "gateway" / "signing.key",
+            self.root / "gateway" / "signing.pub",
+        )
+        ensure_signing_key(private, public)
+        return private, public
 
     def agency(self, agency_id: str) -> TlsFiles:
         """Agency ``agency_id``'s certificate: its identity on the Case API (CN=agency id),

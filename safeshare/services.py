@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 from grpc_health.v1 import health, health_pb2
 
+from activities.gateway_key import load_gateway_public_key
 from activities.registry import RegistrySource, load_registry
 from agency_adapters.claims import DEFAULT_CLAIM_DIR, ClaimStore
 from agency_adapters.sandbox.server import create_sandbox_server
@@ -33,6 +34,7 @@ from safeshare.alerts import OperatorAlerts
 from safeshare.codec import EncryptionCodec, KeyRing
 from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server, stop_gateway
+from safeshare.gateway.signing import load_signing_key
 from safeshare.hub import HubDeployment, build_hub_worker
 from safeshare.metrics import export_certificate_expiry, runtime_for
 from safeshare.shutdown import wait_for_stop_signal
@@ -54,20 +56,24 @@ def start_tracing(component: str, instance: str = "") -> None:
 async def run_hub(
     temporal: TemporalSettings,
     registry_path: Path,
+    gateway_key_path: Path,
     deployment: HubDeployment | None = None,
     access_log: Path | None = None,
 ) -> None:
-    """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``.
+    """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``
+    and the gateway's public key in ``gateway_key_path``.
 
     With ``deployment``: as that build of the hub's worker deployment (Worker Versioning).
     """
     load_registry(registry_path)  # fail at start, in one line, on a broken registry
+    load_gateway_public_key(gateway_key_path)  # and on a missing or broken key
     start_tracing("hub")
     client = await connect_temporal(temporal)
     alerts = OperatorAlerts(client)
     worker = build_hub_worker(
-        client, registry_path, deployment=deployment, alerts=alerts, access_log=access_log
-    )
+        client, registry_path, deployment=deployment, alerts=alerts, access_log=access_log,
+        gateway_key_path=gateway_key_path,
+    )  # fmt: skip
     async with worker:
         log.info(
             "hub_started",
@@ -90,6 +96,7 @@ async def run_gateway(
     host: str,
     port: int,
     registry_path: Path,
+    signing_key_path: Path,
     archive_url: str | None = None,
     access_log: AccessLog | None = None,
 ) -> None:
@@ -97,6 +104,7 @@ async def run_gateway(
     from the archive at ``archive_url`` when given."""
     from safeshare.archive.store import open_archive
 
+    signer = load_signing_key(signing_key_path)  # fail at start, in one line
     # Re-read when the file changes: operators' registry changes count without a restart.
     registry = RegistrySource(registry_path)
     ca, cert, _ = tls.read()
@@ -108,6 +116,7 @@ async def run_gateway(
     server, bound = await create_gateway_server(
         client, registry, server_credentials(tls), host=host, port=port,
         health_servicer=health_servicer, archive=archive, access_log=access_log,
+        signer=signer,
     )  # fmt: skip
     log.info("gateway_started", address=f"{host}:{bound}")
     signal_name = await wait_for_stop_signal()
@@ -217,8 +226,10 @@ async def run_codec_server(
 ) -> None:
     """Serve the codec server (the UI's and CLI's /encode and /decode) until SIGINT or SIGTERM;
     its access events go to ``access_log``."""
+    # Operators read histories here; nothing acts on what it decodes, so payloads stored before
+    # encryption are shown as they are rather than refused.
     runner, bound = await start_codec_server(
-        EncryptionCodec(keys), access, host, port, record=access_log.append
+        EncryptionCodec(keys, allow_plaintext=True), access, host, port, record=access_log.append
     )
     log.info("codec_server_started", address=f"{host}:{bound}", key_id=keys.active_id)
     signal_name = await wait_for_stop_signal()

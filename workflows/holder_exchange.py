@@ -25,10 +25,11 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
-from workflows import names, practitioners, translate
+from workflows import names, practitioners, seal, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import State, Step
+from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 
 # 👉 Generated protobuf modules and activity names are deterministic and side-effect free;
 # passing them through the sandbox avoids re-importing them for every workflow run.
@@ -78,6 +79,8 @@ NOTIFY_BURST = RetryPolicy(
     non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
 )
 AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
+SEALED_COMMANDS_PATCH = "gateway-sealed-commands"
+"""Exchanges started before decisions were sealed take the old branch (no seal is checked)."""
 
 # Workflow changes, each behind its patch so recorded histories replay on the old branch.
 LADDER_NEVER_FAILS = "ladder-never-fails"
@@ -145,12 +148,16 @@ class HolderExchange:
         """Per category: every delivery made, in order."""
         self._bases: dict[str, pb.SharingBasis] = {}
         """Per category: the basis of each authorised category, as it was authorised."""
+        self._sealed = workflow.patched(SEALED_COMMANDS_PATCH)
+        """Commands must carry the gateway's seal (every exchange started since sealing)."""
 
     # -- the run ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, exchange: pb.HolderExchangeInput) -> pb.HolderRecord:
         """Run this holder's exchange to its close and return the holder's record."""
+        if self._sealed:
+            self._require_case_parent()
         if workflow.patched(PER_CATEGORY_CONSENT):
             self._model.per_category = True
             self._model.asked = frozenset(self._asked_names())
@@ -688,6 +695,47 @@ class HolderExchange:
 
     # -- decisions from people (Updates with validators) ----------------------------------
 
+    def _require_case_parent(self) -> None:
+        """Only a case starts an exchange: Temporal sets the parent, a client cannot.
+
+        The exchange trusts its input (the request, the gateway's key) because the case that
+        started it checked the gateway's seal on the request and read the key in its gate.
+        """
+        parent = workflow.info().parent
+        own_id = holder_exchange_workflow_id(self._case_ref, self._holder)
+        if (
+            parent is None
+            or parent.workflow_id != case_workflow_id(self._case_ref)
+            or workflow.info().workflow_id != own_id
+        ):
+            raise ApplicationError(
+                "an exchange is started by its case only", type="NotStartedByCase",
+                non_retryable=True,
+            )  # fmt: skip
+
+    def _check_seal(self, command: Any) -> None:
+        """Refuse the update in hand unless the gateway sealed ``command`` for this exchange."""
+        if not self._sealed or self._input.unsealed_commands_accepted:
+            return
+        update = workflow.current_update_info()
+        try:
+            seal.check(self._input.gateway_public_key, workflow.info().workflow_id, command,
+                       update.id if update else "")  # fmt: skip
+        except seal.SealError as err:
+            raise ApplicationError(str(err), type=model.Rule.NOT_PERMITTED.value) from None
+
+    def _forwarded_by_case(self, command: Any) -> bool:
+        """Whether a signal carries the gateway's seal on the case's own update (the case
+        forwards its requester's commands; a signal from anyone else is ignored)."""
+        if not self._sealed or self._input.unsealed_commands_accepted:
+            return True
+        try:
+            seal.check(self._input.gateway_public_key, case_workflow_id(self._case_ref), command)
+        except seal.SealError:
+            workflow.logger.warning("signal without the gateway's seal ignored")
+            return False
+        return True
+
     def _validate(self, command: model.Command) -> None:
         # 👉 Validators run before anything is written to history: a refused decision leaves
         # no trace in the case and the caller hears why at once.
@@ -775,6 +823,7 @@ class HolderExchange:
 
     @record_consent.validator
     def _validate_record_consent(self, decision: pb.ConsentDecision) -> None:
+        self._check_seal(decision)
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -811,6 +860,7 @@ class HolderExchange:
 
     @propose_override.validator
     def _validate_propose_override(self, proposal: pb.OverrideProposal) -> None:
+        self._check_seal(proposal)
         proposal = _canonical_copy(
             proposal, lambda m: m.actor.practitioner, "proposal.actor.practitioner"
         )
@@ -862,6 +912,7 @@ class HolderExchange:
 
     @decide_override.validator
     def _validate_decide_override(self, decision: pb.OverrideDecision) -> None:
+        self._check_seal(decision)
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -887,6 +938,7 @@ class HolderExchange:
 
     @share_first.validator
     def _validate_share_first(self, decision: pb.ShareFirstDecision) -> None:
+        self._check_seal(decision)
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -921,6 +973,7 @@ class HolderExchange:
 
     @decline_to_share.validator
     def _validate_decline(self, decision: pb.DeclineDecision) -> None:
+        self._check_seal(decision)
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -947,6 +1000,7 @@ class HolderExchange:
 
     @acknowledge.validator
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
+        self._check_seal(acknowledgement)
         acknowledgement = _canonical_copy(
             acknowledgement, lambda m: m.practitioner, "acknowledgement.practitioner"
         )
@@ -1046,6 +1100,7 @@ class HolderExchange:
 
     @withdraw_consent.validator
     def _validate_withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> None:
+        self._check_seal(withdrawal)
         withdrawal = _canonical_copy(
             withdrawal, lambda m: m.actor.practitioner, "withdrawal.actor.practitioner"
         )
@@ -1056,6 +1111,8 @@ class HolderExchange:
     @workflow.signal(name=names.WITHDRAW_EXCHANGE)
     def withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
         """The requester withdrew the request (forwarded by the case)."""
+        if not self._forwarded_by_case(withdrawal):
+            return
         command = model.WithdrawRequest(
             translate.actor(withdrawal.actor),
             keeps_shares=workflow.patched(WITHDRAWAL_KEEPS_SHARES),
@@ -1080,6 +1137,8 @@ class HolderExchange:
     @workflow.signal(name=names.CHANGE_EXCHANGE_URGENCY)
     def change_urgency(self, change: pb.UrgencyChange) -> None:
         """The requester re-rated the urgency (forwarded by the case): deadlines move."""
+        if not self._forwarded_by_case(change):
+            return
         self._model.urgency = translate.urgency(change.urgency)
         self._urgency_version += 1
         self._note("UrgencyChanged", change.actor.agency_id, change.actor.practitioner.user_id,

@@ -19,6 +19,8 @@ PURE_MODULES = (
     "workflows.case_view",
     "workflows.disclosure_model",
     "workflows.names",
+    "workflows.seal",
+    "workflows.ed25519",
     "activities.agency",
     "activities.names",
     "protos",

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
 from workflows import case_model as model
-from workflows import names, translate
+from workflows import names, seal, translate
 from workflows import search_attributes as sa
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 
@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
 
 WITHDRAWAL_MEETS_CLOSE = "withdrawal-meets-close"
 """A withdrawal that meets an exchange closing is answered and recorded consistently."""
+SEALED_COMMANDS_PATCH = "gateway-sealed-commands"
+"""Cases started before decisions were sealed take the old branch (no seal is checked)."""
 
 GATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -52,6 +54,8 @@ class SharingCase:
         self._starting_exchanges = False
         self._exchange_urgency: dict[str, pb.Urgency.ValueType] = {}
         """The urgency each exchange was last given (in its input or by signal)."""
+        self._sealed = workflow.patched(SEALED_COMMANDS_PATCH)
+        """Commands must carry the gateway's seal (every case started since sealing)."""
 
     @workflow.run
     async def run(self, request: pb.SharingRequest) -> pb.DecisionRecord:
@@ -92,6 +96,8 @@ class SharingCase:
                 request=request,
                 holding_agency_id=holder,
                 urgency=self._record.urgency,
+                gateway_public_key=gate.gateway_public_key,
+                unsealed_commands_accepted=gate.unsealed_commands_accepted,
             )
             # The calendars and timescales the gate resolved (none in a gate result recorded
             # before the gate resolved them: the exchange then keeps its defaults).
@@ -156,6 +162,7 @@ class SharingCase:
 
     @withdraw_request.validator
     def _validate_withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
+        self._check_seal(withdrawal)
         self._requester_only(withdrawal.actor)
         if self._record.HasField("withdrawal"):
             raise ApplicationError("already withdrawn", type=model.Rule.OUT_OF_TURN.value)
@@ -193,6 +200,7 @@ class SharingCase:
 
     @change_urgency.validator
     def _validate_change_urgency(self, change: pb.UrgencyChange) -> None:
+        self._check_seal(change)
         self._requester_only(change.actor)
         if change.urgency == pb.URGENCY_UNSPECIFIED:
             raise ApplicationError("required: change.urgency", type=model.Rule.INVALID.value)
@@ -209,6 +217,22 @@ class SharingCase:
             )
         if self._state == pb.CASE_STATE_CLOSED:
             raise ApplicationError("the case is closed", type=model.Rule.OUT_OF_TURN.value)
+
+    def _check_seal(self, command: Any) -> None:
+        """Refuse the update in hand unless the gateway sealed ``command`` for this case
+        (the key comes from the gate's result: nothing is accepted before it is known)."""
+        if not self._sealed or self._record.gate.unsealed_commands_accepted:
+            return
+        update = workflow.current_update_info()
+        if update is None or not self._record.HasField("gate"):
+            raise ApplicationError(
+                "the case is still being checked; retry shortly", type=model.Rule.OUT_OF_TURN.value
+            )
+        try:
+            seal.check(self._record.gate.gateway_public_key, workflow.info().workflow_id,
+                       command, update.id)  # fmt: skip
+        except seal.SealError as err:
+            raise ApplicationError(str(err), type=model.Rule.NOT_PERMITTED.value) from None
 
     @workflow.query
     def case_view(self) -> pb.CaseView:

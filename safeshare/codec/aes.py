@@ -1,20 +1,44 @@
-"""The payload codec: AES-256-GCM over every Temporal payload, the key id in its metadata.
+"""The payload codec: AES-256-GCM over every Temporal payload, bound to its key, namespace and
+workflow.
 
 An encoded payload is ``nonce (12 bytes) || ciphertext+tag`` of the whole original payload
-(metadata and data), so the message type and encoding are hidden too. The key id is
-authenticated as associated data: a payload relabelled with another key id does not decrypt.
+(metadata and data), so the message type and encoding are hidden too. Its metadata names the key
+and the namespace and workflow the payload belongs to (the SDK's serialization context when it
+was written); all three are authenticated as associated data, so a payload relabelled with
+another key id, or copied from one case into another, does not decrypt. A payload of a case's
+workflow (or one of its exchanges, or an activity of one) also carries the case reference in
+clear metadata (``case-ref``; a random code, never personal data), authenticated too: the codec
+server records which case each decryption was of.
 
-A payload written for a case's workflow (or one of its exchanges, or an activity of one) also
-carries the case reference in clear metadata (``case-ref``; a random code, never personal data),
-authenticated in the same associated data. The codec server reads it to record which case each
-decryption was of; a payload moved under another case's label does not decrypt. Payloads written
-without it (before it existed, or outside any case) decrypt as before.
+👉 Decoding fails closed:
+
+- an unencrypted payload is refused (a client without the keys cannot hand a worker plaintext),
+  unless the codec is built with ``allow_plaintext`` for a migration of pre-encryption data;
+- a payload bound to another workflow than the one decoding it is refused; a worker and the
+  gateway always decode with a context (the SDK supplies it for every workflow, activity, update,
+  query and result call), tools without one (the codec server, audit readers) decrypt against
+  the binding the payload names, which is authenticated all the same;
+- a payload written before binding existed (no ``encryption-format``: the key id, and the case
+  ref when it carries one, authenticated) still decrypts: every running case's history holds
+  such payloads and a worker replays them. Nothing new is written that way, and such a payload
+  copied into another case cannot decide anything there: decisions and case starts carry the
+  gateway's signature over the workflow id (``workflows.seal``). ``accept_unbound=False``
+  refuses them once no case written before the change remains open or is replayed.
+
+In workers and clients (``refusals_as_payloads``, set by ``data_converter``) a refused payload
+is decoded to a payload of encoding ``binary/refused`` that no converter reads: the SDK then
+rejects the update or drops the signal that carried it, where an exception would fail the
+workflow task again and again and so let anyone who can send a plaintext update wedge a case.
+A payload naming a key the ring lacks still raises: that is a lost key, not an attack, and the
+workflow must wait for the key to come back.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,53 +51,76 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
-from safeshare.codec.keys import KeyRing, KeyRingError
+from safeshare.codec.keys import KeyRing, KeyRingError, UnknownKeyError
 from workflows.ids import case_ref_from_workflow_id
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
+FORMAT_METADATA = "encryption-format"
+NAMESPACE_METADATA = "encryption-namespace"
+WORKFLOW_METADATA = "encryption-workflow-id"
 CASE_REF_METADATA = "case-ref"
+BOUND_FORMAT = b"2"
+REFUSED_ENCODING = b"binary/refused"
 NONCE_BYTES = 12
+# A schedule encodes its action's input under the schedule's workflow id; each run's id is
+# that id, "-" and the scheduled time (Temporal's rule), so a run may read a payload bound to it.
+SCHEDULED_WORKFLOW_IDS = frozenset({"protocol-review"})
+# The namespace the SDK's Replayer reports when it is given none: a replay decides nothing and
+# a history does not record its namespace, so there only the workflow id is checked.
+REPLAY_NAMESPACE = "ReplayNamespace"
 
 
 class DecryptionError(KeyRingError):
-    """A payload did not decrypt: wrong key, or it was altered."""
+    """A payload did not decrypt: wrong key, altered, unencrypted, or another workflow's."""
 
 
 class EncryptionCodec(PayloadCodec, WithSerializationContext):
     """Encrypts with the ring's active key; decrypts with whichever key the payload names."""
 
-    def __init__(self, keys: KeyRing, case_ref: str = "") -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        *,
+        allow_plaintext: bool = False,
+        accept_unbound: bool = True,
+        refusals_as_payloads: bool = False,
+        binding: tuple[str, str] | None = None,
+    ) -> None:
         self._keys = keys
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys}
-        self._case_ref = case_ref
-
-    def with_context(self, context: SerializationContext) -> EncryptionCodec:
-        """This codec for payloads of one workflow or activity: they carry its case ref.
-
-        👉 The SDK hands every client and worker call its workflow's id this way, so the
-        label is set where the payload is written, not guessed from where it is read.
-        """
-        workflow_id = None
-        if isinstance(context, WorkflowSerializationContext | ActivitySerializationContext):
-            workflow_id = context.workflow_id
-        try:
-            case_ref = case_ref_from_workflow_id(workflow_id) if workflow_id else ""
-        except ValueError:
-            case_ref = ""
-        if case_ref == self._case_ref:
-            return self
-        codec = EncryptionCodec.__new__(EncryptionCodec)
-        codec._keys, codec._ciphers, codec._case_ref = self._keys, self._ciphers, case_ref
-        return codec
+        self._allow_plaintext = allow_plaintext
+        self._accept_unbound = accept_unbound
+        self._refusals_as_payloads = refusals_as_payloads
+        self._binding = binding
+        """(namespace, workflow id) of the serialization context, or None without one."""
 
     @property
     def keys(self) -> KeyRing:
         """The ring this codec uses."""
         return self._keys
 
+    @property
+    def binding(self) -> tuple[str, str] | None:
+        """The (namespace, workflow id) this codec binds to and checks, if it has a context."""
+        return self._binding
+
+    def with_context(self, context: SerializationContext) -> Self:
+        """This codec bound to the workflow the SDK is converting payloads for."""
+        binding: tuple[str, str] | None = None
+        # An activity started outside a workflow has no workflow id: nothing to bind to.
+        if (
+            isinstance(context, WorkflowSerializationContext | ActivitySerializationContext)
+            and context.workflow_id
+        ):
+            binding = (context.namespace, context.workflow_id)
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._binding = binding
+        return clone
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Encrypt every payload with the active key.
+        """Encrypt every payload with the active key, bound to the context's workflow.
 
         👉 Any exception here fails the Temporal call (or the workflow task, which retries):
         a payload is never sent in the clear because encryption went wrong.
@@ -81,42 +128,93 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         return [self.encrypt(payload) for payload in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Decrypt every encrypted payload; others (written before encryption) pass through.
+        """Decrypt every payload.
 
         Raises:
             UnknownKeyError: a payload names a key that is not in the ring.
-            DecryptionError: a payload does not decrypt with the key it names.
+            DecryptionError: a payload is not encrypted, belongs to another workflow, or does
+                not decrypt with the key it names.
         """
-        return [self.decrypt(payload) for payload in payloads]
+        return [self._decoded(payload) for payload in payloads]
+
+    def _decoded(self, payload: Payload) -> Payload:
+        try:
+            return self.decrypt(payload)
+        except UnknownKeyError:
+            raise
+        except DecryptionError as err:
+            if not self._refusals_as_payloads:
+                raise
+            return Payload(metadata={"encoding": REFUSED_ENCODING}, data=str(err).encode())
 
     def encrypt(self, payload: Payload) -> Payload:
-        """One payload, encrypted with the active key."""
+        """One payload, encrypted with the active key and bound to this codec's workflow."""
         key_id = self._keys.active_id
-        metadata = {"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()}
-        if self._case_ref:
-            metadata[CASE_REF_METADATA] = self._case_ref.encode()
+        namespace, workflow_id = self._binding or ("", "")
+        metadata = {
+            "encoding": ENCODING,
+            KEY_ID_METADATA: key_id.encode(),
+            FORMAT_METADATA: BOUND_FORMAT,
+            NAMESPACE_METADATA: namespace.encode(),
+            WORKFLOW_METADATA: workflow_id.encode(),
+        }
+        case_ref = _case_ref(workflow_id)
+        if case_ref:
+            metadata[CASE_REF_METADATA] = case_ref.encode()
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._ciphers[key_id].encrypt(
-            nonce, payload.SerializeToString(), _associated_data(metadata)
-        )
+        aad = _bound_aad(key_id, namespace, workflow_id, case_ref)
+        sealed = self._ciphers[key_id].encrypt(nonce, payload.SerializeToString(), aad)
         return Payload(metadata=metadata, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        """One payload, decrypted if it is encrypted, else as it is."""
+        """One payload, decrypted; refused if it is not encrypted (unless allowed) or bound to
+        another workflow than this codec's context."""
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            if self._allow_plaintext:
+                return payload
+            raise DecryptionError("unencrypted payload refused: every payload must be encrypted")
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         if not key_id:
             raise DecryptionError("encrypted payload has no encryption-key-id")
         self._keys.key(key_id)  # raises UnknownKeyError with the known ids
+        if payload.metadata.get(FORMAT_METADATA) == BOUND_FORMAT:
+            namespace = payload.metadata.get(NAMESPACE_METADATA, b"").decode(errors="replace")
+            workflow_id = payload.metadata.get(WORKFLOW_METADATA, b"").decode(errors="replace")
+            self._check_binding(namespace, workflow_id)
+            case_ref = payload.metadata.get(CASE_REF_METADATA, b"").decode(errors="replace")
+            aad = _bound_aad(key_id, namespace, workflow_id, case_ref)
+        elif FORMAT_METADATA in payload.metadata:
+            raise DecryptionError("encrypted payload in an unknown format")
+        elif self._accept_unbound:
+            aad = _unbound_aad(payload.metadata)
+        else:
+            raise DecryptionError("payload is not bound to a workflow (written before binding)")
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
-            plain = self._ciphers[key_id].decrypt(nonce, sealed, _associated_data(payload.metadata))
+            plain = self._ciphers[key_id].decrypt(nonce, sealed, aad)
         except InvalidTag:
             raise DecryptionError(
                 f"payload does not decrypt with key {key_id!r}: altered, or the key is wrong"
             ) from None
         return Payload.FromString(plain)
+
+    def _check_binding(self, namespace: str, workflow_id: str) -> None:
+        if self._binding is None:
+            return  # a reading tool: the binding it names is authenticated below
+        expected_namespace, expected_workflow = self._binding
+        if expected_namespace in (namespace, REPLAY_NAMESPACE) and (
+            workflow_id == expected_workflow
+            or (
+                workflow_id in SCHEDULED_WORKFLOW_IDS
+                and expected_workflow.startswith(workflow_id + "-")
+            )
+        ):
+            return
+        # Ids only (never personal data): a payload moved from another workflow or namespace.
+        raise DecryptionError(
+            f"payload belongs to another workflow ({namespace}/{workflow_id or '-'}), "
+            f"not {expected_namespace}/{expected_workflow}"
+        )
 
 
 def case_ref_of(payload: Payload) -> str:
@@ -127,9 +225,29 @@ def case_ref_of(payload: Payload) -> str:
     return payload.metadata.get(CASE_REF_METADATA, b"").decode(errors="replace")
 
 
-def _associated_data(metadata: Mapping[str, bytes]) -> bytes:
-    """What AES-GCM authenticates besides the ciphertext: the key id, and the case ref when
-    the payload carries one (so a payload without it authenticates exactly as before)."""
+def _case_ref(workflow_id: str) -> str:
+    try:
+        return case_ref_from_workflow_id(workflow_id) if workflow_id else ""
+    except ValueError:
+        return ""
+
+
+def _bound_aad(key_id: str, namespace: str, workflow_id: str, case_ref: str) -> bytes:
+    """Length-prefixed, so no two (key, namespace, workflow, case) tuples share associated
+    data."""
+    parts = [
+        b"safeshare-payload-v2",
+        key_id.encode(),
+        namespace.encode(),
+        workflow_id.encode(),
+        case_ref.encode(),
+    ]
+    return b"".join(struct.pack(">I", len(part)) + part for part in parts)
+
+
+def _unbound_aad(metadata: Mapping[str, bytes]) -> bytes:
+    """The associated data of a payload written before binding: the key id, and the case ref
+    when the payload carries one."""
     associated = metadata.get(KEY_ID_METADATA, b"")
     case_ref = metadata.get(CASE_REF_METADATA)
     if case_ref is not None:

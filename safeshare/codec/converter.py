@@ -13,9 +13,10 @@ def data_converter(keys: KeyRing) -> DataConverter:
 
     👉 The default failure converter leaves a failure's message and stack trace in the clear;
     the encoded-attributes one moves them into an (encrypted) payload, so an exception that
-    quotes a record cannot leak through a failure.
+    quotes a record cannot leak through a failure. A payload the codec refuses (unencrypted,
+    another workflow's, altered) reaches no code: the SDK rejects the update or drops the signal.
     """
     return DataConverter(
-        payload_codec=EncryptionCodec(keys),
+        payload_codec=EncryptionCodec(keys, refusals_as_payloads=True),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

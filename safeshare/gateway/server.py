@@ -31,6 +31,7 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveStore
 from safeshare.gateway.servicer import CaseServiceServicer
+from safeshare.gateway.signing import GatewaySigner
 from workflows.ids import HUB_TASK_QUEUE
 
 CASE_SERVICE_NAME: str = service_pb.DESCRIPTOR.services_by_name["CaseService"].full_name
@@ -54,6 +55,7 @@ async def create_gateway_server(
     servicer: CaseServiceServicer | None = None,
     archive: ArchiveStore | None = None,
     access_log: AccessLog | None = None,
+    signer: GatewaySigner | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build, bind and start the gateway.
 
@@ -69,6 +71,8 @@ async def create_gateway_server(
             above (tests pass one to tune WatchCase's polling and watch its counters).
         archive: the case archive closed cases are read from (None: Temporal only).
         access_log: where reads of cases and refused reads are recorded.
+        signer: the gateway's signing key, sealing every command it forwards (the hub's gate
+            and the workflows check the seal); None only against a hub without a gateway key.
 
     Returns:
         The started server and the port it is bound to.
@@ -84,7 +88,10 @@ async def create_gateway_server(
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     service_grpc.add_CaseServiceServicer_to_server(
-        servicer or CaseServiceServicer(client, registry, hub_task_queue, archive, access_log),
+        servicer
+        or CaseServiceServicer(
+            client, registry, hub_task_queue, archive, access_log, signer=signer
+        ),
         server,
     )
     health_servicer = health_servicer or health.aio.HealthServicer()

@@ -70,9 +70,11 @@ from safeshare.gateway import access, disclosure_view, listing, party_view, vali
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
+from safeshare.gateway.signing import GatewaySigner, new_command_id
 from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
 from safeshare.tls import peer_common_name
+from workflows import seal
 from workflows.case_model import Rule
 from workflows.case_view import merge_case_view
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
@@ -127,6 +129,7 @@ _SET_BY_SAFESHARE = (
     "changed_at",
     "acknowledged_at",
     "recipient_notified",
+    "gateway_seal",
 )
 WRONG_ROLE = "the calling agency has no such role in this case"
 
@@ -169,6 +172,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         hub_task_queue: the task queue the hub worker running SharingCase polls.
         access_log: where every read and refused read is recorded; None keeps no history
             (and ListAccessEvents answers FAILED_PRECONDITION).
+        signer: seals every command forwarded to a workflow (``workflows.seal``); None only
+            against a hub that checks no seals (tests of the gateway alone).
     """
 
     def __init__(
@@ -178,9 +183,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         hub_task_queue: str = HUB_TASK_QUEUE,
         archive: ArchiveStore | None = None,
         access_log: AccessLog | None = None,
+        signer: GatewaySigner | None = None,
     ) -> None:
         self._client = client
         self._access_log = access_log
+        self._signer = signer
         self._registry_source = registry
         self._hub_task_queue = hub_task_queue
         self._closed_cases = CaseReader(client, archive)
@@ -541,7 +548,9 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         sharing.CopyFrom(request.request)
         # The requesting agency is whoever holds the certificate, whatever the body says.
         sharing.requesting_agency_id = agency
+        sharing.ClearField("gateway_seal")
         case_ref = call.case_ref = case_ref_for(agency, sharing.request_id)
+        sharing = self._sealed(sharing, case_workflow_id(case_ref), seal.START)
         try:
             await self._client.start_workflow(
                 SharingCase.run,
@@ -767,7 +776,9 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             recipient_agency_id=case.record.request.requesting_agency_id,
             delivery_ids=[record.receipt.delivery_id],
         )
-        notice.withdrawal.CopyFrom(cast(pb.ConsentWithdrawal, _as_actor(command.message, agency)))
+        notice_id = consent_withdrawal_workflow_id(command.case_ref, agency)
+        withdrawal = cast(pb.ConsentWithdrawal, _as_actor(command.message, agency))
+        notice.withdrawal.CopyFrom(self._sealed(withdrawal, notice_id, seal.START))
         try:
             handle = await self._client.start_workflow(
                 ConsentWithdrawalNotice.run,
@@ -801,10 +812,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         """A requester's command, sent to the case (which forwards it to open exchanges)."""
         agency, case = await self._party_to(context, call, command)
         _require_requester(agency, case)
-        message = _as_actor(command.message, agency)
         handle = self._case_handle(command.case_ref)
+        command_id = new_command_id()
+        message = self._sealed(_as_actor(command.message, agency), handle.id, command_id)
         view = await _translated(
-            command, handle.execute_update(update, message, rpc_timeout=_rpc_timeout())
+            command,
+            handle.execute_update(update, message, id=command_id, rpc_timeout=_rpc_timeout()),
         )
         return await self._merged(view, {}, agency)
 
@@ -850,10 +863,18 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         handle: ExchangeHandle = self._client.get_workflow_handle_for(
             HolderExchange.run, holder_exchange_workflow_id(command.case_ref, holder)
         )
-        message = _as_actor(command.message, agency)
+        command_id = new_command_id()
+        message = self._sealed(_as_actor(command.message, agency), handle.id, command_id)
         return await _translated(
-            command, handle.execute_update(update, message, rpc_timeout=_rpc_timeout())
+            command,
+            handle.execute_update(update, message, id=command_id, rpc_timeout=_rpc_timeout()),
         )
+
+    def _sealed(self, message: M, workflow_id: str, command_id: str) -> M:
+        """``message`` with the gateway's seal for that workflow and command (if it signs)."""
+        if self._signer is None:
+            return message
+        return self._signer.sealed(message, workflow_id, command_id)
 
     # -- views ------------------------------------------------------------------------------
 

@@ -191,13 +191,19 @@ class ChaosStack:
                      *_tls_args(self.pki.adapter(agency))],
                 )  # fmt: skip
         build = ["--build-id", self.hub_build_id] if self.hub_build_id else []
+        signing_key, gateway_key = self.pki.gateway_signing_key()
         for replica in range(1, self.hub_replicas + 1):
-            self._add(_replica("hub", replica), [sys.executable, "-m", "safeshare", "hub", *build])
+            self._add(
+                _replica("hub", replica),
+                [sys.executable, "-m", "safeshare", "hub", *build,
+                 "--gateway-key", str(gateway_key)],
+            )  # fmt: skip
         for replica, port in enumerate(self.gateway_ports, start=1):
             self._add(
                 _replica("gateway", replica),
                 [sys.executable, "-m", "safeshare", "gateway", "--port", str(port),
-                 "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
+                 "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway()),
+                 "--signing-key", str(signing_key)],
             )  # fmt: skip
         if self.archive is not None:
             self.archive_url = self.archive.new_database()

@@ -83,8 +83,11 @@ async def test_altered_or_relabelled_payloads_do_not_decrypt() -> None:
         await codec.decode([relabelled])
 
 
-async def test_plaintext_payloads_written_before_encryption_still_decode() -> None:
-    assert await EncryptionCodec(KeyRing.generate()).decode([payload()]) == [payload()]
+async def test_plaintext_payloads_are_refused_unless_a_migration_allows_them() -> None:
+    with pytest.raises(DecryptionError, match="unencrypted"):
+        await EncryptionCodec(KeyRing.generate()).decode([payload()])
+    migrating = EncryptionCodec(KeyRing.generate(), allow_plaintext=True)
+    assert await migrating.decode([payload()]) == [payload()]
 
 
 def test_empty_ring_short_keys_and_duplicate_ids_are_refused() -> None:

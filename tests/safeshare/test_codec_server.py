@@ -56,9 +56,7 @@ def access_for(provider: Provider, **extra: object) -> CodecAccess:
 @pytest_asyncio.fixture(loop_scope="session")
 async def served(provider: Provider, tmp_path: Path) -> AsyncIterator[tuple[str, AccessLog]]:
     log = AccessLog(tmp_path / "access.db", Ed25519PrivateKey.generate())
-    runner, port = await start_codec_server(
-        EncryptionCodec(RING), access_for(provider), record=log.append
-    )
+    runner, port = await start_codec_server(SERVER_CODEC, access_for(provider), record=log.append)
     try:
         yield f"http://127.0.0.1:{port}", log
     finally:
@@ -80,6 +78,8 @@ def body(*payloads: Payload) -> str:
 
 
 PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'"Okafor-Test"')
+# As `safeshare codec-server` builds it: payloads stored before encryption are shown as they are.
+SERVER_CODEC = EncryptionCodec(RING, allow_plaintext=True)
 
 
 def sealed_for(case_ref: str) -> Payload:
@@ -186,13 +186,11 @@ async def test_sign_in_sets_a_session_cookie_the_ui_then_sends(
 ) -> None:
     log = AccessLog(tmp_path / "access.db", Ed25519PrivateKey.generate())
     access = access_for(provider, public_url="http://127.0.0.1:0")  # replaced below
-    runner, port = await start_codec_server(EncryptionCodec(RING), access, record=log.append)
+    runner, port = await start_codec_server(SERVER_CODEC, access, record=log.append)
     await runner.cleanup()
     codec = f"http://127.0.0.1:{port}"
     access = access_for(provider, public_url=codec, client_secret="codec-secret")
-    runner, _ = await start_codec_server(
-        EncryptionCodec(RING), access, port=port, record=log.append
-    )
+    runner, _ = await start_codec_server(SERVER_CODEC, access, port=port, record=log.append)
     try:
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP-address host
         async with aiohttp.ClientSession(cookie_jar=jar) as browser:
@@ -260,7 +258,7 @@ async def test_trusted_ui_origin_decodes_without_a_token_in_dev(
 ) -> None:
     log = AccessLog(tmp_path / "access.db", Ed25519PrivateKey.generate())
     runner, port = await start_codec_server(
-        EncryptionCodec(RING), access_for(provider, trust_ui_origin=True), record=log.append
+        SERVER_CODEC, access_for(provider, trust_ui_origin=True), record=log.append
     )
     try:
         url = f"http://127.0.0.1:{port}/decode"
@@ -330,7 +328,7 @@ async def test_temporal_cli_decodes_through_the_codec_server_with_codec_auth(
 
 
 async def test_server_stops_cleanly(provider: Provider) -> None:
-    runner, port = await start_codec_server(EncryptionCodec(RING), access_for(provider))
+    runner, port = await start_codec_server(SERVER_CODEC, access_for(provider))
     await runner.cleanup()
     with pytest.raises(aiohttp.ClientConnectionError):
         await post(f"http://127.0.0.1:{port}/decode", "{}")

@@ -28,6 +28,7 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.log import AccessLog
 from safeshare.gateway.server import create_gateway_server
+from safeshare.gateway.signing import GatewaySigner, load_signing_key
 from safeshare.metrics import runtime_for
 from safeshare.pki import DevPki
 from safeshare.temporal import TemporalSettings, connect_temporal
@@ -41,6 +42,7 @@ from workflows.ids import (
     case_workflow_id,
     holder_exchange_workflow_id,
 )
+from workflows.seal import START
 from workflows.sharing_case import SharingCase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,20 +77,21 @@ async def _until_scraped(port: int, *wanted: str) -> str:
 @asynccontextmanager
 async def hub_process(
     env: WorkflowEnvironment, metrics_port: int, log: Path
-) -> AsyncIterator[None]:
+) -> AsyncIterator[GatewaySigner]:
     """`python -m safeshare hub --metrics-port` against the test server, payloads in the clear
     (the test's own client has no codec)."""
+    signing_key, gateway_key = DevPki(log.parent / "pki").gateway_signing_key()
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "safeshare", "hub",
             "--temporal-address", env.client.service_client.config.target_host,
             "--namespace", env.client.namespace, "--metrics-port", str(metrics_port),
-            "--log-format", "json",
+            "--log-format", "json", "--gateway-key", str(gateway_key),
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "SAFESHARE_PLAINTEXT_PAYLOADS": "1"},
         )  # fmt: skip
     try:
-        yield
+        yield load_signing_key(signing_key)  # the hub checks the gateway's seals: the test seals
     finally:
         if process.returncode is None:
             process.terminate()
@@ -109,7 +112,9 @@ async def test_hub_metrics_show_sdk_series_and_cases_by_outcome(
     request = sharing_request(requesting_agency_id=CSC, holding_agency_id=SCHOOL)
     ref = case_ref_for(CSC, request.request_id)
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(hub_process(dev_server, port, tmp_path / "hub.log"))
+        signer = await stack.enter_async_context(
+            hub_process(dev_server, port, tmp_path / "hub.log")
+        )
         for agency in (CSC, SCHOOL):
             await stack.enter_async_context(
                 Worker(
@@ -118,6 +123,7 @@ async def test_hub_metrics_show_sdk_series_and_cases_by_outcome(
                     activities=agencies.activities_for(agency),
                 )
             )
+        request = signer.sealed(request, case_workflow_id(ref), START)
         handle = await client.start_workflow(
             SharingCase.run, request, id=case_workflow_id(ref), task_queue=HUB_TASK_QUEUE
         )
@@ -138,7 +144,7 @@ async def test_hub_metrics_show_sdk_series_and_cases_by_outcome(
             agency_id=CSC,
         )
         await client.get_workflow_handle(exchange_id).execute_update(
-            HolderExchange.acknowledge, ack
+            HolderExchange.acknowledge, signer.sealed(ack, exchange_id, "ack-1"), id="ack-1"
         )
         record = await asyncio.wait_for(handle.result(), 60)
         assert record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
@@ -201,14 +207,15 @@ async def test_gateway_counts_requests_by_rpc_and_status_and_access_events(
     assert [(e.outcome.value, e.reason) for e in log.events()] == [("refused", "no_such_case")]
 
 
-def test_a_taken_metrics_port_is_one_line_and_exit_2() -> None:
+def test_a_taken_metrics_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    _, gateway_key = DevPki(tmp_path / "pki").gateway_signing_key()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "safeshare", "hub", "--metrics-port", str(port),
-             "--temporal-address", "127.0.0.1:1"],
+             "--temporal-address", "127.0.0.1:1", "--gateway-key", str(gateway_key)],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
             env={**os.environ, "SAFESHARE_PLAINTEXT_PAYLOADS": "1"},
         )  # fmt: skip

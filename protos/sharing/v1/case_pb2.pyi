@@ -687,6 +687,7 @@ class SharingRequest(_message.Message):
     FAMILY_AWARE_FIELD_NUMBER: _builtins.int
     FAMILY_NOT_AWARE_REASON_FIELD_NUMBER: _builtins.int
     REQUESTING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The caller's idempotency key: the same request id returns the same case."""
     purpose: Global___Purpose.ValueType
@@ -723,6 +724,10 @@ class SharingRequest(_message.Message):
     def required_by(self) -> _timestamp_pb2.Timestamp:
         """When the requester needs the information by."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -739,10 +744,11 @@ class SharingRequest(_message.Message):
         family_aware: _builtins.bool = ...,
         family_not_aware_reason: _builtins.str = ...,
         requesting_agency_id: _builtins.str = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["requester", b"requester", "required_by", b"required_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gateway_seal", b"gateway_seal", "requester", b"requester", "required_by", b"required_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_reference", b"agency_reference", "categories", b"categories", "family_aware", b"family_aware", "family_not_aware_reason", b"family_not_aware_reason", "holding_agency_ids", b"holding_agency_ids", "lawful_basis", b"lawful_basis", "purpose", b"purpose", "request_id", b"request_id", "requester", b"requester", "requesting_agency_id", b"requesting_agency_id", "required_by", b"required_by", "subjects", b"subjects", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_reference", b"agency_reference", "categories", b"categories", "family_aware", b"family_aware", "family_not_aware_reason", b"family_not_aware_reason", "gateway_seal", b"gateway_seal", "holding_agency_ids", b"holding_agency_ids", "lawful_basis", b"lawful_basis", "purpose", b"purpose", "request_id", b"request_id", "requester", b"requester", "requesting_agency_id", b"requesting_agency_id", "required_by", b"required_by", "subjects", b"subjects", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -927,6 +933,7 @@ class Acknowledgement(_message.Message):
     AGENCY_ID_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
     HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     status: Global___AcknowledgementStatus.ValueType
     """Received or actioned."""
     use: _builtins.str
@@ -945,6 +952,10 @@ class Acknowledgement(_message.Message):
     def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when the acknowledgement was recorded."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -955,10 +966,11 @@ class Acknowledgement(_message.Message):
         agency_id: _builtins.str = ...,
         acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
         holding_agency_id: _builtins.str = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "practitioner", b"practitioner"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "gateway_seal", b"gateway_seal", "practitioner", b"practitioner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "agency_id", b"agency_id", "feedback", b"feedback", "holding_agency_id", b"holding_agency_id", "practitioner", b"practitioner", "status", b"status", "use", b"use"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "agency_id", b"agency_id", "feedback", b"feedback", "gateway_seal", b"gateway_seal", "holding_agency_id", b"holding_agency_id", "practitioner", b"practitioner", "status", b"status", "use", b"use"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1150,6 +1162,7 @@ class ConsentDecision(_message.Message):
     CONSENT_FIELD_NUMBER: _builtins.int
     NOT_SOUGHT_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def actor(self) -> Global___Actor:
         """Who decided."""
@@ -1166,6 +1179,10 @@ class ConsentDecision(_message.Message):
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when it was recorded."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1173,10 +1190,11 @@ class ConsentDecision(_message.Message):
         consent: Global___ConsentRecord | None = ...,
         not_sought: Global___NotSought | None = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "consent", b"consent", "decided_at", b"decided_at", "decision", b"decision", "not_sought", b"not_sought"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "consent", b"consent", "decided_at", b"decided_at", "decision", b"decision", "gateway_seal", b"gateway_seal", "not_sought", b"not_sought"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "consent", b"consent", "decided_at", b"decided_at", "decision", b"decision", "not_sought", b"not_sought"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "consent", b"consent", "decided_at", b"decided_at", "decision", b"decision", "gateway_seal", b"gateway_seal", "not_sought", b"not_sought"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_decision: _TypeAlias = _typing.Literal["consent", "not_sought"]  # noqa: Y015
     _WhichOneofArgType_decision: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
@@ -1203,6 +1221,7 @@ class OverrideProposal(_message.Message):
     SUBJECT_TOLD_BY_FIELD_NUMBER: _builtins.int
     NOT_TELLING_REASON_FIELD_NUMBER: _builtins.int
     PROPOSED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     consent_state_overridden: Global___ConsentStatus.ValueType
     """The consent state being overridden (refused, withdrawn, not sought...)."""
     harm_statement: _builtins.str
@@ -1237,6 +1256,10 @@ class OverrideProposal(_message.Message):
     def proposed_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when it was proposed."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1253,10 +1276,11 @@ class OverrideProposal(_message.Message):
         subject_told_by: _timestamp_pb2.Timestamp | None = ...,
         not_telling_reason: _builtins.str = ...,
         proposed_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "proposed_at", b"proposed_at", "subject_told_by", b"subject_told_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "gateway_seal", b"gateway_seal", "proposed_at", b"proposed_at", "subject_told_by", b"subject_told_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "advice_sought", b"advice_sought", "alternatives_considered", b"alternatives_considered", "consent_state_overridden", b"consent_state_overridden", "harm_statement", b"harm_statement", "legal_basis", b"legal_basis", "minimum_data_set", b"minimum_data_set", "necessity_and_proportionality", b"necessity_and_proportionality", "not_telling_reason", b"not_telling_reason", "proposed_at", b"proposed_at", "reason_code", b"reason_code", "subject_told_by", b"subject_told_by", "subject_will_be_told", b"subject_will_be_told"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "advice_sought", b"advice_sought", "alternatives_considered", b"alternatives_considered", "consent_state_overridden", b"consent_state_overridden", "gateway_seal", b"gateway_seal", "harm_statement", b"harm_statement", "legal_basis", b"legal_basis", "minimum_data_set", b"minimum_data_set", "necessity_and_proportionality", b"necessity_and_proportionality", "not_telling_reason", b"not_telling_reason", "proposed_at", b"proposed_at", "reason_code", b"reason_code", "subject_told_by", b"subject_told_by", "subject_will_be_told", b"subject_will_be_told"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1272,6 +1296,7 @@ class OverrideDecision(_message.Message):
     APPROVE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     approve: _builtins.bool
     """Approve (true) or reject (false)."""
     reason: _builtins.str
@@ -1284,6 +1309,10 @@ class OverrideDecision(_message.Message):
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when it was decided."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1291,10 +1320,11 @@ class OverrideDecision(_message.Message):
         approve: _builtins.bool = ...,
         reason: _builtins.str = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "approve", b"approve", "decided_at", b"decided_at", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "approve", b"approve", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1310,6 +1340,7 @@ class ShareFirstDecision(_message.Message):
     HARM_STATEMENT_FIELD_NUMBER: _builtins.int
     MINIMUM_DATA_SET_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     harm_statement: _builtins.str
     """The immediate risk that justifies sharing before approval."""
     @_builtins.property
@@ -1324,6 +1355,10 @@ class ShareFirstDecision(_message.Message):
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when it was decided."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1331,10 +1366,11 @@ class ShareFirstDecision(_message.Message):
         harm_statement: _builtins.str = ...,
         minimum_data_set: _abc.Iterable[Global___InformationCategory.ValueType] | None = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "harm_statement", b"harm_statement", "minimum_data_set", b"minimum_data_set"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal", "harm_statement", b"harm_statement", "minimum_data_set", b"minimum_data_set"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1350,6 +1386,7 @@ class DeclineDecision(_message.Message):
     REASONS_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     explanation: _builtins.str
     """The practitioner's explanation."""
     @_builtins.property
@@ -1364,6 +1401,10 @@ class DeclineDecision(_message.Message):
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when it was decided."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1371,10 +1412,11 @@ class DeclineDecision(_message.Message):
         reasons: _abc.Iterable[_builtins.str] | None = ...,
         explanation: _builtins.str = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "explanation", b"explanation", "reasons", b"reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "explanation", b"explanation", "gateway_seal", b"gateway_seal", "reasons", b"reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1389,6 +1431,7 @@ class RequestWithdrawal(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     WITHDRAWN_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     reason: _builtins.str
     """Why."""
     @_builtins.property
@@ -1399,16 +1442,21 @@ class RequestWithdrawal(_message.Message):
     def withdrawn_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
         actor: Global___Actor | None = ...,
         reason: _builtins.str = ...,
         withdrawn_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "gateway_seal", b"gateway_seal", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "gateway_seal", b"gateway_seal", "reason", b"reason", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1424,6 +1472,7 @@ class UrgencyChange(_message.Message):
     URGENCY_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     urgency: Global___Urgency.ValueType
     """The new urgency."""
     reason: _builtins.str
@@ -1436,6 +1485,10 @@ class UrgencyChange(_message.Message):
     def changed_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1443,10 +1496,11 @@ class UrgencyChange(_message.Message):
         urgency: Global___Urgency.ValueType = ...,
         reason: _builtins.str = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at", "gateway_seal", b"gateway_seal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at", "reason", b"reason", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at", "gateway_seal", b"gateway_seal", "reason", b"reason", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1463,6 +1517,7 @@ class ConsentWithdrawal(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     WITHDRAWN_AT_FIELD_NUMBER: _builtins.int
     RECIPIENT_NOTIFIED_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     withdrawn_by_relationship: _builtins.str
     """Who withdrew consent: a relationship such as "mother", never a name."""
     reason: _builtins.str
@@ -1477,6 +1532,10 @@ class ConsentWithdrawal(_message.Message):
     def withdrawn_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """Set by the gateway (a caller's value is replaced): see GatewaySeal."""
+
     def __init__(
         self,
         *,
@@ -1485,10 +1544,11 @@ class ConsentWithdrawal(_message.Message):
         reason: _builtins.str = ...,
         withdrawn_at: _timestamp_pb2.Timestamp | None = ...,
         recipient_notified: _builtins.bool = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "gateway_seal", b"gateway_seal", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "recipient_notified", b"recipient_notified", "withdrawn_at", b"withdrawn_at", "withdrawn_by_relationship", b"withdrawn_by_relationship"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "gateway_seal", b"gateway_seal", "reason", b"reason", "recipient_notified", b"recipient_notified", "withdrawn_at", b"withdrawn_at", "withdrawn_by_relationship", b"withdrawn_by_relationship"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1508,12 +1568,20 @@ class GateResult(_message.Message):
     REGISTRY_VERSION_FIELD_NUMBER: _builtins.int
     CALENDARS_FIELD_NUMBER: _builtins.int
     TIMESCALES_FIELD_NUMBER: _builtins.int
+    GATEWAY_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    UNSEALED_COMMANDS_ACCEPTED_FIELD_NUMBER: _builtins.int
     passed: _builtins.bool
     """Whether every check passed."""
     protocol_version: _builtins.str
     """The protocol version checked against."""
     registry_version: _builtins.int
     """The registry version used."""
+    gateway_public_key: _builtins.bytes
+    """The gateway's Ed25519 public key (raw 32 bytes) the hub read from the partnership's
+    configuration when it checked the case: every later decision must carry its signature.
+    """
+    unsealed_commands_accepted: _builtins.bool
+    """The hub runs without a gateway key (tests only): decisions are not checked."""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every reason it failed, as codes with agency ids (never personal data)."""
@@ -1535,10 +1603,12 @@ class GateResult(_message.Message):
         registry_version: _builtins.int = ...,
         calendars: _abc.Iterable[Global___ResolvedCalendar] | None = ...,
         timescales: Global___TimescalePolicy | None = ...,
+        gateway_public_key: _builtins.bytes = ...,
+        unsealed_commands_accepted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timescales", b"timescales"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendars", b"calendars", "passed", b"passed", "protocol_version", b"protocol_version", "reasons", b"reasons", "registry_version", b"registry_version", "timescales", b"timescales"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendars", b"calendars", "gateway_public_key", b"gateway_public_key", "passed", b"passed", "protocol_version", b"protocol_version", "reasons", b"reasons", "registry_version", b"registry_version", "timescales", b"timescales", "unsealed_commands_accepted", b"unsealed_commands_accepted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1819,12 +1889,18 @@ class HolderExchangeInput(_message.Message):
     HOLDER_CALENDAR_FIELD_NUMBER: _builtins.int
     RECIPIENT_CALENDAR_FIELD_NUMBER: _builtins.int
     TIMESCALES_FIELD_NUMBER: _builtins.int
+    GATEWAY_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    UNSEALED_COMMANDS_ACCEPTED_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     holding_agency_id: _builtins.str
     """The holding agency this exchange is with."""
     urgency: Global___Urgency.ValueType
     """The urgency in force when the exchange starts."""
+    gateway_public_key: _builtins.bytes
+    """From the case's gate result: the key the exchange checks decisions against."""
+    unsealed_commands_accepted: _builtins.bool
+    """From the case's gate result: the hub checks no seals (tests only)."""
     @_builtins.property
     def request(self) -> Global___SharingRequest:
         """The request."""
@@ -1851,10 +1927,12 @@ class HolderExchangeInput(_message.Message):
         holder_calendar: Global___ResolvedCalendar | None = ...,
         recipient_calendar: Global___ResolvedCalendar | None = ...,
         timescales: Global___TimescalePolicy | None = ...,
+        gateway_public_key: _builtins.bytes = ...,
+        unsealed_commands_accepted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["holder_calendar", b"holder_calendar", "recipient_calendar", b"recipient_calendar", "request", b"request", "timescales", b"timescales"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "holder_calendar", b"holder_calendar", "holding_agency_id", b"holding_agency_id", "recipient_calendar", b"recipient_calendar", "request", b"request", "timescales", b"timescales", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "gateway_public_key", b"gateway_public_key", "holder_calendar", b"holder_calendar", "holding_agency_id", b"holding_agency_id", "recipient_calendar", b"recipient_calendar", "request", b"request", "timescales", b"timescales", "unsealed_commands_accepted", b"unsealed_commands_accepted", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2793,3 +2871,34 @@ class DisclosureRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DisclosureRecord: _TypeAlias = DisclosureRecord  # noqa: Y015
+
+@_typing.final
+class GatewaySeal(_message.Message):
+    """The gateway's authenticator on a command it forwards to a workflow: an Ed25519 signature over
+    the canonical encoding of the command (deterministic protobuf serialization, this field
+    cleared), the workflow id it is addressed to and the command id (the Temporal update id; for
+    a case's start, "start"). Only the gateway holds the signing key, so a Temporal client, even
+    one with the payload keys, cannot produce a decision a workflow accepts (workflows/seal.py).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    command_id: _builtins.str
+    """The command the seal is for: the Temporal update id, or "start" for a case's start."""
+    signature: _builtins.bytes
+    """The gateway's Ed25519 signature (64 bytes)."""
+    def __init__(
+        self,
+        *,
+        command_id: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GatewaySeal: _TypeAlias = GatewaySeal  # noqa: Y015
