@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from activities.agency import content_digest
 from agency_adapters.sandbox.faults import FaultError, FaultInjector
 from agency_adapters.sandbox.seed import seed_store
-from agency_adapters.sandbox.store import Child, DuplicateItemError, SandboxStore
+from agency_adapters.sandbox.store import Child, DuplicateItemError, SandboxStore, SubjectMismatch
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.agency.v1 import sandbox_control_pb2 as control_pb
@@ -188,7 +188,10 @@ class SandboxAgencyService(agency_grpc.AgencyServiceServicer):
     async def _child(self, subjects: Sequence[pb.Subject], context: Context) -> Child:
         if not any(subject.role == pb.SUBJECT_ROLE_CHILD for subject in subjects):
             await _refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "no child subject given")
-        child = self._store.find_child(subjects)
+        try:
+            child = self._store.find_child(subjects)
+        except SubjectMismatch as err:
+            await _refuse(context, grpc.StatusCode.FAILED_PRECONDITION, str(err))
         if child is None:
             await _refuse(context, grpc.StatusCode.NOT_FOUND, "subject not known to this agency")
         return child

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,6 +139,22 @@ class DeliveryRow:
     received_at: datetime
 
 
+class SubjectMismatch(Exception):
+    """A subject's NHS number is known here, but the name or date of birth is another child's."""
+
+
+def _name(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _same_child(child: Child, subject: pb.Subject) -> bool:
+    return (
+        _name(child.given_name) == _name(subject.given_name)
+        and _name(child.family_name) == _name(subject.family_name)
+        and child.date_of_birth == subject.date_of_birth.strip()
+    )
+
+
 class SandboxStore:
     """The sandbox agency's children, consents, records and received deliveries."""
 
@@ -240,9 +257,15 @@ class SandboxStore:
     def find_child(self, subjects: Iterable[pb.Subject]) -> Child | None:
         """The child among ``subjects`` that this agency knows, if any.
 
-        Each ``SUBJECT_ROLE_CHILD`` subject is matched by NHS number when it has one
-        (and only by it: a wrong NHS number is no match), otherwise by given and family
-        name (case-insensitively) and date of birth.
+        Each ``SUBJECT_ROLE_CHILD`` subject with an NHS number is matched on the NHS number AND
+        the given and family name AND the date of birth: an NHS number alone is one typo (or
+        one copied value) away from another child's records. Names compare case-insensitively,
+        trimmed, with inner whitespace collapsed and Unicode normalised (NFKC). A subject
+        without an NHS number is matched on name and date of birth.
+
+        Raises:
+            SubjectMismatch: an NHS number this agency knows, given with another child's name
+                or date of birth.
         """
         for subject in subjects:
             if subject.role != pb.SUBJECT_ROLE_CHILD:
@@ -251,18 +274,21 @@ class SandboxStore:
                 row = self._conn.execute(
                     "SELECT * FROM children WHERE nhs_number = ?", (subject.nhs_number,)
                 ).fetchone()
-            else:
-                row = self._conn.execute(
-                    "SELECT * FROM children WHERE lower(given_name) = lower(?)"
-                    " AND lower(family_name) = lower(?) AND date_of_birth = ?",
-                    (
-                        subject.given_name.strip(),
-                        subject.family_name.strip(),
-                        subject.date_of_birth,
-                    ),
-                ).fetchone()
-            if row is not None:
-                return _child(row)
+                if row is None:
+                    continue
+                child = _child(row)
+                if not _same_child(child, subject):
+                    raise SubjectMismatch(
+                        "the NHS number is known here for a child with another name or date "
+                        "of birth: check the subject's details"
+                    )
+                return child
+            for row in self._conn.execute(
+                "SELECT * FROM children WHERE date_of_birth = ?", (subject.date_of_birth,)
+            ).fetchall():
+                child = _child(row)
+                if _same_child(child, subject):
+                    return child
         return None
 
     def consent_for(self, child: Child) -> pb.ConsentRecord | None:

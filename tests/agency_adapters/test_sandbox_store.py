@@ -17,7 +17,7 @@ from agency_adapters.sandbox.seed import (
     held_categories_for,
     seed_store,
 )
-from agency_adapters.sandbox.store import DuplicateItemError, SandboxStore
+from agency_adapters.sandbox.store import DuplicateItemError, SandboxStore, SubjectMismatch
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from tests.agency_adapters.agency_test_support import CHILDREN, UNKNOWN_CHILD, child_subject
@@ -45,10 +45,11 @@ def test_seeding_happens_once_and_a_reopen_keeps_the_data(tmp_path: Path) -> Non
     assert again.consent_for(child) == demo_consents()[child.key]
 
 
-def test_find_child_by_nhs_number(store: SandboxStore) -> None:
-    subject = pb.Subject(role=pb.SUBJECT_ROLE_CHILD, nhs_number="9990000026")
-
-    assert store.find_child([subject]) == CHILDREN["consent-refused"]
+def test_find_child_by_nhs_number_name_and_date_of_birth(store: SandboxStore) -> None:
+    assert store.find_child([child_subject("consent-refused")]) == CHILDREN["consent-refused"]
+    # The NHS number alone is not enough: it is one copied value away from another child.
+    with pytest.raises(SubjectMismatch):
+        store.find_child([pb.Subject(role=pb.SUBJECT_ROLE_CHILD, nhs_number="9990000026")])
 
 
 def test_find_child_by_name_and_date_of_birth_ignores_case(store: SandboxStore) -> None:
