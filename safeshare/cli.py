@@ -27,6 +27,7 @@ from safeshare.access.options import (
 from safeshare.archive.cli import archive_app
 from safeshare.audit.cli import audit_app
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
+from safeshare.files import private_umask
 from safeshare.log import configure_logging
 from safeshare.operators.commands import register as register_operator_commands
 from safeshare.temporal import (
@@ -670,8 +671,16 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(archive_app, name="archive")
 
 
+@app.callback()
+def _every_command() -> None:
+    """SafeShare: multi-agency safeguarding information sharing."""
+    # Everything a command writes may hold case data: the owner's alone (safeshare.files).
+    private_umask()
+
+
 def main() -> None:
     """Entry point of the ``safeshare`` command."""
+    private_umask()
     app(prog_name="safeshare")
 
 

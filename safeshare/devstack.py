@@ -47,6 +47,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit.signing import ensure_signing_key, public_key_path
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, ensure_key_file
 from safeshare.demo import DemoResult, run_demo
+from safeshare.files import tighten
 from safeshare.operators.review import ensure_dev_review_schedule
 from safeshare.operators.views import describe_views
 from safeshare.pki import DevPki
@@ -213,6 +214,8 @@ class DevStack:
         Raises:
             DevStackError: a process exited or did not answer in time.
         """
+        # A data folder made before files were private: bring it to 0700/0600 first.
+        tighten(self.data_dir)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "agencies").mkdir(parents=True, exist_ok=True)
         self._issue_certificates()
