@@ -138,6 +138,7 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         asyncio.run(coroutine)
     except (
         TlsError, RegistryError, TemporalUnavailable, UsageError, OSError, GatewayKeyError,
+        KeyRingError,
     ) as err:  # fmt: skip
         typer.echo(f"safeshare: error: {err}", err=True)
         raise typer.Exit(2) from None

@@ -45,7 +45,7 @@ from rich.table import Table
 from activities.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit.signing import ensure_signing_key, public_key_path
-from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, ensure_key_file
+from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRingError, ensure_key_file
 from safeshare.demo import DemoResult, run_demo
 from safeshare.files import tighten
 from safeshare.operators.review import ensure_dev_review_schedule
@@ -299,7 +299,10 @@ class DevStack:
             self.pki.adapter(agency_id)
 
     async def _start_codec_server(self) -> None:
-        ensure_key_file(self.keys_file)
+        try:
+            ensure_key_file(self.keys_file, existing_data=(self.data_dir / "temporal.db",))
+        except KeyRingError as err:
+            raise DevStackError(str(err)) from None
         if not self.oidc_secret_file.exists():
             descriptor = os.open(self.oidc_secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 from grpc_health.v1 import health, health_pb2
+from temporalio.client import Client
 
 from activities.gateway_key import load_gateway_public_key
 from activities.registry import RegistrySource, load_registry
@@ -32,6 +33,7 @@ from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.access.log import AccessLog
 from safeshare.alerts import OperatorAlerts
 from safeshare.codec import EncryptionCodec, KeyRing
+from safeshare.codec.coverage import require_keys_for_stored_cases
 from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server, stop_gateway
 from safeshare.gateway.signing import load_signing_key
@@ -69,6 +71,7 @@ async def run_hub(
     load_gateway_public_key(gateway_key_path)  # and on a missing or broken key
     start_tracing("hub")
     client = await connect_temporal(temporal)
+    await _require_keys(client, temporal)
     alerts = OperatorAlerts(client)
     worker = build_hub_worker(
         client, registry_path, deployment=deployment, alerts=alerts, access_log=access_log,
@@ -110,6 +113,7 @@ async def run_gateway(
     ca, cert, _ = tls.read()
     start_tracing("gateway")
     client = await connect_temporal(temporal)
+    await _require_keys(client, temporal)
     export_certificate_expiry("gateway", "", {"server": cert, "ca": ca})
     archive = await asyncio.to_thread(open_archive, archive_url) if archive_url else None
     health_servicer = health.aio.HealthServicer()
@@ -124,6 +128,12 @@ async def run_gateway(
     # NOT_SERVING first, so load balancers drain, then finish in-flight calls.
     await stop_gateway(server, health_servicer, GRACE_SECONDS)
     log.info("gateway_stopped")
+
+
+async def _require_keys(client: Client, temporal: TemporalSettings) -> None:
+    """Refuse to serve cases the key ring cannot decrypt (naming the key ids it lacks)."""
+    if temporal.keys is not None:
+        await require_keys_for_stored_cases(client, temporal.keys)
 
 
 @dataclass(frozen=True)

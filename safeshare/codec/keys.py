@@ -177,9 +177,22 @@ def write_key_file(path: Path, ring: KeyRing) -> None:
     temporary.replace(path)
 
 
-def ensure_key_file(path: Path) -> KeyRing:
-    """The ring in ``path``, creating a file with one fresh key if there is none (dev stack)."""
+def ensure_key_file(path: Path, existing_data: tuple[Path, ...] = ()) -> KeyRing:
+    """The ring in ``path``, creating a file with one fresh key if there is none (dev stack).
+
+    Raises:
+        KeyRingError: there is no key file but ``existing_data`` exists: the ring that
+            encrypted it is lost or misplaced, and a new one beside it would leave every stored
+            case unreadable while new cases work, so nothing would look wrong.
+    """
     if not path.exists():
+        stored = [str(p) for p in existing_data if p.exists()]
+        if stored:
+            raise KeyRingError(
+                f"no key file at {path}, but encrypted case data exists ({', '.join(stored)}): "
+                "restore the key ring from its backup; a new ring would make every stored case "
+                "unreadable (refusing to create one)"
+            )
         write_key_file(path, KeyRing.generate())
     return load_key_file(path)
 
