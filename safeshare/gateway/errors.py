@@ -6,6 +6,7 @@ a request holds personal data, and status messages end up in callers' logs.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -24,6 +25,8 @@ class GatewayError(Exception):
         code: the gRPC status code.
         message: what went wrong, in codes and field paths only.
         violations: the fields at fault, sent as a ``google.rpc.BadRequest`` detail.
+        retry_after: seconds the caller should wait before retrying, sent as a
+            ``google.rpc.RetryInfo`` detail (None: no advice).
     """
 
     def __init__(
@@ -31,11 +34,13 @@ class GatewayError(Exception):
         code: grpc.StatusCode,
         message: str,
         violations: Sequence[FieldViolation] = (),
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.violations = tuple(violations)
+        self.retry_after = retry_after
 
 
 def invalid_argument(violations: Sequence[FieldViolation]) -> GatewayError:
@@ -57,6 +62,12 @@ def rich_status(error: GatewayError) -> grpc.Status:
         )
         detail = any_pb2.Any()
         detail.Pack(bad_request)
+        status.details.append(detail)
+    if error.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromTimedelta(dt.timedelta(seconds=error.retry_after))
+        detail = any_pb2.Any()
+        detail.Pack(retry)
         status.details.append(detail)
     result: grpc.Status = rpc_status.to_status(status)
     return result

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -132,6 +134,12 @@ _SET_BY_SAFESHARE = (
     "gateway_seal",
 )
 WRONG_ROLE = "the calling agency has no such role in this case"
+REQUEST_DIGEST_MEMO = "request_digest"
+"""The case's memo key for the keyed digest of the request that opened it."""
+# Only a gateway that seals nothing (tests of the gateway alone) uses this fixed key.
+_UNSIGNED_DIGEST_KEY = b"safeshare-gateway-without-a-signing-key"
+# Temporal is overloaded (e.g. too many updates in flight on one case): retry after a pause.
+TEMPORAL_BUSY_RETRY_SECONDS = 1.0
 
 CaseHandle = WorkflowHandle[SharingCase, pb.DecisionRecord]
 ExchangeHandle = WorkflowHandle[HolderExchange, pb.HolderRecord]
@@ -188,6 +196,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         self._client = client
         self._access_log = access_log
         self._signer = signer
+        self._digest_key = signer.derived_key(b"request-digest") if signer else _UNSIGNED_DIGEST_KEY
         self._registry_source = registry
         self._hub_task_queue = hub_task_queue
         self._closed_cases = CaseReader(client, archive)
@@ -551,11 +560,13 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         sharing.ClearField("gateway_seal")
         case_ref = call.case_ref = case_ref_for(agency, sharing.request_id)
         sharing = self._sealed(sharing, case_workflow_id(case_ref), seal.START)
+        digest = self._request_digest(sharing)
         try:
             await self._client.start_workflow(
                 SharingCase.run,
                 sharing,
                 id=case_workflow_id(case_ref),
+                memo={REQUEST_DIGEST_MEMO: digest},
                 task_queue=self._hub_task_queue,
                 # 👉 The workflow id is derived from the idempotency key, and neither a running
                 # nor a closed case with that id may be replaced: a resubmission finds its case.
@@ -565,8 +576,27 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 rpc_timeout=_rpc_timeout(),
             )
         except WorkflowAlreadyStartedError:
+            existing = await self._case_handle(case_ref).describe(rpc_timeout=_rpc_timeout())
+            stored = await existing.memo_value(REQUEST_DIGEST_MEMO, "")
+            # A case opened before digests were kept has none: it is found, as before.
+            if stored and stored != digest:
+                raise GatewayError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"request_id was already used for another request: case {case_ref}",
+                    [FieldViolation("request.request_id", f"already used by case {case_ref}")],
+                ) from None
             return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
         return service_pb.SubmitRequestResponse(case_ref=case_ref, created=True)
+
+    def _request_digest(self, sharing: pb.SharingRequest) -> str:
+        """A keyed digest of the request (never the request itself: the memo must hold no
+        personal data, and a plain hash of a child's name and date of birth can be guessed)."""
+        body = pb.SharingRequest()
+        body.CopyFrom(sharing)
+        body.ClearField("gateway_seal")
+        return hmac.new(
+            self._digest_key, body.SerializeToString(deterministic=True), hashlib.sha256
+        ).hexdigest()
 
     async def _submit_disclosure(
         self,
@@ -1024,12 +1054,23 @@ def _failure(rpc: str, err: Exception) -> GatewayError:
     down = isinstance(err, RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError)
     if isinstance(err, RPCError):
         down = err.status in _TEMPORAL_DOWN
+    if isinstance(err, RPCError) and err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        log.warning("temporal_busy", rpc=rpc, **_temporal_status(err))
+        return GatewayError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "case store busy; retry later",
+            retry_after=TEMPORAL_BUSY_RETRY_SECONDS,
+        )
     if down:
         # Temporal's status and detail types (never its message) say which kind it was.
         log.warning(
             "temporal_unavailable", rpc=rpc, error_type=type(err).__name__, **_temporal_status(err)
         )
-        return GatewayError(grpc.StatusCode.UNAVAILABLE, "case store unavailable; retry later")
+        return GatewayError(
+            grpc.StatusCode.UNAVAILABLE,
+            "case store unavailable; retry later",
+            retry_after=TEMPORAL_BUSY_RETRY_SECONDS,
+        )
     if isinstance(err, RPCError):
         log.error("temporal_call_failed", rpc=rpc, **_temporal_status(err))
     else:

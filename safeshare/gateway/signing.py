@@ -8,6 +8,8 @@ What is signed and how the workflows check it: ``workflows.seal``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 import uuid
@@ -41,6 +43,16 @@ class GatewaySigner:
         return self._key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
+
+    def derived_key(self, purpose: bytes) -> bytes:
+        """A 32-byte secret for ``purpose``, derived from the signing key (HMAC-SHA256), so the
+        gateway needs no second secret to keep."""
+        private = self._key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return hmac.new(private, b"safeshare-derived-key\0" + purpose, hashlib.sha256).digest()
 
     def public_pem(self) -> bytes:
         """The public key as the partnership publishes it (PEM SubjectPublicKeyInfo)."""
