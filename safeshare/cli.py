@@ -229,6 +229,14 @@ def gateway(
             help="The gateway's Ed25519 signing key (PEM, mode 0600): seals every command.",
         ),
     ],
+    crl: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SAFESHARE_CRL_FILE",
+            help="The partnership CA's certificate revocation list (PEM or DER), re-read when "
+            "it changes: revoked agency certificates are refused.",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 50051,
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
@@ -272,7 +280,7 @@ def gateway(
     _run(
         run_gateway(
             temporal, files, host, port, registry, signing_key,
-            archive_url=archive, access_log=log,
+            archive_url=archive, access_log=log, crl_path=crl,
         )
     )  # fmt: skip
 

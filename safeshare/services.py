@@ -35,6 +35,7 @@ from safeshare.alerts import OperatorAlerts
 from safeshare.codec import EncryptionCodec, KeyRing
 from safeshare.codec.coverage import require_keys_for_stored_cases
 from safeshare.codec.server import CodecAccess, start_codec_server
+from safeshare.gateway.admission import RevocationList
 from safeshare.gateway.server import create_gateway_server, stop_gateway
 from safeshare.gateway.signing import load_signing_key
 from safeshare.hub import HubDeployment, build_hub_worker
@@ -102,9 +103,11 @@ async def run_gateway(
     signing_key_path: Path,
     archive_url: str | None = None,
     access_log: AccessLog | None = None,
+    crl_path: Path | None = None,
 ) -> None:
     """Serve the Case API until SIGINT or SIGTERM, then stop gracefully; closed cases are read
-    from the archive at ``archive_url`` when given."""
+    from the archive at ``archive_url`` when given; certificates the CRL at ``crl_path``
+    revokes are refused."""
     from safeshare.archive.store import open_archive
 
     signer = load_signing_key(signing_key_path)  # fail at start, in one line
@@ -120,7 +123,7 @@ async def run_gateway(
     server, bound = await create_gateway_server(
         client, registry, server_credentials(tls), host=host, port=port,
         health_servicer=health_servicer, archive=archive, access_log=access_log,
-        signer=signer,
+        signer=signer, revocation=RevocationList(crl_path, tls.ca) if crl_path else None,
     )  # fmt: skip
     log.info("gateway_started", address=f"{host}:{bound}")
     signal_name = await wait_for_stop_signal()

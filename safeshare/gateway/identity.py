@@ -9,8 +9,8 @@ from __future__ import annotations
 import grpc
 
 from activities.registry import Registry
+from safeshare.gateway.admission import certificate_agency, peer_certificate
 from safeshare.gateway.errors import GatewayError
-from safeshare.tls import peer_common_name
 
 NOT_A_PARTNER = "caller is not a partner agency"
 
@@ -21,7 +21,9 @@ def caller_agency(context: grpc.aio.ServicerContext, registry: Registry) -> str:
     Raises:
         GatewayError: PERMISSION_DENIED when the certificate names no partner agency.
     """
-    common_name = peer_common_name(context)
-    if common_name is None or registry.get(common_name) is None:
+    cert = peer_certificate(context)
+    # One agency only: a SAN URI urn:safeshare:agency:<id>, else the one CN (admission).
+    agency = certificate_agency(cert) if cert is not None else None
+    if agency is None or registry.get(agency) is None:
         raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, NOT_A_PARTNER)
-    return common_name
+    return agency

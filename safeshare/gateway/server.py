@@ -30,6 +30,7 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveStore
+from safeshare.gateway.admission import Admission, RevocationList
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.gateway.signing import GatewaySigner
 from workflows.ids import HUB_TASK_QUEUE
@@ -56,6 +57,7 @@ async def create_gateway_server(
     archive: ArchiveStore | None = None,
     access_log: AccessLog | None = None,
     signer: GatewaySigner | None = None,
+    revocation: RevocationList | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build, bind and start the gateway.
 
@@ -73,6 +75,8 @@ async def create_gateway_server(
         access_log: where reads of cases and refused reads are recorded.
         signer: the gateway's signing key, sealing every command it forwards (the hub's gate
             and the workflows check the seal); None only against a hub without a gateway key.
+        revocation: the partnership CA's revocation list; revoked certificates are refused
+            before any handler runs (``safeshare.gateway.admission``).
 
     Returns:
         The started server and the port it is bound to.
@@ -86,6 +90,7 @@ async def create_gateway_server(
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+        interceptors=[Admission(CASE_SERVICE_NAME, revocation)],
     )
     service_grpc.add_CaseServiceServicer_to_server(
         servicer

@@ -1,0 +1,204 @@
+"""Admission to the Case API, before any handler runs: whose certificate, is it revoked, and
+is that agency within its share of the gateway.
+
+A ``grpc.aio`` server interceptor wraps every CaseService method:
+
+- **Identity** (``certificate_agency``): the caller's certificate must name exactly one agency.
+  The agency is read from a SAN URI ``urn:safeshare:agency:<agency id>`` when the certificate
+  has one (the partnership CA issues them so), else from the subject's common name; a
+  certificate with more than one CN, or more than one agency URI, names nobody and is refused.
+- **Revocation** (``RevocationList``): with a CRL configured (``safeshare gateway --crl``, the
+  partnership CA's list, PEM or DER), a certificate whose serial the list revokes is refused.
+  The list must verify against the CA; the file is re-read when it changes. A configured list
+  that is missing, unreadable or not signed by the CA refuses every call (fail closed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.x509.oid import NameOID
+
+AGENCY_URI_PREFIX = "urn:safeshare:agency:"
+REVOKED = "the caller's certificate is revoked"
+NOT_ONE_IDENTITY = "the caller's certificate must name exactly one agency"
+NO_REVOCATION_LIST = "the certificate revocation list is unavailable; retry later"
+
+log = structlog.get_logger("safeshare.gateway.admission")
+
+
+def peer_certificate(context: grpc.aio.ServicerContext) -> x509.Certificate | None:
+    """The caller's verified client certificate, if it presented one."""
+    pems = list(context.auth_context().get("x509_pem_cert") or [])
+    if len(pems) != 1:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(pems[0])
+    except ValueError:
+        return None
+
+
+def certificate_agency(cert: x509.Certificate) -> str | None:
+    """The one agency ``cert`` names, or None if it names none or several."""
+    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(common_names) != 1:
+        return None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    agencies = [
+        uri.removeprefix(AGENCY_URI_PREFIX) for uri in uris if uri.startswith(AGENCY_URI_PREFIX)
+    ]
+    if len(agencies) > 1:
+        return None
+    if agencies:
+        return agencies[0] or None
+    value = common_names[0].value
+    return value if isinstance(value, str) and value else None
+
+
+class RevocationError(Exception):
+    """The revocation list cannot be used: missing, unreadable, or not signed by the CA."""
+
+
+class RevocationList:
+    """The partnership CA's CRL, re-read when the file changes."""
+
+    def __init__(self, crl_path: Path, ca_path: Path) -> None:
+        self._path = crl_path
+        self._ca_path = ca_path
+        self._stamp: tuple[int, int] | None = None
+        self._crl: x509.CertificateRevocationList | None = None
+
+    def current(self) -> x509.CertificateRevocationList:
+        """The list as the file holds it now.
+
+        Raises:
+            RevocationError: it cannot be read, or does not verify against the CA.
+        """
+        try:
+            stat = self._path.stat()
+        except OSError as err:
+            raise RevocationError(f"cannot read the CRL {self._path}: {err.strerror}") from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._crl is None or stamp != self._stamp:
+            self._crl = self._load()
+            self._stamp = stamp
+            log.info("crl_loaded", revoked=len(self._crl))
+        return self._crl
+
+    def is_revoked(self, cert: x509.Certificate) -> bool:
+        """Whether the list revokes ``cert``.
+
+        Raises:
+            RevocationError: the list cannot be used.
+        """
+        crl = self.current()
+        next_update = crl.next_update_utc
+        if next_update is not None and next_update < dt.datetime.now(dt.UTC):
+            # Still used (a stale list beats none); operators must publish a fresh one.
+            log.warning("crl_stale", next_update=next_update.isoformat())
+        return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+    def _load(self) -> x509.CertificateRevocationList:
+        try:
+            data = self._path.read_bytes()
+            ca = x509.load_pem_x509_certificate(self._ca_path.read_bytes())
+        except OSError as err:
+            raise RevocationError(f"cannot read the CRL or CA: {err.strerror}") from None
+        try:
+            crl = (
+                x509.load_pem_x509_crl(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_crl(data)
+            )
+        except ValueError:
+            raise RevocationError(f"{self._path} is not a CRL") from None
+        key = ca.public_key()
+        signed = isinstance(key, RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey) and (
+            crl.is_signature_valid(key)
+        )
+        if not signed:
+            raise RevocationError(f"{self._path} is not signed by the partnership CA")
+        return crl
+
+
+class Admission(grpc.aio.ServerInterceptor):
+    """Refuses, before the handler, a caller whose certificate names no single agency's
+    identity or is revoked (PERMISSION_DENIED), and every call while a configured revocation
+    list is unusable (UNAVAILABLE)."""
+
+    def __init__(self, service: str, revocation: RevocationList | None = None) -> None:
+        self._prefix = f"/{service}/"
+        self._revocation = revocation
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not str(method).startswith(self._prefix):
+            return handler
+        if handler.unary_unary is not None:
+            return self._unary(handler)
+        if handler.unary_stream is not None:
+            return self._stream(handler)
+        return handler
+
+    async def admit(self, context: grpc.aio.ServicerContext) -> str | None:
+        """The caller's agency id as its certificate names it, or abort the call."""
+        cert = peer_certificate(context)
+        agency = certificate_agency(cert) if cert is not None else None
+        if cert is None or agency is None:
+            log.info("admission_refused", reason="certificate_identity")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, NOT_ONE_IDENTITY)
+        if self._revocation is not None:
+            try:
+                revoked = self._revocation.is_revoked(cert)
+            except RevocationError as err:
+                log.error("crl_unusable", error=str(err))
+                await context.abort(grpc.StatusCode.UNAVAILABLE, NO_REVOCATION_LIST)
+            if revoked:
+                log.info("admission_refused", reason="revoked", agency_id=agency)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, REVOKED)
+        return agency
+
+    def _unary(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner: Any = handler.unary_unary
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self.admit(context)
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _stream(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner: Any = handler.unary_stream
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await self.admit(context)
+            async for response in inner(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
