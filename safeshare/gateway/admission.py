@@ -11,12 +11,20 @@ A ``grpc.aio`` server interceptor wraps every CaseService method:
   partnership CA's list, PEM or DER), a certificate whose serial the list revokes is refused.
   The list must verify against the CA; the file is re-read when it changes. A configured list
   that is missing, unreadable or not signed by the CA refuses every call (fail closed).
+- **Fair shares** (``Quotas``): each agency may hold at most ``calls_per_agency`` calls and
+  ``watches_per_agency`` WatchCase streams at once (beyond: RESOURCE_EXHAUSTED with a
+  ``google.rpc.RetryInfo``), so one agency cannot take every slot of the gateway; and a watch
+  lives at most ``max_watch_seconds``, then ends UNAVAILABLE with a RetryInfo of zero: the
+  caller resumes with ``from_event`` (streams are not held for ever by idle callers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +36,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509.oid import NameOID
 
+from safeshare.gateway.errors import GatewayError, abort
+
 AGENCY_URI_PREFIX = "urn:safeshare:agency:"
 REVOKED = "the caller's certificate is revoked"
+BUSY_RETRY_SECONDS = 1.0
 NOT_ONE_IDENTITY = "the caller's certificate must name exactly one agency"
 NO_REVOCATION_LIST = "the certificate revocation list is unavailable; retry later"
 
@@ -134,14 +145,34 @@ class RevocationList:
         return crl
 
 
+@dataclass(frozen=True)
+class Quotas:
+    """One agency's share of the gateway."""
+
+    calls_per_agency: int = 64
+    """Unary calls in flight at once, per agency (the server's own cap is 1,000 in all)."""
+    watches_per_agency: int = 16
+    """WatchCase streams open at once, per agency (the servicer's own cap is for all)."""
+    max_watch_seconds: float = 3600.0
+    """How long one WatchCase stream may stay open."""
+
+
 class Admission(grpc.aio.ServerInterceptor):
     """Refuses, before the handler, a caller whose certificate names no single agency's
     identity or is revoked (PERMISSION_DENIED), and every call while a configured revocation
     list is unusable (UNAVAILABLE)."""
 
-    def __init__(self, service: str, revocation: RevocationList | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        revocation: RevocationList | None = None,
+        quotas: Quotas | None = None,
+    ) -> None:
         self._prefix = f"/{service}/"
         self._revocation = revocation
+        self._quotas = quotas or Quotas()
+        self._calls: Counter[str] = Counter()
+        self._watches: Counter[str] = Counter()
 
     async def intercept_service(
         self,
@@ -180,8 +211,15 @@ class Admission(grpc.aio.ServerInterceptor):
         inner: Any = handler.unary_unary
 
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await self.admit(context)
-            return await inner(request, context)
+            agency = await self.admit(context) or ""
+            if self._calls[agency] >= self._quotas.calls_per_agency:
+                log.warning("agency_quota_reached", kind="calls", agency_id=agency)
+                await abort(context, _busy("too many calls in flight from your agency"))
+            self._calls[agency] += 1
+            try:
+                return await inner(request, context)
+            finally:
+                self._calls[agency] -= 1
 
         return grpc.unary_unary_rpc_method_handler(
             behaviour,
@@ -193,12 +231,33 @@ class Admission(grpc.aio.ServerInterceptor):
         inner: Any = handler.unary_stream
 
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await self.admit(context)
-            async for response in inner(request, context):
-                yield response
+            agency = await self.admit(context) or ""
+            if self._watches[agency] >= self._quotas.watches_per_agency:
+                log.warning("agency_quota_reached", kind="watches", agency_id=agency)
+                await abort(context, _busy("too many watches open from your agency"))
+            self._watches[agency] += 1
+            try:
+                async with asyncio.timeout(self._quotas.max_watch_seconds):
+                    async for response in inner(request, context):
+                        yield response
+            except TimeoutError:
+                await abort(
+                    context,
+                    GatewayError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        "the watch reached its maximum life; resume with from_event",
+                        retry_after=0.0,
+                    ),
+                )
+            finally:
+                self._watches[agency] -= 1
 
         return grpc.unary_stream_rpc_method_handler(
             behaviour,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _busy(message: str) -> GatewayError:
+    return GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, retry_after=BUSY_RETRY_SECONDS)

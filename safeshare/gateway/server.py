@@ -30,7 +30,7 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveStore
-from safeshare.gateway.admission import Admission, RevocationList
+from safeshare.gateway.admission import Admission, Quotas, RevocationList
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.gateway.signing import GatewaySigner
 from workflows.ids import HUB_TASK_QUEUE
@@ -58,6 +58,7 @@ async def create_gateway_server(
     access_log: AccessLog | None = None,
     signer: GatewaySigner | None = None,
     revocation: RevocationList | None = None,
+    quotas: Quotas | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build, bind and start the gateway.
 
@@ -77,6 +78,7 @@ async def create_gateway_server(
             and the workflows check the seal); None only against a hub without a gateway key.
         revocation: the partnership CA's revocation list; revoked certificates are refused
             before any handler runs (``safeshare.gateway.admission``).
+        quotas: each agency's share of calls and watches, and a watch's longest life.
 
     Returns:
         The started server and the port it is bound to.
@@ -90,7 +92,7 @@ async def create_gateway_server(
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-        interceptors=[Admission(CASE_SERVICE_NAME, revocation)],
+        interceptors=[Admission(CASE_SERVICE_NAME, revocation, quotas)],
     )
     service_grpc.add_CaseServiceServicer_to_server(
         servicer
