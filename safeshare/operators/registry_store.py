@@ -149,7 +149,12 @@ def dump_registry(data: Data) -> str:
         f"registry_version = {int(data['registry_version'])}",
         f"protocol_version = {_value(data['protocol_version'])}",
     ]
-    lines += [f"{key} = {_value(data[key])}" for key in TOP_FIELDS if key in data]
+    # Every other top-level value too, known or not yet known here: a change never drops a
+    # key the loader accepts.
+    tables = {"registry_version", "protocol_version", "timescales", "agencies", "changes"}
+    rest = [k for k in TOP_FIELDS if k in data]
+    rest += sorted(set(data) - tables - set(rest))
+    lines += [f"{key} = {_value(data[key])}" for key in rest]
     timescales = data.get("timescales") or {}
     for urgency in URGENCIES:
         for step in STEPS:
@@ -162,7 +167,9 @@ def dump_registry(data: Data) -> str:
             lines += [f"{key} = {_value(table[key])}" for key in keys]
     for agency in data.get("agencies", []):
         lines += ["", "[[agencies]]"]
-        lines += [f"{key} = {_value(agency[key])}" for key in AGENCY_FIELDS if key in agency]
+        keys = [k for k in AGENCY_FIELDS if k in agency]
+        keys += sorted(set(agency) - set(keys))
+        lines += [f"{key} = {_value(agency[key])}" for key in keys]
     for entry in data.get("changes", []):
         lines += ["", "[[changes]]"]
         lines += [f"{key} = {_value(entry[key])}" for key in CHANGE_FIELDS if key in entry]

@@ -180,3 +180,11 @@ def test_a_change_keeps_every_key_of_the_file(registry_copy: Path) -> None:
     after = tomllib.loads(registry_copy.read_text())
     for key in set(before) - {"registry_version", "changes", "agencies"}:
         assert after[key] == before[key], key
+
+
+def test_a_change_keeps_every_agency_key(registry_copy: Path) -> None:
+    before = tomllib.loads(registry_copy.read_text())["agencies"]
+    renew_signature(registry_copy, "ops-1", agency_id=SCHOOL, review_date=dt.date(2029, 1, 1))
+    after = tomllib.loads(registry_copy.read_text())["agencies"]
+    for old, new in zip(before, after, strict=True):
+        assert set(new) == set(old)
