@@ -69,7 +69,11 @@ from workflows.ids import case_ref_from_workflow_id
 log = structlog.get_logger("safeshare.archive")
 
 WATERMARK = "archiver.watermark"
-KINDS = {"SharingCase": CASE, "ConsentWithdrawalNotice": CONSENT_WITHDRAWAL}
+KINDS = {
+    "SharingCase": CASE,
+    "DisclosureCase": CASE,  # its result is a decision record too
+    "ConsentWithdrawalNotice": CONSENT_WITHDRAWAL,
+}
 CLOSED_EVENTS = frozenset(
     f"EVENT_TYPE_WORKFLOW_EXECUTION_{kind}"
     for kind in ("COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED", "CANCELED")

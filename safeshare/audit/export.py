@@ -29,6 +29,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from safeshare.audit.histories import (
+    DISCLOSURE_CASE,
     SHARING_CASE,
     HistoryFacts,
     child_executions,
@@ -117,8 +118,9 @@ def write_export(
 def case_selection_query(
     query: str | None, closed_since: dt.datetime | None, closed_until: dt.datetime | None
 ) -> str:
-    """A list query for the cases (SharingCase workflows only) to export."""
-    clauses = [f"WorkflowType = '{SHARING_CASE}'"]
+    """A list query for the cases (requests' SharingCase and DisclosureCase workflows) to
+    export."""
+    clauses = [f"(WorkflowType = '{SHARING_CASE}' OR WorkflowType = '{DISCLOSURE_CASE}')"]
     if query:
         clauses.append(f"({query})")
     if closed_since:

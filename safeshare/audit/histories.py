@@ -14,6 +14,9 @@ from typing import Any
 
 STARTED = "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
 SHARING_CASE = "SharingCase"
+DISCLOSURE_CASE = "DisclosureCase"
+CASE_TYPES = (SHARING_CASE, DISCLOSURE_CASE)
+"""Workflows whose result is a case's decision record."""
 HOLDER_EXCHANGE = "HolderExchange"
 
 

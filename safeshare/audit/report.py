@@ -25,7 +25,13 @@ from temporalio.converter import DataConverter
 
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit.export import ExportedHistory
-from safeshare.audit.histories import HOLDER_EXCHANGE, SHARING_CASE, HistoryFacts, parse_history
+from safeshare.audit.histories import (
+    CASE_TYPES,
+    DISCLOSURE_CASE,
+    HOLDER_EXCHANGE,
+    HistoryFacts,
+    parse_history,
+)
 
 
 class ReportError(Exception):
@@ -109,13 +115,15 @@ async def case_report(histories: Sequence[ExportedHistory], converter: DataConve
     Raises:
         ReportError: no case history among them, or a payload cannot be decrypted.
     """
-    case = next((h for h in histories if _type(h) == SHARING_CASE), None)
+    case = next((h for h in histories if _type(h) in CASE_TYPES), None)
     if case is None:
-        raise ReportError("no SharingCase history among the files")
+        raise ReportError("no SharingCase or DisclosureCase history among the files")
     events = _events(case)
     record = await _completed(events, pb.DecisionRecord, converter)
     closed = record is not None
-    if record is None:
+    if record is None and _type(case) == DISCLOSURE_CASE:
+        record = await _open_disclosure_record(case, events, converter)
+    elif record is None:
         record = await _open_case_record(case, events, histories, converter)
     if closed:
         await _add_notices(record, histories, converter)
@@ -173,6 +181,25 @@ async def _completed(
             if payloads:
                 return await _decode(payloads[0], kind, converter)
     return None
+
+
+async def _open_disclosure_record(
+    case: ExportedHistory, events: list[HistoryEvent], converter: DataConverter
+) -> pb.DecisionRecord:
+    """An open disclosure's record as far as its history's input tells (the decisions so far
+    live in its query, which a history file cannot answer)."""
+    started = events[0].workflow_execution_started_event_attributes
+    given: pb.DisclosureCaseInput = await _decode(
+        started.input.payloads[0], pb.DisclosureCaseInput, converter
+    )
+    record = pb.DecisionRecord(case_ref=case.workflow_id.removeprefix("case-"))
+    disclosure = given.disclosure
+    record.disclosure.disclosure.CopyFrom(disclosure)
+    record.disclosure.kind = disclosure.kind
+    record.disclosure.holding_agency_id = disclosure.holding_agency_id
+    record.entries.append(_entry(events[0], "DisclosureReceived", disclosure.holding_agency_id,
+                                 disclosure.discloser.user_id, ""))  # fmt: skip
+    return record
 
 
 async def _open_case_record(

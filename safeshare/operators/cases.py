@@ -57,6 +57,9 @@ EXCHANGE_STATES = (
     "AWAITING_ACKNOWLEDGEMENT",
 )
 CASE_STATES = ("REQUESTED", "EXCHANGING", "CLOSED")
+DISCLOSURE_KINDS = ("OPERATION_ENCOMPASS", "CONCERN", "CHILD_PROTECTION_FILE_TRANSFER")
+KINDS = ("request", "disclosure", *(k.lower() for k in DISCLOSURE_KINDS))
+"""What ``--kind`` takes: requests, every disclosure, or one kind of disclosure."""
 QUERY_TIMEOUT = dt.timedelta(seconds=10)
 
 
@@ -66,13 +69,18 @@ def list_query(
     red: bool = False,
     overdue: bool = False,
     now: dt.datetime | None = None,
+    kind: str | None = None,
 ) -> tuple[str, bool]:
     """The visibility query for these filters, and whether it lists exchanges (one row per
-    holding agency: whose move and deadlines live there) rather than cases.
+    holding agency: whose move and deadlines live there) rather than cases. A disclosure case
+    keeps its own whose-move and deadline, so it is listed beside requests and exchanges
+    alike, told apart by its ``CaseKind``; ``kind`` keeps requests or disclosures only.
 
     Raises:
-        OperatorError: an unknown --waiting-on or --state.
+        OperatorError: an unknown --waiting-on, --state or --kind.
     """
+    if kind is not None and kind.lower() not in KINDS:
+        raise OperatorError(f"--kind must be one of {', '.join(KINDS)}")
     clauses = []
     exchanges = bool(waiting_on or overdue)
     if waiting_on:
@@ -91,8 +99,17 @@ def list_query(
     if overdue:
         at = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         clauses.append(f"NextDeadline < '{at}' AND ExecutionStatus='Running'")
-    kind = "HolderExchange" if exchanges else "SharingCase"
-    return " AND ".join([f"WorkflowType='{kind}'", *clauses]), exchanges
+    request_type = f"WorkflowType='{'HolderExchange' if exchanges else 'SharingCase'}'"
+    disclosures = "WorkflowType='DisclosureCase'"
+    if kind is None:
+        types = f"({request_type} OR {disclosures})"
+    elif kind.lower() == "request":
+        types = request_type
+    elif kind.lower() == "disclosure":
+        types = disclosures
+    else:
+        types = f"{disclosures} AND CaseKind='{kind.upper()}'"
+    return " AND ".join([types, *clauses]), exchanges
 
 
 def _name(value: int, enum: type, prefix: str) -> str:
@@ -107,10 +124,11 @@ async def list_cases(client: Client, query: str, exchanges: bool, limit: int) ->
     """A table of the cases (or exchanges) the query finds, newest first."""
     table = Table(title=query, title_justify="left")
     columns = (
-        ("case", "holder", "state", "waiting on", "next deadline", "urgency", "outcome")
+        ("case", "kind", "holder", "state", "waiting on", "next deadline", "urgency", "outcome")
         if exchanges
-        else ("case", "state", "urgency", "purpose", "requester", "holders", "outcome", "opened")
-    )
+        else ("case", "kind", "state", "urgency", "purpose", "requester", "holders",
+              "recipients", "outcome", "opened")
+    )  # fmt: skip
     for column in columns:
         table.add_column(column, no_wrap=True)
     async for execution in client.list_workflows(query, limit=limit):
@@ -119,18 +137,22 @@ async def list_cases(client: Client, query: str, exchanges: bool, limit: int) ->
         outcome = attributes.get(sa.OUTCOME) or (
             "OPEN" if execution.status == WorkflowExecutionStatus.RUNNING else ""
         )
+        # A request sets no CaseKind; a disclosure its kind.
+        kind = attributes.get(sa.CASE_KIND) or "REQUEST"
         if exchanges:
             table.add_row(
-                case_id, ",".join(attributes.get(sa.HOLDING_AGENCY) or []),
+                case_id, kind, ",".join(attributes.get(sa.HOLDING_AGENCY) or []),
                 attributes.get(sa.CASE_STATE) or "", attributes.get(sa.WAITING_ON) or "",
                 _when(attributes.get(sa.NEXT_DEADLINE)), attributes.get(sa.URGENCY) or "",
                 outcome,
             )  # fmt: skip
         else:
             table.add_row(
-                case_id, attributes.get(sa.CASE_STATE) or "", attributes.get(sa.URGENCY) or "",
-                attributes.get(sa.PURPOSE) or "", attributes.get(sa.REQUESTING_AGENCY) or "",
-                ",".join(attributes.get(sa.HOLDING_AGENCY) or []), outcome,
+                case_id, kind, attributes.get(sa.CASE_STATE) or "",
+                attributes.get(sa.URGENCY) or "", attributes.get(sa.PURPOSE) or "",
+                attributes.get(sa.REQUESTING_AGENCY) or "",
+                ",".join(attributes.get(sa.HOLDING_AGENCY) or []),
+                ",".join(attributes.get(sa.RECIPIENT_AGENCY) or []), outcome,
                 _when(execution.start_time),
             )  # fmt: skip
     return table
@@ -268,6 +290,9 @@ def list_command(
     state: Annotated[str | None, typer.Option(help="A case or exchange state.")] = None,
     red: Annotated[bool, typer.Option("--red", help="RED cases only.")] = False,
     overdue: Annotated[bool, typer.Option("--overdue", help="Deadline passed.")] = False,
+    kind: Annotated[
+        str | None, typer.Option(help=f"Requests or disclosures only: {', '.join(KINDS)}.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
     temporal_address: TemporalAddress = None,
     namespace: Namespace = None,
@@ -277,7 +302,7 @@ def list_command(
     settings = temporal_settings(temporal_address, namespace, keys_file)
 
     async def listing() -> Table:
-        query, exchanges = list_query(waiting_on, state, red, overdue)
+        query, exchanges = list_query(waiting_on, state, red, overdue, kind=kind)
         return await list_cases(await connect_temporal(settings), query, exchanges, limit)
 
     console.print(run(listing()))

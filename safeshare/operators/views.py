@@ -45,6 +45,7 @@ class SavedView:
 
 EXCHANGES = "WorkflowType='HolderExchange'"
 OPEN = "ExecutionStatus='Running'"
+DISCLOSURES = "WorkflowType='DisclosureCase'"
 
 VIEWS = (
     SavedView(
@@ -71,6 +72,16 @@ VIEWS = (
         "red-open",
         "RED cases (risk of immediate significant harm) still open",
         lambda now: f"WorkflowType='SharingCase' AND Urgency='RED' AND {OPEN}",
+    ),
+    SavedView(
+        "disclosures-open",
+        "Disclosures (a holder told partners without a request) not yet acknowledged",
+        lambda now: f"{DISCLOSURES} AND {OPEN}",
+    ),
+    SavedView(
+        "disclosures-overdue",
+        "Disclosures whose acknowledgement (or approval) deadline has passed",
+        lambda now: f"{DISCLOSURES} AND NextDeadline < '{_time(now)}' AND {OPEN}",
     ),
     SavedView(
         "overrides-this-month",

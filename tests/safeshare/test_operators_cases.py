@@ -33,16 +33,25 @@ NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def test_filters_become_visibility_queries() -> None:
-    assert list_query() == ("WorkflowType='SharingCase'", False)
+    both = "(WorkflowType='SharingCase' OR WorkflowType='DisclosureCase')"
+    assert list_query() == (both, False)
     assert list_query(red=True, state="closed") == (
-        "WorkflowType='SharingCase' AND CaseState='CLOSED' AND Urgency='RED'", False
+        f"{both} AND CaseState='CLOSED' AND Urgency='RED'", False
     )  # fmt: skip
     assert list_query(waiting_on="approver", overdue=True, now=NOW) == (
-        "WorkflowType='HolderExchange' AND WaitingOn='APPROVER' AND "
-        "NextDeadline < '2026-11-01T12:00:00Z' AND ExecutionStatus='Running'", True
+        "(WorkflowType='HolderExchange' OR WorkflowType='DisclosureCase') AND "
+        "WaitingOn='APPROVER' AND NextDeadline < '2026-11-01T12:00:00Z' AND "
+        "ExecutionStatus='Running'", True
     )  # fmt: skip
     assert list_query(state="AWAITING_ACKNOWLEDGEMENT")[1] is True
-    for bad in ({"waiting_on": "x' OR 1=1"}, {"state": "nonsense"}):
+    # Requests or disclosures only, or one kind of disclosure.
+    assert list_query(kind="request") == ("WorkflowType='SharingCase'", False)
+    assert list_query(kind="disclosure") == ("WorkflowType='DisclosureCase'", False)
+    assert list_query(kind="operation_encompass") == (
+        "WorkflowType='DisclosureCase' AND CaseKind='OPERATION_ENCOMPASS'",
+        False,
+    )
+    for bad in ({"waiting_on": "x' OR 1=1"}, {"state": "nonsense"}, {"kind": "x' OR 1=1"}):
         with pytest.raises(OperatorError):
             list_query(**bad)  # type: ignore[arg-type]
 

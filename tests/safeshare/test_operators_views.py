@@ -17,7 +17,7 @@ NOW = dt.datetime(2026, 11, 17, 9, 30, tzinfo=dt.UTC)
 def test_links_open_the_filtered_list_in_the_ui() -> None:
     assert [v.name for v in VIEWS] == [
         "waiting-on-approver", "deadline-passed", "escalated", "delivery-failing", "red-open",
-        "overrides-this-month",
+        "disclosures-open", "disclosures-overdue", "overrides-this-month",
     ]  # fmt: skip
     for saved in VIEWS:
         url = urlparse(saved.url(8233, NOW))

@@ -1,0 +1,85 @@
+"""Operators tell disclosures from requests: a running Operation Encompass notification on a
+real dev server is listed by the disclosures' saved view and by `safeshare cases list` with
+its kind, and not by `--kind request`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AsyncExitStack
+
+import pytest
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.agency import NOTIFY_PRACTITIONER, RECEIVE_DELIVERY, agency_task_queue
+from activities.names import NOTIFY_OPERATOR
+from activities.protocol_gate import ProtocolGate
+from activities.registry import DEFAULT_REGISTRY_PATH
+from protos.agency.v1 import agency_service_pb2 as agency_pb
+from protos.sharing.v1 import case_pb2 as pb
+from safeshare.operators.cases import list_cases, list_query
+from safeshare.operators.views import view
+from tests.disclosure_factories import POLICE, SCHOOL, encompass
+from workflows.disclosure_case import DisclosureCase
+from workflows.ids import case_workflow_id, disclosure_ref_for
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@activity.defn(name=RECEIVE_DELIVERY)
+async def receive(request: agency_pb.ReceiveDeliveryRequest) -> agency_pb.ReceiveDeliveryResponse:
+    return agency_pb.ReceiveDeliveryResponse(
+        receipt=pb.DeliveryReceipt(delivery_id=request.delivery_id, item_count=len(request.items))
+    )
+
+
+@activity.defn(name=NOTIFY_PRACTITIONER)
+async def notify(
+    request: agency_pb.NotifyPractitionerRequest,
+) -> agency_pb.NotifyPractitionerResponse:
+    return agency_pb.NotifyPractitionerResponse(notification_id=request.notification_id)
+
+
+@activity.defn(name=NOTIFY_OPERATOR)
+async def alert(escalation: pb.Escalation) -> None:
+    return None
+
+
+async def test_a_disclosure_is_listed_as_one(dev_server: WorkflowEnvironment) -> None:
+    client = dev_server.client
+    hub = f"hub-{uuid.uuid4().hex[:8]}"
+    disclosure = encompass()
+    ref = disclosure_ref_for(POLICE, disclosure.disclosure_id)
+    async with AsyncExitStack() as stack:
+        gate = ProtocolGate(DEFAULT_REGISTRY_PATH)
+        await stack.enter_async_context(
+            Worker(client, task_queue=hub, workflows=[DisclosureCase],
+                   activities=[gate.check_disclosure, alert])
+        )  # fmt: skip
+        await stack.enter_async_context(
+            Worker(client, task_queue=agency_task_queue(SCHOOL), activities=[receive, notify])
+        )
+        handle = await client.start_workflow(
+            DisclosureCase.run, pb.DisclosureCaseInput(disclosure=disclosure),
+            id=case_workflow_id(ref), task_queue=hub,
+        )  # fmt: skip
+        query = f"{view('disclosures-open').query()} AND WorkflowId='{handle.id}'"
+        for _ in range(100):  # visibility lags the workflow by a moment
+            if (await client.count_workflows(f"{query} AND WaitingOn='RECIPIENT'")).count:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the disclosure never reached the disclosures-open view")
+        listed, _ = list_query(kind="operation_encompass")
+        table = await list_cases(client, f"{listed} AND WorkflowId='{handle.id}'", False, 10)
+        assert table.row_count == 1
+        cells = {column.header: next(iter(column.cells)) for column in table.columns}
+        assert cells["kind"] == "OPERATION_ENCOMPASS"
+        assert (cells["holders"], cells["recipients"]) == (POLICE, SCHOOL)
+        requests_only, _ = list_query(kind="request")
+        assert not (
+            await client.count_workflows(f"{requests_only} AND WorkflowId='{handle.id}'")
+        ).count
+        await handle.terminate("test done")
