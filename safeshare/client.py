@@ -96,6 +96,14 @@ class CaseClient:
             service_pb.SubmitRequestRequest(request=request), timeout=self._timeout
         )
 
+    async def submit_disclosure(
+        self, disclosure: pb.Disclosure
+    ) -> service_pb.SubmitDisclosureResponse:
+        """Open a disclosure case as its holder (idempotent on ``disclosure_id``)."""
+        return await self._stub.SubmitDisclosure(
+            service_pb.SubmitDisclosureRequest(disclosure=disclosure), timeout=self._timeout
+        )
+
     async def get(self, case_ref: str) -> pb.CaseView:
         """Read a case the calling agency is party to."""
         response = await self._stub.GetCase(

@@ -254,3 +254,134 @@ async def _until_resting(
         if (view.state in RESTING_STATES and view.state != after) or loop.time() > deadline:
             return view
         await asyncio.sleep(0.25)
+
+
+# -- disclosures: a holder tells a partner without being asked ---------------------------------
+
+
+@dataclass(frozen=True)
+class DemoDisclosure:
+    """One demo disclosure: who tells whom, of what kind, and whether the recipient confirms."""
+
+    disclosure_id: str
+    holder: str
+    recipient: str
+    kind: pb.DisclosureKind.ValueType
+    acknowledge: bool
+    story: str
+
+
+DEMO_DISCLOSURES = (
+    DemoDisclosure(
+        "demo-oe-1", "northshire-police", "oakfield-primary",
+        pb.DISCLOSURE_KIND_OPERATION_ENCOMPASS, False,
+        "Operation Encompass: police tell the school, due before the next school day",
+    ),
+    DemoDisclosure(
+        "demo-concern-1", "riverside-gp", "northshire-csc", pb.DISCLOSURE_KIND_CONCERN, True,
+        "a GP's RED concern raised with children's social care: delivered and acknowledged",
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemoDisclosureResult:
+    """A demo disclosure as the dev stack reports it."""
+
+    disclosure: DemoDisclosure
+    case_ref: str
+    created: bool
+    view: pb.CaseView
+
+
+def demo_disclosure(demo: DemoDisclosure) -> pb.Disclosure:
+    """The Disclosure the holder's system submits for ``demo`` (a fictional child)."""
+    child = _child("consent-given")
+    disclosure = pb.Disclosure(
+        disclosure_id=demo.disclosure_id,
+        discloser=pb.Practitioner(
+            user_id=f"{demo.holder}-practitioner-1", role="safeguarding_officer",
+            training_valid_until=_timestamp(dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
+        ),
+        kind=demo.kind,
+        subjects=[pb.Subject(role=pb.SUBJECT_ROLE_CHILD, given_name=child.given_name,
+                             family_name=child.family_name, date_of_birth=child.date_of_birth,
+                             nhs_number=child.nhs_number)],
+        recipient_agency_ids=[demo.recipient],
+        agency_reference=demo.disclosure_id.upper(),
+    )  # fmt: skip
+    disclosure.consent.without_consent.CopyFrom(
+        pb.WithoutConsent(
+            consent_state=pb.CONSENT_STATUS_NOT_SOUGHT,
+            lawful_basis="DPA 2018 Sch 1 para 18 (safeguarding of children)",
+            reason_code=pb.OVERRIDE_REASON_SAFEGUARDING_AT_RISK,
+            reason="telling the parents first could put the child at risk",
+        )
+    )
+    if demo.kind == pb.DISCLOSURE_KIND_OPERATION_ENCOMPASS:
+        disclosure.caveats.extend(
+            [pb.HANDLING_CAVEAT_DO_NOT_CONTACT_PARENTS_OR_CARERS, pb.HANDLING_CAVEAT_DSL_ONLY]
+        )
+        disclosure.operation_encompass.CopyFrom(
+            pb.OperationEncompassNotification(
+                police_reference="NP-DEMO-0001",
+                incident_at=_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)),
+                incident_place="family home",
+                child_present=pb.CHILD_PRESENCE_PRESENT,
+                voice_of_the_child="fictional: said they were scared and hid upstairs",
+                circumstances="fictional: verbal argument between adults; officers attended",
+            )
+        )
+    else:
+        disclosure.caveats.append(pb.HANDLING_CAVEAT_DO_NOT_TELL_THE_CHILD)
+        disclosure.categories.append(pb.INFORMATION_CATEGORY_HEALTH_SUMMARY)
+        disclosure.concern.CopyFrom(
+            pb.ConcernRaised(
+                urgency=pb.URGENCY_RED,
+                concern="fictional: unexplained bruising seen at a routine appointment",
+                action_taken="fictional: examined, recorded and photographed with consent",
+            )
+        )
+    return disclosure
+
+
+async def run_demo_disclosures(
+    gateway: str, agency_tls: dict[str, TlsFiles], wait: float = 60.0
+) -> list[DemoDisclosureResult]:
+    """Submit every demo disclosure as its holder; the recipients that the demo has confirm
+    receipt once it is delivered."""
+    return list(
+        await asyncio.gather(
+            *(_run_disclosure(gateway, agency_tls, demo, wait) for demo in DEMO_DISCLOSURES)
+        )
+    )
+
+
+async def _run_disclosure(
+    gateway: str, agency_tls: dict[str, TlsFiles], demo: DemoDisclosure, wait: float
+) -> DemoDisclosureResult:
+    async with (
+        CaseClient.connect(gateway, agency_tls[demo.holder]) as holder,
+        CaseClient.connect(gateway, agency_tls[demo.recipient]) as recipient,
+    ):
+        submitted = await holder.submit_disclosure(demo_disclosure(demo))
+        ref = submitted.case_ref
+        view = await _until_resting(holder, ref, wait)
+        if demo.acknowledge and view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
+            try:
+                await recipient.acknowledge(
+                    ref,
+                    pb.Acknowledgement(
+                        practitioner=pb.Practitioner(
+                            user_id=f"{demo.recipient}-duty-1", role="social_worker"
+                        ),
+                        status=pb.ACKNOWLEDGEMENT_STATUS_ACTIONED,
+                        use="strategy discussion opened",
+                    ),
+                )
+            except grpc.aio.AioRpcError as err:
+                # A second start finds the disclosure where the first left it.
+                if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+            view = await _until_resting(holder, ref, wait, after=view.state)
+        return DemoDisclosureResult(demo, ref, submitted.created, await holder.get(ref))

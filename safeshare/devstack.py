@@ -46,7 +46,7 @@ from activities.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit.signing import ensure_signing_key, public_key_path
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRingError, ensure_key_file
-from safeshare.demo import DemoResult, run_demo
+from safeshare.demo import DemoResult, run_demo, run_demo_disclosures
 from safeshare.files import tighten
 from safeshare.operators.review import ensure_dev_review_schedule
 from safeshare.operators.views import describe_views
@@ -665,7 +665,13 @@ async def run_dev_stack(
             data_dir / "reports",
         )
         results = await run_demo(stack.gateway_target, stack.demo_tls()) if demo else []
+        disclosures = (
+            await run_demo_disclosures(stack.gateway_target, stack.demo_tls()) if demo else []
+        )
         _print_summary(stack, results)
+        for shown in disclosures:
+            state = pb.CaseState.Name(shown.view.state).removeprefix("CASE_STATE_")
+            console.print(f"  disclosure {shown.case_ref}  {state:<26} {shown.disclosure.story}")
         await stop
         console.print("Stopping SafeShare ...")
     except DevStackError as err:

@@ -14,6 +14,7 @@ import pytest
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.demo import run_demo_disclosures
 from tests.disclosure_factories import CSC, GP, POLICE, SCHOOL, concern, encompass
 from tests.safeshare.test_gateway import (
     WAIT,
@@ -199,3 +200,19 @@ async def test_a_disclosure_considered_and_not_made_is_recorded(gateway: Gateway
         "not_made.decided_by.user_id", "not_made.decided_by.role", "not_made.reasons",
         "not_made.explanation",
     ]  # fmt: skip
+
+
+async def test_the_demo_opens_an_encompass_notification_and_a_concern(gateway: Gateway) -> None:
+    tls_files = {agency: gateway.pki.agency(agency) for agency in (POLICE, SCHOOL, GP, CSC)}
+    results = await run_demo_disclosures(f"127.0.0.1:{gateway.port}", tls_files, wait=20)
+    by_kind = {r.view.record.disclosure.kind: r for r in results}
+    encompass_case = by_kind[pb.DISCLOSURE_KIND_OPERATION_ENCOMPASS]
+    assert encompass_case.view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+    assert encompass_case.view.record.disclosure.recipients[0].HasField("acknowledge_by")
+    concern_case = by_kind[pb.DISCLOSURE_KIND_CONCERN]
+    assert concern_case.view.state == pb.CASE_STATE_CLOSED
+    assert concern_case.view.record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
+    # A second start finds the same cases.
+    again = await run_demo_disclosures(f"127.0.0.1:{gateway.port}", tls_files, wait=20)
+    assert [r.case_ref for r in again] == [r.case_ref for r in results]
+    assert not any(r.created for r in again)
