@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 from temporalio import activity
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
@@ -115,6 +116,23 @@ class AccessFigures:
 
 AccessSource = Callable[[dt.datetime, dt.datetime], AccessFigures]
 """Reads the access history between two times (given by the hub, which holds the log)."""
+
+
+@dataclass(frozen=True)
+class ArchivedCase:
+    """A case in the case archive: its index fields and its decision record as stored."""
+
+    workflow_id: str
+    requesting_agency: str
+    purpose: str
+    outcome: str
+    result: bytes
+    """The workflow's result payload as stored (a serialized Temporal ``Payload``)."""
+
+
+ArchiveSource = Callable[[dt.datetime, dt.datetime], list[ArchivedCase]]
+"""The archived cases opened between two times (given by the hub, which holds the archive):
+the review counts them even once Temporal has deleted them after its retention."""
 
 
 @dataclass
@@ -261,11 +279,17 @@ class ProtocolReviewActivities:
     """The review's activities, given the hub's Temporal client and the registry file."""
 
     def __init__(
-        self, client: Client, registry_path: Path, access: AccessSource | None = None
+        self,
+        client: Client,
+        registry_path: Path,
+        access: AccessSource | None = None,
+        archive: ArchiveSource | None = None,
     ) -> None:
         self._client = client
         self._registry_path = registry_path
         self._access = access
+        self._archive = archive
+        self._archived: list[tuple[ArchivedCase, pb.DecisionRecord]] = []
 
     @activity.defn(name=GATHER_REVIEW_FIGURES)
     async def gather_figures(self, window: ReviewWindow) -> ReviewFigures:
@@ -273,6 +297,14 @@ class ProtocolReviewActivities:
         as_of = dt.datetime.fromisoformat(window.end)
         figures = registry_figures(load_registry(self._registry_path), as_of.date())
         figures.window = window
+        self._archived = []
+        if self._archive is not None:
+            start = dt.datetime.fromisoformat(window.start)
+            for case in await asyncio.to_thread(self._archive, start, as_of):
+                payload = Payload.FromString(case.result)
+                [record] = await self._client.data_converter.decode([payload], [pb.DecisionRecord])
+                if isinstance(record, pb.DecisionRecord):
+                    self._archived.append((case, record))
         requests = await self._cases(window, figures)
         figures.training = training_lapses(requests, as_of)
         records = await self._exchanges(window, figures)
@@ -292,8 +324,10 @@ class ProtocolReviewActivities:
         by_purpose: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         requests = []
+        seen: set[str] = set()
         async for execution in self._client.list_workflows(window_query("SharingCase", window)):
             activity.heartbeat()
+            seen.add(execution.id)
             attributes = execution.typed_search_attributes
             by_agency[attributes.get(_REQUESTING_AGENCY) or "unknown"] += 1
             by_purpose[attributes.get(_PURPOSE) or "unknown"] += 1
@@ -301,6 +335,13 @@ class ProtocolReviewActivities:
             request = await self._request(execution)
             if request is not None:
                 requests.append(request)
+        # Cases Temporal has deleted after its retention are counted from the archive.
+        self._archived = [(c, r) for c, r in self._archived if c.workflow_id not in seen]
+        for case, record in self._archived:
+            by_agency[case.requesting_agency or "unknown"] += 1
+            by_purpose[case.purpose or "unknown"] += 1
+            outcomes[case.outcome or "unknown"] += 1
+            requests.append(record.request)
         figures.cases_opened = sum(outcomes.values())
         figures.cases_by_requesting_agency = dict(sorted(by_agency.items()))
         figures.cases_by_purpose = dict(sorted(by_purpose.items()))
@@ -338,6 +379,12 @@ class ProtocolReviewActivities:
                 figures.unreadable_records += 1
             else:
                 records.append(record)
+        for _, case_record in self._archived:  # deleted from Temporal: from the archive
+            for exchange in case_record.holders:
+                by_holder[exchange.holding_agency_id] += 1
+                outcomes[pb.Outcome.Name(exchange.outcome).removeprefix("OUTCOME_")] += 1
+                figures.overrides_used += bool(exchange.override_used)
+                records.append(exchange)
         figures.exchanges_by_holding_agency = dict(sorted(by_holder.items()))
         figures.exchange_outcomes = dict(sorted(outcomes.items()))
         return records

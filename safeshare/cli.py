@@ -197,6 +197,13 @@ def hub(
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     log_format: LogFormat = None,
     log_level: LogLevel = "INFO",
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SAFESHARE_ARCHIVE_URL",
+            help="The case archive: the protocol review counts the cases Temporal deleted.",
+        ),
+    ] = None,
 ) -> None:
     """Run the hub worker (SharingCase workflows and hub activities); the protocol review
     reads the access log (``--access-log``) for its access figures."""
@@ -214,7 +221,7 @@ def hub(
         metrics_port,
     )
     deployment = HubDeployment(build_id, deployment_name) if build_id else None
-    _run(run_hub(temporal, registry, gateway_key, deployment, access_log))
+    _run(run_hub(temporal, registry, gateway_key, deployment, access_log, archive_url=archive))
 
 
 @app.command()

@@ -265,6 +265,7 @@ class DevStack:
                 _replica("hub", replica),
                 "hub", "--registry", str(self.registry_path), *self._temporal_args(),
                 "--access-log", str(self.access_log), "--gateway-key", str(gateway_key),
+                "--archive", self.archive_url,
                 *(["--build-id", build] if build else []),
                 *(self._metrics_args("hub", 0) if replica == 1 else []),
             )  # fmt: skip

@@ -34,6 +34,8 @@ from activities.registry import DEFAULT_REGISTRY_PATH
 from activities.review import ProtocolReviewActivities
 from safeshare.access.review import access_source
 from safeshare.alerts import OperatorAlerts
+from safeshare.archive.reader import review_source
+from safeshare.archive.store import ArchiveStore
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
@@ -76,11 +78,13 @@ def build_hub_worker(
     alerts: OperatorAlerts | None = None,
     access_log: Path | None = None,
     gateway_key_path: Path | None = None,
+    archive: ArchiveStore | None = None,
 ) -> Worker:
     """A worker for the hub's task queue, given its Temporal client and the registry file;
     operator alerts go on ``alerts`` (a board of its own when not given).
 
-    With ``access_log``, the protocol review counts the access history's reads and refusals.
+    With ``access_log``, the protocol review counts the access history's reads and refusals;
+    with ``archive``, it counts the cases Temporal has deleted from the case archive.
     With ``deployment``, the worker runs under Worker Versioning as that build (every workflow
     pinned, ``HUB_VERSIONING``); without, it is an unversioned worker.
 
@@ -88,7 +92,8 @@ def build_hub_worker(
     commands (tests of the workflows): ``run_hub`` always passes one.
     """
     access = access_source(access_log) if access_log is not None else None
-    review = ProtocolReviewActivities(client, registry_path, access)
+    archived = review_source(archive) if archive is not None else None
+    review = ProtocolReviewActivities(client, registry_path, access, archived)
     gate = ProtocolGate(registry_path, gateway_key_path)
     behaviours = set(HUB_VERSIONING.values())
     assert len(behaviours) == 1, "one default behaviour while every hub workflow shares it"

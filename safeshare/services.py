@@ -62,9 +62,11 @@ async def run_hub(
     gateway_key_path: Path,
     deployment: HubDeployment | None = None,
     access_log: Path | None = None,
+    archive_url: str | None = None,
 ) -> None:
     """Run the hub worker until SIGINT or SIGTERM; the protocol gate reads ``registry_path``
-    and the gateway's public key in ``gateway_key_path``.
+    and the gateway's public key in ``gateway_key_path``; the protocol review reads the case
+    archive at ``archive_url`` when given.
 
     With ``deployment``: as that build of the hub's worker deployment (Worker Versioning).
     """
@@ -74,9 +76,13 @@ async def run_hub(
     client = await connect_temporal(temporal)
     await _require_keys(client, temporal)
     alerts = OperatorAlerts(client)
+    from safeshare.archive.store import open_archive
+
+    archive = await asyncio.to_thread(open_archive, archive_url) if archive_url else None
     worker = build_hub_worker(
         client, registry_path, deployment=deployment, alerts=alerts, access_log=access_log,
         gateway_key_path=gateway_key_path,
+        archive=archive,
     )  # fmt: skip
     async with worker:
         log.info(

@@ -10,6 +10,7 @@ closed (the ``ConsentWithdrawalNotice`` workflow's result) shows on that holder'
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import cast
@@ -18,6 +19,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.review import ArchivedCase, ArchiveSource
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.archive.records import ARCHIVED, CASE, CONSENT_WITHDRAWAL
 from safeshare.archive.store import ArchiveStore, StoredRecord
@@ -145,3 +147,24 @@ def with_notices(view: pb.CaseView, notices: Sequence[tuple[str, object]]) -> pb
 def _notice_holder(record_id: str) -> str:
     """The holder a notice's record id names (``case-<ref>.<holder>.consent-withdrawn``)."""
     return record_id.split(".")[1] if record_id.count(".") >= 2 else ""
+
+
+def review_source(archive: ArchiveStore) -> ArchiveSource:
+    """The protocol review's view of the archive: the archived cases opened in a window."""
+
+    def opened_between(start: dt.datetime, end: dt.datetime) -> list[ArchivedCase]:
+        low = start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        high = end.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        found: list[ArchivedCase] = []
+        for record_id, index, _ in archive.index(kind=CASE, status=ARCHIVED):
+            if not low <= index.opened_at < high:
+                continue
+            stored = archive.get(record_id)
+            if stored is not None and stored.record.result:
+                found.append(ArchivedCase(
+                    record_id, index.requesting_agency, index.purpose, index.outcome,
+                    stored.record.result,
+                ))  # fmt: skip
+        return found
+
+    return opened_between

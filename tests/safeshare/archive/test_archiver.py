@@ -22,16 +22,18 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.registry import Registry
+from activities.registry import DEFAULT_REGISTRY_PATH, Registry
+from activities.review import ProtocolReviewActivities, ReviewWindow
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.archive.archiver import Archiver, ArchiverSettings
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
+from safeshare.archive.reader import review_source
 from safeshare.archive.records import ARCHIVED, WRITTEN
 from safeshare.archive.store import ArchiveStore, open_archive
 from safeshare.archive.verify import verify_archive
@@ -148,6 +150,10 @@ async def _delete(client: Client, *workflow_ids: str) -> None:
             except RPCError:
                 break
             await asyncio.sleep(0.1)
+        for _ in range(100):  # visibility forgets it a little later
+            if not [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]:
+                break
+            await asyncio.sleep(0.1)
 
 
 async def test_a_closed_case_reads_the_same_after_temporal_deleted_it(stack: Stack) -> None:
@@ -245,6 +251,39 @@ async def test_cases_show_and_every_audit_command_read_the_same_after_the_delete
         assert after[name] == before[name], name
     assert b"consent withdrawn at oakfield-primary" in after["cases show"]
     assert b"withdrawn by mother" in after[f"case-{case_ref}.md"]
+
+
+async def test_the_protocol_review_counts_a_case_temporal_deleted(stack: Stack) -> None:
+    case_ref = await stack.closed_case()
+    await stack.archive_until({case_workflow_id(case_ref)})
+    opened = stack.archive.get(case_workflow_id(case_ref))
+    assert opened is not None
+    at = dt.datetime.fromisoformat(opened.record.index.opened_at.replace("Z", "+00:00"))
+    window = ReviewWindow(
+        (at - dt.timedelta(seconds=1)).isoformat(), (at + dt.timedelta(minutes=5)).isoformat()
+    )
+    temporal_only = ProtocolReviewActivities(stack.client, DEFAULT_REGISTRY_PATH)
+    with_archive = ProtocolReviewActivities(
+        stack.client, DEFAULT_REGISTRY_PATH, archive=review_source(stack.archive)
+    )
+    environment = ActivityEnvironment()
+    before = await environment.run(temporal_only.gather_figures, window)
+    await _delete(
+        stack.client, case_workflow_id(case_ref), holder_exchange_workflow_id(case_ref, SCHOOL)
+    )
+
+    for _ in range(50):  # until visibility has forgotten it too
+        forgotten = await environment.run(temporal_only.gather_figures, window)
+        if forgotten.cases_opened < before.cases_opened:
+            break
+        await asyncio.sleep(0.2)
+    kept = await environment.run(with_archive.gather_figures, window)
+
+    assert forgotten.cases_opened == before.cases_opened - 1  # what the review did before
+    assert kept.cases_opened == before.cases_opened
+    assert kept.case_outcomes == before.case_outcomes
+    assert kept.cases_by_requesting_agency == before.cases_by_requesting_agency
+    assert kept.exchanges_by_holding_agency == before.exchanges_by_holding_agency
 
 
 async def test_the_same_case_swept_twice_is_archived_once(stack: Stack) -> None:
