@@ -50,6 +50,8 @@ _REQUESTING_AGENCY = SearchAttributeKey.for_keyword("RequestingAgency")
 _HOLDING_AGENCY = SearchAttributeKey.for_keyword_list("HoldingAgency")
 _OVERRIDE_USED = SearchAttributeKey.for_bool("OverrideUsed")
 _OUTCOME = SearchAttributeKey.for_keyword("Outcome")
+_CASE_KIND = SearchAttributeKey.for_keyword("CaseKind")
+_ESCALATED = SearchAttributeKey.for_bool("Escalated")
 
 
 @dataclass
@@ -162,6 +164,11 @@ class ReviewFigures:
     operators and auditors)."""
     accesses_by_purpose: dict[str, int] = field(default_factory=dict)
     refused_accesses: list[RefusedAccess] = field(default_factory=list)
+    disclosures_by_kind: dict[str, int] = field(default_factory=dict)
+    """Disclosures (a holder told partners without a request) opened in the window, by kind."""
+    disclosure_deadlines: dict[str, dict[str, int]] = field(default_factory=dict)
+    """By kind: acknowledged with no deadline missed ("met"), a deadline missed ("missed"),
+    still waiting within it ("open")."""
 
 
 @dataclass
@@ -309,6 +316,7 @@ class ProtocolReviewActivities:
         figures.training = training_lapses(requests, as_of)
         records = await self._exchanges(window, figures)
         figures.deadlines_missed = deadlines_missed(records)
+        await self._disclosures(window, figures)
         if self._access is not None:
             start = dt.datetime.fromisoformat(window.start)
             accesses = await asyncio.to_thread(self._access, start, as_of)
@@ -318,6 +326,27 @@ class ProtocolReviewActivities:
         log.info("review_figures_gathered", cases=figures.cases_opened,
                  unreadable=figures.unreadable_records)  # fmt: skip
         return figures
+
+    async def _disclosures(self, window: ReviewWindow, figures: ReviewFigures) -> None:
+        """Disclosures by kind, and whose acknowledgement met its deadline (from the search
+        attributes: a missed deadline sets Escalated; no payload is read)."""
+        by_kind: Counter[str] = Counter()
+        deadlines: dict[str, Counter[str]] = {}
+        query = window_query("DisclosureCase", window)
+        async for execution in self._client.list_workflows(query):
+            activity.heartbeat()
+            attributes = execution.typed_search_attributes
+            kind = attributes.get(_CASE_KIND) or "unknown"
+            by_kind[kind] += 1
+            if attributes.get(_ESCALATED):
+                met = "missed"
+            elif execution.status in (None, WorkflowExecutionStatus.RUNNING):
+                met = "open"
+            else:
+                met = "met"
+            deadlines.setdefault(kind, Counter())[met] += 1
+        figures.disclosures_by_kind = dict(by_kind)
+        figures.disclosure_deadlines = {kind: dict(c) for kind, c in sorted(deadlines.items())}
 
     async def _cases(self, window: ReviewWindow, figures: ReviewFigures) -> list[pb.SharingRequest]:
         by_agency: Counter[str] = Counter()

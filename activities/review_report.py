@@ -130,6 +130,24 @@ def sections(figures: ReviewFigures) -> list[Section]:
             "No case was read.",
         ),
         Section(
+            "Disclosures by kind",
+            "Holders telling partners without a request, and whether each acknowledgement met "
+            "its deadline (before the next school day, by urgency, five school days).",
+            ("kind", "opened", "deadline met", "deadline missed", "open"),
+            [
+                (
+                    kind,
+                    str(opened),
+                    *(
+                        str(figures.disclosure_deadlines.get(kind, {}).get(k, 0))
+                        for k in ("met", "missed", "open")
+                    ),
+                )
+                for kind, opened in sorted(figures.disclosures_by_kind.items())
+            ],
+            "No disclosure was made.",
+        ),
+        Section(
             "Refused attempts to read a case",
             f"{len(figures.refused_accesses)} attempts refused (not a party, not an operator, "
             "a bad or expired sign-in).",

@@ -5,18 +5,21 @@ its kind, and not by `--kind request`."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from contextlib import AsyncExitStack
 
 import pytest
 from temporalio import activity
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import NOTIFY_PRACTITIONER, RECEIVE_DELIVERY, agency_task_queue
 from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
 from activities.registry import DEFAULT_REGISTRY_PATH
+from activities.review import ProtocolReviewActivities, ReviewWindow
+from activities.review_report import sections
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.operators.cases import list_cases, list_query
@@ -82,4 +85,40 @@ async def test_a_disclosure_is_listed_as_one(dev_server: WorkflowEnvironment) ->
         assert not (
             await client.count_workflows(f"{requests_only} AND WorkflowId='{handle.id}'")
         ).count
+        # The protocol review counts it by kind; a second, acknowledged one met its deadline.
+        acknowledged = encompass()
+        second = await client.start_workflow(
+            DisclosureCase.run, pb.DisclosureCaseInput(disclosure=acknowledged),
+            id=case_workflow_id(disclosure_ref_for(POLICE, acknowledged.disclosure_id)),
+            task_queue=hub,
+        )  # fmt: skip
+        for _ in range(100):
+            view_now = await second.query(DisclosureCase.case_view)
+            if view_now.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
+                break
+            await asyncio.sleep(0.1)
+        await second.execute_update(
+            DisclosureCase.acknowledge,
+            pb.Acknowledgement(
+                agency_id=SCHOOL, status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+                practitioner=pb.Practitioner(user_id="dsl-1", role="designated_safeguarding_lead"),
+            ),
+        )  # fmt: skip
+        await second.result()
+        described = await handle.describe()
+        window = ReviewWindow(
+            start=(described.start_time - dt.timedelta(seconds=1)).isoformat(),
+            end=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat(),
+        )
+        review = ProtocolReviewActivities(client, DEFAULT_REGISTRY_PATH)
+        for _ in range(100):  # visibility catches up with the close
+            figures = await ActivityEnvironment().run(review.gather_figures, window)
+            if figures.disclosure_deadlines.get("OPERATION_ENCOMPASS", {}).get("met"):
+                break
+            await asyncio.sleep(0.1)
+        assert figures.disclosures_by_kind["OPERATION_ENCOMPASS"] >= 2
+        assert figures.disclosure_deadlines["OPERATION_ENCOMPASS"]["met"] >= 1
+        assert figures.disclosure_deadlines["OPERATION_ENCOMPASS"]["open"] >= 1
+        section = next(s for s in sections(figures) if s.title == "Disclosures by kind")
+        assert any(row[0] == "OPERATION_ENCOMPASS" for row in section.rows)
         await handle.terminate("test done")
