@@ -89,6 +89,15 @@ async def test_an_encompass_notification_is_delivered_acknowledged_and_closed(
     )
     record = await asyncio.wait_for(handle.result(), WAIT.total_seconds())
     assert record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
+    # WatchCase: the recipient's events of the disclosure, numbered, ending at its close.
+    events = [
+        r.event
+        async for r in school.WatchCase(service_pb.WatchCaseRequest(case_ref=opened.case_ref))
+    ]
+    assert [e.number for e in events] == list(range(1, len(events) + 1))
+    names = [e.entry.event for e in events]
+    assert names[0] == "DisclosureReceived" and names[-1] == "CaseClosed"
+    assert "RecordsDelivered" in names and "Acknowledged" in names
     # Closed: the holder still reads the whole case.
     closed = await police.GetCase(service_pb.GetCaseRequest(case_ref=opened.case_ref))
     assert closed.case.state == pb.CASE_STATE_CLOSED
