@@ -599,16 +599,15 @@ class HolderExchange:
                     summary=f"Deliver to {self._recipient}",
                 )
             except ActivityError as err:
-                if self._model.withdrawn:
-                    # The requester withdrew while this delivery was tried: no more attempts.
-                    self._stop_delivery(
-                        f"withdrawn_delivery_not_confirmed:{translate.error_code(err)}"
-                    )
+                if self._model.withdrawn and _refused(err):
+                    # The recipient's system refused it (nothing stored) and the request was
+                    # withdrawn meanwhile: nothing was shared and nothing more is tried.
+                    self._stop_delivery(f"withdrawn_delivery_refused:{translate.error_code(err)}")
                     return
+                # 👉 Otherwise, withdrawn or not, this delivery may have been stored (a lost
+                # reply): it is tried again, under the same id, until the recipient answers, so
+                # the record says what the recipient holds.
                 await self._delivery_failing(translate.error_code(err))
-                if self._model.withdrawn:
-                    self._stop_delivery("withdrawn_before_delivery")
-                    return
                 continue
             self._delivered(response.receipt, items, categories)
             return
@@ -634,7 +633,7 @@ class HolderExchange:
     async def _pause_delivery(self) -> None:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._model.state is not State.DELIVERING or self._model.withdrawn,
+                lambda: self._model.state is not State.DELIVERING,
                 timeout=DELIVERY_RETRY_PAUSE,
                 timeout_summary="Retry the failing delivery",
             )
@@ -1236,6 +1235,14 @@ class HolderExchange:
             self._holder, self._recipient, state, self._waiting_on(), self._next_deadline,
             self._model.outcome,
         ))  # fmt: skip
+
+
+def _refused(err: ActivityError) -> bool:
+    """Whether an agency activity failed because the agency refused it (not a transient)."""
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and (
+        cause.type == ApplicationErrorType.AGENCY_REJECTED
+    )
 
 
 def _canonical_copy(message: Any, practitioner: Any, path: str) -> Any:

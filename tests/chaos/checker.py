@@ -211,6 +211,21 @@ class Checker:
                     return
                 record = await handle.result()
             records[ref] = record
+            if spec.scenario is sc.Scenario.RED_UNJUSTIFIED:
+                # The deadline passed: the whole ladder fired and the case still ended well.
+                rungs = [e.level for h in record.holders for e in h.escalations
+                         if e.step == "override_decision"]  # fmt: skip
+                if rungs[:3] != ["reminder", "safeguarding_lead", "partnership_operator"]:
+                    report.problem("ladder did not climb", f"{ref}:{','.join(rungs)}")
+                else:
+                    report.counts["cases whose deadline passed"] += 1
+            if spec.scenario is sc.Scenario.WITHDRAWN_RACING:
+                if record.outcome in sc.RACING_OUTCOMES and record.HasField("withdrawal"):
+                    report.counts["cases with the right outcome"] += 1
+                    report.counts[f"racing withdrawals {pb.Outcome.Name(record.outcome)}"] += 1
+                else:
+                    report.problem("wrong outcome", f"{ref}:{pb.Outcome.Name(record.outcome)}")
+                return
             if record.outcome != sc.EXPECTED_OUTCOME[spec.scenario]:
                 report.problem(
                     "wrong outcome",
@@ -259,6 +274,13 @@ class Checker:
                 report.problem("item stored more than once", f"{key[0]}.{key[1]}:{key[2]} x{n}")
         for ref, spec in specs.items():
             found = by_case.get((ref, spec.holder), [])
+            if spec.scenario is sc.Scenario.WITHDRAWN_RACING:
+                record = records.get(ref)
+                shared = record is not None and record.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+                if shared != bool(found):
+                    # A race must never hide a share, nor claim one that did not land.
+                    report.problem("record and recipient disagree", f"{ref}:shared={shared}")
+                continue
             if spec.scenario in sc.SHARES and not found:
                 report.problem("lost (expected delivery missing)", ref)
             elif spec.scenario not in sc.SHARES and found:

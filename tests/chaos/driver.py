@@ -107,7 +107,16 @@ class CaseDriver:
             run.final_state = state
             if state == pb.CASE_STATE_CLOSED:
                 break
-            action = self._next_action(spec, state, requester, holder, ref, acknowledged)
+            action: Callable[[], Awaitable[pb.CaseView]] | None
+            if spec.scenario is sc.Scenario.WITHDRAWN_RACING:
+                withdrawn = view is not None and view.record.HasField("withdrawal")
+                action = (
+                    None
+                    if withdrawn
+                    else (lambda: requester.withdraw_request(ref, sc.withdrawal(spec)))
+                )
+            else:
+                action = self._next_action(spec, state, requester, holder, ref, acknowledged)
             if action is None:
                 await asyncio.sleep(POLL_SECONDS)
                 continue
@@ -141,6 +150,8 @@ class CaseDriver:
     ) -> Callable[[], Awaitable[pb.CaseView]] | None:
         scenario = spec.scenario
         if state == pb.CASE_STATE_AWAITING_CONSENT_DECISION:
+            if scenario is sc.Scenario.RED_UNJUSTIFIED:
+                return lambda: holder.share_first(ref, sc.share_first(spec))
             if scenario in (sc.Scenario.OVERRIDE, sc.Scenario.OVERRIDE_REJECTED):
                 return lambda: holder.propose_override(ref, sc.override_proposal(spec))
             if scenario is sc.Scenario.DECLINED:
@@ -152,7 +163,26 @@ class CaseDriver:
             return lambda: holder.decide_override(ref, sc.override_decision(spec, approve))
         if state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT and not acknowledged:
             return lambda: requester.acknowledge(ref, sc.acknowledgement(spec))
+        if (
+            state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+            and scenario is sc.Scenario.RED_UNJUSTIFIED
+        ):
+            return lambda: self._justify_once_the_ladder_fired(spec, holder, ref)
         return None
+
+    async def _justify_once_the_ladder_fired(
+        self, spec: sc.CaseSpec, holder: CaseClient, ref: str
+    ) -> pb.CaseView:
+        """The owed justification, only after the operator's rung of its ladder fired."""
+        view = await holder.get(ref)
+        [record] = [h for h in view.record.holders if h.holding_agency_id == spec.holder]
+        rungs = {e.level for e in record.escalations if e.step == "override_decision"}
+        if "partnership_operator" not in rungs:
+            await asyncio.sleep(POLL_SECONDS)
+            return view
+        if not record.HasField("override_proposal"):
+            return await holder.propose_override(ref, sc.override_proposal(spec))
+        return await holder.decide_override(ref, sc.override_decision(spec, True))
 
     async def _second_ack(
         self, requester: CaseClient, spec: sc.CaseSpec, ref: str, deadline: float

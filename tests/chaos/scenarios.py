@@ -35,6 +35,14 @@ class Scenario(enum.Enum):
     """Consent covers; the request is submitted again with the same request id."""
     DUPLICATE_ACK = "duplicate_ack"
     """Consent covers; the recipient acknowledges twice."""
+    WITHDRAWN_RACING = "withdrawn_racing"
+    """Consent covers: the requester withdraws at once, racing the delivery. Either outcome is
+    right (WITHDRAWN, or SHARED_WITH_CONSENT if the delivery landed) as long as the record
+    and what the recipient holds agree."""
+    RED_UNJUSTIFIED = "red_unjustified"
+    """Consent refused, RED: the holder shares first and leaves the justification owed until
+    its deadline has passed and the whole ladder has fired (seconds under the chaos registry's
+    RED timescales), then justifies; a different approver approves."""
 
 
 WEIGHTS = {
@@ -45,6 +53,8 @@ WEIGHTS = {
     Scenario.WITHDRAWN: 8,
     Scenario.RESUBMITTED: 10,
     Scenario.DUPLICATE_ACK: 8,
+    Scenario.RED_UNJUSTIFIED: 5,
+    Scenario.WITHDRAWN_RACING: 5,
 }
 
 EXPECTED_OUTCOME = {
@@ -55,9 +65,19 @@ EXPECTED_OUTCOME = {
     Scenario.WITHDRAWN: pb.OUTCOME_WITHDRAWN,
     Scenario.RESUBMITTED: pb.OUTCOME_SHARED_WITH_CONSENT,
     Scenario.DUPLICATE_ACK: pb.OUTCOME_SHARED_WITH_CONSENT,
+    Scenario.RED_UNJUSTIFIED: pb.OUTCOME_SHARED_UNDER_OVERRIDE,
 }
 
-SHARES = {Scenario.CONSENT, Scenario.OVERRIDE, Scenario.RESUBMITTED, Scenario.DUPLICATE_ACK}
+RACING_OUTCOMES = {pb.OUTCOME_WITHDRAWN, pb.OUTCOME_SHARED_WITH_CONSENT}
+"""A withdrawal racing a delivery: either, as long as the record says what the recipient holds."""
+
+SHARES = {
+    Scenario.CONSENT,
+    Scenario.OVERRIDE,
+    Scenario.RESUBMITTED,
+    Scenario.DUPLICATE_ACK,
+    Scenario.RED_UNJUSTIFIED,
+}
 """The scenarios that must deliver exactly once; every other must deliver nothing."""
 
 
@@ -97,7 +117,9 @@ def plan_cases(seed: int, count: int, agencies: list[str], run_id: str) -> list[
         requester, holder = rng.sample(agencies, 2)
         held = list(held_categories_for(holder))
         categories = tuple(sorted(rng.sample(held, rng.randint(1, min(2, len(held))))))
-        if scenario in SHARES and scenario is not Scenario.OVERRIDE:
+        if scenario is Scenario.WITHDRAWN_RACING or (
+            scenario in SHARES and scenario not in {Scenario.OVERRIDE, Scenario.RED_UNJUSTIFIED}
+        ):
             child = "consent-given"
         elif scenario is Scenario.DECLINED:
             child = rng.choice(["consent-refused", "consent-partial", "consent-not-recorded"])
@@ -111,7 +133,9 @@ def plan_cases(seed: int, count: int, agencies: list[str], run_id: str) -> list[
                 child_key=child,
                 scenario=scenario,
                 categories=categories,
-                urgency=rng.choice([pb.URGENCY_AMBER, pb.URGENCY_GREEN]),
+                urgency=pb.URGENCY_RED
+                if scenario is Scenario.RED_UNJUSTIFIED
+                else rng.choice([pb.URGENCY_AMBER, pb.URGENCY_GREEN]),
             )
         )
     return specs
@@ -183,6 +207,15 @@ def override_decision(spec: CaseSpec, approve: bool) -> pb.OverrideDecision:
         actor=actor(spec.holder, "approver", "designated_safeguarding_lead"),
         approve=approve,
         reason="necessary and proportionate" if approve else "threshold not met",
+    )
+
+
+def share_first(spec: CaseSpec) -> pb.ShareFirstDecision:
+    """RED: the holder shares the minimum data set now; the justification is owed."""
+    return pb.ShareFirstDecision(
+        actor=actor(spec.holder, "proposer", "social_worker"),
+        harm_statement="immediate risk of significant harm",
+        minimum_data_set=list(spec.minimum_data_set),
     )
 
 

@@ -84,7 +84,9 @@ class ChaosStack:
     parts: dict[str, Part] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.registry = load_registry(DEFAULT_REGISTRY_PATH)
+        self.registry_path = self.root / "registry.toml"
+        self.registry_path.write_text(chaos_registry_text())
+        self.registry = load_registry(self.registry_path)
         self.agencies = sorted(self.registry.agencies)
         self.pki = DevPki(self.root / "pki")
         self.keys_file = self.root / "keys.json"
@@ -195,14 +197,14 @@ class ChaosStack:
         for replica in range(1, self.hub_replicas + 1):
             self._add(
                 _replica("hub", replica),
-                [sys.executable, "-m", "safeshare", "hub", *build,
-                 "--gateway-key", str(gateway_key)],
+                [sys.executable, "-m", "safeshare", "hub", "--registry", str(self.registry_path),
+                 *build, "--gateway-key", str(gateway_key)],
             )  # fmt: skip
         for replica, port in enumerate(self.gateway_ports, start=1):
             self._add(
                 _replica("gateway", replica),
                 [sys.executable, "-m", "safeshare", "gateway", "--port", str(port),
-                 "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway()),
+                 "--registry", str(self.registry_path), *_tls_args(self.pki.gateway()),
                  "--signing-key", str(signing_key)],
             )  # fmt: skip
         if self.archive is not None:
@@ -405,3 +407,28 @@ def _replica(part: str, replica: int) -> str:
 
 def _tls_args(tls: TlsFiles) -> list[str]:
     return ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+
+
+# RED deadlines of seconds, so RED cases left waiting see their whole escalation ladder fire
+# within a run; AMBER and GREEN keep the partnership's own (hours: they never pass in a run).
+_CHAOS_MINUTES = {
+    "RED": (0.1, False),
+    "AMBER": (None, True),
+    "GREEN": (None, True),
+}
+
+
+def chaos_registry_text() -> str:
+    """The committed registry with RED timescales in seconds (a test registry only)."""
+    from activities.registry import DEFAULT_TIMESCALES
+
+    lines = [DEFAULT_REGISTRY_PATH.read_text(), ""]
+    for (urgency, step), timescale in sorted(DEFAULT_TIMESCALES.items()):
+        minutes, working = _CHAOS_MINUTES[urgency]
+        lines += [
+            f"[timescales.{urgency}.{step}]",
+            f"minutes = {minutes if minutes is not None else timescale.minutes}",
+            f"working_hours = {'true' if working else 'false'}",
+            "",
+        ]
+    return "\n".join(lines)
