@@ -11,3 +11,5 @@ protocol gate for a disclosure (holder and recipients), with its routing and cal
 
 NOTIFY_OPERATOR = "hub.NotifyOperator"
 """Takes ``sharing.v1.Escalation``, returns nothing: tells the partnership operator."""
+APPROVERS_OF = "hub.ApproversOf"
+"""The approvers the partnership registry names for an agency."""

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from temporalio import activity
 
 from activities.agency import AGENCY_ID_PATTERN
+from activities.names import APPROVERS_OF
 
 # A delay is bounded: an access history that hides a read for ever is no history.
 MAX_DISCLOSURE_DELAY_DAYS = 180
@@ -110,6 +112,9 @@ class Agency:
     access_disclosure_delay_days: int = 0
     """How long this agency may keep one of its reads out of the other parties' access
     history (delayed disclosure, e.g. police during an investigation); 0: it may not."""
+    approvers: tuple[str, ...] = ()
+    """The user ids (in the agency's own system) who may approve or reject this agency's
+    override proposals, besides holding an approver role; none named: the role decides."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,8 @@ _TOP_KEYS = {"registry_version", "protocol_version", "region", "time_zone", "tim
              "childrens_social_care"}  # fmt: skip
 _AGENCY_KEYS = {"id", "name", "kind", "signed_protocol_version", "review_date",
                 "commissioned_by", "commissioned_until", "region", "closure_days",
-                "school_terms", "school_day_starts", "access_disclosure_delay_days"}  # fmt: skip
+                "school_terms", "school_day_starts", "access_disclosure_delay_days",
+                "approvers"}  # fmt: skip
 _TIMESCALE_KEYS = {"minutes", "working_hours", "lead_after_period", "operator_after_period"}
 _CHANGE_KEYS = {"registry_version", "at", "by", "change"}
 
@@ -225,6 +231,11 @@ def _agency(entry: Any, index: int, default_region: str) -> Agency:
     starts = _optional(where, entry, "school_day_starts", dt.time)
     if terms and starts is None:
         raise RegistryError(f"{where}: school_terms need school_day_starts")
+    approvers = _optional(where, entry, "approvers", list) or []
+    for approver in approvers:
+        _typed(where, approver, str, "each approver (a user id)")
+        if not approver.strip():
+            raise RegistryError(f"{where}: an approver's user id is empty")
     delay = _optional(where, entry, "access_disclosure_delay_days", int) or 0
     if not 0 <= delay <= MAX_DISCLOSURE_DELAY_DAYS:
         raise RegistryError(
@@ -243,6 +254,7 @@ def _agency(entry: Any, index: int, default_region: str) -> Agency:
         school_terms=tuple(sorted(terms)),
         school_day_starts=starts,
         access_disclosure_delay_days=delay,
+        approvers=tuple(approvers),
     )
 
 
@@ -420,3 +432,20 @@ class RegistrySource:
             self._refused_stamp = None
             log.info("registry_reloaded", registry_version=registry.registry_version)
         return self._registry
+
+
+class ApproverLookup:
+    """The hub's answer to "who may decide this agency's overrides", from the registry file
+    as it is now (read at each call: a registry edit applies to the next decision)."""
+
+    def __init__(self, path: Path = DEFAULT_REGISTRY_PATH) -> None:
+        """Args:
+        path: the registry file.
+        """
+        self._path = path
+
+    @activity.defn(name=APPROVERS_OF)
+    async def approvers_of(self, agency_id: str) -> list[str]:
+        """The approvers the registry names for ``agency_id`` (empty: none named)."""
+        agency = load_registry(self._path).get(agency_id)
+        return list(agency.approvers) if agency is not None else []

@@ -30,7 +30,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.notifications import OperatorNotifications
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH
+from activities.registry import DEFAULT_REGISTRY_PATH, ApproverLookup
 from activities.review import ProtocolReviewActivities
 from safeshare.access.review import access_source
 from safeshare.alerts import OperatorAlerts
@@ -113,6 +113,7 @@ def build_hub_worker(
         activities=[
             gate.check,
             gate.check_disclosure,
+            ApproverLookup(registry_path).approvers_of,
             OperatorNotifications(alerts or OperatorAlerts(client)).notify,
             review.gather_figures,
             review.write_report,

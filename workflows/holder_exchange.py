@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         agency_task_queue,
         content_digest,
     )
-    from activities.names import NOTIFY_OPERATOR
+    from activities.names import APPROVERS_OF, NOTIFY_OPERATOR
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
 
@@ -87,6 +87,8 @@ LADDER_NEVER_FAILS = "ladder-never-fails"
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
 CANONICAL_PRACTITIONERS = "canonical-practitioners"
 """User ids and roles are compared and recorded in canonical form."""
+NAMED_APPROVERS = "named-approvers"
+"""An override is decided only by an approver the registry names (when it names any)."""
 CONSENT_INTEGRITY = "consent-integrity"
 """The holder's system's REFUSED/WITHDRAWN binds; a recorded "given" must be confirmed by it."""
 CONSENT_NOTICE_RECORDED_FIRST = "consent-notice-recorded-first"
@@ -882,6 +884,8 @@ class HolderExchange:
         decided = _copy(decision)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
+        if workflow.patched(NAMED_APPROVERS):
+            await self._named_approver(decided)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.override_decision.CopyFrom(decided)
         event = "OverrideApproved" if decided.approve else "OverrideRejected"
@@ -908,6 +912,40 @@ class HolderExchange:
             else:
                 await self._alert_operator(escalation)
         return self._view()
+
+    async def _named_approver(self, decided: pb.OverrideDecision) -> None:
+        """Refuse a decider the registry does not name as one of the holder's approvers (when
+        it names any), and a decision the exchange moved past while the registry was read.
+
+        Raises:
+            ApplicationError: NotPermitted or OutOfTurn, with the reason.
+        """
+        try:
+            named = await workflow.execute_activity(
+                APPROVERS_OF,
+                self._holder,
+                result_type=list[str],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTIFY_BURST,
+                summary=f"Who may decide {self._holder}'s overrides",
+            )
+        except ActivityError as err:
+            raise ApplicationError(
+                "the registry's approvers could not be read; try again",
+                type=model.Rule.OUT_OF_TURN.value,
+            ) from err
+        approvers = {practitioners.canonical_user_id(a) for a in named} - {None}
+        user = decided.actor.practitioner.user_id
+        if approvers and user not in approvers:
+            self._note("OverrideDecisionRefused", decided.actor.agency_id, user,
+                       "not_a_named_approver")  # fmt: skip
+            raise ApplicationError(
+                f"not an approver the partnership registry names for {self._holder}",
+                type=model.Rule.NOT_PERMITTED.value,
+            )
+        refusal = self._model.check(model.DecideOverride(translate.actor(decided.actor), True))
+        if refusal is not None:  # the exchange moved on while the registry was read
+            raise ApplicationError(refusal.message, type=refusal.rule.value)
 
     @decide_override.validator
     def _validate_decide_override(self, decision: pb.OverrideDecision) -> None:

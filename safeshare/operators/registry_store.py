@@ -48,6 +48,7 @@ AGENCY_FIELDS = (
     "school_terms",
     "school_day_starts",
     "access_disclosure_delay_days",
+    "approvers",
 )
 CHANGE_FIELDS = ("registry_version", "at", "by", "change")
 TOP_FIELDS = ("region", "time_zone", "records_retention_days")

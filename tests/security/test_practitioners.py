@@ -8,11 +8,14 @@ exchange's validators, which every decision passes through whoever sends it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.registry import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
 from tests.workflows.harness import GP, FakeAgencies, actor, running_case
@@ -100,3 +103,44 @@ async def test_the_proposer_cannot_approve_their_own_override_by_spelling(
         record = await case.result()
     assert record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE
     assert record.holders[0].acknowledgement.practitioner.user_id == "sw-1"
+
+
+async def test_only_an_approver_the_registry_names_decides_the_agencys_overrides(
+    time_skipping: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        DEFAULT_REGISTRY_PATH.read_text().replace(
+            'id = "riverside-gp"\n', 'id = "riverside-gp"\napprovers = ["GP-Caldicott"]\n', 1
+        )
+    )
+    agencies = FakeAgencies(consent={GP: given_consent(status=pb.CONSENT_STATUS_REFUSED)})
+    async with running_case(time_skipping, agencies, "approvers-named", registry_path=registry,
+                            holding_agency_id=GP, categories=(HEALTH,)) as case:  # fmt: skip
+        await case.until(pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+        exchange = case.exchange()
+        await exchange.execute_update(HolderExchange.propose_override, proposal("gp-dsl"))
+        # A manager is an approver role, but not one of the GP's named approvers.
+        refused = await refusal(
+            exchange.execute_update(HolderExchange.decide_override, decision("gp-2", "manager"))
+        )
+        assert refused.type == "NotPermitted"
+        assert "registry names" in refused.message
+        waiting = await case.holder_state()
+        assert waiting.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+        assert not waiting.HasField("override_decision")
+        decided = await exchange.execute_update(
+            HolderExchange.decide_override, decision("gp-caldicott", "caldicott_guardian")
+        )
+        assert decided.override_decision.approve
+        await case.until(pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+        await exchange.execute_update(
+            HolderExchange.acknowledge,
+            pb.Acknowledgement(
+                practitioner=pb.Practitioner(user_id="sw-1", role="social_worker"),
+                status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+                agency_id=case.request.requesting_agency_id,
+            ),
+        )
+        record = await case.result()
+    assert record.outcome == pb.OUTCOME_SHARED_UNDER_OVERRIDE

@@ -37,7 +37,7 @@ from activities.agency import (
 )
 from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH
+from activities.registry import DEFAULT_REGISTRY_PATH, ApproverLookup
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent, sharing_request, timestamp
@@ -260,7 +260,11 @@ async def running_case(
                 env.client,
                 task_queue=hub_queue,
                 workflows=[SharingCase, HolderExchange],
-                activities=[ProtocolGate(registry_path).check, agencies.notify_operator],
+                activities=[
+                    ProtocolGate(registry_path).check,
+                    ApproverLookup(registry_path).approvers_of,
+                    agencies.notify_operator,
+                ],
                 interceptors=hub_interceptors,
             )
         )

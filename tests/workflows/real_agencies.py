@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH
+from activities.registry import DEFAULT_REGISTRY_PATH, ApproverLookup
 from agency_adapters.sandbox.server import SandboxAgency, create_sandbox_server
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
 from protos.agency.v1.sandbox_control_pb2 import Faults
@@ -140,7 +140,11 @@ async def case_at_real_agencies(
                 env.client,
                 task_queue=hub_queue,
                 workflows=list(hub_workflows),
-                activities=[ProtocolGate(registry_path).check, operator.notify],
+                activities=[
+                    ProtocolGate(registry_path).check,
+                    ApproverLookup(registry_path).approvers_of,
+                    operator.notify,
+                ],
             )
         )
         handle = await env.client.start_workflow(
