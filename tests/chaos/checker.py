@@ -10,6 +10,7 @@ resubmission opened a second case, no workflow failed, and every history replays
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Replayer
 
 from protos.sharing.v1 import case_pb2 as pb
@@ -39,6 +40,7 @@ from workflows.sharing_case import SharingCase
 APPROVER_ROLES = {"designated_safeguarding_lead", "manager", "caldicott_guardian"}
 BAD_STATUSES = ("Failed", "Terminated", "TimedOut", "Canceled")
 FETCH_CONCURRENCY = 20
+CLOSE_GRACE_SECONDS = 90.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,11 @@ class Checker:
                     report.problem("duplicate acknowledgement not refused", ref)
             handle = client.get_workflow_handle_for(SharingCase.run, f"case-{ref}")
             async with gate:
+                # A case the parties saw close may still be finishing an activity that was in
+                # flight (e.g. a lookup behind an adapter outage when the request was withdrawn):
+                # give it a bounded while before it counts as lost.
+                with contextlib.suppress(TimeoutError, WorkflowFailureError):
+                    await asyncio.wait_for(handle.result(), CLOSE_GRACE_SECONDS)
                 described = await handle.describe()
                 if described.status != WorkflowExecutionStatus.COMPLETED:
                     report.problem("lost (case not closed)", ref)
