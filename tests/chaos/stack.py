@@ -214,11 +214,6 @@ class ChaosStack:
                 [sys.executable, "-m", "safeshare", "archive", "run", "--archive", self.archive_url,
                  "--signing-key", str(self.archive_key), "--interval", "2"],
             )  # fmt: skip
-        self._add(
-            "gateway",
-            [sys.executable, "-m", "safeshare", "gateway", "--port", str(self.gateway_port),
-             "--registry", str(DEFAULT_REGISTRY_PATH), *_tls_args(self.pki.gateway())],
-        )  # fmt: skip
         for name, part in self.parts.items():
             if name != "temporal" and not name.startswith("sandbox-"):
                 self._connect_to_temporal(part)
