@@ -164,6 +164,11 @@ async def retire(client: Client, deployment: str, build_id: str) -> None:
             f"build {build_id!r} still has {build.open_workflows} open workflows pinned to it: "
             "keep its hub workers running until they close"
         )
+    if build.drainage not in ("DRAINED", "-"):
+        # Visibility counts can lag; Temporal's own drainage status is the second check.
+        raise OperatorError(
+            f"build {build_id!r} is {build.drainage}: its open workflows have not all closed"
+        )
     try:
         await client.workflow_service.delete_worker_deployment_version(
             DeleteWorkerDeploymentVersionRequest(
