@@ -35,8 +35,14 @@ from tests.agency_adapters.agency_workflows import MiniCase
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CASE_REF = "claimcheckabcdefghij"
-BIG_CHILD = Child("big-record", "Ada", "Large-Test", "2016-01-01", "9990000077", "ZZ99 7GG")
-BIG_SUBJECT = pb.Subject(role=pb.SUBJECT_ROLE_CHILD, nhs_number=BIG_CHILD.nhs_number)
+BIG_CHILD = Child("big-record", "Ada", "Large-Test", "2016-01-01", "9990000115", "ZZ99 7GH")
+BIG_SUBJECT = pb.Subject(  # the sandbox matches a child on NHS number, name and date of birth
+    role=pb.SUBJECT_ROLE_CHILD,
+    nhs_number=BIG_CHILD.nhs_number,
+    given_name=BIG_CHILD.given_name,
+    family_name=BIG_CHILD.family_name,
+    date_of_birth=BIG_CHILD.date_of_birth,
+)
 HEALTH = pb.INFORMATION_CATEGORY_HEALTH_SUMMARY
 
 
@@ -202,7 +208,15 @@ async def test_a_small_extraction_stays_inline(
         connect(gp, claims).extract_records,
         agency_pb.ExtractRecordsRequest(
             case_ref=CASE_REF,
-            subjects=[pb.Subject(role=pb.SUBJECT_ROLE_CHILD, nhs_number="9990000018")],
+            subjects=[
+                pb.Subject(
+                    role=pb.SUBJECT_ROLE_CHILD,
+                    nhs_number="9990000018",
+                    given_name="Amara",
+                    family_name="Okafor-Test",
+                    date_of_birth="2016-03-14",
+                )
+            ],
             categories=[HEALTH],
         ),
     )
