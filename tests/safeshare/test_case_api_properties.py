@@ -95,6 +95,8 @@ def _fill(draw: st.DrawFn, message: Message, field: Any, depth: int, repeated: b
         value = draw(st.integers(-3, 12))
     elif field.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
         value = draw(st.integers(-(2**63), 2**63 - 1))
+    elif field.type == FieldDescriptor.TYPE_BYTES:
+        value = draw(st.binary(max_size=80))
     else:
         value = draw(st.integers(-(2**31), 2**31 - 1))
     if repeated:
