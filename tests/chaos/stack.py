@@ -192,14 +192,9 @@ class ChaosStack:
                      "--graceful-shutdown", "1",
                      *_tls_args(self.pki.adapter(agency))],
                 )  # fmt: skip
-        build = ["--build-id", self.hub_build_id] if self.hub_build_id else []
-        signing_key, gateway_key = self.pki.gateway_signing_key()
+        signing_key, _ = self.pki.gateway_signing_key()
         for replica in range(1, self.hub_replicas + 1):
-            self._add(
-                _replica("hub", replica),
-                [sys.executable, "-m", "safeshare", "hub", "--registry", str(self.registry_path),
-                 *build, "--gateway-key", str(gateway_key)],
-            )  # fmt: skip
+            self._add(_replica("hub", replica), self._hub_argv(self.hub_build_id))
         for replica, port in enumerate(self.gateway_ports, start=1):
             self._add(
                 _replica("gateway", replica),
@@ -241,10 +236,17 @@ class ChaosStack:
 
     def add_hub(self, name: str, build_id: str | None = None) -> None:
         """Add and start another hub worker process (a replica, or another build)."""
-        build = ["--build-id", build_id] if build_id else []
-        self._add(name, [sys.executable, "-m", "safeshare", "hub", *build])
+        self._add(name, self._hub_argv(build_id))
         self._connect_to_temporal(self.parts[name])
         self.start_part(name)
+
+    def _hub_argv(self, build_id: str | None) -> list[str]:
+        """A hub worker's command: every replica and every build reads the same registry and
+        checks decisions against the same gateway key."""
+        build = ["--build-id", build_id] if build_id else []
+        _, gateway_key = self.pki.gateway_signing_key()
+        return [sys.executable, "-m", "safeshare", "hub", "--registry", str(self.registry_path),
+                *build, "--gateway-key", str(gateway_key)]  # fmt: skip
 
     def _connect_to_temporal(self, part: Part) -> None:
         """How ``part`` reaches Temporal: flags on the dev server; through the front, each
