@@ -75,8 +75,9 @@ def test_a_process_without_a_certificate_the_front_trusts_is_refused(
             TEMPORAL_TLS_CLIENT_CERT_PATH=str(wrong.cert),
             TEMPORAL_TLS_CLIENT_KEY_PATH=str(wrong.key),
         )
+    _, gateway_key = stack.pki.gateway_signing_key()  # a hub refuses to start without it
     done = subprocess.run(
-        [sys.executable, "-m", "safeshare", "hub"],
+        [sys.executable, "-m", "safeshare", "hub", "--gateway-key", str(gateway_key)],
         env=env, capture_output=True, text=True, timeout=60,
         cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
