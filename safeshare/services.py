@@ -41,7 +41,7 @@ from safeshare.gateway.signing import load_signing_key
 from safeshare.hub import HubDeployment, build_hub_worker
 from safeshare.metrics import export_certificate_expiry, runtime_for
 from safeshare.shutdown import wait_for_stop_signal
-from safeshare.temporal import TemporalSettings, connect_temporal
+from safeshare.temporal import TemporalSettings, connect_temporal_waiting
 from safeshare.tls import TlsFiles, channel_credentials, server_credentials
 from safeshare.tracing import OTLP_ENDPOINT_ENV, configure_tracing
 
@@ -73,7 +73,7 @@ async def run_hub(
     load_registry(registry_path)  # fail at start, in one line, on a broken registry
     load_gateway_public_key(gateway_key_path)  # and on a missing or broken key
     start_tracing("hub")
-    client = await connect_temporal(temporal)
+    client = await connect_temporal_waiting(temporal)
     await _require_keys(client, temporal)
     alerts = OperatorAlerts(client)
     from safeshare.archive.store import open_archive
@@ -121,7 +121,7 @@ async def run_gateway(
     registry = RegistrySource(registry_path)
     ca, cert, _ = tls.read()
     start_tracing("gateway")
-    client = await connect_temporal(temporal)
+    client = await connect_temporal_waiting(temporal)
     await _require_keys(client, temporal)
     export_certificate_expiry("gateway", "", {"server": cert, "ca": ca})
     archive = await asyncio.to_thread(open_archive, archive_url) if archive_url else None
@@ -179,7 +179,7 @@ async def run_adapter(
     options = options or AdapterOptions()
     ca, cert, _ = tls.read()
     start_tracing("adapter", agency_id)
-    client = await connect_temporal(temporal)
+    client = await connect_temporal_waiting(temporal)
     export_certificate_expiry("adapter", agency_id, {"client": cert, "ca": ca})
     channel = open_agency_channel(target, channel_credentials(tls))
     health_server = health_servicer = None

@@ -13,6 +13,7 @@ ring in its settings (``safeshare.codec.data_converter``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,3 +173,22 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}, "
             f"from {settings.source}): {err}"
         ) from err
+
+
+async def connect_temporal_waiting(settings: TemporalSettings, wait: float = 60.0) -> Client:
+    """Connect as a long-running service does: while nothing listens at the address (a server
+    restarting as the service starts), try again for up to ``wait`` seconds. Anything else (a
+    TLS front refusing this client, a wrong namespace) is raised at once.
+
+    Raises:
+        TemporalUnavailable: the server still did not answer, or refused this client.
+    """
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        try:
+            return await connect_temporal(settings)
+        except TemporalUnavailable as err:
+            nobody_listens = "ConnectionRefused" in str(err) or "Connection refused" in str(err)
+            if not nobody_listens or asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(2.0)

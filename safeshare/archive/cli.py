@@ -163,12 +163,12 @@ async def run_archiver(temporal: Any, archive_url: str, signing_key: Path, setti
     from safeshare.audit.signing import ensure_signing_key, load_private_key
     from safeshare.metrics import runtime_for
     from safeshare.shutdown import wait_for_stop_signal
-    from safeshare.temporal import connect_temporal
+    from safeshare.temporal import connect_temporal_waiting
 
     log = structlog.get_logger("safeshare.archive")
     ensure_signing_key(signing_key)
     key = load_private_key(signing_key)
-    client = await _connect_with_retry(connect_temporal, temporal)
+    client = await connect_temporal_waiting(temporal)
     meter = runtime_for(temporal.metrics_address).metric_meter if temporal.metrics_address else None
     store = await asyncio.to_thread(_open_with_retry, open_archive, archive_url)
     archiver = Archiver(client, store, key, settings, ArchiverMetrics(meter))
@@ -193,19 +193,6 @@ async def run_archiver(temporal: Any, archive_url: str, signing_key: Path, setti
         waiting.cancel()
         store.close()
         log.info("archiver_stopped")
-
-
-async def _connect_with_retry(connect: Callable[[Any], Any], temporal: Any) -> Any:
-    """Connect to Temporal, waiting for it to come up (a server restarting as we start), as
-    the archive waits for its database; the last failure is raised after a minute."""
-    from safeshare.temporal import TemporalUnavailable
-
-    for _ in range(30):
-        try:
-            return await connect(temporal)
-        except TemporalUnavailable:
-            await asyncio.sleep(2.0)
-    return await connect(temporal)
 
 
 def _open_with_retry(open_archive: Callable[[str], Any], url: str) -> Any:

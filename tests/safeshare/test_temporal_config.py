@@ -126,7 +126,8 @@ def test_a_configuration_that_cannot_work_is_refused(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["hub", "--temporal-cert", "/nonexistent/cert.pem"],
+        # The hub's own required option first, so the Temporal settings are what it refuses.
+        ["hub", "--gateway-key", "/nonexistent/gateway.pub", "--temporal-cert", "/x/cert.pem"],
         ["cases", "list"],
         ["audit", "replay", "--case", "0123456789abcdef"],
     ],
