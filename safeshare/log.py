@@ -114,8 +114,8 @@ def configure_logging(
         exception_without_messages,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    # 👉 One list, changed in place: loggers cached on first use keep the list object they were
-    # built with, so configuring again (or structlog's capture_logs) must reach that same list.
+    # 👉 One list, changed in place, and loggers not cached: a logger in use must follow a later
+    # configuration (another command in the same process, structlog's capture_logs in tests).
     _PROCESSORS[:] = [
         *shared,
         structlog.processors.StackInfoRenderer(),
@@ -125,7 +125,7 @@ def configure_logging(
         processors=_PROCESSORS,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
