@@ -130,7 +130,8 @@ async def list_cases(client: Client, query: str, exchanges: bool, limit: int) ->
               "recipients", "outcome", "opened")
     )  # fmt: skip
     for column in columns:
-        table.add_column(column, no_wrap=True)
+        # A workflow id is what an operator copies into the next command: never cut short.
+        table.add_column(column, no_wrap=True, min_width=25 if column == "case" else None)
     async for execution in client.list_workflows(query, limit=limit):
         attributes = execution.typed_search_attributes
         case_id = execution.id.split(".", 1)[0]

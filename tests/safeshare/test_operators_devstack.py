@@ -21,7 +21,7 @@ async def safeshare(*argv: str, keys: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "safeshare", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "SAFESHARE_KEYS_FILE": str(keys), "COLUMNS": "200"},
+        env={**os.environ, "SAFESHARE_KEYS_FILE": str(keys), "COLUMNS": "400"},
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode or 0, out.decode()
@@ -48,6 +48,6 @@ async def test_operators_tools_on_the_dev_stack(tmp_path: Path) -> None:
         code, out = await safeshare("cases", "list", *target, keys=keys)
         assert code == 0, out
         for ref in stack.demo_refs.values():
-            assert f"case-{ref}" in out
+            assert f"case-{ref}" in out, out
         code, out = await safeshare("review", "schedule", "--cron", "0 7 * * 1", *target, keys=keys)
         assert code == 0 and "0 7 * * 1" in out, out
