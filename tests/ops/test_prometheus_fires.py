@@ -36,6 +36,7 @@ from tests.workflows.test_sharing_case import approval, proposal
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE, case_ref_for, case_workflow_id
 from workflows.ids import holder_exchange_workflow_id as exchange_id
+from workflows.seal import START
 from workflows.sharing_case import SharingCase
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,7 +102,8 @@ async def test_prometheus_fires_the_red_deadline_alert_for_a_real_case(
     ref = case_ref_for(CSC, request.request_id)
     hub_log = tmp_path / "hub.log"
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(hub_process(time_skipping, metrics_port, hub_log))
+        # The hub checks the gateway's seals on starts and decisions: the test seals as it.
+        signer = await stack.enter_async_context(hub_process(time_skipping, metrics_port, hub_log))
         for agency in (CSC, SCHOOL):
             await stack.enter_async_context(
                 Worker(client, task_queue=agency_task_queue(agency),
@@ -111,15 +113,18 @@ async def test_prometheus_fires_the_red_deadline_alert_for_a_real_case(
             prometheus(tmp_path, {"safeshare-hub": f"127.0.0.1:{metrics_port}"})
         )
         await client.start_workflow(
-            SharingCase.run, request, id=case_workflow_id(ref), task_queue=HUB_TASK_QUEUE
-        )
+            SharingCase.run, signer.sealed(request, case_workflow_id(ref), START),
+            id=case_workflow_id(ref), task_queue=HUB_TASK_QUEUE,
+        )  # fmt: skip
         exchange = client.get_workflow_handle_for(HolderExchange.run, exchange_id(ref, SCHOOL))
         await _until_state(exchange, pb.CASE_STATE_AWAITING_CONSENT_DECISION, hub_log)
+        share_first = pb.ShareFirstDecision(
+            actor=actor(SCHOOL, "teacher-1", "teacher"), harm_statement="immediate risk",
+            minimum_data_set=[pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE],
+        )  # fmt: skip
         await exchange.execute_update(
-            HolderExchange.share_first,
-            pb.ShareFirstDecision(actor=actor(SCHOOL, "teacher-1", "teacher"),
-                                  harm_statement="immediate risk",
-                                  minimum_data_set=[pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE]),
+            HolderExchange.share_first, signer.sealed(share_first, exchange.id, "share-1"),
+            id="share-1",
         )  # fmt: skip
         await _until_state(exchange, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT, hub_log)
         # Nobody justifies the share: reminder at 1 h, lead at 1.5 h, operator at 2 h.
@@ -130,8 +135,14 @@ async def test_prometheus_fires_the_red_deadline_alert_for_a_real_case(
             prometheus_port, "SafeShareRedDeadlineMissed", tmp_path / "prometheus.log"
         )
         # The justification is made and approved: the hub resolves the alert (gauge to 0).
-        await exchange.execute_update(HolderExchange.propose_override, proposal())
-        await exchange.execute_update(HolderExchange.decide_override, approval())
+        await exchange.execute_update(
+            HolderExchange.propose_override, signer.sealed(proposal(), exchange.id, "propose-1"),
+            id="propose-1",
+        )  # fmt: skip
+        await exchange.execute_update(
+            HolderExchange.decide_override, signer.sealed(approval(), exchange.id, "decide-1"),
+            id="decide-1",
+        )  # fmt: skip
         resolved = await _until_resolved(metrics_port, ref)
 
     assert alert["labels"] == {
