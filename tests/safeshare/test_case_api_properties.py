@@ -7,6 +7,8 @@ nothing: no case opened, no event added to a case's history.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import grpc
@@ -109,9 +111,12 @@ async def _call(gw: Gateway, rpc: str, agency: str, request: Message) -> grpc.St
     stub = gw.cached(agency)
     try:
         if rpc == "WatchCase":
-            # One message (or the end, or a refusal) is enough; then hang up.
+            # One message (or the end, or a refusal) is enough; then hang up. A watch with
+            # nothing new to send (resumed past every event this party may see) stays open:
+            # silence for a while is its designed answer, not a status.
             stream = stub.WatchCase(request, timeout=15)  # type: ignore[arg-type]
-            await stream.read()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.read(), 5)
             stream.cancel()
         else:
             await getattr(stub, rpc)(request, timeout=15)
