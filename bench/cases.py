@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agency_adapters.sandbox.seed import DEMO_CHILDREN
+from agency_adapters.sandbox_agency.seed import DEMO_CHILDREN
 from protos.sharing.v1 import case_pb2 as pb
 from workflows.ids import case_ref_for
 

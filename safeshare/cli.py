@@ -392,7 +392,7 @@ def _faults(
     drop_replies: int,
     rpcs: list[str] | None,
 ):  # -> control_pb.Faults, imported lazily like every command's dependencies
-    from agency_adapters.sandbox.faults import FaultError, parse_status_code
+    from agency_adapters.sandbox_agency.faults import FaultError, parse_status_code
     from protos.agency.v1.sandbox_control_pb2 import Faults
 
     try:

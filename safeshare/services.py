@@ -21,7 +21,7 @@ from temporalio.client import Client
 from activities.gateway_key import load_gateway_public_key
 from activities.registry import RegistrySource, load_registry
 from agency_adapters.claims import DEFAULT_CLAIM_DIR, ClaimStore
-from agency_adapters.sandbox.server import create_sandbox_server
+from agency_adapters.sandbox_agency.server import create_sandbox_server
 from agency_adapters.worker import (
     DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     GRACEFUL_SHUTDOWN,

@@ -9,7 +9,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from agency_adapters.sandbox.server import SandboxAgency, create_sandbox_server
+from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials

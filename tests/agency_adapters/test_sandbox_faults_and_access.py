@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from activities.agency import content_digest
-from agency_adapters.sandbox.faults import FaultError, FaultInjector
+from agency_adapters.sandbox_agency.faults import FaultError, FaultInjector
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.agency.v1.sandbox_control_pb2 import Faults

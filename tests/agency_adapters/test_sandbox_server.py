@@ -11,8 +11,8 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from activities.agency import content_digest
-from agency_adapters.sandbox.seed import demo_consents
-from agency_adapters.sandbox.server import SERVICE_NAME
+from agency_adapters.sandbox_agency.seed import demo_consents
+from agency_adapters.sandbox_agency.server import SERVICE_NAME
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.sharing.v1 import case_pb2 as pb

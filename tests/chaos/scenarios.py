@@ -1,6 +1,6 @@
 """The seeded mix of cases a chaos run submits, and the outcome each must reach.
 
-Subjects are the sandbox's fictional children (agency_adapters/sandbox/seed.py): the
+Subjects are the sandbox's fictional children (agency_adapters/sandbox_agency/seed.py): the
 "consent-given" child's consent covers every purpose, recipient and category; the
 "consent-refused" and "consent-partial" children's do not.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agency_adapters.sandbox.seed import DEMO_CHILDREN, held_categories_for
+from agency_adapters.sandbox_agency.seed import DEMO_CHILDREN, held_categories_for
 from protos.sharing.v1 import case_pb2 as pb
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from agency_adapters.sandbox.store import SandboxStore
+from agency_adapters.sandbox_agency.store import SandboxStore
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from safeshare.cli import main
 

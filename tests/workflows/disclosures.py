@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from activities.protocol_gate import ProtocolGate
 from activities.registry import DEFAULT_REGISTRY_PATH
-from agency_adapters.sandbox.server import SandboxAgency, create_sandbox_server
+from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki

@@ -2,8 +2,8 @@
 
 The servicer only translates: proto in, store call, proto out, refusals as status codes. It
 accepts only SafeShare's adapter for its own agency (certificate CN ``adapter.<agency-id>``),
-as a real agency system should; fault toggles (:mod:`agency_adapters.sandbox.faults`) make it
-misbehave on purpose. Status messages and logs carry codes and ids only, never the subjects'
+as a real agency system should; fault toggles (:mod:`agency_adapters.sandbox_agency.faults`)
+make it misbehave on purpose. Status messages and logs carry codes and ids only, never the subjects'
 personal data.
 """
 
@@ -22,9 +22,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from activities.agency import content_digest
-from agency_adapters.sandbox.faults import FaultError, FaultInjector
-from agency_adapters.sandbox.seed import seed_store
-from agency_adapters.sandbox.store import Child, DuplicateItemError, SandboxStore, SubjectMismatch
+from agency_adapters.sandbox_agency.faults import FaultError, FaultInjector
+from agency_adapters.sandbox_agency.seed import seed_store
+from agency_adapters.sandbox_agency.store import (
+    Child,
+    DuplicateItemError,
+    SandboxStore,
+    SubjectMismatch,
+)
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.agency.v1 import sandbox_control_pb2 as control_pb
