@@ -211,7 +211,7 @@ def markdown(r: dict[str, Any]) -> str:
             ),
             math.nan,
         )
-        lines += ["", "Tuning (workflows/sandbox.py: the pure modules passed through the sandbox), before and after, "
+        lines += ["", "Tuning (workflows/runner.py: the pure modules passed through the sandbox), before and after, "
                   f"N={tune['n']} back to back, both profiled; ratios to the bare rate at N=200:", "",
                   f"| hub | SafeShare cases/s | bare cases/s | ratio | latency p50 ({tune['latency_n']} sequential; bare {_ms(tune['bare_latency_p50'])}) | ratio |",
                   "|---|---|---|---|---|---|",

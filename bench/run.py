@@ -42,7 +42,7 @@ from safeshare.codec import EncryptionCodec, load_key_file
 from safeshare.devstack import Replicas
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
-from workflows.sandbox import workflow_runner
+from workflows.runner import workflow_runner
 from workflows.sharing_case import SharingCase
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -206,7 +206,7 @@ async def _run_replicas(sizes: Sizes, data_dir: Path, command: str) -> dict[str,
 async def _tuning(
     stack: BenchStack, sizes: Sizes, bare_rate: float, data_dir: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Before/after for the sandbox passthrough (workflows/sandbox.py), back to back and both
+    """Before/after for the sandbox passthrough (workflows/runner.py), back to back and both
     profiled: the hub as shipped, then ``bench.untuned_hub`` (Temporal's default runner) in
     its place. Returns the shipped stack's profile and the before/after figures; the ratios
     are to the bare rate at N = 200 measured earlier in the run."""

@@ -1,7 +1,7 @@
 """The hub as it was before profiling tuned it, for the bench's before/after figures: Temporal's
 default sandbox runner, which re-imports every workflow module (the pure ones included) for each
 new workflow run. Everything else is ``safeshare.hub.build_hub_worker``'s; the tuning itself is
-``workflows.sandbox.workflow_runner`` (the pure modules passed through).
+``workflows.runner.workflow_runner`` (the pure modules passed through).
 
 Run: ``python -m bench.untuned_hub --temporal-address HOST:PORT --keys-file FILE``.
 """

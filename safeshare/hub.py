@@ -41,7 +41,7 @@ from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE
 from workflows.protocol_review import ProtocolReview
-from workflows.sandbox import workflow_runner
+from workflows.runner import workflow_runner
 from workflows.sharing_case import SharingCase
 
 HUB_DEPLOYMENT = "safeshare-hub"

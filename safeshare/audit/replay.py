@@ -21,7 +21,7 @@ from safeshare.audit.export import ExportedHistory
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
-from workflows.sandbox import workflow_runner
+from workflows.runner import workflow_runner
 from workflows.sharing_case import SharingCase
 
 WORKFLOWS: tuple[type, ...] = (SharingCase, HolderExchange, ConsentWithdrawalNotice, DisclosureCase)

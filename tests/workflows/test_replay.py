@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
-from workflows.sandbox import workflow_runner
+from workflows.runner import workflow_runner
 from workflows.sharing_case import SharingCase
 
 CORPUS = Path(__file__).resolve().parent.parent / "histories"
