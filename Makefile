@@ -25,7 +25,7 @@ $(INSTALLED): pyproject.toml uv.lock Makefile
 # workflow sandbox compiles the workflow modules again for every workflow run (bench/: ~60% of
 # the import). compileall only rewrites what changed.
 install: $(INSTALLED)  ## Create .venv and install everything from uv.lock.
-	@$(BIN)/python -m compileall -q workflows activities agency_adapters protos safeshare bench scripts
+	@$(BIN)/python -m compileall -q workflows activities agency_adapters partnership protos safeshare bench scripts
 
 run: install  ## Start the whole system (Temporal, hub, gateway, sandbox agencies, adapters, demo cases).
 	$(BIN)/safeshare dev
@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/buf lint protos
 
 typecheck: install
-	$(BIN)/mypy workflows activities agency_adapters safeshare tests scripts bench
+	$(BIN)/mypy workflows activities agency_adapters partnership safeshare tests scripts bench
 
 protos: install  ## Regenerate Python code and stubs from protos/.
 	$(BIN)/python scripts/gen_protos.py

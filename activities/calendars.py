@@ -14,7 +14,7 @@ import zoneinfo
 
 import holidays
 
-from activities.registry import REGIONS, Agency, Registry
+from partnership.registry import REGIONS, Agency, Registry
 from protos.sharing.v1 import case_pb2 as pb
 
 HORIZON = dt.timedelta(days=731)

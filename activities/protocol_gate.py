@@ -22,7 +22,7 @@ from temporalio import activity
 from activities.calendars import resolve_calendar, timescale_policy
 from activities.gateway_key import load_gateway_public_key
 from activities.names import DISCLOSURE_GATE, PROTOCOL_GATE
-from activities.registry import PROVIDER_KINDS, Registry, RegistrySource
+from partnership.registry import PROVIDER_KINDS, Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from workflows import seal
 

@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
-from activities.registry import Agency, Registry, load_registry
+from partnership.registry import Agency, Registry, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 
 log = structlog.get_logger("safeshare.review")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from activities.registry import DEFAULT_REGISTRY_PATH
 from bench import untuned_hub
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from safeshare.codec import load_key_file
 from safeshare.devstack import DevPorts, DevStack, Replicas
 from safeshare.temporal import TemporalSettings, connect_temporal

@@ -21,7 +21,7 @@ import typer
 
 from activities.agency import AGENCY_ID_PATTERN
 from activities.gateway_key import GatewayKeyError
-from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError
+from partnership.registry import DEFAULT_REGISTRY_PATH, RegistryError
 from safeshare.access.options import (
     DEFAULT_ACCESS_LOG,
     DEFAULT_ACCESS_LOG_KEY,

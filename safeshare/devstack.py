@@ -42,7 +42,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
 
-from activities.registry import load_registry
+from partnership.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.audit.signing import ensure_signing_key, public_key_path
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRingError, ensure_key_file

@@ -28,10 +28,11 @@ from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.approvers import ApproverLookup
 from activities.notifications import OperatorNotifications
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH, ApproverLookup
 from activities.review import ProtocolReviewActivities
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from safeshare.access.review import access_source
 from safeshare.alerts import OperatorAlerts
 from safeshare.archive.reader import review_source

@@ -19,7 +19,6 @@ from grpc_health.v1 import health, health_pb2
 from temporalio.client import Client
 
 from activities.gateway_key import load_gateway_public_key
-from activities.registry import RegistrySource, load_registry
 from agency_adapters.claims import DEFAULT_CLAIM_DIR, ClaimStore
 from agency_adapters.sandbox_agency.server import create_sandbox_server
 from agency_adapters.worker import (
@@ -29,6 +28,7 @@ from agency_adapters.worker import (
     open_agency_channel,
     start_health_server,
 )
+from partnership.registry import RegistrySource, load_registry
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.access.log import AccessLog
 from safeshare.alerts import OperatorAlerts

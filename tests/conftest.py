@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.registry import Registry, load_registry
+from partnership.registry import Registry, load_registry
 from safeshare.pki import DevPki
 from workflows import search_attributes
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from activities.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from safeshare.temporal_options import (
     Namespace,
     TemporalAddress,
@@ -77,7 +77,7 @@ def _fail(message: object) -> typer.Exit:
 
 def _guard(action: Callable[[], T]) -> T:
     """Run an action; known failures become one line on stderr and exit code 2."""
-    from activities.registry import RegistryError
+    from partnership.registry import RegistryError
     from safeshare.archive.checkpoint import CheckpointError
     from safeshare.archive.store import ArchiveError
     from safeshare.audit.signing import SigningError
@@ -387,7 +387,7 @@ def check_proof(
 def retention_days_of(registry: Path) -> int | None:
     """The partnership's retention for closed cases (the registry's
     ``records_retention_days``)."""
-    from activities.registry import load_registry
+    from partnership.registry import load_registry
 
     return load_registry(registry).records_retention_days
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from activities.registry import Agency
+from partnership.registry import Agency
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpose
 from safeshare.gateway.validation import FieldViolation

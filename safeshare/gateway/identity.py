@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import grpc
 
-from activities.registry import Registry
+from partnership.registry import Registry
 from safeshare.gateway.admission import certificate_agency, peer_certificate
 from safeshare.gateway.errors import GatewayError
 

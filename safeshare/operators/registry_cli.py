@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from activities.registry import (
+from partnership.registry import (
     DEFAULT_REGISTRY_PATH,
     DEFAULT_TIMESCALES,
     Registry,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.agency import AGENCY_ID_PATTERN
-from activities.registry import (
+from partnership.registry import (
     KINDS,
     STEPS,
     URGENCIES,
@@ -145,7 +145,7 @@ def _write_validated(path: Path, text: str) -> Registry:
 
 
 def dump_registry(data: Data) -> str:
-    """The registry's tables as TOML (its own typed schema, ``activities.registry``)."""
+    """The registry's tables as TOML (its own typed schema, ``partnership.registry``)."""
     lines = [
         f"registry_version = {int(data['registry_version'])}",
         f"protocol_version = {_value(data['protocol_version'])}",

@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from activities.registry import DEFAULT_REGISTRY_PATH, load_registry
+from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing, ensure_key_file
 from safeshare.devstack import temporal_cli, temporal_search_attribute_type
 from safeshare.pki import DevPki
@@ -417,7 +417,7 @@ _CHAOS_MINUTES = {
 
 def chaos_registry_text() -> str:
     """The committed registry with RED timescales in seconds (a test registry only)."""
-    from activities.registry import DEFAULT_TIMESCALES
+    from partnership.registry import DEFAULT_TIMESCALES
 
     lines = [DEFAULT_REGISTRY_PATH.read_text(), ""]
     for (urgency, step), timescale in sorted(DEFAULT_TIMESCALES.items()):

@@ -40,7 +40,7 @@ from activities.agency import (
     RECEIVE_DELIVERY,
     agency_task_queue,
 )
-from activities.registry import DEFAULT_REGISTRY_PATH, Registry
+from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.registry import Registry
+from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from activities.registry import Registry
+from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway import validation

@@ -17,9 +17,9 @@ from temporalio.worker import Worker
 from activities.agency import NOTIFY_PRACTITIONER, RECEIVE_DELIVERY, agency_task_queue
 from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH
 from activities.review import ProtocolReviewActivities, ReviewWindow
 from activities.review_report import sections
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.operators.cases import list_cases, list_query

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
 from tests.workflows.harness import GP, FakeAgencies, actor, running_case

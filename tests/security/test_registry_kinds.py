@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from activities.protocol_gate import gate_reasons
-from activities.registry import KINDS, Agency, Registry, RegistryError, parse_registry
+from partnership.registry import KINDS, Agency, Registry, RegistryError, parse_registry
 from tests.factories import sharing_request
 
 AT = dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC)

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH, RegistryError, load_registry
+from partnership.registry import DEFAULT_REGISTRY_PATH, RegistryError, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.cli import app
 from safeshare.operators.registry_store import RegistryChangeError, renew_signature

@@ -28,10 +28,10 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.registry import Registry
 from agency_adapters.sandbox_agency.seed import DEMO_CHILDREN, demo_consents
 from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
+from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc

@@ -35,9 +35,10 @@ from activities.agency import (
     ApplicationErrorType,
     agency_task_queue,
 )
+from activities.approvers import ApproverLookup
 from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH, ApproverLookup
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent, sharing_request, timestamp

@@ -20,11 +20,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.approvers import ApproverLookup
 from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
-from activities.registry import DEFAULT_REGISTRY_PATH, ApproverLookup
 from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
+from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki

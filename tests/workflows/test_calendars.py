@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.calendars import resolve_calendar
-from activities.registry import Registry, parse_registry
+from partnership.registry import Registry, parse_registry
 from workflows import translate
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import Step, Urgency, deadline

@@ -25,8 +25,8 @@ from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.registry import DEFAULT_REGISTRY_PATH, Registry
 from activities.review import ProtocolReviewActivities, ReviewWindow
+from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc

@@ -22,14 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from temporalio import activity
 
 from activities.agency import AGENCY_ID_PATTERN
-from activities.names import APPROVERS_OF
 
 # A delay is bounded: an access history that hides a read for ever is no history.
 MAX_DISCLOSURE_DELAY_DAYS = 180
-DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent.parent / "partnership" / "registry.toml"
+DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent / "registry.toml"
 
 log = structlog.get_logger("safeshare.registry")
 
@@ -432,20 +430,3 @@ class RegistrySource:
             self._refused_stamp = None
             log.info("registry_reloaded", registry_version=registry.registry_version)
         return self._registry
-
-
-class ApproverLookup:
-    """The hub's answer to "who may decide this agency's overrides", from the registry file
-    as it is now (read at each call: a registry edit applies to the next decision)."""
-
-    def __init__(self, path: Path = DEFAULT_REGISTRY_PATH) -> None:
-        """Args:
-        path: the registry file.
-        """
-        self._path = path
-
-    @activity.defn(name=APPROVERS_OF)
-    async def approvers_of(self, agency_id: str) -> list[str]:
-        """The approvers the registry names for ``agency_id`` (empty: none named)."""
-        agency = load_registry(self._path).get(agency_id)
-        return list(agency.approvers) if agency is not None else []
