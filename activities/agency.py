@@ -1,4 +1,5 @@
-"""The agency activities: names, task queues and timeouts that adapter workers implement.
+"""The agency activities' contract: task queues, timeouts and error types that adapter workers
+implement (their names are in :mod:`activities.names`).
 
 The hub's workflows call these by name on the task queue ``agency.<agency-id>``; the adapter
 worker for that agency implements them by calling the agency's ``agency.v1.AgencyService``.
@@ -14,10 +15,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from google.protobuf.message import Message
-
-LOOKUP_CONSENT = "agency.LookupConsent"
-EXTRACT_RECORDS = "agency.ExtractRecords"
-RECEIVE_DELIVERY = "agency.ReceiveDelivery"
 
 # Agency ids name task queues and certificates, so they are short codes, never personal data.
 AGENCY_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
@@ -60,13 +57,6 @@ def content_digest(items: Iterable[Message]) -> str:
         digest.update(encoded)
     return digest.hexdigest()
 
-
-# -- appended for issue 4: the notification activities and large-record limits ----------------
-
-NOTIFY_PRACTITIONER = "agency.NotifyPractitioner"
-"""Takes ``agency.v1.NotifyPractitionerRequest``, returns ``NotifyPractitionerResponse``."""
-RECEIVE_CONSENT_WITHDRAWN = "agency.ReceiveConsentWithdrawn"
-"""Takes ``agency.v1.ReceiveConsentWithdrawnRequest``, returns its response."""
 
 PAYLOAD_TOO_LARGE = "PayloadTooLarge"
 """``ApplicationError.type`` of a non-retryable refusal: records too large even for the

@@ -25,15 +25,11 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
+from activities.names import GATHER_REVIEW_FIGURES, WRITE_REVIEW_REPORT
 from partnership.registry import Agency, Registry, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 
 log = structlog.get_logger("safeshare.review")
-
-GATHER_REVIEW_FIGURES = "hub.GatherReviewFigures"
-"""Takes ``ReviewWindow``, returns ``ReviewFigures``."""
-WRITE_REVIEW_REPORT = "hub.WriteReviewReport"
-"""Takes ``ReviewReport``, returns ``ReviewFiles``."""
 
 NEAR_DAYS = 60
 """A review date or a training attestation this close (or past) is flagged."""

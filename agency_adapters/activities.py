@@ -25,14 +25,16 @@ from temporalio.exceptions import ApplicationError
 from activities.agency import (
     AGENCY_CALL_TIMEOUT,
     CLAIM_CHECK_FAILED,
+    MAX_ACTIVITY_PAYLOAD_BYTES,
+    PAYLOAD_TOO_LARGE,
+    content_digest,
+)
+from activities.names import (
     EXTRACT_RECORDS,
     LOOKUP_CONSENT,
-    MAX_ACTIVITY_PAYLOAD_BYTES,
     NOTIFY_PRACTITIONER,
-    PAYLOAD_TOO_LARGE,
     RECEIVE_CONSENT_WITHDRAWN,
     RECEIVE_DELIVERY,
-    content_digest,
 )
 from agency_adapters.claims import ClaimError, ClaimStore
 from agency_adapters.errors import from_rpc_error

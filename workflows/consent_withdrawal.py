@@ -17,13 +17,8 @@ from temporalio.exceptions import ActivityError
 from workflows import translate
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agency import (
-        AGENCY_CALL_TIMEOUT,
-        RECEIVE_CONSENT_WITHDRAWN,
-        ApplicationErrorType,
-        agency_task_queue,
-    )
-    from activities.names import NOTIFY_OPERATOR
+    from activities.agency import AGENCY_CALL_TIMEOUT, ApplicationErrorType, agency_task_queue
+    from activities.names import NOTIFY_OPERATOR, RECEIVE_CONSENT_WITHDRAWN
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
 

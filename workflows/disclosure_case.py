@@ -37,14 +37,17 @@ from workflows.ids import case_ref_from_workflow_id
 with workflow.unsafe.imports_passed_through():
     from activities.agency import (
         AGENCY_CALL_TIMEOUT,
-        EXTRACT_RECORDS,
-        NOTIFY_PRACTITIONER,
-        RECEIVE_DELIVERY,
         ApplicationErrorType,
         agency_task_queue,
         content_digest,
     )
-    from activities.names import DISCLOSURE_GATE, NOTIFY_OPERATOR
+    from activities.names import (
+        DISCLOSURE_GATE,
+        EXTRACT_RECORDS,
+        NOTIFY_OPERATOR,
+        NOTIFY_PRACTITIONER,
+        RECEIVE_DELIVERY,
+    )
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
 

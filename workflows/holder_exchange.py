@@ -36,16 +36,19 @@ from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 with workflow.unsafe.imports_passed_through():
     from activities.agency import (
         AGENCY_CALL_TIMEOUT,
-        EXTRACT_RECORDS,
-        LOOKUP_CONSENT,
-        NOTIFY_PRACTITIONER,
-        RECEIVE_CONSENT_WITHDRAWN,
-        RECEIVE_DELIVERY,
         ApplicationErrorType,
         agency_task_queue,
         content_digest,
     )
-    from activities.names import APPROVERS_OF, NOTIFY_OPERATOR
+    from activities.names import (
+        APPROVERS_OF,
+        EXTRACT_RECORDS,
+        LOOKUP_CONSENT,
+        NOTIFY_OPERATOR,
+        NOTIFY_PRACTITIONER,
+        RECEIVE_CONSENT_WITHDRAWN,
+        RECEIVE_DELIVERY,
+    )
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
 

@@ -13,15 +13,13 @@ from google.protobuf.message import Message
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from activities.agency import (
+from activities.agency import ApplicationErrorType, agency_task_queue, content_digest
+from activities.names import (
     EXTRACT_RECORDS,
     LOOKUP_CONSENT,
     NOTIFY_PRACTITIONER,
     RECEIVE_CONSENT_WITHDRAWN,
     RECEIVE_DELIVERY,
-    ApplicationErrorType,
-    agency_task_queue,
-    content_digest,
 )
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import LOOKUP_CONSENT
+from activities.names import LOOKUP_CONSENT
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.hub import build_hub_worker

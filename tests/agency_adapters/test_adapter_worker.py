@@ -13,7 +13,8 @@ from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import LOOKUP_CONSENT, agency_task_queue
+from activities.agency import agency_task_queue
+from activities.names import LOOKUP_CONSENT
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb

@@ -22,14 +22,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import (
+from activities.agency import ApplicationErrorType, content_digest
+from activities.names import (
     EXTRACT_RECORDS,
     LOOKUP_CONSENT,
     NOTIFY_PRACTITIONER,
     RECEIVE_CONSENT_WITHDRAWN,
     RECEIVE_DELIVERY,
-    ApplicationErrorType,
-    content_digest,
 )
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
 from protos.agency.v1 import agency_service_pb2 as agency_pb

@@ -32,13 +32,13 @@ from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import (
+from activities.agency import agency_task_queue
+from activities.names import (
     EXTRACT_RECORDS,
     LOOKUP_CONSENT,
     NOTIFY_PRACTITIONER,
     RECEIVE_CONSENT_WITHDRAWN,
     RECEIVE_DELIVERY,
-    agency_task_queue,
 )
 from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
 from protos.agency.v1 import agency_service_pb2 as agency_pb

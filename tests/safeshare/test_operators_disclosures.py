@@ -14,8 +14,8 @@ from temporalio import activity
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import NOTIFY_PRACTITIONER, RECEIVE_DELIVERY, agency_task_queue
-from activities.names import NOTIFY_OPERATOR
+from activities.agency import agency_task_queue
+from activities.names import NOTIFY_OPERATOR, NOTIFY_PRACTITIONER, RECEIVE_DELIVERY
 from activities.protocol_gate import ProtocolGate
 from activities.review import ProtocolReviewActivities, ReviewWindow
 from activities.review_report import sections

@@ -26,17 +26,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Interceptor, Worker
 
-from activities.agency import (
+from activities.agency import ApplicationErrorType, agency_task_queue
+from activities.approvers import ApproverLookup
+from activities.names import (
     EXTRACT_RECORDS,
     LOOKUP_CONSENT,
+    NOTIFY_OPERATOR,
     NOTIFY_PRACTITIONER,
     RECEIVE_CONSENT_WITHDRAWN,
     RECEIVE_DELIVERY,
-    ApplicationErrorType,
-    agency_task_queue,
 )
-from activities.approvers import ApproverLookup
-from activities.names import NOTIFY_OPERATOR
 from activities.protocol_gate import ProtocolGate
 from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
