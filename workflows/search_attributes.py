@@ -15,6 +15,15 @@ WAITING_ON = SearchAttributeKey.for_keyword("WaitingOn")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OUTCOME = SearchAttributeKey.for_keyword("Outcome")
 
+# An exchange whose deadline was missed or whose delivery is failing has climbed the escalation
+# ladder: operators list these (the "escalated" saved view, safeshare.operators.views).
+ESCALATED = SearchAttributeKey.for_bool("Escalated")
+# A disclosure case (a holder shared without a request) sets its kind; a request leaves it
+# unset. Saved views and `safeshare cases list` tell the two apart by it.
+CASE_KIND = SearchAttributeKey.for_keyword("CaseKind")
+# The recipients of a disclosure (a request's recipient is its RequestingAgency).
+RECIPIENT_AGENCY = SearchAttributeKey.for_keyword_list("RecipientAgency")
+
 ALL = (
     CASE_STATE,
     URGENCY,
@@ -26,16 +35,8 @@ ALL = (
     WAITING_ON,
     NEXT_DEADLINE,
     OUTCOME,
+    ESCALATED,
+    CASE_KIND,
+    RECIPIENT_AGENCY,
 )
-
-# An exchange whose deadline was missed or whose delivery is failing has climbed the escalation
-# ladder: operators list these (the "escalated" saved view, safeshare.operators.views).
-ESCALATED = SearchAttributeKey.for_bool("Escalated")
-ALL = (*ALL, ESCALATED)  # type: ignore[assignment]  # appended: the tuple grows
-
-# A disclosure case (a holder shared without a request) sets its kind; a request leaves it
-# unset. Saved views and `safeshare cases list` tell the two apart by it.
-CASE_KIND = SearchAttributeKey.for_keyword("CaseKind")
-# The recipients of a disclosure (a request's recipient is its RequestingAgency).
-RECIPIENT_AGENCY = SearchAttributeKey.for_keyword_list("RecipientAgency")
-ALL = (*ALL, CASE_KIND, RECIPIENT_AGENCY)  # type: ignore[assignment]  # appended: the tuple grows
+"""Every attribute, for registering them with a Temporal namespace."""

@@ -1,4 +1,4 @@
-"""Metrics (issue 8, part 3): a real hub process with ``--metrics-port`` runs a case to its
+"""Metrics: a real hub process with ``--metrics-port`` runs a case to its
 close, and its Prometheus endpoint shows Temporal's SDK series and SafeShare's own; the
 gateway counts each Case API call by RPC and status."""
 

@@ -1,4 +1,4 @@
-"""The Temporal Web UI as the operators' control room (issue 8, part 1), in a real browser.
+"""The Temporal Web UI as the operators' control room, in a real browser.
 
 On one dev stack (demo cases: one waiting on the recipient, one waiting on the holder, a RED
 case closed under override), every saved view of ``safeshare.operators.views`` is opened
