@@ -24,7 +24,11 @@ def closed_case_view(case_ref: str, record: pb.DecisionRecord) -> pb.CaseView:
 
 def merge_case_view(case: pb.CaseView, holders: Sequence[pb.HolderRecord]) -> pb.CaseView:
     """The case view with every holder's record, and the case's state, whose move and next
-    deadline taken from its open exchanges."""
+    deadline taken from its open exchanges.
+
+    A case is CLOSED only once the case workflow has closed it, with its outcome: an only
+    exchange that has closed leaves the case EXCHANGING (nobody's move) until then, so no
+    reader ever sees CLOSED without the outcome."""
     view = pb.CaseView()
     view.CopyFrom(case)
     if holders:
@@ -33,7 +37,7 @@ def merge_case_view(case: pb.CaseView, holders: Sequence[pb.HolderRecord]) -> pb
     if case.state != pb.CASE_STATE_EXCHANGING:
         return view
     open_holders = [h for h in holders if h.state != pb.CASE_STATE_CLOSED]
-    if len(holders) == 1:
+    if len(holders) == 1 and holders[0].state != pb.CASE_STATE_CLOSED:
         view.state = holders[0].state
     if not open_holders:
         return view

@@ -267,8 +267,10 @@ def _holder_view(party: Party, case: pb.CaseView) -> pb.CaseView:
     record = case.record
     own = [h for h in record.holders if h.holding_agency_id == party.agency_id]
     view = _case_frame(party, case, [_copy(h) for h in own])
-    if own and record.outcome != pb.OUTCOME_UNSPECIFIED:
-        # Its own exchange's outcome and basis, not the case's (which joins every holder's).
+    own_closed = bool(own) and own[0].state == pb.CASE_STATE_CLOSED
+    if own and (record.outcome != pb.OUTCOME_UNSPECIFIED or own_closed):
+        # Its own exchange's outcome and basis, not the case's (which joins every holder's);
+        # once its own exchange has closed, it reads CLOSED with that exchange's outcome.
         view.record.outcome = own[0].outcome
         view.record.basis = own[0].basis
     elif len(record.request.holding_agency_ids) == 1 or not record.holders:
@@ -281,6 +283,8 @@ def _holder_view(party: Party, case: pb.CaseView) -> pb.CaseView:
         )
         merged = merge_case_view(base, own)
         view.state, view.waiting_on = merged.state, merged.waiting_on
+        if own_closed:
+            view.state, view.waiting_on = pb.CASE_STATE_CLOSED, pb.WAITING_ON_UNSPECIFIED
         view.ClearField("next_deadline")
         if merged.HasField("next_deadline"):
             view.next_deadline.CopyFrom(merged.next_deadline)

@@ -22,6 +22,7 @@ from safeshare.gateway.party_view import (
     summary_for,
     view_for,
 )
+from workflows.case_view import merge_case_view
 
 CSC, SCHOOL, GP, POLICE = "northshire-csc", "oakfield-primary", "riverside-gp", "northshire-police"
 REQUESTER = Party(CSC, Role.REQUESTER)
@@ -370,3 +371,82 @@ def test_no_party_ever_sees_another_holders_free_text(case: pb.CaseView) -> None
         if party.role is Role.HOLDER:
             own = [h for h in case.record.holders if h.holding_agency_id == agency]
             assert [h for h in view_for(party, case).record.holders] == own
+
+
+# -- CLOSED only with its outcome ------------------------------------------------------------
+
+
+def _closed_exchange(holder: str, outcome: pb.Outcome.ValueType) -> pb.HolderRecord:
+    return pb.HolderRecord(
+        holding_agency_id=holder, state=pb.CASE_STATE_CLOSED, outcome=outcome, basis="b"
+    )
+
+
+def _as_read(agency: str, case: pb.CaseView, holders: list[pb.HolderRecord]) -> pb.CaseView:
+    """What GetCase answers ``agency``: every holder's record merged in, then its part."""
+    merged = merge_case_view(case, holders)
+    party = party_in(agency, merged)
+    assert party is not None
+    return view_for(party, merged)
+
+
+def test_a_case_whose_only_exchange_closed_is_not_closed_until_the_case_is() -> None:
+    # The exchange has closed, the case workflow has not yet recorded the case's outcome.
+    exchange = _closed_exchange(SCHOOL, pb.OUTCOME_SHARED_WITH_CONSENT)
+    case = case_of(state=pb.CASE_STATE_EXCHANGING)
+    for agency in (CSC, SCHOOL):
+        seen = _as_read(agency, case, [exchange])
+        assert seen.state != pb.CASE_STATE_CLOSED or seen.record.outcome, (agency, seen)
+    assert _as_read(CSC, case, [exchange]).state == pb.CASE_STATE_EXCHANGING
+    # The holder's own part is over: it reads its own exchange's outcome with CLOSED.
+    own = _as_read(SCHOOL, case, [exchange])
+    assert (own.state, own.record.outcome) == (
+        pb.CASE_STATE_CLOSED,
+        pb.OUTCOME_SHARED_WITH_CONSENT,
+    )
+
+
+def test_a_holder_whose_exchange_closed_first_reads_its_own_outcome() -> None:
+    mine = _closed_exchange(SCHOOL, pb.OUTCOME_NOT_SHARED)
+    other = pb.HolderRecord(holding_agency_id=GP, state=pb.CASE_STATE_AWAITING_CONSENT_DECISION)
+    case = case_of(mine, other, state=pb.CASE_STATE_EXCHANGING)
+    seen = _as_read(SCHOOL, case, [mine, other])
+    assert (seen.state, seen.record.outcome) == (pb.CASE_STATE_CLOSED, pb.OUTCOME_NOT_SHARED)
+    assert _as_read(CSC, case, [mine, other]).state != pb.CASE_STATE_CLOSED
+
+
+_CLOSED_OUTCOMES = [o for o in pb.Outcome.values() if o != pb.OUTCOME_UNSPECIFIED]
+
+
+@st.composite
+def consistent_cases(draw: st.DrawFn) -> tuple[pb.CaseView, list[pb.HolderRecord]]:
+    """A case as the workflows publish it: whatever is CLOSED carries its outcome, and the
+    case closes only after all of its exchanges."""
+    holders = draw(st.lists(st.sampled_from(HOLDERS), min_size=1, max_size=3, unique=True))
+    records = []
+    for holder in holders:
+        state = draw(st.sampled_from([s for s in pb.CaseState.values() if s]))
+        outcome = draw(st.sampled_from(_CLOSED_OUTCOMES)) if state == pb.CASE_STATE_CLOSED else 0
+        records.append(pb.HolderRecord(holding_agency_id=holder, state=state, outcome=outcome))
+    all_closed = all(r.state == pb.CASE_STATE_CLOSED for r in records)
+    case_closed = all_closed and draw(st.booleans())
+    case = case_of(state=pb.CASE_STATE_CLOSED if case_closed else pb.CASE_STATE_EXCHANGING)
+    del case.record.request.holding_agency_ids[:]
+    case.record.request.holding_agency_ids.extend(holders)
+    if case_closed:
+        case.record.outcome = draw(st.sampled_from(_CLOSED_OUTCOMES))
+        case.record.holders.extend(records)
+    present = [r for r in records if draw(st.booleans()) or case_closed]
+    return case, present
+
+
+@settings(max_examples=300, deadline=None)
+@given(consistent_cases())
+def test_no_party_ever_reads_closed_without_an_outcome(
+    found: tuple[pb.CaseView, list[pb.HolderRecord]],
+) -> None:
+    case, holders = found
+    for agency in (CSC, *case.record.request.holding_agency_ids):
+        seen = _as_read(agency, case, holders)
+        if seen.state == pb.CASE_STATE_CLOSED:
+            assert seen.record.outcome != pb.OUTCOME_UNSPECIFIED, (agency, seen)
