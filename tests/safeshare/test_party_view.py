@@ -426,8 +426,10 @@ def consistent_cases(draw: st.DrawFn) -> tuple[pb.CaseView, list[pb.HolderRecord
     records = []
     for holder in holders:
         state = draw(st.sampled_from([s for s in pb.CaseState.values() if s]))
-        outcome = draw(st.sampled_from(_CLOSED_OUTCOMES)) if state == pb.CASE_STATE_CLOSED else 0
-        records.append(pb.HolderRecord(holding_agency_id=holder, state=state, outcome=outcome))
+        record = pb.HolderRecord(holding_agency_id=holder, state=state)
+        if state == pb.CASE_STATE_CLOSED:
+            record.outcome = draw(st.sampled_from(_CLOSED_OUTCOMES))
+        records.append(record)
     all_closed = all(r.state == pb.CASE_STATE_CLOSED for r in records)
     case_closed = all_closed and draw(st.booleans())
     case = case_of(state=pb.CASE_STATE_CLOSED if case_closed else pb.CASE_STATE_EXCHANGING)
