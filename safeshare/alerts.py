@@ -3,7 +3,8 @@ exported as metrics.
 
 The NotifyOperator activity opens an alert here (``raised``); ``watch`` runs beside the hub
 worker and resolves each alert once its case has moved on, and counts the open exchanges past
-their deadline by urgency. Prometheus alerts on the series (``ops/prometheus/``):
+their deadline by urgency, and the open disclosures whose acknowledgement is overdue by kind.
+Prometheus alerts on the series (``ops/prometheus/``):
 
 - a deadline alert (or a refused notification: the agency's system would not take a reminder)
   is resolved when the exchange's ``NextDeadline`` is no longer the deadline that was missed
@@ -33,6 +34,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare import metrics
 from workflows import search_attributes as sa
 from workflows.case_model import Escalation, Urgency, WaitingOn
+from workflows.disclosure_model import Kind as DisclosureKind
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_from_workflow_id
 
@@ -40,6 +42,7 @@ log = structlog.get_logger("safeshare.alerts")
 
 WATCH_INTERVAL = dt.timedelta(seconds=15)
 EXCHANGE = "HolderExchange"
+DISCLOSURE = "DisclosureCase"
 
 
 @dataclass
@@ -114,8 +117,9 @@ class OperatorAlerts:
             await self.refresh()
             await asyncio.sleep(interval.total_seconds())
 
-    async def refresh(self) -> None:
-        """Resolve the alerts whose cases moved on; count open and overdue exchanges."""
+    async def refresh(self, now: dt.datetime | None = None) -> None:
+        """Resolve the alerts whose cases moved on; count open and overdue exchanges and
+        overdue disclosures (overdue as of ``now``, the wall clock by default)."""
         for key, entry in list(self._open.items()):
             with contextlib.suppress(RPCError):  # Temporal away: try again next round
                 if await self._resolved(entry):
@@ -125,7 +129,7 @@ class OperatorAlerts:
                              step=entry.alert.step, rung=entry.alert.rung,
                              reason=entry.alert.reason)  # fmt: skip
         with contextlib.suppress(RPCError):  # a server without visibility queries (test server)
-            await self._count_exchanges()
+            await self._count_exchanges(now or dt.datetime.now(dt.UTC))
 
     async def _resolved(self, entry: _Open) -> bool:
         description = await self._client.get_workflow_handle(entry.workflow_id).describe()
@@ -138,8 +142,8 @@ class OperatorAlerts:
             return attributes.get(sa.NEXT_DEADLINE) != entry.deadline
         return False
 
-    async def _count_exchanges(self) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async def _count_exchanges(self, at: dt.datetime) -> None:
+        now = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for urgency in (Urgency.RED, Urgency.AMBER, Urgency.GREEN):
             query = (
                 f"WorkflowType='{EXCHANGE}' AND ExecutionStatus='Running' "
@@ -155,6 +159,15 @@ class OperatorAlerts:
                 f"AND WaitingOn='{waiting_on.value}'"
             )
             metrics.set_exchanges_open(waiting_on.value, counted.count)
+        for kind in DisclosureKind:
+            # A disclosure waits on its recipients' acknowledgements; its NextDeadline is the
+            # earliest one still pending, and stays put once missed (the ladder climbs on it).
+            counted = await self._client.count_workflows(
+                f"WorkflowType='{DISCLOSURE}' AND ExecutionStatus='Running' "
+                f"AND CaseKind='{kind.value}' AND CaseState='AWAITING_ACKNOWLEDGEMENT' "
+                f"AND NextDeadline < '{now}'"
+            )
+            metrics.set_disclosures_overdue(kind.value, counted.count)
 
     async def _reopen_delivery_alerts(self) -> None:
         query = (

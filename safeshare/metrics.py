@@ -36,6 +36,7 @@ _alerts_open: MetricGauge | None = None
 _alerts_raised: MetricCounter | None = None
 _overdue: MetricGauge | None = None
 _open_exchanges: MetricGauge | None = None
+_disclosures_overdue: MetricGauge | None = None
 _certificate_expiry: MetricGaugeFloat | None = None
 
 
@@ -71,7 +72,7 @@ def runtime_for(address: str) -> Runtime:
 
 def _use_meter(meter: MetricMeter) -> None:
     global _gateway_requests, _access_events, _alerts_open, _alerts_raised, _overdue
-    global _certificate_expiry, _open_exchanges
+    global _certificate_expiry, _open_exchanges, _disclosures_overdue
     _gateway_requests = meter.create_counter(
         "safeshare_gateway_requests", "Case API calls by RPC and gRPC status code."
     )
@@ -92,6 +93,10 @@ def _use_meter(meter: MetricMeter) -> None:
     )
     _open_exchanges = meter.create_gauge(
         "safeshare_exchanges_open", "Open exchanges by whose move it is (WaitingOn)."
+    )
+    _disclosures_overdue = meter.create_gauge(
+        "safeshare_disclosure_acknowledgements_overdue",
+        "Open disclosures whose recipient's acknowledgement is past its deadline, by kind.",
     )
     _certificate_expiry = meter.create_gauge_float(
         "safeshare_certificate_expiry_timestamp_seconds",
@@ -121,6 +126,13 @@ def set_exchanges_open(waiting_on: str, count: int) -> None:
     """How many open exchanges wait on ``waiting_on``; a no-op without metrics."""
     if _open_exchanges is not None:
         _open_exchanges.set(count, {"waiting_on": waiting_on})
+
+
+def set_disclosures_overdue(kind: str, count: int) -> None:
+    """How many open disclosures of ``kind`` wait past their acknowledgement deadline; a no-op
+    without metrics."""
+    if _disclosures_overdue is not None:
+        _disclosures_overdue.set(count, {"kind": kind})
 
 
 def export_certificate_expiry(

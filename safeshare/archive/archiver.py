@@ -114,7 +114,7 @@ class ArchiverMetrics:
     lag_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        self._archived = self._failures = self._lag = None
+        self._archived = self._failures = self._lag = self._retention = self._threshold = None
         if self.meter is not None:
             self._archived = self.meter.create_counter(
                 "safeshare_archive_cases_archived", "Closed workflows archived and read back."
@@ -127,6 +127,22 @@ class ArchiverMetrics:
                 "Age of the oldest closed case not yet archived (0: none).",
                 "s",
             )
+            self._retention = self.meter.create_gauge_float(
+                "safeshare_archive_retention_seconds",
+                "The namespace's retention the archiver measures its lag against.",
+                "s",
+            )
+            self._threshold = self.meter.create_gauge_float(
+                "safeshare_archive_lag_alert_seconds",
+                "The lag past which the archive alerts: the set fraction of the retention.",
+                "s",
+            )
+
+    def set_retention(self, retention: dt.timedelta, fraction: float) -> None:
+        """The retention and the lag alert threshold (``fraction`` of it), for the alert rule."""
+        if self._retention is not None and self._threshold is not None:
+            self._retention.set(retention.total_seconds())
+            self._threshold.set(retention.total_seconds() * fraction)
 
     def count_archived(self, kind: str) -> None:
         """One more record archived."""
@@ -175,6 +191,7 @@ class Archiver:
         self._key = signing_key
         self.settings = settings or ArchiverSettings()
         self.metrics = metrics or ArchiverMetrics()
+        self.metrics.set_retention(self.settings.retention, self.settings.lag_alert_fraction)
         self._fetcher = HistoryFetcher(client, concurrency=10)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -161,8 +161,11 @@ async def _exported(run: Run) -> set[str]:
     for _ in range(60):
         texts = [await asyncio.to_thread(_scrape, port) for port in ports]
         names = set().union(*(exported_names(text) for text in texts))
-        # The hub counts open exchanges every 15 s; the first count may not have run yet.
-        if {"safeshare_exchanges_open", "safeshare_archive_lag_seconds"} <= names:
+        # The hub counts open exchanges and overdue disclosures every 15 s; the first count
+        # may not have run yet.
+        wanted = {"safeshare_exchanges_open", "safeshare_disclosure_acknowledgements_overdue",
+                  "safeshare_archive_lag_seconds"}  # fmt: skip
+        if wanted <= names:
             return names
         await asyncio.sleep(1)
     return names

@@ -22,6 +22,8 @@ from activities.review_report import sections
 from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare import metrics
+from safeshare.alerts import OperatorAlerts
 from safeshare.operators.cases import list_cases, list_query
 from safeshare.operators.views import view
 from tests.disclosure_factories import POLICE, SCHOOL, encompass
@@ -121,4 +123,46 @@ async def test_a_disclosure_is_listed_as_one(dev_server: WorkflowEnvironment) ->
         assert figures.disclosure_deadlines["OPERATION_ENCOMPASS"]["open"] >= 1
         section = next(s for s in sections(figures) if s.title == "Disclosures by kind")
         assert any(row[0] == "OPERATION_ENCOMPASS" for row in section.rows)
+        await handle.terminate("test done")
+
+
+async def test_the_hub_counts_disclosures_waiting_past_their_acknowledgement_deadline(
+    dev_server: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What SafeShareDisclosureAcknowledgementOverdue alerts on: the count by kind of open
+    disclosures awaiting acknowledgement past their deadline (other tests' disclosures share
+    the namespace, so the case is seen by the count rising across its deadline)."""
+    client = dev_server.client
+    hub = f"hub-{uuid.uuid4().hex[:8]}"
+    counted: dict[str, int] = {}
+    monkeypatch.setattr(metrics, "set_disclosures_overdue", counted.__setitem__)
+    alerts = OperatorAlerts(client)
+    async with AsyncExitStack() as stack:
+        gate = ProtocolGate(DEFAULT_REGISTRY_PATH)
+        await stack.enter_async_context(
+            Worker(client, task_queue=hub, workflows=[DisclosureCase],
+                   activities=[gate.check_disclosure, alert])
+        )  # fmt: skip
+        await stack.enter_async_context(
+            Worker(client, task_queue=agency_task_queue(SCHOOL), activities=[receive, notify])
+        )
+        disclosure = encompass()
+        handle = await client.start_workflow(
+            DisclosureCase.run, pb.DisclosureCaseInput(disclosure=disclosure),
+            id=case_workflow_id(disclosure_ref_for(POLICE, disclosure.disclosure_id)),
+            task_queue=hub,
+        )  # fmt: skip
+        query = f"WorkflowId='{handle.id}' AND CaseState='AWAITING_ACKNOWLEDGEMENT'"
+        for _ in range(100):  # visibility lags the workflow by a moment
+            if (await client.count_workflows(query)).count:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the disclosure never waited on its acknowledgement")
+        deadline = (await handle.query(DisclosureCase.case_view)).next_deadline.ToDatetime(dt.UTC)
+        await alerts.refresh(now=deadline - dt.timedelta(seconds=1))
+        before = dict(counted)
+        await alerts.refresh(now=deadline + dt.timedelta(seconds=1))
+        assert set(counted) == {"OPERATION_ENCOMPASS", "CONCERN", "CHILD_PROTECTION_FILE_TRANSFER"}
+        assert counted["OPERATION_ENCOMPASS"] >= before["OPERATION_ENCOMPASS"] + 1
         await handle.terminate("test done")
