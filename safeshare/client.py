@@ -9,16 +9,29 @@
 
 Calls raise ``grpc.aio.AioRpcError``; ``rpc_status.from_call(err)`` gives the rich details
 (``google.rpc.BadRequest`` field violations).
+
+Retries: every unary call of the Case API is safe to repeat (SubmitRequest and SubmitDisclosure
+on their request's id, each decision on its ``command_id``, reads anyway), so the client retries
+UNAVAILABLE and DEADLINE_EXCEEDED itself, up to ``attempts`` times with a growing pause (the
+server's ``google.rpc.RetryInfo`` when it gives one). Each decision call makes one command id
+(a UUID) unless the caller passes its own, and keeps it for every retry: a decision whose reply
+was lost is applied once and the retry answers as the first call did.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+import random
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
@@ -26,6 +39,12 @@ from protos.sharing.v1.case_service_pb2_grpc import CaseServiceStub
 from safeshare.tls import TlsFiles, channel_credentials
 
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_ATTEMPTS = 4
+RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""The codes a call is repeated on: the call may or may not have reached SafeShare."""
+FIRST_PAUSE = 0.2
+MAX_PAUSE = 5.0
+R = TypeVar("R")
 
 SERVICE_CONFIG = json.dumps(
     {
@@ -59,12 +78,38 @@ def gateway_channel(
     return channel_target, options
 
 
-class CaseClient:
-    """The Case API as typed async calls. Every call has a deadline."""
+def new_command_id() -> str:
+    """A fresh idempotency key for one decision."""
+    return str(uuid.uuid4())
 
-    def __init__(self, channel: grpc.aio.Channel, timeout: float = DEFAULT_TIMEOUT) -> None:
+
+class CaseClient:
+    """The Case API as typed async calls. Every call has a deadline (per attempt)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = DEFAULT_ATTEMPTS,
+    ) -> None:
         self._stub = CaseServiceStub(channel)
         self._timeout = timeout
+        self._attempts = max(attempts, 1)
+
+    async def _call(self, method: Callable[..., Awaitable[R]], request: object) -> R:
+        """``method(request)``, repeated on UNAVAILABLE or DEADLINE_EXCEEDED (the same request:
+        the same idempotency key)."""
+        pause = FIRST_PAUSE
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await method(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() not in RETRIED or attempt == self._attempts:
+                    raise
+                wait = _retry_delay(err)
+                await asyncio.sleep(wait if wait is not None else random.uniform(0, pause))
+                pause = min(pause * 2, MAX_PAUSE)
+        raise AssertionError("unreachable")
 
     @classmethod
     @asynccontextmanager
@@ -92,98 +137,132 @@ class CaseClient:
 
     async def submit(self, request: pb.SharingRequest) -> service_pb.SubmitRequestResponse:
         """Submit a request; the same ``request_id`` returns the same case."""
-        return await self._stub.SubmitRequest(
-            service_pb.SubmitRequestRequest(request=request), timeout=self._timeout
+        return await self._call(
+            self._stub.SubmitRequest, service_pb.SubmitRequestRequest(request=request)
         )
 
     async def submit_disclosure(
         self, disclosure: pb.Disclosure
     ) -> service_pb.SubmitDisclosureResponse:
         """Open a disclosure case as its holder (idempotent on ``disclosure_id``)."""
-        return await self._stub.SubmitDisclosure(
-            service_pb.SubmitDisclosureRequest(disclosure=disclosure), timeout=self._timeout
+        return await self._call(
+            self._stub.SubmitDisclosure, service_pb.SubmitDisclosureRequest(disclosure=disclosure)
         )
 
     async def get(self, case_ref: str) -> pb.CaseView:
         """Read a case the calling agency is party to."""
-        response = await self._stub.GetCase(
-            service_pb.GetCaseRequest(case_ref=case_ref), timeout=self._timeout
+        response = await self._call(
+            self._stub.GetCase, service_pb.GetCaseRequest(case_ref=case_ref)
         )
         return response.case
 
-    async def acknowledge(self, case_ref: str, acknowledgement: pb.Acknowledgement) -> pb.CaseView:
+    async def acknowledge(
+        self, case_ref: str, acknowledgement: pb.Acknowledgement, command_id: str | None = None
+    ) -> pb.CaseView:
         """Acknowledge a delivery as the recipient."""
-        response = await self._stub.Acknowledge(
-            service_pb.AcknowledgeRequest(case_ref=case_ref, acknowledgement=acknowledgement),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.Acknowledge,
+            service_pb.AcknowledgeRequest(
+                case_ref=case_ref,
+                acknowledgement=acknowledgement,
+                command_id=command_id or new_command_id(),
+            ),
         )
         return response.case
 
-    async def record_consent(self, case_ref: str, decision: pb.ConsentDecision) -> pb.CaseView:
+    async def record_consent(
+        self, case_ref: str, decision: pb.ConsentDecision, command_id: str | None = None
+    ) -> pb.CaseView:
         """As the holder: record consent, or why it is not sought."""
-        response = await self._stub.RecordConsent(
-            service_pb.RecordConsentRequest(case_ref=case_ref, decision=decision),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.RecordConsent,
+            service_pb.RecordConsentRequest(
+                case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
-    async def propose_override(self, case_ref: str, proposal: pb.OverrideProposal) -> pb.CaseView:
+    async def propose_override(
+        self, case_ref: str, proposal: pb.OverrideProposal, command_id: str | None = None
+    ) -> pb.CaseView:
         """As the holder: propose an override with its justification."""
-        response = await self._stub.ProposeOverride(
-            service_pb.ProposeOverrideRequest(case_ref=case_ref, proposal=proposal),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.ProposeOverride,
+            service_pb.ProposeOverrideRequest(
+                case_ref=case_ref, proposal=proposal, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
-    async def decide_override(self, case_ref: str, decision: pb.OverrideDecision) -> pb.CaseView:
+    async def decide_override(
+        self, case_ref: str, decision: pb.OverrideDecision, command_id: str | None = None
+    ) -> pb.CaseView:
         """As an approver at the holder: approve or reject the proposed override."""
-        response = await self._stub.DecideOverride(
-            service_pb.DecideOverrideRequest(case_ref=case_ref, decision=decision),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.DecideOverride,
+            service_pb.DecideOverrideRequest(
+                case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
-    async def share_first(self, case_ref: str, decision: pb.ShareFirstDecision) -> pb.CaseView:
+    async def share_first(
+        self, case_ref: str, decision: pb.ShareFirstDecision, command_id: str | None = None
+    ) -> pb.CaseView:
         """As the holder, RED only: share now and justify within the override deadline."""
-        response = await self._stub.ShareFirst(
-            service_pb.ShareFirstRequest(case_ref=case_ref, decision=decision),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.ShareFirst,
+            service_pb.ShareFirstRequest(
+                case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
-    async def decline_to_share(self, case_ref: str, decision: pb.DeclineDecision) -> pb.CaseView:
+    async def decline_to_share(
+        self, case_ref: str, decision: pb.DeclineDecision, command_id: str | None = None
+    ) -> pb.CaseView:
         """As the holder: decide not to share, with reasons."""
-        response = await self._stub.DeclineToShare(
-            service_pb.DeclineToShareRequest(case_ref=case_ref, decision=decision),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.DeclineToShare,
+            service_pb.DeclineToShareRequest(
+                case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
     async def withdraw_request(
-        self, case_ref: str, withdrawal: pb.RequestWithdrawal
+        self, case_ref: str, withdrawal: pb.RequestWithdrawal, command_id: str | None = None
     ) -> pb.CaseView:
         """As the requester: withdraw the request."""
-        response = await self._stub.WithdrawRequest(
-            service_pb.WithdrawRequestRequest(case_ref=case_ref, withdrawal=withdrawal),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.WithdrawRequest,
+            service_pb.WithdrawRequestRequest(
+                case_ref=case_ref, withdrawal=withdrawal, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
-    async def change_urgency(self, case_ref: str, change: pb.UrgencyChange) -> pb.CaseView:
+    async def change_urgency(
+        self, case_ref: str, change: pb.UrgencyChange, command_id: str | None = None
+    ) -> pb.CaseView:
         """As the requester: re-rate the urgency."""
-        response = await self._stub.ChangeUrgency(
-            service_pb.ChangeUrgencyRequest(case_ref=case_ref, change=change),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.ChangeUrgency,
+            service_pb.ChangeUrgencyRequest(
+                case_ref=case_ref, change=change, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
     async def withdraw_consent(
-        self, case_ref: str, withdrawal: pb.ConsentWithdrawal
+        self, case_ref: str, withdrawal: pb.ConsentWithdrawal, command_id: str | None = None
     ) -> pb.CaseView:
         """As the holder: record consent withdrawn after delivery; the recipient is told."""
-        response = await self._stub.WithdrawConsent(
-            service_pb.WithdrawConsentRequest(case_ref=case_ref, withdrawal=withdrawal),
-            timeout=self._timeout,
+        response = await self._call(
+            self._stub.WithdrawConsent,
+            service_pb.WithdrawConsentRequest(
+                case_ref=case_ref, withdrawal=withdrawal, command_id=command_id or new_command_id()
+            ),
         )
         return response.case
 
@@ -206,9 +285,7 @@ class CaseClient:
         )
         if deadline_before is not None:
             request.deadline_before.FromDatetime(deadline_before)
-        response: service_pb.ListCasesResponse = await self._stub.ListCases(
-            request, timeout=self._timeout
-        )
+        response: service_pb.ListCasesResponse = await self._call(self._stub.ListCases, request)
         return response
 
     async def watch_case(
@@ -234,3 +311,14 @@ class CaseClient:
                 yield response.event
         finally:
             call.cancel()
+
+
+def _retry_delay(err: grpc.aio.AioRpcError) -> float | None:
+    """The pause the server asks for (``google.rpc.RetryInfo``), if it names one."""
+    status = rpc_status.from_call(err)
+    for detail in status.details if status is not None else []:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return min(info.retry_delay.ToTimedelta().total_seconds(), MAX_PAUSE)
+    return None

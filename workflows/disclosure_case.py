@@ -32,6 +32,7 @@ from workflows import names, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import Step
+from workflows.commands import AppliedCommands
 from workflows.ids import case_ref_from_workflow_id
 
 with workflow.unsafe.imports_passed_through():
@@ -85,6 +86,8 @@ class DisclosureCase:
     def __init__(self, case: pb.DisclosureCaseInput) -> None:
         self._case_ref = case_ref_from_workflow_id(workflow.info().workflow_id)
         self._record = pb.DecisionRecord(case_ref=self._case_ref)
+        self._commands = AppliedCommands()
+        """Which command ids this run has applied (``workflows.commands``)."""
         disclosure_record = self._record.disclosure
         if case.HasField("not_made"):
             disclosure_record.not_made.CopyFrom(case.not_made)
@@ -227,6 +230,7 @@ class DisclosureCase:
     @workflow.update
     async def decide_disclosure(self, decision: pb.DisclosureApproval) -> pb.CaseView:
         """An approver at the holder approves or rejects a disclosure without consent."""
+        self._commands.applied()
         decided = pb.DisclosureApproval()
         decided.CopyFrom(decision)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
@@ -240,6 +244,7 @@ class DisclosureCase:
 
     @decide_disclosure.validator
     def _validate_decide(self, decision: pb.DisclosureApproval) -> None:
+        self._commands.check()
         if not decision.reason.strip():
             raise ApplicationError("required: decision.reason", type=model.Rule.INVALID.value)
         self._refuse_if(self._model.check(dm.Decide(translate.actor(decision.actor), True)))
@@ -458,6 +463,7 @@ class DisclosureCase:
     @workflow.update
     async def acknowledge(self, acknowledgement: pb.Acknowledgement) -> pb.CaseView:
         """A recipient acknowledges its delivery (who, received or actioned, use, feedback)."""
+        self._commands.applied()
         ack = pb.Acknowledgement()
         ack.CopyFrom(acknowledgement)
         ack.acknowledged_at.CopyFrom(translate.timestamp(workflow.now()))
@@ -471,6 +477,7 @@ class DisclosureCase:
 
     @acknowledge.validator
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
+        self._commands.check()
         actor = model.Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
         self._refuse_if(self._model.check(dm.Acknowledge(actor)))
         if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:

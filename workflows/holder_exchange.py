@@ -29,6 +29,7 @@ from workflows import names, practitioners, seal, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import State, Step
+from workflows.commands import AppliedCommands
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 
 # 👉 Generated protobuf modules and activity names are deterministic and side-effect free;
@@ -153,6 +154,8 @@ class HolderExchange:
         """Per category: every delivery made, in order."""
         self._bases: dict[str, pb.SharingBasis] = {}
         """Per category: the basis of each authorised category, as it was authorised."""
+        self._commands = AppliedCommands()
+        """Which command ids this run has applied (``workflows.commands``)."""
         self._sealed = workflow.patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every exchange started since sealing)."""
 
@@ -750,6 +753,7 @@ class HolderExchange:
     @workflow.update
     async def record_consent(self, decision: pb.ConsentDecision) -> pb.HolderRecord:
         """The holder practitioner records consent, or why it is not being sought."""
+        self._commands.applied()
         decided = _copy(decision)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
@@ -828,6 +832,7 @@ class HolderExchange:
     @record_consent.validator
     def _validate_record_consent(self, decision: pb.ConsentDecision) -> None:
         self._check_seal(decision)
+        self._commands.check()
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -847,6 +852,7 @@ class HolderExchange:
     @workflow.update
     async def propose_override(self, proposal: pb.OverrideProposal) -> pb.HolderRecord:
         """The holder proposes sharing without consent, with the full justification."""
+        self._commands.applied()
         proposed = _copy(proposal)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(proposed.actor.practitioner)
@@ -865,6 +871,7 @@ class HolderExchange:
     @propose_override.validator
     def _validate_propose_override(self, proposal: pb.OverrideProposal) -> None:
         self._check_seal(proposal)
+        self._commands.check()
         proposal = _canonical_copy(
             proposal, lambda m: m.actor.practitioner, "proposal.actor.practitioner"
         )
@@ -884,6 +891,7 @@ class HolderExchange:
     @workflow.update
     async def decide_override(self, decision: pb.OverrideDecision) -> pb.HolderRecord:
         """An approver (a different user, in an approver role) approves or rejects."""
+        self._commands.applied()
         decided = _copy(decision)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
@@ -953,6 +961,7 @@ class HolderExchange:
     @decide_override.validator
     def _validate_decide_override(self, decision: pb.OverrideDecision) -> None:
         self._check_seal(decision)
+        self._commands.check()
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -963,6 +972,7 @@ class HolderExchange:
     @workflow.update
     async def share_first(self, decision: pb.ShareFirstDecision) -> pb.HolderRecord:
         """RED only: the holder shares now and justifies within the override deadline."""
+        self._commands.applied()
         decided = _copy(decision)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
@@ -979,6 +989,7 @@ class HolderExchange:
     @share_first.validator
     def _validate_share_first(self, decision: pb.ShareFirstDecision) -> None:
         self._check_seal(decision)
+        self._commands.check()
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -998,6 +1009,7 @@ class HolderExchange:
     @workflow.update
     async def decline_to_share(self, decision: pb.DeclineDecision) -> pb.HolderRecord:
         """The holder decides not to share, with reasons."""
+        self._commands.applied()
         decided = _copy(decision)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
@@ -1014,6 +1026,7 @@ class HolderExchange:
     @decline_to_share.validator
     def _validate_decline(self, decision: pb.DeclineDecision) -> None:
         self._check_seal(decision)
+        self._commands.check()
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
@@ -1026,6 +1039,7 @@ class HolderExchange:
     @workflow.update
     async def acknowledge(self, acknowledgement: pb.Acknowledgement) -> pb.HolderRecord:
         """The recipient acknowledges the delivery (who, received or actioned, use, feedback)."""
+        self._commands.applied()
         ack = _copy(acknowledgement)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(ack.practitioner)
@@ -1041,6 +1055,7 @@ class HolderExchange:
     @acknowledge.validator
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
         self._check_seal(acknowledgement)
+        self._commands.check()
         acknowledgement = _canonical_copy(
             acknowledgement, lambda m: m.practitioner, "acknowledgement.practitioner"
         )
@@ -1058,6 +1073,7 @@ class HolderExchange:
     @workflow.update
     async def withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> pb.HolderRecord:
         """Consent withdrawn after delivery: record it and push it to the recipient."""
+        self._commands.applied()
         withdrawn = _copy(withdrawal)
         if workflow.patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(withdrawn.actor.practitioner)
@@ -1141,6 +1157,7 @@ class HolderExchange:
     @withdraw_consent.validator
     def _validate_withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> None:
         self._check_seal(withdrawal)
+        self._commands.check()
         withdrawal = _canonical_copy(
             withdrawal, lambda m: m.actor.practitioner, "withdrawal.actor.practitioner"
         )

@@ -20,6 +20,7 @@ PURE_MODULES = (
     "workflows.disclosure_model",
     "workflows.names",
     "workflows.seal",
+    "workflows.commands",
     "workflows.ed25519",
     "activities.agency",
     "activities.names",

@@ -21,6 +21,7 @@ from temporalio.workflow import ChildWorkflowHandle
 from workflows import case_model as model
 from workflows import names, seal, translate
 from workflows import search_attributes as sa
+from workflows.commands import AppliedCommands
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 
 with workflow.unsafe.imports_passed_through():
@@ -54,6 +55,8 @@ class SharingCase:
         self._starting_exchanges = False
         self._exchange_urgency: dict[str, pb.Urgency.ValueType] = {}
         """The urgency each exchange was last given (in its input or by signal)."""
+        self._commands = AppliedCommands()
+        """Which command ids this run has applied (``workflows.commands``)."""
         self._sealed = workflow.patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every case started since sealing)."""
 
@@ -138,6 +141,7 @@ class SharingCase:
     @workflow.update
     async def withdraw_request(self, withdrawal: pb.RequestWithdrawal) -> pb.CaseView:
         """The requester withdraws the request: every open exchange closes as withdrawn."""
+        self._commands.applied()
         withdrawn = pb.RequestWithdrawal()
         withdrawn.CopyFrom(withdrawal)
         withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
@@ -163,6 +167,7 @@ class SharingCase:
     @withdraw_request.validator
     def _validate_withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
         self._check_seal(withdrawal)
+        self._commands.check()
         self._requester_only(withdrawal.actor)
         if self._record.HasField("withdrawal"):
             raise ApplicationError("already withdrawn", type=model.Rule.OUT_OF_TURN.value)
@@ -179,6 +184,7 @@ class SharingCase:
     @workflow.update
     async def change_urgency(self, change: pb.UrgencyChange) -> pb.CaseView:
         """The requester re-rates the urgency; every open exchange's deadlines move."""
+        self._commands.applied()
         changed = pb.UrgencyChange()
         changed.CopyFrom(change)
         changed.changed_at.CopyFrom(translate.timestamp(workflow.now()))
@@ -201,6 +207,7 @@ class SharingCase:
     @change_urgency.validator
     def _validate_change_urgency(self, change: pb.UrgencyChange) -> None:
         self._check_seal(change)
+        self._commands.check()
         self._requester_only(change.actor)
         if change.urgency == pb.URGENCY_UNSPECIFIED:
             raise ApplicationError("required: change.urgency", type=model.Rule.INVALID.value)

@@ -29,6 +29,7 @@ from safeshare.gateway.validation import (
     _subject_violations,
     _text,
     validate_case_ref,
+    validate_command_id,
 )
 from workflows import disclosure_model as dm
 
@@ -187,7 +188,7 @@ def validate_not_made(request: service_pb.RecordDisclosureNotMadeRequest) -> lis
 
 def validate_decide_disclosure(request: service_pb.DecideDisclosureRequest) -> list[FieldViolation]:
     """DecideDisclosure: the approver and the reason for the decision."""
-    found = validate_case_ref(request.case_ref)
+    found = validate_case_ref(request.case_ref) + validate_command_id(request.command_id)
     if not request.HasField("decision"):
         return [*found, FieldViolation("decision", "required")]
     found += _actor("decision", request.decision.actor)

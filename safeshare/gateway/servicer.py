@@ -68,17 +68,26 @@ from safeshare.access.events import Action
 from safeshare.access.log import AccessLog
 from safeshare.archive.reader import CaseReader
 from safeshare.archive.store import ArchiveStore
-from safeshare.gateway import access, disclosure_view, listing, party_view, validation, watch
+from safeshare.gateway import (
+    access,
+    commands,
+    disclosure_view,
+    listing,
+    party_view,
+    validation,
+    watch,
+)
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
-from safeshare.gateway.signing import GatewaySigner, new_command_id
+from safeshare.gateway.signing import GatewaySigner
 from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
 from safeshare.tls import peer_common_name
 from workflows import seal
 from workflows.case_model import Rule
 from workflows.case_view import merge_case_view
+from workflows.commands import REUSED, REUSED_MESSAGE
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
@@ -134,6 +143,8 @@ _SET_BY_SAFESHARE = (
     "gateway_seal",
 )
 WRONG_ROLE = "the calling agency has no such role in this case"
+COMMAND_MEMO = "command"
+"""A consent-withdrawal notice's memo key for the update id of the command that started it."""
 REQUEST_DIGEST_MEMO = "request_digest"
 """The case's memo key for the keyed digest of the request that opened it."""
 # Only a gateway that seals nothing (tests of the gateway alone) uses this fixed key.
@@ -169,6 +180,8 @@ class _Command:
     violations: list[FieldViolation]
     fallback_field: str = ""
     """Where a workflow refusal that names no field is reported (default: ``field``)."""
+    command_id: str = ""
+    """The caller's idempotency key (``safeshare.gateway.commands``); empty for a fresh one."""
 
 
 class CaseServiceServicer(service_grpc.CaseServiceServicer):
@@ -197,6 +210,9 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         self._access_log = access_log
         self._signer = signer
         self._digest_key = signer.derived_key(b"request-digest") if signer else _UNSIGNED_DIGEST_KEY
+        self._command_key = (
+            signer.derived_key(b"command-digest") if signer else _UNSIGNED_DIGEST_KEY
+        )
         self._registry_source = registry
         self._hub_task_queue = hub_task_queue
         self._closed_cases = CaseReader(client, archive)
@@ -242,6 +258,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "decision",
             request.decision,
             validation.validate_record_consent(request),
+            command_id=request.command_id,
         )
         view = await self._holder_rpc(
             "RecordConsent", context, command, HolderExchange.record_consent
@@ -257,6 +274,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "proposal",
             request.proposal,
             validation.validate_propose_override(request),
+            command_id=request.command_id,
         )
         view = await self._holder_rpc(
             "ProposeOverride", context, command, HolderExchange.propose_override
@@ -272,6 +290,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "decision",
             request.decision,
             validation.validate_decide_override(request),
+            command_id=request.command_id,
         )
         view = await self._holder_rpc(
             "DecideOverride", context, command, HolderExchange.decide_override
@@ -283,7 +302,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     ) -> service_pb.ShareFirstResponse:
         """RED only: the holder shares now and justifies within the override deadline."""
         command = _Command(
-            request.case_ref, "decision", request.decision, validation.validate_share_first(request)
+            request.case_ref,
+            "decision",
+            request.decision,
+            validation.validate_share_first(request),
+            command_id=request.command_id,
         )
         view = await self._holder_rpc("ShareFirst", context, command, HolderExchange.share_first)
         return service_pb.ShareFirstResponse(case=view)
@@ -298,6 +321,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             request.decision,
             validation.validate_decline_to_share(request),
             "decision.reasons",
+            command_id=request.command_id,
         )
         view = await self._holder_rpc(
             "DeclineToShare", context, command, HolderExchange.decline_to_share
@@ -313,6 +337,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "withdrawal",
             request.withdrawal,
             validation.validate_withdraw_consent(request),
+            command_id=request.command_id,
         )
         view = await self._serve(
             "WithdrawConsent",
@@ -330,6 +355,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "withdrawal",
             request.withdrawal,
             validation.validate_withdraw_request(request),
+            command_id=request.command_id,
         )
         view = await self._case_rpc(
             "WithdrawRequest", context, command, SharingCase.withdraw_request
@@ -346,6 +372,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             request.change,
             validation.validate_change_urgency(request),
             "change.urgency",
+            command_id=request.command_id,
         )
         view = await self._case_rpc("ChangeUrgency", context, command, SharingCase.change_urgency)
         return service_pb.ChangeUrgencyResponse(case=view)
@@ -359,6 +386,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "acknowledgement",
             request.acknowledgement,
             validation.validate_acknowledge(request),
+            command_id=request.command_id,
         )
         view = await self._serve(
             "Acknowledge", context, lambda call: self._acknowledge(context, call, command)
@@ -394,6 +422,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "decision",
             request.decision,
             dv.validate_decide_disclosure(request),
+            command_id=request.command_id,
         )
         view = await self._serve(
             "DecideDisclosure",
@@ -681,7 +710,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             command,
             handle.execute_update(
                 DisclosureCase.decide_disclosure,
-                _as_actor(cast(pb.DisclosureApproval, command.message), agency),
+                decision := _as_actor(cast(pb.DisclosureApproval, command.message), agency),
+                id=self._update_id(handle.id, command, decision),
                 rpc_timeout=_rpc_timeout(),
             ),
         )
@@ -765,7 +795,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         agency, case = await self._party_to(context, call, command)
         if agency not in case.record.request.holding_agency_ids:
             raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
-        record = await self._update_exchange(command, agency, agency, update)
+        record = await self._update_exchange(command, agency, agency, update, case)
         fresh = await self._case_view(command.case_ref)
         return await self._merged(fresh, {agency: record}, agency)
 
@@ -809,21 +839,31 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         notice_id = consent_withdrawal_workflow_id(command.case_ref, agency)
         withdrawal = cast(pb.ConsentWithdrawal, _as_actor(command.message, agency))
         notice.withdrawal.CopyFrom(self._sealed(withdrawal, notice_id, seal.START))
+        # The notice is a workflow start, not an update: its memo keeps the command's id, so
+        # a repeat of the same command finds the notice it started.
+        update_id = self._update_id(notice_id, command, withdrawal)
         try:
             handle = await self._client.start_workflow(
                 ConsentWithdrawalNotice.run,
                 notice,
-                id=consent_withdrawal_workflow_id(command.case_ref, agency),
+                id=notice_id,
                 task_queue=self._hub_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"Consent withdrawn at {agency} for case {command.case_ref}",
+                memo={COMMAND_MEMO: update_id},
                 rpc_timeout=_rpc_timeout(),
             )
         except WorkflowAlreadyStartedError as err:
-            raise GatewayError(
-                grpc.StatusCode.FAILED_PRECONDITION, "consent withdrawal already recorded"
-            ) from err
+            handle = self._client.get_workflow_handle_for(ConsentWithdrawalNotice.run, notice_id)
+            described = await handle.describe(rpc_timeout=_rpc_timeout())
+            first = await described.memo_value(COMMAND_MEMO, "")
+            if first != update_id:
+                if first and commands.command_id_of(first) == commands.command_id_of(update_id):
+                    raise _reused() from err
+                raise GatewayError(
+                    grpc.StatusCode.FAILED_PRECONDITION, "consent withdrawal already recorded"
+                ) from err
         try:
             withdrawal = await asyncio.wait_for(handle.result(), _rpc_timeout().total_seconds())
         except TimeoutError:
@@ -843,12 +883,22 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         agency, case = await self._party_to(context, call, command)
         _require_requester(agency, case)
         handle = self._case_handle(command.case_ref)
-        command_id = new_command_id()
-        message = self._sealed(_as_actor(command.message, agency), handle.id, command_id)
-        view = await _translated(
-            command,
-            handle.execute_update(update, message, id=command_id, rpc_timeout=_rpc_timeout()),
-        )
+        message = _as_actor(command.message, agency)
+        update_id = self._update_id(handle.id, command, message)
+        try:
+            view = await _translated(
+                command,
+                handle.execute_update(
+                    update,
+                    self._sealed(message, handle.id, update_id),
+                    id=update_id,
+                    rpc_timeout=_rpc_timeout(),
+                ),
+            )
+        except _StepClosed:
+            if not commands.applied_in(case.record, update_id):
+                raise
+            view = await self._case_view(command.case_ref)  # applied before the case closed
         return await self._merged(view, {}, agency)
 
     async def _acknowledge(
@@ -866,14 +916,17 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 command,
                 handle.execute_update(
                     DisclosureCase.acknowledge,
-                    _as_actor(cast(pb.Acknowledgement, command.message), agency),
+                    ack := _as_actor(cast(pb.Acknowledgement, command.message), agency),
+                    id=self._update_id(handle.id, command, ack),
                     rpc_timeout=_rpc_timeout(),
                 ),
             )
             return await self._merged(view, {}, agency)
         _require_requester(agency, case)
         holder = _acknowledged_holder(command.message, case.record.request)
-        record = await self._update_exchange(command, agency, holder, HolderExchange.acknowledge)
+        record = await self._update_exchange(
+            command, agency, holder, HolderExchange.acknowledge, case
+        )
         fresh = await self._case_view(command.case_ref)
         return await self._merged(fresh, {holder: record}, agency)
 
@@ -888,17 +941,43 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         return agency, await self._case_for_party(command.case_ref, agency)
 
     async def _update_exchange(
-        self, command: _Command, agency: str, holder: str, update: HolderUpdate[Any]
+        self,
+        command: _Command,
+        agency: str,
+        holder: str,
+        update: HolderUpdate[Any],
+        case: pb.CaseView | None = None,
     ) -> pb.HolderRecord:
+        """The update's result from ``holder``'s exchange; for a repeat of a command applied
+        before the exchange's history was deleted, the record ``case`` holds of it."""
         handle: ExchangeHandle = self._client.get_workflow_handle_for(
             HolderExchange.run, holder_exchange_workflow_id(command.case_ref, holder)
         )
-        command_id = new_command_id()
-        message = self._sealed(_as_actor(command.message, agency), handle.id, command_id)
-        return await _translated(
-            command,
-            handle.execute_update(update, message, id=command_id, rpc_timeout=_rpc_timeout()),
-        )
+        message = _as_actor(command.message, agency)
+        update_id = self._update_id(handle.id, command, message)
+        try:
+            return await _translated(
+                command,
+                handle.execute_update(
+                    update,
+                    self._sealed(message, handle.id, update_id),
+                    id=update_id,
+                    rpc_timeout=_rpc_timeout(),
+                ),
+            )
+        except _StepClosed:
+            closed = [
+                h
+                for h in (case.record.holders if case is not None else [])
+                if h.holding_agency_id == holder and commands.applied_in(h, update_id)
+            ]
+            if not closed:
+                raise
+            return closed[0]
+
+    def _update_id(self, workflow_id: str, command: _Command, message: Message) -> str:
+        """The Temporal update id of ``message`` as the caller's command (``commands``)."""
+        return commands.update_id(self._command_key, workflow_id, command.command_id, message)
 
     def _sealed(self, message: M, workflow_id: str, command_id: str) -> M:
         """``message`` with the gateway's seal for that workflow and command (if it signs)."""
@@ -1131,6 +1210,15 @@ def _raise_if(violations: list[FieldViolation]) -> None:
         raise invalid_argument(violations)
 
 
+def _reused() -> GatewayError:
+    """ALREADY_EXISTS: the caller's command id was applied with other content."""
+    return GatewayError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        REUSED_MESSAGE,
+        [FieldViolation("command_id", "already used for another command in this case")],
+    )
+
+
 def _case_not_found() -> GatewayError:
     return GatewayError(grpc.StatusCode.NOT_FOUND, "case not found")
 
@@ -1209,10 +1297,17 @@ async def _translated(command: _Command, update: Awaitable[R]) -> R:
         # The case exists and the caller is a party, so NOT_FOUND means the workflow that
         # owns this step has closed or has not started yet: the command is out of turn.
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise GatewayError(
-                grpc.StatusCode.FAILED_PRECONDITION, "this step of the case is not open"
-            ) from err
+            raise _StepClosed() from err
         raise
+
+
+class _StepClosed(GatewayError):
+    """The workflow that owns the step has closed and is gone (while Temporal keeps a closed
+    workflow's history it answers a repeat of a command it applied itself), or has not
+    started yet."""
+
+    def __init__(self) -> None:
+        super().__init__(grpc.StatusCode.FAILED_PRECONDITION, "this step of the case is not open")
 
 
 def _refusal(err: WorkflowUpdateFailedError, command: _Command) -> GatewayError | None:
@@ -1220,6 +1315,8 @@ def _refusal(err: WorkflowUpdateFailedError, command: _Command) -> GatewayError 
     cause = err.cause
     if not isinstance(cause, ApplicationError):
         return None
+    if cause.type == REUSED:
+        return _reused()
     code = _RULE_CODES.get(cause.type or "")
     if code is None:
         return None

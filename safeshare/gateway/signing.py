@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import os
 import stat
-import uuid
 from pathlib import Path
 from typing import TypeVar
 
@@ -70,11 +69,6 @@ class GatewaySigner:
         stamp.command_id = command_id
         stamp.signature = signature
         return command
-
-
-def new_command_id() -> str:
-    """A fresh id for one command (used as its Temporal update id)."""
-    return str(uuid.uuid4())
 
 
 def load_signing_key(path: Path) -> GatewaySigner:

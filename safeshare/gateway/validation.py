@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.gateway.commands import command_id_problem
 from workflows.ids import CASE_REF_PATTERN
 from workflows.practitioners import canonical_user_id
 
@@ -194,16 +195,25 @@ class _CommandRequest(Protocol):
     @property
     def case_ref(self) -> str: ...
 
+    @property
+    def command_id(self) -> str: ...
+
     def HasField(self, field_name: Any) -> bool: ...
 
 
 def _command(
     request: _CommandRequest, name: str, check: Callable[[str, Any], list[FieldViolation]]
 ) -> list[FieldViolation]:
-    found = validate_case_ref(request.case_ref)
+    found = validate_case_ref(request.case_ref) + validate_command_id(request.command_id)
     if not request.HasField(name):
         return [*found, FieldViolation(name, "required")]
     return found + check(name, getattr(request, name))
+
+
+def validate_command_id(command_id: str) -> list[FieldViolation]:
+    """A decision's idempotency key: empty (a fresh one is made) or ``commands``' charset."""
+    problem = command_id_problem(command_id)
+    return [FieldViolation("command_id", problem)] if problem else []
 
 
 def _consent_decision(path: str, decision: pb.ConsentDecision) -> list[FieldViolation]:

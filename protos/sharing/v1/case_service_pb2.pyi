@@ -205,8 +205,17 @@ class AcknowledgeRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def acknowledgement(self) -> _case_pb2.Acknowledgement:
         """The acknowledgement."""
@@ -216,10 +225,11 @@ class AcknowledgeRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         acknowledgement: _case_pb2.Acknowledgement | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "case_ref", b"case_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "case_ref", b"case_ref", "command_id", b"command_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -257,8 +267,17 @@ class RecordConsentRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def decision(self) -> _case_pb2.ConsentDecision:
         """The consent decision."""
@@ -268,10 +287,11 @@ class RecordConsentRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         decision: _case_pb2.ConsentDecision | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "decision", b"decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -309,8 +329,17 @@ class ProposeOverrideRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     PROPOSAL_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def proposal(self) -> _case_pb2.OverrideProposal:
         """The override proposal."""
@@ -320,10 +349,11 @@ class ProposeOverrideRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         proposal: _case_pb2.OverrideProposal | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["proposal", b"proposal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "proposal", b"proposal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "proposal", b"proposal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -361,8 +391,17 @@ class DecideOverrideRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def decision(self) -> _case_pb2.OverrideDecision:
         """The approver's decision."""
@@ -372,10 +411,11 @@ class DecideOverrideRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         decision: _case_pb2.OverrideDecision | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "decision", b"decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,8 +453,17 @@ class ShareFirstRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def decision(self) -> _case_pb2.ShareFirstDecision:
         """The share-first decision."""
@@ -424,10 +473,11 @@ class ShareFirstRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         decision: _case_pb2.ShareFirstDecision | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "decision", b"decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -465,8 +515,17 @@ class DeclineToShareRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def decision(self) -> _case_pb2.DeclineDecision:
         """The decision not to share."""
@@ -476,10 +535,11 @@ class DeclineToShareRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         decision: _case_pb2.DeclineDecision | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "decision", b"decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -517,8 +577,17 @@ class WithdrawRequestRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def withdrawal(self) -> _case_pb2.RequestWithdrawal:
         """The withdrawal."""
@@ -528,10 +597,11 @@ class WithdrawRequestRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         withdrawal: _case_pb2.RequestWithdrawal | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawal", b"withdrawal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "withdrawal", b"withdrawal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "withdrawal", b"withdrawal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -569,8 +639,17 @@ class ChangeUrgencyRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def change(self) -> _case_pb2.UrgencyChange:
         """The new urgency."""
@@ -580,10 +659,11 @@ class ChangeUrgencyRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         change: _case_pb2.UrgencyChange | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "change", b"change"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "change", b"change", "command_id", b"command_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,8 +701,17 @@ class WithdrawConsentRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def withdrawal(self) -> _case_pb2.ConsentWithdrawal:
         """The consent withdrawal."""
@@ -632,10 +721,11 @@ class WithdrawConsentRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         withdrawal: _case_pb2.ConsentWithdrawal | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawal", b"withdrawal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "withdrawal", b"withdrawal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "withdrawal", b"withdrawal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1140,8 +1230,17 @@ class DecideDisclosureRequest(_message.Message):
 
     CASE_REF_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
+    command_id: _builtins.str
+    """The idempotency key of this command, chosen by the caller: one id per command, kept
+    for its retries (a UUID is a good choice). The same id with the same content is applied
+    once and every call answers as the first did, also after the case has closed; the same
+    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
+    then not safe to retry).
+    """
     @_builtins.property
     def decision(self) -> _case_pb2.DisclosureApproval:
         """The approver's decision."""
@@ -1151,10 +1250,11 @@ class DecideDisclosureRequest(_message.Message):
         *,
         case_ref: _builtins.str = ...,
         decision: _case_pb2.DisclosureApproval | None = ...,
+        command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "command_id", b"command_id", "decision", b"decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

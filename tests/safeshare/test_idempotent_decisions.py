@@ -1,0 +1,159 @@
+"""Decisions are idempotent on their command id, through the sealing gateway and the real hub.
+
+A reply lost on the way back (dropped by a client interceptor after the gateway answered) is
+retried by ``CaseClient`` with the same command id: the workflow history holds one update and
+both calls got the same answer. The same id with other content is refused, and a repeat after
+the case closed answers OK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare import tls
+from safeshare.client import CaseClient
+from safeshare.gateway.commands import command_id_of
+from tests.safeshare.test_gateway import SCHOOL, decline, propose_override
+from tests.security.test_forged_decisions import Stack, stack
+from workflows.ids import case_workflow_id, holder_exchange_workflow_id
+
+__all__ = ["stack"]
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class DropFirstReply(grpc.aio.UnaryUnaryClientInterceptor):
+    """Lets the first call of ``method`` reach the gateway, keeps its reply and reports
+    UNAVAILABLE instead, as a network that lost the reply would."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.dropped: list[Message] = []
+        self.calls: list[Message] = []
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[Any, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call = await continuation(client_call_details, request)
+        method = client_call_details.method
+        name = method.decode() if isinstance(method, bytes) else str(method)
+        if not name.endswith(f"/{self.method}"):
+            return call
+        self.calls.append(request)
+        if self.dropped:
+            return call
+        self.dropped.append(await call)
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(),
+            details="reply lost on the way back",
+        )
+
+
+@asynccontextmanager
+async def client_for(
+    stack: Stack, agency: str, *interceptors: grpc.aio.ClientInterceptor
+) -> AsyncIterator[CaseClient]:
+    credentials = tls.channel_credentials(stack.pki.agency(agency))
+    async with grpc.aio.secure_channel(
+        f"127.0.0.1:{stack.gateway_port}", credentials, interceptors=list(interceptors)
+    ) as channel:
+        yield CaseClient(channel, timeout=20)
+
+
+async def updates_in(stack: Stack, workflow_id: str) -> list[str]:
+    """The ids of the updates the workflow's history accepted, in order."""
+    handle = stack.system.get_workflow_handle(workflow_id)
+    return [
+        event.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+
+
+async def test_a_decision_whose_reply_was_lost_is_applied_once_and_answered_twice_alike(
+    stack: Stack,
+) -> None:
+    ref = await stack.refused_case()
+    lose = DropFirstReply("ProposeOverride")
+    proposal = propose_override(ref).proposal
+    async with client_for(stack, SCHOOL, lose) as school:
+        answer = await school.propose_override(ref, proposal)
+    # The client made one command id and sent it twice: the first reply was lost.
+    assert len(lose.calls) == 2
+    first, retry = (c.command_id for c in lose.calls)  # type: ignore[attr-defined]
+    assert first and first == retry
+    assert lose.dropped[0] == service_pb.ProposeOverrideResponse(case=answer)
+    assert answer.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    applied = await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL))
+    assert [command_id_of(u) for u in applied] == [first]
+
+
+async def test_the_same_command_id_with_other_content_is_refused(stack: Stack) -> None:
+    ref = await stack.refused_case()
+    async with client_for(stack, SCHOOL) as school:
+        await school.propose_override(ref, propose_override(ref).proposal, command_id="cmd-1")
+        other = propose_override(ref).proposal
+        other.harm_statement = "another statement"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await school.propose_override(ref, other, command_id="cmd-1")
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    status = rpc_status.from_call(refused.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == ["command_id"]
+    applied = await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL))
+    assert [command_id_of(u) for u in applied] == ["cmd-1"]
+
+
+async def test_a_repeat_after_the_case_closed_answers_with_the_applied_decision(
+    stack: Stack,
+) -> None:
+    ref = await stack.refused_case()
+    declined = decline(ref).decision
+    async with client_for(stack, SCHOOL) as school:
+        await school.decline_to_share(ref, declined, command_id="decline-1")
+        case = stack.system.get_workflow_handle(case_workflow_id(ref))
+        await asyncio.wait_for(case.result(), 20)
+        again = await school.decline_to_share(ref, declined, command_id="decline-1")
+        # A new decision on the closed case is still out of turn.
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await school.decline_to_share(ref, declined, command_id="decline-2")
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert again.record.holders[0].outcome == pb.OUTCOME_NOT_SHARED
+    assert list(again.record.holders[0].decline.reasons) == list(declined.reasons)
+    applied = await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL))
+    assert [command_id_of(u) for u in applied] == ["decline-1"]
+
+
+async def test_a_malformed_command_id_is_refused_with_its_field(stack: Stack) -> None:
+    ref = await stack.refused_case()
+    stub = stack.stub(SCHOOL)
+    call = propose_override(ref)
+    for bad in ("has space", "x" * 65, "new\nline", "tilde~"):
+        call.command_id = bad
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ProposeOverride(call)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+        status = rpc_status.from_call(refused.value)
+        assert status is not None
+        details = error_details_pb2.BadRequest()
+        status.details[0].Unpack(details)
+        assert "command_id" in [v.field for v in details.field_violations], bad
+    assert await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL)) == []
