@@ -34,19 +34,8 @@ from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.files import private_umask
 from safeshare.log import configure_logging
 from safeshare.operators.commands import register as register_operator_commands
-from safeshare.temporal import (
-    TemporalConfigError,
-    TemporalSettings,
-    TemporalUnavailable,
-    load_temporal_settings,
-)
-from safeshare.temporal_options import (
-    Namespace,
-    TemporalAddress,
-    TemporalCa,
-    TemporalCert,
-    TemporalKey,
-)
+from safeshare.temporal import TemporalConfigError, TemporalSettings, TemporalUnavailable
+from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from safeshare.tls import TlsError, TlsFiles
 
 if TYPE_CHECKING:
@@ -71,13 +60,6 @@ LogFormat = Annotated[
     ),
 ]
 LogLevel = Annotated[str, typer.Option(envvar="SAFESHARE_LOG_LEVEL", help="Minimum log level.")]
-KeysFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SAFESHARE_KEYS_FILE",
-        help="Payload key file (mode 0600, newest key first); or the keys in SAFESHARE_KEYS.",
-    ),
-]
 MetricsPort = Annotated[
     int | None,
     typer.Option(
@@ -94,22 +76,13 @@ class UsageError(Exception):
 
 
 def _temporal(
-    address: str | None,
-    namespace: str | None,
-    ca: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    keys_file: Path | None = None,
-    metrics_port: int | None = None,
+    flags: TemporalFlags, keys_file: Path | None = None, metrics_port: int | None = None
 ) -> TemporalSettings:
     """The Temporal connection: the Temporal profile, these flags on top (safeshare.temporal)."""
     keys = _payload_keys(keys_file, required=os.environ.get(PLAINTEXT_ENV) != "1")
     metrics = None if metrics_port is None else f"127.0.0.1:{metrics_port}"
     try:
-        return load_temporal_settings(
-            address=address, namespace=namespace, ca=ca, cert=cert, key=key, keys=keys,
-            metrics_address=metrics,
-        )  # fmt: skip
+        return flags.settings(keys=keys, metrics_address=metrics)
     except TemporalConfigError as err:
         typer.echo(f"safeshare: error: {err}", err=True)
         raise typer.Exit(2) from None
@@ -167,6 +140,7 @@ def _logging(component: str, log_format: str | None, log_level: str) -> None:
 
 
 @app.command()
+@temporal_options
 def hub(
     gateway_key: Annotated[
         Path,
@@ -179,11 +153,7 @@ def hub(
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
     ),
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
     metrics_port: MetricsPort = None,
     build_id: Annotated[
@@ -215,20 +185,13 @@ def hub(
     from safeshare.services import run_hub
 
     _logging("hub", log_format, log_level)
-    temporal = _temporal(
-        temporal_address,
-        namespace,
-        temporal_ca,
-        temporal_cert,
-        temporal_key,
-        keys_file,
-        metrics_port,
-    )
+    settings = _temporal(temporal, keys_file, metrics_port)
     deployment = HubDeployment(build_id, deployment_name) if build_id else None
-    _run(run_hub(temporal, registry, gateway_key, deployment, access_log, archive_url=archive))
+    _run(run_hub(settings, registry, gateway_key, deployment, access_log, archive_url=archive))
 
 
 @app.command()
+@temporal_options
 def gateway(
     tls_ca: TlsCa,
     tls_cert: TlsCert,
@@ -253,11 +216,7 @@ def gateway(
     registry: Annotated[Path, typer.Option(help="Partnership registry file.")] = (
         DEFAULT_REGISTRY_PATH
     ),
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
     metrics_port: MetricsPort = None,
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
@@ -277,26 +236,19 @@ def gateway(
     from safeshare.services import run_gateway
 
     _logging("gateway", log_format, log_level)
-    temporal = _temporal(
-        temporal_address,
-        namespace,
-        temporal_ca,
-        temporal_cert,
-        temporal_key,
-        keys_file,
-        metrics_port,
-    )
+    settings = _temporal(temporal, keys_file, metrics_port)
     files = TlsFiles(tls_ca, tls_cert, tls_key)
     log = _access_log(access_log, access_log_key)
     _run(
         run_gateway(
-            temporal, files, host, port, registry, signing_key,
+            settings, files, host, port, registry, signing_key,
             archive_url=archive, access_log=log, crl_path=crl,
         )
     )  # fmt: skip
 
 
 @app.command()
+@temporal_options
 def adapter(
     agency: Annotated[
         str, typer.Option(envvar="SAFESHARE_AGENCY_ID", help="The agency id this adapter serves.")
@@ -310,11 +262,7 @@ def adapter(
     tls_ca: TlsCa,
     tls_cert: TlsCert,
     tls_key: TlsKey,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
     metrics_port: MetricsPort = None,
     call_timeout: Annotated[
@@ -358,15 +306,7 @@ def adapter(
 
     _logging("adapter", log_format, log_level)
     _require_agency_id(agency)
-    temporal = _temporal(
-        temporal_address,
-        namespace,
-        temporal_ca,
-        temporal_cert,
-        temporal_key,
-        keys_file,
-        metrics_port,
-    )
+    settings = _temporal(temporal, keys_file, metrics_port)
     options = AdapterOptions(
         call_timeout=call_timeout,
         claim_check_dir=claim_check_dir if claim_check else None,
@@ -375,7 +315,7 @@ def adapter(
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_seconds=graceful_shutdown,
     )
-    _run(run_adapter(temporal, agency, target, TlsFiles(tls_ca, tls_cert, tls_key), options))
+    _run(run_adapter(settings, agency, target, TlsFiles(tls_ca, tls_cert, tls_key), options))
 
 
 FaultRpc = Annotated[

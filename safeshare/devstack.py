@@ -563,8 +563,8 @@ def _print_summary(stack: DevStack, results: list[DemoResult]) -> None:
     console.print(f"  Temporal Web UI   {stack.ui_url}")
     console.print(f"  Temporal server   {HOST}:{stack.ports.temporal} (namespace {NAMESPACE})")
     console.print(
-        f"  Temporal profile  export TEMPORAL_CONFIG_FILE={stack.temporal_profile} "
-        "(for safeshare cases, audit, review)"
+        f"  Temporal profile  {stack.temporal_profile} (read by safeshare cases, ops, review, "
+        "audit run in this folder; elsewhere export TEMPORAL_CONFIG_FILE=<it>)"
     )
     if stack.encryption:
         console.print(f"  codec server      {stack.codec_url} (the UI decrypts through it)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
 CONFIG_FILE_ENV = "TEMPORAL_CONFIG_FILE"
 PROFILE_ENV = "TEMPORAL_PROFILE"
+DEV_STACK_PROFILE = Path(".safeshare") / "dev" / "temporal.toml"
+"""The Temporal profile the dev stack writes under its data dir (``safeshare.devstack``)."""
 
 
 class TemporalUnavailable(Exception):
@@ -59,8 +62,8 @@ class TemporalSettings:
     negative control only: the CLI refuses to run without keys unless told explicitly)."""
     metrics_address: str | None = None
     """host:port to serve Prometheus metrics on (``safeshare.metrics``); None: no metrics."""
-    source: str = "defaults"
-    """Where the address came from, for error messages (a flag, a profile, the defaults)."""
+    source: str = "the caller"
+    """Where the address came from, for messages (flags, a profile, the defaults)."""
 
     @property
     def data_converter(self) -> DataConverter:
@@ -88,20 +91,26 @@ def load_temporal_settings(
     *,
     address: str | None = None,
     namespace: str | None = None,
+    profile: str | None = None,
+    api_key: str | None = None,
     ca: Path | None = None,
     cert: Path | None = None,
     key: Path | None = None,
     keys: KeyRing | None = None,
     metrics_address: str | None = None,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> TemporalSettings:
     """The connection every command uses: the Temporal profile, then explicit overrides.
 
     The profile is Temporal's client configuration: the TOML file at ``TEMPORAL_CONFIG_FILE``
-    (default ``~/.config/temporalio/temporal.toml``), profile ``TEMPORAL_PROFILE`` (default
-    ``default``), with ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
-    ``TEMPORAL_TLS_*`` on top. The arguments (a command's flags) override it; with nothing at
-    all, the local dev server at 127.0.0.1:7233.
+    (else Temporal's own default file, ``~/.config/temporalio/temporal.toml``, else the profile
+    the dev stack in this folder wrote, ``.safeshare/dev/temporal.toml``), profile ``profile``
+    (else ``TEMPORAL_PROFILE``, else ``default``), with ``TEMPORAL_ADDRESS``,
+    ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*`` on top. The other arguments
+    (a command's flags) override it. With nothing at all, the local dev server at
+    127.0.0.1:7233, and ``source`` says so (commands print it: no command quietly uses a
+    server it was not told of).
 
     Raises:
         TemporalConfigError: the file or profile is missing or broken, or TLS flags do not fit.
@@ -110,40 +119,65 @@ def load_temporal_settings(
     config_file = environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
         raise TemporalConfigError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    source_file = config_file or _fallback_config_file(environ, cwd or Path.cwd())
+    name = profile or environ.get(PROFILE_ENV) or "default"
     try:
-        profile = ClientConfigProfile.load(override_env_vars=dict(environ))
+        loaded = ClientConfigProfile.load(
+            profile,
+            config_source=Path(source_file) if source_file else None,
+            disable_file=source_file is None,
+            override_env_vars=dict(environ),
+        )
     except Exception as err:  # the bridge's ConfigError is not importable by name
         raise TemporalConfigError(f"Temporal client configuration: {err}") from err
     if (cert is None) != (key is None):
         raise TemporalConfigError("--temporal-cert and --temporal-key go together")
-    tls: TlsFiles | ClientConfigTLS | None = profile.tls
+    tls: TlsFiles | ClientConfigTLS | None = loaded.tls
     if ca is not None or cert is not None:
         # Flags replace the profile's files; its server name (SNI) still applies.
         tls = ClientConfigTLS(
-            server_name=profile.tls.server_name if profile.tls else None,
+            server_name=loaded.tls.server_name if loaded.tls else None,
             server_root_ca_cert=ca,
             client_cert=cert,
             client_private_key=key,
         )
     elif isinstance(tls, ClientConfigTLS) and tls.disabled:
         tls = None
-    name = environ.get(PROFILE_ENV, "default")
     if address:
         source = "flags"
-    elif profile.address:
-        source = f"Temporal profile {name!r}"
+    elif loaded.address:
+        where = f" in {source_file}" if source_file and not config_file else ""
+        source = f"Temporal profile {name!r}{where}"
     else:
-        source = "defaults (no Temporal profile or flag)"
+        source = f"defaults ({NOT_CONFIGURED})"
     return TemporalSettings(
-        address=address or profile.address or DEFAULT_ADDRESS,
-        namespace=namespace or profile.namespace or DEFAULT_NAMESPACE,
+        address=address or loaded.address or DEFAULT_ADDRESS,
+        namespace=namespace or loaded.namespace or DEFAULT_NAMESPACE,
         tls=tls,
-        api_key=profile.api_key,
-        rpc_metadata=dict(profile.grpc_meta),
+        api_key=api_key or loaded.api_key,
+        rpc_metadata=dict(loaded.grpc_meta),
         keys=keys,
         metrics_address=metrics_address,
         source=source,
     )
+
+
+NOT_CONFIGURED = (
+    "no --temporal-address, TEMPORAL_ADDRESS, Temporal profile or dev stack profile "
+    f"{DEV_STACK_PROFILE}"
+)
+
+
+def _fallback_config_file(environ: Mapping[str, str], cwd: Path) -> str | None:
+    """With no ``TEMPORAL_CONFIG_FILE``: Temporal's own default file if there is one, else the
+    dev stack's profile in this folder, else none."""
+    home = environ.get("HOME")
+    config_home = environ.get("XDG_CONFIG_HOME") or (f"{home}/.config" if home else None)
+    own = Path(config_home) / "temporalio" / "temporal.toml" if config_home else None
+    if own is not None and own.is_file():
+        return str(own)
+    dev_profile = cwd / DEV_STACK_PROFILE
+    return str(dev_profile) if dev_profile.is_file() else None
 
 
 async def connect_temporal(settings: TemporalSettings) -> Client:
@@ -157,7 +191,7 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
     tls = settings.tls_config()
     runtime = runtime_for(settings.metrics_address) if settings.metrics_address else None
     try:
-        return await Client.connect(
+        client = await Client.connect(
             settings.address,
             namespace=settings.namespace,
             tls=tls,
@@ -173,6 +207,14 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}, "
             f"from {settings.source}): {err}"
         ) from err
+    if settings.source.startswith("defaults"):
+        # Nothing said where Temporal is: say which server answered, never quietly.
+        print(
+            f"safeshare: using Temporal at {settings.address}, namespace {settings.namespace} "
+            f"({NOT_CONFIGURED})",
+            file=sys.stderr,
+        )
+    return client
 
 
 async def connect_temporal_waiting(settings: TemporalSettings, wait: float = 60.0) -> Client:

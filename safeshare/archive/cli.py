@@ -23,13 +23,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from partnership.registry import DEFAULT_REGISTRY_PATH
-from safeshare.temporal_options import (
-    Namespace,
-    TemporalAddress,
-    TemporalCa,
-    TemporalCert,
-    TemporalKey,
-)
+from safeshare.temporal_options import NO_FLAGS, TemporalFlags, temporal_options
 
 archive_app = typer.Typer(
     help="The case archive: closed cases kept beyond Temporal's retention, with a signed log.",
@@ -106,6 +100,7 @@ def _verifier(public_key: Path | None, vkey: str | None) -> Any:
 
 
 @archive_app.command("run")
+@temporal_options
 def run_command(
     signing_key: SigningKey,
     archive_url: ArchiveUrl = DEFAULT_ARCHIVE_URL,
@@ -120,38 +115,24 @@ def run_command(
     metrics_port: Annotated[
         int | None, typer.Option(envvar="SAFESHARE_METRICS_PORT", help="Prometheus port.")
     ] = None,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     log_format: Annotated[str | None, typer.Option(envvar="SAFESHARE_LOG_FORMAT")] = None,
 ) -> None:
     """Run the archiver: archive closed cases, read them back, sign checkpoints."""
     from safeshare.archive.archiver import ArchiverSettings, protocol_version_of
     from safeshare.log import configure_logging
-    from safeshare.temporal import load_temporal_settings
 
     configure_logging(json=None if log_format is None else log_format == "json",
                       component="archiver")  # fmt: skip
     metrics = None if metrics_port is None else f"127.0.0.1:{metrics_port}"
-    temporal = _guard(
-        lambda: load_temporal_settings(
-            address=temporal_address,
-            namespace=namespace,
-            ca=temporal_ca,
-            cert=temporal_cert,
-            key=temporal_key,
-            metrics_address=metrics,
-        )
-    )
-    settings = ArchiverSettings(
+    connection = _guard(lambda: temporal.settings(metrics_address=metrics))
+    archiver = ArchiverSettings(
         interval=interval,
         retention=dt.timedelta(days=retention_days),
         lag_alert_fraction=lag_alert_fraction,
         protocol_version=protocol_version_of(registry),
     )
-    _guard(lambda: asyncio.run(run_archiver(temporal, archive_url, signing_key, settings)))
+    _guard(lambda: asyncio.run(run_archiver(connection, archive_url, signing_key, archiver)))
 
 
 async def run_archiver(temporal: Any, archive_url: str, signing_key: Path, settings: Any) -> None:

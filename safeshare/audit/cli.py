@@ -26,13 +26,7 @@ from safeshare.access.options import (
     PurposeOption,
 )
 from safeshare.codec import KeyRingError, data_converter, keys_from_env, load_key_file
-from safeshare.temporal_options import (
-    Namespace,
-    TemporalAddress,
-    TemporalCa,
-    TemporalCert,
-    TemporalKey,
-)
+from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from safeshare.tls import TlsError
 
 if TYPE_CHECKING:
@@ -49,13 +43,6 @@ audit_app = typer.Typer(
 
 T = TypeVar("T")
 
-KeysFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SAFESHARE_KEYS_FILE",
-        help="Payload key file, to read encrypted histories (or the keys in SAFESHARE_KEYS).",
-    ),
-]
 Query = Annotated[
     str | None,
     typer.Option(help="A list query selecting cases, e.g. \"CloseTime > '2026-11-01T00:00:00Z'\"."),
@@ -134,20 +121,12 @@ def _converter(keys_file: Path | None) -> DataConverter:
     return DataConverter.default if keys is None else data_converter(keys)
 
 
-async def _client(
-    address: str | None,
-    namespace: str | None,
-    ca: Path | None,
-    cert: Path | None,
-    key: Path | None,
-) -> Client:
-    from safeshare.temporal import TemporalConfigError, connect_temporal, load_temporal_settings
+async def _client(flags: TemporalFlags) -> Client:
+    from safeshare.temporal import TemporalConfigError, connect_temporal
 
     try:
         # 👉 No keys: histories are fetched as stored, and the client never decodes them.
-        settings = load_temporal_settings(
-            address=address, namespace=namespace, ca=ca, cert=cert, key=key
-        )
+        settings = flags.settings()
     except TemporalConfigError as err:
         raise _fail(err) from None
     return await connect_temporal(settings)
@@ -224,6 +203,7 @@ def _utc(at: dt.datetime | None) -> dt.datetime | None:
 
 
 @audit_app.command()
+@temporal_options
 def export(
     out: Annotated[Path, typer.Option(help="A new (or empty) folder to export into.")],
     signing_key: Annotated[
@@ -240,11 +220,7 @@ def export(
     ] = None,
     concurrency: Annotated[int, typer.Option(help="History fetches in flight at most.")] = 20,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     operator: Operator = None,
@@ -260,8 +236,7 @@ def export(
 
     async def main() -> None:
         key = load_private_key(signing_key)
-        client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
-                               temporal_key)  # fmt: skip
+        client = await _client(temporal)
         kept = _Archive(archive)
         try:
             result = await export_cases(
@@ -303,6 +278,7 @@ def verify(
 
 
 @audit_app.command()
+@temporal_options
 def replay(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Export folders or history files.")
@@ -314,11 +290,7 @@ def replay(
     archive: ArchiveUrl = None,
     archive_public_key: ArchivePublicKey = None,
     unverified: Unverified = False,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     operator: Operator = None,
@@ -339,8 +311,7 @@ def replay(
         histories = [h for path in paths or [] for h in histories_from_path(path)]
         check_paths(paths or [], public_key, evidence)
         if cases or query:
-            client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
-                                   temporal_key)  # fmt: skip
+            client = await _client(temporal)
             kept = _Archive(archive)
             try:
                 histories += await histories_from_server(
@@ -381,6 +352,7 @@ def replay(
 
 
 @audit_app.command()
+@temporal_options
 def report(
     source: Annotated[
         Path | None, typer.Argument(help="An export folder (or omit and use --case/--query).")
@@ -394,11 +366,7 @@ def report(
         bool, typer.Option(help="Also write a summary table over every case read.")
     ] = False,
     keys_file: KeysFile = None,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
-    temporal_ca: TemporalCa = None,
-    temporal_cert: TemporalCert = None,
-    temporal_key: TemporalKey = None,
+    temporal: TemporalFlags = NO_FLAGS,
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
     operator: Operator = None,
@@ -430,8 +398,7 @@ def report(
                 wanted = {case_id(c) for c in cases}
                 histories = [h for h in histories if h.workflow_id.split(".")[0] in wanted]
         elif cases or query:
-            client = await _client(temporal_address, namespace, temporal_ca, temporal_cert,
-                                   temporal_key)  # fmt: skip
+            client = await _client(temporal)
             kept = _Archive(archive)
             try:
                 histories = await histories_from_server(

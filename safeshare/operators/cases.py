@@ -33,14 +33,12 @@ from safeshare.access.record import RecordError, record_reads
 from safeshare.archive.reader import CaseReader
 from safeshare.archive.store import ArchiveStore, default_archive_url, open_archive
 from safeshare.operators.options import (
-    KeysFile,
-    Namespace,
     OperatorError,
-    TemporalAddress,
     run,
     temporal_settings,
 )
 from safeshare.temporal import connect_temporal
+from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from workflows import search_attributes as sa
 from workflows.case_view import merge_case_view
 from workflows.ids import CASE_REF_PATTERN, case_workflow_id, holder_exchange_workflow_id
@@ -284,6 +282,7 @@ async def follow_case(
 
 
 @cases_app.command("list")
+@temporal_options
 def list_command(
     waiting_on: Annotated[
         str | None, typer.Option(help=f"Whose move: {', '.join(WAITING_ON).lower()}.")
@@ -295,12 +294,11 @@ def list_command(
         str | None, typer.Option(help=f"Requests or disclosures only: {', '.join(KINDS)}.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
 ) -> None:
     """List cases (or, filtered by whose move or deadline, exchanges): no keys needed."""
-    settings = temporal_settings(temporal_address, namespace, keys_file)
+    settings = temporal_settings(temporal, keys_file)
 
     async def listing() -> Table:
         query, exchanges = list_query(waiting_on, state, red, overdue, kind=kind)
@@ -310,10 +308,10 @@ def list_command(
 
 
 @cases_app.command()
+@temporal_options
 def show(
     case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
@@ -329,7 +327,7 @@ def show(
 ) -> None:
     """Show a case's state, deadlines and decision record so far (needs the payload keys).
     The read is recorded in the case's access history."""
-    settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+    settings = temporal_settings(temporal, keys_file, required=True)
     ref = case_ref.removeprefix("case-")
 
     async def reading() -> pb.CaseView:
@@ -348,11 +346,11 @@ def show(
 
 
 @cases_app.command()
+@temporal_options
 def follow(
     case_ref: Annotated[str, typer.Argument(help="The case reference (without 'case-').")],
     interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 2.0,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
     access_log: AccessLogPath = DEFAULT_ACCESS_LOG,
     access_log_key: AccessLogKey = DEFAULT_ACCESS_LOG_KEY,
@@ -361,7 +359,7 @@ def follow(
 ) -> None:
     """Print each new decision entry as it happens until the case closes (Ctrl-C stops).
     The read is recorded in the case's access history when following starts."""
-    settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+    settings = temporal_settings(temporal, keys_file, required=True)
     ref = case_ref.removeprefix("case-")
 
     async def following() -> None:

@@ -32,13 +32,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from safeshare.hub import HUB_DEPLOYMENT
 from safeshare.operators.options import (
-    Namespace,
     OperatorError,
-    TemporalAddress,
     run,
     temporal_settings,
 )
 from safeshare.temporal import connect_temporal
+from safeshare.temporal_options import NO_FLAGS, TemporalFlags, temporal_options
 
 ops_app = typer.Typer(
     name="ops",
@@ -187,13 +186,13 @@ async def retire(client: Client, deployment: str, build_id: str) -> None:
 
 
 @deploy_app.command()
+@temporal_options
 def status(
     deployment: Deployment = HUB_DEPLOYMENT,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
 ) -> None:
     """The builds of the hub deployment: which is current, drainage, open workflows on each."""
-    settings = temporal_settings(temporal_address, namespace, None)
+    settings = temporal_settings(temporal, None)
 
     async def reading() -> list[BuildStatus]:
         return await deployment_status(await connect_temporal(settings), deployment)
@@ -207,14 +206,14 @@ def status(
 
 
 @deploy_app.command("set-current")
+@temporal_options
 def set_current_command(
     build_id: BuildId,
     deployment: Deployment = HUB_DEPLOYMENT,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
 ) -> None:
     """Make a build current: new cases start on it; open cases stay on the build they began on."""
-    settings = temporal_settings(temporal_address, namespace, None)
+    settings = temporal_settings(temporal, None)
 
     async def switching() -> None:
         await set_current(await connect_temporal(settings), deployment, build_id)
@@ -224,14 +223,14 @@ def set_current_command(
 
 
 @deploy_app.command("retire")
+@temporal_options
 def retire_command(
     build_id: BuildId,
     deployment: Deployment = HUB_DEPLOYMENT,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
 ) -> None:
     """Delete a drained build whose workers have stopped; refused while it has open cases."""
-    settings = temporal_settings(temporal_address, namespace, None)
+    settings = temporal_settings(temporal, None)
 
     async def retiring() -> None:
         await retire(await connect_temporal(settings), deployment, build_id)

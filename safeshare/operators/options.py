@@ -11,25 +11,15 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from safeshare.codec import KeyRingError, keys_from_env, load_key_file
-from safeshare.temporal import TemporalConfigError, TemporalSettings, load_temporal_settings
-from safeshare.temporal_options import Namespace, TemporalAddress
-
-__all__ = ["Namespace", "TemporalAddress"]
+from safeshare.temporal import TemporalConfigError, TemporalSettings
+from safeshare.temporal_options import TemporalFlags
 
 T = TypeVar("T")
-
-KeysFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SAFESHARE_KEYS_FILE",
-        help="Payload key file (authorised operators); or the keys in SAFESHARE_KEYS.",
-    ),
-]
 
 
 class OperatorError(Exception):
@@ -46,7 +36,7 @@ PLAINTEXT_ENV = "SAFESHARE_PLAINTEXT_PAYLOADS"
 
 
 def temporal_settings(
-    address: str | None, namespace: str | None, keys_file: Path | None, required: bool = False
+    flags: TemporalFlags, keys_file: Path | None, required: bool = False
 ) -> TemporalSettings:
     """Settings with the payload keys if the operator has them (None: search attributes only).
 
@@ -62,7 +52,7 @@ def temporal_settings(
             "SAFESHARE_KEYS_FILE"
         )
     try:
-        return load_temporal_settings(address=address, namespace=namespace, keys=keys)
+        return flags.settings(keys=keys)
     except TemporalConfigError as err:
         raise fail(str(err)) from None
 

@@ -25,14 +25,12 @@ from temporalio.client import (
 )
 
 from safeshare.operators.options import (
-    KeysFile,
-    Namespace,
     OperatorError,
-    TemporalAddress,
     run,
     temporal_settings,
 )
 from safeshare.temporal import connect_temporal
+from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from workflows.ids import HUB_TASK_QUEUE
 from workflows.protocol_review import ProtocolReview, ReviewInput, ReviewResult
 
@@ -125,14 +123,14 @@ async def run_review(
 
 
 @review_app.command("run")
+@temporal_options
 def run_command(
     reports_dir: ReportsDir = DEFAULT_REPORTS_DIR,
     period_days: Annotated[int, typer.Option(help="Review cases opened in the last N days.")] = 31,
     since: Annotated[
         str | None, typer.Option(help="Instead: cases opened since this date (YYYY-MM-DD, UTC).")
     ] = None,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
 ) -> None:
     """Run the protocol review now and print where the report is."""
@@ -143,7 +141,7 @@ def run_command(
             start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC)
         except ValueError:
             raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--since") from None
-    settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+    settings = temporal_settings(temporal, keys_file, required=True)
 
     async def review() -> ReviewResult:
         client = await connect_temporal(settings)
@@ -157,18 +155,18 @@ def run_command(
 
 
 @review_app.command("schedule")
+@temporal_options
 def schedule_command(
     cron: Annotated[
         str | None,
         typer.Option(help=f"When to run, as a cron expression (UTC; monthly: {MONTHLY!r})."),
     ] = None,
     reports_dir: ReportsDir = DEFAULT_REPORTS_DIR,
-    temporal_address: TemporalAddress = None,
-    namespace: Namespace = None,
+    temporal: TemporalFlags = NO_FLAGS,
     keys_file: KeysFile = None,
 ) -> None:
     """Show the review schedule, or change when it runs (--cron); creates it if missing."""
-    settings = temporal_settings(temporal_address, namespace, keys_file, required=True)
+    settings = temporal_settings(temporal, keys_file, required=True)
 
     async def schedule() -> str:
         client = await connect_temporal(settings)

@@ -1,0 +1,58 @@
+"""One way for a test to wait for something that happens later: ``eventually``.
+
+It reads until what it read is done, or fails the test saying what never happened and what it
+read last. Tests wait for a condition, never for a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    read: Callable[[], Awaitable[T] | T],
+    done: Callable[[T], object] = bool,
+    *,
+    what: str,
+    within: float = 20.0,
+    every: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+    last: Callable[[T], object] = repr,
+) -> T:
+    """``read()`` (sync or async) until ``done(value)`` holds; return that value.
+
+    Args:
+        read: what to look at.
+        done: when it is enough (default: the value is true).
+        what: what the test is waiting for, for the failure message ("never {what}").
+        within: seconds before the test fails.
+        every: seconds between reads.
+        retry_on: exceptions that mean "not yet" (e.g. a workflow not started yet); any other
+            exception fails at once.
+        last: how to show the last value read in the failure message.
+
+    Raises:
+        AssertionError: ``done`` never held within ``within`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    seen = "nothing read"
+    while True:
+        try:
+            value = read()
+            if inspect.isawaitable(value):
+                value = await value
+        except retry_on as err:
+            seen = f"{type(err).__name__}: {err}"
+        else:
+            if done(value):
+                return value
+            seen = str(last(value))
+        if loop.time() >= deadline:
+            raise AssertionError(f"never {what} within {within:g} s; last read: {seen}")
+        await asyncio.sleep(every)
