@@ -9,6 +9,9 @@ Limits, set deliberately:
   bounded texts and holders) is a few tens of KiB; anything near Temporal's 2 MiB payload
   limit could never be stored anyway. grpc refuses a larger message with RESOURCE_EXHAUSTED
   before the servicer sees it.
+- Every request is decoded and its shape checked before any handler (``decoding``, with the
+  bounds of each field in ``bounds``): bytes that do not decode, control characters, fields
+  over their length, lists over their count and unknown enum numbers are INVALID_ARGUMENT.
 - ``MAX_SEND_BYTES`` (4 MiB): a CaseView of a case with ten holders' full records fits with a
   wide margin.
 - ``MAX_CONCURRENT_RPCS``: calls beyond it are refused with RESOURCE_EXHAUSTED instead of
@@ -31,6 +34,7 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveStore
 from safeshare.gateway.admission import Admission, Quotas, RevocationList
+from safeshare.gateway.decoding import RequestShape
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.gateway.signing import GatewaySigner
 from workflows.ids import HUB_TASK_QUEUE
@@ -92,7 +96,11 @@ async def create_gateway_server(
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-        interceptors=[Admission(CASE_SERVICE_NAME, revocation, quotas)],
+        # Outermost first: who is calling, then whether the request decodes and has its shape.
+        interceptors=[
+            Admission(CASE_SERVICE_NAME, revocation, quotas),
+            RequestShape(CASE_SERVICE_NAME),
+        ],
     )
     service_grpc.add_CaseServiceServicer_to_server(
         servicer

@@ -93,16 +93,19 @@ def validate_submit(
     )
     for i, subject in enumerate(req.subjects):
         found.extend(_subject_violations(f"request.subjects[{i}]", subject, today))
-    need(_known(pb.Purpose, req.purpose), "purpose")
+    found.extend(_enum("request.purpose", pb.Purpose, req.purpose, required=True))
     need(bool(req.lawful_basis.strip()), "lawful_basis")
     need(len(req.categories) > 0, "categories", "at least one category is required")
     seen: set[int] = set()
     for i, category in enumerate(req.categories):
-        need(_known(pb.InformationCategory, category.category), f"categories[{i}].category")
+        found.extend(
+            _enum(f"request.categories[{i}].category", pb.InformationCategory,
+                  category.category, required=True)
+        )  # fmt: skip
         need(category.category not in seen, f"categories[{i}].category", "duplicate category")
         seen.add(category.category)
         need(bool(category.necessity.strip()), f"categories[{i}].necessity")
-    need(_known(pb.Urgency, req.urgency), "urgency")
+    found.extend(_enum("request.urgency", pb.Urgency, req.urgency, required=True))
     need(
         req.family_aware or bool(req.family_not_aware_reason.strip()),
         "family_not_aware_reason",
@@ -354,13 +357,13 @@ def _enum(path: str, enum: _ProtoEnum, value: int, required: bool) -> list[Field
     if value == 0:
         return [FieldViolation(path, "required")] if required else []
     if value not in enum.values():
-        return [FieldViolation(path, "must be a known value")]
+        return [FieldViolation(path, f"unknown value {value}")]
     return []
 
 
 def _enums(path: str, enum: _ProtoEnum, values: Sequence[int]) -> list[FieldViolation]:
     return [
-        FieldViolation(f"{path}[{i}]", "must be a known value")
+        FieldViolation(f"{path}[{i}]", "required" if value == 0 else f"unknown value {value}")
         for i, value in enumerate(values)
         if not _known(enum, value)
     ]
@@ -368,8 +371,7 @@ def _enums(path: str, enum: _ProtoEnum, values: Sequence[int]) -> list[FieldViol
 
 def _subject_violations(path: str, subject: pb.Subject, today: dt.date) -> list[FieldViolation]:
     found: list[FieldViolation] = []
-    if not _known(pb.SubjectRole, subject.role):
-        found.append(FieldViolation(f"{path}.role", "required"))
+    found.extend(_enum(f"{path}.role", pb.SubjectRole, subject.role, required=True))
     if not subject.given_name.strip():
         found.append(FieldViolation(f"{path}.given_name", "required"))
     if not subject.family_name.strip():

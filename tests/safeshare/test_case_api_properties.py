@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare import tls
 from tests.safeshare.test_gateway import (
     AGENCIES,
     CSC,
@@ -175,3 +176,47 @@ async def test_no_generated_request_gets_an_undesigned_status_or_changes_a_case(
         assert await gateway.history_lengths(waiting) == before, f"refused {rpc} changed the case"
         if submitted and not existed:
             assert not await _exists(gateway, submitted), "a refused request opened a case"
+
+
+@pytest.mark.parametrize("rpc", sorted(REQUESTS))
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_raw_bytes_never_get_an_undesigned_status(
+    gateway: Gateway, rpc: str, data: st.DataObject
+) -> None:
+    """Bytes as they come off a wire: random, or a generated request with bytes flipped or
+    cut, so some do not decode, some hold strings that are not UTF-8."""
+    valid = data.draw(message_of(REQUESTS[rpc])).SerializeToString()
+    body = data.draw(
+        st.one_of(
+            st.binary(max_size=200),
+            st.just(valid[: len(valid) // 2]),
+            st.integers(0, max(len(valid) - 1, 0)).map(
+                lambda i: valid[:i] + b"\xff" + valid[i + 1 :]
+            ),
+        ),
+        label="body",
+    )
+    channel = grpc.aio.secure_channel(
+        f"127.0.0.1:{gateway.port}", tls.channel_credentials(gateway.pki.agency(CSC))
+    )
+    method = f"/sharing.v1.CaseService/{rpc}"
+    try:
+        if rpc == "WatchCase":
+            stream: Any = channel.unary_stream(method)(body, timeout=15)  # type: ignore[arg-type]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.read(), 5)
+            stream.cancel()
+        else:
+            await channel.unary_unary(method)(body, timeout=15)  # type: ignore[arg-type]
+        code = grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as err:
+        code = err.code()
+    finally:
+        await channel.close()
+    assert code in DESIGNED, f"{rpc} answered {code.name} to raw bytes"

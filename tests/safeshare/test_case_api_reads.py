@@ -261,16 +261,22 @@ async def test_list_cases_refuses_bad_filters_and_foreign_page_tokens(gateway: G
         mixed = await refused(
             client.list_cases(state=pb.CASE_STATE_CLOSED, waiting_on=pb.WAITING_ON_HOLDER)
         )
+        # Unknown enum numbers are refused with the request's shape, before its content.
         unknown = await refused(
             client.list_cases(state=99, waiting_on=42, page_size=-1)  # type: ignore[arg-type]
         )
+        negative = await refused(client.list_cases(page_size=-1))
 
-    for err in (other_filters, garbage, mixed, unknown):
+    for err in (other_filters, garbage, mixed, unknown, negative):
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in violations(other_filters)] == ["page_token"]
     assert [f for f, _ in violations(garbage)] == ["page_token"]
     assert [f for f, _ in violations(mixed)] == ["waiting_on"]
-    assert [f for f, _ in violations(unknown)] == ["state", "waiting_on", "page_size"]
+    assert violations(unknown) == [
+        ("state", "unknown value 99"),
+        ("waiting_on", "unknown value 42"),
+    ]
+    assert [f for f, _ in violations(negative)] == ["page_size"]
 
 
 async def test_the_client_resubmits_to_the_same_case(gateway: Gateway) -> None:

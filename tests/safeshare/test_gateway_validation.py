@@ -133,7 +133,7 @@ def _second_subject_unnamed(req: pb.SharingRequest) -> None:
             [("request.subjects[0].date_of_birth", "future")],
         ),
         (_subject("nhs_number", "94347659"), [("request.subjects[0].nhs_number", "10 digits")]),
-        (_set("purpose", 99), [("request.purpose", "required")]),
+        (_set("purpose", 99), [("request.purpose", "unknown value 99")]),
         (_duplicate_category, [("request.categories[1].category", "duplicate")]),
         (
             _unset_category,

@@ -1,0 +1,117 @@
+"""Requests as bytes: every CaseService request is decoded, and its shape checked, before any
+handler runs, so a bad request answers INVALID_ARGUMENT (never UNKNOWN or INTERNAL) and
+reaches neither the servicer nor Temporal.
+
+grpc calls a method's request deserializer before the handler; when it raises (bytes that are
+not the message, a string field holding invalid UTF-8, a message field sent as a string), grpc
+answers the caller with a status of its own. This server interceptor gives each method a
+deserializer that does not raise: it hands on ``Undecodable``, and the method's behaviour
+answers INVALID_ARGUMENT. A decoded request whose shape breaks ``bounds`` (control
+characters, lengths, counts, unknown enum numbers) is refused the same way, with a
+``google.rpc.BadRequest`` field violation for each field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError
+
+from safeshare.gateway.bounds import shape_violations
+from safeshare.gateway.errors import GatewayError, abort, invalid_argument
+from safeshare.metrics import count_gateway_request
+
+log = structlog.get_logger("safeshare.gateway.decoding")
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """What the deserializer hands on for bytes that are not the method's request message."""
+
+    type_name: str
+
+
+def not_decodable(type_name: str) -> GatewayError:
+    """INVALID_ARGUMENT for a request that does not decode (no field can be named)."""
+    return GatewayError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"the request is not a valid {type_name} message (or a string in it is not UTF-8)",
+    )
+
+
+class RequestShape(grpc.aio.ServerInterceptor):
+    """Decodes without raising, and refuses a request that does not decode or breaks the
+    bounds, for every method of ``service``."""
+
+    def __init__(self, service: str) -> None:
+        self._prefix = f"/{service}/"
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        method = str(handler_call_details.method)
+        if handler is None or not method.startswith(self._prefix):
+            return handler
+        rpc = method.removeprefix(self._prefix)
+        deserializer = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            inner: Any = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await _refuse_if_bad(rpc, request, context)
+                return await inner(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            streaming: Any = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                await _refuse_if_bad(rpc, request, context)
+                async for response in streaming(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    type_name = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    name = type_name.full_name if type_name is not None else "request"
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, ValueError, TypeError):
+            # 👉 upb refuses a string field that is not UTF-8 here, as a DecodeError.
+            return Undecodable(name)
+
+    return decode
+
+
+async def _refuse_if_bad(rpc: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, Undecodable):
+        log.info("request_refused", rpc=rpc, reason="not_decodable")
+        count_gateway_request(rpc, grpc.StatusCode.INVALID_ARGUMENT.name)
+        await abort(context, not_decodable(request.type_name))
+    violations = shape_violations(request)
+    if violations:
+        log.info("request_refused", rpc=rpc, reason="shape", fields=len(violations))
+        count_gateway_request(rpc, grpc.StatusCode.INVALID_ARGUMENT.name)
+        await abort(context, invalid_argument(violations))
