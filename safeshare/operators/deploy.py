@@ -163,10 +163,18 @@ async def retire(client: Client, deployment: str, build_id: str) -> None:
             f"build {build_id!r} still has {build.open_workflows} open workflows pinned to it: "
             "keep its hub workers running until they close"
         )
-    if build.drainage not in ("DRAINED", "-"):
-        # Visibility counts can lag; Temporal's own drainage status is the second check.
+    if build.drainage != "DRAINED" and not (build.drainage == "-" and build.status == "INACTIVE"):
+        # Visibility counts can lag; Temporal's own drainage status is the second check. A build
+        # that was current and has no drainage status yet has not been checked: not drained.
         raise OperatorError(
-            f"build {build_id!r} is {build.drainage}: its open workflows have not all closed"
+            f"build {build_id!r} is {build.status}, drainage {build.drainage}: "
+            "its open workflows have not all closed"
+        )
+    pinned = await _running_pinned_to(client, deployment, build_id)
+    if pinned:
+        raise OperatorError(
+            f"build {build_id!r} still has {pinned} open workflows pinned to it: "
+            "keep its hub workers running until they close"
         )
     try:
         await client.workflow_service.delete_worker_deployment_version(
@@ -183,6 +191,24 @@ async def retire(client: Client, deployment: str, build_id: str) -> None:
                 "retry (Temporal forgets a stopped poller after a few minutes)"
             ) from None
         raise
+
+
+async def _running_pinned_to(client: Client, deployment: str, build_id: str) -> int:
+    """Running workflows of ``deployment`` whose own record says they are pinned to ``build_id``.
+
+    The visibility count read by ``deployment_status`` comes from a search attribute written
+    after the fact; this reads each running workflow's versioning info from Temporal's record.
+    """
+    pinned = 0
+    query = f"TemporalWorkerDeployment = '{deployment}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        described = await client.get_workflow_handle(
+            execution.id, run_id=execution.run_id
+        ).describe()
+        info = described.raw_description.workflow_execution_info.versioning_info
+        if info.deployment_version.build_id == build_id:
+            pinned += 1
+    return pinned
 
 
 @deploy_app.command()
