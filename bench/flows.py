@@ -94,9 +94,11 @@ async def safeshare_batch(
     overridden: set[str] = set()
     async with (
         CaseClient.connect(
-            gateway, tls.agency(path.requester), call_timeout=CALL_TIMEOUT
+            gateway, tls.agency(path.requester), call_timeout=CALL_TIMEOUT, attempts=1
         ) as requester,
-        CaseClient.connect(gateway, tls.agency(path.holder), call_timeout=CALL_TIMEOUT) as holder,
+        CaseClient.connect(
+            gateway, tls.agency(path.holder), call_timeout=CALL_TIMEOUT, attempts=1
+        ) as holder,
     ):
         started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         t0 = time.time()

@@ -88,7 +88,9 @@ async def measure(
     tls = stack.dev.pki.agency(path.requester)
     results = []
     async with (
-        CaseClient.connect(stack.dev.gateway_target, tls, call_timeout=CALL_TIMEOUT) as client,
+        CaseClient.connect(
+            stack.dev.gateway_target, tls, call_timeout=CALL_TIMEOUT, attempts=1
+        ) as client,
         grpc.aio.secure_channel(
             f"{HOST}:{stack.echo_port}", channel_credentials(tls)
         ) as echo_channel,

@@ -126,6 +126,16 @@ def markdown(r: dict[str, Any]) -> str:
             + (f" ({t['errors']} of {t['calls']} failed)" if t.get("errors") else "")
             + " |"
         )
+    for y in r.get("yardsticks", []):
+        goal = f", goal ≤ {y['goal']}" if y.get("goal") else ""
+        lines.append(
+            f"| {y['rpc']} vs bare `{y['bare']}` at {y['in_flight']} in flight, p50 / p99 "
+            f"({y['calls']} calls, one workflow each{goal}) | {_ms(y['p50'])} / {_ms(y['p99'])} | "
+            f"{_ms(y['bare_p50'])} / {_ms(y['bare_p99'])} | "
+            f"{_f(y['p50'] / y['bare_p50'] if y['bare_p50'] else math.nan, 2)}"
+            + (f" ({y['errors']} failed)" if y.get("errors") else "")
+            + " |"
+        )
     bare_cost = next((c for c in r.get("cost", []) if c["path"] == "bare"), None)
     for c in r.get("cost", []):
         if c["path"] == "bare":

@@ -33,6 +33,7 @@ from bench import (
     replay,
     replicas,
     scale,
+    yardsticks,
 )
 from bench.bare_workflows import BareCase, BareExchange
 from bench.report import machine, markdown
@@ -57,6 +58,8 @@ class Sizes:
     override: int = 100
     latency: int = 100
     rpc_calls: int = 100
+    yardstick_calls: int = 200
+    """Calls per yardstick row (bare start/describe/update, SubmitRequest/GetCase/Acknowledge)."""
     audit: int = 1000
     replay: int = 200
     """Cases in the same-Replayer-loop comparison (shipped runner, no sandbox, bare)."""
@@ -72,7 +75,7 @@ class Sizes:
     """Cases per window (before / during / after) of the replica-loss phase."""
 
 
-QUICK = Sizes((20,), 10, 10, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0, 20, 5)
+QUICK = Sizes((20,), 10, 10, 20, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0, 20, 5)
 SCALE_ONLY = Sizes(scale_budget=1800.0, budget=2100.0)
 
 
@@ -156,6 +159,11 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
             for t in await gateway_overhead.measure(stack, "rpc", sizes.rpc_calls)
         ]
         _log(f"rpc: {out['rpc']}")
+        out["yardsticks"] = [
+            dataclasses.asdict(y)
+            for y in await yardsticks.measure(stack, "yard", sizes.yardstick_calls)
+        ]
+        _log(f"yardsticks: {out['yardsticks']}")
 
         if sizes.scale_budget:
             steps, note = await scale.run(stack, sizes.scale_steps, "scale", sizes.scale_budget)
@@ -183,6 +191,24 @@ async def _run_scale(sizes: Sizes, data_dir: Path, command: str) -> dict[str, An
         out["scale"] = [dataclasses.asdict(s) for s in steps]
         if note:
             out["notes"].append(note)
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+async def _run_yardsticks(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    """The yardstick rows alone (a smoke run of the phase; the figures come from ``make bench``)."""
+    began = time.monotonic()
+    out = _header(command)
+    async with bench_stack(data_dir) as stack:
+        _log(f"stack up in {time.monotonic() - began:.1f} s")
+        await flows.bare_batch(stack, 5, "warm")
+        await flows.safeshare_batch(stack, cases.COMMON, 5, "warm-common")
+        out["yardsticks"] = [
+            dataclasses.asdict(y)
+            for y in await yardsticks.measure(stack, "yard", sizes.yardstick_calls)
+        ]
+        _log(f"yardsticks: {out['yardsticks']}")
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
@@ -313,9 +339,20 @@ def main() -> None:
     parser.add_argument(
         "--replicas", action="store_true", help="only the replica phases (one/two hubs, loss)"
     )
+    parser.add_argument(
+        "--yardsticks", type=int, metavar="N", default=0,
+        help="only the Temporal yardsticks against the Case API, N calls per row",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = parser.parse_args()
-    if args.replicas:
+    if args.yardsticks:
+        sizes = dataclasses.replace(Sizes(), yardstick_calls=args.yardsticks)
+        command, latest = (
+            f".venv/bin/python -m bench --yardsticks {args.yardsticks}",
+            "latest-yardsticks",
+        )
+        run = _run_yardsticks
+    elif args.replicas:
         sizes, command, latest = Sizes(), "make bench-replicas", "latest-replicas"
         run = _run_replicas
     elif args.scale:

@@ -119,6 +119,7 @@ class CaseClient:
         tls: TlsFiles,
         call_timeout: float = DEFAULT_TIMEOUT,
         server_name: str | None = None,
+        attempts: int = DEFAULT_ATTEMPTS,
     ) -> AsyncIterator[CaseClient]:
         """Open an mTLS channel to the gateway as the agency named in ``tls.cert``.
 
@@ -127,13 +128,14 @@ class CaseClient:
         comma-separated). Calls are spread over every address the target gives, round robin,
         and only to gateways whose ``grpc.health.v1`` says SERVING: a gateway that stops or
         drains is left out until it serves again. ``server_name`` is the name the gateways'
-        certificate carries, when the addresses are not it.
+        certificate carries, when the addresses are not it. ``attempts``: how many times a
+        call is sent when it answers UNAVAILABLE or DEADLINE_EXCEEDED (1: never repeated).
         """
         channel_target, options = gateway_channel(target, server_name)
         async with grpc.aio.secure_channel(
             channel_target, channel_credentials(tls), options=options
         ) as channel:
-            yield cls(channel, call_timeout)
+            yield cls(channel, call_timeout, attempts)
 
     async def submit(self, request: pb.SharingRequest) -> service_pb.SubmitRequestResponse:
         """Submit a request; the same ``request_id`` returns the same case."""
