@@ -104,6 +104,15 @@ WITHDRAWAL_KEEPS_SHARES = "withdrawal-keeps-shares"
 PER_CATEGORY_CONSENT = "per-category-consent"
 """What consent covers is delivered at once; every other category needs its own decision;
 every delivered item carries its basis; the record shows each category asked."""
+COMPACT_HISTORIES = "compact-histories"
+"""Updates answer with a ``CommandResult`` (what changed), not the whole record; search
+attributes are upserted once per workflow task and only where they changed; and every patch
+above is taken as applied without a marker of its own.
+
+👉 Each ``workflow.patched`` call writes a marker and an upsert of ``TemporalChangeVersion``
+(two events) into a new history: an exchange started with this patch records one marker for
+all the patches named above. A patch added later is checked with ``workflow.patched`` itself:
+histories recorded with this one predate it."""
 
 
 @workflow.defn(name=names.HOLDER_EXCHANGE)
@@ -156,8 +165,12 @@ class HolderExchange:
         """Per category: the basis of each authorised category, as it was authorised."""
         self._commands = AppliedCommands()
         """Which command ids this run has applied (``workflows.commands``)."""
-        self._sealed = workflow.patched(SEALED_COMMANDS_PATCH)
+        self._compact = workflow.patched(COMPACT_HISTORIES)
+        self._sealed = self._patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every exchange started since sealing)."""
+        self._attributes: list[SearchAttributeUpdate[Any]] | None = None
+        """Search attributes published but not upserted yet (compact histories)."""
+        self._upserter: asyncio.Task[None] | None = None
 
     # -- the run ------------------------------------------------------------------------
 
@@ -166,7 +179,7 @@ class HolderExchange:
         """Run this holder's exchange to its close and return the holder's record."""
         if self._sealed:
             self._require_case_parent()
-        if workflow.patched(PER_CATEGORY_CONSENT):
+        if self._patched(PER_CATEGORY_CONSENT):
             self._model.per_category = True
             self._model.asked = frozenset(self._asked_names())
             self._record.categories.extend(
@@ -233,7 +246,7 @@ class HolderExchange:
         self._note("ConsentChecked", self._holder, "",
                    f"status={pb.ConsentStatus.Name(consent.status)} covers={cover.covers}"
                    + detail + " " + " ".join(cover.reasons))  # fmt: skip
-        self._consent_integrity = workflow.patched(CONSENT_INTEGRITY)
+        self._consent_integrity = self._patched(CONSENT_INTEGRITY)
         status = pb.ConsentStatus.Name(consent.status).removeprefix("CONSENT_STATUS_")
         self._model.apply(
             model.ConsentChecked(
@@ -319,7 +332,7 @@ class HolderExchange:
                 )
             except TimeoutError:
                 fired.add(rung.value)
-                if workflow.patched(LADDER_NEVER_FAILS):
+                if self._patched(LADDER_NEVER_FAILS):
                     fired |= await self._climb(step, rung, due)
                 else:
                     await self._escalate(step, rung, due)
@@ -632,7 +645,7 @@ class HolderExchange:
             )  # fmt: skip
             self._record.escalations.append(escalation)
             self._publish()
-            if workflow.patched(LADDER_NEVER_FAILS):
+            if self._patched(LADDER_NEVER_FAILS):
                 await self._alert_operator_safely(escalation)
             else:
                 await self._alert_operator(escalation)
@@ -751,11 +764,14 @@ class HolderExchange:
             raise ApplicationError(refusal.message, type=refusal.rule.value)
 
     @workflow.update
-    async def record_consent(self, decision: pb.ConsentDecision) -> pb.HolderRecord:
+    async def record_consent(
+        self, decision: pb.ConsentDecision
+    ) -> pb.HolderRecord | pb.CommandResult:
         """The holder practitioner records consent, or why it is not being sought."""
         self._commands.applied()
+        since = len(self._record.entries)
         decided = _copy(decision)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         confirmed: pb.ConsentRecord | None = None
@@ -783,7 +799,7 @@ class HolderExchange:
                    f"covers={covers} {detail}".strip())  # fmt: skip
         self._model.apply(self._consent_command(decided, covers))
         self._publish()
-        return self._view()
+        return self._answer(since)
 
     async def _confirmed_consent(self, decided: pb.ConsentDecision) -> pb.ConsentRecord:
         """The holder's system's own record of a consent a practitioner records as given,
@@ -850,11 +866,14 @@ class HolderExchange:
         )
 
     @workflow.update
-    async def propose_override(self, proposal: pb.OverrideProposal) -> pb.HolderRecord:
+    async def propose_override(
+        self, proposal: pb.OverrideProposal
+    ) -> pb.HolderRecord | pb.CommandResult:
         """The holder proposes sharing without consent, with the full justification."""
         self._commands.applied()
+        since = len(self._record.entries)
         proposed = _copy(proposal)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(proposed.actor.practitioner)
         proposed.proposed_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.override_proposal.CopyFrom(proposed)
@@ -866,7 +885,7 @@ class HolderExchange:
         self._model.apply(self._proposal_command(proposed))
         self._publish()
         workflow.metric_meter().create_counter("safeshare_overrides").add(1, {"event": "proposed"})
-        return self._view()
+        return self._answer(since)
 
     @propose_override.validator
     def _validate_propose_override(self, proposal: pb.OverrideProposal) -> None:
@@ -889,13 +908,16 @@ class HolderExchange:
         )
 
     @workflow.update
-    async def decide_override(self, decision: pb.OverrideDecision) -> pb.HolderRecord:
+    async def decide_override(
+        self, decision: pb.OverrideDecision
+    ) -> pb.HolderRecord | pb.CommandResult:
         """An approver (a different user, in an approver role) approves or rejects."""
         self._commands.applied()
+        since = len(self._record.entries)
         decided = _copy(decision)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
-        if workflow.patched(NAMED_APPROVERS):
+        if self._patched(NAMED_APPROVERS):
             await self._named_approver(decided)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.override_decision.CopyFrom(decided)
@@ -918,11 +940,11 @@ class HolderExchange:
                 agency_id=self._holder, at=translate.timestamp(workflow.now()),
             )  # fmt: skip
             self._record.escalations.append(escalation)
-            if workflow.patched(LADDER_NEVER_FAILS):
+            if self._patched(LADDER_NEVER_FAILS):
                 await self._alert_operator_safely(escalation)
             else:
                 await self._alert_operator(escalation)
-        return self._view()
+        return self._answer(since)
 
     async def _named_approver(self, decided: pb.OverrideDecision) -> None:
         """Refuse a decider the registry does not name as one of the holder's approvers (when
@@ -970,11 +992,14 @@ class HolderExchange:
         self._validate(model.DecideOverride(translate.actor(decision.actor), decision.approve))
 
     @workflow.update
-    async def share_first(self, decision: pb.ShareFirstDecision) -> pb.HolderRecord:
+    async def share_first(
+        self, decision: pb.ShareFirstDecision
+    ) -> pb.HolderRecord | pb.CommandResult:
         """RED only: the holder shares now and justifies within the override deadline."""
         self._commands.applied()
+        since = len(self._record.entries)
         decided = _copy(decision)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.share_first.CopyFrom(decided)
@@ -984,7 +1009,7 @@ class HolderExchange:
         self._model.apply(self._share_first_command(decided))
         self._step = None
         self._publish()
-        return self._view()
+        return self._answer(since)
 
     @share_first.validator
     def _validate_share_first(self, decision: pb.ShareFirstDecision) -> None:
@@ -1007,11 +1032,14 @@ class HolderExchange:
         )
 
     @workflow.update
-    async def decline_to_share(self, decision: pb.DeclineDecision) -> pb.HolderRecord:
+    async def decline_to_share(
+        self, decision: pb.DeclineDecision
+    ) -> pb.HolderRecord | pb.CommandResult:
         """The holder decides not to share, with reasons."""
         self._commands.applied()
+        since = len(self._record.entries)
         decided = _copy(decision)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.decline.CopyFrom(decided)
@@ -1021,7 +1049,7 @@ class HolderExchange:
                    f"reasons={reasons}")  # fmt: skip
         self._model.apply(model.DeclineToShare(translate.actor(decided.actor)))
         self._publish()
-        return self._view()
+        return self._answer(since)
 
     @decline_to_share.validator
     def _validate_decline(self, decision: pb.DeclineDecision) -> None:
@@ -1037,11 +1065,14 @@ class HolderExchange:
         )
 
     @workflow.update
-    async def acknowledge(self, acknowledgement: pb.Acknowledgement) -> pb.HolderRecord:
+    async def acknowledge(
+        self, acknowledgement: pb.Acknowledgement
+    ) -> pb.HolderRecord | pb.CommandResult:
         """The recipient acknowledges the delivery (who, received or actioned, use, feedback)."""
         self._commands.applied()
+        since = len(self._record.entries)
         ack = _copy(acknowledgement)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(ack.practitioner)
         ack.acknowledged_at.CopyFrom(translate.timestamp(workflow.now()))
         ack.holding_agency_id = self._holder
@@ -1050,7 +1081,7 @@ class HolderExchange:
                    f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
         self._model.apply(model.Acknowledge(model.Actor(ack.agency_id, ack.practitioner.user_id)))
         self._publish()
-        return self._view()
+        return self._answer(since)
 
     @acknowledge.validator
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
@@ -1071,23 +1102,26 @@ class HolderExchange:
             )
 
     @workflow.update
-    async def withdraw_consent(self, withdrawal: pb.ConsentWithdrawal) -> pb.HolderRecord:
+    async def withdraw_consent(
+        self, withdrawal: pb.ConsentWithdrawal
+    ) -> pb.HolderRecord | pb.CommandResult:
         """Consent withdrawn after delivery: record it and push it to the recipient."""
         self._commands.applied()
+        since = len(self._record.entries)
         withdrawn = _copy(withdrawal)
-        if workflow.patched(CANONICAL_PRACTITIONERS):
+        if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(withdrawn.actor.practitioner)
         withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
         self._model.apply(model.WithdrawConsent(translate.actor(withdrawn.actor)))
         self._note("ConsentWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "after_delivery")  # fmt: skip
-        if workflow.patched(CONSENT_NOTICE_RECORDED_FIRST):
+        if self._patched(CONSENT_NOTICE_RECORDED_FIRST):
             # 👉 Recorded before it is pushed: whatever the recipient's system answers, the
             # record holds the withdrawal and a repeat is rightly "already recorded".
             self._record.consent_withdrawal.CopyFrom(withdrawn)
             self._publish()
             if await self._push_consent_withdrawal():
-                return self._view()
+                return self._answer(since)
             self._notice_pending = True
             escalation = pb.Escalation(
                 step="consent_withdrawal", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
@@ -1097,7 +1131,7 @@ class HolderExchange:
             self._publish()
             await self._alert_operator_safely(escalation)
             self._notice_retries = asyncio.create_task(self._retry_consent_withdrawal())
-            return self._view()
+            return self._answer(since)
         await workflow.execute_activity(
             RECEIVE_CONSENT_WITHDRAWN,
             agency_pb.ReceiveConsentWithdrawnRequest(
@@ -1117,7 +1151,7 @@ class HolderExchange:
         self._record.consent_withdrawal.CopyFrom(withdrawn)
         self._note("ConsentWithdrawalDelivered", self._recipient, "", "recipient_notified")
         self._publish()
-        return self._view()
+        return self._answer(since)
 
     async def _push_consent_withdrawal(self) -> bool:
         """Push the recorded withdrawal to the recipient: True once its system has it."""
@@ -1172,7 +1206,7 @@ class HolderExchange:
             return
         command = model.WithdrawRequest(
             translate.actor(withdrawal.actor),
-            keeps_shares=workflow.patched(WITHDRAWAL_KEEPS_SHARES),
+            keeps_shares=self._patched(WITHDRAWAL_KEEPS_SHARES),
         )
         refusal = self._model.check(command)
         if refusal is not None and command.keeps_shares:
@@ -1218,6 +1252,29 @@ class HolderExchange:
             view.next_deadline.CopyFrom(translate.timestamp(self._next_deadline))
         return view
 
+    def _answer(self, since: int) -> pb.HolderRecord | pb.CommandResult:
+        """An update's answer: what it changed (compact histories), else the whole record.
+
+        ``since`` is how many entries the record held when the update began."""
+        if not self._compact:
+            return self._view()
+        result = pb.CommandResult(
+            case_ref=self._case_ref,
+            holding_agency_id=self._holder,
+            state=translate.state(self._model.state),
+            waiting_on=translate.waiting_on(self._waiting_on()),
+            outcome=translate.outcome(self._model.outcome),
+            entries=self._record.entries[since:],
+            entry_number=len(self._record.entries),
+        )
+        if self._next_deadline is not None and self._model.state is not State.CLOSED:
+            result.next_deadline.CopyFrom(translate.timestamp(self._next_deadline))
+        return result
+
+    def _patched(self, patch: str) -> bool:
+        """Whether ``patch`` (one from before compact histories) applies to this run."""
+        return self._compact or workflow.patched(patch)
+
     def _waiting_on(self) -> model.WaitingOn:
         if self._model.state is State.DELIVERING and self._record.delivery_failures:
             return model.WaitingOn.OPERATOR
@@ -1231,6 +1288,7 @@ class HolderExchange:
         self._note("ExchangeClosed", self._holder, "",
                    f"outcome={translate.outcome_name(self._model.outcome)}")  # fmt: skip
         self._publish()
+        self._upsert()  # now: nothing runs after the workflow completes
         return self._view()
 
     def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
@@ -1288,11 +1346,32 @@ class HolderExchange:
             updates.append(sa.CONSENT_STATUS.value_set(status.removeprefix("CONSENT_STATUS_")))
         if self._model.outcome is not model.Outcome.OPEN:
             updates.append(sa.OUTCOME.value_set(self._model.outcome.value))
-        workflow.upsert_search_attributes(updates)
+        if self._compact:
+            self._attributes = updates
+            if self._upserter is None:
+                self._upserter = asyncio.create_task(self._upsert_when_idle())
+        else:
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(translate.holder_details(
             self._holder, self._recipient, state, self._waiting_on(), self._next_deadline,
             self._model.outcome,
         ))  # fmt: skip
+
+    async def _upsert_when_idle(self) -> None:
+        # 👉 A condition is checked once every coroutine of the workflow task has run as far
+        # as it can: what was published meanwhile is upserted in one command, not one each.
+        while True:
+            await workflow.wait_condition(lambda: self._attributes is not None)
+            self._upsert()
+
+    def _upsert(self) -> None:
+        """Upsert the published search attributes that differ from the workflow's own."""
+        if self._attributes is None:
+            return
+        changed = sa.changed(self._attributes, workflow.info().typed_search_attributes)
+        self._attributes = None
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
 
 def _refused(err: ActivityError) -> bool:

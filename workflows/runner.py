@@ -22,6 +22,7 @@ PURE_MODULES = (
     "workflows.seal",
     "workflows.commands",
     "workflows.ed25519",
+    "workflows.practitioners",
     "activities.agency",
     "activities.names",
     "protos",

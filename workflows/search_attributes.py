@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, TypedSearchAttributes
 
 CASE_STATE = SearchAttributeKey.for_keyword("CaseState")
 URGENCY = SearchAttributeKey.for_keyword("Urgency")
@@ -40,3 +43,21 @@ ALL = (
     RECIPIENT_AGENCY,
 )
 """Every attribute, for registering them with a Temporal namespace."""
+
+
+def changed(
+    updates: Sequence[SearchAttributeUpdate[Any]], current: TypedSearchAttributes
+) -> list[SearchAttributeUpdate[Any]]:
+    """The ``updates`` that would change ``current`` (a workflow's own attributes): an upsert
+    that sets a value already there is an event in history that says nothing."""
+    found = []
+    for update in updates:
+        now = current.get(update.key)
+        value = update.value
+        if isinstance(value, list | tuple) and isinstance(now, list | tuple):
+            same = list(value) == list(now)
+        else:
+            same = value == now
+        if not same:
+            found.append(update)
+    return found

@@ -32,6 +32,10 @@ WITHDRAWAL_MEETS_CLOSE = "withdrawal-meets-close"
 """A withdrawal that meets an exchange closing is answered and recorded consistently."""
 SEALED_COMMANDS_PATCH = "gateway-sealed-commands"
 """Cases started before decisions were sealed take the old branch (no seal is checked)."""
+COMPACT_HISTORIES = "compact-histories"
+"""Updates answer with a ``CommandResult`` (what changed), not the whole case view; search
+attributes are upserted only where they changed; the patches above are taken as applied
+without markers of their own (each marker is two events: see ``workflows.holder_exchange``)."""
 
 GATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -57,7 +61,8 @@ class SharingCase:
         """The urgency each exchange was last given (in its input or by signal)."""
         self._commands = AppliedCommands()
         """Which command ids this run has applied (``workflows.commands``)."""
-        self._sealed = workflow.patched(SEALED_COMMANDS_PATCH)
+        self._compact = workflow.patched(COMPACT_HISTORIES)
+        self._sealed = self._compact or workflow.patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every case started since sealing)."""
 
     @workflow.run
@@ -139,20 +144,23 @@ class SharingCase:
     # -- the requester's commands ---------------------------------------------------------
 
     @workflow.update
-    async def withdraw_request(self, withdrawal: pb.RequestWithdrawal) -> pb.CaseView:
+    async def withdraw_request(
+        self, withdrawal: pb.RequestWithdrawal
+    ) -> pb.CaseView | pb.CommandResult:
         """The requester withdraws the request: every open exchange closes as withdrawn."""
         self._commands.applied()
+        since = len(self._record.entries)
         withdrawn = pb.RequestWithdrawal()
         withdrawn.CopyFrom(withdrawal)
         withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
         self._record.withdrawal.CopyFrom(withdrawn)
         self._note("RequestWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "")  # fmt: skip
-        if not workflow.patched(WITHDRAWAL_MEETS_CLOSE):
+        if not (self._compact or workflow.patched(WITHDRAWAL_MEETS_CLOSE)):
             for holder, handle in self._exchanges.items():
                 if holder not in self._closed_holders:
                     await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
-            return self.case_view()
+            return self._answer(since)
         for holder, handle in self._exchanges.items():
             if holder in self._closed_holders:
                 continue
@@ -162,7 +170,7 @@ class SharingCase:
                 # 👉 The exchange closed while the signal was on its way: its outcome stands
                 # and the record says so; the withdrawal holds for the rest of the case.
                 self._note("WithdrawalMissedExchange", holder, "", "exchange_already_closed")
-        return self.case_view()
+        return self._answer(since)
 
     @withdraw_request.validator
     def _validate_withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
@@ -182,9 +190,10 @@ class SharingCase:
             raise ApplicationError("required: withdrawal.reason", type=model.Rule.INVALID.value)
 
     @workflow.update
-    async def change_urgency(self, change: pb.UrgencyChange) -> pb.CaseView:
+    async def change_urgency(self, change: pb.UrgencyChange) -> pb.CaseView | pb.CommandResult:
         """The requester re-rates the urgency; every open exchange's deadlines move."""
         self._commands.applied()
+        since = len(self._record.entries)
         changed = pb.UrgencyChange()
         changed.CopyFrom(change)
         changed.changed_at.CopyFrom(translate.timestamp(workflow.now()))
@@ -202,7 +211,7 @@ class SharingCase:
             self._exchange_urgency[holder] = changed.urgency
             await handle.signal(names.CHANGE_EXCHANGE_URGENCY, changed)
         self._publish()
-        return self.case_view()
+        return self._answer(since)
 
     @change_urgency.validator
     def _validate_change_urgency(self, change: pb.UrgencyChange) -> None:
@@ -262,6 +271,22 @@ class SharingCase:
 
     # -- the record and the operators' view -----------------------------------------------
 
+    def _answer(self, since: int) -> pb.CaseView | pb.CommandResult:
+        """An update's answer: what it changed (compact histories), else the case view.
+
+        ``since`` is how many entries the record held when the update began."""
+        if not self._compact:
+            return self.case_view()
+        view = self.case_view()
+        return pb.CommandResult(
+            case_ref=self._case_ref,
+            state=view.state,
+            waiting_on=view.waiting_on,
+            outcome=self._record.outcome,
+            entries=self._record.entries[since:],
+            entry_number=len(self._record.entries),
+        )
+
     def _close(self, outcome: model.Outcome) -> pb.DecisionRecord:
         self._state = pb.CASE_STATE_CLOSED
         self._record.outcome = translate.outcome(outcome)
@@ -300,7 +325,10 @@ class SharingCase:
             updates.append(
                 sa.OVERRIDE_USED.value_set(any(h.override_used for h in self._record.holders))
             )
-        workflow.upsert_search_attributes(updates)
+        if self._compact:
+            updates = sa.changed(updates, workflow.info().typed_search_attributes)
+        if updates:
+            workflow.upsert_search_attributes(updates)
         details = {
             pb.CASE_STATE_REQUESTED: "Checking the Information Sharing Protocol.",
             pb.CASE_STATE_EXCHANGING: "Exchanges under way with "

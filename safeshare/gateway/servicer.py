@@ -154,8 +154,10 @@ TEMPORAL_BUSY_RETRY_SECONDS = 1.0
 
 CaseHandle = WorkflowHandle[SharingCase, pb.DecisionRecord]
 ExchangeHandle = WorkflowHandle[HolderExchange, pb.HolderRecord]
-HolderUpdate = workflow.UpdateMethodMultiParam[[HolderExchange, M], pb.HolderRecord]
-CaseUpdate = workflow.UpdateMethodMultiParam[[SharingCase, M], pb.CaseView]
+HolderUpdate = workflow.UpdateMethodMultiParam[
+    [HolderExchange, M], pb.HolderRecord | pb.CommandResult
+]
+CaseUpdate = workflow.UpdateMethodMultiParam[[SharingCase, M], pb.CaseView | pb.CommandResult]
 
 
 @dataclass
@@ -797,7 +799,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
         record = await self._update_exchange(command, agency, agency, update, case)
         fresh = await self._case_view(command.case_ref)
-        return await self._merged(fresh, {agency: record}, agency)
+        return await self._merged(fresh, _fresh(agency, record), agency)
 
     async def _withdraw_consent(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
@@ -821,11 +823,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 ) from err
             raise
         if described.status == WorkflowExecutionStatus.RUNNING or agency not in closed:
-            record = await self._update_exchange(
+            result = await self._update_exchange(
                 command, agency, agency, HolderExchange.withdraw_consent
             )
             fresh = await self._case_view(command.case_ref)
-            return await self._merged(fresh, {agency: record}, agency)
+            return await self._merged(fresh, _fresh(agency, result), agency)
         record = pb.HolderRecord()
         record.CopyFrom(closed[agency])
         if not record.HasField("receipt"):
@@ -886,7 +888,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         message = _as_actor(command.message, agency)
         update_id = self._update_id(handle.id, command, message)
         try:
-            view = await _translated(
+            result = await _translated(
                 command,
                 handle.execute_update(
                     update,
@@ -898,7 +900,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         except _StepClosed:
             if not commands.applied_in(case.record, update_id):
                 raise
-            view = await self._case_view(command.case_ref)  # applied before the case closed
+            result = None  # applied before the case closed
+        # A case started with compact histories answers with what changed: the view is read.
+        view = (
+            result if isinstance(result, pb.CaseView) else await self._case_view(command.case_ref)
+        )
         return await self._merged(view, {}, agency)
 
     async def _acknowledge(
@@ -928,7 +934,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             command, agency, holder, HolderExchange.acknowledge, case
         )
         fresh = await self._case_view(command.case_ref)
-        return await self._merged(fresh, {holder: record}, agency)
+        return await self._merged(fresh, _fresh(holder, record), agency)
 
     async def _party_to(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
@@ -947,7 +953,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         holder: str,
         update: HolderUpdate[Any],
         case: pb.CaseView | None = None,
-    ) -> pb.HolderRecord:
+    ) -> pb.HolderRecord | pb.CommandResult:
         """The update's result from ``holder``'s exchange; for a repeat of a command applied
         before the exchange's history was deleted, the record ``case`` holds of it."""
         handle: ExchangeHandle = self._client.get_workflow_handle_for(
@@ -1282,6 +1288,12 @@ def _as_actor(message: M, agency: str) -> M:
         if name in fields:
             command.ClearField(name)
     return command
+
+
+def _fresh(holder: str, result: pb.HolderRecord | pb.CommandResult) -> dict[str, pb.HolderRecord]:
+    """An update's result as the holder's fresh record, if it is one: an exchange started with
+    compact histories answers with what changed, and its record is then read from the exchange."""
+    return {holder: result} if isinstance(result, pb.HolderRecord) else {}
 
 
 async def _translated(command: _Command, update: Awaitable[R]) -> R:

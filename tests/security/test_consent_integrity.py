@@ -120,10 +120,11 @@ async def test_consent_the_system_confirms_goes_on_to_share(
         )
         assert "consent_not_recorded" in refused.message
         agencies.consent[SCHOOL] = given_consent()  # the family's consent is now on the system
-        record = await case.exchange().execute_update(
+        await case.exchange().execute_update(
             HolderExchange.record_consent,
             pb.ConsentDecision(actor=RECEPTIONIST, consent=given_consent()),
         )
+        record = await case.holder_state()
         assert record.consent.status == pb.CONSENT_STATUS_GIVEN
         await case.until(pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
         await case.exchange().execute_update(

@@ -340,7 +340,8 @@ async def test_negative_control_with_the_gateways_key_the_forgery_is_accepted(
     exchange_id = holder_exchange_workflow_id(ref, SCHOOL)
     handle = attacker.get_workflow_handle_for(HolderExchange.run, exchange_id)
     forged = stack.signer.sealed(declined_by(SCHOOL), exchange_id, "stolen-key-1")
-    record = await handle.execute_update(HolderExchange.decline_to_share, forged, id="stolen-key-1")
+    await handle.execute_update(HolderExchange.decline_to_share, forged, id="stolen-key-1")
+    record = await handle.query(HolderExchange.holder_record)
     assert record.decline.explanation == "forged"
     # And a start sealed with it passes the gate.
     request = sharing_request(requesting_agency_id=CSC, holding_agency_id=SCHOOL)

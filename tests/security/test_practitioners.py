@@ -63,9 +63,8 @@ async def test_the_proposer_cannot_approve_their_own_override_by_spelling(
                             holding_agency_id=GP, categories=(HEALTH,)) as case:  # fmt: skip
         await case.until(pb.CASE_STATE_AWAITING_CONSENT_DECISION)
         exchange = case.exchange()
-        proposed = await exchange.execute_update(
-            HolderExchange.propose_override, proposal("Gp-Dsl")
-        )
+        await exchange.execute_update(HolderExchange.propose_override, proposal("Gp-Dsl"))
+        proposed = await case.holder_state()
         # Recorded canonical: what the approver is compared against.
         assert proposed.override_proposal.actor.practitioner.user_id == "gp-dsl"
         for spelling in ("gp-dsl", "GP-DSL", "gp-dsl ", " Gp-Dsl", FULLWIDTH):
@@ -84,9 +83,13 @@ async def test_the_proposer_cannot_approve_their_own_override_by_spelling(
         )
         assert outside.type == "Invalid"
         # A different person in an approver role, however the role is spelt, decides.
-        decided = await exchange.execute_update(
+        result = await exchange.execute_update(
             HolderExchange.decide_override, decision("GP-Caldicott", "Caldicott Guardian")
         )
+        decided = await case.holder_state()
+        assert [e.user_id for e in result.entries if e.event == "OverrideApproved"] == [
+            "gp-caldicott"
+        ]
         assert decided.override_decision.actor.practitioner.user_id == "gp-caldicott"
         assert decided.override_decision.actor.practitioner.role == "caldicott_guardian"
         approved = [e for e in decided.entries if e.event == "OverrideApproved"]
@@ -129,10 +132,10 @@ async def test_only_an_approver_the_registry_names_decides_the_agencys_overrides
         waiting = await case.holder_state()
         assert waiting.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
         assert not waiting.HasField("override_decision")
-        decided = await exchange.execute_update(
+        await exchange.execute_update(
             HolderExchange.decide_override, decision("gp-caldicott", "caldicott_guardian")
         )
-        assert decided.override_decision.approve
+        assert (await case.holder_state()).override_decision.approve
         await case.until(pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
         await exchange.execute_update(
             HolderExchange.acknowledge,

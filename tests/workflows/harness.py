@@ -3,7 +3,9 @@ protocol gate on a hub worker, fake agency adapters registered under the real ac
 on the real per-agency task queues, and helpers to act as each practitioner.
 
 Set ``SAFESHARE_RECORD_HISTORIES=1`` to write each finished case's histories to
-``tests/histories/`` (the replay corpus).
+``tests/histories/`` (the replay corpus); the corpus is append-only, so a new shape of an
+existing path is recorded under a name of its own: ``SAFESHARE_RECORD_HISTORIES=<tag>`` names
+each file ``<tag>-<name>``.
 """
 
 from __future__ import annotations
@@ -220,7 +222,10 @@ class Case:
 async def record_histories(
     env: WorkflowEnvironment, case_id: str, ref: str, request: pb.SharingRequest, name: str
 ) -> None:
-    """Write a finished case's histories to the replay corpus as ``<name>.<kind>.json``."""
+    """Write a finished case's histories to the replay corpus as ``<name>.<kind>.json``
+    (``<tag>-<name>`` when ``SAFESHARE_RECORD_HISTORIES`` is a tag)."""
+    tag = os.environ.get("SAFESHARE_RECORD_HISTORIES", "1")
+    name = name if tag == "1" else f"{tag}-{name}"
     HISTORIES.mkdir(exist_ok=True)
     ids = [case_id] + [holder_exchange_workflow_id(ref, h) for h in request.holding_agency_ids]
     for index, workflow_id in enumerate(ids):

@@ -4,6 +4,9 @@ A change to SharingCase or HolderExchange that would break running or closed cas
 here. Record the corpus again after an intended, versioned change with:
 
     SAFESHARE_RECORD_HISTORIES=1 make pytest PYTEST_ARGS=tests/workflows/test_sharing_case.py
+
+The corpus is append-only: a new shape of paths already recorded goes under a tag
+(``SAFESHARE_RECORD_HISTORIES=compact`` wrote the ``compact-*`` histories).
 """
 
 from __future__ import annotations
@@ -46,6 +49,20 @@ def test_the_corpus_covers_every_path() -> None:
         "disclosure-cp-file-transfer", "disclosure-not-made",
     ):  # fmt: skip
         assert path in names, f"no recorded history for {path}"
+
+
+def test_the_corpus_covers_compact_histories() -> None:
+    """Cases started with compact histories (small update results, one patch marker) are
+    recorded on the main paths too, so their shape stays replayable."""
+    names = {path.name.split(".")[0] for path in HISTORIES}
+    for path in (
+        "consent-covers", "override-approved", "override-rejected", "declined",
+        "red-share-first", "red-justification-missing", "urgency-changed",
+        "consent-withdrawn-after-delivery", "two-holders", "delivery-failing",
+        "withdrawn-awaiting_acknowledgement", "withdrawn-delivery-in-flight",
+        "escalation-holder_responds", "ladder-nothing-gets-through", "update-results-small",
+    ):  # fmt: skip
+        assert f"compact-{path}" in names, f"no compact history for {path}"
 
 
 @pytest.mark.asyncio(loop_scope="session")

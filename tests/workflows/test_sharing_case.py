@@ -191,8 +191,13 @@ async def test_consent_not_sought_is_recorded_then_overridden(
                 actor=TEACHER, not_sought=pb.NotSought(reason=reason, explanation="see reason")
             ),
         )
+        # The update answers with what it changed; the record is read from the exchange.
+        assert isinstance(recorded, pb.CommandResult)
         assert recorded.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
-        assert recorded.consent.status == pb.CONSENT_STATUS_NOT_SOUGHT
+        assert [e.event for e in recorded.entries] == ["ConsentRecorded"]
+        held = await case.holder_state()
+        assert recorded.entry_number == len(held.entries)
+        assert held.consent.status == pb.CONSENT_STATUS_NOT_SOUGHT
         await case.exchange().execute_update(
             HolderExchange.propose_override,
             proposal(consent_state_overridden=pb.CONSENT_STATUS_NOT_SOUGHT),
@@ -334,7 +339,9 @@ async def test_changing_urgency_moves_the_running_deadline(
             SharingCase.change_urgency,
             pb.UrgencyChange(actor=SOCIAL_WORKER, urgency=pb.URGENCY_RED, reason="new disclosure"),
         )
-        assert view.record.urgency == pb.URGENCY_RED
+        assert isinstance(view, pb.CommandResult)
+        assert [e.event for e in view.entries] == ["UrgencyChanged"]
+        assert (await case.handle.query(SharingCase.case_view)).record.urgency == pb.URGENCY_RED
         after = before
         for _ in range(100):
             after = await case.holder_state()
@@ -411,7 +418,11 @@ async def test_consent_withdrawn_after_delivery_is_pushed_to_the_recipient(
             HolderExchange.withdraw_consent,
             pb.ConsentWithdrawal(actor=TEACHER, withdrawn_by_relationship="mother"),
         )
-        assert record.consent_withdrawal.recipient_notified
+        assert [e.event for e in record.entries] == [
+            "ConsentWithdrawn",
+            "ConsentWithdrawalDelivered",
+        ]
+        assert (await case.holder_state()).consent_withdrawal.recipient_notified
         await case.exchange().execute_update(HolderExchange.acknowledge, ack())
         final = await case.result()
     [notice] = agencies.withdrawal_notices
@@ -576,3 +587,45 @@ async def test_refused_decisions_say_why_and_leave_no_trace(
         assert events_before < len(history.events)
         await exchange.execute_update(HolderExchange.decide_override, approval(False))
         await case.result()
+
+
+async def test_update_results_say_what_changed_and_echo_nothing(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    # A long reason: the request's and the command's text must not come back in the results.
+    reason = "new disclosure from the school nurse " * 40
+    async with running_case(time_skipping, FakeAgencies(), "update-results-small") as case:
+        await case.until(pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+        changed = await case.handle.execute_update(
+            SharingCase.change_urgency,
+            pb.UrgencyChange(actor=SOCIAL_WORKER, urgency=pb.URGENCY_RED, reason=reason),
+        )
+        held = await case.holder_state()
+        acknowledged_ = await case.exchange().execute_update(HolderExchange.acknowledge, ack())
+        await case.result()
+        exchange_events = [e async for e in case.exchange().fetch_history_events()]
+        case_events = [e async for e in case.handle.fetch_history_events()]
+    assert isinstance(changed, pb.CommandResult)
+    assert [e.event for e in changed.entries] == ["UrgencyChanged"]
+    assert changed.state == pb.CASE_STATE_EXCHANGING
+    assert isinstance(acknowledged_, pb.CommandResult)
+    assert acknowledged_.holding_agency_id == SCHOOL
+    assert acknowledged_.state == pb.CASE_STATE_CLOSED
+    assert acknowledged_.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+    assert [e.event for e in acknowledged_.entries] == ["Acknowledged"]
+    assert acknowledged_.entry_number == len(held.entries) + 1
+    # What history stores for each update's result: small, no request, no command text.
+    results = [
+        e.workflow_execution_update_completed_event_attributes.outcome.success.payloads[0]
+        for e in [*case_events, *exchange_events]
+        if e.HasField("workflow_execution_update_completed_event_attributes")
+    ]
+    assert len(results) == 2
+    for payload in results:
+        assert payload.metadata["messageType"] == b"sharing.v1.CommandResult"
+        assert b"Amara" not in payload.data and b"nurse" not in payload.data
+        assert len(payload.data) < 600, payload.data
+    # One patch marker per workflow, whatever patches the code carries.
+    for events in (case_events, exchange_events):
+        markers = [e for e in events if e.HasField("marker_recorded_event_attributes")]
+        assert len(markers) == 1

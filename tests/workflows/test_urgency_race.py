@@ -72,7 +72,8 @@ async def test_urgency_changed_while_the_exchange_starts_reaches_it(
             SharingCase.change_urgency,
             pb.UrgencyChange(actor=SOCIAL_WORKER, urgency=pb.URGENCY_RED, reason="new disclosure"),
         )
-        assert view.record.urgency == pb.URGENCY_RED
+        assert isinstance(view, pb.CommandResult)  # what changed, not the whole view
+        assert [e.event for e in view.entries] == ["UrgencyChanged"]
         holder = await case.until(pb.CASE_STATE_AWAITING_CONSENT_DECISION)
         for _ in range(100):
             if "UrgencyChanged" in [e.event for e in holder.entries]:

@@ -63,7 +63,8 @@ async def test_a_delivery_that_lands_after_a_withdrawal_is_recorded_as_delivered
     async with running_case(time_skipping, agencies, "withdrawn-delivery-in-flight") as case:
         await asyncio.wait_for(agencies.delivery_in_flight.wait(), 20)
         view = await case.handle.execute_update(SharingCase.withdraw_request, WITHDRAWAL)
-        assert view.record.withdrawal.reason == WITHDRAWAL.reason
+        assert isinstance(view, pb.CommandResult)  # what changed, not the whole view
+        assert [e.event for e in view.entries] == ["RequestWithdrawn"]
         agencies.delivery_hold.set()  # type: ignore[union-attr]
         record = await asyncio.wait_for(case.result(), 30)
         await no_task_failed(case.handle, case.exchange())
@@ -174,7 +175,8 @@ async def test_a_withdrawal_that_meets_the_exchange_closing_gets_one_answer_and_
         await case.exchange().execute_update(HolderExchange.acknowledge, ack())
         await case.exchange().result()
         view = await asyncio.wait_for(withdrawing, 30)  # accepted, not INTERNAL
-        assert view.record.withdrawal.reason == WITHDRAWAL.reason
+        assert isinstance(view, pb.CommandResult)  # what changed, not the whole view
+        assert view.entries[0].event == "RequestWithdrawn"
         record = await asyncio.wait_for(case.result(), 30)
         await no_task_failed(case.handle, case.exchange())
     assert record.withdrawal.reason == WITHDRAWAL.reason
@@ -192,7 +194,12 @@ async def test_a_refused_consent_withdrawal_is_recorded_first_then_pushed_until_
         withdrawal = pb.ConsentWithdrawal(actor=TEACHER, withdrawn_by_relationship="mother")
         # The recipient's system refuses the notice: the caller still gets the record, which
         # holds the withdrawal (not yet received), and the operator is alerted.
-        record = await case.exchange().execute_update(HolderExchange.withdraw_consent, withdrawal)
+        result = await case.exchange().execute_update(HolderExchange.withdraw_consent, withdrawal)
+        assert [e.event for e in result.entries] == [
+            "ConsentWithdrawn",
+            "ConsentWithdrawalNotDelivered",
+        ]
+        record = await case.holder_state()
         assert record.consent_withdrawal.withdrawn_by_relationship == "mother"
         assert not record.consent_withdrawal.recipient_notified
         assert [(a.step, a.agency_id) for a in agencies.operator_alerts] == [

@@ -2233,6 +2233,65 @@ class CaseView(_message.Message):
 Global___CaseView: _TypeAlias = CaseView  # noqa: Y015
 
 @_typing.final
+class CommandResult(_message.Message):
+    """What a command (an Update) did to a case or an exchange: its result. It carries the new
+    state, the entries the command added and their numbers, never the whole record nor an echo
+    of the command (the record is read from the case's view).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REF_FIELD_NUMBER: _builtins.int
+    HOLDING_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    NEXT_DEADLINE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    ENTRY_NUMBER_FIELD_NUMBER: _builtins.int
+    case_ref: _builtins.str
+    """The case reference."""
+    holding_agency_id: _builtins.str
+    """The holding agency whose exchange the command went to; empty for the case itself."""
+    state: Global___CaseState.ValueType
+    """The step the case or exchange is at once the command was applied."""
+    waiting_on: Global___WaitingOn.ValueType
+    """Who must act next."""
+    outcome: Global___Outcome.ValueType
+    """The outcome, once closed."""
+    entry_number: _builtins.int
+    """The number of the last of those entries in the record's entries (counted from 1): the
+    record holds this many entries once the command was applied.
+    """
+    @_builtins.property
+    def next_deadline(self) -> _timestamp_pb2.Timestamp:
+        """The next deadline, if one runs."""
+
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecisionEntry]:
+        """The entries the command added to the record, in order."""
+
+    def __init__(
+        self,
+        *,
+        case_ref: _builtins.str = ...,
+        holding_agency_id: _builtins.str = ...,
+        state: Global___CaseState.ValueType = ...,
+        waiting_on: Global___WaitingOn.ValueType = ...,
+        next_deadline: _timestamp_pb2.Timestamp | None = ...,
+        outcome: Global___Outcome.ValueType = ...,
+        entries: _abc.Iterable[Global___DecisionEntry] | None = ...,
+        entry_number: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_deadline", b"next_deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "entries", b"entries", "entry_number", b"entry_number", "holding_agency_id", b"holding_agency_id", "next_deadline", b"next_deadline", "outcome", b"outcome", "state", b"state", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommandResult: _TypeAlias = CommandResult  # noqa: Y015
+
+@_typing.final
 class ConsentWithdrawalNoticeInput(_message.Message):
     """Input of a consent-withdrawal notice for an exchange that has already closed: the
     withdrawal is recorded in its own workflow and pushed to the recipient's system.
