@@ -344,6 +344,8 @@ class Archiver:
             override_used=override,
             escalated=escalated,
             protocol_version=self.settings.protocol_version,
+            disclosure_kind=attributes.get(sa.CASE_KIND) or "",
+            recipient_agencies=tuple(attributes.get(sa.RECIPIENT_AGENCY) or ()),
         )
 
     async def _advance_watermark(

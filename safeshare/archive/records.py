@@ -56,11 +56,21 @@ class IndexFields:
     override_used: bool = False
     escalated: bool = False
     protocol_version: str = ""
+    disclosure_kind: str = ""
+    """A disclosure's kind (``OPERATION_ENCOMPASS``...); empty for a request."""
+    recipient_agencies: tuple[str, ...] = ()
+    """A disclosure's recipients; empty for a request (its recipient is the requester)."""
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON object (agencies as a list)."""
+        """The fields as a JSON object (agencies as lists). A disclosure's fields appear only
+        when set, so the entry of a request (and of any record archived before they existed)
+        is what it always was."""
         values = asdict(self)
         values["holding_agencies"] = list(self.holding_agencies)
+        values["recipient_agencies"] = list(self.recipient_agencies)
+        for name in ("disclosure_kind", "recipient_agencies"):
+            if not values[name]:
+                del values[name]
         return values
 
 

@@ -78,5 +78,9 @@ class SqliteArchiveStore(SqlArchiveStore):
         finally:
             cursor.close()
 
+    def _columns(self, cursor: Any, table: str) -> set[str]:
+        cursor.execute(f"PRAGMA table_info({table})")
+        return {str(row[1]) for row in cursor.fetchall()}
+
     def close(self) -> None:
         self._connection.close()

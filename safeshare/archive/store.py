@@ -30,6 +30,7 @@ from typing import Any
 from safeshare.archive import merkle
 from safeshare.archive.records import (
     ARCHIVED,
+    CASE,
     PURGED,
     WRITTEN,
     ArchiveRecord,
@@ -60,7 +61,9 @@ CREATE TABLE IF NOT EXISTS records (
     result_sha256 TEXT NOT NULL,
     digest TEXT NOT NULL,
     leaf_index INTEGER,
-    archived_at TEXT
+    archived_at TEXT,
+    disclosure_kind TEXT NOT NULL DEFAULT '',
+    recipient_agencies TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS records_case ON records (case_ref);
 CREATE INDEX IF NOT EXISTS records_closed ON records (closed_at);
@@ -96,8 +99,10 @@ CREATE TABLE IF NOT EXISTS meta (
 _RECORD_COLUMNS = (
     "record_id, case_ref, kind, run_id, status, opened_at, closed_at, requesting_agency, "
     "holding_agencies, purpose, urgency, outcome, override_used, escalated, protocol_version, "
-    "result, result_sha256, digest, leaf_index, archived_at"
+    "result, result_sha256, digest, leaf_index, archived_at, disclosure_kind, recipient_agencies"
 )
+# Columns added after the first archives were written: added to an older file on open.
+_ADDED_COLUMNS = ("disclosure_kind", "recipient_agencies")
 
 
 class ArchiveError(Exception):
@@ -208,6 +213,19 @@ class ArchiveStore(ABC):
         """(record id, index fields, status) of matching records, by close time."""
 
     @abstractmethod
+    def cases_of_agency(
+        self, agency_id: str, below_leaf: int, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, IndexFields]]:
+        """Archived cases (requests and disclosures, not notices) that name ``agency_id`` as
+        requester, holder or recipient and were logged below leaf ``below_leaf``: (record id,
+        index fields), newest close first, from after ``after`` (close time, record id).
+        Whether the agency may see each is the caller's to decide."""
+
+    @abstractmethod
+    def logged_below(self, record_ids: Sequence[str], below_leaf: int) -> set[str]:
+        """Those of ``record_ids`` archived (or purged) at a leaf below ``below_leaf``."""
+
+    @abstractmethod
     def known(self, record_ids: Sequence[str]) -> dict[str, str]:
         """The status of each of these record ids that is stored."""
 
@@ -280,6 +298,23 @@ class SqlArchiveStore(ArchiveStore):
             for statement in SCHEMA.format(blob=self.blob_type).split(";"):
                 if statement.strip():
                     cursor.execute(statement)
+            present = self._columns(cursor, "records")
+            for column in _ADDED_COLUMNS:
+                if column not in present:
+                    cursor.execute(
+                        f"ALTER TABLE records ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
+                    )
+
+    def _columns(self, cursor: Any, table: str) -> set[str]:
+        """The column names of ``table``."""
+        cursor.execute(
+            self._sql(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ?"
+            ),
+            (table,),
+        )
+        return {str(row[0]) for row in cursor.fetchall()}
 
     # -- writing --------------------------------------------------------------------------
 
@@ -312,7 +347,7 @@ class SqlArchiveStore(ArchiveStore):
             cursor.execute(
                 self._sql(
                     f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES "  # noqa: S608
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)"
                 ),
                 (
                     record.record_id, record.case_ref, record.kind, record.run_id, WRITTEN,
@@ -320,6 +355,7 @@ class SqlArchiveStore(ArchiveStore):
                     ",".join(index.holding_agencies), index.purpose, index.urgency,
                     index.outcome, int(index.override_used), int(index.escalated),
                     index.protocol_version, record.result, sha256_hex(record.result), digest,
+                    index.disclosure_kind, ",".join(index.recipient_agencies),
                 ),
             )  # fmt: skip
             for history in record.histories:
@@ -447,6 +483,46 @@ class SqlArchiveStore(ArchiveStore):
             )
             return [(str(row[0]), _index(row), str(row[4])) for row in cursor.fetchall()]
 
+    def cases_of_agency(
+        self, agency_id: str, below_leaf: int, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, IndexFields]]:
+        named = f"%,{agency_id},%"
+        clauses = [
+            "kind = ?", "status = ?", "leaf_index < ?",
+            "(requesting_agency = ? OR ',' || holding_agencies || ',' LIKE ? "
+            "OR ',' || recipient_agencies || ',' LIKE ?)",
+        ]  # fmt: skip
+        values: list[Any] = [CASE, ARCHIVED, below_leaf, agency_id, named, named]
+        if after is not None:
+            clauses.append("(closed_at < ? OR (closed_at = ? AND record_id < ?))")
+            values += [after[0], after[0], after[1]]
+        values.append(limit)
+        with self._lock, self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    f"SELECT {_RECORD_COLUMNS} FROM records WHERE {' AND '.join(clauses)} "  # noqa: S608
+                    "ORDER BY closed_at DESC, record_id DESC LIMIT ?"
+                ),
+                tuple(values),
+            )
+            return [(str(row[0]), _index(row)) for row in cursor.fetchall()]
+
+    def logged_below(self, record_ids: Sequence[str], below_leaf: int) -> set[str]:
+        found: set[str] = set()
+        with self._lock, self._transaction() as cursor:
+            for start in range(0, len(record_ids), 500):
+                chunk = list(record_ids[start : start + 500])
+                marks = ", ".join("?" for _ in chunk)
+                cursor.execute(
+                    self._sql(
+                        "SELECT record_id FROM records WHERE leaf_index < ? "  # noqa: S608
+                        f"AND record_id IN ({marks})"
+                    ),
+                    (below_leaf, *chunk),
+                )
+                found.update(str(r[0]) for r in cursor.fetchall())
+        return found
+
     def known(self, record_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         with self._lock, self._transaction() as cursor:
@@ -541,6 +617,8 @@ def _index(row: Sequence[Any]) -> IndexFields:
         override_used=bool(row[12]),
         escalated=bool(row[13]),
         protocol_version=str(row[14]),
+        disclosure_kind=str(row[20] or ""),
+        recipient_agencies=tuple(a for a in str(row[21] or "").split(",") if a),
     )
 
 

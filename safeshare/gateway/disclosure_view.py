@@ -15,6 +15,17 @@ import enum
 from dataclasses import dataclass
 
 from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
+
+# What a recipient lists (``safeshare.gateway.listing`` asks visibility for the same): a
+# disclosure on its way to it or shared with it; never one not made, refused or routed away.
+_LISTED_FOR_RECIPIENT_STATES = frozenset(
+    {pb.CASE_STATE_AWAITING_OVERRIDE_DECISION, pb.CASE_STATE_DELIVERING,
+     pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT}
+)  # fmt: skip
+_LISTED_FOR_RECIPIENT_OUTCOMES = frozenset(
+    {pb.OUTCOME_SHARED_WITH_CONSENT, pb.OUTCOME_SHARED_UNDER_OVERRIDE, pb.OUTCOME_PARTLY_SHARED}
+)
 
 
 class Role(enum.Enum):
@@ -46,6 +57,28 @@ def party_in(agency_id: str, case: pb.CaseView) -> Party | None:
     if agency_id in recipients and case.record.gate.passed:
         return Party(agency_id, Role.RECIPIENT)
     return None
+
+
+def summary_for(agency_id: str, summary: service_pb.CaseSummary) -> service_pb.CaseSummary | None:
+    """One ListCases entry of a disclosure as the agency may see it, or None: the holder sees
+    it whole; a recipient, once it is on its way to it, with itself as the only recipient (and
+    the deadline only when it is the only one)."""
+    if agency_id in summary.holding_agency_ids:
+        return summary
+    if agency_id not in summary.recipient_agency_ids:
+        return None
+    if summary.state not in _LISTED_FOR_RECIPIENT_STATES and not (
+        summary.state == pb.CASE_STATE_CLOSED and summary.outcome in _LISTED_FOR_RECIPIENT_OUTCOMES
+    ):
+        return None
+    seen = service_pb.CaseSummary()
+    seen.CopyFrom(summary)
+    del seen.recipient_agency_ids[:]
+    seen.recipient_agency_ids.append(agency_id)
+    if len(summary.recipient_agency_ids) > 1:
+        seen.ClearField("next_deadline")
+        seen.waiting_on = pb.WAITING_ON_UNSPECIFIED
+    return seen
 
 
 def view_for(party: Party, case: pb.CaseView) -> pb.CaseView:

@@ -13,6 +13,17 @@ Cases and exchanges publish the same search attributes (``workflows.search_attri
   entry per matching exchange (``holding_agency_id`` set). A requester sees every exchange of
   its cases; a holder only its own, and a case only once the protocol gate has passed it.
 
+Disclosure cases (``DisclosureCase``: a holder told partners without a request) are listed
+beside requests, as whole cases, with their kind and recipients (``disclosure_kind`` set): to
+the holder always, and to a recipient only once the disclosure is on its way to it (past the
+protocol gate and its routing, ``LISTED_FOR_RECIPIENT_*``). A disclosure considered and not
+made, refused by the gate or by its approver, or routed elsewhere, is never listed to the
+recipient named first. Filters that list exchanges list disclosures too (a disclosure's
+state, ``waiting_on`` and ``deadline_before`` are its own).
+
+With an archive, the case-level listing of every state and of CLOSED also lists the cases
+the archive keeps, Temporal's retention notwithstanding (``safeshare.gateway.closed_listing``).
+
 Page tokens are Temporal's, prefixed with a digest of the query they continue, so a token
 replayed with other filters is refused as INVALID_ARGUMENT rather than passed to Temporal.
 """
@@ -43,6 +54,15 @@ MAX_PAGE_TOKEN_LENGTH = 4096
 _DIGEST_BYTES = 16
 CASE_WORKFLOW_TYPE = "SharingCase"
 EXCHANGE_WORKFLOW_TYPE = "HolderExchange"
+DISCLOSURE_WORKFLOW_TYPE = "DisclosureCase"
+# A recipient lists a disclosure in these states, or closed with these outcomes: once it is
+# past the protocol gate and routed to it, and never one that was not made.
+LISTED_FOR_RECIPIENT_STATES = (
+    "AWAITING_OVERRIDE_DECISION",
+    "DELIVERING",
+    "AWAITING_ACKNOWLEDGEMENT",
+)
+LISTED_FOR_RECIPIENT_OUTCOMES = ("SHARED_WITH_CONSENT", "SHARED_UNDER_OVERRIDE", "PARTLY_SHARED")
 CASE_LEVEL_STATES = frozenset(
     {pb.CASE_STATE_REQUESTED, pb.CASE_STATE_EXCHANGING, pb.CASE_STATE_CLOSED}
 )
@@ -111,9 +131,10 @@ def build_query(request: service_pb.ListCasesRequest, agency_id: str) -> ListQue
         holder += f" AND ({sa.CASE_STATE.name} IN ({_quoted(LISTED_FOR_HOLDER_STATES)}) OR "
         holder += f"{sa.OUTCOME.name} IN ({_quoted(LISTED_FOR_HOLDER_OUTCOMES)}))"
     party = f"{sa.REQUESTING_AGENCY.name} = '{agency_id}' OR ({holder})"
+    requests = f"WorkflowType = '{EXCHANGE_WORKFLOW_TYPE if exchanges else CASE_WORKFLOW_TYPE}'"
     clauses = [
-        f"WorkflowType = '{EXCHANGE_WORKFLOW_TYPE if exchanges else CASE_WORKFLOW_TYPE}'",
-        f"({party})",
+        f"(({requests} AND ({party})) OR "
+        f"(WorkflowType = '{DISCLOSURE_WORKFLOW_TYPE}' AND ({disclosure_party(agency_id)})))"
     ]
     if request.state:
         name = pb.CaseState.Name(request.state).removeprefix("CASE_STATE_")
@@ -127,6 +148,16 @@ def build_query(request: service_pb.ListCasesRequest, agency_id: str) -> ListQue
     query = " AND ".join(clauses)
     page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     return ListQuery(query, page_size, _temporal_token(request.page_token, query), exchanges)
+
+
+def disclosure_party(agency_id: str) -> str:
+    """The visibility clause for the disclosures ``agency_id`` may list (a validated id)."""
+    recipient = (
+        f"{sa.RECIPIENT_AGENCY.name} = '{agency_id}' AND "
+        f"({sa.CASE_STATE.name} IN ({_quoted(LISTED_FOR_RECIPIENT_STATES)}) OR "
+        f"{sa.OUTCOME.name} IN ({_quoted(LISTED_FOR_RECIPIENT_OUTCOMES)}))"
+    )
+    return f"{sa.HOLDING_AGENCY.name} = '{agency_id}' OR ({recipient})"
 
 
 def page_token(query: str, temporal_token: bytes | None) -> str:
@@ -152,6 +183,8 @@ def summaries(
 
 def _summary(execution: WorkflowExecution, case_ref: str, exchange: bool) -> service_pb.CaseSummary:
     attributes = execution.typed_search_attributes
+    if execution.workflow_type == DISCLOSURE_WORKFLOW_TYPE:
+        return _disclosure_summary(execution, case_ref)
     holders = list(attributes.get(sa.HOLDING_AGENCY) or [])
     summary = service_pb.CaseSummary(
         case_ref=case_ref,
@@ -167,6 +200,26 @@ def _summary(execution: WorkflowExecution, case_ref: str, exchange: bool) -> ser
     )
     deadline = attributes.get(sa.NEXT_DEADLINE)
     if exchange and deadline is not None and summary.state != pb.CASE_STATE_CLOSED:
+        summary.next_deadline.FromDatetime(deadline)
+    summary.started_at.FromDatetime(execution.start_time)
+    return summary
+
+
+def _disclosure_summary(execution: WorkflowExecution, case_ref: str) -> service_pb.CaseSummary:
+    """A disclosure, listed as a whole case: its holder, kind and recipients."""
+    attributes = execution.typed_search_attributes
+    summary = service_pb.CaseSummary(
+        case_ref=case_ref,
+        state=_enum(pb.CaseState, "CASE_STATE_", attributes.get(sa.CASE_STATE)),
+        waiting_on=_enum(pb.WaitingOn, "WAITING_ON_", attributes.get(sa.WAITING_ON)),
+        urgency=_enum(pb.Urgency, "URGENCY_", attributes.get(sa.URGENCY)),
+        holding_agency_ids=list(attributes.get(sa.HOLDING_AGENCY) or []),
+        outcome=_enum(pb.Outcome, "OUTCOME_", attributes.get(sa.OUTCOME)),
+        disclosure_kind=_enum(pb.DisclosureKind, "DISCLOSURE_KIND_", attributes.get(sa.CASE_KIND)),
+        recipient_agency_ids=list(attributes.get(sa.RECIPIENT_AGENCY) or []),
+    )
+    deadline = attributes.get(sa.NEXT_DEADLINE)
+    if deadline is not None and summary.state != pb.CASE_STATE_CLOSED:
         summary.next_deadline.FromDatetime(deadline)
     summary.started_at.FromDatetime(execution.start_time)
     return summary

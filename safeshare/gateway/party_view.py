@@ -37,6 +37,7 @@ from google.protobuf.message import Message
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.gateway import disclosure_view
 from workflows.case_view import merge_case_view
 
 M = TypeVar("M", bound=Message)
@@ -145,6 +146,8 @@ def summary_for(agency_id: str, summary: service_pb.CaseSummary) -> service_pb.C
     The listing's query already keeps a holder to its own exchanges and to cases the gate
     passed (``LISTED_FOR_HOLDER_*``); this checks it again on what the query returned.
     """
+    if summary.disclosure_kind:
+        return disclosure_view.summary_for(agency_id, summary)
     if agency_id == summary.requesting_agency_id:
         return summary
     if agency_id not in summary.holding_agency_ids:

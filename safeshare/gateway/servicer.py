@@ -67,9 +67,10 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.events import Action
 from safeshare.access.log import AccessLog
 from safeshare.archive.reader import CaseReader
-from safeshare.archive.store import ArchiveStore
+from safeshare.archive.store import ArchiveStore, ArchiveUnavailable
 from safeshare.gateway import (
     access,
+    closed_listing,
     commands,
     disclosure_view,
     listing,
@@ -497,6 +498,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             listing.validate_list_cases(request)
             + access.validate_read(request.read, self._registry.get(agency))
         )
+        archive = self._closed_cases.archive
+        if archive is not None and closed_listing.applies(request):
+            query = listing.build_query(closed_listing.unpaged(request), agency)
+            return await self._list_with_archive(archive, request, query, agency, call.read)
         try:
             query = listing.build_query(request, agency)
         except listing.BadPageToken as err:
@@ -523,6 +528,77 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             cases=cases,
             next_page_token=listing.page_token(query.query, pages.next_page_token),
         )
+
+    async def _list_with_archive(
+        self,
+        archive: ArchiveStore,
+        request: service_pb.ListCasesRequest,
+        query: listing.ListQuery,
+        agency: str,
+        read: access.Read,
+    ) -> service_pb.ListCasesResponse:
+        """ListCases over the archive, then visibility (``closed_listing``)."""
+        try:
+            cursor = closed_listing.decode(request.page_token, query.query)
+        except listing.BadPageToken as err:
+            raise invalid_argument([FieldViolation("page_token", str(err))]) from err
+        if cursor is None:
+            counted = await asyncio.to_thread(archive.counts)
+            cursor = closed_listing.Cursor(counted.leaves)
+        cases: list[service_pb.CaseSummary] = []
+        if not cursor.in_visibility:
+            after, exhausted = cursor.after, False
+            while len(cases) < query.page_size and not exhausted:
+                rows = await asyncio.to_thread(
+                    archive.cases_of_agency, agency, cursor.log_size, after, query.page_size
+                )
+                exhausted = len(rows) < query.page_size
+                for record_id, index in rows:
+                    if len(cases) == query.page_size:
+                        exhausted = False  # rows left for the next page
+                        break
+                    after = (index.closed_at, record_id)
+                    found = closed_listing.summary(record_id, index)
+                    if found is not None and (seen := party_view.summary_for(agency, found)):
+                        cases.append(seen)
+            following = closed_listing.Cursor(cursor.log_size, after, in_visibility=exhausted)
+            read.case_refs.extend(summary.case_ref for summary in cases)
+            return service_pb.ListCasesResponse(
+                cases=cases, next_page_token=closed_listing.encode(query.query, following)
+            )
+        pages = self._client.list_workflows(
+            query.query,
+            page_size=query.page_size,
+            next_page_token=cursor.temporal_token,
+            rpc_timeout=_rpc_timeout(),
+        )
+        try:
+            await pages.fetch_next_page()
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and cursor.temporal_token:
+                raise invalid_argument(
+                    [FieldViolation("page_token", "not a page token of this listing")]
+                ) from err
+            raise
+        listed = listing.summaries(pages.current_page or [], query.exchanges)
+        # 👉 A case the archive had logged when the listing began was listed from it.
+        archived = await asyncio.to_thread(
+            archive.logged_below, [case_workflow_id(s.case_ref) for s in listed], cursor.log_size
+        )
+        cases = [
+            seen
+            for s in listed
+            if case_workflow_id(s.case_ref) not in archived
+            and (seen := party_view.summary_for(agency, s))
+        ]
+        read.case_refs.extend(summary.case_ref for summary in cases)
+        token = ""
+        if pages.next_page_token:
+            following = closed_listing.Cursor(
+                cursor.log_size, None, in_visibility=True, temporal_token=pages.next_page_token
+            )
+            token = closed_listing.encode(query.query, following)
+        return service_pb.ListCasesResponse(cases=cases, next_page_token=token)
 
     async def _watch(
         self, request: service_pb.WatchCaseRequest, context: grpc.aio.ServicerContext, call: _Call
@@ -1136,7 +1212,10 @@ def _failure(rpc: str, err: Exception) -> GatewayError:
     slow (the caller may retry), INTERNAL for anything else (logged by type only: the
     exception's message may quote a payload)."""
     log = structlog.get_logger(__name__)
-    down = isinstance(err, RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError)
+    down = isinstance(
+        err,
+        RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError | ArchiveUnavailable,
+    )
     if isinstance(err, RPCError):
         down = err.status in _TEMPORAL_DOWN
     if isinstance(err, RPCError) and err.status == RPCStatusCode.RESOURCE_EXHAUSTED:

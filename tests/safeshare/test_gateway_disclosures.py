@@ -20,11 +20,12 @@ from tests.safeshare.test_gateway import (
     WAIT,
     Gateway,
     gateway,
+    new_request,
     refused,
     violations,
 )
 from workflows.disclosure_case import DisclosureCase
-from workflows.ids import case_workflow_id, disclosure_ref_for
+from workflows.ids import case_ref_for, case_workflow_id, disclosure_ref_for
 
 __all__ = ["gateway"]
 
@@ -225,3 +226,82 @@ async def test_the_demo_opens_an_encompass_notification_and_a_concern(gateway: G
     again = await run_demo_disclosures(f"127.0.0.1:{gateway.port}", tls_files, wait=20)
     assert [r.case_ref for r in again] == [r.case_ref for r in results]
     assert not any(r.created for r in again)
+
+
+async def listed(stub: Any, **filters: Any) -> dict[str, service_pb.CaseSummary]:
+    """Every entry ListCases gives ``stub``'s agency with these filters, by case ref (each
+    case, or each exchange of a case, at most once: a second entry fails here)."""
+    found: dict[str, service_pb.CaseSummary] = {}
+    entries: set[tuple[str, str]] = set()
+    token = ""
+    while True:
+        page = await stub.ListCases(
+            service_pb.ListCasesRequest(page_size=100, page_token=token, **filters)
+        )
+        for summary in page.cases:
+            entry = (summary.case_ref, summary.holding_agency_id)
+            assert entry not in entries, f"{entry} listed twice"
+            entries.add(entry)
+            found[summary.case_ref] = summary
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+async def listed_eventually(stub: Any, case_ref: str, **filters: Any) -> service_pb.CaseSummary:
+    """The case's entry once visibility has caught up (bounded)."""
+    for _ in range(200):
+        if case_ref in (found := await listed(stub, **filters)):
+            return found[case_ref]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{case_ref} never listed")
+
+
+async def test_list_cases_lists_a_disclosure_to_its_holder_and_recipients_only(
+    gateway: Gateway,
+) -> None:
+    police, school = gateway.as_agency(POLICE), gateway.as_agency(SCHOOL)
+    gp, csc = gateway.as_agency(GP), gateway.as_agency(CSC)
+    opened = await police.SubmitDisclosure(submit(encompass()))
+    await wait_for(school, opened.case_ref, delivered, "delivered")
+
+    # The holder and the recipient list it as a disclosure: its kind and recipients set, no
+    # requester, so it is told apart from a request.
+    for stub in (police, school):
+        entry = await listed_eventually(stub, opened.case_ref)
+        assert entry.disclosure_kind == pb.DISCLOSURE_KIND_OPERATION_ENCOMPASS
+        assert list(entry.recipient_agency_ids) == [SCHOOL]
+        assert list(entry.holding_agency_ids) == [POLICE]
+        assert entry.requesting_agency_id == "" and entry.holding_agency_id == ""
+        assert entry.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+    # Filters that list exchanges list it too, as its own state and whose move it is.
+    waiting = await listed_eventually(school, opened.case_ref, waiting_on=pb.WAITING_ON_RECIPIENT)
+    assert waiting.waiting_on == pb.WAITING_ON_RECIPIENT and waiting.HasField("next_deadline")
+    # A request is listed with no kind and its requester.
+    request = new_request()
+    await csc.SubmitRequest(request)
+    asked = await listed_eventually(csc, case_ref_for(CSC, request.request.request_id))
+    assert asked.disclosure_kind == pb.DISCLOSURE_KIND_UNSPECIFIED
+    assert asked.requesting_agency_id == CSC and not asked.recipient_agency_ids
+    # Non-parties never list it, whatever the filter.
+    for outsider in (gp, csc):
+        for filters in ({}, {"waiting_on": pb.WAITING_ON_RECIPIENT}):
+            assert opened.case_ref not in await listed(outsider, **filters)
+
+    # Considered and not made: the holder lists it; the recipient it named never does.
+    not_made = await gp.RecordDisclosureNotMade(
+        service_pb.RecordDisclosureNotMadeRequest(
+            not_made=pb.DisclosureNotMade(
+                disclosure_id=f"considered-{opened.case_ref}",
+                decided_by=pb.Practitioner(user_id="gp-0007", role="gp"),
+                kind=pb.DISCLOSURE_KIND_CONCERN, recipient_agency_ids=[CSC],
+                reasons=["threshold_not_met"], explanation="fictional",
+            )
+        )
+    )  # fmt: skip
+    entry = await listed_eventually(gp, not_made.case_ref, state=pb.CASE_STATE_CLOSED)
+    assert entry.outcome == pb.OUTCOME_NOT_SHARED
+    assert entry.disclosure_kind == pb.DISCLOSURE_KIND_CONCERN
+    closed: dict[str, Any] = {"state": pb.CASE_STATE_CLOSED}
+    for filters in ({}, closed):
+        assert not_made.case_ref not in await listed(csc, **filters)

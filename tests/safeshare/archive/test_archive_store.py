@@ -4,6 +4,7 @@ tests, through the one interface."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -151,3 +152,78 @@ def test_a_database_that_cannot_be_reached_is_unavailable_in_one_line() -> None:
         open_archive("postgresql://postgres:secret-password@127.0.0.1:1/archive")
     except ArchiveUnavailable as err:
         assert "secret-password" not in str(err)
+
+
+def test_cases_of_an_agency_are_listed_newest_first_below_a_log_size(store: ArchiveStore) -> None:
+    """What ListCases reads: the cases naming the agency as requester, holder or recipient,
+    logged below a size, newest close first, from a position; notices and others' cases not."""
+    base = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+    requests = [a_record(closed_at=base + dt.timedelta(hours=h)) for h in range(3)]
+    others = a_record(closed_at=base)
+    others = replace(others, index=replace(others.index, requesting_agency="riverside-gp",
+                                           holding_agencies=("northshire-police",)))  # fmt: skip
+    told = a_record(closed_at=base + dt.timedelta(hours=5))
+    told = replace(told, index=replace(
+        told.index, requesting_agency="", holding_agencies=("northshire-police",),
+        disclosure_kind="OPERATION_ENCOMPASS", recipient_agencies=("oakfield-primary", "x-school"),
+    ))  # fmt: skip
+    for record in (*requests, others, told):
+        archive(store, record)
+    size = store.counts().leaves
+
+    def ids(agency: str, after: tuple[str, str] | None = None, limit: int = 10) -> list[str]:
+        return [r for r, _ in store.cases_of_agency(agency, size, after, limit)]
+
+    newest_first = [r.record_id for r in reversed(requests)]
+    assert ids("northshire-csc") == newest_first
+    assert ids("oakfield-primary") == [told.record_id, *newest_first]  # holder and recipient
+    assert ids("x-school") == [told.record_id]  # one recipient among several
+    assert ids("x-schoo") == [] and ids("school") == []  # whole ids only
+    assert ids("northshire-police") == [told.record_id, others.record_id]
+    # Paged from the last row seen; a smaller log size leaves later leaves out.
+    first = store.cases_of_agency("northshire-csc", size, None, 2)
+    last = (first[-1][1].closed_at, first[-1][0])
+    assert ids("northshire-csc", after=last) == newest_first[2:]
+    assert ids("riverside-gp") == [others.record_id]
+    assert [r for r, _ in store.cases_of_agency("northshire-csc", 2, None, 10)] == [
+        r.record_id for r in reversed(requests[:2])
+    ]
+    # The disclosure's fields are kept and committed to by its leaf; a request's entry has
+    # none of them (entries written before they existed verify as they did).
+    stored = store.get(told.record_id)
+    assert stored is not None and stored.record.index == told.index
+    assert b"recipient_agencies" in told.entry() and b"disclosure_kind" in told.entry()
+    assert b"recipient_agencies" not in requests[0].entry()
+    assert store.logged_below([told.record_id, others.record_id, "case-none"], size) == {
+        told.record_id, others.record_id,
+    }  # fmt: skip
+    assert store.logged_below([told.record_id], 0) == set()
+
+
+def test_an_archive_from_before_the_disclosure_fields_is_opened_and_kept(
+    archive_url: str,
+) -> None:
+    """An archive file written before the disclosure columns existed gets them on open, and
+    its records read and verify as before."""
+    if not archive_url.startswith("sqlite"):
+        pytest.skip("the columns are added the same way on PostgreSQL (information_schema)")
+    import sqlite3
+
+    from safeshare.archive.sqlite import sqlite_path
+
+    key = LogKey()
+    store = open_archive(archive_url)
+    record = a_record()
+    archive(store, record)
+    sign_checkpoint(store, key.private)
+    store.close()
+    with sqlite3.connect(sqlite_path(archive_url)) as old:
+        old.execute("ALTER TABLE records DROP COLUMN disclosure_kind")
+        old.execute("ALTER TABLE records DROP COLUMN recipient_agencies")
+    reopened = open_archive(archive_url)
+    try:
+        stored = reopened.get(record.record_id)
+        assert stored is not None and stored.record.index == record.index
+        assert verify_archive(reopened, key.verifier).findings == []
+    finally:
+        reopened.close()

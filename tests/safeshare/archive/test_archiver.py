@@ -45,6 +45,7 @@ from safeshare.pki import DevPki
 from tests.safeshare.archive.postgres_server import PostgresServer
 from tests.safeshare.test_gateway import (
     CSC,
+    GP,
     SCHOOL,
     WAIT,
     FakeAgencies,
@@ -75,6 +76,7 @@ class Stack:
     archive: ArchiveStore
     key: Ed25519PrivateKey
     fakes: FakeAgencies
+    gp: service_grpc.CaseServiceAsyncStub
 
     @property
     def verifier(self) -> VerifierKey:
@@ -121,13 +123,14 @@ async def stack(
     )  # fmt: skip
     channels = [
         grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(a)))
-        for a in (CSC, SCHOOL)
+        for a in (CSC, SCHOOL, GP)
     ]
     try:
         async with running_workers(client, hub_queue, fakes):
             csc: service_grpc.CaseServiceAsyncStub = service_grpc.CaseServiceStub(channels[0])
             school: service_grpc.CaseServiceAsyncStub = service_grpc.CaseServiceStub(channels[1])
-            yield Stack(client, csc, school, archive, Ed25519PrivateKey.generate(), fakes)
+            gp: service_grpc.CaseServiceAsyncStub = service_grpc.CaseServiceStub(channels[2])
+            yield Stack(client, csc, school, archive, Ed25519PrivateKey.generate(), fakes, gp)
     finally:
         for channel in channels:
             await channel.close()
@@ -191,6 +194,53 @@ async def test_a_closed_case_reads_the_same_after_temporal_deleted_it(stack: Sta
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.school.GetCase(service_pb.GetCaseRequest(case_ref="a" * 20), timeout=10)
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_list_cases_lists_a_closed_case_once_before_and_after_temporal_deleted_it(
+    stack: Stack,
+) -> None:
+    """ListCases' closed filter (and the unfiltered listing) reads the archive too: a case is
+    listed once while only visibility has it, once while both have it, and once from the
+    archive after Temporal deleted it, with the same entry; a non-party never lists it."""
+    from tests.safeshare.test_gateway_disclosures import listed, listed_eventually
+
+    case_ref = await stack.closed_case()
+    closed: dict[str, Any] = {"state": pb.CASE_STATE_CLOSED}
+    before = await listed_eventually(stack.csc, case_ref, **closed)
+    assert before.outcome == pb.OUTCOME_SHARED_WITH_CONSENT
+
+    await stack.archive_until({case_workflow_id(case_ref)})
+    for filters in (closed, {}):  # listed() fails on a ref listed twice
+        assert (await listed(stack.csc, **filters))[case_ref] == before
+        assert case_ref in await listed(stack.school, **filters)
+    await _delete(
+        stack.client, case_workflow_id(case_ref), holder_exchange_workflow_id(case_ref, SCHOOL)
+    )
+
+    for filters in (closed, {}):
+        assert (await listed(stack.csc, **filters))[case_ref] == before
+        held = (await listed(stack.school, **filters))[case_ref]
+        assert list(held.holding_agency_ids) == [SCHOOL]
+        assert case_ref not in await listed(stack.gp, **filters)
+    # Small pages walk the archive, then visibility, each case once (listed() checks).
+    token, seen = "", []
+    while True:
+        page = await stack.csc.ListCases(
+            service_pb.ListCasesRequest(state=pb.CASE_STATE_CLOSED, page_size=2, page_token=token)
+        )
+        seen += [s.case_ref for s in page.cases]
+        if not (token := page.next_page_token):
+            break
+    assert seen.count(case_ref) == 1 and len(seen) == len(set(seen))
+    # A token of this listing is refused with other filters.
+    first = await stack.csc.ListCases(
+        service_pb.ListCasesRequest(page_size=1, state=pb.CASE_STATE_CLOSED)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.csc.ListCases(
+            service_pb.ListCasesRequest(page_size=1, page_token=first.next_page_token)
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def _cli(*args: str) -> Any:
