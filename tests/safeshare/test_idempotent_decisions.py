@@ -24,9 +24,17 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare import tls
 from safeshare.client import CaseClient
 from safeshare.gateway.commands import command_id_of
-from tests.safeshare.test_gateway import SCHOOL, decline, propose_override
+from tests.safeshare.test_gateway import (
+    CSC,
+    SCHOOL,
+    acknowledgement,
+    decline,
+    new_request,
+    propose_override,
+    withdraw_consent,
+)
 from tests.security.test_forged_decisions import Stack, stack
-from workflows.ids import case_workflow_id, holder_exchange_workflow_id
+from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 
 __all__ = ["stack"]
 
@@ -157,3 +165,31 @@ async def test_a_malformed_command_id_is_refused_with_its_field(stack: Stack) ->
         status.details[0].Unpack(details)
         assert "command_id" in [v.field for v in details.field_violations], bad
     assert await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL)) == []
+
+
+async def test_a_consent_withdrawal_after_the_exchange_closed_is_recorded_once(
+    stack: Stack,
+) -> None:
+    call = new_request(SCHOOL)
+    ref = case_ref_for(CSC, call.request.request_id)
+    await stack.stub(CSC).SubmitRequest(call)
+    await stack.until(ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    async with client_for(stack, CSC) as csc, client_for(stack, SCHOOL) as school:
+        await csc.acknowledge(ref, acknowledgement(ref).acknowledgement)
+        await asyncio.wait_for(stack.system.get_workflow_handle(case_workflow_id(ref)).result(), 20)
+        withdrawal = withdraw_consent(ref).withdrawal
+        first = await school.withdraw_consent(ref, withdrawal, command_id="wc-1")
+        again = await school.withdraw_consent(ref, withdrawal, command_id="wc-1")
+        other = pb.ConsentWithdrawal()
+        other.CopyFrom(withdrawal)
+        other.reason = "another reason"
+        with pytest.raises(grpc.aio.AioRpcError) as reused:
+            await school.withdraw_consent(ref, other, command_id="wc-1")
+        with pytest.raises(grpc.aio.AioRpcError) as second:
+            await school.withdraw_consent(ref, withdrawal, command_id="wc-2")
+    assert first == again
+    assert first.record.holders[0].consent_withdrawal.recipient_notified
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert second.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    notices = [n for n in stack.fakes.consent_notices if n.case_ref == ref]
+    assert len(notices) == 1

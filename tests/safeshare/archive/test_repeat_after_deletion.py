@@ -1,0 +1,102 @@
+"""A decision repeated after Temporal deleted its case (retention) answers from the archived
+record, which shows the command was applied: OK, not FAILED_PRECONDITION; a command the record
+does not show is still out of turn. The gateway seals, so the record names each command's id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.testing import WorkflowEnvironment
+
+from partnership.registry import Registry
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare import tls
+from safeshare.archive.store import open_archive
+from safeshare.gateway import CaseServiceServicer, create_gateway_server
+from safeshare.gateway.signing import ensure_signing_key
+from safeshare.pki import DevPki
+from tests.safeshare.archive.test_archiver import Stack, _delete
+from tests.safeshare.test_gateway import (
+    CSC,
+    GP,
+    SCHOOL,
+    WAIT,
+    FakeAgencies,
+    acknowledgement,
+    new_request,
+    running_workers,
+    wait_for_state,
+)
+from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def sealed_stack(
+    dev_server: WorkflowEnvironment, pki: DevPki, registry: Registry, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    client = dev_server.client
+    archive = open_archive(f"sqlite:///{tmp_path / 'archive.db'}")
+    hub_queue = f"hub-repeat-{uuid.uuid4()}"
+    signer = await asyncio.to_thread(
+        ensure_signing_key, tmp_path / "signing.key", tmp_path / "signing.pub"
+    )
+    servicer = CaseServiceServicer(client, registry, hub_queue, archive, signer=signer)
+    server, port = await create_gateway_server(
+        client, registry, tls.server_credentials(pki.gateway()), hub_task_queue=hub_queue,
+        servicer=servicer,
+    )  # fmt: skip
+    channels = [
+        grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(a)))
+        for a in (CSC, SCHOOL, GP)
+    ]
+    fakes = FakeAgencies()
+    try:
+        async with running_workers(client, hub_queue, fakes):
+            stubs = [service_grpc.CaseServiceStub(c) for c in channels]
+            yield Stack(
+                client, stubs[0], stubs[1], archive, Ed25519PrivateKey.generate(), fakes, stubs[2]
+            )
+    finally:
+        for channel in channels:
+            await channel.close()
+        await server.stop(None)
+        archive.close()
+
+
+async def test_a_repeat_after_temporal_deleted_the_case_answers_from_the_record(
+    sealed_stack: Stack,
+) -> None:
+    stack = sealed_stack
+    call = new_request()
+    ref = case_ref_for(CSC, call.request.request_id)
+    await stack.csc.SubmitRequest(call)
+    await wait_for_state(stack.csc, ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    ack = acknowledgement(ref)
+    ack.command_id = "ack-1"
+    first = await stack.csc.Acknowledge(ack)
+    handle = stack.client.get_workflow_handle(case_workflow_id(ref))
+    await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    await stack.archive_until({case_workflow_id(ref)})
+    await _delete(stack.client, case_workflow_id(ref), holder_exchange_workflow_id(ref, SCHOOL))
+
+    again = await stack.csc.Acknowledge(ack)
+    other = acknowledgement(ref)
+    other.command_id = "ack-2"
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await stack.csc.Acknowledge(other)
+
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert again.case.state == pb.CASE_STATE_CLOSED
+    acknowledged = again.case.record.holders[0].acknowledgement
+    assert acknowledged.practitioner == first.case.record.holders[0].acknowledgement.practitioner
+    assert acknowledged.status == ack.acknowledgement.status
