@@ -2,7 +2,10 @@
 workflow.
 
 An encoded payload is ``nonce (12 bytes) || ciphertext+tag`` of the whole original payload
-(metadata and data), so the message type and encoding are hidden too. Its metadata names the key
+(metadata and data), so the message type and encoding are hidden too. Since format 3 the
+original is compressed (raw DEFLATE) first when that makes it smaller: ciphertext does not
+compress, so this is the only place compression can happen, and a case's JSON payloads shrink
+to about 40% of their size. Its metadata names the key
 and the namespace and workflow the payload belongs to (the SDK's serialization context when it
 was written); all three are authenticated as associated data, so a payload relabelled with
 another key id, or copied from one case into another, does not decrypt. A payload of a case's
@@ -18,12 +21,22 @@ server records which case each decryption was of.
   gateway always decode with a context (the SDK supplies it for every workflow, activity, update,
   query and result call), tools without one (the codec server, audit readers) decrypt against
   the binding the payload names, which is authenticated all the same;
+- a payload of format 2 (uncompressed, with a ``case-ref`` label of its own) still decrypts:
+  format 3 only drops the label (the case reference is the one its authenticated workflow id
+  names) and compresses; a format-3 payload that carries a ``case-ref`` label naming another
+  case is refused as moved;
 - a payload written before binding existed (no ``encryption-format``: the key id, and the case
   ref when it carries one, authenticated) still decrypts: every running case's history holds
   such payloads and a worker replays them. Nothing new is written that way, and such a payload
   copied into another case cannot decide anything there: decisions and case starts carry the
   gateway's signature over the workflow id (``workflows.seal``). ``accept_unbound=False``
   refuses them once no case written before the change remains open or is replayed.
+
+👉 Compression leaks length: a payload that holds both a secret and text an attacker chose
+compresses less when they differ, and anyone who can read the history sees the payload's
+size. Reading histories needs the namespace's credentials, and guessing a name that way needs
+many chosen submissions into the same payload; build the codec with ``compress=False`` where
+that is in the threat model (it still reads compressed payloads).
 
 In workers and clients (``refusals_as_payloads``, set by ``data_converter``) a refused payload
 is decoded to a payload of encoding ``binary/refused`` that no converter reads: the SDK then
@@ -37,6 +50,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Self
 
@@ -61,6 +75,13 @@ NAMESPACE_METADATA = "encryption-namespace"
 WORKFLOW_METADATA = "encryption-workflow-id"
 CASE_REF_METADATA = "case-ref"
 BOUND_FORMAT = b"2"
+COMPACT_FORMAT = b"3"
+"""Bound like format 2, without a ``case-ref`` label, and compressed when that is smaller: the
+plaintext is one byte (``STORED`` or ``DEFLATED``) and then the payload."""
+STORED = b"\x00"
+DEFLATED = b"\x01"
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+"""A compressed payload that inflates past this is refused (Temporal stores at most 2 MB)."""
 REFUSED_ENCODING = b"binary/refused"
 NONCE_BYTES = 12
 # A schedule encodes its action's input under the schedule's workflow id; each run's id is
@@ -86,6 +107,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         accept_unbound: bool = True,
         refusals_as_payloads: bool = False,
         binding: tuple[str, str] | None = None,
+        compress: bool = True,
     ) -> None:
         self._keys = keys
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys}
@@ -94,6 +116,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         self._refusals_as_payloads = refusals_as_payloads
         self._binding = binding
         """(namespace, workflow id) of the serialization context, or None without one."""
+        self._compress = compress
 
     @property
     def keys(self) -> KeyRing:
@@ -154,16 +177,19 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         metadata = {
             "encoding": ENCODING,
             KEY_ID_METADATA: key_id.encode(),
-            FORMAT_METADATA: BOUND_FORMAT,
+            FORMAT_METADATA: COMPACT_FORMAT,
             NAMESPACE_METADATA: namespace.encode(),
             WORKFLOW_METADATA: workflow_id.encode(),
         }
-        case_ref = _case_ref(workflow_id)
-        if case_ref:
-            metadata[CASE_REF_METADATA] = case_ref.encode()
+        plain = payload.SerializeToString()
+        packed = STORED + plain
+        if self._compress:
+            deflated = _deflate(plain)
+            if len(deflated) < len(plain):
+                packed = DEFLATED + deflated
         nonce = os.urandom(NONCE_BYTES)
-        aad = _bound_aad(key_id, namespace, workflow_id, case_ref)
-        sealed = self._ciphers[key_id].encrypt(nonce, payload.SerializeToString(), aad)
+        aad = _compact_aad(key_id, namespace, workflow_id)
+        sealed = self._ciphers[key_id].encrypt(nonce, packed, aad)
         return Payload(metadata=metadata, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
@@ -177,7 +203,18 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         if not key_id:
             raise DecryptionError("encrypted payload has no encryption-key-id")
         self._keys.key(key_id)  # raises UnknownKeyError with the known ids
-        if payload.metadata.get(FORMAT_METADATA) == BOUND_FORMAT:
+        payload_format = payload.metadata.get(FORMAT_METADATA)
+        if payload_format == COMPACT_FORMAT:
+            namespace = payload.metadata.get(NAMESPACE_METADATA, b"").decode(errors="replace")
+            workflow_id = payload.metadata.get(WORKFLOW_METADATA, b"").decode(errors="replace")
+            self._check_binding(namespace, workflow_id)
+            label = payload.metadata.get(CASE_REF_METADATA)
+            if label is not None and label.decode(errors="replace") != _case_ref(workflow_id):
+                raise DecryptionError("payload is labelled with another case than its own")
+            return _unpacked(
+                self._opened(payload, key_id, _compact_aad(key_id, namespace, workflow_id))
+            )
+        if payload_format == BOUND_FORMAT:
             namespace = payload.metadata.get(NAMESPACE_METADATA, b"").decode(errors="replace")
             workflow_id = payload.metadata.get(WORKFLOW_METADATA, b"").decode(errors="replace")
             self._check_binding(namespace, workflow_id)
@@ -189,14 +226,16 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             aad = _unbound_aad(payload.metadata)
         else:
             raise DecryptionError("payload is not bound to a workflow (written before binding)")
+        return Payload.FromString(self._opened(payload, key_id, aad))
+
+    def _opened(self, payload: Payload, key_id: str, aad: bytes) -> bytes:
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
-            plain = self._ciphers[key_id].decrypt(nonce, sealed, aad)
+            return self._ciphers[key_id].decrypt(nonce, sealed, aad)
         except InvalidTag:
             raise DecryptionError(
                 f"payload does not decrypt with key {key_id!r}: altered, or the key is wrong"
             ) from None
-        return Payload.FromString(plain)
 
     def _check_binding(self, namespace: str, workflow_id: str) -> None:
         if self._binding is None:
@@ -218,11 +257,37 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
 
 
 def case_ref_of(payload: Payload) -> str:
-    """The case reference an encrypted payload is labelled with ("" for none).
+    """The case reference an encrypted payload is labelled with, or (format 3) the one its
+    workflow id names ("" for none).
 
     Trust it only after the payload decrypted: the label is authenticated, not secret.
     """
+    if payload.metadata.get(FORMAT_METADATA) == COMPACT_FORMAT:
+        return _case_ref(payload.metadata.get(WORKFLOW_METADATA, b"").decode(errors="replace"))
     return payload.metadata.get(CASE_REF_METADATA, b"").decode(errors="replace")
+
+
+def _deflate(data: bytes) -> bytes:
+    # Raw DEFLATE (no zlib header or checksum): AES-GCM authenticates the bytes already.
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _unpacked(packed: bytes) -> Payload:
+    """The payload in a format-3 plaintext: stored as is, or deflated (bounded)."""
+    kind, body = packed[:1], packed[1:]
+    if kind == STORED:
+        return Payload.FromString(body)
+    if kind != DEFLATED:
+        raise DecryptionError("encrypted payload in an unknown format")
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        plain = inflater.decompress(body, MAX_INFLATED_BYTES)
+    except zlib.error:
+        raise DecryptionError("compressed payload does not inflate") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise DecryptionError("compressed payload inflates past the limit or is cut short")
+    return Payload.FromString(plain)
 
 
 def _case_ref(workflow_id: str) -> str:
@@ -242,6 +307,13 @@ def _bound_aad(key_id: str, namespace: str, workflow_id: str, case_ref: str) -> 
         workflow_id.encode(),
         case_ref.encode(),
     ]
+    return b"".join(struct.pack(">I", len(part)) + part for part in parts)
+
+
+def _compact_aad(key_id: str, namespace: str, workflow_id: str) -> bytes:
+    """Format 3's associated data: as format 2's, under its own prefix (so a payload cannot
+    be relabelled from one format to the other), with no separate case reference."""
+    parts = [b"safeshare-payload-v3", key_id.encode(), namespace.encode(), workflow_id.encode()]
     return b"".join(struct.pack(">I", len(part)) + part for part in parts)
 
 

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.converter import DataConverter
@@ -24,6 +25,7 @@ from safeshare.codec import (
     KeyRing,
     KeyRingError,
     UnknownKeyError,
+    aes,
     data_converter,
     ensure_key_file,
     keys_from_env,
@@ -31,6 +33,7 @@ from safeshare.codec import (
     parse_key_ring,
     write_key_file,
 )
+from safeshare.codec.aes import case_ref_of
 from safeshare.temporal import TemporalSettings
 from tests.factories import sharing_request
 
@@ -81,6 +84,76 @@ async def test_altered_or_relabelled_payloads_do_not_decrypt() -> None:
     relabelled.metadata[KEY_ID_METADATA] = b"key-a"
     with pytest.raises(DecryptionError):
         await codec.decode([relabelled])
+
+
+# Written by the codec before payloads were compressed (format 2, with its case-ref label):
+# key "key-2026-11" = bytes 0..31, bound to an exchange of case 7w5rsnoqasseeiyqddba.
+FORMAT_2_EXCHANGE = "case-7w5rsnoqasseeiyqddba.oakfield-primary"
+FORMAT_2 = Payload(
+    metadata={
+        "encoding": b"binary/encrypted", "encryption-key-id": b"key-2026-11",
+        "encryption-format": b"2", "encryption-namespace": b"default",
+        "encryption-workflow-id": FORMAT_2_EXCHANGE.encode(), "case-ref": b"7w5rsnoqasseeiyqddba",
+    },
+    data=bytes.fromhex(
+        "ff6f7e815c4aad6d88e0b39fcf0e7db997dd8dc8bcafd8992a5612074c2a9dc0727117fa8d7184df00ee"
+        "649ae015e3bb978a784db37faf028a9705b632d53fd2d067ee243b05558cf4f7753a37e62a1bc1cc857f00"
+    ),
+)  # fmt: skip
+FIXED_RING = KeyRing((("key-2026-11", bytes(range(32))),))
+
+
+async def test_payloads_written_before_compression_still_decrypt() -> None:
+    codec = EncryptionCodec(FIXED_RING, binding=("default", FORMAT_2_EXCHANGE))
+    assert await codec.decode([FORMAT_2]) == [payload(b'"Okafor-Test lives at ZZ99 9ZZ"')]
+    assert case_ref_of(FORMAT_2) == "7w5rsnoqasseeiyqddba"
+    relabelled = Payload()
+    relabelled.CopyFrom(FORMAT_2)
+    relabelled.metadata["encryption-format"] = b"3"
+    with pytest.raises(DecryptionError):
+        await codec.decode([relabelled])
+
+
+async def test_payloads_are_compressed_before_they_are_encrypted() -> None:
+    binding = ("default", FORMAT_2_EXCHANGE)
+    codec = EncryptionCodec(FIXED_RING, binding=binding)
+    record = sharing_request()
+    big = Payload(
+        metadata={"encoding": b"json/protobuf", "messageType": b"sharing.v1.SharingRequest"},
+        data=json_format.MessageToJson(record).encode() * 20,
+    )
+    [sealed] = await codec.encode([big])
+    assert sealed.metadata["encryption-format"] == b"3"
+    assert "case-ref" not in sealed.metadata, "the case ref is the one the workflow id names"
+    assert case_ref_of(sealed) == "7w5rsnoqasseeiyqddba"
+    assert len(sealed.data) < big.ByteSize() / 5
+    assert b"Okafor" not in sealed.data
+    assert await codec.decode([sealed]) == [big]
+    # Not compressed where that would not be smaller, or where the codec is told not to;
+    # either way every codec reads it.
+    [tiny] = await codec.encode([payload(b"1")])
+    uncompressed = EncryptionCodec(FIXED_RING, binding=binding, compress=False)
+    [plain] = await uncompressed.encode([big])
+    assert len(plain.data) > big.ByteSize()
+    assert await codec.decode([tiny, plain]) == [payload(b"1"), big]
+    assert await uncompressed.decode([sealed]) == [big]
+    # Labelled with another case: refused as moved.
+    moved = Payload()
+    moved.CopyFrom(sealed)
+    moved.metadata["case-ref"] = b"otherrefotherrefothe"
+    with pytest.raises(DecryptionError, match="another case"):
+        await codec.decode([moved])
+
+
+async def test_a_compressed_payload_that_inflates_past_the_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    codec = EncryptionCodec(FIXED_RING, binding=("default", FORMAT_2_EXCHANGE))
+    [sealed] = await codec.encode([payload(b"0" * 100_000)])
+    assert len(sealed.data) < 1_000
+    monkeypatch.setattr(aes, "MAX_INFLATED_BYTES", 50_000)
+    with pytest.raises(DecryptionError, match="limit"):
+        await codec.decode([sealed])
 
 
 async def test_plaintext_payloads_are_refused_unless_a_migration_allows_them() -> None:
