@@ -136,6 +136,13 @@ def markdown(r: dict[str, Any]) -> str:
             + (f" ({y['errors']} failed)" if y.get("errors") else "")
             + " |"
         )
+    if watched := r.get("watch"):
+        lines.append(
+            f"| WatchCase delivery, recorded → received, p50 / p99 ({watched['events']} events of "
+            f"{watched['cases']} cases, {watched['in_flight']} watched at a time) | "
+            f"{_ms(watched['p50'])} / {_ms(watched['p99'])} | 200 ms p50 (goal) | "
+            f"{_f(watched['p50'] / 0.2)} |"
+        )
     bare_cost = next((c for c in r.get("cost", []) if c["path"] == "bare"), None)
     for c in r.get("cost", []):
         if c["path"] == "bare":

@@ -33,6 +33,7 @@ from bench import (
     replay,
     replicas,
     scale,
+    watch_latency,
     yardsticks,
 )
 from bench.bare_workflows import BareCase, BareExchange
@@ -73,9 +74,11 @@ class Sizes:
     replica_throughput: int = 200
     replica_latency: int = 30
     """Cases per window (before / during / after) of the replica-loss phase."""
+    watch: int = 40
+    """Cases watched by their requester to their close (WatchCase delivery latency)."""
 
 
-QUICK = Sizes((20,), 10, 10, 20, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0, 20, 5)
+QUICK = Sizes((20,), 10, 10, 20, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0, 20, 5, 8)
 SCALE_ONLY = Sizes(scale_budget=1800.0, budget=2100.0)
 
 
@@ -164,6 +167,8 @@ async def _run(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
             for y in await yardsticks.measure(stack, "yard", sizes.yardstick_calls)
         ]
         _log(f"yardsticks: {out['yardsticks']}")
+        out["watch"] = dataclasses.asdict(await watch_latency.measure(stack, "watch", sizes.watch))
+        _log(f"watch: {out['watch']}")
 
         if sizes.scale_budget:
             steps, note = await scale.run(stack, sizes.scale_steps, "scale", sizes.scale_budget)
@@ -224,6 +229,19 @@ async def _run_replicas(sizes: Sizes, data_dir: Path, command: str) -> dict[str,
         await flows.safeshare_batch(stack, cases.COMMON, 5, "warm-common")
         out["replicas"] = await replicas.run(stack, sizes.replica_throughput, sizes.replica_latency)
         _log(f"replicas: {out['replicas']}")
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+async def _run_watch(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    """The WatchCase delivery phase alone (a smoke run of that phase)."""
+    began = time.monotonic()
+    out = _header(command)
+    async with bench_stack(data_dir) as stack:
+        await flows.safeshare_batch(stack, cases.COMMON, 3, "warm-common")
+        out["watch"] = dataclasses.asdict(await watch_latency.measure(stack, "watch", sizes.watch))
+        _log(f"watch: {out['watch']}")
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
@@ -343,6 +361,9 @@ def main() -> None:
         "--yardsticks", type=int, metavar="N", default=0,
         help="only the Temporal yardsticks against the Case API, N calls per row",
     )  # fmt: skip
+    parser.add_argument(
+        "--watch", action="store_true", help="only the WatchCase delivery latency phase"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = parser.parse_args()
     if args.yardsticks:
@@ -355,6 +376,9 @@ def main() -> None:
     elif args.replicas:
         sizes, command, latest = Sizes(), "make bench-replicas", "latest-replicas"
         run = _run_replicas
+    elif args.watch:
+        sizes, command, latest = Sizes(), ".venv/bin/python -m bench --watch", "latest-watch"
+        run = _run_watch
     elif args.scale:
         sizes, command, latest = SCALE_ONLY, "make bench-scale", "latest-scale"
         run = _run_scale
@@ -363,7 +387,15 @@ def main() -> None:
         run = _run
     if args.quick:
         sizes, latest = QUICK, f"{latest}-quick"
-        flag = " --scale" if args.scale else " --replicas" if args.replicas else ""
+        flag = (
+            " --scale"
+            if args.scale
+            else " --replicas"
+            if args.replicas
+            else " --watch"
+            if args.watch
+            else ""
+        )
         command = f".venv/bin/python -m bench --quick{flag}"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
 from workflows import disclosure_model as dm
-from workflows import names, translate
+from workflows import memo_view, names, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import Step
@@ -129,12 +129,18 @@ class DisclosureCase:
         self._timescales = model.DEFAULT_TIMESCALES
         self._next_deadline: dt.datetime | None = None
         self._recipients: dict[str, pb.RecipientRecord] = {}
+        self._memo = (
+            memo_view.ViewInMemo(self.case_view) if workflow.patched(memo_view.PATCH) else None
+        )
+        """The disclosure's view, kept in its memo for readers that need no worker."""
 
     # -- the run ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, case: pb.DisclosureCaseInput) -> pb.DecisionRecord:
         """Run the disclosure to its close and return its decision record."""
+        if self._memo is not None:
+            self._memo.start()
         kind = self._kind.value
         workflow.metric_meter().create_counter("safeshare_disclosures_opened").add(
             1, {"kind": kind}
@@ -585,15 +591,21 @@ class DisclosureCase:
             1, {"outcome": outcome.value}
         )
         self._publish()
+        if self._memo is not None:
+            self._memo.flush()  # the last task: nothing runs after the workflow completes
         return self._record
 
     def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
+        if self._memo is not None:
+            self._memo.changed()
         self._record.entries.append(
             pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
                              agency_id=agency_id, user_id=user_id, detail=detail)
         )  # fmt: skip
 
     def _publish(self) -> None:
+        if self._memo is not None:
+            self._memo.changed()
         state = self._model.state
         escalated = any(r.escalations for r in self._recipients.values()) or bool(
             self._record.disclosure.approval_escalations

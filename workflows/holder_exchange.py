@@ -25,7 +25,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
-from workflows import names, practitioners, seal, translate
+from workflows import memo_view, names, practitioners, seal, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import State, Step
@@ -165,18 +165,25 @@ class HolderExchange:
         """Per category: the basis of each authorised category, as it was authorised."""
         self._commands = AppliedCommands()
         """Which command ids this run has applied (``workflows.commands``)."""
-        self._compact = workflow.patched(COMPACT_HISTORIES)
+        self._views = workflow.patched(memo_view.PATCH)
+        """The exchange keeps its record in its memo (``workflows.memo_view``); a newer patch
+        than compact histories, which it implies (one marker, not two)."""
+        self._compact = self._views or workflow.patched(COMPACT_HISTORIES)
         self._sealed = self._patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every exchange started since sealing)."""
         self._attributes: list[SearchAttributeUpdate[Any]] | None = None
         """Search attributes published but not upserted yet (compact histories)."""
         self._upserter: asyncio.Task[None] | None = None
+        self._memo = memo_view.ViewInMemo(self._view) if self._views else None
+        """The holder's record, kept in the exchange's memo for readers that need no worker."""
 
     # -- the run ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, exchange: pb.HolderExchangeInput) -> pb.HolderRecord:
         """Run this holder's exchange to its close and return the holder's record."""
+        if self._memo is not None:
+            self._memo.start()
         if self._sealed:
             self._require_case_parent()
         if self._patched(PER_CATEGORY_CONSENT):
@@ -1289,9 +1296,13 @@ class HolderExchange:
                    f"outcome={translate.outcome_name(self._model.outcome)}")  # fmt: skip
         self._publish()
         self._upsert()  # now: nothing runs after the workflow completes
+        if self._memo is not None:
+            self._memo.flush()  # the last task: nothing runs after the workflow completes
         return self._view()
 
     def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
+        if self._memo is not None:
+            self._memo.changed()
         self._record.entries.append(
             pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
                              agency_id=agency_id, user_id=user_id, detail=detail)
@@ -1324,7 +1335,10 @@ class HolderExchange:
         return pb.SharingBasis(kind=pb.BASIS_KIND_SHARE_FIRST, decided_at=now)
 
     def _publish(self) -> None:
-        """Keep the operators' view current: search attributes and current details."""
+        """Keep the operators' view current: search attributes and current details (and the
+        memo's view, once this task has done its work)."""
+        if self._memo is not None:
+            self._memo.changed()
         if self._model.per_category:
             self._sync_categories()
         state = self._model.state

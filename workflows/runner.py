@@ -17,6 +17,7 @@ PURE_MODULES = (
     "workflows.ids",
     "workflows.search_attributes",
     "workflows.case_view",
+    "workflows.memo_view",
     "workflows.disclosure_model",
     "workflows.names",
     "workflows.seal",

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
 from workflows import case_model as model
-from workflows import names, seal, translate
+from workflows import memo_view, names, seal, translate
 from workflows import search_attributes as sa
 from workflows.commands import AppliedCommands
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
@@ -61,13 +61,20 @@ class SharingCase:
         """The urgency each exchange was last given (in its input or by signal)."""
         self._commands = AppliedCommands()
         """Which command ids this run has applied (``workflows.commands``)."""
-        self._compact = workflow.patched(COMPACT_HISTORIES)
+        self._views = workflow.patched(memo_view.PATCH)
+        """The case keeps its view in its memo (``workflows.memo_view``); a newer patch than
+        compact histories, which it implies (one marker, not two)."""
+        self._compact = self._views or workflow.patched(COMPACT_HISTORIES)
         self._sealed = self._compact or workflow.patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every case started since sealing)."""
+        self._memo = memo_view.ViewInMemo(self._published_view) if self._views else None
+        """The case's view, kept in its memo for readers that need no worker."""
 
     @workflow.run
     async def run(self, request: pb.SharingRequest) -> pb.DecisionRecord:
         """Run the case to its close and return its decision record."""
+        if self._memo is not None:
+            self._memo.start()
         self._note("RequestReceived", request.requesting_agency_id, request.requester.user_id,
                    f"purpose={pb.Purpose.Name(request.purpose)} "
                    f"urgency={pb.Urgency.Name(request.urgency)} "
@@ -287,6 +294,13 @@ class SharingCase:
             entry_number=len(self._record.entries),
         )
 
+    def _published_view(self) -> pb.CaseView:
+        """The view kept in the memo: without the closed exchanges' records, which their own
+        memos hold (readers merge them), so no record is written to history twice."""
+        view = self.case_view()
+        del view.record.holders[:]
+        return view
+
     def _close(self, outcome: model.Outcome) -> pb.DecisionRecord:
         self._state = pb.CASE_STATE_CLOSED
         self._record.outcome = translate.outcome(outcome)
@@ -294,15 +308,23 @@ class SharingCase:
         closed = workflow.metric_meter().create_counter("safeshare_cases_closed")
         closed.add(1, {"outcome": outcome.value})
         self._publish()
+        if self._memo is not None:
+            self._memo.flush()  # the last task: nothing runs after the workflow completes
         return self._record
 
+    def _changed(self) -> None:
+        if self._memo is not None:
+            self._memo.changed()
+
     def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
+        self._changed()
         self._record.entries.append(
             pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
                              agency_id=agency_id, user_id=user_id, detail=detail)
         )  # fmt: skip
 
     def _publish(self) -> None:
+        self._changed()
         request = self._request
         state_name = pb.CaseState.Name(self._state).removeprefix("CASE_STATE_")
         updates: list[SearchAttributeUpdate[Any]] = [

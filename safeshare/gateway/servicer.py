@@ -64,6 +64,7 @@ from partnership.registry import Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
+from safeshare import open_cases
 from safeshare.access.events import Action
 from safeshare.access.log import AccessLog
 from safeshare.archive.reader import CaseReader
@@ -622,9 +623,30 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         await self._record(call, context)
         next_number = max(request.from_event, 1)
         closed = watch.Closed()
+        workflow_ids = [case_workflow_id(request.case_ref)] + [
+            holder_exchange_workflow_id(request.case_ref, holder) for holder in holders
+        ]
+        async with watch.HistoryFeed(self._client, workflow_ids) as feed:
+            async for event in self._watched(request, party, asked, feed, closed):
+                if event.number >= next_number:
+                    yield event
+                    next_number = event.number + 1
+
+    async def _watched(
+        self,
+        request: service_pb.WatchCaseRequest,
+        party: Any,
+        asked: pb.SharingRequest,
+        feed: watch.HistoryFeed,
+        closed: watch.Closed,
+    ) -> AsyncIterator[service_pb.CaseEvent]:
+        """Every settled event the party may see, snapshot after snapshot (each snapshot's
+        events start with the previous one's), until the case has closed."""
+        holders = list(asked.holding_agency_ids)
+        sent = 0
         while True:
             taken = await watch.take_snapshot(
-                self._client, request.case_ref, holders, closed, _rpc_timeout
+                self._client, request.case_ref, holders, closed, _rpc_timeout, feed.latest
             )
             # 👉 Filtered before numbering: each party's numbers are stable across reconnects.
             if isinstance(party, disclosure_view.Party):
@@ -640,12 +662,13 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                     for source, entries in taken.entries.items()
                 }
             snapshot = watch.Snapshot(seen, taken.ranks, taken.watermark)
-            for event in watch.settled_events(snapshot)[next_number - 1 :]:
+            for event in watch.settled_events(snapshot)[sent:]:
                 yield event
-                next_number = event.number + 1
+                sent = event.number
             if snapshot.watermark is None:
                 return  # the case and every exchange have closed: that was the last event
-            await asyncio.sleep(self.poll_interval.total_seconds())
+            # 👉 Woken as soon as a history records a task (pushed), else after the interval.
+            await feed.wait(self.poll_interval)
 
     async def _submit(
         self,
@@ -793,7 +816,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 rpc_timeout=_rpc_timeout(),
             ),
         )
-        return await self._merged(view, {}, agency)
+        return await self._merged(await _as_published(handle, pb.CaseView, view), {}, agency)
 
     async def _get_case(
         self, request: service_pb.GetCaseRequest, context: grpc.aio.ServicerContext, call: _Call
@@ -977,7 +1000,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             if not commands.applied_in(case.record, update_id):
                 raise
             result = None  # applied before the case closed
-        # A case started with compact histories answers with what changed: the view is read.
+        # A case started with compact histories answers with what changed: the view is read
+        # (from the memo of a case that keeps it there, written with the update's result).
         view = (
             result if isinstance(result, pb.CaseView) else await self._case_view(command.case_ref)
         )
@@ -1003,7 +1027,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                     rpc_timeout=_rpc_timeout(),
                 ),
             )
-            return await self._merged(view, {}, agency)
+            published = await _as_published(handle, pb.CaseView, view)
+            return await self._merged(published, {}, agency)
         _require_requester(agency, case)
         holder = _acknowledged_holder(command.message, case.record.request)
         record = await self._update_exchange(
@@ -1075,20 +1100,29 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
     async def _case_view(self, case_ref: str) -> pb.CaseView:
         handle = self._case_handle(case_ref)
         try:
-            # 👉 A closed case is read from the archive, or from its result (the history's
-            # close event) until archived: no worker needed, where a query would make the hub
-            # replay the whole case; and Temporal may have deleted it after its retention.
-            closed = await self._closed_cases.closed_case(case_ref, _rpc_timeout())
-            if closed is not None:
-                return closed
-            view: pb.CaseView = await handle.query(
-                SharingCase.case_view, rpc_timeout=_rpc_timeout()
-            )
+            # 👉 An open case is read from the view it keeps in its memo (one describe, no
+            # worker; a case started before views were published is queried). A closed case
+            # is read from the archive, or from its result (the history's close event) until
+            # archived: Temporal may have deleted it after its retention.
+            try:
+                described = await open_cases.case_view(handle, _rpc_timeout())
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                described = None  # deleted after its retention: the archive may hold it
+            if described is None or not described.running:
+                closed = await self._closed_cases.closed_case(case_ref, _rpc_timeout())
+                if closed is not None:
+                    return closed
+                if described is None:
+                    raise _case_not_found()
+            if described.view is None:
+                raise _case_not_found()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise _case_not_found() from err
             raise
-        return view
+        return described.view
 
     async def _case_for_party(
         self, case_ref: str, agency: str, call: _Call | None = None
@@ -1124,20 +1158,16 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         return party_view.view_for(party, merge_case_view(case, records))
 
     async def _holder_record(self, case_ref: str, holder: str) -> pb.HolderRecord | None:
-        handle: ExchangeHandle = self._client.get_workflow_handle_for(
-            HolderExchange.run, holder_exchange_workflow_id(case_ref, holder)
-        )
+        handle = self._client.get_workflow_handle(holder_exchange_workflow_id(case_ref, holder))
         try:
-            record: pb.HolderRecord = await handle.query(
-                HolderExchange.holder_record, rpc_timeout=_rpc_timeout()
-            )
+            described = await open_cases.holder_record(handle, _rpc_timeout())
         except RPCError as err:
             # Not started yet (the protocol gate is running, or refused the request), or
             # started but its first workflow task not done: left out of the view for now.
             if err.status == RPCStatusCode.NOT_FOUND or _not_ready(err):
                 return None
             raise
-        return record
+        return None if described is None else described.view
 
     # -- one RPC's frame ------------------------------------------------------------------
 
@@ -1205,6 +1235,20 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         if found:
             # 👉 In a thread: the append waits for its fsync, the event loop serves others.
             await asyncio.to_thread(self._access_log.append, found)
+
+
+async def _as_published(handle: WorkflowHandle[Any, Any], view_type: type[M], result: M) -> M:
+    """The view the workflow published in the task that completed an update (its memo), so a
+    command's reply and a read right after it agree; the update's own result for a workflow
+    that publishes no view (started before views were published). (A case or exchange that
+    keeps its view answers an update with what changed, and the view is read anyway.)
+
+    👉 The update's result is the view as its handler returned it; the workflow may have done
+    more in the same task (the run loop moves on to the next step and its deadline), and the
+    memo is written once that task has done its work, in the same completion as the result.
+    """
+    described = await open_cases.describe(handle, view_type, _rpc_timeout())
+    return described.view if described.view is not None else result
 
 
 def _failure(rpc: str, err: Exception) -> GatewayError:

@@ -10,41 +10,55 @@ request order, then each source's own order. That order is only stable if an eve
 sent before an earlier-stamped event that has not become visible yet, so an event is sent once
 it is *settled*: stamped before the **watermark**, the earliest time any workflow could still
 stamp a new entry with. For each running workflow that is the scheduled time of its pending
-workflow task (``describe``) or, with none pending, the gateway's clock minus
-``SETTLE_MARGIN`` (which absorbs clock skew between the gateway and Temporal). A closed
-workflow adds nothing more. Each workflow is described before it is queried, so every entry
-stamped before the watermark is already in the query's answer.
+workflow task (``describe``); with none pending, any entry it stamps later is stamped with a
+later task's time, so its watermark is the latest server time the gateway knows: the newest
+event time seen in the case's histories before the describes (``HistoryFeed.latest``), or the
+gateway's clock minus ``SETTLE_MARGIN`` (which absorbs clock skew between the gateway and
+Temporal) when that is later. A closed workflow adds nothing more. Each workflow's entries and
+its pending task come from one ``describe`` (its view is in its memo, ``safeshare.open_cases``;
+a workflow started before views were published is described, then queried).
 
-How new events are learnt: by polling, every ``POLL_INTERVAL`` (describe + query of the case
-and of each running exchange; closed exchanges are read once and remembered). Polling keeps
-the cost of one watch fixed, at most ``2 x (1 + holders)`` small Temporal calls a second, and
-``MAX_WATCHES`` caps the watches one gateway serves; long-polling every workflow's history
-would hold one Temporal call open per workflow per watch instead. Events are therefore sent
-within about ``POLL_INTERVAL + SETTLE_MARGIN`` of happening. When the call's deadline passes or
-the client goes away, grpc cancels the handler, which cancels the poll loop and any Temporal
-call in flight. The stream ends after the last event of a closed case.
+How new events are learnt: pushed. ``HistoryFeed`` long-polls each workflow's history
+(GetWorkflowExecutionHistory with ``wait_new_event``); a completed workflow task (which wrote
+the memo), a close, or an exchange starting wakes the watch at once, which takes a snapshot:
+one describe per running workflow (closed exchanges are read once and remembered). Events are
+therefore sent within a few milliseconds of the task that recorded them completing. Without a
+wake, the watch still takes a snapshot every ``poll_interval`` (the servicer's), so a lost long
+poll or a watermark that only the gateway's clock can move costs at most that. A watch holds
+``1 + holders`` long polls open; ``MAX_WATCHES`` caps the watches one gateway serves. When the
+call's deadline passes or the client goes away, grpc cancels the handler, which cancels the
+long polls and any Temporal call in flight. The stream ends after the last event of a closed
+case.
 
-Residual risk, stated: a workflow task that runs longer than ``SETTLE_MARGIN`` without showing
-as pending could stamp an entry behind the watermark; workflow tasks here take milliseconds.
+Residual risks, stated: a workflow task that runs without showing as pending could stamp an
+entry behind the watermark (workflow tasks here take milliseconds and describe shows them, and
+the gateway clock path keeps ``SETTLE_MARGIN``); in a cluster of several history hosts, their
+clocks' skew could order two workflows' entries stamped within that skew differently from a
+later reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, HistoryEventFilterType
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
-from workflows.holder_exchange import HolderExchange
+from safeshare import open_cases
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
-from workflows.sharing_case import SharingCase
 
 POLL_INTERVAL = dt.timedelta(seconds=1)
+"""How often a watch looks without being woken by its histories."""
 SETTLE_MARGIN = dt.timedelta(seconds=1)
 MAX_WATCHES = 200
 MAX_FROM_EVENT = 1_000_000
@@ -145,8 +159,10 @@ async def take_snapshot(
     holders: Sequence[str],
     closed: Closed,
     rpc_timeout: Callable[[], dt.timedelta],
+    server_time: dt.datetime | None = None,
 ) -> Snapshot:
-    """One poll of the case and its running exchanges, each described before it is queried.
+    """One look at the case and its running exchanges: one describe each (a workflow started
+    before views were published is described, then queried).
 
     Args:
         client: the Temporal client.
@@ -154,38 +170,132 @@ async def take_snapshot(
         holders: the case's holding agencies, in request order.
         closed: exchanges already read after they closed; updated in place.
         rpc_timeout: the timeout for each Temporal call (bounded by the caller's deadline).
+        server_time: a time Temporal's clock had passed before this call (the newest event
+            time seen in the case's histories), if known.
     """
     now = dt.datetime.now(dt.UTC) - SETTLE_MARGIN
-    case = client.get_workflow_handle_for(SharingCase.run, case_workflow_id(case_ref))
-    case_description = await case.describe(rpc_timeout=rpc_timeout())
-    view = await case.query(SharingCase.case_view, rpc_timeout=rpc_timeout())
-    case_running = is_running(case_description)
+    if server_time is not None:
+        now = max(now, server_time)
+    case = await open_cases.case_view(
+        client.get_workflow_handle(case_workflow_id(case_ref)), rpc_timeout()
+    )
+    view = case.view or pb.CaseView()
     copies = {h.holding_agency_id: h for h in view.record.holders}
 
     async def exchange(holder: str) -> tuple[list[pb.DecisionEntry], dt.datetime | None]:
         if holder in closed.by_holder:
             return closed.by_holder[holder], None
-        handle = client.get_workflow_handle_for(
-            HolderExchange.run, holder_exchange_workflow_id(case_ref, holder)
-        )
+        handle = client.get_workflow_handle(holder_exchange_workflow_id(case_ref, holder))
         try:
-            description = await handle.describe(rpc_timeout=rpc_timeout())
+            described = await open_cases.describe(handle, pb.HolderRecord, rpc_timeout())
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             # Not started yet; or, in a closed case, never started or no longer kept.
             copy = copies.get(holder)
-            return (list(copy.entries) if copy else []), (now if case_running else None)
-        record = await handle.query(HolderExchange.holder_record, rpc_timeout=rpc_timeout())
-        mark = workflow_watermark(description, now)
+            return (list(copy.entries) if copy else []), (now if case.running else None)
+        record = described.view
+        if record is None and described.started_before_views:
+            record = await handle.query(
+                open_cases.HOLDER_QUERY, result_type=pb.HolderRecord, rpc_timeout=rpc_timeout()
+            )
+        # None: its first task has not completed (its scheduled time holds the watermark).
+        entries = list(record.entries) if record is not None else []
+        mark = workflow_watermark(described.description, now)
         if mark is None:
-            closed.by_holder[holder] = list(record.entries)
-        return list(record.entries), mark
+            closed.by_holder[holder] = entries
+        return entries, mark
 
     found = await asyncio.gather(*(exchange(holder) for holder in holders))
     entries: dict[str, Sequence[pb.DecisionEntry]] = {"": list(view.record.entries)}
-    marks = [workflow_watermark(case_description, now)]
+    marks = [workflow_watermark(case.description, now)]
     for holder, (holder_entries, mark) in zip(holders, found, strict=True):
         entries[holder] = holder_entries
         marks.append(mark)
     return Snapshot(entries, ranks(holders), earliest(marks))
+
+
+_WAKES = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+        EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    }
+)
+"""History events after which a snapshot may show something new."""
+LONG_POLL_TIMEOUT = dt.timedelta(seconds=30)
+"""Above the server's own long-poll interval (20 s), after which it answers with no events."""
+RETRY_AFTER = dt.timedelta(seconds=1)
+
+
+class HistoryFeed:
+    """Long-polls the histories of a case's workflows and wakes the watch when one of them
+    records a workflow task, closes or starts an exchange."""
+
+    def __init__(self, client: Client, workflow_ids: Sequence[str]) -> None:
+        self._client = client
+        self._ids = list(workflow_ids)
+        self._woken = asyncio.Event()
+        self._polls: dict[str, asyncio.Task[None]] = {}
+        self._missing: set[str] = set()
+        self.latest: dt.datetime | None = None
+        """The newest event time seen in any of the histories: Temporal's clock had passed it."""
+
+    async def __aenter__(self) -> Self:
+        self.follow()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for poll in self._polls.values():
+            poll.cancel()
+        await asyncio.gather(*self._polls.values(), return_exceptions=True)
+
+    def follow(self) -> None:
+        """Long-poll every workflow not followed yet (again for one that had not started)."""
+        for workflow_id in self._ids:
+            if workflow_id not in self._polls or workflow_id in self._missing:
+                self._missing.discard(workflow_id)
+                self._polls[workflow_id] = asyncio.create_task(self._poll(workflow_id))
+
+    async def wait(self, at_most: dt.timedelta) -> None:
+        """Until a followed history records something new, or ``at_most``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), at_most.total_seconds())
+        self._woken.clear()
+        self.follow()
+
+    async def _poll(self, workflow_id: str) -> None:
+        request = GetWorkflowExecutionHistoryRequest(
+            namespace=self._client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id),
+            wait_new_event=True,
+            history_event_filter_type=HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT,
+            skip_archival=True,
+        )
+        while True:
+            try:
+                response = await self._client.workflow_service.get_workflow_execution_history(
+                    request, timeout=LONG_POLL_TIMEOUT
+                )
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    self._missing.add(workflow_id)  # not started yet: followed again on a wake
+                    return
+                # Temporal unreachable or our own timeout: the snapshots go on meanwhile.
+                await asyncio.sleep(RETRY_AFTER.total_seconds())
+                continue
+            events = response.history.events
+            if events:
+                newest = events[-1].event_time.ToDatetime(dt.UTC)
+                self.latest = newest if self.latest is None else max(self.latest, newest)
+            if any(event.event_type in _WAKES for event in events):
+                self._woken.set()
+            if not response.next_page_token:
+                return  # closed, and its whole history read
+            request.next_page_token = response.next_page_token

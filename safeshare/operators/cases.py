@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare import open_cases
 from safeshare.access.events import Action
 from safeshare.access.options import (
     DEFAULT_ACCESS_LOG,
@@ -177,16 +178,18 @@ async def read_case(
         if description.status != WorkflowExecutionStatus.RUNNING:
             record = await handle.result(follow_runs=False)
             return pb.CaseView(case_ref=case_ref, state=pb.CASE_STATE_CLOSED, record=record)
-        case = await handle.query("case_view", result_type=pb.CaseView, rpc_timeout=QUERY_TIMEOUT)
+        # The views the workflows keep in their memos (no worker needed); a case started
+        # before views were published is queried.
+        case = (await open_cases.case_view(handle, QUERY_TIMEOUT)).view or pb.CaseView()
         holders = []
         for holder in case.record.request.holding_agency_ids:
             exchange = client.get_workflow_handle(holder_exchange_workflow_id(case_ref, holder))
             try:
-                holders.append(await exchange.query(
-                    "holder_record", result_type=pb.HolderRecord, rpc_timeout=QUERY_TIMEOUT
-                ))  # fmt: skip
-            except RPCError:  # not started yet (the gate is still checking)
+                read = await open_cases.holder_record(exchange, QUERY_TIMEOUT)
+            except RPCError:  # its first task has not run yet
                 continue
+            if read is not None and read.view is not None:  # None: not started yet
+                holders.append(read.view)
         return merge_case_view(case, holders)
     except RPCError as err:
         raise OperatorError(f"case {case_ref}: {err.message}") from None

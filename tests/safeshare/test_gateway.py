@@ -423,9 +423,15 @@ async def wait_for(
     """Poll GetCase until ``done`` holds (bounded)."""
     view = pb.CaseView()
     for _ in range(400):
-        view = (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
-        if done(view):
-            return view
+        try:
+            view = (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
+        except grpc.aio.AioRpcError as err:
+            # A holder is not shown a case before the protocol gate has passed it.
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        else:
+            if done(view):
+                return view
         await asyncio.sleep(0.05)
     raise AssertionError(f"never {what}; case is {pb.CaseState.Name(view.state)}")
 
@@ -453,10 +459,11 @@ async def test_a_request_is_shared_acknowledged_and_closed(gateway: Gateway) -> 
     assert seen.case_ref == submitted.case_ref
     assert seen.record.request.requesting_agency_id == CSC
     assert seen.record.request.subjects[0].given_name == "Testchild"
-    holder_view = await gateway.as_agency(SCHOOL).GetCase(
-        service_pb.GetCaseRequest(case_ref=submitted.case_ref)
+    # The holder sees the case once the protocol gate has passed it (NOT_FOUND before).
+    holder_view = await wait_for(
+        gateway.as_agency(SCHOOL), submitted.case_ref, lambda v: True, "visible to the holder"
     )
-    assert holder_view.case.case_ref == submitted.case_ref
+    assert holder_view.case_ref == submitted.case_ref
     await wait_for_state(csc, submitted.case_ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
 
     acked = await csc.Acknowledge(acknowledgement(submitted.case_ref))

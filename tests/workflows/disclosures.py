@@ -78,7 +78,8 @@ class RealDisclosure:
         replay corpus as ``<name>.case.json``."""
         record = await self.handle.result()
         if os.environ.get("SAFESHARE_RECORD_HISTORIES"):
-            path = HISTORIES / f"{name}.case.json"
+            tag = os.environ["SAFESHARE_RECORD_HISTORIES"]  # a tag names a new recording
+            path = HISTORIES / (f"{name}.case.json" if tag == "1" else f"{tag}-{name}.case.json")
             if not path.exists():  # the corpus is append-only
                 history = await self.handle.fetch_history()
                 path.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
