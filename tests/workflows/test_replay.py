@@ -65,6 +65,24 @@ def test_the_corpus_covers_compact_histories() -> None:
         assert f"compact-{path}" in names, f"no compact history for {path}"
 
 
+def test_the_corpus_covers_views_in_memos() -> None:
+    """Cases, exchanges and disclosures that keep their view in their memo are recorded on
+    the main paths, and those histories hold the memo upserts."""
+    names = {path.name.split(".")[0] for path in HISTORIES}
+    for path in (
+        "consent-covers", "override-approved", "override-rejected", "declined",
+        "red-share-first", "urgency-changed", "consent-withdrawn-after-delivery", "two-holders",
+        "delivery-failing", "withdrawn-awaiting_acknowledgement", "escalation-holder_responds",
+        "disclosure-encompass-acknowledged", "disclosure-concern-approved", "disclosure-not-made",
+    ):  # fmt: skip
+        assert f"view-in-memo-{path}" in names, f"no view-in-memo history for {path}"
+    for recorded in (CORPUS / "view-in-memo-consent-covers.case.json",
+                 CORPUS / "view-in-memo-consent-covers.exchange-1.json"):  # fmt: skip
+        events = json.loads(recorded.read_text())["events"]
+        kinds = [event["eventType"] for event in events]
+        assert "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" in kinds, recorded.name
+
+
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
