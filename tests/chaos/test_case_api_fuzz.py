@@ -40,6 +40,11 @@ KINDS = ["propose", "propose_incomplete", "approve", "reject", "approve_by_propo
          "approve_wrong_role", "decline", "decline_no_reasons", "withdraw", "acknowledge",
          "withdraw_consent"]  # fmt: skip
 ROLES = ["requester", "holder", "outsider"]
+UNARY_RPCS = sorted(
+    m.name
+    for m in service_pb.DESCRIPTOR.services_by_name["CaseService"].methods
+    if not m.server_streaming
+)
 
 STACK: ChaosStack | None = None
 CODES: Counter[str] = Counter()
@@ -195,6 +200,17 @@ class CaseApiMachine(RuleBasedStateMachine):
         assert code == "NOT_FOUND"
         code, _ = self._call(stub.GetCase, service_pb.GetCaseRequest(case_ref="../etc"))
         assert code == "INVALID_ARGUMENT"
+
+    @rule(
+        rpc=st.sampled_from(UNARY_RPCS),
+        body=st.one_of(st.binary(max_size=120), st.just(b"\n\x03\xff\xfe\xfd")),
+    )
+    def raw_bytes(self, rpc: str, body: bytes) -> None:
+        """Bytes off a wire, not a message: garbage, or a string field that is not UTF-8."""
+        agency = self.agencies[self.stack.agencies[0]]
+        send: Any = agency.channel.unary_unary(f"/sharing.v1.CaseService/{rpc}")
+        code, _ = self._call(send, body)
+        assert code in DESIGNED | {"ALREADY_EXISTS"}, f"{rpc} answered {code} to raw bytes"
 
     def _settle(self, index: int) -> pb.HolderRecord:
         """Wait (bounded) until the exchange rests, fold in what the system did by itself."""
