@@ -8,7 +8,9 @@ answers the caller with a status of its own. This server interceptor gives each 
 deserializer that does not raise: it hands on ``Undecodable``, and the method's behaviour
 answers INVALID_ARGUMENT. A decoded request whose shape breaks ``bounds`` (control
 characters, lengths, counts, unknown enum numbers) is refused the same way, with a
-``google.rpc.BadRequest`` field violation for each field.
+``google.rpc.BadRequest`` field violation for each field, and with the violations of the RPC's
+own structural checks (``CONTENT_CHECKS``, the servicer's, pure) on the other fields, so a
+caller still fixes its request in one round trip.
 """
 
 from __future__ import annotations
@@ -21,11 +23,39 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError
 
+from safeshare.gateway import disclosure_validation, listing, validation
 from safeshare.gateway.bounds import shape_violations
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.metrics import count_gateway_request
 
 log = structlog.get_logger("safeshare.gateway.decoding")
+
+
+def _case_ref(request: Any) -> list[validation.FieldViolation]:
+    return validation.validate_case_ref(request.case_ref)
+
+
+CONTENT_CHECKS: dict[str, Callable[[Any], list[validation.FieldViolation]]] = {
+    "SubmitRequest": validation.validate_submit,
+    "RecordConsent": validation.validate_record_consent,
+    "ProposeOverride": validation.validate_propose_override,
+    "DecideOverride": validation.validate_decide_override,
+    "ShareFirst": validation.validate_share_first,
+    "DeclineToShare": validation.validate_decline_to_share,
+    "WithdrawRequest": validation.validate_withdraw_request,
+    "ChangeUrgency": validation.validate_change_urgency,
+    "WithdrawConsent": validation.validate_withdraw_consent,
+    "Acknowledge": validation.validate_acknowledge,
+    "SubmitDisclosure": disclosure_validation.validate_submit_disclosure,
+    "RecordDisclosureNotMade": disclosure_validation.validate_not_made,
+    "DecideDisclosure": disclosure_validation.validate_decide_disclosure,
+    "ListCases": listing.validate_list_cases,
+    "GetCase": _case_ref,
+    "WatchCase": _case_ref,
+    "ListAccessEvents": _case_ref,
+}
+"""Each RPC's structural checks that need no registry and no case: reported beside the
+shape's violations when a request breaks its shape."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +142,10 @@ async def _refuse_if_bad(rpc: str, request: Any, context: grpc.aio.ServicerConte
         await abort(context, not_decodable(request.type_name))
     violations = shape_violations(request)
     if violations:
+        check = CONTENT_CHECKS.get(rpc)
+        shaped = {v.field for v in violations}
+        if check is not None:
+            violations += [v for v in check(request) if v.field not in shaped]
         log.info("request_refused", rpc=rpc, reason="shape", fields=len(violations))
         count_gateway_request(rpc, grpc.StatusCode.INVALID_ARGUMENT.name)
         await abort(context, invalid_argument(violations))

@@ -152,3 +152,16 @@ async def test_fields_and_subjects_over_their_bounds_are_refused(
     err = await refused(gateway.cached(CSC).SubmitRequest(call))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, what
     assert field in [f for f, _ in violations(err)], what
+
+
+async def test_a_request_breaking_its_shape_and_its_rules_hears_of_both_at_once(
+    gateway: Gateway,
+) -> None:
+    call = new_request(SCHOOL)
+    call.request.subjects[0].given_name = "Test\x00child"
+    call.request.ClearField("lawful_basis")
+    err = await refused(gateway.cached(CSC).SubmitRequest(call))
+    assert [f for f, _ in violations(err)] == [
+        "request.subjects[0].given_name",
+        "request.lawful_basis",
+    ]

@@ -264,7 +264,7 @@ async def test_list_cases_refuses_bad_filters_and_foreign_page_tokens(gateway: G
         mixed = await refused(
             client.list_cases(state=pb.CASE_STATE_CLOSED, waiting_on=pb.WAITING_ON_HOLDER)
         )
-        # Unknown enum numbers are refused with the request's shape, before its content.
+        # Unknown enum numbers break the request's shape; its other fields are named with them.
         unknown = await refused(
             client.list_cases(state=99, waiting_on=42, page_size=-1)  # type: ignore[arg-type]
         )
@@ -278,6 +278,7 @@ async def test_list_cases_refuses_bad_filters_and_foreign_page_tokens(gateway: G
     assert violations(unknown) == [
         ("state", "unknown value 99"),
         ("waiting_on", "unknown value 42"),
+        ("page_size", violations(negative)[0][1]),
     ]
     assert [f for f, _ in violations(negative)] == ["page_size"]
 
