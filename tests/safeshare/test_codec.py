@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import os
 import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
@@ -34,6 +36,7 @@ from safeshare.codec import (
     write_key_file,
 )
 from safeshare.codec.aes import case_ref_of
+from safeshare.codec.deflate_dictionary import DICTIONARY_1
 from safeshare.temporal import TemporalSettings
 from tests.factories import sharing_request
 
@@ -143,6 +146,31 @@ async def test_payloads_are_compressed_before_they_are_encrypted() -> None:
     moved.metadata["case-ref"] = b"otherrefotherrefothe"
     with pytest.raises(DecryptionError, match="another case"):
         await codec.decode([moved])
+
+
+def test_the_compression_dictionary_never_changes() -> None:
+    # Payloads deflated with it inflate only with these exact bytes.
+    digest = hashlib.sha256(DICTIONARY_1).hexdigest()
+    assert digest == "2e61c423db47374a755e2ae5f7f2617ff001fc49c3aa7e7c37db25e3ac75332d"
+
+
+async def test_payloads_deflated_without_the_dictionary_still_decrypt() -> None:
+    binding = ("default", FORMAT_2_EXCHANGE)
+    codec = EncryptionCodec(FIXED_RING, binding=binding)
+    original = payload(b'{"givenName": "Amara"}' * 10)
+    nonce = os.urandom(aes.NONCE_BYTES)
+    packed = aes.DEFLATED + aes._deflate(original.SerializeToString())
+    aad = aes._compact_aad("key-2026-11", *binding)
+    sealed = Payload(
+        metadata={
+            "encoding": ENCODING, KEY_ID_METADATA: b"key-2026-11", "encryption-format": b"3",
+            "encryption-namespace": b"default", "encryption-workflow-id": binding[1].encode(),
+        },
+        data=nonce + AESGCM(bytes(range(32))).encrypt(nonce, packed, aad),
+    )  # fmt: skip
+    assert await codec.decode([sealed]) == [original]
+    [written] = await codec.encode([original])
+    assert len(written.data) < len(sealed.data), "the dictionary makes it smaller"
 
 
 async def test_a_compressed_payload_that_inflates_past_the_limit_is_refused(
