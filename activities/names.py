@@ -21,6 +21,10 @@ NOTIFY_OPERATOR = "hub.NotifyOperator"
 APPROVERS_OF = "hub.ApproversOf"
 """The approvers the partnership registry names for an agency."""
 
+NOTICE_SEAL = "hub.NoticeSeal"
+"""Takes ``sharing.v1.ConsentWithdrawalNoticeInput``, returns ``sharing.v1.GateResult``: whether
+the gateway sealed the notice for its workflow (no protocol check: the case passed its gate)."""
+
 GATHER_REVIEW_FIGURES = "hub.GatherReviewFigures"
 """Takes ``ReviewWindow``, returns ``ReviewFigures``."""
 WRITE_REVIEW_REPORT = "hub.WriteReviewReport"

@@ -17,11 +17,12 @@ import datetime as dt
 from pathlib import Path
 
 import structlog
+from google.protobuf.message import Message
 from temporalio import activity
 
 from activities.calendars import resolve_calendar, timescale_policy
 from activities.gateway_key import load_gateway_public_key
-from activities.names import DISCLOSURE_GATE, PROTOCOL_GATE
+from activities.names import DISCLOSURE_GATE, NOTICE_SEAL, PROTOCOL_GATE
 from partnership.registry import PROVIDER_KINDS, Registry, RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from workflows import seal
@@ -121,13 +122,23 @@ class ProtocolGate:
 
     ``gateway_key_path``: the gateway's public key as the partnership publishes it, read on every
     check; the gate's result carries it, and the case checks every later decision against it.
-    None runs without sealed commands (tests of the workflows alone): nothing is checked, and the
-    result says so. The hub process always has a key (``safeshare hub --gateway-key``).
+    There is no mode without a key: a case, disclosure or notice the key did not seal is refused.
     """
 
-    def __init__(self, registry_path: Path, gateway_key_path: Path | None = None) -> None:
+    def __init__(self, registry_path: Path, gateway_key_path: Path) -> None:
         self._registry = RegistrySource(registry_path)
         self._gateway_key_path = gateway_key_path
+
+    def _sealed_start(self, command: Message) -> tuple[bytes, bool]:
+        """The gateway's key, and whether it sealed ``command`` as the start of the workflow
+        this activity runs for. A missing or broken key file raises: the activity retries and
+        the workflow waits (it never runs unchecked)."""
+        key = load_gateway_public_key(self._gateway_key_path)
+        try:
+            seal.check(key, activity.info().workflow_id or "", command, seal.START)
+        except seal.SealError:
+            return key, False
+        return key, True
 
     @activity.defn(name=PROTOCOL_GATE)
     async def check(self, check: pb.GateCheck) -> pb.GateResult:
@@ -135,21 +146,15 @@ class ProtocolGate:
         registry = self._registry.current()
         at = check.at.ToDatetime(dt.UTC)
         reasons = gate_reasons(registry, check.request, at)
-        key = b""
-        if self._gateway_key_path is not None:
-            # A missing or broken key file raises: the activity retries, the case waits.
-            key = load_gateway_public_key(self._gateway_key_path)
-            try:
-                seal.check(key, activity.info().workflow_id or "", check.request, seal.START)
-            except seal.SealError:
-                reasons.insert(0, NOT_SEALED)
+        key, sealed = self._sealed_start(check.request)
+        if not sealed:
+            reasons.insert(0, NOT_SEALED)
         result = pb.GateResult(
             passed=not reasons,
             reasons=reasons,
             protocol_version=registry.protocol_version,
             registry_version=registry.registry_version,
             gateway_public_key=key,
-            unsealed_commands_accepted=self._gateway_key_path is None,
         )
         if result.passed:
             parties = dict.fromkeys(
@@ -171,8 +176,24 @@ class ProtocolGate:
         routing, and every party's calendar, resolved here so the case records them."""
         registry = self._registry.current()
         at = check.at.ToDatetime(dt.UTC)
+        if check.HasField("not_made"):
+            # A record that a disclosure was considered and not made: nothing is sent, so
+            # only the gateway's seal on it is checked.
+            key, sealed = self._sealed_start(
+                pb.DisclosureCaseInput(not_made=check.not_made, gateway_seal=check.start_seal)
+            )
+            result = pb.DisclosureGateResult()
+            result.gate.passed = sealed
+            result.gate.reasons.extend([] if sealed else [NOT_SEALED])
+            result.gate.gateway_public_key = key
+            return result
         recipients, routed_because = route_disclosure(registry, check.disclosure)
         reasons = disclosure_gate_reasons(registry, check.disclosure, recipients, at)
+        key, sealed = self._sealed_start(
+            pb.DisclosureCaseInput(disclosure=check.disclosure, gateway_seal=check.start_seal)
+        )
+        if not sealed:
+            reasons.insert(0, NOT_SEALED)
         result = pb.DisclosureGateResult(
             recipient_agency_ids=recipients, routed_because=routed_because
         )
@@ -181,6 +202,7 @@ class ProtocolGate:
         gate.reasons.extend(reasons)
         gate.protocol_version = registry.protocol_version
         gate.registry_version = registry.registry_version
+        gate.gateway_public_key = key
         if gate.passed:
             for agency_id in dict.fromkeys([check.disclosure.holding_agency_id, *recipients]):
                 agency = registry.get(agency_id)
@@ -190,3 +212,12 @@ class ProtocolGate:
         log.info("protocol_gate_checked", passed=gate.passed, reasons=len(reasons),
                  registry_version=registry.registry_version, kind="disclosure")  # fmt: skip
         return result
+
+    @activity.defn(name=NOTICE_SEAL)
+    async def check_notice(self, notice: pb.ConsentWithdrawalNoticeInput) -> pb.GateResult:
+        """Whether the gateway sealed a consent-withdrawal notice for the workflow it starts."""
+        key, sealed = self._sealed_start(notice)
+        log.info("notice_seal_checked", passed=sealed)
+        return pb.GateResult(
+            passed=sealed, reasons=[] if sealed else [NOT_SEALED], gateway_public_key=key
+        )

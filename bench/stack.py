@@ -99,6 +99,7 @@ class BenchStack:
             "hub", untuned_hub.READY, self.dev.data_dir / "logs" / "untuned-hub.log",
             sys.executable, "-m", "bench.untuned_hub", "--temporal-address", self.temporal_address,
             "--keys-file", str(self.dev.keys_file),
+            "--gateway-key", str(self.dev.pki.gateway_signing_key()[1]),
         ))  # fmt: skip
 
     def pids(self) -> dict[str, int]:

@@ -3,7 +3,8 @@ default sandbox runner, which re-imports every workflow module (the pure ones in
 new workflow run. Everything else is ``safeshare.hub.build_hub_worker``'s; the tuning itself is
 ``workflows.runner.workflow_runner`` (the pure modules passed through).
 
-Run: ``python -m bench.untuned_hub --temporal-address HOST:PORT --keys-file FILE``.
+Run: ``python -m bench.untuned_hub --temporal-address HOST:PORT --keys-file FILE
+--gateway-key PEM``.
 """
 
 from __future__ import annotations
@@ -30,25 +31,25 @@ def untuned_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner()
 
 
-def build_untuned_hub_worker(client: Client) -> Worker:
+def build_untuned_hub_worker(client: Client, gateway_key: Path) -> Worker:
     """``safeshare.hub.build_hub_worker(client)`` with the default sandbox runner."""
     # 👉 A worker registers its task queue when constructed, so it cannot be built and then
     # changed; the hub module's runner factory is swapped for this one call (bench process only).
     tuned = hub.workflow_runner
     hub.workflow_runner = untuned_runner
     try:
-        return hub.build_hub_worker(client)
+        return hub.build_hub_worker(client, gateway_key_path=gateway_key)
     finally:
         hub.workflow_runner = tuned
 
 
-async def _main(address: str, keys_file: Path) -> None:
+async def _main(address: str, keys_file: Path, gateway_key: Path) -> None:
     # Logs to stderr (the stack's log file): stdout is a pipe only the ready line is read from.
     configure_logging(component="hub")
     client = await connect_temporal(
         TemporalSettings(address=address, keys=load_key_file(keys_file))
     )
-    async with build_untuned_hub_worker(client):
+    async with build_untuned_hub_worker(client, gateway_key):
         print(READY, flush=True)
         await wait_for_stop_signal()
 
@@ -58,8 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--temporal-address", required=True)
     parser.add_argument("--keys-file", type=Path, required=True)
+    parser.add_argument("--gateway-key", type=Path, required=True)
     args = parser.parse_args()
-    asyncio.run(_main(args.temporal_address, args.keys_file))
+    asyncio.run(_main(args.temporal_address, args.keys_file, args.gateway_key))
 
 
 if __name__ == "__main__":

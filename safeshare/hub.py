@@ -78,7 +78,8 @@ def build_hub_worker(
     deployment: HubDeployment | None = None,
     alerts: OperatorAlerts | None = None,
     access_log: Path | None = None,
-    gateway_key_path: Path | None = None,
+    *,
+    gateway_key_path: Path,
     archive: ArchiveStore | None = None,
 ) -> Worker:
     """A worker for the hub's task queue, given its Temporal client and the registry file;
@@ -89,8 +90,8 @@ def build_hub_worker(
     With ``deployment``, the worker runs under Worker Versioning as that build (every workflow
     pinned, ``HUB_VERSIONING``); without, it is an unversioned worker.
 
-    ``gateway_key_path``: the gateway's public key file; None only where no gateway seals
-    commands (tests of the workflows): ``run_hub`` always passes one.
+    ``gateway_key_path``: the gateway's public key file the protocol gate checks seals against
+    (required: there is no hub that checks none).
     """
     access = access_source(access_log) if access_log is not None else None
     archived = review_source(archive) if archive is not None else None
@@ -114,6 +115,7 @@ def build_hub_worker(
         activities=[
             gate.check,
             gate.check_disclosure,
+            gate.check_notice,
             ApproverLookup(registry_path).approvers_of,
             OperatorNotifications(alerts or OperatorAlerts(client)).notify,
             review.gather_figures,

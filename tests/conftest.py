@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from partnership.registry import Registry, load_registry
 from safeshare.pki import DevPki
+from tests.gateway_seal import SealAsTheGateway
 from workflows import search_attributes
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
@@ -77,10 +78,12 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server, where deadlines of days pass in milliseconds.
 
     One per test: its clock only moves forward, so a shared one would let one test's skipped
-    days leak into the next test's consent periods and deadlines.
+    days leak into the next test's consent periods and deadlines. Its client plays the gateway:
+    it seals every unsealed command with the tests' gateway key (``tests.gateway_seal``), which
+    the hubs of these tests check (``without_sealing`` gives an attacker's client).
     """
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEMPORAL_TEST_SERVER)
+        test_server_existing_path=str(TEMPORAL_TEST_SERVER), interceptors=[SealAsTheGateway()]
     )
     await _register_search_attributes(env)
     try:

@@ -12,18 +12,25 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import translate
 
 with workflow.unsafe.imports_passed_through():
     from activities.agency import AGENCY_CALL_TIMEOUT, ApplicationErrorType, agency_task_queue
-    from activities.names import NOTIFY_OPERATOR, RECEIVE_CONSENT_WITHDRAWN
+    from activities.names import NOTICE_SEAL, NOTIFY_OPERATOR, RECEIVE_CONSENT_WITHDRAWN
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
 
 NOTICE_NEVER_FAILS = "notice-never-fails"
 """A refused notice alerts the operator and is retried; the workflow never fails."""
+SEALED_NOTICE_PATCH = "gateway-sealed-notice"
+"""The hub checks the gateway's seal on the notice before anything is pushed; notices started
+before take the old branch (nothing checked)."""
+NOT_SEALED = "NoticeNotSealedByGateway"
+GATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
 NOTICE_RETRY_PAUSE = timedelta(minutes=30)
 NOTICE_BURST = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -45,7 +52,27 @@ class ConsentWithdrawalNotice:
 
     @workflow.run
     async def run(self, notice: pb.ConsentWithdrawalNoticeInput) -> pb.ConsentWithdrawal:
-        """Push the notice to the recipient; return the withdrawal as recorded."""
+        """Push the notice to the recipient; return the withdrawal as recorded.
+
+        Raises:
+            ApplicationError: the gateway did not seal the notice for this workflow (a start
+                straight to Temporal): nothing is pushed and the workflow fails, for the
+                operators' alert on failed workflows.
+        """
+        if workflow.patched(SEALED_NOTICE_PATCH):
+            checked = await workflow.execute_activity(
+                NOTICE_SEAL,
+                notice,
+                result_type=pb.GateResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=GATE_RETRY,
+                summary="Check the gateway's seal on the notice",
+            )
+            if not checked.passed:
+                raise ApplicationError(
+                    "the notice is not sealed by the gateway: nothing was sent",
+                    type=NOT_SEALED, non_retryable=True,
+                )  # fmt: skip
         withdrawal = pb.ConsentWithdrawal()
         withdrawal.CopyFrom(notice.withdrawal)
         withdrawal.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))

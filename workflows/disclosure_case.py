@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
 from workflows import disclosure_model as dm
-from workflows import memo_view, names, translate
+from workflows import memo_view, names, seal, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import Step
@@ -76,6 +76,10 @@ DELIVERY_RETRY_PAUSE = timedelta(minutes=30)
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
 APPROVAL_PERIOD = timedelta(hours=1)
 """An approver's decision on a disclosure without consent is chased after an hour."""
+SEALED_DISCLOSURES_PATCH = "gateway-sealed-disclosures"
+"""The gate checks the gateway's seal on the input (a record of a disclosure not made too) and
+every decision and acknowledgement must carry one; disclosures started before take the old
+branch (nothing checked)."""
 
 
 @workflow.defn(name=names.DISCLOSURE_CASE)
@@ -133,6 +137,8 @@ class DisclosureCase:
             memo_view.ViewInMemo(self.case_view) if workflow.patched(memo_view.PATCH) else None
         )
         """The disclosure's view, kept in its memo for readers that need no worker."""
+        self._sealed = workflow.patched(SEALED_DISCLOSURES_PATCH)
+        """Commands must carry the gateway's seal (every disclosure started since sealing)."""
 
     # -- the run ------------------------------------------------------------------------
 
@@ -147,6 +153,16 @@ class DisclosureCase:
         )
         if case.HasField("not_made"):
             not_made = case.not_made
+            if self._sealed:
+                routed = await self._gate(
+                    pb.DisclosureGateCheck(not_made=not_made, start_seal=case.gateway_seal)
+                )
+                if not routed.gate.passed:
+                    self._model.apply(dm.GateRefused())
+                    self._record.basis = "Rejected by the protocol gate: " + ", ".join(
+                        routed.gate.reasons
+                    )
+                    return self._close(model.Outcome.REJECTED_BY_PROTOCOL_GATE)
             self._note("DisclosureNotMade", self._holder, not_made.decided_by.user_id,
                        f"kind={kind} reasons={','.join(not_made.reasons)}")  # fmt: skip
             self._record.basis = (
@@ -159,14 +175,10 @@ class DisclosureCase:
                    f"kind={kind} recipients={','.join(disclosure.recipient_agency_ids)} "
                    f"caveats={','.join(_caveat_codes(disclosure.caveats))}")  # fmt: skip
         self._publish()
-        routed = await workflow.execute_activity(
-            DISCLOSURE_GATE,
-            pb.DisclosureGateCheck(disclosure=disclosure, at=translate.timestamp(workflow.now())),
-            result_type=pb.DisclosureGateResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=GATE_RETRY,
-            summary="Check the Information Sharing Protocol for a disclosure",
-        )
+        check = pb.DisclosureGateCheck(disclosure=disclosure)
+        if self._sealed:
+            check.start_seal.CopyFrom(case.gateway_seal)
+        routed = await self._gate(check)
         gate = routed.gate
         self._record.gate.CopyFrom(gate)
         self._record.disclosure.routed_because = routed.routed_because
@@ -205,6 +217,42 @@ class DisclosureCase:
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._record.basis = self._basis()
         return self._close(self._model.outcome)
+
+    async def _gate(self, check: pb.DisclosureGateCheck) -> pb.DisclosureGateResult:
+        check.at.CopyFrom(translate.timestamp(workflow.now()))
+        routed = await workflow.execute_activity(
+            DISCLOSURE_GATE,
+            check,
+            result_type=pb.DisclosureGateResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=GATE_RETRY,
+            summary="Check the Information Sharing Protocol for a disclosure",
+        )
+        if check.HasField("not_made"):
+            # Only the seal is checked for a record of a disclosure not made: the record
+            # names the check only when it refused.
+            self._record.gate.CopyFrom(routed.gate)
+            if not routed.gate.passed:
+                self._note("ProtocolGateChecked", "", "",
+                           "failed:" + ",".join(routed.gate.reasons))  # fmt: skip
+        return routed
+
+    def _check_seal(self, command: Any) -> None:
+        """Refuse the update in hand unless the gateway sealed ``command`` for this disclosure
+        (the key comes from the gate's result: nothing is accepted before it is known)."""
+        if not self._sealed:
+            return
+        update = workflow.current_update_info()
+        if update is None or not self._record.HasField("gate"):
+            raise ApplicationError(
+                "the disclosure is still being checked; retry shortly",
+                type=model.Rule.OUT_OF_TURN.value,
+            )
+        try:
+            seal.check(self._record.gate.gateway_public_key, workflow.info().workflow_id,
+                       command, update.id)  # fmt: skip
+        except seal.SealError as err:
+            raise ApplicationError(str(err), type=model.Rule.NOT_PERMITTED.value) from None
 
     def _note_consent_position(self, disclosure: pb.Disclosure) -> None:
         position = disclosure.consent
@@ -250,6 +298,7 @@ class DisclosureCase:
 
     @decide_disclosure.validator
     def _validate_decide(self, decision: pb.DisclosureApproval) -> None:
+        self._check_seal(decision)
         self._commands.check()
         if not decision.reason.strip():
             raise ApplicationError("required: decision.reason", type=model.Rule.INVALID.value)
@@ -483,6 +532,7 @@ class DisclosureCase:
 
     @acknowledge.validator
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
+        self._check_seal(acknowledgement)
         self._commands.check()
         actor = model.Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
         self._refuse_if(self._model.check(dm.Acknowledge(actor)))

@@ -742,7 +742,8 @@ class HolderExchange:
 
     def _check_seal(self, command: Any) -> None:
         """Refuse the update in hand unless the gateway sealed ``command`` for this exchange."""
-        if not self._sealed or self._input.unsealed_commands_accepted:
+        # 👉 Validators run live only (never on replay): every live decision is checked.
+        if not self._sealed:
             return
         update = workflow.current_update_info()
         try:
@@ -754,6 +755,9 @@ class HolderExchange:
     def _forwarded_by_case(self, command: Any) -> bool:
         """Whether a signal carries the gateway's seal on the case's own update (the case
         forwards its requester's commands; a signal from anyone else is ignored)."""
+        # A signal handler also runs on replay: histories from a hub that ran without a key
+        # (``unsealed_commands_accepted``; none is made now) replay as they ran. A live case
+        # forwards only what its own validators checked.
         if not self._sealed or self._input.unsealed_commands_accepted:
             return True
         try:

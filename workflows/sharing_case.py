@@ -244,7 +244,9 @@ class SharingCase:
     def _check_seal(self, command: Any) -> None:
         """Refuse the update in hand unless the gateway sealed ``command`` for this case
         (the key comes from the gate's result: nothing is accepted before it is known)."""
-        if not self._sealed or self._record.gate.unsealed_commands_accepted:
+        # 👉 Validators run live only (never on replay), so a gate result recorded by a hub
+        # that once ran without a key opens nothing now: every live decision is checked.
+        if not self._sealed:
             return
         update = workflow.current_update_info()
         if update is None or not self._record.HasField("gate"):

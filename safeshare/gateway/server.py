@@ -60,7 +60,8 @@ async def create_gateway_server(
     servicer: CaseServiceServicer | None = None,
     archive: ArchiveStore | None = None,
     access_log: AccessLog | None = None,
-    signer: GatewaySigner | None = None,
+    *,
+    signer: GatewaySigner,
     revocation: RevocationList | None = None,
     quotas: Quotas | None = None,
 ) -> tuple[grpc.aio.Server, int]:
@@ -79,7 +80,7 @@ async def create_gateway_server(
         archive: the case archive closed cases are read from (None: Temporal only).
         access_log: where reads of cases and refused reads are recorded.
         signer: the gateway's signing key, sealing every command it forwards (the hub's gate
-            and the workflows check the seal); None only against a hub without a gateway key.
+            and the workflows check the seal); a given ``servicer`` has its own.
         revocation: the partnership CA's revocation list; revoked certificates are refused
             before any handler runs (``safeshare.gateway.admission``).
         quotas: each agency's share of calls and watches, and a watch's longest life.

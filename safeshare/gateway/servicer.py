@@ -149,8 +149,6 @@ COMMAND_MEMO = "command"
 """A consent-withdrawal notice's memo key for the update id of the command that started it."""
 REQUEST_DIGEST_MEMO = "request_digest"
 """The case's memo key for the keyed digest of the request that opened it."""
-# Only a gateway that seals nothing (tests of the gateway alone) uses this fixed key.
-_UNSIGNED_DIGEST_KEY = b"safeshare-gateway-without-a-signing-key"
 # Temporal is overloaded (e.g. too many updates in flight on one case): retry after a pause.
 TEMPORAL_BUSY_RETRY_SECONDS = 1.0
 
@@ -197,8 +195,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         hub_task_queue: the task queue the hub worker running SharingCase polls.
         access_log: where every read and refused read is recorded; None keeps no history
             (and ListAccessEvents answers FAILED_PRECONDITION).
-        signer: seals every command forwarded to a workflow (``workflows.seal``); None only
-            against a hub that checks no seals (tests of the gateway alone).
+        signer: seals every command forwarded to a workflow (``workflows.seal``); there is no
+            gateway without one (the hub refuses what it did not seal).
     """
 
     def __init__(
@@ -208,15 +206,14 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         hub_task_queue: str = HUB_TASK_QUEUE,
         archive: ArchiveStore | None = None,
         access_log: AccessLog | None = None,
-        signer: GatewaySigner | None = None,
+        *,
+        signer: GatewaySigner,
     ) -> None:
         self._client = client
         self._access_log = access_log
         self._signer = signer
-        self._digest_key = signer.derived_key(b"request-digest") if signer else _UNSIGNED_DIGEST_KEY
-        self._command_key = (
-            signer.derived_key(b"command-digest") if signer else _UNSIGNED_DIGEST_KEY
-        )
+        self._digest_key = signer.derived_key(b"request-digest")
+        self._command_key = signer.derived_key(b"command-digest")
         self._registry_source = registry
         self._hub_task_queue = hub_task_queue
         self._closed_cases = CaseReader(client, archive)
@@ -779,11 +776,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         self, case_ref: str, case: pb.DisclosureCaseInput, summary: str
     ) -> bool:
         """Start the disclosure case; False when its id had already opened it."""
+        workflow_id = case_workflow_id(case_ref)
         try:
             await self._client.start_workflow(
                 DisclosureCase.run,
-                case,
-                id=case_workflow_id(case_ref),
+                self._sealed(case, workflow_id, seal.START),
+                id=workflow_id,
                 task_queue=self._hub_task_queue,
                 # 👉 As for a request: the id comes from the idempotency key, and no case with
                 # it may be replaced, so a resubmission finds its case.
@@ -807,12 +805,14 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         handle = self._client.get_workflow_handle_for(
             DisclosureCase.run, case_workflow_id(command.case_ref)
         )
+        decision = _as_actor(cast(pb.DisclosureApproval, command.message), agency)
+        update_id = self._update_id(handle.id, command, decision)
         view = await _translated(
             command,
             handle.execute_update(
                 DisclosureCase.decide_disclosure,
-                decision := _as_actor(cast(pb.DisclosureApproval, command.message), agency),
-                id=self._update_id(handle.id, command, decision),
+                self._sealed(decision, handle.id, update_id),
+                id=update_id,
                 rpc_timeout=_rpc_timeout(),
             ),
         )
@@ -946,7 +946,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         try:
             handle = await self._client.start_workflow(
                 ConsentWithdrawalNotice.run,
-                notice,
+                self._sealed(notice, notice_id, seal.START),
                 id=notice_id,
                 task_queue=self._hub_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -1018,12 +1018,14 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             handle = self._client.get_workflow_handle_for(
                 DisclosureCase.run, case_workflow_id(command.case_ref)
             )
+            ack = _as_actor(cast(pb.Acknowledgement, command.message), agency)
+            update_id = self._update_id(handle.id, command, ack)
             view = await _translated(
                 command,
                 handle.execute_update(
                     DisclosureCase.acknowledge,
-                    ack := _as_actor(cast(pb.Acknowledgement, command.message), agency),
-                    id=self._update_id(handle.id, command, ack),
+                    self._sealed(ack, handle.id, update_id),
+                    id=update_id,
                     rpc_timeout=_rpc_timeout(),
                 ),
             )
@@ -1087,9 +1089,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         return commands.update_id(self._command_key, workflow_id, command.command_id, message)
 
     def _sealed(self, message: M, workflow_id: str, command_id: str) -> M:
-        """``message`` with the gateway's seal for that workflow and command (if it signs)."""
-        if self._signer is None:
-            return message
+        """``message`` with the gateway's seal for that workflow and command."""
         return self._signer.sealed(message, workflow_id, command_id)
 
     # -- views ------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from tests.agency_adapters.agency_test_support import (
 )
 from tests.agency_adapters.agency_workflows import CallAgency, MiniCase
 from tests.factories import sharing_request
+from tests.gateway_seal import gateway_key_file, sealing_client
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 from workflows.sharing_case import SharingCase
@@ -230,9 +231,11 @@ async def test_a_real_sharing_case_survives_its_recipient_adapter_being_killed(
         ),
     )
     ref = case_ref_for(csc.agency_id, request.request_id)
-    client = dev_server.client
+    client = sealing_client(dev_server.client)  # it plays the gateway
     hub_queue = f"test-hub-{uuid.uuid4()}"
-    async with build_hub_worker(client, registry, task_queue=hub_queue):
+    async with build_hub_worker(
+        client, registry, task_queue=hub_queue, gateway_key_path=gateway_key_file()
+    ):
         handle = await client.start_workflow(
             SharingCase.run, request, id=case_workflow_id(ref), task_queue=hub_queue
         )

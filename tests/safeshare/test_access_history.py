@@ -43,6 +43,7 @@ from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.oidc_support import (
     AUDIENCE,
     CLERK,
@@ -110,7 +111,9 @@ async def stack(
     hub_queue = f"hub-access-{uuid.uuid4()}"
     with oidc_provider() as provider:
         async with running_workers(client, hub_queue, FakeAgencies()):
-            servicer = CaseServiceServicer(client, registry, hub_queue, access_log=log)
+            servicer = CaseServiceServicer(
+                client, registry, hub_queue, access_log=log, signer=TEST_SIGNER
+            )
             servicer.poll_interval = dt.timedelta(seconds=0.2)
             server, port = await create_gateway_server(
                 client,
@@ -118,6 +121,7 @@ async def stack(
                 tls.server_credentials(pki.gateway()),
                 hub_task_queue=hub_queue,
                 servicer=servicer,
+                signer=TEST_SIGNER,
             )
             verifier = OidcVerifier(OidcSettings(provider.issuer, AUDIENCE))
             runner, codec_port = await start_codec_server(

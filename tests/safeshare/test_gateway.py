@@ -51,6 +51,7 @@ from safeshare.gateway.server import CASE_SERVICE_NAME
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from safeshare.tls import TlsFiles
+from tests.gateway_seal import TEST_SIGNER, gateway_key_file
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 from workflows.sharing_case import SharingCase
 
@@ -209,7 +210,12 @@ async def running_workers(
     """The real hub worker on ``hub_queue`` and every agency's fake activities."""
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(
-            build_hub_worker(client, DEFAULT_REGISTRY_PATH, task_queue=hub_queue)
+            build_hub_worker(
+                client,
+                DEFAULT_REGISTRY_PATH,
+                task_queue=hub_queue,
+                gateway_key_path=gateway_key_file(),
+            )
         )
         for agency_id in AGENCIES:
             await stack.enter_async_context(
@@ -228,7 +234,7 @@ async def gateway(
     fakes = FakeAgencies()
     hub_queue = f"hub-test-{uuid.uuid4()}"
     async with running_workers(client, hub_queue, fakes):
-        servicer = CaseServiceServicer(client, registry, hub_queue)
+        servicer = CaseServiceServicer(client, registry, hub_queue, signer=TEST_SIGNER)
         servicer.poll_interval = dt.timedelta(seconds=0.2)  # WatchCase tests finish sooner
         server, port = await create_gateway_server(
             client,
@@ -236,6 +242,7 @@ async def gateway(
             tls.server_credentials(pki.gateway()),
             hub_task_queue=hub_queue,
             servicer=servicer,
+            signer=TEST_SIGNER,
         )
         gw = Gateway(client, port, pki, fakes, servicer)
         try:
@@ -1057,7 +1064,7 @@ async def test_temporal_down_is_unavailable(pki: DevPki, registry: Registry) -> 
     )
     await env.shutdown()
     server, port = await create_gateway_server(
-        client, registry, tls.server_credentials(pki.gateway())
+        client, registry, tls.server_credentials(pki.gateway()), signer=TEST_SIGNER
     )
     channel = grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(CSC)))
     try:

@@ -17,6 +17,7 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.gateway import CaseServiceServicer, create_gateway_server, party_view
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.test_gateway import (
     CSC,
     SCHOOL,
@@ -39,10 +40,10 @@ async def test_a_closed_case_is_read_without_a_hub_worker(
 ) -> None:
     client = dev_server.client
     hub_queue = f"hub-closed-{uuid.uuid4()}"
-    servicer = CaseServiceServicer(client, registry, hub_queue)
+    servicer = CaseServiceServicer(client, registry, hub_queue, signer=TEST_SIGNER)
     server, port = await create_gateway_server(
         client, registry, tls.server_credentials(pki.gateway()),
-        hub_task_queue=hub_queue, servicer=servicer,
+        hub_task_queue=hub_queue, servicer=servicer, signer=TEST_SIGNER,
     )  # fmt: skip
     channel = grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(CSC)))
     try:

@@ -20,6 +20,7 @@ from safeshare.gateway import create_gateway_server
 from safeshare.operators.registry_store import add_agency
 from safeshare.pki import DevPki
 from tests.factories import sharing_request
+from tests.gateway_seal import TEST_SIGNER
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -35,6 +36,7 @@ async def test_a_new_agency_can_call_once_the_registry_file_names_it(
         RegistrySource(registry_path),
         tls.server_credentials(pki.gateway()),
         hub_task_queue=f"unpolled-{uuid.uuid4().hex[:6]}",
+        signer=TEST_SIGNER,
     )
     request = service_pb.SubmitRequestRequest(
         request=sharing_request(holding_agency_id="oakfield-primary")

@@ -24,6 +24,7 @@ from safeshare.operators.cases import list_query
 from safeshare.operators.options import OperatorError
 from safeshare.temporal import TemporalSettings, connect_temporal
 from tests.factories import given_consent, sharing_request
+from tests.gateway_seal import gateway_key_file, sealing_client
 from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
@@ -71,14 +72,17 @@ async def test_list_show_and_follow_an_encrypted_case(
     keys = tmp_path / "keys.json"
     write_key_file(keys, ring)
     address = dev_server.client.service_client.config.target_host
-    client = await connect_temporal(TemporalSettings(address=address, keys=ring))
+    # It plays the gateway: it seals its start and decisions with the tests' gateway key.
+    client = sealing_client(await connect_temporal(TemporalSettings(address=address, keys=ring)))
     agencies = FakeAgencies(consent={SCHOOL: given_consent(status=pb.CONSENT_STATUS_REFUSED)})
     queue = f"hub-{uuid.uuid4().hex[:8]}"
     request = sharing_request()
     ref = case_ref_for(request.requesting_agency_id, request.request_id)
     target = ("--temporal-address", address)
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(build_hub_worker(client, task_queue=queue))
+        await stack.enter_async_context(
+            build_hub_worker(client, task_queue=queue, gateway_key_path=gateway_key_file())
+        )
         for agency_id in (CSC, SCHOOL):
             await stack.enter_async_context(Worker(
                 client, task_queue=agency_task_queue(agency_id),

@@ -27,6 +27,7 @@ from safeshare.alerts import OperatorAlerts
 from safeshare.operators.cases import list_cases, list_query
 from safeshare.operators.views import view
 from tests.disclosure_factories import POLICE, SCHOOL, encompass
+from tests.gateway_seal import gateway_key_file, sealing_client
 from workflows.disclosure_case import DisclosureCase
 from workflows.ids import case_workflow_id, disclosure_ref_for
 
@@ -53,12 +54,12 @@ async def alert(escalation: pb.Escalation) -> None:
 
 
 async def test_a_disclosure_is_listed_as_one(dev_server: WorkflowEnvironment) -> None:
-    client = dev_server.client
+    client = sealing_client(dev_server.client)  # it plays the gateway
     hub = f"hub-{uuid.uuid4().hex[:8]}"
     disclosure = encompass()
     ref = disclosure_ref_for(POLICE, disclosure.disclosure_id)
     async with AsyncExitStack() as stack:
-        gate = ProtocolGate(DEFAULT_REGISTRY_PATH)
+        gate = ProtocolGate(DEFAULT_REGISTRY_PATH, gateway_key_file())
         await stack.enter_async_context(
             Worker(client, task_queue=hub, workflows=[DisclosureCase],
                    activities=[gate.check_disclosure, alert])

@@ -34,6 +34,7 @@ from safeshare.pki import DevPki
 from safeshare.temporal import TemporalSettings, connect_temporal
 from safeshare.tls import channel_credentials, server_credentials
 from tests.factories import sharing_request
+from tests.gateway_seal import TEST_SIGNER
 from tests.workflows.harness import CSC, SCHOOL, FakeAgencies
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
@@ -179,7 +180,7 @@ async def test_gateway_counts_requests_by_rpc_and_status_and_access_events(
     assert client.service_client.config.runtime is runtime_for(f"127.0.0.1:{port}")
     log = AccessLog(tmp_path / "access.db", Ed25519PrivateKey.generate())
     server, gateway_port = await create_gateway_server(
-        client, registry, server_credentials(pki.gateway()), access_log=log
+        client, registry, server_credentials(pki.gateway()), access_log=log, signer=TEST_SIGNER
     )
     channel = grpc.aio.secure_channel(
         f"127.0.0.1:{gateway_port}", channel_credentials(pki.agency(CSC))

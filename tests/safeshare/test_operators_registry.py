@@ -23,6 +23,7 @@ from safeshare.cli import app
 from safeshare.hub import build_hub_worker
 from safeshare.operators.registry_store import renew_signature
 from tests.factories import sharing_request
+from tests.gateway_seal import gateway_key_file
 from tests.workflows.harness import CSC, SCHOOL, FakeAgencies
 from workflows.ids import case_ref_for, case_workflow_id
 from workflows.sharing_case import SharingCase
@@ -124,7 +125,9 @@ async def test_the_running_gate_sees_a_renewed_signature(
 
     # One hub worker throughout: the change must be seen without a restart.
     async with (
-        build_hub_worker(client, registry_copy, task_queue=queue),
+        build_hub_worker(
+            client, registry_copy, task_queue=queue, gateway_key_path=gateway_key_file()
+        ),
         Worker(client, task_queue=f"agency.{SCHOOL}", activities=agencies.activities_for(SCHOOL)),
     ):
         lapsed = await gate_of_a_new_case()

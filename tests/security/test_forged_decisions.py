@@ -4,7 +4,8 @@ The stack is the real one on a real Temporal dev server: the hub worker with the
 and the gateway's public key, the gateway over mTLS with its signing key, fake agency systems on
 the agencies' task queues (consent REFUSED for the attacked case). The attacker connects straight
 to Temporal, first with no payload keys, then with them (an insider, a leaked key file): neither
-can record consent, start a case, start an exchange or forward a command. The negative control
+can record consent, start a case, start an exchange or forward a command, nor start, approve
+or acknowledge a disclosure, nor start a consent-withdrawal notice. The negative control
 hands the attacker the gateway's signing key: then the same forged decision IS accepted, so the
 refusals come from the seal check and nothing else.
 """
@@ -23,7 +24,12 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -39,6 +45,7 @@ from safeshare.gateway import create_gateway_server
 from safeshare.gateway.signing import GatewaySigner, ensure_signing_key
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
+from tests.disclosure_factories import GP, concern
 from tests.factories import sharing_request
 from tests.safeshare.test_gateway import (
     AGENCIES,
@@ -51,8 +58,17 @@ from tests.safeshare.test_gateway import (
 )
 from workflows import ed25519, seal
 from workflows.case_model import Rule
+from workflows.consent_withdrawal import NOT_SEALED as NOTICE_NOT_SEALED
+from workflows.consent_withdrawal import ConsentWithdrawalNotice
+from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
-from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
+from workflows.ids import (
+    case_ref_for,
+    case_workflow_id,
+    consent_withdrawal_workflow_id,
+    disclosure_ref_for,
+    holder_exchange_workflow_id,
+)
 from workflows.sharing_case import SharingCase
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -365,3 +381,134 @@ def test_the_sandbox_safe_verifier_agrees_with_rfc_8032() -> None:
     assert ed25519.verify(public, b"", signature)
     assert not ed25519.verify(public, b"\x00", signature)
     assert not ed25519.verify(public, b"", signature[:-1] + bytes([signature[-1] ^ 1]))
+
+
+# -- disclosures and consent-withdrawal notices need the gateway's seal too ---------------------
+
+
+async def _disclosure(
+    stack: Stack, client: Client, case: pb.DisclosureCaseInput, holder: str, disclosure_id: str
+) -> WorkflowHandle[DisclosureCase, pb.DecisionRecord]:
+    return await client.start_workflow(
+        DisclosureCase.run, case, id=case_workflow_id(disclosure_ref_for(holder, disclosure_id)),
+        task_queue=stack.hub_queue,
+    )  # fmt: skip
+
+
+async def _awaiting_approval(handle: WorkflowHandle[DisclosureCase, pb.DecisionRecord]) -> None:
+    for _ in range(int(WAIT / 0.05)):
+        view = await handle.query(DisclosureCase.case_view)
+        if view.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the disclosure never waited for its approver")
+
+
+def _approval(approve: bool = True) -> pb.DisclosureApproval:
+    return pb.DisclosureApproval(
+        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="gp-cg", role="caldicott_guardian")),
+        approve=approve, reason="forged",
+    )  # fmt: skip
+
+
+async def test_a_forged_disclosure_start_is_rejected_by_the_gate_before_any_delivery(
+    stack: Stack,
+) -> None:
+    attacker = await stack.attacker(with_keys=True)
+    own = GatewaySigner(Ed25519PrivateKey.generate())
+    disclosure = concern(pb.URGENCY_RED)
+    not_made = pb.DisclosureNotMade(
+        disclosure_id=f"nm-{uuid.uuid4()}", kind=pb.DISCLOSURE_KIND_CONCERN,
+        holding_agency_id=GP, decided_by=pb.Practitioner(user_id="gp-0007", role="gp"),
+        reasons=["forged"],
+    )  # fmt: skip
+    unsealed = [
+        (pb.DisclosureCaseInput(disclosure=disclosure), disclosure.disclosure_id),
+        (pb.DisclosureCaseInput(not_made=not_made), not_made.disclosure_id),
+    ]
+    own_key = concern(pb.URGENCY_RED)
+    own_case = pb.DisclosureCaseInput(disclosure=own_key)
+    own_id = case_workflow_id(disclosure_ref_for(GP, own_key.disclosure_id))
+    forged = [*unsealed, (own.sealed(own_case, own_id, seal.START), own_key.disclosure_id)]
+    for case, disclosure_id in forged:
+        handle = await _disclosure(stack, attacker, case, GP, disclosure_id)
+        record = await asyncio.wait_for(handle.result(), WAIT)
+        assert record.outcome == pb.OUTCOME_REJECTED_BY_PROTOCOL_GATE
+        assert "request_not_sealed_by_gateway" in record.gate.reasons
+        assert not [r for r in record.disclosure.recipients if r.shared_items]
+        history = await handle.fetch_history()
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        assert scheduled == ["hub.DisclosureGate"]  # nothing extracted, delivered or sent
+
+
+async def test_a_forged_approval_or_acknowledgement_of_a_disclosure_is_refused(
+    stack: Stack,
+) -> None:
+    """A genuine disclosure waiting for its approver: an insider's approval (unsealed, or
+    sealed with his own key) is refused, and so is a forged acknowledgement."""
+    disclosure = concern(pb.URGENCY_AMBER)
+    workflow_id = case_workflow_id(disclosure_ref_for(GP, disclosure.disclosure_id))
+    case = stack.signer.sealed(
+        pb.DisclosureCaseInput(disclosure=disclosure), workflow_id, seal.START
+    )
+    handle = await _disclosure(stack, stack.system, case, GP, disclosure.disclosure_id)
+    await _awaiting_approval(handle)
+    attacker = await stack.attacker(with_keys=True)
+    forged = attacker.get_workflow_handle_for(DisclosureCase.run, workflow_id)
+    own = GatewaySigner(Ed25519PrivateKey.generate())
+    for approval, update_id in [
+        (_approval(), "a-1"),
+        (own.sealed(_approval(), workflow_id, "a-2"), "a-2"),
+        (stack.signer.sealed(_approval(), workflow_id, "a-3"), "a-4"),  # another update's
+    ]:
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await forged.execute_update(DisclosureCase.decide_disclosure, approval, id=update_id)
+        assert isinstance(refused.value.cause, ApplicationError)
+        assert refused.value.cause.type == Rule.NOT_PERMITTED.value
+    ack = pb.Acknowledgement(
+        agency_id=CSC, practitioner=pb.Practitioner(user_id="sw-1", role="social_worker"),
+        status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+    )  # fmt: skip
+    with pytest.raises(WorkflowUpdateFailedError) as ack_refused:
+        await forged.execute_update(DisclosureCase.acknowledge, ack, id="k-1")
+    assert isinstance(ack_refused.value.cause, ApplicationError)
+    assert ack_refused.value.cause.type == Rule.NOT_PERMITTED.value
+    view = await handle.query(DisclosureCase.case_view)
+    assert view.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert not view.record.disclosure.HasField("approval")
+    # Negative control: with the gateway's key the same approval is accepted.
+    stolen = stack.signer.sealed(_approval(approve=False), workflow_id, "stolen-a")
+    decided = await forged.execute_update(DisclosureCase.decide_disclosure, stolen, id="stolen-a")
+    assert decided.record.disclosure.approval.reason == "forged"
+
+
+async def test_a_forged_consent_withdrawal_notice_tells_nobody(stack: Stack) -> None:
+    attacker = await stack.attacker(with_keys=True)
+    ref = case_ref_for(CSC, str(uuid.uuid4()))
+    notice = pb.ConsentWithdrawalNoticeInput(
+        case_ref=ref, holding_agency_id=SCHOOL, recipient_agency_id=CSC,
+        delivery_ids=[f"{ref}.{SCHOOL}.1"],
+        withdrawal=pb.ConsentWithdrawal(
+            actor=pb.Actor(agency_id=SCHOOL, practitioner=pb.Practitioner(user_id="x", role="teacher")),
+            withdrawn_by_relationship="mother",
+        ),
+    )  # fmt: skip
+    handle = await attacker.start_workflow(
+        ConsentWithdrawalNotice.run, notice, id=consent_withdrawal_workflow_id(ref, SCHOOL),
+        task_queue=stack.hub_queue,
+    )  # fmt: skip
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), WAIT)
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == NOTICE_NOT_SEALED
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == ["hub.NoticeSeal"]  # the recipient was never told

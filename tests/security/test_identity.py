@@ -28,6 +28,7 @@ from safeshare import tls
 from safeshare.gateway import create_gateway_server
 from safeshare.gateway.admission import AGENCY_URI_PREFIX, RevocationList
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -126,7 +127,7 @@ async def gateway(
     await asyncio.to_thread(issuer.write_crl, crl)
     server, port = await create_gateway_server(
         dev_server.client, registry, tls.server_credentials(pki.gateway()),
-        revocation=RevocationList(crl, pki.ca_path),
+        revocation=RevocationList(crl, pki.ca_path), signer=TEST_SIGNER,
     )  # fmt: skip
     try:
         yield Gateway(port, issuer, crl)

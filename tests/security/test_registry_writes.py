@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
+from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
 from activities.protocol_gate import ProtocolGate
@@ -19,8 +20,10 @@ from partnership.registry import DEFAULT_REGISTRY_PATH, RegistryError, load_regi
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.cli import app
 from safeshare.operators.registry_store import RegistryChangeError, renew_signature
+from tests import gateway_seal
 from tests.factories import sharing_request
-from workflows import translate
+from tests.gateway_seal import gateway_key_file
+from workflows import seal, translate
 
 SCHOOL = "oakfield-primary"
 RENEWALS = 16
@@ -160,13 +163,20 @@ def test_a_bad_edit_never_stalls_the_gate_it_keeps_the_last_good_registry(
 
 
 class _Gate:
-    """The hub's gate activity, called as the worker calls it."""
+    """The hub's gate activity, called as the worker calls it (in an activity's context, for
+    a request the tests' gateway sealed)."""
 
     def __init__(self, path: Path) -> None:
-        self._gate = ProtocolGate(path)
+        self._gate = ProtocolGate(path, gateway_key_file())
+        self._env = ActivityEnvironment()
 
     def check(self, check: pb.GateCheck) -> pb.GateResult:
-        return asyncio.run(self._gate.check(check))
+        sealed = pb.GateCheck()
+        sealed.CopyFrom(check)
+        sealed.request.CopyFrom(
+            gateway_seal.sealed(check.request, self._env.info.workflow_id or "", seal.START)
+        )
+        return asyncio.run(self._env.run(self._gate.check, sealed))
 
 
 def _restore(path: Path) -> Path:

@@ -26,6 +26,7 @@ from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials
+from tests.gateway_seal import gateway_key_file, sealing_env
 from tests.workflows.harness import HISTORIES
 from tests.workflows.real_agencies import Operator
 from workflows.disclosure_case import DisclosureCase
@@ -101,6 +102,7 @@ async def disclosure_at_real_agencies(
     registry_path: Path = DEFAULT_REGISTRY_PATH,
 ) -> AsyncIterator[RealDisclosure]:
     """Start a disclosure case whose every agency is a sandbox behind a real adapter worker."""
+    env = sealing_env(env)
     operator = Operator()
     hub_queue = f"hub-{uuid.uuid4().hex[:8]}"
     agencies: dict[str, SandboxAgency] = {}
@@ -119,7 +121,7 @@ async def disclosure_at_real_agencies(
             await stack.enter_async_context(
                 build_adapter_worker(env.client, agency_id, channel, call_timeout=5)
             )
-        gate = ProtocolGate(registry_path)
+        gate = ProtocolGate(registry_path, gateway_key_file())
         await stack.enter_async_context(
             Worker(
                 env.client,

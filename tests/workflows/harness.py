@@ -43,6 +43,7 @@ from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent, sharing_request, timestamp
+from tests.gateway_seal import gateway_key_file, sealing_env
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 from workflows.sharing_case import SharingCase
@@ -256,6 +257,7 @@ async def running_case(
     **request_args: Any,
 ) -> AsyncIterator[Case]:
     """Start a case with the hub worker and every agency's fake adapter running."""
+    env = sealing_env(env)
     request = sharing_request(**request_args)
     hub_queue = f"hub-{uuid.uuid4().hex[:8]}"
     agency_ids = {request.requesting_agency_id, *request.holding_agency_ids}
@@ -266,7 +268,7 @@ async def running_case(
                 task_queue=hub_queue,
                 workflows=[SharingCase, HolderExchange],
                 activities=[
-                    ProtocolGate(registry_path).check,
+                    ProtocolGate(registry_path, gateway_key_file()).check,
                     ApproverLookup(registry_path).approvers_of,
                     agencies.notify_operator,
                 ],

@@ -31,6 +31,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials
 from tests.factories import sharing_request
+from tests.gateway_seal import gateway_key_file, sealing_env
 from tests.workflows.harness import record_histories
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.holder_exchange import HolderExchange
@@ -114,6 +115,8 @@ async def case_at_real_agencies(
     **request_args: Any,
 ) -> AsyncIterator[RealCase]:
     """Start a case whose every agency is a sandbox behind a real adapter worker."""
+    env = sealing_env(env)
+    gate = ProtocolGate(registry_path, gateway_key_file())
     request = sharing_request(**request_args)
     del request.subjects[:]
     request.subjects.append(child(subject))
@@ -142,7 +145,8 @@ async def case_at_real_agencies(
                 task_queue=hub_queue,
                 workflows=list(hub_workflows),
                 activities=[
-                    ProtocolGate(registry_path).check,
+                    gate.check,
+                    gate.check_notice,
                     ApproverLookup(registry_path).approvers_of,
                     operator.notify,
                 ],

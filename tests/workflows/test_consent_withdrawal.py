@@ -5,16 +5,25 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import agency_task_queue
+from activities.protocol_gate import ProtocolGate
+from activities.registry import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.gateway.signing import GatewaySigner
+from tests.gateway_seal import TEST_SIGNER, gateway_key_file, without_sealing
 from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor
-from workflows.consent_withdrawal import ConsentWithdrawalNotice
+from workflows.consent_withdrawal import NOT_SEALED, ConsentWithdrawalNotice
 from workflows.ids import consent_withdrawal_workflow_id
+from workflows.seal import START
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+GATE = ProtocolGate(DEFAULT_REGISTRY_PATH, gateway_key_file())
 
 
 async def test_notice_reaches_the_recipient_and_is_recorded(
@@ -32,7 +41,12 @@ async def test_notice_reaches_the_recipient_and_is_recorded(
         ),
     )
     async with (
-        Worker(time_skipping.client, task_queue=queue, workflows=[ConsentWithdrawalNotice]),
+        Worker(
+            time_skipping.client,
+            task_queue=queue,
+            workflows=[ConsentWithdrawalNotice],
+            activities=[GATE.check_notice],
+        ),
         Worker(
             time_skipping.client,
             task_queue=agency_task_queue(CSC),
@@ -71,7 +85,7 @@ async def test_a_refused_notice_alerts_the_operator_and_is_pushed_again_never_fa
             time_skipping.client,
             task_queue=queue,
             workflows=[ConsentWithdrawalNotice],
-            activities=[agencies.notify_operator],
+            activities=[agencies.notify_operator, GATE.check_notice],
         ),
         Worker(
             time_skipping.client,
@@ -90,3 +104,54 @@ async def test_a_refused_notice_alerts_the_operator_and_is_pushed_again_never_fa
         ("consent_withdrawal", CSC)
     ]
     assert len(agencies.withdrawal_notices) == 1
+
+
+def _notice(case_ref: str) -> pb.ConsentWithdrawalNoticeInput:
+    return pb.ConsentWithdrawalNoticeInput(
+        case_ref=case_ref,
+        holding_agency_id=SCHOOL,
+        recipient_agency_id=CSC,
+        delivery_ids=[f"{case_ref}.oakfield-primary.1"],
+        withdrawal=pb.ConsentWithdrawal(
+            actor=actor(SCHOOL, "teacher-1", "teacher"), withdrawn_by_relationship="mother"
+        ),
+    )
+
+
+@pytest.mark.parametrize("forgery", ["unsealed", "sealed by another key", "another notice's"])
+async def test_a_notice_the_gateway_did_not_seal_tells_the_recipient_nothing(
+    time_skipping: WorkflowEnvironment, forgery: str
+) -> None:
+    """A client straight to Temporal starts a notice: the hub's check refuses it before any
+    push, and the workflow fails (for the operators' alert on failed workflows)."""
+    agencies = FakeAgencies()
+    queue = f"hub-{uuid.uuid4().hex[:8]}"
+    notice = _notice("cdefghijklmnopqrstuv")
+    workflow_id = consent_withdrawal_workflow_id(notice.case_ref, SCHOOL)
+    if forgery == "sealed by another key":
+        notice = GatewaySigner(Ed25519PrivateKey.generate()).sealed(notice, workflow_id, START)
+    elif forgery == "another notice's":
+        notice = TEST_SIGNER.sealed(
+            notice, consent_withdrawal_workflow_id("defghijklmnopqrstuvw", SCHOOL), START
+        )
+    attacker = without_sealing(time_skipping.client)
+    async with (
+        Worker(
+            time_skipping.client,
+            task_queue=queue,
+            workflows=[ConsentWithdrawalNotice],
+            activities=[agencies.notify_operator, GATE.check_notice],
+        ),
+        Worker(
+            time_skipping.client,
+            task_queue=agency_task_queue(CSC),
+            activities=agencies.activities_for(CSC),
+        ),
+    ):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await attacker.execute_workflow(
+                ConsentWithdrawalNotice.run, notice, id=workflow_id, task_queue=queue
+            )
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == NOT_SEALED
+    assert agencies.withdrawal_notices == []

@@ -34,6 +34,7 @@ from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpo
 from safeshare.access.log import AccessLog
 from safeshare.hub import build_hub_worker
 from tests.factories import given_consent, sharing_request, timestamp
+from tests.gateway_seal import gateway_key_file, sealing_client
 from tests.workflows.harness import CSC, GP, SCHOOL, FakeAgencies, actor
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
@@ -106,7 +107,13 @@ async def hub(
     queue = f"hub-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(
-            build_hub_worker(client, registry, task_queue=queue, access_log=access_log)
+            build_hub_worker(
+                client,
+                registry,
+                task_queue=queue,
+                access_log=access_log,
+                gateway_key_path=gateway_key_file(),
+            )
         )
         for agency_id in (CSC, SCHOOL, GP, PROVIDER):
             await stack.enter_async_context(
@@ -159,7 +166,7 @@ async def count(client: Client, query: str) -> int:
 async def test_review_figures_match_the_cases(
     dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    client = dev_server.client
+    client = sealing_client(dev_server.client)  # it plays the gateway
     now = dt.datetime.now(dt.UTC)
     period_start = now - dt.timedelta(seconds=1)
     registry = registry_file(tmp_path, now.date())

@@ -1581,7 +1581,9 @@ class GateResult(_message.Message):
     configuration when it checked the case: every later decision must carry its signature.
     """
     unsealed_commands_accepted: _builtins.bool
-    """The hub runs without a gateway key (tests only): decisions are not checked."""
+    """Set only by hubs that ran without a gateway key (none since keys became required): the
+    workflows honour it when they replay those histories, and refuse unsealed decisions.
+    """
     @_builtins.property
     def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every reason it failed, as codes with agency ids (never personal data)."""
@@ -2304,6 +2306,7 @@ class ConsentWithdrawalNoticeInput(_message.Message):
     RECIPIENT_AGENCY_ID_FIELD_NUMBER: _builtins.int
     DELIVERY_IDS_FIELD_NUMBER: _builtins.int
     WITHDRAWAL_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
     """The case reference."""
     holding_agency_id: _builtins.str
@@ -2318,6 +2321,10 @@ class ConsentWithdrawalNoticeInput(_message.Message):
     def withdrawal(self) -> Global___ConsentWithdrawal:
         """The withdrawal as the holder recorded it."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """The gateway's seal on this input, for the notice's workflow id and "start"."""
+
     def __init__(
         self,
         *,
@@ -2326,10 +2333,11 @@ class ConsentWithdrawalNoticeInput(_message.Message):
         recipient_agency_id: _builtins.str = ...,
         delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
         withdrawal: Global___ConsentWithdrawal | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["withdrawal", b"withdrawal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gateway_seal", b"gateway_seal", "withdrawal", b"withdrawal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "delivery_ids", b"delivery_ids", "holding_agency_id", b"holding_agency_id", "recipient_agency_id", b"recipient_agency_id", "withdrawal", b"withdrawal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ref", b"case_ref", "delivery_ids", b"delivery_ids", "gateway_seal", b"gateway_seal", "holding_agency_id", b"holding_agency_id", "recipient_agency_id", b"recipient_agency_id", "withdrawal", b"withdrawal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2673,6 +2681,7 @@ class DisclosureCaseInput(_message.Message):
 
     DISCLOSURE_FIELD_NUMBER: _builtins.int
     NOT_MADE_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def disclosure(self) -> Global___Disclosure:
         """A disclosure to make."""
@@ -2681,15 +2690,20 @@ class DisclosureCaseInput(_message.Message):
     def not_made(self) -> Global___DisclosureNotMade:
         """A disclosure considered and not made."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """The gateway's seal on this input, for the case's workflow id and "start"."""
+
     def __init__(
         self,
         *,
         disclosure: Global___Disclosure | None = ...,
         not_made: Global___DisclosureNotMade | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "disclosure_case", b"disclosure_case", "not_made", b"not_made"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "disclosure_case", b"disclosure_case", "gateway_seal", b"gateway_seal", "not_made", b"not_made"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "disclosure_case", b"disclosure_case", "not_made", b"not_made"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosure", b"disclosure", "disclosure_case", b"disclosure_case", "gateway_seal", b"gateway_seal", "not_made", b"not_made"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_disclosure_case: _TypeAlias = _typing.Literal["disclosure", "not_made"]  # noqa: Y015
     _WhichOneofArgType_disclosure_case: _TypeAlias = _typing.Literal["disclosure_case", b"disclosure_case"]  # noqa: Y015
@@ -2709,6 +2723,7 @@ class DisclosureApproval(_message.Message):
     APPROVE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_SEAL_FIELD_NUMBER: _builtins.int
     approve: _builtins.bool
     """Approve (true) or reject (false)."""
     reason: _builtins.str
@@ -2721,6 +2736,10 @@ class DisclosureApproval(_message.Message):
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """Set by SafeShare: when it was decided."""
 
+    @_builtins.property
+    def gateway_seal(self) -> Global___GatewaySeal:
+        """The gateway's seal (workflows/seal.py)."""
+
     def __init__(
         self,
         *,
@@ -2728,10 +2747,11 @@ class DisclosureApproval(_message.Message):
         approve: _builtins.bool = ...,
         reason: _builtins.str = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "approve", b"approve", "decided_at", b"decided_at", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "approve", b"approve", "decided_at", b"decided_at", "gateway_seal", b"gateway_seal", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2745,6 +2765,8 @@ class DisclosureGateCheck(_message.Message):
 
     DISCLOSURE_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    NOT_MADE_FIELD_NUMBER: _builtins.int
+    START_SEAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def disclosure(self) -> Global___Disclosure:
         """The disclosure to check."""
@@ -2753,15 +2775,27 @@ class DisclosureGateCheck(_message.Message):
     def at(self) -> _timestamp_pb2.Timestamp:
         """The moment to check at (workflow time)."""
 
+    @_builtins.property
+    def not_made(self) -> Global___DisclosureNotMade:
+        """The disclosure considered and not made, when that is what the case records (the gate then
+        checks only the gateway's seal).
+        """
+
+    @_builtins.property
+    def start_seal(self) -> Global___GatewaySeal:
+        """The gateway's seal on the case's input (DisclosureCaseInput), checked by the gate."""
+
     def __init__(
         self,
         *,
         disclosure: Global___Disclosure | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        not_made: Global___DisclosureNotMade | None = ...,
+        start_seal: Global___GatewaySeal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure", b"disclosure"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure", b"disclosure", "not_made", b"not_made", "start_seal", b"start_seal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure", b"disclosure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure", b"disclosure", "not_made", b"not_made", "start_seal", b"start_seal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

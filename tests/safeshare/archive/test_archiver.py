@@ -42,6 +42,7 @@ from safeshare.audit.signing import ensure_signing_key, public_key_path
 from safeshare.cli import app
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.archive.postgres_server import PostgresServer
 from tests.safeshare.test_gateway import (
     CSC,
@@ -116,10 +117,10 @@ async def stack(
     archive = open_archive(f"sqlite:///{tmp_path / 'archive.db'}")
     hub_queue = f"hub-archive-{uuid.uuid4()}"
     fakes = FakeAgencies()
-    servicer = CaseServiceServicer(client, registry, hub_queue, archive)
+    servicer = CaseServiceServicer(client, registry, hub_queue, archive, signer=TEST_SIGNER)
     server, port = await create_gateway_server(
         client, registry, tls.server_credentials(pki.gateway()), hub_task_queue=hub_queue,
-        servicer=servicer,
+        servicer=servicer, signer=TEST_SIGNER,
     )  # fmt: skip
     channels = [
         grpc.aio.secure_channel(f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(a)))
