@@ -4,29 +4,32 @@ A ring that lacks a key some stored case was encrypted with makes that case unre
 read answers INTERNAL, its history cannot be replayed), while new cases work, so nothing looks
 wrong. The processes that read cases refuse to start instead, naming the missing key ids.
 
-What is checked: the first event (its input names the key the workflow was started under) of
-the most recent running workflows and of the most recently closed ones, concurrently; bounded,
-so a start with tens of thousands of open cases is not held up for long. Payloads written later in a
-history are under the key active then, which the operators rotated in and keep (see
-docs/security.md "Keys"); this check catches the lost or replaced ring, not a single key
-removed from the middle of a rotation.
+What is checked: every payload of the whole history (starts, activity inputs and results,
+updates, signals, memos, child workflows, markers) of the most recent running workflows and of
+the most recently closed ones, so a key used only later in a history (a rotation under way while
+the case ran, one writer already on the new key) is caught like the start's key. Efficiently:
+histories are fetched page by page, several workflows at a time, and each page is scanned for
+the codec's key-id metadata in its serialized bytes (a C-speed search, no walk over the events'
+fields). Bounded, so a start with tens of thousands of open cases is not held up for long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 
-from safeshare.codec.aes import ENCODING, KEY_ID_METADATA
+from safeshare.codec.aes import KEY_ID_METADATA
 from safeshare.codec.keys import KeyRing, KeyRingError
 
 RUNNING_SAMPLE = 1000
 CLOSED_SAMPLE = 200
 CONCURRENCY = 16
+PAGE_SIZE = 1000
 
 
 class MissingKeysError(KeyRingError):
@@ -34,7 +37,7 @@ class MissingKeysError(KeyRingError):
 
 
 async def stored_key_ids(client: Client, closed_sample: int = CLOSED_SAMPLE) -> Counter[str]:
-    """How many checked workflows were started under each key id."""
+    """How many checked workflows use each key id anywhere in their histories."""
     executions: list[WorkflowExecution] = []
     for query, limit in (
         ("ExecutionStatus = 'Running'", RUNNING_SAMPLE),
@@ -45,28 +48,50 @@ async def stored_key_ids(client: Client, closed_sample: int = CLOSED_SAMPLE) -> 
     found: Counter[str] = Counter()
     limit_calls = asyncio.Semaphore(CONCURRENCY)
 
-    async def first_event_keys(execution: WorkflowExecution) -> set[str]:
-        async with limit_calls:
-            response = await client.workflow_service.get_workflow_execution_history(
-                GetWorkflowExecutionHistoryRequest(
-                    namespace=client.namespace, execution=execution, maximum_page_size=1
-                )
-            )
-        keys = set()
-        for event in response.history.events[:1]:
-            started = event.workflow_execution_started_event_attributes
-            for payload in started.input.payloads:
-                if payload.metadata.get("encoding") == ENCODING:
-                    keys.add(payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace"))
-        return keys
+    async def history_keys(execution: WorkflowExecution) -> set[str]:
+        keys: set[str] = set()
+        token = b""
+        while True:
+            async with limit_calls:
+                response = await client.workflow_service.get_workflow_execution_history(
+                    GetWorkflowExecutionHistoryRequest(
+                        namespace=client.namespace, execution=execution, next_page_token=token,
+                        maximum_page_size=PAGE_SIZE,
+                    )
+                )  # fmt: skip
+            keys |= key_ids_in(response.history.SerializeToString())
+            token = response.next_page_token
+            if not token:
+                return keys
 
-    for keys in await asyncio.gather(*(first_event_keys(e) for e in executions)):
+    for keys in await asyncio.gather(*(history_keys(e) for e in executions)):
         found.update(keys)
     return found
 
 
+def key_ids_in(serialized: bytes) -> set[str]:
+    """The key ids named by the encrypted payloads anywhere in a serialized history.
+
+    A payload's metadata is a protobuf map<string, bytes>: each entry is a nested message of
+    field 1 (the name) and field 2 (the value), so an encrypted payload carries the bytes
+    ``0x0a <len> "encryption-key-id" 0x12 <len> <key id>``. Key ids are at most 64 characters
+    (one length byte); the scan is over bytes, never decrypting anything.
+    """
+    found = set()
+    for match in _KEY_ID_ENTRY.finditer(serialized):
+        length = serialized[match.end()] if match.end() < len(serialized) else 0
+        value = serialized[match.end() + 1 : match.end() + 1 + length]
+        found.add(value.decode(errors="replace"))
+    return found
+
+
+_KEY_ID_ENTRY = re.compile(
+    re.escape(bytes([0x0A, len(KEY_ID_METADATA)]) + KEY_ID_METADATA.encode() + b"\x12")
+)
+
+
 async def require_keys_for_stored_cases(client: Client, ring: KeyRing) -> None:
-    """Raise unless ``ring`` has every key id the stored cases checked were started under.
+    """Raise unless ``ring`` has every key id the stored cases checked use.
 
     Raises:
         MissingKeysError: naming each missing key id and how many workflows use it.

@@ -101,3 +101,44 @@ async def test_a_ring_without_a_stored_cases_key_refuses_naming_it(
     assert result.stderr.startswith("safeshare: error: stored cases were encrypted with key ids")
     assert "'2026-01-old'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_key_used_only_later_in_a_history_is_checked_too(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    """Mid-rotation: a case started under the old key, then one writer (already on the new
+    key) signals it. A ring with the old key alone lacks the new one, used only by a later
+    event: it refuses, naming the new key (the first event alone names only the old)."""
+    namespace = await _namespace(dev_server)
+    old = KeyRing.generate("2026-01-first")
+    rotated = KeyRing.generate("2026-06-rotated").keys + old.keys
+    clients = []
+    for ring in (old, KeyRing(rotated)):
+        config = dev_server.client.config()
+        config["namespace"] = namespace
+        config["data_converter"] = data_converter(ring)
+        clients.append(Client(**config))
+    starter, rotated_writer = clients
+    workflow_id = f"case-{'b' * 20}"
+    for _ in range(50):  # the namespace becomes usable within moments
+        try:
+            await starter.start_workflow(
+                "SharingCase", sharing_request(), id=workflow_id, task_queue="no-worker-here",
+                run_timeout=timedelta(minutes=5),
+            )  # fmt: skip
+            break
+        except Exception:
+            await asyncio.sleep(0.1)
+    await rotated_writer.get_workflow_handle(workflow_id).signal("withdraw_exchange", "later")
+    for _ in range(100):  # visibility lists the case within moments
+        try:
+            await require_keys_for_stored_cases(starter, old)
+        except MissingKeysError as err:
+            assert "'2026-06-rotated' (1 workflows)" in str(err)
+            assert "2026-01-first" not in str(err).split("the ring has")[0]
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the key used only by a later event was never reported")
+    await require_keys_for_stored_cases(starter, KeyRing(rotated))
