@@ -204,7 +204,7 @@ def override_proposal(spec: CaseSpec) -> pb.OverrideProposal:
 def override_decision(spec: CaseSpec, approve: bool) -> pb.OverrideDecision:
     """The approver's decision: a different person from the proposer, in an approver role."""
     return pb.OverrideDecision(
-        actor=actor(spec.holder, "approver", "designated_safeguarding_lead"),
+        actor=actor(spec.holder, "dsl-1", "designated_safeguarding_lead"),  # named in the registry
         approve=approve,
         reason="necessary and proportionate" if approve else "threshold not met",
     )

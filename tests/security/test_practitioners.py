@@ -15,7 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
 from tests.workflows.harness import GP, FakeAgencies, actor, running_case
@@ -111,12 +111,10 @@ async def test_the_proposer_cannot_approve_their_own_override_by_spelling(
 async def test_only_an_approver_the_registry_names_decides_the_agencys_overrides(
     time_skipping: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    registry = tmp_path / "registry.toml"
-    registry.write_text(
-        DEFAULT_REGISTRY_PATH.read_text().replace(
-            'id = "riverside-gp"\n', 'id = "riverside-gp"\napprovers = ["GP-Caldicott"]\n', 1
-        )
-    )
+    # The committed registry names the GP's approvers (gp-caldicott among them, not gp-2).
+    registry = DEFAULT_REGISTRY_PATH
+    named = load_registry(registry).get(GP)
+    assert named is not None and "gp-caldicott" in named.approvers
     agencies = FakeAgencies(consent={GP: given_consent(status=pb.CONSENT_STATUS_REFUSED)})
     async with running_case(time_skipping, agencies, "approvers-named", registry_path=registry,
                             holding_agency_id=GP, categories=(HEALTH,)) as case:  # fmt: skip

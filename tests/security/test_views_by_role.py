@@ -39,6 +39,7 @@ from safeshare import tls
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER, gateway_key_file
 from workflows.ids import case_ref_for, case_workflow_id
 from workflows.sharing_case import SharingCase
 
@@ -47,6 +48,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 CSC = "northshire-csc"
 SCHOOL = "oakfield-primary"
 GP = "riverside-gp"
+NAMED_APPROVER = {SCHOOL: "head-1", GP: "gp-caldicott"}
+"""An approver each holder's entry in the committed registry names (unique to the holder)."""
 AGENCIES = (CSC, SCHOOL, GP)
 IDENTITY = pb.INFORMATION_CATEGORY_IDENTITY_AND_CONTACT  # every sandbox kind holds it
 WAIT_SECONDS = 30.0
@@ -116,8 +119,10 @@ async def stack(
             )
             running.push_async_callback(channel.close)
             await running.enter_async_context(build_adapter_worker(client, agency_id, channel))
-        await running.enter_async_context(build_hub_worker(client, task_queue=hub_queue))
-        servicer = CaseServiceServicer(client, registry, hub_queue)
+        await running.enter_async_context(
+            build_hub_worker(client, task_queue=hub_queue, gateway_key_path=gateway_key_file())
+        )
+        servicer = CaseServiceServicer(client, registry, hub_queue, signer=TEST_SIGNER)
         servicer.poll_interval = dt.timedelta(seconds=0.2)
         server, port = await create_gateway_server(
             client,
@@ -125,6 +130,7 @@ async def stack(
             tls.server_credentials(pki.gateway()),
             hub_task_queue=hub_queue,
             servicer=servicer,
+            signer=TEST_SIGNER,
         )
         built = Stack(client, port, pki)
         try:
@@ -174,7 +180,8 @@ class Secrets:
 
     holder: str
     proposer: str = field(default_factory=lambda: f"prop-{uuid.uuid4().hex[:8]}")
-    approver: str = field(default_factory=lambda: f"appr-{uuid.uuid4().hex[:8]}")
+    approver: str = ""
+    """One of the holder's approvers the committed registry names (only they may decide)."""
     harm: str = field(default_factory=lambda: f"harm statement {uuid.uuid4().hex}")
     necessity: str = field(default_factory=lambda: f"necessity {uuid.uuid4().hex}")
     alternatives: str = field(default_factory=lambda: f"alternatives {uuid.uuid4().hex}")
@@ -182,6 +189,10 @@ class Secrets:
     not_telling: str = field(default_factory=lambda: f"not telling {uuid.uuid4().hex}")
     legal_basis: str = field(default_factory=lambda: f"legal basis {uuid.uuid4().hex}")
     decision_reason: str = field(default_factory=lambda: f"decision reason {uuid.uuid4().hex}")
+
+    def __post_init__(self) -> None:
+        if not self.approver:
+            object.__setattr__(self, "approver", NAMED_APPROVER[self.holder])
 
     def texts(self) -> list[str]:
         return [
