@@ -133,13 +133,13 @@ async def test_the_hub_counts_disclosures_waiting_past_their_acknowledgement_dea
     """What SafeShareDisclosureAcknowledgementOverdue alerts on: the count by kind of open
     disclosures awaiting acknowledgement past their deadline (other tests' disclosures share
     the namespace, so the case is seen by the count rising across its deadline)."""
-    client = dev_server.client
+    client = sealing_client(dev_server.client)  # it plays the gateway
     hub = f"hub-{uuid.uuid4().hex[:8]}"
     counted: dict[str, int] = {}
     monkeypatch.setattr(metrics, "set_disclosures_overdue", counted.__setitem__)
     alerts = OperatorAlerts(client)
     async with AsyncExitStack() as stack:
-        gate = ProtocolGate(DEFAULT_REGISTRY_PATH)
+        gate = ProtocolGate(DEFAULT_REGISTRY_PATH, gateway_key_file())
         await stack.enter_async_context(
             Worker(client, task_queue=hub, workflows=[DisclosureCase],
                    activities=[gate.check_disclosure, alert])
