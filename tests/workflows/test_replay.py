@@ -12,6 +12,7 @@ The corpus is append-only: a new shape of paths already recorded goes under a ta
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 
@@ -93,3 +94,32 @@ async def test_recorded_history_replays(path: Path) -> None:
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} diverged: {result.replay_failure}"
+
+
+def _patches(path: Path) -> set[str]:
+    """The patch ids a recorded history's markers carry."""
+    found = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes", {})
+        if marker.get("markerName") == "core_patch":
+            for payload in marker["details"]["patch-data"]["payloads"]:
+                found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
+
+
+def test_the_corpus_replays_sealed_cases_disclosures_and_exchanges() -> None:
+    """Cases and exchanges started under the seal check (before compact histories took it as
+    applied), and disclosures started under theirs, are in the corpus (so replay covers the
+    sealed branch) and some cases were recorded with a real gateway key in their gate result."""
+    markers = {path.name: _patches(path) for path in HISTORIES}
+    for patch, kind in (
+        ("gateway-sealed-commands", ".case."),
+        ("gateway-sealed-commands", ".exchange-"),
+        ("gateway-sealed-disclosures", ".case."),
+    ):
+        assert any(patch in found and kind in name for name, found in markers.items()), patch
+    keyed = [
+        path for path in HISTORIES
+        if path.name.startswith("keyed-") and ".case." in path.name
+    ]  # fmt: skip
+    assert keyed, "no case recorded with a gateway key"
