@@ -61,7 +61,7 @@ async def create_gateway_server(
     archive: ArchiveStore | None = None,
     access_log: AccessLog | None = None,
     *,
-    signer: GatewaySigner,
+    signer: GatewaySigner | None = None,
     revocation: RevocationList | None = None,
     quotas: Quotas | None = None,
 ) -> tuple[grpc.aio.Server, int]:
@@ -80,7 +80,8 @@ async def create_gateway_server(
         archive: the case archive closed cases are read from (None: Temporal only).
         access_log: where reads of cases and refused reads are recorded.
         signer: the gateway's signing key, sealing every command it forwards (the hub's gate
-            and the workflows check the seal); a given ``servicer`` has its own.
+            and the workflows check the seal); required unless ``servicer`` is given (it has
+            its own): there is no gateway that seals nothing.
         revocation: the partnership CA's revocation list; revoked certificates are refused
             before any handler runs (``safeshare.gateway.admission``).
         quotas: each agency's share of calls and watches, and a watch's longest life.
@@ -103,13 +104,13 @@ async def create_gateway_server(
             RequestShape(CASE_SERVICE_NAME),
         ],
     )
-    service_grpc.add_CaseServiceServicer_to_server(
-        servicer
-        or CaseServiceServicer(
+    if servicer is None:
+        if signer is None:
+            raise ValueError("the gateway needs its signing key (signer) to seal commands")
+        servicer = CaseServiceServicer(
             client, registry, hub_task_queue, archive, access_log, signer=signer
-        ),
-        server,
-    )
+        )
+    service_grpc.add_CaseServiceServicer_to_server(servicer, server)
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
