@@ -21,8 +21,8 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.archive.store import open_archive
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
-from safeshare.gateway.signing import ensure_signing_key
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.archive.test_archiver import Stack, _delete
 from tests.safeshare.test_gateway import (
     CSC,
@@ -47,10 +47,8 @@ async def sealed_stack(
     client = dev_server.client
     archive = open_archive(f"sqlite:///{tmp_path / 'archive.db'}")
     hub_queue = f"hub-repeat-{uuid.uuid4()}"
-    signer = await asyncio.to_thread(
-        ensure_signing_key, tmp_path / "signing.key", tmp_path / "signing.pub"
-    )
-    servicer = CaseServiceServicer(client, registry, hub_queue, archive, signer=signer)
+    # The hub of running_workers checks seals against the tests' gateway key.
+    servicer = CaseServiceServicer(client, registry, hub_queue, archive, signer=TEST_SIGNER)
     server, port = await create_gateway_server(
         client, registry, tls.server_credentials(pki.gateway()), hub_task_queue=hub_queue,
         servicer=servicer,
