@@ -34,6 +34,7 @@ from safeshare.gateway.server import create_gateway_server
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
+from tests.gateway_seal import TEST_SIGNER, gateway_key_file
 from tests.safeshare.test_gateway import (
     AGENCIES,
     CSC,
@@ -73,14 +74,16 @@ async def stack(
     fakes = FakeAgencies()
     hub_queue = f"hub-test-{uuid.uuid4()}"
     async with AsyncExitStack() as agencies, AsyncExitStack() as hub:
-        await hub.enter_async_context(build_hub_worker(client, task_queue=hub_queue))
+        await hub.enter_async_context(
+            build_hub_worker(client, task_queue=hub_queue, gateway_key_path=gateway_key_file())
+        )
         for agency_id in AGENCIES:
             await agencies.enter_async_context(
                 Worker(
                     client, task_queue=agency_task_queue(agency_id), activities=fakes.activities()
                 )
             )
-        servicer = CaseServiceServicer(client, registry, hub_queue)
+        servicer = CaseServiceServicer(client, registry, hub_queue, signer=TEST_SIGNER)
         server, port = await create_gateway_server(
             client,
             registry,
