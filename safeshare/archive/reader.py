@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import timedelta
 from typing import cast
 
@@ -74,7 +74,12 @@ class CaseReader:
                 for r in records[1:]
                 if r.record.kind == CONSENT_WITHDRAWAL
             ]  # fmt: skip
-            return with_notices(closed_case_view(case_ref, record), notices)
+            view = closed_case_view(case_ref, record)
+            # 👉 A withdrawal recorded after the case was archived (perhaps after Temporal
+            # deleted the case) is in Temporal until the archiver copies its notice too.
+            archived = {holder for holder, _ in notices}
+            notices += await self._temporal_notices(view, rpc_timeout, skip=archived)
+            return with_notices(view, notices)
         handle = self._client.get_workflow_handle(
             case_workflow_id(case_ref), result_type=pb.DecisionRecord
         )
@@ -86,12 +91,12 @@ class CaseReader:
         return with_notices(view, await self._temporal_notices(view, rpc_timeout))
 
     async def _temporal_notices(
-        self, view: pb.CaseView, rpc_timeout: timedelta | None
+        self, view: pb.CaseView, rpc_timeout: timedelta | None, skip: Set[str] = frozenset()
     ) -> list[tuple[str, object]]:
         notices: list[tuple[str, object]] = []
         for holder in view.record.holders:
-            if not holder.HasField("receipt"):
-                continue  # nothing delivered: no withdrawal notice can exist
+            if not holder.HasField("receipt") or holder.holding_agency_id in skip:
+                continue  # nothing delivered (no withdrawal notice can exist), or archived
             handle = self._client.get_workflow_handle(
                 consent_withdrawal_workflow_id(view.case_ref, holder.holding_agency_id),
                 result_type=pb.ConsentWithdrawal,

@@ -915,13 +915,17 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         )
         try:
             described = await exchange.describe(rpc_timeout=_rpc_timeout())
+            running = described.status == WorkflowExecutionStatus.RUNNING
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise GatewayError(
-                    grpc.StatusCode.FAILED_PRECONDITION, "nothing was delivered"
-                ) from err
-            raise
-        if described.status == WorkflowExecutionStatus.RUNNING or agency not in closed:
+            # 👉 Deleted after its retention: the archived case's copy is its record.
+            if err.status != RPCStatusCode.NOT_FOUND or agency not in closed:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    raise GatewayError(
+                        grpc.StatusCode.FAILED_PRECONDITION, "nothing was delivered"
+                    ) from err
+                raise
+            running = False
+        if running or agency not in closed:
             result = await self._update_exchange(
                 command, agency, agency, HolderExchange.withdraw_consent
             )
@@ -938,6 +942,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             delivery_ids=[record.receipt.delivery_id],
         )
         notice_id = consent_withdrawal_workflow_id(command.case_ref, agency)
+        if await self._notice_only_archived(notice_id):
+            # Its first notice was archived and Temporal has deleted it: a start would not
+            # find it and would tell the recipient twice.
+            raise GatewayError(
+                grpc.StatusCode.FAILED_PRECONDITION, "consent withdrawal already recorded"
+            )
         withdrawal = cast(pb.ConsentWithdrawal, _as_actor(command.message, agency))
         notice.withdrawal.CopyFrom(self._sealed(withdrawal, notice_id, seal.START))
         # The notice is a workflow start, not an update: its memo keeps the command's id, so
@@ -972,6 +982,19 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             withdrawal = notice.withdrawal
         record.consent_withdrawal.CopyFrom(withdrawal)
         return await self._merged(case, {agency: record}, agency)
+
+    async def _notice_only_archived(self, notice_id: str) -> bool:
+        """Whether a consent-withdrawal notice is in the archive and no longer in Temporal."""
+        archive = self._closed_cases.archive
+        if archive is None or not await asyncio.to_thread(archive.known, [notice_id]):
+            return False
+        try:
+            await self._client.get_workflow_handle(notice_id).describe(rpc_timeout=_rpc_timeout())
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return True
+            raise
+        return False
 
     async def _case_command(
         self,

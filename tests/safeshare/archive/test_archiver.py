@@ -304,6 +304,67 @@ async def test_cases_show_and_every_audit_command_read_the_same_after_the_delete
     assert b"withdrawn by mother" in after[f"case-{case_ref}.md"]
 
 
+async def test_consent_withdrawn_after_temporal_deleted_the_case_reaches_the_recipient(
+    stack: Stack, dev_server: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case is only in the archive: the withdrawal is still recorded, pushed to the
+    recipient, and shown by GetCase, ``cases show``, the report and the archive; a repeat is
+    refused, also once Temporal deleted the notice too."""
+    case_ref = await stack.closed_case()
+    case_id, notice_id = (
+        case_workflow_id(case_ref),
+        consent_withdrawal_workflow_id(case_ref, SCHOOL),
+    )
+    await stack.archive_until({case_id})
+    await _delete(stack.client, case_id, holder_exchange_workflow_id(case_ref, SCHOOL))
+
+    withdrawn = await stack.school.WithdrawConsent(withdraw_consent(case_ref), timeout=30)
+
+    recorded = withdrawn.case.record.holders[0].consent_withdrawal
+    assert recorded.actor.agency_id == SCHOOL and recorded.recipient_notified
+    notices = [n for n in stack.fakes.consent_notices if n.case_ref == case_ref]
+    assert [(n.holding_agency_id, list(n.delivery_ids)) for n in notices] == [
+        (SCHOOL, [f"{case_ref}.{SCHOOL}.1"])
+    ]
+    # The requester's view shows it at once (the notice is still in Temporal).
+    seen = await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=case_ref), timeout=10)
+    assert seen.case.record.holders[0].consent_withdrawal.recipient_notified
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await stack.school.WithdrawConsent(withdraw_consent(case_ref), timeout=30)
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # Archived, then deleted from Temporal too: the same view, and still no second notice.
+    await stack.archive_until({notice_id})
+    await _delete(stack.client, notice_id)
+    after = await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=case_ref), timeout=10)
+    assert after.SerializeToString(deterministic=True) == seen.SerializeToString(deterministic=True)
+    with pytest.raises(grpc.aio.AioRpcError) as repeated:
+        await stack.school.WithdrawConsent(withdraw_consent(case_ref), timeout=30)
+    assert repeated.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert len([n for n in stack.fakes.consent_notices if n.case_ref == case_ref]) == 1
+    assert {r.record.record_id for r in stack.archive.records_of_case(case_ref)} == {
+        case_id, notice_id,
+    }  # fmt: skip
+    assert verify_archive(stack.archive, stack.verifier).findings == []
+
+    monkeypatch.setenv("SAFESHARE_PLAINTEXT_PAYLOADS", "1")  # this dev server stores plaintext
+    temporal = ["--temporal-address", dev_server.client.service_client.config.target_host]
+    archive_public = tmp_path / "archive-log.pub"
+    archive_public.write_bytes(
+        stack.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    archive = ["--archive", stack.archive.url]
+    access = ["--access-log", str(tmp_path / "access.db"), "--access-log-key",
+              str(tmp_path / "access.key")]  # fmt: skip
+    shown = await _cli("cases", "show", case_ref, *temporal, *archive, *access)
+    out = tmp_path / "report"
+    reported = await _cli("audit", "report", "--case", case_ref, "--out", str(out), *temporal,
+                          *archive, "--archive-public-key", str(archive_public), *access)  # fmt: skip
+    assert shown.exit_code == 0 and reported.exit_code == 0, shown.output + reported.output
+    assert "consent withdrawn at oakfield-primary" in shown.stdout
+    assert "withdrawn by mother" in (out / f"case-{case_ref}.md").read_text()
+
+
 async def test_the_protocol_review_counts_a_case_temporal_deleted(stack: Stack) -> None:
     case_ref = await stack.closed_case()
     await stack.archive_until({case_workflow_id(case_ref)})
