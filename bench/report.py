@@ -78,6 +78,14 @@ def markdown(r: dict[str, Any]) -> str:
             f"| replay of {rep['n']} closed cases, same Replayer loop, shipped runner (cases/s, replay only) | "
             f"{_f(rep['safeshare_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['ratio'])} |"
         )
+        if "cpu_ratio" in rep:
+            ss_cpu, bare_cpu = rep["safeshare"], rep["bare"]
+            lines.append(
+                f"| the same replay per CPU second of the replaying process (cases/CPU s) | "
+                f"{_f(ss_cpu['cases'] / ss_cpu['replay_cpu_seconds'] if ss_cpu['replay_cpu_seconds'] else math.nan, 1)} | "
+                f"{_f(bare_cpu['cases'] / bare_cpu['replay_cpu_seconds'] if bare_cpu['replay_cpu_seconds'] else math.nan, 1)} | "
+                f"{_f(rep['cpu_ratio'])} |"
+            )
         if "untuned_per_s" in rep:
             lines.append(
                 f"| replay before tuning: default sandbox runner ({rep['safeshare_untuned']['cases']} cases) | "

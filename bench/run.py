@@ -325,6 +325,10 @@ async def _replays(stack: BenchStack, tag: str, n: int) -> dict[str, Any]:
         "unsandboxed_ratio": ratio(unsandboxed.replay_per_second, bare.replay_per_second),
         "bare_per_s": bare.replay_per_second, "safeshare_per_s": ss.replay_per_second,
         "ratio": ratio(ss.replay_per_second, bare.replay_per_second),
+        "cpu_ratio": ratio(ss.replay_per_cpu_second, bare.replay_per_cpu_second),
+        "unsandboxed_cpu_ratio": ratio(
+            unsandboxed.replay_per_cpu_second, bare.replay_per_cpu_second
+        ),
     }  # fmt: skip
 
 
