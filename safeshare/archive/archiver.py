@@ -57,6 +57,7 @@ from safeshare.archive.records import (
 )
 from safeshare.archive.store import (
     ArchiveConflict,
+    ArchiveFull,
     ArchiveStore,
     ArchiveUnavailable,
     ReadBackMismatch,
@@ -228,9 +229,14 @@ class Archiver:
                 result.checkpoint_size = signed[0] if signed else None
             result.lag = self._lag(pending, now or dt.datetime.now(dt.UTC))
         except ArchiveUnavailable as err:
+            # 👉 Nothing of this sweep's unconfirmed records is counted; the next sweep retries
+            # (the watermark only ever moved past confirmed ones).
             result.unavailable = True
-            self.metrics.count_failure("archive_unavailable")
-            log.warning("archive_unavailable", error_type=type(err).__name__)
+            full = isinstance(err, ArchiveFull)
+            self.metrics.count_failure("archive_full" if full else "archive_unavailable")
+            log.warning("archive_full" if full else "archive_unavailable",
+                        error_type=type(err).__name__,
+                        reason="disk_full" if full else "database_unreachable")  # fmt: skip
             return result
         except RPCError as err:
             self.metrics.count_failure("temporal_unavailable")

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
-from safeshare.archive.store import ArchiveUnavailable, SqlArchiveStore
+from safeshare.archive.store import ArchiveFull, ArchiveUnavailable, SqlArchiveStore
 
 CONNECT_TIMEOUT_SECONDS = 5
 # Any constant shared by every writer of this archive: the log's append lock.
@@ -63,6 +64,11 @@ class PostgresArchiveStore(SqlArchiveStore):
                 yield cursor
         except psycopg.IntegrityError:
             raise
+        except psycopg.errors.DiskFull:
+            raise ArchiveFull(
+                f"archive database {self._where()} is full (no space left on its disk): "
+                "nothing written"
+            ) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as err:
             self._drop()
             raise ArchiveUnavailable(

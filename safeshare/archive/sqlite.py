@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from safeshare.archive.store import ArchiveUnavailable, SqlArchiveStore
+from safeshare.archive.store import ArchiveFull, ArchiveUnavailable, SqlArchiveStore
 
 BUSY_TIMEOUT_SECONDS = 10.0
 
@@ -70,6 +70,10 @@ class SqliteArchiveStore(SqlArchiveStore):
         except sqlite3.Error as err:
             if self._connection.in_transaction:
                 cursor.execute("ROLLBACK")
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise ArchiveFull(
+                    f"archive {self.path} is full (no space left on its disk): nothing written"
+                ) from None
             raise ArchiveUnavailable(f"archive {self.path} unavailable: {err}") from None
         except BaseException:
             if self._connection.in_transaction:

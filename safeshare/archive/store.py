@@ -113,6 +113,11 @@ class ArchiveUnavailable(ArchiveError):
     """The archive database cannot be reached or written (down, locked, disk full): retry."""
 
 
+class ArchiveFull(ArchiveUnavailable):
+    """The archive's disk (or its database's quota) is full: nothing was written; retried once
+    there is room again."""
+
+
 class ArchiveConflict(ArchiveError):
     """A record id is stored already with other content: refused, never overwritten."""
 

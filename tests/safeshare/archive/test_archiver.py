@@ -6,9 +6,12 @@ a killed archiver, a history that changed between two reads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import os
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from structlog.testing import capture_logs
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
@@ -496,3 +500,67 @@ async def test_an_archive_database_outage_is_retried_and_nothing_is_lost(
         assert verify_archive(store, stack.verifier).findings == []
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path) -> Iterator[Path]:
+    """A real 4 MiB filesystem (tmpfs) mounted at ``folder``; skipped where mounting is not
+    permitted (not root)."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(folder)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the filesystem at ``folder`` to the last byte; the filler file."""
+    filler = folder / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 512, 1):  # down to the last byte
+            with contextlib.suppress(OSError):
+                while os.write(descriptor, b"\0" * size):
+                    pass
+    finally:
+        os.close(descriptor)
+    return filler
+
+
+async def test_a_full_disk_counts_nothing_archived_says_so_and_recovers(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The archive's disk fills up: the sweep writes nothing, counts nothing, logs
+    ``archive_full``; once there is room again the next sweep archives the case, once."""
+    case_ref = await stack.closed_case()
+    record_id = case_workflow_id(case_ref)
+    with _small_disk(tmp_path / "disk") as disk:
+        store = open_archive(f"sqlite:///{disk / 'archive.db'}")
+        try:
+            archiver = stack.archiver(store)
+            filler = _fill(disk)
+            with capture_logs() as logs:
+                full = await archiver.sweep()
+            assert full.unavailable and full.archived == []
+            assert store.known([record_id]).get(record_id) != ARCHIVED
+            assert store.counts().archived == 0 and store.leaves() == []
+            assert archiver.metrics.failures >= 1
+            [line] = [x for x in logs if x["event"] == "archive_full"]
+            assert line["reason"] == "disk_full"
+
+            filler.unlink()  # room again
+            for _ in range(100):
+                if record_id in (await archiver.sweep()).archived:
+                    break
+                await asyncio.sleep(0.2)
+            assert store.known([record_id]) == {record_id: ARCHIVED}
+            assert store.counts().archived == len(store.leaves()) >= 1
+            assert verify_archive(store, stack.verifier).findings == []
+        finally:
+            store.close()
