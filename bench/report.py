@@ -147,7 +147,9 @@ def markdown(r: dict[str, Any]) -> str:
     if watched := r.get("watch"):
         lines.append(
             f"| WatchCase delivery, recorded → received, p50 / p99 ({watched['events']} events of "
-            f"{watched['cases']} cases, {watched['in_flight']} watched at a time) | "
+            f"{watched['cases']} cases, {watched['in_flight']} watched at a time; from the "
+            f"entry's own time: {_ms(watched.get('stamped_p50', math.nan))} / "
+            f"{_ms(watched.get('stamped_p99', math.nan))}) | "
             f"{_ms(watched['p50'])} / {_ms(watched['p99'])} | 200 ms p50 (goal) | "
             f"{_f(watched['p50'] / 0.2)} |"
         )

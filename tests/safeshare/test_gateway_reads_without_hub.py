@@ -132,6 +132,20 @@ async def test_get_case_on_an_open_case_answers_with_every_hub_worker_stopped(
     assert holder.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
     assert holder.entries
 
+    # ListCases (visibility) and WatchCase (describes and history long-polls) need no hub
+    # either: the watch sends every event so far.
+    async with CaseClient.connect(f"127.0.0.1:{gateway.port}", gateway.pki.agency(CSC)) as csc:
+        listed = await csc.list_cases(waiting_on=pb.WAITING_ON_HOLDER, page_size=200)
+        watched = csc.watch_case(case_ref)
+        so_far = len(after[CSC].record.entries) + len(after[CSC].record.holders[0].entries)
+        events = [await asyncio.wait_for(anext(watched), 30) for _ in range(so_far)]
+        await watched.aclose()
+    assert case_ref in [c.case_ref for c in listed.cases]
+    assert [e.entry for e in events] == sorted(
+        [*after[CSC].record.entries, *after[CSC].record.holders[0].entries],
+        key=lambda e: e.at.ToNanoseconds(),
+    )
+
 
 async def test_a_commands_reply_and_a_read_right_after_it_agree(stack: Stack) -> None:
     gateway = stack.gateway
