@@ -19,9 +19,11 @@ Routing (``workflows.ids``):
   WithdrawConsent) update the caller's own exchange, ``holder_exchange_workflow_id(ref, caller)``;
 - Acknowledge (requester) updates the exchange of the holder whose delivery is acknowledged.
 
-Reads: GetCase queries the case and its exchanges; ListCases runs a visibility list query
-(``safeshare.gateway.listing``); WatchCase polls the case and its exchanges
-(``safeshare.gateway.watch``).
+Reads need no hub worker: GetCase (and every command's reply) reads the view each workflow of
+the case keeps in its memo, one describe per workflow (``safeshare.open_cases``; a case started
+before views were published is queried); ListCases runs a visibility list query
+(``safeshare.gateway.listing``); WatchCase is woken by the case's histories and reads the same
+views (``safeshare.gateway.watch``).
 
 Deadlines: every Temporal call gets ``rpc_timeout`` = the caller's remaining deadline, capped
 at ``TEMPORAL_RPC_TIMEOUT``, so no Temporal call outlives the call that asked for it; and when
