@@ -37,7 +37,11 @@ server records which case each decryption was of.
 compresses less when they differ, and anyone who can read the history sees the payload's
 size. Reading histories needs the namespace's credentials, and guessing a name that way needs
 many chosen submissions into the same payload; build the codec with ``compress=False`` where
-that is in the threat model (it still reads compressed payloads).
+that is in the threat model: it writes format 2, and still reads format 3.
+
+👉 Rolling upgrade: a codec from before format 3 cannot read it. Run the new build with
+``SAFESHARE_PAYLOAD_COMPRESSION=off`` (``converter.data_converter``) until every process that
+decodes (workers, gateways, codec server, audit tools) runs it, then turn it on.
 
 In workers and clients (``refusals_as_payloads``, set by ``data_converter``) a refused payload
 is decoded to a payload of encoding ``binary/refused`` that no converter reads: the SDK then
@@ -187,12 +191,21 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             WORKFLOW_METADATA: workflow_id.encode(),
         }
         plain = payload.SerializeToString()
-        packed = STORED + plain
-        if self._compress:
-            deflated = _deflate(plain, DICTIONARY_1)
-            if len(deflated) < len(plain):
-                packed = DEFLATED_WITH_DICTIONARY_1 + deflated
         nonce = os.urandom(NONCE_BYTES)
+        if not self._compress:
+            # Format 2, as written before compression: what a codec without format 3 reads.
+            metadata[FORMAT_METADATA] = BOUND_FORMAT
+            case_ref = _case_ref(workflow_id)
+            if case_ref:
+                metadata[CASE_REF_METADATA] = case_ref.encode()
+            aad = _bound_aad(key_id, namespace, workflow_id, case_ref)
+            return Payload(
+                metadata=metadata, data=nonce + self._ciphers[key_id].encrypt(nonce, plain, aad)
+            )
+        packed = STORED + plain
+        deflated = _deflate(plain, DICTIONARY_1)
+        if len(deflated) < len(plain):
+            packed = DEFLATED_WITH_DICTIONARY_1 + deflated
         aad = _compact_aad(key_id, namespace, workflow_id)
         sealed = self._ciphers[key_id].encrypt(nonce, packed, aad)
         return Payload(metadata=metadata, data=nonce + sealed)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, WorkflowSerializationContext
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -140,6 +140,17 @@ async def test_payloads_are_compressed_before_they_are_encrypted() -> None:
     assert len(plain.data) > big.ByteSize()
     assert await codec.decode([tiny, plain]) == [payload(b"1"), big]
     assert await uncompressed.decode([sealed]) == [big]
+    # Uncompressed is format 2, as before compression (for a rolling upgrade).
+    assert plain.metadata["encryption-format"] == b"2"
+    assert plain.metadata["case-ref"] == b"7w5rsnoqasseeiyqddba"
+    off = data_converter(FIXED_RING, {"SAFESHARE_PAYLOAD_COMPRESSION": "off"})
+    on = data_converter(FIXED_RING, {})
+    assert off.payload_codec is not None and on.payload_codec is not None
+    context = WorkflowSerializationContext(namespace="default", workflow_id=FORMAT_2_EXCHANGE)
+    [written_off] = await off.payload_codec.with_context(context).encode([big])  # type: ignore[attr-defined]
+    [written_on] = await on.payload_codec.with_context(context).encode([big])  # type: ignore[attr-defined]
+    assert written_off.metadata["encryption-format"] == b"2"
+    assert written_on.metadata["encryption-format"] == b"3"
     # Labelled with another case: refused as moved.
     moved = Payload()
     moved.CopyFrom(sealed)
