@@ -76,6 +76,8 @@ class Sizes:
     """Cases per window (before / during / after) of the replica-loss phase."""
     watch: int = 40
     """Cases watched by their requester to their close (WatchCase delivery latency)."""
+    archive: int = 1000
+    """Cases closed, then swept, by ``--archive`` alone (the whole run sweeps what it closed)."""
 
 
 QUICK = Sizes((20,), 10, 10, 20, 20, 20, 10, 20, 5, (10, 30), 30.0, 300.0, 20, 5, 8)
@@ -247,6 +249,23 @@ async def _run_watch(sizes: Sizes, data_dir: Path, command: str) -> dict[str, An
     return out
 
 
+async def _run_archive(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    """The archiver phase alone: ``sizes.archive`` SafeShare cases closed (their close rate),
+    then one archiver sweeping them all into a fresh archive."""
+    began = time.monotonic()
+    out = _header(command)
+    async with bench_stack(data_dir) as stack:
+        await flows.safeshare_batch(stack, cases.COMMON, 3, "warm-common")
+        n = sizes.archive
+        closed = await flows.safeshare_batch(stack, cases.COMMON, n, f"arc{n}")
+        throughput = [{"path": "common", "n": n, "safeshare_per_s": closed.per_second}]
+        out["archive"] = await _archive(stack, throughput, data_dir)
+        _log(f"archive: {out['archive']}")
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
 async def _tuning(
     stack: BenchStack, sizes: Sizes, bare_rate: float, data_dir: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -368,6 +387,10 @@ def main() -> None:
     parser.add_argument(
         "--watch", action="store_true", help="only the WatchCase delivery latency phase"
     )
+    parser.add_argument(
+        "--archive", type=int, metavar="N", default=0,
+        help="only the archiver phase: N cases closed, then swept (its cost and sweep rate)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = parser.parse_args()
     if args.yardsticks:
@@ -377,6 +400,10 @@ def main() -> None:
             "latest-yardsticks",
         )
         run = _run_yardsticks
+    elif args.archive:
+        sizes = dataclasses.replace(Sizes(), archive=args.archive)
+        command, latest = f".venv/bin/python -m bench --archive {args.archive}", "latest-archive"
+        run = _run_archive
     elif args.replicas:
         sizes, command, latest = Sizes(), "make bench-replicas", "latest-replicas"
         run = _run_replicas
@@ -390,9 +417,11 @@ def main() -> None:
         sizes, command, latest = Sizes(), "make bench", "latest"
         run = _run
     if args.quick:
-        sizes, latest = QUICK, f"{latest}-quick"
+        sizes, latest = dataclasses.replace(QUICK, archive=args.archive or 20), f"{latest}-quick"
         flag = (
-            " --scale"
+            f" --archive {args.archive}"
+            if args.archive
+            else " --scale"
             if args.scale
             else " --replicas"
             if args.replicas
