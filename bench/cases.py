@@ -104,7 +104,9 @@ def override_proposal(path: Route) -> pb.OverrideProposal:
 def override_approval(path: Route) -> pb.OverrideDecision:
     """A different person, an approver at the holder, approves."""
     return pb.OverrideDecision(
-        actor=_actor(path.holder, "dsl-1", "designated_safeguarding_lead"),
+        actor=pb.Actor(
+            practitioner=pb.Practitioner(user_id="dsl-1", role="designated_safeguarding_lead")
+        ),
         approve=True,
         reason="s47 threshold met; sharing is necessary and proportionate",
     )

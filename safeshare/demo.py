@@ -172,7 +172,11 @@ async def _run_case(
                 await holder.decide_override(
                     ref,
                     pb.OverrideDecision(
-                        actor=_actor(case.holder, "dsl-1", "designated_safeguarding_lead"),
+                        actor=pb.Actor(
+                            practitioner=pb.Practitioner(
+                                user_id="dsl-1", role="designated_safeguarding_lead"
+                            )
+                        ),
                         approve=True,
                         reason="s47 threshold met; sharing is necessary and proportionate",
                     ),
