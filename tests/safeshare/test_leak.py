@@ -1,7 +1,9 @@
 """No personal data in the clear: cases carrying canary strings in every personal and
 free-text field run through the real dev stack; afterwards the canaries must appear nowhere in
-Temporal's SQLite files, its search attributes, the logs, the access log, the UI's HTTP API (no
-codec), or the spans every process exported over OTLP (names, attributes, events, resources).
+Temporal's SQLite files, its search attributes, the logs, the access log, the case archive, the
+UI's HTTP API (no codec), the spans every process exported over OTLP (names, attributes,
+events, resources), or the school's system's tables of caveats and bases that came with an
+Operation Encompass notification whose every free-text field is a canary.
 
 The negative control runs the same with ``--no-encryption`` and must find them: a scan that
 cannot see plaintext would pass vacuously. The browser check opens the UI on the encrypted
@@ -16,9 +18,10 @@ import base64
 import binascii
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +34,11 @@ from agency_adapters.sandbox_agency.store import Child, SandboxStore
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.pki import DevPki
+from tests.disclosure_factories import POLICE, SCHOOL, encompass
 from tests.factories import sharing_request
 from tests.ops.otlp_receiver import Receiver, otlp_receiver
 from tests.safeshare.test_devstack import Ports, dev_stack, free_ports
-from workflows.ids import case_workflow_id
+from workflows.ids import case_ref_from_workflow_id, case_workflow_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -63,7 +67,8 @@ class Canaries:
     def all(self) -> dict[str, str]:
         names = ("given", "family", "postcode", "lawful_basis", "necessity", "reference",
                  "use", "feedback", "views", "relationship", "verification", "content",
-                 "source", "stranger")  # fmt: skip
+                 "source", "stranger", "policeref", "place", "voice", "circumstances",
+                 "disclosed")  # fmt: skip
         found = {name: getattr(self, name) for name in names}
         return {**found, "nhs_number": self.nhs_number, "date_of_birth": self.date_of_birth}
 
@@ -154,6 +159,77 @@ async def run_canary_cases(pki: DevPki, ports: Ports, canary: Canaries, child: C
     return ids
 
 
+def canary_disclosure(canary: Canaries) -> pb.Disclosure:
+    """An Operation Encompass notification to the school, every free-text field a canary,
+    with handling caveats (stored by the school's system beside the items)."""
+    disclosure = encompass(recipients=(SCHOOL,))
+    subject = disclosure.subjects[0]
+    subject.given_name, subject.family_name = canary.disclosed, canary.family
+    subject.date_of_birth, subject.nhs_number = canary.date_of_birth, canary.nhs_number
+    oe = disclosure.operation_encompass
+    oe.police_reference, oe.incident_place = canary.policeref, canary.place
+    oe.voice_of_the_child, oe.circumstances = canary.voice, canary.circumstances
+    disclosure.consent.without_consent.lawful_basis = canary.lawful_basis
+    disclosure.consent.without_consent.reason = canary.necessity
+    return disclosure
+
+
+async def run_canary_disclosure(pki: DevPki, ports: Ports, canary: Canaries) -> str:
+    """The police tell the school; the school acknowledges; the disclosure closes."""
+    target = f"127.0.0.1:{ports.gateway}"
+    async with (
+        CaseClient.connect(target, pki.agency(POLICE)) as police,
+        CaseClient.connect(target, pki.agency(SCHOOL)) as school,
+    ):
+        ref = (await police.submit_disclosure(canary_disclosure(canary))).case_ref
+        for _ in range(240):
+            with suppress(Exception):  # NOT_FOUND to the school until routed to it
+                view = await school.get(ref)
+                if view.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT:
+                    break
+            await asyncio.sleep(0.25)
+        else:
+            pytest.fail("the canary disclosure never reached the school")
+        await school.acknowledge(
+            ref,
+            pb.Acknowledgement(
+                practitioner=pb.Practitioner(user_id="dsl-9", role="designated_safeguarding_lead"),
+                status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED, feedback=canary.feedback,
+            ),
+        )  # fmt: skip
+        for _ in range(240):
+            if (await police.get(ref)).state == pb.CASE_STATE_CLOSED:
+                return case_workflow_id(ref)
+            await asyncio.sleep(0.25)
+    pytest.fail(f"the canary disclosure {ref} never closed")
+
+
+def school_tables(data_dir: Path) -> dict[str, bytes]:
+    """The school's system's tables of what came with each delivered item: its caveats and its
+    basis (codes only; the items themselves are the school's to hold and are not scanned)."""
+    with closing(sqlite3.connect(data_dir / "agencies" / f"{SCHOOL}.db")) as db:
+        return {
+            f"agencies/{SCHOOL}.db:{table}": repr(
+                db.execute(f"SELECT * FROM {table}").fetchall()
+            ).encode()
+            for table in ("delivered_caveats", "delivered_bases")
+        }
+
+
+def school_received(data_dir: Path, case_ref: str) -> tuple[list[str], list[int]]:
+    """What the school's system stored of the disclosure: the items' content and caveats."""
+    with closing(sqlite3.connect(data_dir / "agencies" / f"{SCHOOL}.db")) as db:
+        contents = [r[0] for r in db.execute(
+            "SELECT i.content FROM delivered_items i JOIN deliveries d USING (delivery_id) "
+            "WHERE d.case_ref = ?", (case_ref,),
+        )]  # fmt: skip
+        caveats = sorted({r[0] for r in db.execute(
+            "SELECT c.caveat FROM delivered_caveats c JOIN deliveries d USING (delivery_id) "
+            "WHERE d.case_ref = ?", (case_ref,),
+        )})  # fmt: skip
+    return contents, caveats
+
+
 def _strings(value: object) -> Iterator[str]:
     """Every string in a JSON document, plus what its base64 strings decode to (payloads)."""
     if isinstance(value, dict):
@@ -193,6 +269,7 @@ def read_files(data_dir: Path) -> dict[str, bytes]:
     # The access log: who read which case, never what they read.
     places.update({path.name: path.read_bytes() for path in data_dir.glob("access.db*")})
     places.update({path.name: path.read_bytes() for path in data_dir.glob("archive.db*")})
+    places.update(school_tables(data_dir))
     for log in (data_dir / "logs").glob("*.log"):
         places[f"logs/{log.name}"] = log.read_bytes()
     return places
@@ -219,6 +296,7 @@ async def scan(
     assert "temporal.db" in places and any(p.startswith("logs/") for p in places)
     assert "access.db" in places  # the canary cases' reads were recorded: the scan reads them
     assert "archive.db" in places
+    assert f"agencies/{SCHOOL}.db:delivered_caveats" in places
     assert {"spans/safeshare-gateway", "spans/safeshare-hub", "spans/safeshare-adapter"} <= set(
         places
     )
@@ -267,9 +345,11 @@ async def running(mode: str, factory: pytest.TempPathFactory) -> AsyncIterator[R
     async with otlp_receiver() as receiver:
         extra += ("--otlp-endpoint", receiver.endpoint)
         async with dev_stack(data_dir, ports, *extra) as stack:
-            ids = await run_canary_cases(DevPki(data_dir / "dev" / "pki"), ports, canary, child)
+            pki = DevPki(data_dir / "dev" / "pki")
+            ids = await run_canary_cases(pki, ports, canary, child)
+            ids.append(await run_canary_disclosure(pki, ports, canary))
             ids += [case_workflow_id(ref) for ref in stack.demo_refs.values()]
-            await wait_until_archived(data_dir, ids[:2])
+            await wait_until_archived(data_dir, ids[:3])
             hits = await scan(data_dir, ports, ids, {**canary.all(), **DEMO_STRINGS}, receiver)
             yield Run(data_dir, ports, ids, hits, canary)
 
@@ -282,6 +362,15 @@ async def encrypted(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[R
 
 async def test_no_canary_appears_in_the_clear(encrypted: Run) -> None:
     assert encrypted.hits == {}
+    # Not vacuous for the school's tables: the disclosure's items (canaries in the clear, the
+    # school's own copy) and their caveats were stored there.
+    contents, caveats = school_received(
+        encrypted.data_dir, case_ref_from_workflow_id(encrypted.ids[2])
+    )
+    assert any(encrypted.canary.circumstances in c for c in contents), contents
+    assert caveats == sorted(
+        [pb.HANDLING_CAVEAT_DO_NOT_CONTACT_PARENTS_OR_CARERS, pb.HANDLING_CAVEAT_DSL_ONLY]
+    )
 
 
 async def test_negative_control_without_encryption_the_scan_finds_the_canaries(
@@ -294,7 +383,7 @@ async def test_negative_control_without_encryption_the_scan_finds_the_canaries(
     stored = set(hits.get("temporal.db", [])) | set(hits.get("temporal.db-wal", []))
     # The archive holds the histories exactly as Temporal stored them: in the clear here.
     archived = set(hits.get("archive.db", [])) | set(hits.get("archive.db-wal", []))
-    assert {"given", "nhs_number", "lawful_basis"} <= archived, hits
+    assert {"given", "nhs_number", "lawful_basis", "circumstances", "voice"} <= archived, hits
     for field in ("given", "nhs_number", "lawful_basis", "necessity", "views", "content", "use"):
         assert field in stored, (field, hits)
     assert any(place.startswith("ui/") and "given" in found for place, found in hits.items())
