@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,8 @@ _SET_BY_SAFESHARE = (
     "gateway_seal",
 )
 WRONG_ROLE = "the calling agency has no such role in this case"
+KNOWN_CASES = 10_000
+"""How many cases' parties a gateway remembers (a few hundred bytes each)."""
 COMMAND_MEMO = "command"
 """A consent-withdrawal notice's memo key for the update id of the command that started it."""
 REQUEST_DIGEST_MEMO = "request_digest"
@@ -220,6 +223,9 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         self._hub_task_queue = hub_task_queue
         self._closed_cases = CaseReader(client, archive)
         self._watches = 0
+        self._parties: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
+        """Requester and holders of cases this gateway has seen (they never change), so
+        GetCase reads a case's exchanges alongside the case, not after it."""
         self.max_watches = watch.MAX_WATCHES
         self.poll_interval = watch.POLL_INTERVAL
 
@@ -715,6 +721,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                     [FieldViolation("request.request_id", f"already used by case {case_ref}")],
                 ) from None
             return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
+        self._saw_parties(case_ref, sharing)
         return service_pb.SubmitRequestResponse(case_ref=case_ref, created=True)
 
     def _request_digest(self, sharing: pb.SharingRequest) -> str:
@@ -830,10 +837,41 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             + access.validate_read(request.read, self._registry.get(agency))
         )
         call.case_ref = request.case_ref
-        case = await self._case_for_party(request.case_ref, agency, call)
-        response = service_pb.GetCaseResponse(case=await self._merged(case, {}, agency))
+        # 👉 One round trip, not two: the exchanges this caller may see are read while the
+        # case is (when this gateway already knows who the case's parties are).
+        reads = {
+            holder: asyncio.ensure_future(self._holder_record(request.case_ref, holder))
+            for holder in self._known_exchanges(request.case_ref, agency)
+        }
+        try:
+            case = await self._case_for_party(request.case_ref, agency, call)
+            read = {holder: await task for holder, task in reads.items()}
+        finally:
+            for task in reads.values():
+                task.cancel()
+        fresh = {holder: record for holder, record in read.items() if record is not None}
+        response = service_pb.GetCaseResponse(case=await self._merged(case, fresh, agency))
         call.read.case_refs.append(request.case_ref)
         return response
+
+    def _known_exchanges(self, case_ref: str, agency: str) -> list[str]:
+        """The exchanges of ``case_ref`` that ``agency`` may see, if this gateway has seen
+        the case's parties; [] otherwise (they are read once the case has been)."""
+        parties = self._parties.get(case_ref)
+        if parties is None:
+            return []
+        requester, holders = parties
+        if agency == requester:
+            return list(holders)
+        return [agency] if agency in holders else []
+
+    def _saw_parties(self, case_ref: str, request: pb.SharingRequest) -> None:
+        if not request.requesting_agency_id:
+            return
+        self._parties[case_ref] = (request.requesting_agency_id, tuple(request.holding_agency_ids))
+        self._parties.move_to_end(case_ref)
+        while len(self._parties) > KNOWN_CASES:
+            self._parties.popitem(last=False)
 
     async def _list_access_events(
         self,
@@ -1147,6 +1185,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise _case_not_found() from err
             raise
+        self._saw_parties(case_ref, described.view.record.request)
         return described.view
 
     async def _case_for_party(
