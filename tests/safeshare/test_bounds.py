@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
-from safeshare.gateway import bounds
+from safeshare.gateway import bounds, commands
 from safeshare.gateway.bounds import shape_violations
 from tests.safeshare.test_gateway_validation import well_formed
 
@@ -66,3 +68,19 @@ def test_a_timestamp_outside_what_the_type_allows_is_refused() -> None:
     call = well_formed()
     call.request.requester.training_valid_until.seconds = 2**62
     assert [v.field for v in shape_violations(call)] == ["request.requester.training_valid_until"]
+
+
+def test_the_integrators_guide_states_the_bounds_the_gateway_enforces() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "integrators-guide.md").read_text()
+    table = guide[guide.index("### Bounds, characters and bad bytes") :]
+    for row in (
+        f"| {bounds.MAX_TEXT_LENGTH:,} characters;",
+        f"| {bounds.MAX_NAME_LENGTH} characters, one line |",
+        f"| {bounds.MAX_ID_LENGTH} characters, one line |",
+        f"| {commands.MAX_COMMAND_ID_LENGTH} characters: letters, digits",
+        f"| `pageToken` | {bounds.MAX_PAGE_TOKEN_LENGTH:,} characters |",
+        f"| `subjects` | {bounds.MAX_SUBJECTS} |",
+        f"| `holdingAgencyIds` | {bounds.COUNTS['holding_agency_ids']} |",
+        f"| {bounds.MAX_ITEMS} |",
+    ):
+        assert row in table, row
