@@ -85,6 +85,10 @@ NOTIFY_BURST = RetryPolicy(
 AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 SEALED_COMMANDS_PATCH = "gateway-sealed-commands"
 """Exchanges started before decisions were sealed take the old branch (no seal is checked)."""
+PROMPT_WITHDRAWAL = "prompt-withdrawal"
+"""A withdrawal takes effect at once: it cancels the first consent lookup in flight (the
+exchange closes as its view says, not when the holder's system answers), and it ends a failing
+delivery's pause so the recipient is asked again now, not up to 30 minutes later."""
 
 # Workflow changes, each behind its patch so recorded histories replay on the old branch.
 LADDER_NEVER_FAILS = "ladder-never-fails"
@@ -165,12 +169,16 @@ class HolderExchange:
         """Per category: the basis of each authorised category, as it was authorised."""
         self._commands = AppliedCommands()
         """Which command ids this run has applied (``workflows.commands``)."""
-        self._views = workflow.patched(memo_view.PATCH)
+        self._prompt_withdrawal = workflow.patched(PROMPT_WITHDRAWAL)
+        """The newest patch: it implies every one before it (one marker, not two)."""
+        self._views = self._prompt_withdrawal or workflow.patched(memo_view.PATCH)
         """The exchange keeps its record in its memo (``workflows.memo_view``); a newer patch
         than compact histories, which it implies (one marker, not two)."""
         self._compact = self._views or workflow.patched(COMPACT_HISTORIES)
         self._sealed = self._patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every exchange started since sealing)."""
+        self._withdrawal_retried = False
+        """A withdrawal has already cut one delivery pause short (prompt withdrawal)."""
         self._attributes: list[SearchAttributeUpdate[Any]] | None = None
         """Search attributes published but not upserted yet (compact histories)."""
         self._upserter: asyncio.Task[None] | None = None
@@ -218,22 +226,35 @@ class HolderExchange:
         return self._finish()
 
     async def _check_consent(self) -> None:
-        try:
-            response = await workflow.execute_activity(
-                LOOKUP_CONSENT,
-                agency_pb.LookupConsentRequest(
-                    case_ref=self._case_ref,
-                    subjects=self._request.subjects,
-                    purpose=self._request.purpose,
-                    recipient_agency_id=self._recipient,
-                    categories=[c.category for c in self._request.categories],
-                ),
-                task_queue=agency_task_queue(self._holder),
-                result_type=agency_pb.LookupConsentResponse,
-                start_to_close_timeout=AGENCY_START_TO_CLOSE,
-                retry_policy=AGENCY_RETRY,
-                summary=f"Look up consent at {self._holder}",
+        lookup = workflow.start_activity(
+            LOOKUP_CONSENT,
+            agency_pb.LookupConsentRequest(
+                case_ref=self._case_ref,
+                subjects=self._request.subjects,
+                purpose=self._request.purpose,
+                recipient_agency_id=self._recipient,
+                categories=[c.category for c in self._request.categories],
+            ),
+            task_queue=agency_task_queue(self._holder),
+            result_type=agency_pb.LookupConsentResponse,
+            start_to_close_timeout=AGENCY_START_TO_CLOSE,
+            retry_policy=AGENCY_RETRY,
+            summary=f"Look up consent at {self._holder}",
+        )
+        if self._prompt_withdrawal:
+            # 👉 A withdrawal closes the exchange at once (its view says CLOSED from then): the
+            # lookup in flight is cancelled rather than waited for, so the workflow ends too.
+            await workflow.wait_condition(
+                lambda: lookup.done() or self._model.state is State.CLOSED
             )
+            if not lookup.done():
+                lookup.cancel()
+                with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                    await lookup
+                self._note("ConsentLookupCancelled", self._holder, "", "withdrawn")
+                return
+        try:
+            response = await lookup
         except ActivityError as err:
             self._nothing_to_share(f"consent_lookup_refused:{translate.error_code(err)}")
             return
@@ -659,12 +680,24 @@ class HolderExchange:
         await self._pause_delivery()
 
     async def _pause_delivery(self) -> None:
+        def withdrawn_now() -> bool:
+            # 👉 A withdrawal ends this pause once: the recipient is asked again at once, under
+            # the same delivery id, and its answer resolves the exchange (stored: recorded as
+            # delivered with the withdrawal; refused: nothing was shared). A recipient still
+            # down leaves the usual pauses: a lost reply may have stored it.
+            return (
+                self._prompt_withdrawal and self._model.withdrawn and not self._withdrawal_retried
+            )
+
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._model.state is not State.DELIVERING,
+                lambda: self._model.state is not State.DELIVERING or withdrawn_now(),
                 timeout=DELIVERY_RETRY_PAUSE,
                 timeout_summary="Retry the failing delivery",
             )
+        if withdrawn_now():
+            self._withdrawal_retried = True
+            self._note("DeliveryRetriedForWithdrawal", self._recipient, "", "")
 
     def _delivered(
         self,
