@@ -89,3 +89,50 @@ def _retry_delay(err: grpc.aio.AioRpcError) -> float | None:
                     detail.Unpack(info)
                     return info.retry_delay.ToTimedelta().total_seconds()
     return None
+
+
+async def test_one_agencys_flood_of_calls_is_refused_while_another_agency_is_served(
+    stack: Stack, pki: DevPki, registry: Registry
+) -> None:
+    """Under real load over real mTLS: one agency sends many GetCase calls at once, far past
+    its share of calls in flight; the excess is refused RESOURCE_EXHAUSTED with a retry delay
+    (never INTERNAL, never a hang), the rest are answered, and another agency calling at the
+    same time within its own share is answered every time."""
+    ref = await stack.refused_case()
+    server, port = await create_gateway_server(
+        stack.system, registry, tls.server_credentials(pki.gateway()),
+        hub_task_queue=stack.hub_queue, signer=stack.signer, quotas=QUOTAS,
+    )  # fmt: skip
+    channels = {
+        agency: grpc.aio.secure_channel(
+            f"127.0.0.1:{port}", tls.channel_credentials(pki.agency(agency))
+        )
+        for agency in (CSC, SCHOOL)
+    }
+    stubs = {agency: service_grpc.CaseServiceStub(channel) for agency, channel in channels.items()}
+    request = service_pb.GetCaseRequest(case_ref=ref)
+
+    async def get(agency: str) -> grpc.StatusCode:
+        try:
+            await stubs[agency].GetCase(request, timeout=60)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                assert _retry_delay(err) is not None, "refused without a retry delay"
+            return err.code()
+        return grpc.StatusCode.OK
+
+    try:
+        for agency in channels:  # both connections up before the flood
+            assert await get(agency) == grpc.StatusCode.OK
+        flood = [asyncio.ensure_future(get(CSC)) for _ in range(25 * QUOTAS.calls_per_agency)]
+        others = [asyncio.ensure_future(get(SCHOOL)) for _ in range(QUOTAS.calls_per_agency // 2)]
+        flooded = await asyncio.gather(*flood)
+        served = await asyncio.gather(*others)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+        await server.stop(None)
+    counts = {code: flooded.count(code) for code in set(flooded)}
+    assert set(counts) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, counts
+    assert counts[grpc.StatusCode.OK] >= QUOTAS.calls_per_agency, counts
+    assert served == [grpc.StatusCode.OK] * len(others), served
