@@ -213,5 +213,6 @@ async def test_dev_prometheus_scrapes_every_process_with_the_shipped_rules(trace
     assert {h for _, h in health} == {"up"}, targets
     groups = (await asyncio.to_thread(_api, port, "/api/v1/rules"))["groups"]
     assert {g["name"] for g in groups} == {
-        "safeshare-cases", "safeshare-archive", "safeshare-processes", "safeshare-certificates"
+        "safeshare-cases", "safeshare-archive", "safeshare-processes", "safeshare-certificates",
+        "safeshare-disclosures",
     }  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from temporalio.service import RPCError, RPCStatusCode
 
+from safeshare.codec.aes import ENCODING
 from safeshare.gateway.errors import rich_status
 from safeshare.gateway.servicer import REQUEST_DIGEST_MEMO, _failure
 from tests.safeshare.test_gateway import CSC, SCHOOL, new_request
@@ -38,11 +39,17 @@ async def test_a_request_id_reused_for_another_child_is_already_exists(stack: St
     assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert ref in (raised.value.details() or "")
     assert "Another" not in (raised.value.details() or "")
-    # The memo holds a keyed digest, never the request: no name, no date of birth.
+    # The memo holds a keyed digest of the request, and the case's view only encrypted: as
+    # Temporal stores it, no field of the memo carries a name or a date of birth.
     described = await stack.system.get_workflow_handle(case_workflow_id(ref)).describe()
     digest = await described.memo_value(REQUEST_DIGEST_MEMO, "")
     assert len(digest) == 64
-    assert "Testchild" not in str(await described.memo())
+    stored = described.raw_description.workflow_execution_info.memo.fields
+    assert stored, "the case keeps no memo"
+    for name, payload in stored.items():
+        assert payload.metadata.get("encoding") == ENCODING, name
+        assert b"Testchild" not in payload.SerializeToString(), name
+        assert b"2016-03-04" not in payload.SerializeToString(), name
 
 
 def test_temporal_resource_exhausted_is_resource_exhausted_with_retry_info() -> None:
