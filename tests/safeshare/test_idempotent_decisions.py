@@ -28,6 +28,7 @@ from tests.safeshare.test_gateway import (
     CSC,
     SCHOOL,
     acknowledgement,
+    change_urgency,
     decline,
     new_request,
     propose_override,
@@ -193,3 +194,23 @@ async def test_a_consent_withdrawal_after_the_exchange_closed_is_recorded_once(
     assert second.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     notices = [n for n in stack.fakes.consent_notices if n.case_ref == ref]
     assert len(notices) == 1
+
+
+async def test_a_requesters_command_on_the_case_is_applied_once_per_command_id(
+    stack: Stack,
+) -> None:
+    ref = await stack.refused_case()
+    change = change_urgency(ref).change
+    async with client_for(stack, CSC) as csc:
+        first = await csc.change_urgency(ref, change, command_id="urgency-1")
+        again = await csc.change_urgency(ref, change, command_id="urgency-1")
+        other = pb.UrgencyChange()
+        other.CopyFrom(change)
+        other.reason = "another reason"
+        with pytest.raises(grpc.aio.AioRpcError) as reused:
+            await csc.change_urgency(ref, other, command_id="urgency-1")
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert first.record.urgency == again.record.urgency == change.urgency
+    assert len(again.record.urgency_changes) == 1
+    applied = await updates_in(stack, case_workflow_id(ref))
+    assert [command_id_of(u) for u in applied] == ["urgency-1"]
