@@ -29,7 +29,8 @@ Deadlines: every Temporal call gets ``rpc_timeout`` = the caller's remaining dea
 at ``TEMPORAL_RPC_TIMEOUT``, so no Temporal call outlives the call that asked for it; and when
 the caller's deadline passes or it cancels, grpc cancels the handler task, which cancels the
 Temporal call in flight (an update already accepted by a workflow stays applied: Temporal
-decides atomically, the caller can read the case to learn the outcome).
+decides atomically, and the caller's retry with the same ``command_id`` is answered as the first
+call would have been, ``safeshare.gateway.commands``).
 """
 
 from __future__ import annotations

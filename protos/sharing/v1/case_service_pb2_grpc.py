@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class CaseServiceStub:
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
-    over mTLS; the calling agency is the one named in the client certificate.
+    over mTLS; the calling agency is the one named in the client certificate. Every
+    decision is idempotent on its command_id: retry UNAVAILABLE and DEADLINE_EXCEEDED
+    with the same id. A request that does not decode, or breaks the bounds of its fields
+    (lengths, counts, control characters, enum values), is INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -125,7 +128,10 @@ class CaseServiceStub:
 
 class CaseServiceServicer:
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
-    over mTLS; the calling agency is the one named in the client certificate.
+    over mTLS; the calling agency is the one named in the client certificate. Every
+    decision is idempotent on its command_id: retry UNAVAILABLE and DEADLINE_EXCEEDED
+    with the same id. A request that does not decode, or breaks the bounds of its fields
+    (lengths, counts, control characters, enum values), is INVALID_ARGUMENT.
     """
 
     def SubmitRequest(self, request, context):
@@ -371,7 +377,10 @@ def add_CaseServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CaseService:
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
-    over mTLS; the calling agency is the one named in the client certificate.
+    over mTLS; the calling agency is the one named in the client certificate. Every
+    decision is idempotent on its command_id: retry UNAVAILABLE and DEADLINE_EXCEEDED
+    with the same id. A request that does not decode, or breaks the bounds of its fields
+    (lengths, counts, control characters, enum values), is INVALID_ARGUMENT.
     """
 
     @staticmethod

@@ -28,7 +28,10 @@ GRPC_VERSION: str
 
 class CaseServiceStub:
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
-    over mTLS; the calling agency is the one named in the client certificate.
+    over mTLS; the calling agency is the one named in the client certificate. Every
+    decision is idempotent on its command_id: retry UNAVAILABLE and DEADLINE_EXCEEDED
+    with the same id. A request that does not decode, or breaks the bounds of its fields
+    (lengths, counts, control characters, enum values), is INVALID_ARGUMENT.
     """
 
     @_typing.overload
@@ -111,7 +114,10 @@ class CaseServiceStub:
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
-    over mTLS; the calling agency is the one named in the client certificate.
+    over mTLS; the calling agency is the one named in the client certificate. Every
+    decision is idempotent on its command_id: retry UNAVAILABLE and DEADLINE_EXCEEDED
+    with the same id. A request that does not decode, or breaks the bounds of its fields
+    (lengths, counts, control characters, enum values), is INVALID_ARGUMENT.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -190,7 +196,10 @@ class CaseServiceAsyncStub(CaseServiceStub):
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
     """CaseService is how partner agencies' systems use SafeShare. Every call is made
-    over mTLS; the calling agency is the one named in the client certificate.
+    over mTLS; the calling agency is the one named in the client certificate. Every
+    decision is idempotent on its command_id: retry UNAVAILABLE and DEADLINE_EXCEEDED
+    with the same id. A request that does not decode, or breaks the bounds of its fields
+    (lengths, counts, control characters, enum values), is INVALID_ARGUMENT.
     """
 
     @_abc_1.abstractmethod
