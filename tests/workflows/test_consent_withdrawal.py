@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 
 import pytest
@@ -17,7 +19,7 @@ from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.gateway.signing import GatewaySigner
 from tests.gateway_seal import TEST_SIGNER, gateway_key_file, without_sealing
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor
+from tests.workflows.harness import CSC, HISTORIES, SCHOOL, FakeAgencies, actor
 from workflows.consent_withdrawal import NOT_SEALED, ConsentWithdrawalNotice
 from workflows.ids import consent_withdrawal_workflow_id
 from workflows.seal import START
@@ -59,6 +61,7 @@ async def test_notice_reaches_the_recipient_and_is_recorded(
             id=consent_withdrawal_workflow_id(notice.case_ref, SCHOOL),
             task_queue=queue,
         )
+    await _record(time_skipping, consent_withdrawal_workflow_id(notice.case_ref, SCHOOL), "notice")
     assert recorded.recipient_notified
     assert recorded.withdrawn_by_relationship == "mother"
     [pushed] = agencies.withdrawal_notices
@@ -99,11 +102,30 @@ async def test_a_refused_notice_alerts_the_operator_and_is_pushed_again_never_fa
             id=consent_withdrawal_workflow_id(notice.case_ref, SCHOOL),
             task_queue=queue,
         )
+    await _record(
+        time_skipping, consent_withdrawal_workflow_id(notice.case_ref, SCHOOL), "notice-refused"
+    )
     assert recorded.recipient_notified
     assert [(a.step, a.agency_id) for a in agencies.operator_alerts] == [
         ("consent_withdrawal", CSC)
     ]
     assert len(agencies.withdrawal_notices) == 1
+
+
+async def _record(env: WorkflowEnvironment, workflow_id: str, name: str) -> None:
+    """With SAFESHARE_RECORD_HISTORIES set, the notice's history joins the replay corpus as
+    ``<name>.notice.json`` (append-only, as the harness's)."""
+    if not os.environ.get("SAFESHARE_RECORD_HISTORIES"):
+        return
+    path = HISTORIES / f"{name}.notice.json"
+    if path.exists():
+        return
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    path.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
+    index = HISTORIES / "workflow-ids.json"
+    ids = json.loads(index.read_text())
+    ids[path.name] = workflow_id
+    index.write_text(json.dumps(ids, indent=1, sort_keys=True) + "\n")
 
 
 def _notice(case_ref: str) -> pb.ConsentWithdrawalNoticeInput:

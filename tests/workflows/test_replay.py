@@ -20,6 +20,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.runner import workflow_runner
@@ -90,7 +91,8 @@ async def test_recorded_history_replays(path: Path) -> None:
     text = await asyncio.to_thread(path.read_text)
     history = WorkflowHistory.from_json(WORKFLOW_IDS[path.name], json.loads(text))
     replayer = Replayer(
-        workflows=[SharingCase, HolderExchange, DisclosureCase], workflow_runner=workflow_runner()
+        workflows=[SharingCase, HolderExchange, DisclosureCase, ConsentWithdrawalNotice],
+        workflow_runner=workflow_runner(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} diverged: {result.replay_failure}"
@@ -109,13 +111,14 @@ def _patches(path: Path) -> set[str]:
 
 def test_the_corpus_replays_sealed_cases_disclosures_and_exchanges() -> None:
     """Cases and exchanges started under the seal check (before compact histories took it as
-    applied), and disclosures started under theirs, are in the corpus (so replay covers the
+    applied), disclosures and consent-withdrawal notices started under theirs, are in the corpus (so replay covers the
     sealed branch) and some cases were recorded with a real gateway key in their gate result."""
     markers = {path.name: _patches(path) for path in HISTORIES}
     for patch, kind in (
         ("gateway-sealed-commands", ".case."),
         ("gateway-sealed-commands", ".exchange-"),
         ("gateway-sealed-disclosures", ".case."),
+        ("gateway-sealed-notice", ".notice."),
     ):
         assert any(patch in found and kind in name for name, found in markers.items()), patch
     keyed = [
