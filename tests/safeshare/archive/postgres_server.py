@@ -72,10 +72,21 @@ class PostgresServer:
             connection.execute(f"CREATE DATABASE {name}")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
+    def _command(self, *args: str) -> list[str]:
+        """pg_ctl with ``args``, as the server's user: through ``runuser`` rather than
+        subprocess's ``user=``, so the child is spawned (posix_spawn, no Python code between
+        fork and exec). A forked child of a process whose gRPC threads are busy (the chaos
+        run's) could crash before exec (pg_ctl "died with SIGSEGV")."""
+        command = [str(self.bin / "pg_ctl"), "-D", str(self.data), *args]
+        runuser = shutil.which("runuser")
+        if self.user is None or runuser is None:
+            return command
+        return [runuser, "-u", self.user, "--", *command]
+
     def _ctl(self, *args: str) -> None:
         subprocess.run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
-            check=True, user=self.user, capture_output=True, timeout=60,
+            self._command(*args), check=True, capture_output=True, timeout=60, close_fds=False,
+            user=None if shutil.which("runuser") else self.user,
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -123,8 +134,8 @@ class PostgresServer:
 
     def _running(self) -> bool:
         status = subprocess.run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
-            user=self.user, capture_output=True, timeout=60, check=False,
+            self._command("status"), capture_output=True, timeout=60, check=False,
+            close_fds=False, user=None if shutil.which("runuser") else self.user,
         )  # fmt: skip
         return status.returncode == 0
 
