@@ -4,7 +4,10 @@ It reads what the recipients actually hold straight from the sandbox agencies' S
 (``deliveries``, ``delivered_items``, and the holders' ``consents``), and what the cases
 recorded from their Temporal histories (fetched with a client holding the payload keys), and
 checks that nothing was lost, nothing stored twice, nothing shared without a basis, no
-resubmission opened a second case, no workflow failed, and every history replays.
+resubmission opened a second case, no workflow failed, and every history replays. Disclosures
+(a holder telling a partner without a request) are held to the same rules: stored once, by
+their recipient only, never without a basis (the gate passed, the recipient routed to, a
+consent position on record, an approver's yes where one decided).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from safeshare.codec import data_converter
 from tests.chaos import scenarios as sc
 from tests.chaos.driver import CaseRun
 from tests.chaos.stack import ChaosStack
+from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.sharing_case import SharingCase
 
@@ -201,11 +205,13 @@ class Checker:
                 ]  # fmt: skip
                 if len(runs) != 1:
                     report.problem("resubmission opened a second case", ref)
+            if spec.scenario in sc.DISCLOSURES and run.created[1:] != [False]:
+                report.problem("resubmitted disclosure not answered with its case", ref)
             if spec.scenario is sc.Scenario.DUPLICATE_ACK:
                 report.counts[f"second acknowledgement {run.second_ack_code or 'none'}"] += 1
                 if run.second_ack_code != "FAILED_PRECONDITION":
                     report.problem("duplicate acknowledgement not refused", ref)
-            handle = client.get_workflow_handle_for(SharingCase.run, f"case-{ref}")
+            handle = client.get_workflow_handle(f"case-{ref}", result_type=pb.DecisionRecord)
             async with gate:
                 # A case the parties saw close may still be finishing an activity that was in
                 # flight (e.g. a lookup behind an adapter outage when the request was withdrawn):
@@ -301,6 +307,9 @@ class Checker:
         if record is None:
             report.problem("delivered without a basis", f"{ref}:no decision record")
             return
+        if spec.scenario in sc.DISCLOSURES:
+            self._disclosure_justified(delivery, record)
+            return
         holder = next((h for h in record.holders if h.holding_agency_id == delivery.holder), None)
         if holder is None:
             report.problem("delivered without a basis", f"{ref}:holder not in record")
@@ -327,6 +336,26 @@ class Checker:
         if not basis_ok:
             report.problem("delivered without a basis", f"{ref}.{delivery.holder}")
 
+    def _disclosure_justified(self, delivery: StoredDelivery, record: pb.DecisionRecord) -> None:
+        """A disclosure's delivery needs: the gate passed, the recipient routed to, a consent
+        position on record (consent, or a lawful basis and reason without it), an approver's
+        yes where one decided, and only the disclosure's own items."""
+        told = record.disclosure
+        position = told.disclosure.consent
+        without = position.without_consent
+        recipients = {r.recipient_agency_id for r in told.recipients}
+        basis_ok = (
+            record.gate.passed
+            and told.holding_agency_id == delivery.holder
+            and delivery.recipient in recipients
+            and (position.HasField("consent") or bool(without.lawful_basis and without.reason))
+            and (not told.HasField("approval") or told.approval.approve)
+        )
+        if basis_ok:
+            self.report.counts["deliveries justified by a disclosure's basis"] += 1
+        else:
+            self.report.problem("delivered without a basis", f"{delivery.case_ref}:disclosure")
+
     # -- workflow statuses and histories ------------------------------------------------------
 
     def _workflow_ids(self) -> list[str]:
@@ -334,7 +363,9 @@ class Checker:
         for run in self._runs:
             if run.case_refs:
                 ref = run.case_refs[0]
-                ids += [f"case-{ref}", f"case-{ref}.{run.spec.holder}"]
+                ids.append(f"case-{ref}")
+                if run.spec.scenario not in sc.DISCLOSURES:  # a disclosure has no exchange
+                    ids.append(f"case-{ref}.{run.spec.holder}")
         return ids
 
     async def _statuses(self, client: Client) -> None:
@@ -345,6 +376,8 @@ class Checker:
                 self.report.problem(f"workflows {status.lower()}", str(count))
         cases = (await client.count_workflows("WorkflowType = 'SharingCase'")).count
         self.report.counts["SharingCase executions"] = cases
+        told = (await client.count_workflows("WorkflowType = 'DisclosureCase'")).count
+        self.report.counts["DisclosureCase executions"] = told
 
     async def _histories(self, client: Client) -> None:
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
@@ -368,7 +401,7 @@ class Checker:
                 yield history
 
         replayer = Replayer(
-            workflows=[SharingCase, HolderExchange],
+            workflows=[SharingCase, HolderExchange, DisclosureCase],
             data_converter=data_converter(self._stack.keys),
         )
         results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)

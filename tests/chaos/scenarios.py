@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agency_adapters.sandbox_agency.seed import DEMO_CHILDREN, held_categories_for
 from protos.sharing.v1 import case_pb2 as pb
+from tests.disclosure_factories import concern, encompass
 
 
 class Scenario(enum.Enum):
@@ -39,6 +40,12 @@ class Scenario(enum.Enum):
     """Consent covers: the requester withdraws at once, racing the delivery. Either outcome is
     right (WITHDRAWN, or SHARED_WITH_CONSENT if the delivery landed) as long as the record
     and what the recipient holds agree."""
+    DISCLOSED = "disclosed"
+    """A disclosure: the police tell the child's school of a domestic-abuse incident (Operation
+    Encompass, without consent on its statutory basis); the school acknowledges."""
+    DISCLOSURE_REJECTED = "disclosure_rejected"
+    """A disclosure: a GP raises an AMBER concern with children's social care without consent;
+    the GP's approver rejects it: nothing is delivered."""
     RED_UNJUSTIFIED = "red_unjustified"
     """Consent refused, RED: the holder shares first and leaves the justification owed until
     its deadline has passed and the whole ladder has fired (seconds under the chaos registry's
@@ -55,6 +62,16 @@ WEIGHTS = {
     Scenario.DUPLICATE_ACK: 8,
     Scenario.RED_UNJUSTIFIED: 5,
     Scenario.WITHDRAWN_RACING: 5,
+    Scenario.DISCLOSED: 6,
+    Scenario.DISCLOSURE_REJECTED: 3,
+}
+
+DISCLOSURES = {Scenario.DISCLOSED, Scenario.DISCLOSURE_REJECTED}
+"""Scenarios a holder opens without a request (``CaseSpec.holder`` tells ``requester``)."""
+# Who discloses to whom (the committed registry's police, school, GP and social care).
+DISCLOSURE_PARTIES = {
+    Scenario.DISCLOSED: ("northshire-police", "oakfield-primary"),
+    Scenario.DISCLOSURE_REJECTED: ("riverside-gp", "northshire-csc"),
 }
 
 EXPECTED_OUTCOME = {
@@ -66,6 +83,8 @@ EXPECTED_OUTCOME = {
     Scenario.RESUBMITTED: pb.OUTCOME_SHARED_WITH_CONSENT,
     Scenario.DUPLICATE_ACK: pb.OUTCOME_SHARED_WITH_CONSENT,
     Scenario.RED_UNJUSTIFIED: pb.OUTCOME_SHARED_UNDER_OVERRIDE,
+    Scenario.DISCLOSED: pb.OUTCOME_SHARED_UNDER_OVERRIDE,  # shared on a basis other than consent
+    Scenario.DISCLOSURE_REJECTED: pb.OUTCOME_NOT_SHARED,
 }
 
 RACING_OUTCOMES = {pb.OUTCOME_WITHDRAWN, pb.OUTCOME_SHARED_WITH_CONSENT}
@@ -77,6 +96,7 @@ SHARES = {
     Scenario.RESUBMITTED,
     Scenario.DUPLICATE_ACK,
     Scenario.RED_UNJUSTIFIED,
+    Scenario.DISCLOSED,
 }
 """The scenarios that must deliver exactly once; every other must deliver nothing."""
 
@@ -87,6 +107,7 @@ class CaseSpec:
 
     request_id: str
     requester: str
+    """For a disclosure: its recipient."""
     holder: str
     child_key: str
     scenario: Scenario
@@ -115,6 +136,8 @@ def plan_cases(seed: int, count: int, agencies: list[str], run_id: str) -> list[
     for index in range(count):
         scenario = rng.choices(scenarios, weights)[0]
         requester, holder = rng.sample(agencies, 2)
+        if scenario in DISCLOSURES:
+            holder, requester = DISCLOSURE_PARTIES[scenario]
         held = list(held_categories_for(holder))
         categories = tuple(sorted(rng.sample(held, rng.randint(1, min(2, len(held))))))
         if scenario is Scenario.WITHDRAWN_RACING or (
@@ -134,7 +157,9 @@ def plan_cases(seed: int, count: int, agencies: list[str], run_id: str) -> list[
                 scenario=scenario,
                 categories=categories,
                 urgency=pb.URGENCY_RED
-                if scenario is Scenario.RED_UNJUSTIFIED
+                if scenario in (Scenario.RED_UNJUSTIFIED, Scenario.DISCLOSED)
+                else pb.URGENCY_AMBER
+                if scenario is Scenario.DISCLOSURE_REJECTED
                 else rng.choice([pb.URGENCY_AMBER, pb.URGENCY_GREEN]),
             )
         )
@@ -179,6 +204,41 @@ def sharing_request(spec: CaseSpec) -> pb.SharingRequest:
     )
 
 
+def disclosure(spec: CaseSpec) -> pb.Disclosure:
+    """The disclosure the holder's system opens for ``spec``, idempotent on its request id."""
+    if spec.scenario is Scenario.DISCLOSED:
+        found = encompass(recipients=(spec.requester,))
+    else:
+        found = concern(pb.URGENCY_AMBER)
+        del found.recipient_agency_ids[:]
+        found.recipient_agency_ids.append(spec.requester)
+    found.disclosure_id = spec.request_id
+    found.holding_agency_id = spec.holder
+    found.agency_reference = f"REF-{spec.request_id}"
+    return found
+
+
+def disclosure_rejection(spec: CaseSpec) -> pb.DisclosureApproval:
+    """The holder's approver rejects a disclosure without consent."""
+    return pb.DisclosureApproval(
+        actor=pb.Actor(
+            practitioner=pb.Practitioner(user_id="dsl-1", role="designated_safeguarding_lead")
+        ),
+        approve=False,
+        reason="threshold not met",
+    )
+
+
+def disclosure_acknowledgement(spec: CaseSpec) -> pb.Acknowledgement:
+    """The recipient's designated safeguarding lead acknowledges the disclosure."""
+    return pb.Acknowledgement(
+        practitioner=pb.Practitioner(
+            user_id=f"{spec.requester}-dsl", role="designated_safeguarding_lead"
+        ),
+        status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+    )
+
+
 def actor(agency_id: str, user: str, role: str) -> pb.Actor:
     """A practitioner of ``agency_id`` (the gateway sets the agency from the certificate)."""
     return pb.Actor(practitioner=pb.Practitioner(user_id=f"{agency_id}-{user}", role=role))
@@ -204,7 +264,9 @@ def override_proposal(spec: CaseSpec) -> pb.OverrideProposal:
 def override_decision(spec: CaseSpec, approve: bool) -> pb.OverrideDecision:
     """The approver's decision: a different person from the proposer, in an approver role."""
     return pb.OverrideDecision(
-        actor=actor(spec.holder, "dsl-1", "designated_safeguarding_lead"),  # named in the registry
+        actor=pb.Actor(
+            practitioner=pb.Practitioner(user_id="dsl-1", role="designated_safeguarding_lead")
+        ),  # named in the registry
         approve=approve,
         reason="necessary and proportionate" if approve else "threshold not met",
     )
