@@ -102,7 +102,7 @@ def override_proposal(path: Route) -> pb.OverrideProposal:
 
 
 def override_approval(path: Route) -> pb.OverrideDecision:
-    """A different person, an approver at the holder, approves."""
+    """A different person, one of the approvers the registry names for the holder, approves."""
     return pb.OverrideDecision(
         actor=pb.Actor(
             practitioner=pb.Practitioner(user_id="dsl-1", role="designated_safeguarding_lead")
