@@ -32,7 +32,8 @@ archive_app = typer.Typer(
 )
 
 T = TypeVar("T")
-DEFAULT_ARCHIVE_URL = "sqlite:///.safeshare/archive.db"
+# A path relative to the folder the command runs in (sqlite:/// would make it absolute).
+DEFAULT_ARCHIVE_URL = ".safeshare/archive.db"
 LAST_SWEEP = "archiver.last_sweep"
 LAST_LAG = "archiver.lag_seconds"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from safeshare.archive.proofs import sign_checkpoint
@@ -94,3 +95,19 @@ def test_purge_refuses_cases_inside_retention_and_records_a_tombstone_past_it(
     assert "purged 3 records" in past.stdout
     assert verified.exit_code == 0
     assert verified.stdout.count("purged case-") == 3 and "by auditor-1" in verified.stdout
+
+
+def test_without_archive_the_commands_read_the_folders_own_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/audit.md runs the commands in the folder `make run` ran in, with no --archive: they
+    read its .safeshare/archive.db (not /.safeshare/archive.db at the filesystem's root)."""
+    monkeypatch.delenv("SAFESHARE_ARCHIVE_URL", raising=False)
+    (tmp_path / ".safeshare").mkdir()
+    _archive(tmp_path / ".safeshare", count=2)
+    monkeypatch.chdir(tmp_path)
+    status = runner.invoke(app, ["archive", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    found = json.loads(status.stdout)
+    assert (found["archived"], found["checkpoint_size"]) == (2, 2)
+    assert found["archive"] == f"sqlite:///{(tmp_path / '.safeshare' / 'archive.db').resolve()}"
