@@ -38,6 +38,7 @@ from tests.gateway_seal import TEST_SIGNER, gateway_key_file
 from tests.safeshare.test_gateway import (
     AGENCIES,
     CSC,
+    GP,
     SCHOOL,
     FakeAgencies,
     Gateway,
@@ -306,3 +307,41 @@ async def test_a_case_started_before_views_were_published_is_read_by_its_queries
     assert [e.event for e in view.record.entries] == ["RequestReceived"]
     [read] = view.record.holders
     assert [e.event for e in read.entries] == ["ConsentChecked"]
+
+
+async def test_pushed_events_of_two_holders_keep_one_order_across_reconnects(stack: Stack) -> None:
+    gateway = stack.gateway
+    gateway.servicer.poll_interval = dt.timedelta(hours=1)  # pushed only, as above
+    case_ref = await gateway.open_case(holders=(SCHOOL, GP))
+    whole: list[service_pb.CaseEvent] = []
+    resumed: list[service_pb.CaseEvent] = []
+
+    async def watch_whole(csc: CaseClient) -> None:
+        acknowledged: set[str] = set()
+        async for event in csc.watch_case(case_ref):
+            whole.append(event)
+            holder = event.holding_agency_id
+            if event.entry.event == "RecordsDelivered" and holder not in acknowledged:
+                acknowledged.add(holder)
+                await gateway.cached(CSC).Acknowledge(acknowledgement(case_ref, holder))
+
+    async def watch_with_a_reconnect(csc: CaseClient) -> None:
+        first = csc.watch_case(case_ref)
+        resumed.extend([await anext(first) for _ in range(3)])
+        await first.aclose()
+        async for event in csc.watch_case(case_ref, from_event=resumed[-1].number + 1):
+            resumed.append(event)
+
+    async with CaseClient.connect(f"127.0.0.1:{gateway.port}", gateway.pki.agency(CSC)) as csc:
+        await asyncio.wait_for(asyncio.gather(watch_whole(csc), watch_with_a_reconnect(csc)), 90)
+        # Read again once closed: every entry at once, in the order the pushes promised.
+        after = [event async for event in csc.watch_case(case_ref)]
+
+    def keyed(events: list[service_pb.CaseEvent]) -> list[tuple[int, str, str, int]]:
+        return [(e.number, e.holding_agency_id, e.entry.event, e.entry.at.ToNanoseconds())
+                for e in events]  # fmt: skip
+
+    record = await gateway.result(case_ref)
+    assert keyed(whole) == keyed(resumed) == keyed(after)
+    assert {e.holding_agency_id for e in whole} == {"", SCHOOL, GP}
+    assert len(whole) == len(record.entries) + sum(len(h.entries) for h in record.holders)
