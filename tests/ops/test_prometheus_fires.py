@@ -29,9 +29,10 @@ from temporalio.worker import Worker
 from activities.agency import agency_task_queue
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent, sharing_request
+from tests.fake_agencies import FakeAgencies
 from tests.ops.tooling import RULES, tool_or_skip
 from tests.safeshare.test_operators_metrics import _free_port, _scrape, _until_scraped, hub_process
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor
+from tests.workflows.harness import CSC, SCHOOL, actor
 from tests.workflows.test_sharing_case import approval, proposal
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import HUB_TASK_QUEUE, case_ref_for, case_workflow_id

@@ -43,7 +43,18 @@ from safeshare.codec.server import CodecAccess, start_codec_server
 from safeshare.gateway.server import create_gateway_server
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.pki import DevPki
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
+from tests.safeshare.gateway_support import (
+    CSC,
+    GP,
+    POLICE,
+    SCHOOL,
+    new_request,
+    refused,
+    running_workers,
+    violations,
+)
 from tests.safeshare.oidc_support import (
     AUDIENCE,
     CLERK,
@@ -51,17 +62,6 @@ from tests.safeshare.oidc_support import (
     OPERATOR,
     Provider,
     oidc_provider,
-)
-from tests.safeshare.test_gateway import (
-    CSC,
-    GP,
-    POLICE,
-    SCHOOL,
-    FakeAgencies,
-    new_request,
-    refused,
-    running_workers,
-    violations,
 )
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 

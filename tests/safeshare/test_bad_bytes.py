@@ -15,11 +15,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare import tls
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     CSC,
     SCHOOL,
     Gateway,
-    gateway,
     new_request,
     propose_override,
     refused,
@@ -27,8 +26,6 @@ from tests.safeshare.test_gateway import (
     wait_for_state,
 )
 from workflows.ids import case_ref_for, case_workflow_id
-
-__all__ = ["gateway"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

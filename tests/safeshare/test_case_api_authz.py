@@ -16,7 +16,7 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.gateway.server import MAX_RECEIVE_BYTES
 from safeshare.pki import DevPki
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     AGENCIES,
     CSC,
     SCHOOL,
@@ -26,7 +26,6 @@ from tests.safeshare.test_gateway import (
     change_urgency,
     decide_override,
     decline,
-    gateway,
     new_request,
     propose_override,
     record_consent,
@@ -36,8 +35,6 @@ from tests.safeshare.test_gateway import (
     withdraw_consent,
     withdraw_request,
 )
-
-__all__ = ["gateway"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 FORGED = (("x-agency-id", CSC), ("x-safeshare-agency", SCHOOL))

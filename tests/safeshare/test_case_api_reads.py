@@ -16,21 +16,19 @@ import pytest
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.client import CaseClient
-from tests.safeshare.test_gateway import (
+from tests.eventually import eventually
+from tests.safeshare.gateway_support import (
     CSC,
     GP,
     POLICE,
     SCHOOL,
     Gateway,
     acknowledgement,
-    gateway,
     new_request,
     refused,
     violations,
     wait_for_state,
 )
-
-__all__ = ["gateway"]  # the fixture, imported so this module's tests can use it
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 STREAM_WAIT = 30.0
@@ -183,13 +181,14 @@ async def listed_eventually(
     client: CaseClient, wanted: set[str], **filters: object
 ) -> list[service_pb.CaseSummary]:
     """Poll the listing until it holds ``wanted`` (visibility lags the cases a little)."""
-    found: list[service_pb.CaseSummary] = []
-    for _ in range(100):
-        found = await list_all(client, **filters)
-        if wanted <= {s.case_ref for s in found}:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never listed: {wanted - {s.case_ref for s in found}}")
+    return await eventually(
+        lambda: list_all(client, **filters),
+        lambda found: wanted <= {s.case_ref for s in found},
+        what=f"listed {sorted(wanted)}",
+        within=10,
+        every=0.1,
+        last=lambda found: sorted(wanted - {s.case_ref for s in found}),
+    )
 
 
 async def test_list_cases_pages_filters_and_shows_only_the_callers_cases(

@@ -10,17 +10,14 @@ import pytest
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     CSC,
     SCHOOL,
     WAIT,
     Gateway,
     acknowledgement,
-    gateway,
     wait_for_state,
 )
-
-__all__ = ["gateway"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -247,9 +247,17 @@ def test_keys_from_the_environment(tmp_path: Path) -> None:
     assert keys_from_env({}) is None
 
 
-def test_settings_carry_the_converter_with_encoded_failures() -> None:
-    converter = TemporalSettings(keys=KeyRing.generate()).data_converter
-    assert isinstance(converter.payload_codec, EncryptionCodec)
+@pytest.mark.asyncio(loop_scope="session")
+async def test_settings_carry_the_converter_with_encoded_failures() -> None:
+    ring = KeyRing.generate()
+    converter = TemporalSettings(keys=ring).data_converter
+    assert converter.payload_codec is not None
+    [sealed] = await converter.payload_codec.encode(
+        [Payload(metadata={"encoding": b"json/plain"}, data=b'"Okafor-Test"')]
+    )
+    assert sealed.metadata["encoding"] == b"binary/encrypted" and b"Okafor-Test" not in sealed.data
+    [opened] = await EncryptionCodec(ring).decode([sealed])
+    assert opened.data == b'"Okafor-Test"'
     # 👉 Failure messages and stack traces go into an encrypted payload, not the clear.
     assert converter.failure_converter._encode_common_attributes  # type: ignore[attr-defined]
     assert TemporalSettings().data_converter is DataConverter.default
@@ -325,4 +333,3 @@ def test_sharing_request_fixture_is_personal() -> None:
     # Guards the assertions above: if the factory stopped carrying these, they would pass vacuously.
     subject = sharing_request().subjects[0]
     assert (subject.family_name, subject.nhs_number) == ("Okafor-Test", "9990000018")
-    assert isinstance(subject, pb.Subject)

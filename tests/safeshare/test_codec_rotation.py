@@ -3,11 +3,9 @@ new events use the new key."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
-import pytest
 from google.protobuf.message import Message
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
@@ -17,6 +15,7 @@ from temporalio.worker import Replayer, Worker
 
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.codec import KEY_ID_METADATA, KeyRing, data_converter
+from tests.eventually import eventually
 from tests.factories import sharing_request
 
 
@@ -72,11 +71,7 @@ def worker(client: Client, task_queue: str) -> Worker:
 
 
 async def until_delivered(handle: WorkflowHandle) -> None:
-    for _ in range(200):
-        if await handle.query(RotationCase.delivered):
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("the case never delivered")
+    await eventually(lambda: handle.query(RotationCase.delivered), what="the case delivered")
 
 
 async def test_rotation_mid_case_completes_decodes_and_replays(

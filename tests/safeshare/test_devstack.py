@@ -31,6 +31,7 @@ from safeshare.codec import data_converter, load_key_file
 from safeshare.demo import DEMO_CASES
 from safeshare.pki import DevPki
 from tests.conftest import TEMPORAL_CLI
+from tests.eventually import eventually
 from tests.factories import sharing_request
 from workflows import search_attributes as sa
 from workflows.ids import case_ref_for, case_workflow_id
@@ -146,15 +147,10 @@ async def connect(data_dir: Path, ports: Ports) -> Client:
 
 
 async def until(condition, what: str, seconds: float = 60.0):
-    """Poll ``condition`` (an async callable returning a value or None) for a while."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        value = await condition()
-        if value is not None:
-            return value
-        await asyncio.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
+    """``condition`` (an async callable returning a value or None) until it gives a value."""
+    return await eventually(
+        condition, lambda value: value is not None, what=what, within=seconds, every=0.25
+    )
 
 
 async def test_dev_stack_runs_a_case_end_to_end_and_restarts_on_the_same_data(

@@ -17,12 +17,12 @@ from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.gateway import CaseServiceServicer, create_gateway_server, party_view
 from safeshare.pki import DevPki
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     CSC,
     SCHOOL,
     WAIT,
-    FakeAgencies,
     acknowledgement,
     new_request,
     running_workers,

@@ -16,18 +16,16 @@ from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.demo import run_demo_disclosures
 from tests.disclosure_factories import CSC, GP, POLICE, SCHOOL, concern, encompass
-from tests.safeshare.test_gateway import (
+from tests.eventually import eventually
+from tests.safeshare.gateway_support import (
     WAIT,
     Gateway,
-    gateway,
     new_request,
     refused,
     violations,
 )
 from workflows.disclosure_case import DisclosureCase
 from workflows.ids import case_ref_for, case_workflow_id, disclosure_ref_for
-
-__all__ = ["gateway"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -41,17 +39,18 @@ async def wait_for(
 ) -> pb.CaseView:
     """Poll GetCase until ``done`` holds (bounded); a recipient finds no case until the
     protocol gate has passed and routed the disclosure to it."""
-    view = pb.CaseView()
-    for _ in range(400):
+
+    async def read() -> pb.CaseView:
         try:
-            view = (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
+            return (await stub.GetCase(service_pb.GetCaseRequest(case_ref=case_ref))).case
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.NOT_FOUND:
                 raise
-        if done(view):
-            return view
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never {what}; case is {pb.CaseState.Name(view.state)}")
+            return pb.CaseView()
+
+    return await eventually(
+        read, done, what=what, last=lambda view: f"case is {pb.CaseState.Name(view.state)}"
+    )
 
 
 def delivered(view: pb.CaseView) -> bool:

@@ -34,13 +34,13 @@ from safeshare.gateway.server import create_gateway_server
 from safeshare.gateway.servicer import CaseServiceServicer
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER, gateway_key_file
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     AGENCIES,
     CSC,
     GP,
     SCHOOL,
-    FakeAgencies,
     Gateway,
     acknowledgement,
     change_urgency,
@@ -81,7 +81,9 @@ async def stack(
         for agency_id in AGENCIES:
             await agencies.enter_async_context(
                 Worker(
-                    client, task_queue=agency_task_queue(agency_id), activities=fakes.activities()
+                    client,
+                    task_queue=agency_task_queue(agency_id),
+                    activities=fakes.activities_for(agency_id),
                 )
             )
         servicer = CaseServiceServicer(client, registry, hub_queue, signer=TEST_SIGNER)

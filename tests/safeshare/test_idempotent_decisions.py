@@ -24,7 +24,7 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare import tls
 from safeshare.client import CaseClient
 from safeshare.gateway.commands import command_id_of
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     CSC,
     SCHOOL,
     acknowledgement,
@@ -192,7 +192,7 @@ async def test_a_consent_withdrawal_after_the_exchange_closed_is_recorded_once(
     assert first.record.holders[0].consent_withdrawal.recipient_notified
     assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert second.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    notices = [n for n in stack.fakes.consent_notices if n.case_ref == ref]
+    notices = [n for n in stack.fakes.withdrawal_notices if n.case_ref == ref]
     assert len(notices) == 1
 
 

@@ -35,6 +35,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.pki import DevPki
 from tests.disclosure_factories import POLICE, SCHOOL, encompass
+from tests.eventually import eventually
 from tests.factories import sharing_request
 from tests.ops.otlp_receiver import Receiver, otlp_receiver
 from tests.safeshare.test_devstack import Ports, dev_stack, free_ports
@@ -312,17 +313,22 @@ async def wait_until_archived(data_dir: Path, record_ids: list[str]) -> None:
     from safeshare.archive.records import ARCHIVED
     from safeshare.archive.store import open_archive
 
-    for _ in range(240):
-        if (data_dir / "archive.db").exists():
-            store = open_archive(f"sqlite:///{data_dir / 'archive.db'}")
-            try:
-                known = store.known(record_ids)
-            finally:
-                store.close()
-            if all(known.get(r) == ARCHIVED for r in record_ids):
-                return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"the archiver never archived {record_ids}")
+    def known() -> dict[str, str]:
+        if not (data_dir / "archive.db").exists():
+            return {}
+        store = open_archive(f"sqlite:///{data_dir / 'archive.db'}")
+        try:
+            return dict(store.known(record_ids))
+        finally:
+            store.close()
+
+    await eventually(
+        known,
+        lambda seen: all(seen.get(r) == ARCHIVED for r in record_ids),
+        what=f"the archiver archived {record_ids}",
+        within=120,
+        every=0.5,
+    )
 
 
 @dataclass

@@ -24,8 +24,9 @@ from safeshare.operators.cases import list_query
 from safeshare.operators.options import OperatorError
 from safeshare.temporal import TemporalSettings, connect_temporal
 from tests.factories import given_consent, sharing_request
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import gateway_key_file, sealing_client
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor
+from tests.workflows.harness import CSC, SCHOOL, actor
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 from workflows.sharing_case import SharingCase

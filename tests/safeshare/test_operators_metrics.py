@@ -33,9 +33,11 @@ from safeshare.metrics import runtime_for
 from safeshare.pki import DevPki
 from safeshare.temporal import TemporalSettings, connect_temporal
 from safeshare.tls import channel_credentials, server_credentials
+from tests.eventually import eventually
 from tests.factories import sharing_request
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies
+from tests.workflows.harness import CSC, SCHOOL
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
     HUB_TASK_QUEUE,
@@ -62,17 +64,15 @@ def _scrape(port: int) -> str:
 
 async def _until_scraped(port: int, *wanted: str) -> str:
     """Poll the endpoint (bounded) until every wanted fragment is in one scrape."""
-    text = ""
-    for _ in range(120):
-        try:
-            text = await asyncio.to_thread(_scrape, port)
-        except OSError:
-            text = ""
-        if all(w in text for w in wanted):
-            return text
-        await asyncio.sleep(0.5)
-    missing = [w for w in wanted if w not in text]
-    pytest.fail(f"metrics never showed {missing}; last scrape:\n{text[-3000:]}")
+    return await eventually(
+        lambda: asyncio.to_thread(_scrape, port),
+        lambda text: all(w in text for w in wanted),
+        what=f"metrics showed {list(wanted)}",
+        within=60,
+        every=0.5,
+        retry_on=(OSError,),
+        last=lambda text: f"{[w for w in wanted if w not in text]} missing from\n{text[-3000:]}",
+    )
 
 
 @asynccontextmanager

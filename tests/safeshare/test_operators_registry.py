@@ -23,8 +23,9 @@ from safeshare.cli import app
 from safeshare.hub import build_hub_worker
 from safeshare.operators.registry_store import renew_signature
 from tests.factories import sharing_request
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import gateway_key_file
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies
+from tests.workflows.harness import CSC, SCHOOL
 from workflows.ids import case_ref_for, case_workflow_id
 from workflows.sharing_case import SharingCase
 

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from safeshare.codec.aes import ENCODING
 from safeshare.gateway.errors import rich_status
 from safeshare.gateway.servicer import REQUEST_DIGEST_MEMO, _failure
-from tests.safeshare.test_gateway import CSC, SCHOOL, new_request
+from tests.safeshare.gateway_support import CSC, SCHOOL, new_request
 from tests.security.test_forged_decisions import Stack, stack
 from workflows.ids import case_ref_for, case_workflow_id
 

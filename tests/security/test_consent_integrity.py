@@ -9,7 +9,6 @@ records the consent, the same decision goes through (the positive control).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
+from tests.eventually import eventually
 from tests.factories import given_consent
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor, running_case
+from tests.fake_agencies import FakeAgencies
+from tests.workflows.harness import CSC, SCHOOL, actor, running_case
 from tests.workflows.real_agencies import RealCase, case_at_real_agencies
 from workflows.holder_exchange import HolderExchange
 
@@ -37,15 +38,12 @@ async def refusal_of(call: object) -> ApplicationError:
 
 
 async def awaiting_decision(case: RealCase) -> pb.HolderRecord:
-    for _ in range(400):
-        try:
-            record = await case.exchange().query(HolderExchange.holder_record)
-        except Exception:  # not started yet
-            record = pb.HolderRecord()
-        if record.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION:
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError("never awaited a consent decision")
+    return await eventually(
+        lambda: case.exchange().query(HolderExchange.holder_record),
+        lambda record: record.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION,
+        what="awaited a consent decision",
+        retry_on=(Exception,),  # not started yet
+    )
 
 
 async def test_consent_given_over_the_systems_refusal_is_refused_and_nothing_is_delivered(

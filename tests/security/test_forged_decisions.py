@@ -47,11 +47,11 @@ from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from tests.disclosure_factories import GP, concern
 from tests.factories import sharing_request
-from tests.safeshare.test_gateway import (
+from tests.fake_agencies import FakeAgencies
+from tests.safeshare.gateway_support import (
     AGENCIES,
     CSC,
     SCHOOL,
-    FakeAgencies,
     change_urgency,
     decline,
     new_request,
@@ -157,7 +157,9 @@ async def stack(
         for agency_id in AGENCIES:
             await stack.enter_async_context(
                 Worker(
-                    system, task_queue=agency_task_queue(agency_id), activities=fakes.activities()
+                    system,
+                    task_queue=agency_task_queue(agency_id),
+                    activities=fakes.activities_for(agency_id),
                 )
             )
         server, port = await create_gateway_server(

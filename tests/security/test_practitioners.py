@@ -18,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
-from tests.workflows.harness import GP, FakeAgencies, actor, running_case
+from tests.fake_agencies import FakeAgencies
+from tests.workflows.harness import GP, actor, running_case
 from workflows.holder_exchange import HolderExchange
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -20,7 +20,7 @@ from safeshare import tls
 from safeshare.gateway import create_gateway_server
 from safeshare.gateway.admission import Quotas
 from safeshare.pki import DevPki
-from tests.safeshare.test_gateway import CSC, SCHOOL
+from tests.safeshare.gateway_support import CSC, SCHOOL
 from tests.security.test_forged_decisions import Stack, stack
 
 __all__ = ["stack"]

@@ -31,6 +31,7 @@ from tests.workflows.harness import HISTORIES
 from tests.workflows.real_agencies import Operator
 from workflows.disclosure_case import DisclosureCase
 from workflows.ids import case_workflow_id, disclosure_ref_for
+from workflows.runner import workflow_runner
 
 NEW_SCHOOL = "elmbrook-secondary"
 SECOND_SCHOOL = f"""
@@ -127,6 +128,7 @@ async def disclosure_at_real_agencies(
                 env.client,
                 task_queue=hub_queue,
                 workflows=[DisclosureCase],
+                workflow_runner=workflow_runner(),
                 activities=[gate.check_disclosure, operator.notify],
             )
         )

@@ -18,10 +18,12 @@ from activities.protocol_gate import ProtocolGate
 from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.gateway.signing import GatewaySigner
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER, gateway_key_file, without_sealing
-from tests.workflows.harness import CSC, HISTORIES, SCHOOL, FakeAgencies, actor
+from tests.workflows.harness import CSC, HISTORIES, SCHOOL, actor
 from workflows.consent_withdrawal import NOT_SEALED, ConsentWithdrawalNotice
 from workflows.ids import consent_withdrawal_workflow_id
+from workflows.runner import workflow_runner
 from workflows.seal import START
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -47,6 +49,7 @@ async def test_notice_reaches_the_recipient_and_is_recorded(
             time_skipping.client,
             task_queue=queue,
             workflows=[ConsentWithdrawalNotice],
+            workflow_runner=workflow_runner(),
             activities=[GATE.check_notice],
         ),
         Worker(
@@ -88,6 +91,7 @@ async def test_a_refused_notice_alerts_the_operator_and_is_pushed_again_never_fa
             time_skipping.client,
             task_queue=queue,
             workflows=[ConsentWithdrawalNotice],
+            workflow_runner=workflow_runner(),
             activities=[agencies.notify_operator, GATE.check_notice],
         ),
         Worker(
@@ -162,6 +166,7 @@ async def test_a_notice_the_gateway_did_not_seal_tells_the_recipient_nothing(
             time_skipping.client,
             task_queue=queue,
             workflows=[ConsentWithdrawalNotice],
+            workflow_runner=workflow_runner(),
             activities=[agencies.notify_operator, GATE.check_notice],
         ),
         Worker(

@@ -17,6 +17,7 @@ from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
 from tests.disclosure_factories import CSC, GP, POLICE, SCHOOL, concern, encompass, file_transfer
+from tests.eventually import eventually
 from tests.workflows.disclosures import (
     NEW_SCHOOL,
     RealDisclosure,
@@ -37,18 +38,21 @@ async def skip_to(env: WorkflowEnvironment, at: dt.datetime) -> None:
 
 
 async def until_delivered(case: RealDisclosure, recipient: str) -> pb.RecipientRecord:
-    for _ in range(400):
-        try:
-            view = await case.view()
-        except Exception:  # the first workflow task has not completed yet
-            view = pb.CaseView()
-        for record in view.record.disclosure.recipients:
-            if record.recipient_agency_id == recipient and record.HasField("acknowledge_by"):
-                return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(
-        f"never delivered to {recipient}: {[e.event for e in view.record.entries]}"
+    def delivered(view: pb.CaseView) -> list[pb.RecipientRecord]:
+        return [
+            record
+            for record in view.record.disclosure.recipients
+            if record.recipient_agency_id == recipient and record.HasField("acknowledge_by")
+        ]
+
+    view = await eventually(
+        case.view,
+        delivered,
+        what=f"delivered to {recipient}",
+        retry_on=(Exception,),  # the first workflow task has not completed yet
+        last=lambda view: [e.event for e in view.record.entries],
     )
+    return delivered(view)[0]
 
 
 def ack(agency_id: str) -> pb.Acknowledgement:

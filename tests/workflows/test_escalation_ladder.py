@@ -5,7 +5,6 @@ and the ladder climbs past it; no failure on the ladder fails the exchange or th
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
+from tests.eventually import eventually
 from tests.workflows.harness import CSC, SCHOOL, actor
 from tests.workflows.real_agencies import Operator, RealCase, case_at_real_agencies
 from workflows.holder_exchange import HolderExchange
@@ -48,17 +48,13 @@ def proposal() -> pb.OverrideProposal:
 
 
 async def until_state(case: RealCase, state: pb.CaseState.ValueType) -> pb.HolderRecord:
-    record = pb.HolderRecord()
-    for _ in range(400):
-        try:
-            record = await case.exchange().query(HolderExchange.holder_record)
-        except Exception:  # the exchange may not have started yet
-            await asyncio.sleep(0.05)
-            continue
-        if record.state == state:
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never reached {pb.CaseState.Name(state)}: {record.entries}")
+    return await eventually(
+        lambda: case.exchange().query(HolderExchange.holder_record),
+        lambda record: record.state == state,
+        what=f"reached {pb.CaseState.Name(state)}",
+        retry_on=(Exception,),  # the exchange may not have started yet
+        last=lambda record: [e.event for e in record.entries],
+    )
 
 
 async def reach(case: RealCase, step: str) -> str:

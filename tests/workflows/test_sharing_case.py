@@ -15,17 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
-from tests.workflows.harness import (
-    CSC,
-    GP,
-    POLICE,
-    SCHOOL,
-    Case,
-    FakeAgencies,
-    actor,
-    notified,
-    running_case,
-)
+from tests.fake_agencies import FakeAgencies
+from tests.workflows.harness import CSC, GP, POLICE, SCHOOL, Case, actor, notified, running_case
 from workflows.holder_exchange import HolderExchange
 from workflows.sharing_case import SharingCase
 

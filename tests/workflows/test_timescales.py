@@ -22,6 +22,7 @@ from safeshare.cli import app
 from safeshare.operators.registry_store import change_registry, dump_registry, renew_signature
 from safeshare.operators.views import view
 from safeshare.pki import DevPki
+from tests.eventually import eventually
 from tests.workflows.harness import SCHOOL
 from tests.workflows.real_agencies import case_at_real_agencies
 from workflows import translate
@@ -157,22 +158,21 @@ def _requester(case: Any) -> pb.Actor:
 
 
 async def _holder_waiting(exchange: Any, *, urgency_changed: bool = False) -> pb.HolderRecord:
-    record = pb.HolderRecord()
-    for _ in range(400):
-        try:
-            record = await exchange.query(HolderExchange.holder_record)
-        except Exception:  # not started yet
-            await asyncio.sleep(0.05)
-            continue
+    def waiting(record: pb.HolderRecord) -> bool:
         changed = any(e.event == "UrgencyChanged" for e in record.entries)
-        if (
+        return (
             record.state == pb.CASE_STATE_AWAITING_CONSENT_DECISION
             and record.HasField("next_deadline")
             and changed == urgency_changed
-        ):
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the holder was never waiting: {record.entries}")
+        )
+
+    return await eventually(
+        lambda: exchange.query(HolderExchange.holder_record),
+        waiting,
+        what="the holder waiting",
+        retry_on=(Exception,),  # not started yet
+        last=lambda record: [e.event for e in record.entries],
+    )
 
 
 @pytest.mark.asyncio(loop_scope="session")

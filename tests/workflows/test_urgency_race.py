@@ -22,8 +22,10 @@ from temporalio.worker import (
 )
 
 from protos.sharing.v1 import case_pb2 as pb
+from tests.eventually import eventually
 from tests.factories import given_consent
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor, running_case
+from tests.fake_agencies import FakeAgencies
+from tests.workflows.harness import CSC, SCHOOL, actor, running_case
 from workflows.sharing_case import SharingCase
 
 HOLD = timedelta(seconds=3)
@@ -52,12 +54,16 @@ class HoldChildStarts(Interceptor):
 
 
 async def _until_timer_started(case_handle: Any) -> None:
-    for _ in range(200):
-        events = [e async for e in case_handle.fetch_history_events()]
-        if any(e.HasField("timer_started_event_attributes") for e in events):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the exchange's start was never held")
+    async def events() -> list[Any]:
+        return [e async for e in case_handle.fetch_history_events()]
+
+    await eventually(
+        events,
+        lambda seen: any(e.HasField("timer_started_event_attributes") for e in seen),
+        what="the exchange's start held",
+        every=0.02,
+        last=len,
+    )
 
 
 async def test_urgency_changed_while_the_exchange_starts_reaches_it(

@@ -23,7 +23,8 @@ from temporalio.worker import (
 
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
-from tests.workflows.harness import CSC, SCHOOL, FakeAgencies, actor, running_case
+from tests.fake_agencies import FakeAgencies
+from tests.workflows.harness import CSC, SCHOOL, actor, running_case
 from workflows import names
 from workflows.holder_exchange import HolderExchange
 from workflows.sharing_case import SharingCase

@@ -46,14 +46,15 @@ from safeshare.audit.signing import ensure_signing_key, public_key_path
 from safeshare.cli import app
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
+from tests.eventually import eventually
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.archive.postgres_server import PostgresServer
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     CSC,
     GP,
     SCHOOL,
     WAIT,
-    FakeAgencies,
     acknowledgement,
     new_request,
     running_workers,
@@ -103,14 +104,18 @@ class Stack:
 
     async def archive_until(self, record_ids: set[str], archiver: Archiver | None = None) -> None:
         """Sweep until these records are archived (visibility catches up within seconds)."""
-        archiver = archiver or self.archiver()
-        for _ in range(100):
-            await archiver.sweep()
-            known = self.archive.known(sorted(record_ids))
-            if all(known.get(r) == ARCHIVED for r in record_ids):
-                return
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"not archived: {record_ids - set(known)}")
+        sweeper = archiver or self.archiver()
+
+        async def swept() -> dict[str, str]:
+            await sweeper.sweep()
+            return dict(self.archive.known(sorted(record_ids)))
+
+        await eventually(
+            swept,
+            lambda known: all(known.get(r) == ARCHIVED for r in record_ids),
+            what=f"archived {sorted(record_ids)}",
+            every=0.2,
+        )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -326,7 +331,7 @@ async def test_consent_withdrawn_after_temporal_deleted_the_case_reaches_the_rec
 
     recorded = withdrawn.case.record.holders[0].consent_withdrawal
     assert recorded.actor.agency_id == SCHOOL and recorded.recipient_notified
-    notices = [n for n in stack.fakes.consent_notices if n.case_ref == case_ref]
+    notices = [n for n in stack.fakes.withdrawal_notices if n.case_ref == case_ref]
     assert [(n.holding_agency_id, list(n.delivery_ids)) for n in notices] == [
         (SCHOOL, [f"{case_ref}.{SCHOOL}.1"])
     ]
@@ -345,7 +350,7 @@ async def test_consent_withdrawn_after_temporal_deleted_the_case_reaches_the_rec
     with pytest.raises(grpc.aio.AioRpcError) as repeated:
         await stack.school.WithdrawConsent(withdraw_consent(case_ref), timeout=30)
     assert repeated.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert len([n for n in stack.fakes.consent_notices if n.case_ref == case_ref]) == 1
+    assert len([n for n in stack.fakes.withdrawal_notices if n.case_ref == case_ref]) == 1
     assert {r.record.record_id for r in stack.archive.records_of_case(case_ref)} == {
         case_id, notice_id,
     }  # fmt: skip

@@ -22,14 +22,14 @@ from safeshare import tls
 from safeshare.archive.store import open_archive
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
+from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.archive.test_archiver import Stack, _delete
-from tests.safeshare.test_gateway import (
+from tests.safeshare.gateway_support import (
     CSC,
     GP,
     SCHOOL,
     WAIT,
-    FakeAgencies,
     acknowledgement,
     new_request,
     running_workers,

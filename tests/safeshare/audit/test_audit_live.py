@@ -21,7 +21,8 @@ from safeshare.audit.verify import verify_export
 from safeshare.cli import app
 from safeshare.codec import KeyRing, data_converter, write_key_file
 from tests.factories import given_consent
-from tests.workflows.harness import SCHOOL, FakeAgencies, actor, running_case
+from tests.fake_agencies import FakeAgencies
+from tests.workflows.harness import SCHOOL, actor, running_case
 from workflows.holder_exchange import HolderExchange
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
