@@ -18,7 +18,7 @@ log = structlog.get_logger("safeshare.operator")
 class OperatorAlert:
     """One operator alert as operators see it: which case, which step, which rung, and why.
 
-    Every field is a reference or a code: the case ref is random and non-identifying.
+    Every field is a reference or a code: the case ref is a digest, non-identifying.
     """
 
     case_ref: str

@@ -5,7 +5,7 @@ A process that runs with a metrics address gets one Temporal ``Runtime`` exporti
 SDK's worker and client series and SafeShare's counters appear on one endpoint. Workflows
 record their counters through ``workflow.metric_meter()`` (replay-safe) on the same runtime.
 Labels carry codes only (RPC names, status codes, outcomes, steps, agency ids) and, on the
-operator alerts, the case ref (a random, non-identifying reference), never personal data.
+operator alerts, the case ref (a non-identifying digest), never personal data.
 
 What says a person is needed (the alert rules in ``ops/prometheus/`` read these):
 

@@ -1,6 +1,6 @@
 """One access event: who read (or tried to read) which case, when, what, why, and the outcome.
 
-An event holds codes and staff ids only: the case ref (random, non-identifying), agency ids,
+An event holds codes and staff ids only: the case ref (a non-identifying digest), agency ids,
 the reader's user id at their agency (or the operator's id at the partnership's sign-in), the
 action, the purpose code the reader gave and a refusal reason. Never anything about the child.
 """

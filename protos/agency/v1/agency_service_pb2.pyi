@@ -65,8 +65,9 @@ class LookupConsentRequest(_message.Message):
     RECIPIENT_AGENCY_ID_FIELD_NUMBER: _builtins.int
     CATEGORIES_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
-    """The SafeShare case reference: random, never personal data. Keep it in
-    your own audit trail.
+    """The SafeShare case reference: a digest of the submitting agency and its
+    request or disclosure id, never personal data. Keep it in your own audit
+    trail.
     """
     purpose: _case_pb2.Purpose.ValueType
     """The purpose of the request."""

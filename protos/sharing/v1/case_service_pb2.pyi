@@ -128,7 +128,9 @@ class SubmitRequestResponse(_message.Message):
     CASE_REF_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
-    """The case reference, random and non-identifying."""
+    """The case reference: non-identifying, derived (SHA-256) from the requesting
+    agency and request_id, so a resubmitted request names the same case.
+    """
     created: _builtins.bool
     """False when request_id had already opened this case."""
     def __init__(
@@ -1155,7 +1157,9 @@ class SubmitDisclosureResponse(_message.Message):
     CASE_REF_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     case_ref: _builtins.str
-    """The case reference, random and non-identifying."""
+    """The case reference: non-identifying, derived (SHA-256) from the holding
+    agency and disclosure_id, so a resubmitted disclosure names the same case.
+    """
     created: _builtins.bool
     """False when disclosure_id had already opened this case."""
     def __init__(
