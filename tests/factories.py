@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.sharing.v1 import case_pb2 as pb
+
+
+class ChildLike(Protocol):
+    """A child as the sandbox agency holds one (``agency_adapters.sandbox_agency.store.Child``)."""
+
+    @property
+    def given_name(self) -> str: ...
+    @property
+    def family_name(self) -> str: ...
+    @property
+    def date_of_birth(self) -> str: ...
+    @property
+    def nhs_number(self) -> str: ...
 
 
 def timestamp(at: dt.datetime) -> Timestamp:
@@ -26,31 +40,36 @@ def sharing_request(
     categories: tuple[pb.InformationCategory.ValueType, ...] = (
         pb.INFORMATION_CATEGORY_EDUCATION_ATTENDANCE,
     ),
+    child: ChildLike | None = None,
+    necessity: str = "to assess risk to the child",
+    training_until: dt.datetime = dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
 ) -> pb.SharingRequest:
-    """A complete, valid request about the fictional 'consent-given' child."""
+    """A complete, valid request: by default about the fictional 'consent-given' child
+    (Amara Okafor-Test), or about ``child`` (a sandbox agency's child, matched on name, date
+    of birth and NHS number). An empty ``requesting_agency_id`` leaves it to the gateway,
+    which names the caller from its certificate."""
+    subject = pb.Subject(
+        role=pb.SUBJECT_ROLE_CHILD,
+        given_name="Amara",
+        family_name="Okafor-Test",
+        date_of_birth="2016-03-14",
+        nhs_number="9990000018",
+    )
+    if child is not None:
+        subject.given_name, subject.family_name = child.given_name, child.family_name
+        subject.date_of_birth, subject.nhs_number = child.date_of_birth, child.nhs_number
     return pb.SharingRequest(
         request_id=f"test-{uuid.uuid4()}",
         requester=pb.Practitioner(
             user_id="sw-0042",
             role="social_worker",
-            training_valid_until=timestamp(dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
+            training_valid_until=timestamp(training_until),
         ),
         holding_agency_ids=list(holders) or [holding_agency_id],
-        subjects=[
-            pb.Subject(
-                role=pb.SUBJECT_ROLE_CHILD,
-                given_name="Amara",
-                family_name="Okafor-Test",
-                date_of_birth="2016-03-14",
-                nhs_number="9990000018",
-            )
-        ],
+        subjects=[subject],
         purpose=pb.PURPOSE_SAFEGUARDING,
         lawful_basis="Children Act 1989 s47",
-        categories=[
-            pb.CategoryRequest(category=c, necessity="to assess risk to the child")
-            for c in categories
-        ],
+        categories=[pb.CategoryRequest(category=c, necessity=necessity) for c in categories],
         urgency=urgency,
         agency_reference="CSC-TEST-1",
         family_aware=True,

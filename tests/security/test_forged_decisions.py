@@ -46,6 +46,7 @@ from safeshare.gateway.signing import GatewaySigner, ensure_signing_key
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from tests.disclosure_factories import GP, concern
+from tests.eventually import eventually
 from tests.factories import sharing_request
 from tests.fake_agencies import FakeAgencies
 from tests.safeshare.gateway_support import (
@@ -117,17 +118,13 @@ class Stack:
         return await handle.query(HolderExchange.holder_record)
 
     async def until(self, ref: str, state: pb.CaseState.ValueType) -> pb.HolderRecord:
-        record = pb.HolderRecord()
-        for _ in range(int(WAIT / 0.05)):
-            try:
-                record = await self.exchange(ref)
-            except Exception:  # not started yet
-                await asyncio.sleep(0.05)
-                continue
-            if record.state == state:
-                return record
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"exchange never reached {pb.CaseState.Name(state)}")
+        return await eventually(
+            lambda: self.exchange(ref),
+            lambda record: record.state == state,
+            what=f"exchange reached {pb.CaseState.Name(state)}",
+            within=WAIT,
+            retry_on=(Exception,),  # not started yet
+        )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -39,6 +39,8 @@ from safeshare import tls
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
+from tests.eventually import eventually
+from tests.factories import sharing_request
 from tests.gateway_seal import TEST_SIGNER, gateway_key_file
 from workflows.ids import case_ref_for, case_workflow_id
 from workflows.sharing_case import SharingCase
@@ -148,29 +150,12 @@ async def stack(
 
 def request_about(child_key: str, *holders: str, training_until: int = 2030) -> pb.SharingRequest:
     """A request from CSC about a sandbox child (all of name, date of birth, NHS number)."""
-    child = CHILDREN[child_key]
-    request = pb.SharingRequest(
-        request_id=str(uuid.uuid4()),
-        requester=pb.Practitioner(user_id="csc-sw-0042", role="social_worker"),
-        holding_agency_ids=list(holders),
-        subjects=[
-            pb.Subject(
-                role=pb.SUBJECT_ROLE_CHILD,
-                given_name=child.given_name,
-                family_name=child.family_name,
-                date_of_birth=child.date_of_birth,
-                nhs_number=child.nhs_number,
-            )
-        ],
-        purpose=pb.PURPOSE_SAFEGUARDING,
-        lawful_basis="Children Act 1989 s47",
-        categories=[pb.CategoryRequest(category=IDENTITY, necessity="who lives with the child")],
-        urgency=pb.URGENCY_AMBER,
-        family_aware=True,
-    )
-    request.requester.training_valid_until.FromDatetime(
-        dt.datetime(training_until, 1, 1, tzinfo=dt.UTC)
-    )
+    request = sharing_request(
+        requesting_agency_id="", holders=holders, categories=(IDENTITY,),
+        child=CHILDREN[child_key], necessity="who lives with the child",
+        training_until=dt.datetime(training_until, 1, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+    request.requester.user_id = "csc-sw-0042"
     return request
 
 
@@ -261,13 +246,10 @@ def leaked(view: Any, texts: list[str]) -> list[str]:
 async def until(
     read: Callable[[], Awaitable[pb.CaseView]], done: Callable[[pb.CaseView], bool], what: str
 ) -> pb.CaseView:
-    view = pb.CaseView()
-    for _ in range(int(WAIT_SECONDS / 0.1)):
-        view = await read()
-        if done(view):
-            return view
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never {what}; case is {pb.CaseState.Name(view.state)}")
+    return await eventually(
+        read, done, what=what, within=WAIT_SECONDS, every=0.1,
+        last=lambda view: f"case is {pb.CaseState.Name(view.state)}",
+    )  # fmt: skip
 
 
 def holder_state(view: pb.CaseView, holder: str) -> int:
