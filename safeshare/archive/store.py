@@ -256,6 +256,10 @@ class ArchiveStore(ABC):
         """Records by status and the log's size."""
 
     @abstractmethod
+    def log_size(self) -> int:
+        """The log's size (its next leaf index), read from the leaves' key alone."""
+
+    @abstractmethod
     def get_meta(self, key: str) -> str | None:
         """A value the archiver keeps (its watermark)."""
 
@@ -567,6 +571,11 @@ class SqlArchiveStore(ArchiveStore):
         return ArchiveCounts(
             by_status.get(ARCHIVED, 0), by_status.get(WRITTEN, 0), by_status.get(PURGED, 0), leaves
         )
+
+    def log_size(self) -> int:
+        with self._lock, self._transaction() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM leaves")
+            return int(cursor.fetchone()[0])
 
     def get_meta(self, key: str) -> str | None:
         with self._lock, self._transaction() as cursor:

@@ -550,8 +550,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         except listing.BadPageToken as err:
             raise invalid_argument([FieldViolation("page_token", str(err))]) from err
         if cursor is None:
-            counted = await asyncio.to_thread(archive.counts)
-            cursor = closed_listing.Cursor(counted.leaves)
+            cursor = closed_listing.Cursor(await asyncio.to_thread(archive.log_size))
         cases: list[service_pb.CaseSummary] = []
         if not cursor.in_visibility:
             after, exhausted = cursor.after, False

@@ -170,6 +170,7 @@ def test_cases_of_an_agency_are_listed_newest_first_below_a_log_size(store: Arch
     for record in (*requests, others, told):
         archive(store, record)
     size = store.counts().leaves
+    assert store.log_size() == size == 5
 
     def ids(agency: str, after: tuple[str, str] | None = None, limit: int = 10) -> list[str]:
         return [r for r, _ in store.cases_of_agency(agency, size, after, limit)]
