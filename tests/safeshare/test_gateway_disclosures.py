@@ -249,11 +249,14 @@ async def listed(stub: Any, **filters: Any) -> dict[str, service_pb.CaseSummary]
 
 async def listed_eventually(stub: Any, case_ref: str, **filters: Any) -> service_pb.CaseSummary:
     """The case's entry once visibility has caught up (bounded)."""
-    for _ in range(200):
-        if case_ref in (found := await listed(stub, **filters)):
-            return found[case_ref]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{case_ref} never listed")
+    found = await eventually(
+        lambda: listed(stub, **filters),
+        lambda found: case_ref in found,
+        what=f"{case_ref} listed",
+        within=10,
+        last=sorted,
+    )
+    return found[case_ref]
 
 
 async def test_list_cases_lists_a_disclosure_to_its_holder_and_recipients_only(

@@ -454,12 +454,14 @@ async def listed(stack: Stack, agency_id: str, **filters: Any) -> set[str]:
 
 async def until_listed(stack: Stack, agency_id: str, case_ref: str, **filters: Any) -> set[str]:
     """The agency's listing once it includes ``case_ref`` (visibility lags a little)."""
-    for _ in range(int(WAIT_SECONDS / 0.2)):
-        refs = await listed(stack, agency_id, **filters)
-        if case_ref in refs:
-            return refs
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{agency_id} never listed the case")
+    return await eventually(
+        lambda: listed(stack, agency_id, **filters),
+        lambda refs: case_ref in refs,
+        what=f"{agency_id} listed the case",
+        within=WAIT_SECONDS,
+        every=0.2,
+        last=sorted,
+    )
 
 
 async def summary_of(
