@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import case_model as model
 from workflows import disclosure_model as dm
-from workflows import memo_view, names, seal, translate
+from workflows import memo_view, names, practitioners, seal, translate
 from workflows import search_attributes as sa
 from workflows.calendar import WorkingCalendar
 from workflows.case_model import Step
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         content_digest,
     )
     from activities.names import (
+        APPROVERS_OF,
         DISCLOSURE_GATE,
         EXTRACT_RECORDS,
         NOTIFY_OPERATOR,
@@ -76,6 +77,9 @@ DELIVERY_RETRY_PAUSE = timedelta(minutes=30)
 SAFEGUARDING_LEAD_ROLE = "designated_safeguarding_lead"
 APPROVAL_PERIOD = timedelta(hours=1)
 """An approver's decision on a disclosure without consent is chased after an hour."""
+DISCLOSURE_NAMED_APPROVERS = "disclosure-named-approvers"
+"""A disclosure's approval is decided only by an approver the registry names for the holder
+(when it names any), as an exchange's override is; checked where an approval is decided."""
 SEALED_DISCLOSURES_PATCH = "gateway-sealed-disclosures"
 """The gate checks the gateway's seal on the input (a record of a disclosure not made too) and
 every decision and acknowledgement must carry one; disclosures started before take the old
@@ -285,6 +289,8 @@ class DisclosureCase:
     async def decide_disclosure(self, decision: pb.DisclosureApproval) -> pb.CaseView:
         """An approver at the holder approves or rejects a disclosure without consent."""
         self._commands.applied()
+        if workflow.patched(DISCLOSURE_NAMED_APPROVERS):
+            await self._named_approver(decision)
         decided = pb.DisclosureApproval()
         decided.CopyFrom(decision)
         decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
@@ -295,6 +301,38 @@ class DisclosureCase:
         self._model.apply(dm.Decide(translate.actor(decided.actor), decided.approve))
         self._publish()
         return self.case_view()
+
+    async def _named_approver(self, decision: pb.DisclosureApproval) -> None:
+        """Refuse a decider the registry does not name as one of the holder's approvers (when
+        it names any), and a decision the disclosure moved past while the registry was read.
+
+        Raises:
+            ApplicationError: NotPermitted or OutOfTurn, with the reason.
+        """
+        try:
+            named = await workflow.execute_activity(
+                APPROVERS_OF,
+                self._holder,
+                result_type=list[str],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTIFY_BURST,
+                summary=f"Who may decide {self._holder}'s disclosures",
+            )
+        except ActivityError as err:
+            raise ApplicationError(
+                "the registry's approvers could not be read; try again",
+                type=model.Rule.OUT_OF_TURN.value,
+            ) from err
+        approvers = {practitioners.canonical_user_id(a) for a in named} - {None}
+        user = practitioners.canonical_user_id(decision.actor.practitioner.user_id)
+        if approvers and user not in approvers:
+            self._note("DisclosureDecisionRefused", decision.actor.agency_id,
+                       decision.actor.practitioner.user_id, "not_a_named_approver")  # fmt: skip
+            raise ApplicationError(
+                f"not an approver the partnership registry names for {self._holder}",
+                type=model.Rule.NOT_PERMITTED.value,
+            )
+        self._refuse_if(self._model.check(dm.Decide(translate.actor(decision.actor), True)))
 
     @decide_disclosure.validator
     def _validate_decide(self, decision: pb.DisclosureApproval) -> None:

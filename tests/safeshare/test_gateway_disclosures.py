@@ -134,7 +134,7 @@ async def test_a_non_party_finds_no_case_and_a_recipient_cannot_act_as_holder(
         )
         assert err.code() == grpc.StatusCode.NOT_FOUND
     decision = pb.DisclosureApproval(
-        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="m-1", role="manager")),
+        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="cg-1", role="manager")),
         approve=True, reason="fictional",
     )  # fmt: skip
     call = service_pb.DecideDisclosureRequest(case_ref=opened.case_ref, decision=decision)

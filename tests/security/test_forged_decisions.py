@@ -13,17 +13,20 @@ refusals come from the seal check and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payload, WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowFailureError,
@@ -32,6 +35,7 @@ from temporalio.client import (
 )
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -403,9 +407,28 @@ async def _awaiting_approval(handle: WorkflowHandle[DisclosureCase, pb.DecisionR
     raise AssertionError("the disclosure never waited for its approver")
 
 
+async def _forget(stack: Stack, *handles: WorkflowHandle[Any, Any]) -> None:
+    """Delete the disclosures a test made: their payloads are encrypted with this stack's own
+    keys, and other tests on the shared server read every disclosure without them."""
+    for handle in handles:
+        with contextlib.suppress(RPCError):
+            await handle.terminate("test done")
+        await stack.system.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=stack.system.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=handle.id),
+            )
+        )
+    for handle in handles:  # gone from visibility too (deletion is asynchronous)
+        for _ in range(200):
+            if not (await stack.system.count_workflows(f"WorkflowId='{handle.id}'")).count:
+                break
+            await asyncio.sleep(0.05)
+
+
 def _approval(approve: bool = True) -> pb.DisclosureApproval:
     return pb.DisclosureApproval(
-        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="gp-cg", role="caldicott_guardian")),
+        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="cg-1", role="caldicott_guardian")),
         approve=approve, reason="forged",
     )  # fmt: skip
 
@@ -429,8 +452,10 @@ async def test_a_forged_disclosure_start_is_rejected_by_the_gate_before_any_deli
     own_case = pb.DisclosureCaseInput(disclosure=own_key)
     own_id = case_workflow_id(disclosure_ref_for(GP, own_key.disclosure_id))
     forged = [*unsealed, (own.sealed(own_case, own_id, seal.START), own_key.disclosure_id)]
+    made = []
     for case, disclosure_id in forged:
         handle = await _disclosure(stack, attacker, case, GP, disclosure_id)
+        made.append(handle)
         record = await asyncio.wait_for(handle.result(), WAIT)
         assert record.outcome == pb.OUTCOME_REJECTED_BY_PROTOCOL_GATE
         assert "request_not_sealed_by_gateway" in record.gate.reasons
@@ -442,6 +467,7 @@ async def test_a_forged_disclosure_start_is_rejected_by_the_gate_before_any_deli
             if e.HasField("activity_task_scheduled_event_attributes")
         ]
         assert scheduled == ["hub.DisclosureGate"]  # nothing extracted, delivered or sent
+    await _forget(stack, *made)
 
 
 async def test_a_forged_approval_or_acknowledgement_of_a_disclosure_is_refused(
@@ -483,6 +509,7 @@ async def test_a_forged_approval_or_acknowledgement_of_a_disclosure_is_refused(
     stolen = stack.signer.sealed(_approval(approve=False), workflow_id, "stolen-a")
     decided = await forged.execute_update(DisclosureCase.decide_disclosure, stolen, id="stolen-a")
     assert decided.record.disclosure.approval.reason == "forged"
+    await _forget(stack, handle)
 
 
 async def test_a_forged_consent_withdrawal_notice_tells_nobody(stack: Stack) -> None:

@@ -19,6 +19,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.approvers import ApproverLookup
 from activities.protocol_gate import ProtocolGate
 from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
@@ -129,7 +130,11 @@ async def disclosure_at_real_agencies(
                 task_queue=hub_queue,
                 workflows=[DisclosureCase],
                 workflow_runner=workflow_runner(),
-                activities=[gate.check_disclosure, operator.notify],
+                activities=[
+                    gate.check_disclosure,
+                    ApproverLookup(registry_path).approvers_of,
+                    operator.notify,
+                ],
             )
         )
         if case.HasField("disclosure"):

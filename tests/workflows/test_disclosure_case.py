@@ -212,7 +212,12 @@ async def test_a_concern_without_consent_waits_for_an_approver_then_its_urgency_
         assert "cannot approve" in str(refused.value.cause)
         approver = pb.DisclosureApproval()
         approver.CopyFrom(own)
+        # An approver role is not enough: the registry names who decides the GP's disclosures.
         approver.actor.practitioner.user_id = "gp-lead-01"
+        with pytest.raises(WorkflowUpdateFailedError) as unnamed:
+            await case.handle.execute_update(DisclosureCase.decide_disclosure, approver)
+        assert "registry names" in str(unnamed.value.cause)
+        approver.actor.practitioner.user_id = "CG-1"  # named (compared canonical)
         await case.handle.execute_update(DisclosureCase.decide_disclosure, approver)
         delivered = await until_delivered(case, CSC)
         items = case.agencies[CSC].store.delivered_items(delivered.receipt.delivery_id)
