@@ -849,7 +849,14 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         finally:
             for task in reads.values():
                 task.cancel()
-        fresh = {holder: record for holder, record in read.items() if record is not None}
+        # A closed exchange's copy in the case wins over its memo: the copy carries what
+        # happened after it closed (a consent withdrawal's notice).
+        copied = {h.holding_agency_id for h in case.record.holders}
+        fresh = {
+            holder: record
+            for holder, record in read.items()
+            if record is not None and holder not in copied
+        }
         response = service_pb.GetCaseResponse(case=await self._merged(case, fresh, agency))
         call.read.case_refs.append(request.case_ref)
         return response
