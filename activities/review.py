@@ -388,9 +388,14 @@ class ProtocolReviewActivities:
         by_holder: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         records = []
+        # A case counted from the archive brings its exchanges' records with it; visibility may
+        # still list an exchange whose case it has already forgotten (deletions land one by one).
+        from_archive = {case.workflow_id for case, _ in self._archived}
         query = window_query("HolderExchange", window)
         async for execution in self._client.list_workflows(query):
             activity.heartbeat()
+            if execution.id.split(".", 1)[0] in from_archive:
+                continue
             attributes = execution.typed_search_attributes
             for holder in attributes.get(_HOLDING_AGENCY) or ["unknown"]:
                 by_holder[holder] += 1
