@@ -384,7 +384,7 @@ def report(
     from safeshare.audit.evidence import Evidence, check_paths
     from safeshare.audit.export import case_id
     from safeshare.audit.render import case_html, case_markdown, summary_html, summary_markdown
-    from safeshare.audit.report import case_report, group_by_case
+    from safeshare.audit.report import case_report, group_by_case, has_case_history
     from safeshare.audit.sources import histories_from_path, histories_from_server
 
     converter = _converter(keys_file)
@@ -413,8 +413,20 @@ def report(
         if evidence.findings and not unverified:
             raise _refuse(evidence, "report")
         banner = evidence.banner(unverified)
+        groups = group_by_case(histories)
+        # A consent-withdrawal notice outlives its case in Temporal (it can start after the case
+        # was deleted), so an export may hold a notice without its case: say so, report the rest.
+        caseless = sorted(ref for ref, group in groups.items() if not has_case_history(group))
+        if caseless:
+            typer.echo(
+                f"skipped {len(caseless)} with no SharingCase or DisclosureCase history among "
+                f"the files (a notice without its case): {', '.join(caseless)}",
+                err=True,
+            )
         reports = [
-            await case_report(group, converter) for group in group_by_case(histories).values()
+            await case_report(group, converter)
+            for ref, group in groups.items()
+            if ref not in caseless
         ]
         if not reports:
             raise _fail("no case found")

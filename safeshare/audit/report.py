@@ -109,6 +109,12 @@ def group_by_case(histories: Sequence[ExportedHistory]) -> dict[str, list[Export
     return dict(cases)
 
 
+def has_case_history(histories: Sequence[ExportedHistory]) -> bool:
+    """Whether the case's own history (SharingCase or DisclosureCase) is among them: a notice
+    started after Temporal deleted its case can be exported without it."""
+    return any(_type(h) in CASE_TYPES for h in histories)
+
+
 async def case_report(histories: Sequence[ExportedHistory], converter: DataConverter) -> CaseReport:
     """The report of one case from its histories (the case's and its exchanges').
 
