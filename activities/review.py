@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 from temporalio import activity
@@ -30,6 +31,8 @@ from partnership.registry import Agency, Registry, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 
 log = structlog.get_logger("safeshare.review")
+
+M = TypeVar("M", pb.SharingRequest, pb.DecisionRecord)
 
 NEAR_DAYS = 60
 """A review date or a training attestation this close (or past) is flagged."""
@@ -155,6 +158,10 @@ class ReviewFigures:
     training: list[TrainingLapse] = field(default_factory=list)
     unreadable_records: int = 0
     """Exchanges whose record could not be read (counted nowhere in deadlines missed)."""
+    undecodable_cases: int = 0
+    """Cases counted from their search attributes (or the archive's index) whose request or
+    archived record could not be decoded, e.g. encrypted with a key this worker does not hold:
+    left out of the training figures (and, from the archive, of the exchange figures)."""
     accesses_by_agency: dict[str, int] = field(default_factory=dict)
     """Reads of case content in the window, by the reader's agency ("partnership" for
     operators and auditors)."""
@@ -304,10 +311,11 @@ class ProtocolReviewActivities:
         if self._archive is not None:
             start = dt.datetime.fromisoformat(window.start)
             for case in await asyncio.to_thread(self._archive, start, as_of):
-                payload = Payload.FromString(case.result)
-                [record] = await self._client.data_converter.decode([payload], [pb.DecisionRecord])
-                if isinstance(record, pb.DecisionRecord):
-                    self._archived.append((case, record))
+                record = await self._decode(case.workflow_id, case.result, pb.DecisionRecord)
+                if record is None:  # still a case opened in the window, from its index
+                    figures.undecodable_cases += 1
+                    record = pb.DecisionRecord()
+                self._archived.append((case, record))
         requests = await self._cases(window, figures)
         figures.training = training_lapses(requests, as_of)
         records = await self._exchanges(window, figures)
@@ -320,7 +328,8 @@ class ProtocolReviewActivities:
             figures.accesses_by_purpose = accesses.by_purpose
             figures.refused_accesses = accesses.refused
         log.info("review_figures_gathered", cases=figures.cases_opened,
-                 unreadable=figures.unreadable_records)  # fmt: skip
+                 unreadable=figures.unreadable_records,
+                 undecodable=figures.undecodable_cases)  # fmt: skip
         return figures
 
     async def _disclosures(self, window: ReviewWindow, figures: ReviewFigures) -> None:
@@ -358,7 +367,9 @@ class ProtocolReviewActivities:
             by_purpose[attributes.get(_PURPOSE) or "unknown"] += 1
             outcomes[_outcome(execution)] += 1
             request = await self._request(execution)
-            if request is not None:
+            if request is None:
+                figures.undecodable_cases += 1
+            else:
                 requests.append(request)
         # Cases Temporal has deleted after its retention are counted from the archive.
         self._archived = [(c, r) for c, r in self._archived if c.workflow_id not in seen]
@@ -378,9 +389,23 @@ class ProtocolReviewActivities:
         handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id)
         async for event in handle.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads
-            [request] = await self._client.data_converter.decode(payloads, [pb.SharingRequest])
-            return request if isinstance(request, pb.SharingRequest) else None
+            if not payloads:
+                return None
+            return await self._decode(execution.id, payloads[0], pb.SharingRequest)
         return None
+
+    async def _decode(self, workflow_id: str, stored: Payload | bytes, kind: type[M]) -> M | None:
+        """A payload (or one stored serialized) as ``kind``, or None (logged) where this worker
+        cannot decode it: one case encrypted with a key it lacks must not stop the review."""
+        try:
+            payload = stored if isinstance(stored, Payload) else Payload.FromString(stored)
+            [value] = await self._client.data_converter.decode([payload], [kind])
+        # The codec's errors name the key id, never the payload; only the type is logged.
+        except Exception as err:
+            log.warning("review_payload_undecodable", workflow_id=workflow_id,
+                        error=type(err).__name__)  # fmt: skip
+            return None
+        return value if isinstance(value, kind) else None
 
     async def _exchanges(
         self, window: ReviewWindow, figures: ReviewFigures

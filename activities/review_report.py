@@ -67,7 +67,13 @@ def sections(figures: ReviewFigures) -> list[Section]:
         ),
         Section(
             "Case volumes by requesting agency",
-            f"{figures.cases_opened} cases opened from {window}.",
+            f"{figures.cases_opened} cases opened from {window}"
+            + (
+                f" ({figures.undecodable_cases} could not be decoded with this hub's keys: "
+                "counted here, left out of the training attestations)."
+                if figures.undecodable_cases
+                else "."
+            ),
             ("requesting agency", "cases"),
             _counts(figures.cases_by_requesting_agency),
         ),

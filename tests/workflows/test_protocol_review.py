@@ -18,20 +18,25 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import agency_task_queue
 from activities.review import (
+    ProtocolReviewActivities,
     ReviewWindow,
     deadlines_missed,
     visibility_time,
     window_query,
 )
+from activities.review_report import render_markdown
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpose
 from safeshare.access.log import AccessLog
+from safeshare.codec import KeyRing, data_converter
 from safeshare.hub import build_hub_worker
 from tests.eventually import eventually
 from tests.factories import given_consent, sharing_request, timestamp
@@ -170,7 +175,6 @@ async def test_review_figures_match_the_cases(
 ) -> None:
     client = sealing_client(dev_server.client)  # it plays the gateway
     now = dt.datetime.now(dt.UTC)
-    period_start = now - dt.timedelta(seconds=1)
     registry = registry_file(tmp_path, now.date())
     agencies = FakeAgencies(
         consent={GP: given_consent(status=pb.CONSENT_STATUS_REFUSED)},
@@ -189,6 +193,12 @@ async def test_review_figures_match_the_cases(
     async with hub(client, registry, agencies, access.path) as queue:
         handles = [await start(client, queue, r) for r in (shared, awaiting, overridden,
                                                              unknown, lapsed)]  # fmt: skip
+        # The period starts at this test's first case, as the server stamped it: a case another
+        # test opened just before (in this shared dev server) is outside it. Tests run one at a
+        # time, so every case and exchange started from here on is this test's.
+        first_start = (await handles[0].describe()).start_time
+        assert first_start is not None
+        period_start = first_start.astimezone(dt.UTC)
         exchange = await until_state(client, shared, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
         await exchange.execute_update(HolderExchange.acknowledge, acknowledgement(CSC))
         exchange = await until_state(client, overridden, pb.CASE_STATE_AWAITING_CONSENT_DECISION)
@@ -315,3 +325,42 @@ async def test_deadlines_missed_counts_each_reminder_by_step() -> None:
         "WorkflowType='SharingCase' AND StartTime >= '2026-01-01T00:00:00.000000Z' "
         "AND StartTime < '2026-02-01T00:00:00.000000Z'"
     )  # fmt: skip
+
+
+async def test_a_case_the_hub_cannot_decode_is_counted_and_noted_not_fatal(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A case whose request is encrypted with a key the hub does not hold (another deployment's,
+    or a test's own ring) is counted from its search attributes and named as undecodable."""
+    config = dev_server.client.config()
+    config["data_converter"] = data_converter(KeyRing.generate("not-the-hubs-key"))
+    foreign = await Client(**config).start_workflow(
+        "SharingCase", request(CSC, SCHOOL, "sw-3", dt.datetime.now(dt.UTC),
+                               pb.PURPOSE_SAFEGUARDING),
+        id=f"case-undecodable-{uuid.uuid4().hex}", task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    try:
+        started = (await foreign.describe()).start_time
+        assert started is not None
+        window = ReviewWindow(started.isoformat(), dt.datetime.now(dt.UTC).isoformat())
+        await eventually(
+            lambda: count(dev_server.client, window_query("SharingCase", window)),
+            lambda n: n == 1,
+            what="visibility lists the undecodable case",
+        )
+        review = ProtocolReviewActivities(
+            dev_server.client, registry_file(tmp_path, dt.date.today())
+        )
+        figures = await ActivityEnvironment().run(review.gather_figures, window)
+    finally:
+        await foreign.terminate("test over")
+        await dev_server.client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=dev_server.client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=foreign.id),
+            )
+        )
+    assert figures.cases_opened == 1 and figures.case_outcomes == {"OPEN": 1}
+    assert figures.undecodable_cases == 1
+    assert figures.training == []  # its lapsed training could not be read
+    assert "1 could not be decoded with this hub's keys" in render_markdown(figures)
