@@ -15,6 +15,7 @@ from collections.abc import Sequence, Set
 from datetime import timedelta
 from typing import cast
 
+from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -133,6 +134,27 @@ class CaseReader:
                 ExportedHistory(h.workflow_id, h.run_id, h.content) for h in notice.record.histories
             ]
         return exported
+
+    async def update_result(self, case_ref: str, workflow_id: str, update_id: str) -> object:
+        """The result an update of ``workflow_id`` answered with, from the case's archived
+        histories (the update-completed event Temporal recorded for ``update_id``); None when
+        not archived, or the update did not complete with a result."""
+        for history in await self.histories(case_ref):
+            if history.workflow_id != workflow_id:
+                continue
+            for event in parse_history(history.content):
+                completed = event.get("workflowExecutionUpdateCompletedEventAttributes")
+                if not isinstance(completed, dict):
+                    continue
+                if completed.get("meta", {}).get("updateId") != update_id:
+                    continue
+                payloads = completed.get("outcome", {}).get("success", {}).get("payloads", [])
+                if not payloads:
+                    return None
+                payload = json_format.ParseDict(payloads[0], Payload())
+                # The payload names its message type: a CommandResult, or an older record.
+                return (await self._client.data_converter.decode([payload]))[0]
+        return None
 
     async def _decode(self, payload: bytes, message: type) -> object:
         decoded = await self._client.data_converter.decode([Payload.FromString(payload)], [message])

@@ -270,10 +270,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_record_consent(request),
             command_id=request.command_id,
         )
-        view = await self._holder_rpc(
+        view, receipt = await self._holder_rpc(
             "RecordConsent", context, command, HolderExchange.record_consent
         )
-        return service_pb.RecordConsentResponse(case=view)
+        return service_pb.RecordConsentResponse(case=view, applied=receipt)
 
     async def ProposeOverride(
         self, request: service_pb.ProposeOverrideRequest, context: grpc.aio.ServicerContext
@@ -286,10 +286,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_propose_override(request),
             command_id=request.command_id,
         )
-        view = await self._holder_rpc(
+        view, receipt = await self._holder_rpc(
             "ProposeOverride", context, command, HolderExchange.propose_override
         )
-        return service_pb.ProposeOverrideResponse(case=view)
+        return service_pb.ProposeOverrideResponse(case=view, applied=receipt)
 
     async def DecideOverride(
         self, request: service_pb.DecideOverrideRequest, context: grpc.aio.ServicerContext
@@ -302,10 +302,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_decide_override(request),
             command_id=request.command_id,
         )
-        view = await self._holder_rpc(
+        view, receipt = await self._holder_rpc(
             "DecideOverride", context, command, HolderExchange.decide_override
         )
-        return service_pb.DecideOverrideResponse(case=view)
+        return service_pb.DecideOverrideResponse(case=view, applied=receipt)
 
     async def ShareFirst(
         self, request: service_pb.ShareFirstRequest, context: grpc.aio.ServicerContext
@@ -318,8 +318,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_share_first(request),
             command_id=request.command_id,
         )
-        view = await self._holder_rpc("ShareFirst", context, command, HolderExchange.share_first)
-        return service_pb.ShareFirstResponse(case=view)
+        view, receipt = await self._holder_rpc(
+            "ShareFirst", context, command, HolderExchange.share_first
+        )
+        return service_pb.ShareFirstResponse(case=view, applied=receipt)
 
     async def DeclineToShare(
         self, request: service_pb.DeclineToShareRequest, context: grpc.aio.ServicerContext
@@ -333,10 +335,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "decision.reasons",
             command_id=request.command_id,
         )
-        view = await self._holder_rpc(
+        view, receipt = await self._holder_rpc(
             "DeclineToShare", context, command, HolderExchange.decline_to_share
         )
-        return service_pb.DeclineToShareResponse(case=view)
+        return service_pb.DeclineToShareResponse(case=view, applied=receipt)
 
     async def WithdrawConsent(
         self, request: service_pb.WithdrawConsentRequest, context: grpc.aio.ServicerContext
@@ -349,12 +351,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_withdraw_consent(request),
             command_id=request.command_id,
         )
-        view = await self._serve(
+        view, receipt = await self._serve(
             "WithdrawConsent",
             context,
             lambda call: self._withdraw_consent(context, call, command),
         )
-        return service_pb.WithdrawConsentResponse(case=view)
+        return service_pb.WithdrawConsentResponse(case=view, applied=receipt)
 
     async def WithdrawRequest(
         self, request: service_pb.WithdrawRequestRequest, context: grpc.aio.ServicerContext
@@ -367,10 +369,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_withdraw_request(request),
             command_id=request.command_id,
         )
-        view = await self._case_rpc(
+        view, receipt = await self._case_rpc(
             "WithdrawRequest", context, command, SharingCase.withdraw_request
         )
-        return service_pb.WithdrawRequestResponse(case=view)
+        return service_pb.WithdrawRequestResponse(case=view, applied=receipt)
 
     async def ChangeUrgency(
         self, request: service_pb.ChangeUrgencyRequest, context: grpc.aio.ServicerContext
@@ -384,8 +386,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             "change.urgency",
             command_id=request.command_id,
         )
-        view = await self._case_rpc("ChangeUrgency", context, command, SharingCase.change_urgency)
-        return service_pb.ChangeUrgencyResponse(case=view)
+        view, receipt = await self._case_rpc(
+            "ChangeUrgency", context, command, SharingCase.change_urgency
+        )
+        return service_pb.ChangeUrgencyResponse(case=view, applied=receipt)
 
     async def Acknowledge(
         self, request: service_pb.AcknowledgeRequest, context: grpc.aio.ServicerContext
@@ -398,10 +402,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             validation.validate_acknowledge(request),
             command_id=request.command_id,
         )
-        view = await self._serve(
+        view, receipt = await self._serve(
             "Acknowledge", context, lambda call: self._acknowledge(context, call, command)
         )
-        return service_pb.AcknowledgeResponse(case=view)
+        return service_pb.AcknowledgeResponse(case=view, applied=receipt)
 
     async def SubmitDisclosure(
         self, request: service_pb.SubmitDisclosureRequest, context: grpc.aio.ServicerContext
@@ -434,12 +438,12 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             dv.validate_decide_disclosure(request),
             command_id=request.command_id,
         )
-        view = await self._serve(
+        view, receipt = await self._serve(
             "DecideDisclosure",
             context,
             lambda call: self._decide_disclosure(context, call, command),
         )
-        return service_pb.DecideDisclosureResponse(case=view)
+        return service_pb.DecideDisclosureResponse(case=view, applied=receipt)
 
     async def ListCases(
         self, request: service_pb.ListCasesRequest, context: grpc.aio.ServicerContext
@@ -805,7 +809,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
 
     async def _decide_disclosure(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         agency, case = await self._party_to(context, call, command)
         if not disclosure_view.is_disclosure(case) or (
             agency != case.record.disclosure.holding_agency_id
@@ -825,7 +829,8 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 rpc_timeout=_rpc_timeout(),
             ),
         )
-        return await self._merged(await _as_published(handle, pb.CaseView, view), {}, agency)
+        published = await _as_published(handle, pb.CaseView, view)
+        return await self._merged(published, {}, agency), _receipt(update_id, view)
 
     async def _get_case(
         self, request: service_pb.GetCaseRequest, context: grpc.aio.ServicerContext, call: _Call
@@ -916,7 +921,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         context: grpc.aio.ServicerContext,
         command: _Command,
         update: HolderUpdate[Any],
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         return await self._serve(
             rpc, context, lambda call: self._holder_command(context, call, command, update)
         )
@@ -927,7 +932,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         context: grpc.aio.ServicerContext,
         command: _Command,
         update: CaseUpdate[Any],
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         return await self._serve(
             rpc, context, lambda call: self._case_command(context, call, command, update)
         )
@@ -938,18 +943,18 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         call: _Call,
         command: _Command,
         update: HolderUpdate[Any],
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         """A holder's decision, sent to the caller's own exchange."""
         agency, case = await self._party_to(context, call, command)
         if agency not in case.record.request.holding_agency_ids:
             raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, WRONG_ROLE)
-        record = await self._update_exchange(command, agency, agency, update, case)
+        record, receipt = await self._update_exchange(command, agency, agency, update, case)
         fresh = await self._case_view(command.case_ref)
-        return await self._merged(fresh, _fresh(agency, record), agency)
+        return await self._merged(fresh, _fresh(agency, record), agency), receipt
 
     async def _withdraw_consent(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         """Consent withdrawn after delivery: the open exchange records it itself; once the
         exchange has closed, a ConsentWithdrawalNotice workflow records it and tells the
         recipient (one per exchange: a repeat is FAILED_PRECONDITION)."""
@@ -973,11 +978,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 raise
             running = False
         if running or agency not in closed:
-            result = await self._update_exchange(
+            result, receipt = await self._update_exchange(
                 command, agency, agency, HolderExchange.withdraw_consent
             )
             fresh = await self._case_view(command.case_ref)
-            return await self._merged(fresh, _fresh(agency, result), agency)
+            return await self._merged(fresh, _fresh(agency, result), agency), receipt
         record = pb.HolderRecord()
         record.CopyFrom(closed[agency])
         if not record.HasField("receipt"):
@@ -1027,8 +1032,11 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         except TimeoutError:
             # Recorded and still being pushed to the recipient (its system may be down).
             withdrawal = notice.withdrawal
+        # 👉 No update: the receipt is the closed exchange's record, which no longer changes
+        # (its entries and outcome as it closed), so every repeat answers the same.
+        receipt = _receipt(update_id, record)
         record.consent_withdrawal.CopyFrom(withdrawal)
-        return await self._merged(case, {agency: record}, agency)
+        return await self._merged(case, {agency: record}, agency), receipt
 
     async def _notice_only_archived(self, notice_id: str) -> bool:
         """Whether a consent-withdrawal notice is in the archive and no longer in Temporal."""
@@ -1049,7 +1057,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         call: _Call,
         command: _Command,
         update: CaseUpdate[Any],
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         """A requester's command, sent to the case (which forwards it to open exchanges)."""
         agency, case = await self._party_to(context, call, command)
         _require_requester(agency, case)
@@ -1069,17 +1077,25 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         except _StepClosed:
             if not commands.applied_in(case.record, update_id):
                 raise
-            result = None  # applied before the case closed
+            # Applied before the case closed, and Temporal has deleted it since: the
+            # archived history holds the update's result.
+            archived = await self._closed_cases.update_result(
+                command.case_ref, handle.id, update_id
+            )
+            receipt = _receipt(update_id, archived)
+            result = None
+        else:
+            receipt = _receipt(update_id, result)
         # A case started with compact histories answers with what changed: the view is read
         # (from the memo of a case that keeps it there, written with the update's result).
         view = (
             result if isinstance(result, pb.CaseView) else await self._case_view(command.case_ref)
         )
-        return await self._merged(view, {}, agency)
+        return await self._merged(view, {}, agency), receipt
 
     async def _acknowledge(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
-    ) -> pb.CaseView:
+    ) -> tuple[pb.CaseView, service_pb.CommandReceipt]:
         """The requester acknowledges the delivery of one holder, named or the only one."""
         agency, case = await self._party_to(context, call, command)
         if disclosure_view.is_disclosure(case):
@@ -1100,14 +1116,14 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                 ),
             )
             published = await _as_published(handle, pb.CaseView, view)
-            return await self._merged(published, {}, agency)
+            return await self._merged(published, {}, agency), _receipt(update_id, view)
         _require_requester(agency, case)
         holder = _acknowledged_holder(command.message, case.record.request)
-        record = await self._update_exchange(
+        record, receipt = await self._update_exchange(
             command, agency, holder, HolderExchange.acknowledge, case
         )
         fresh = await self._case_view(command.case_ref)
-        return await self._merged(fresh, _fresh(holder, record), agency)
+        return await self._merged(fresh, _fresh(holder, record), agency), receipt
 
     async def _party_to(
         self, context: grpc.aio.ServicerContext, call: _Call, command: _Command
@@ -1126,16 +1142,17 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
         holder: str,
         update: HolderUpdate[Any],
         case: pb.CaseView | None = None,
-    ) -> pb.HolderRecord | pb.CommandResult:
-        """The update's result from ``holder``'s exchange; for a repeat of a command applied
-        before the exchange's history was deleted, the record ``case`` holds of it."""
+    ) -> tuple[pb.HolderRecord | pb.CommandResult, service_pb.CommandReceipt]:
+        """The update's result from ``holder``'s exchange and its receipt; for a repeat of a
+        command applied before the exchange's history was deleted, the record ``case`` holds
+        of it, and the receipt from the update's result in the archived history."""
         handle: ExchangeHandle = self._client.get_workflow_handle_for(
             HolderExchange.run, holder_exchange_workflow_id(command.case_ref, holder)
         )
         message = _as_actor(command.message, agency)
         update_id = self._update_id(handle.id, command, message)
         try:
-            return await _translated(
+            result = await _translated(
                 command,
                 handle.execute_update(
                     update,
@@ -1144,6 +1161,7 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
                     rpc_timeout=_rpc_timeout(),
                 ),
             )
+            return result, _receipt(update_id, result)
         except _StepClosed:
             closed = [
                 h
@@ -1152,7 +1170,10 @@ class CaseServiceServicer(service_grpc.CaseServiceServicer):
             ]
             if not closed:
                 raise
-            return closed[0]
+            archived = await self._closed_cases.update_result(
+                command.case_ref, handle.id, update_id
+            )
+            return closed[0], _receipt(update_id, archived)
 
     def _update_id(self, workflow_id: str, command: _Command, message: Message) -> str:
         """The Temporal update id of ``message`` as the caller's command (``commands``)."""
@@ -1482,6 +1503,24 @@ def _as_actor(message: M, agency: str) -> M:
         if name in fields:
             command.ClearField(name)
     return command
+
+
+def _receipt(update_id: str, result: object) -> service_pb.CommandReceipt:
+    """What the command did, from the update's own result (Temporal answers every repeat of
+    an update id with the same result): a compact ``CommandResult``, or the whole record or
+    view an older case or exchange answers with. Only the command id when there is no result
+    (a deleted history that the archive does not hold)."""
+    receipt = service_pb.CommandReceipt(command_id=commands.command_id_of(update_id))
+    if isinstance(result, pb.CommandResult):
+        receipt.entry_number = result.entry_number
+        receipt.state, receipt.outcome = result.state, result.outcome
+    elif isinstance(result, pb.HolderRecord):
+        receipt.entry_number = len(result.entries)
+        receipt.state, receipt.outcome = result.state, result.outcome
+    elif isinstance(result, pb.CaseView):
+        receipt.entry_number = len(result.record.entries)
+        receipt.state, receipt.outcome = result.state, result.record.outcome
+    return receipt
 
 
 def _fresh(holder: str, result: pb.HolderRecord | pb.CommandResult) -> dict[str, pb.HolderRecord]:

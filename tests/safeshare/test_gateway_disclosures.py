@@ -15,6 +15,7 @@ import pytest
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.demo import run_demo_disclosures
+from safeshare.gateway.commands import command_id_of
 from tests.disclosure_factories import CSC, GP, POLICE, SCHOOL, concern, encompass
 from tests.eventually import eventually
 from tests.safeshare.gateway_support import (
@@ -307,3 +308,49 @@ async def test_list_cases_lists_a_disclosure_to_its_holder_and_recipients_only(
     closed: dict[str, Any] = {"state": pb.CASE_STATE_CLOSED}
     for filters in ({}, closed):
         assert not_made.case_ref not in await listed(csc, **filters)
+
+
+async def test_a_repeated_disclosure_decision_answers_the_same_receipt_after_the_case_moved_on(
+    gateway: Gateway,
+) -> None:
+    gp, csc = gateway.as_agency(GP), gateway.as_agency(CSC)
+    opened = await gp.SubmitDisclosure(submit(concern(pb.URGENCY_AMBER)))
+    await wait_for(
+        gp, opened.case_ref, lambda v: v.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION,
+        "awaiting approval",
+    )  # fmt: skip
+    decision = pb.DisclosureApproval(
+        actor=pb.Actor(agency_id=GP, practitioner=pb.Practitioner(user_id="cg-1", role="manager")),
+        approve=True, reason="fictional",
+    )  # fmt: skip
+    call = service_pb.DecideDisclosureRequest(
+        case_ref=opened.case_ref, decision=decision, command_id="approve-1"
+    )
+    first = await gp.DecideDisclosure(call)
+    # The case moves on: delivered, acknowledged by the recipient, closed.
+    await wait_for(csc, opened.case_ref, delivered, "delivered")
+    ack = pb.Acknowledgement(
+        practitioner=pb.Practitioner(user_id="sw-0001", role="social_worker"),
+        status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+    )
+    await csc.Acknowledge(
+        service_pb.AcknowledgeRequest(case_ref=opened.case_ref, acknowledgement=ack)
+    )
+    handle = gateway.client.get_workflow_handle_for(
+        DisclosureCase.run, case_workflow_id(opened.case_ref)
+    )
+    await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    again = await gp.DecideDisclosure(call)
+    # The receipt is the decision's own result, identical; the view is the case as it stands.
+    assert again.applied == first.applied
+    assert first.applied.command_id == "approve-1" and first.applied.entry_number > 0
+    assert first.applied.state != pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert first.applied.outcome == pb.OUTCOME_UNSPECIFIED
+    assert again.case.state == pb.CASE_STATE_CLOSED
+    assert len(again.case.record.entries) > first.applied.entry_number
+    accepted = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        async for e in handle.fetch_history_events()
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert [command_id_of(u) for u in accepted].count("approve-1") == 1

@@ -29,6 +29,7 @@ from tests.safeshare.gateway_support import (
     SCHOOL,
     acknowledgement,
     change_urgency,
+    decide_override,
     decline,
     new_request,
     propose_override,
@@ -44,12 +45,16 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 class DropFirstReply(grpc.aio.UnaryUnaryClientInterceptor):
     """Lets the first call of ``method`` reach the gateway, keeps its reply and reports
-    UNAVAILABLE instead, as a network that lost the reply would."""
+    UNAVAILABLE instead, as a network that lost the reply would; ``between`` runs once the
+    first reply is lost, before the retry (the case moving on meanwhile). Every reply that
+    arrived is kept in ``replies``."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, between: Callable[[], Awaitable[object]] | None = None) -> None:
         self.method = method
+        self.between = between
         self.dropped: list[Message] = []
         self.calls: list[Message] = []
+        self.replies: list[Message] = []
 
     async def intercept_unary_unary(
         self,
@@ -63,9 +68,12 @@ class DropFirstReply(grpc.aio.UnaryUnaryClientInterceptor):
         if not name.endswith(f"/{self.method}"):
             return call
         self.calls.append(request)
+        self.replies.append(await call)
         if self.dropped:
             return call
-        self.dropped.append(await call)
+        self.dropped.append(self.replies[-1])
+        if self.between is not None:
+            await self.between()
         raise grpc.aio.AioRpcError(
             grpc.StatusCode.UNAVAILABLE,
             grpc.aio.Metadata(),
@@ -99,7 +107,12 @@ async def test_a_decision_whose_reply_was_lost_is_applied_once_and_answered_twic
     stack: Stack,
 ) -> None:
     ref = await stack.refused_case()
-    lose = DropFirstReply("ProposeOverride")
+
+    async def approver_decides() -> None:
+        # The case moves on between the lost reply and the retry: the override is approved.
+        await stack.stub(SCHOOL).DecideOverride(decide_override(ref))
+
+    lose = DropFirstReply("ProposeOverride", between=approver_decides)
     proposal = propose_override(ref).proposal
     async with client_for(stack, SCHOOL, lose) as school:
         answer = await school.propose_override(ref, proposal)
@@ -107,10 +120,25 @@ async def test_a_decision_whose_reply_was_lost_is_applied_once_and_answered_twic
     assert len(lose.calls) == 2
     first, retry = (c.command_id for c in lose.calls)  # type: ignore[attr-defined]
     assert first and first == retry
-    assert lose.dropped[0] == service_pb.ProposeOverrideResponse(case=answer)
-    assert answer.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    lost, retried = lose.replies
+    assert isinstance(lost, service_pb.ProposeOverrideResponse)
+    assert isinstance(retried, service_pb.ProposeOverrideResponse)
+    assert lost == lose.dropped[0] and retried.case == answer
+    # The same receipt, from the update's own result: what the proposal did, as it was applied.
+    assert lost.applied == retried.applied
+    assert lost.applied.command_id == first
+    assert lost.applied.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert lost.applied.outcome == pb.OUTCOME_UNSPECIFIED
+    assert lost.applied.entry_number > 0
+    # The view is the case as it stands at each call: it has moved on since the first.
+    assert lost.case.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert answer.state != pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert answer.record.holders[0].HasField("override_decision")
+    assert len(answer.record.holders[0].entries) > lost.applied.entry_number
     applied = await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL))
-    assert [command_id_of(u) for u in applied] == [first]
+    # One update for the proposal (the approver's decision is the other).
+    proposed, decided = (command_id_of(u) for u in applied)
+    assert proposed == first and decided != first
 
 
 async def test_the_same_command_id_with_other_content_is_refused(stack: Stack) -> None:

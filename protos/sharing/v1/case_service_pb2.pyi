@@ -96,6 +96,47 @@ class ReadContext(_message.Message):
 Global___ReadContext: _TypeAlias = ReadContext  # noqa: Y015
 
 @_typing.final
+class CommandReceipt(_message.Message):
+    """What a decision did, built from the command's own result as the workflow applied it:
+    the same for the first call and every repeat with the same command_id and content.
+    Codes and numbers only: no names, no free text.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
+    ENTRY_NUMBER_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    command_id: _builtins.str
+    """The command's idempotency key: the request's command_id, or the one the gateway made."""
+    entry_number: _builtins.int
+    """How many entries the record of the workflow the command went to (the holder's
+    exchange for a holder's decision or an acknowledgement, the case for the requester's
+    other commands and for disclosures) held once the command was applied: its entries
+    end at this number (counted from 1). 0 when the record does not say.
+    """
+    state: _case_pb2.CaseState.ValueType
+    """The step that workflow was at right after the command was applied."""
+    outcome: _case_pb2.Outcome.ValueType
+    """Its outcome right after the command, once closed; UNSPECIFIED while open."""
+    def __init__(
+        self,
+        *,
+        command_id: _builtins.str = ...,
+        entry_number: _builtins.int = ...,
+        state: _case_pb2.CaseState.ValueType = ...,
+        outcome: _case_pb2.Outcome.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "entry_number", b"entry_number", "outcome", b"outcome", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommandReceipt: _TypeAlias = CommandReceipt  # noqa: Y015
+
+@_typing.final
 class SubmitRequestRequest(_message.Message):
     """Request for CaseService.SubmitRequest."""
 
@@ -213,8 +254,8 @@ class AcknowledgeRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -244,18 +285,27 @@ class AcknowledgeResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the acknowledgement."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -275,8 +325,8 @@ class RecordConsentRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -306,18 +356,27 @@ class RecordConsentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -337,8 +396,8 @@ class ProposeOverrideRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -368,18 +427,27 @@ class ProposeOverrideResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -399,8 +467,8 @@ class DecideOverrideRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -430,18 +498,27 @@ class DecideOverrideResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -461,8 +538,8 @@ class ShareFirstRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -492,18 +569,27 @@ class ShareFirstResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -523,8 +609,8 @@ class DeclineToShareRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -554,18 +640,27 @@ class DeclineToShareResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -585,8 +680,8 @@ class WithdrawRequestRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -616,18 +711,27 @@ class WithdrawRequestResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -647,8 +751,8 @@ class ChangeUrgencyRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -678,18 +782,27 @@ class ChangeUrgencyResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -709,8 +822,8 @@ class WithdrawConsentRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -740,18 +853,27 @@ class WithdrawConsentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the command."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1240,8 +1362,8 @@ class DecideDisclosureRequest(_message.Message):
     command_id: _builtins.str
     """The idempotency key of this command, chosen by the caller: one id per command, kept
     for its retries (a UUID is a good choice). The same id with the same content is applied
-    once and every call answers as the first did, also after the case has closed; the same
-    id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
+    once and every call answers with the same receipt (`applied` in the response), also
+    after the case has closed; the same id with other content is refused (ALREADY_EXISTS, field command_id). 1 to 64 characters:
     letters, digits, '-', '_', '.', ':'. Empty: the gateway makes a fresh id (the call is
     then not safe to retry).
     """
@@ -1271,18 +1393,27 @@ class DecideDisclosureResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.CaseView:
         """The case after the decision."""
+
+    @_builtins.property
+    def applied(self) -> Global___CommandReceipt:
+        """What the command did, as it was applied: identical for every repeat of the command
+        (the same command_id and content), also after the case has moved on or closed, while
+        `case` is the case as it stands at this call.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.CaseView | None = ...,
+        applied: Global___CommandReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -95,6 +95,11 @@ async def test_a_repeat_after_temporal_deleted_the_case_answers_from_the_record(
 
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert again.case.state == pb.CASE_STATE_CLOSED
+    # What the acknowledgement did, from the update's result in the archived history: the
+    # same receipt as the first call's, which Temporal gave before it deleted the case.
+    assert again.applied == first.applied
+    assert first.applied.command_id == "ack-1" and first.applied.entry_number > 0
+    assert first.applied.state == pb.CASE_STATE_CLOSED
     acknowledged = again.case.record.holders[0].acknowledgement
     assert acknowledged.practitioner == first.case.record.holders[0].acknowledgement.practitioner
     assert acknowledged.status == ack.acknowledgement.status
