@@ -149,24 +149,34 @@ async def stack(
 
 
 async def _delete(client: Client, *workflow_ids: str) -> None:
-    """What retention does: the workflow and its history are gone from Temporal."""
+    """What retention does: the workflow and its history are gone from Temporal, and from
+    visibility (which forgets it later, by seconds on a loaded machine)."""
     for workflow_id in workflow_ids:
         await client.workflow_service.delete_workflow_execution(
             DeleteWorkflowExecutionRequest(
                 namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id)
             )
         )  # fmt: skip
+
+    async def described(workflow_id: str) -> bool:
+        try:
+            await client.get_workflow_handle(workflow_id).describe()
+        except RPCError:
+            return False
+        return True
+
+    async def listed(workflow_id: str) -> int:
+        return len([w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")])
+
     for workflow_id in workflow_ids:
-        for _ in range(100):
-            try:
-                await client.get_workflow_handle(workflow_id).describe()
-            except RPCError:
-                break
-            await asyncio.sleep(0.1)
-        for _ in range(100):  # visibility forgets it a little later
-            if not [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda wid=workflow_id: described(wid), lambda found: not found,
+            what=f"Temporal deleted {workflow_id}", within=120, every=0.2,
+        )  # fmt: skip
+        await eventually(
+            lambda wid=workflow_id: listed(wid), lambda count: count == 0,
+            what=f"visibility forgot {workflow_id}", within=120, every=0.2,
+        )  # fmt: skip
 
 
 async def test_a_closed_case_reads_the_same_after_temporal_deleted_it(stack: Stack) -> None:
@@ -393,11 +403,7 @@ async def test_the_protocol_review_counts_a_case_temporal_deleted(stack: Stack) 
         stack.client, case_workflow_id(case_ref), holder_exchange_workflow_id(case_ref, SCHOOL)
     )
 
-    for _ in range(50):  # until visibility has forgotten it too
-        forgotten = await environment.run(temporal_only.gather_figures, window)
-        if forgotten.cases_opened < before.cases_opened:
-            break
-        await asyncio.sleep(0.2)
+    forgotten = await environment.run(temporal_only.gather_figures, window)
     kept = await environment.run(with_archive.gather_figures, window)
 
     assert forgotten.cases_opened == before.cases_opened - 1  # what the review did before
