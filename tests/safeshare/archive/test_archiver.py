@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 import subprocess
 import uuid
@@ -170,11 +171,11 @@ async def _delete(client: Client, *workflow_ids: str) -> None:
 
     for workflow_id in workflow_ids:
         await eventually(
-            lambda wid=workflow_id: described(wid), lambda found: not found,
+            functools.partial(described, workflow_id), lambda found: not found,
             what=f"Temporal deleted {workflow_id}", within=120, every=0.2,
         )  # fmt: skip
         await eventually(
-            lambda wid=workflow_id: listed(wid), lambda count: count == 0,
+            functools.partial(listed, workflow_id), lambda count: count == 0,
             what=f"visibility forgot {workflow_id}", within=120, every=0.2,
         )  # fmt: skip
 
