@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from google.protobuf.message import Message
+from temporalio.exceptions import ActivityError, ApplicationError
 
 # Agency ids name task queues and certificates, so they are short codes, never personal data.
 AGENCY_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
@@ -31,6 +32,16 @@ class ApplicationErrorType:
     """The agency system could not answer now; retried."""
     AGENCY_REJECTED = "AgencyRejected"
     """The agency system refused the call in a way that will never succeed; not retried."""
+
+
+def error_code(err: ActivityError) -> str:
+    """A code for why an agency activity failed (never the agency's own message)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        return str(cause.details[0])
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return type(cause).__name__ if cause else "unknown"
 
 
 def agency_task_queue(agency_id: str) -> str:

@@ -33,8 +33,9 @@ from activities.notifications import OperatorAlert
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare import metrics
 from workflows import search_attributes as sa
-from workflows.case_model import Escalation, Urgency, WaitingOn
-from workflows.disclosure_model import Kind as DisclosureKind
+from workflows.domain.deadlines import Escalation
+from workflows.domain.disclosure import Kind as DisclosureKind
+from workflows.domain.vocabulary import Urgency, WaitingOn
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_ref_from_workflow_id
 

@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import translate
+from workflows.domain.vocabulary import timestamp
 
 with workflow.unsafe.imports_passed_through():
     from activities.agency import AGENCY_CALL_TIMEOUT, ApplicationErrorType, agency_task_queue
@@ -75,7 +75,7 @@ class ConsentWithdrawalNotice:
                 )  # fmt: skip
         withdrawal = pb.ConsentWithdrawal()
         withdrawal.CopyFrom(notice.withdrawal)
-        withdrawal.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
+        withdrawal.withdrawn_at.CopyFrom(timestamp(workflow.now()))
         workflow.set_current_details(
             f"Telling {notice.recipient_agency_id} that consent held by "
             f"{notice.holding_agency_id} was withdrawn."
@@ -136,7 +136,7 @@ class ConsentWithdrawalNotice:
                 escalation = pb.Escalation(
                     step="consent_withdrawal", level="partnership_operator",
                     agency_id=notice.recipient_agency_id,
-                    at=translate.timestamp(workflow.now()),
+                    at=timestamp(workflow.now()),
                 )  # fmt: skip
                 with contextlib.suppress(ActivityError):
                     await workflow.execute_activity(

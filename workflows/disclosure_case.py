@@ -11,8 +11,8 @@ urgency, five school days), a missed one climbing the ladder (reminder, the reci
 safeguarding lead, the partnership operator) and never closing the case by itself → close with
 the decision record. A disclosure considered and not made is recorded and closed at once.
 
-The model is ``workflows.disclosure_model`` (every Update's validator asks it); steps,
-outcomes and the ladder's rungs are the sharing case's (``workflows.case_model``).
+The model is ``workflows.domain.disclosure`` (every Update's validator asks it); steps,
+outcomes and the ladder's rungs are the sharing case's (``workflows.domain``).
 """
 
 from __future__ import annotations
@@ -26,13 +26,29 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import case_model as model
-from workflows import disclosure_model as dm
-from workflows import memo_view, names, practitioners, seal, translate
+from workflows import memo_view, names, seal
 from workflows import search_attributes as sa
-from workflows.calendar import WorkingCalendar
-from workflows.case_model import Step
 from workflows.commands import AppliedCommands
+from workflows.domain import disclosure as dm
+from workflows.domain import practitioners
+from workflows.domain.deadlines import (
+    DEFAULT_TIMESCALES,
+    Escalation,
+    WorkingCalendar,
+    calendar_of,
+    escalation_times,
+    timescales_of,
+)
+from workflows.domain.refusal import Refusal, Rule
+from workflows.domain.vocabulary import (
+    Actor,
+    Outcome,
+    Step,
+    actor_of,
+    proto_outcome,
+    timestamp,
+    urgency_of,
+)
 from workflows.ids import case_ref_from_workflow_id
 
 with workflow.unsafe.imports_passed_through():
@@ -41,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         ApplicationErrorType,
         agency_task_queue,
         content_digest,
+        error_code,
     )
     from activities.names import (
         APPROVERS_OF,
@@ -113,7 +130,7 @@ class DisclosureCase:
         self._holder = self._disclosure.holding_agency_id
         self._kind = dm.Kind(pb.DisclosureKind.Name(self._disclosure.kind).split("KIND_", 1)[1])
         self._urgency = (
-            translate.urgency(self._disclosure.concern.urgency)
+            urgency_of(self._disclosure.concern.urgency)
             if self._disclosure.HasField("concern")
             else None
         )
@@ -134,7 +151,7 @@ class DisclosureCase:
         )
         self._calendars: dict[str, WorkingCalendar] = {}
         self._school_calendars: set[str] = set()
-        self._timescales = model.DEFAULT_TIMESCALES
+        self._timescales = DEFAULT_TIMESCALES
         self._next_deadline: dt.datetime | None = None
         self._recipients: dict[str, pb.RecipientRecord] = {}
         self._memo = (
@@ -166,14 +183,14 @@ class DisclosureCase:
                     self._record.basis = "Rejected by the protocol gate: " + ", ".join(
                         routed.gate.reasons
                     )
-                    return self._close(model.Outcome.REJECTED_BY_PROTOCOL_GATE)
+                    return self._close(Outcome.REJECTED_BY_PROTOCOL_GATE)
             self._note("DisclosureNotMade", self._holder, not_made.decided_by.user_id,
                        f"kind={kind} reasons={','.join(not_made.reasons)}")  # fmt: skip
             self._record.basis = (
                 f"Not disclosed by {self._holder}: considered and not made: "
                 + ",".join(not_made.reasons)
             )
-            return self._close(model.Outcome.NOT_SHARED)
+            return self._close(Outcome.NOT_SHARED)
         disclosure = case.disclosure
         self._note("DisclosureReceived", self._holder, disclosure.discloser.user_id,
                    f"kind={kind} recipients={','.join(disclosure.recipient_agency_ids)} "
@@ -191,15 +208,15 @@ class DisclosureCase:
         if not gate.passed:
             self._model.apply(dm.GateRefused())
             self._record.basis = "Rejected by the protocol gate: " + ", ".join(gate.reasons)
-            return self._close(model.Outcome.REJECTED_BY_PROTOCOL_GATE)
+            return self._close(Outcome.REJECTED_BY_PROTOCOL_GATE)
         if routed.routed_because:
             self._note("DisclosureRouted", "", "",
                        f"to={','.join(routed.recipient_agency_ids)} "
                        f"because={routed.routed_because}")  # fmt: skip
-        self._calendars = {c.agency_id: translate.calendar(c) for c in gate.calendars}
+        self._calendars = {c.agency_id: calendar_of(c) for c in gate.calendars}
         self._school_calendars = {c.agency_id for c in gate.calendars if c.school_terms}
         if gate.HasField("timescales"):
-            self._timescales = translate.timescales(gate.timescales)
+            self._timescales = timescales_of(gate.timescales)
         for recipient in routed.recipient_agency_ids:
             self._recipients[recipient] = pb.RecipientRecord(
                 recipient_agency_id=recipient, state=pb.CASE_STATE_DELIVERING
@@ -214,7 +231,7 @@ class DisclosureCase:
                 reason = self._record.disclosure.approval.reason and "approval_rejected"
                 self._record.basis = f"Not disclosed by {self._holder}: {reason}"
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                return self._close(model.Outcome.NOT_SHARED)
+                return self._close(Outcome.NOT_SHARED)
 
         items = await self._items(disclosure)
         await asyncio.gather(*(self._deliver_and_wait(r, items) for r in self._recipients))
@@ -223,7 +240,7 @@ class DisclosureCase:
         return self._close(self._model.outcome)
 
     async def _gate(self, check: pb.DisclosureGateCheck) -> pb.DisclosureGateResult:
-        check.at.CopyFrom(translate.timestamp(workflow.now()))
+        check.at.CopyFrom(timestamp(workflow.now()))
         routed = await workflow.execute_activity(
             DISCLOSURE_GATE,
             check,
@@ -250,13 +267,13 @@ class DisclosureCase:
         if update is None or not self._record.HasField("gate"):
             raise ApplicationError(
                 "the disclosure is still being checked; retry shortly",
-                type=model.Rule.OUT_OF_TURN.value,
+                type=Rule.OUT_OF_TURN.value,
             )
         try:
             seal.check(self._record.gate.gateway_public_key, workflow.info().workflow_id,
                        command, update.id)  # fmt: skip
         except seal.SealError as err:
-            raise ApplicationError(str(err), type=model.Rule.NOT_PERMITTED.value) from None
+            raise ApplicationError(str(err), type=Rule.NOT_PERMITTED.value) from None
 
     def _note_consent_position(self, disclosure: pb.Disclosure) -> None:
         position = disclosure.consent
@@ -293,12 +310,12 @@ class DisclosureCase:
             await self._named_approver(decision)
         decided = pb.DisclosureApproval()
         decided.CopyFrom(decision)
-        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        decided.decided_at.CopyFrom(timestamp(workflow.now()))
         self._record.disclosure.approval.CopyFrom(decided)
         self._note("DisclosureDecided", decided.actor.agency_id,
                    decided.actor.practitioner.user_id,
                    f"approve={decided.approve} role={decided.actor.practitioner.role}")  # fmt: skip
-        self._model.apply(dm.Decide(translate.actor(decided.actor), decided.approve))
+        self._model.apply(dm.Decide(actor_of(decided.actor), decided.approve))
         self._publish()
         return self.case_view()
 
@@ -321,7 +338,7 @@ class DisclosureCase:
         except ActivityError as err:
             raise ApplicationError(
                 "the registry's approvers could not be read; try again",
-                type=model.Rule.OUT_OF_TURN.value,
+                type=Rule.OUT_OF_TURN.value,
             ) from err
         approvers = {practitioners.canonical_user_id(a) for a in named} - {None}
         user = practitioners.canonical_user_id(decision.actor.practitioner.user_id)
@@ -330,17 +347,17 @@ class DisclosureCase:
                        decision.actor.practitioner.user_id, "not_a_named_approver")  # fmt: skip
             raise ApplicationError(
                 f"not an approver the partnership registry names for {self._holder}",
-                type=model.Rule.NOT_PERMITTED.value,
+                type=Rule.NOT_PERMITTED.value,
             )
-        self._refuse_if(self._model.check(dm.Decide(translate.actor(decision.actor), True)))
+        self._refuse_if(self._model.check(dm.Decide(actor_of(decision.actor), True)))
 
     @decide_disclosure.validator
     def _validate_decide(self, decision: pb.DisclosureApproval) -> None:
         self._check_seal(decision)
         self._commands.check()
         if not decision.reason.strip():
-            raise ApplicationError("required: decision.reason", type=model.Rule.INVALID.value)
-        self._refuse_if(self._model.check(dm.Decide(translate.actor(decision.actor), True)))
+            raise ApplicationError("required: decision.reason", type=Rule.INVALID.value)
+        self._refuse_if(self._model.check(dm.Decide(actor_of(decision.actor), True)))
 
     # -- extraction and delivery ----------------------------------------------------------
 
@@ -368,7 +385,7 @@ class DisclosureCase:
             except ActivityError as err:
                 # The dataset is the disclosure: it goes without the extra records.
                 self._note("ExtractionRefused", self._holder, "",
-                           f"code={translate.error_code(err)}")  # fmt: skip
+                           f"code={error_code(err)}")  # fmt: skip
             else:
                 # Defence in depth: nothing outside the disclosed categories leaves the hub.
                 allowed = set(categories)
@@ -410,12 +427,12 @@ class DisclosureCase:
             except ActivityError as err:
                 record.delivery_failures += 1
                 record.waiting_on = pb.WAITING_ON_OPERATOR
-                self._note("DeliveryFailing", recipient, "", f"code={translate.error_code(err)}")
+                self._note("DeliveryFailing", recipient, "", f"code={error_code(err)}")
                 if not alerted:
                     alerted = True
                     escalation = pb.Escalation(
-                        step="delivery", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
-                        agency_id=recipient, at=translate.timestamp(workflow.now()),
+                        step="delivery", level=Escalation.PARTNERSHIP_OPERATOR.value,
+                        agency_id=recipient, at=timestamp(workflow.now()),
                     )  # fmt: skip
                     record.escalations.append(escalation)
                     await self._alert_operator(escalation)
@@ -441,7 +458,7 @@ class DisclosureCase:
             to_a_school=recipient in self._school_calendars,
             timescales=self._timescales,
         )  # fmt: skip
-        record.acknowledge_by.CopyFrom(translate.timestamp(deadline.due))
+        record.acknowledge_by.CopyFrom(timestamp(deadline.due))
         record.state = pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
         record.waiting_on = pb.WAITING_ON_RECIPIENT
         self._note("AcknowledgementDue", recipient, "",
@@ -470,7 +487,7 @@ class DisclosureCase:
     ) -> None:
         """Wait until ``done()``, climbing the sharing case's ladder after ``due``: reminder,
         the agency's safeguarding lead, the partnership operator; then wait on. Never closes."""
-        for at, rung in model.escalation_times(due, period):
+        for at, rung in escalation_times(due, period):
             try:
                 await workflow.wait_condition(
                     done,
@@ -483,8 +500,8 @@ class DisclosureCase:
             escalation = pb.Escalation(
                 step=step.value,
                 level=rung.value,
-                agency_id="" if rung is model.Escalation.PARTNERSHIP_OPERATOR else agency_id,
-                at=translate.timestamp(workflow.now()),
+                agency_id="" if rung is Escalation.PARTNERSHIP_OPERATOR else agency_id,
+                at=timestamp(workflow.now()),
             )
             (record.escalations if record is not None else self._approval_escalations).append(
                 escalation
@@ -495,7 +512,7 @@ class DisclosureCase:
             workflow.metric_meter().create_counter("safeshare_deadlines_missed").add(
                 1, {"step": step.value, "level": rung.value}
             )
-            if rung is model.Escalation.PARTNERSHIP_OPERATOR:
+            if rung is Escalation.PARTNERSHIP_OPERATOR:
                 await self._alert_operator(escalation)
             else:
                 code = await self._notify(agency_id, step, rung, due)
@@ -510,7 +527,7 @@ class DisclosureCase:
         return self._record.disclosure.approval_escalations
 
     async def _notify(
-        self, agency_id: str, step: Step, rung: model.Escalation, due: dt.datetime
+        self, agency_id: str, step: Step, rung: Escalation, due: dt.datetime
     ) -> str | None:
         try:
             await workflow.execute_activity(
@@ -519,11 +536,11 @@ class DisclosureCase:
                     notification_id=f"{self._case_ref}.{agency_id}.{step.value}.{rung.value}",
                     case_ref=self._case_ref,
                     kind=agency_pb.NOTIFICATION_KIND_REMINDER
-                    if rung is model.Escalation.REMINDER
+                    if rung is Escalation.REMINDER
                     else agency_pb.NOTIFICATION_KIND_ESCALATION,
                     practitioner_role=SAFEGUARDING_LEAD_ROLE,
                     step=step.value,
-                    due_at=translate.timestamp(due),
+                    due_at=timestamp(due),
                     text=f"SafeShare disclosure {self._case_ref}: {step.value.replace('_', ' ')} "
                     f"was due {due:%Y-%m-%d %H:%M} UTC.",
                 ),
@@ -534,7 +551,7 @@ class DisclosureCase:
                 summary=f"{rung.value} to {agency_id} for {step.value}",
             )
         except ActivityError as err:
-            return translate.error_code(err)
+            return error_code(err)
         return None
 
     async def _alert_operator(self, escalation: pb.Escalation) -> None:
@@ -549,7 +566,7 @@ class DisclosureCase:
             )
         except ActivityError as err:
             self._note("OperatorAlertFailed", escalation.agency_id, "",
-                       f"step={escalation.step} code={translate.error_code(err)}")  # fmt: skip
+                       f"step={escalation.step} code={error_code(err)}")  # fmt: skip
 
     # -- the recipients' acknowledgements -------------------------------------------------
 
@@ -559,12 +576,12 @@ class DisclosureCase:
         self._commands.applied()
         ack = pb.Acknowledgement()
         ack.CopyFrom(acknowledgement)
-        ack.acknowledged_at.CopyFrom(translate.timestamp(workflow.now()))
+        ack.acknowledged_at.CopyFrom(timestamp(workflow.now()))
         ack.holding_agency_id = self._holder
         self._recipients[ack.agency_id].acknowledgement.CopyFrom(ack)
         self._note("Acknowledged", ack.agency_id, ack.practitioner.user_id,
                    f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
-        self._model.apply(dm.Acknowledge(model.Actor(ack.agency_id, ack.practitioner.user_id)))
+        self._model.apply(dm.Acknowledge(Actor(ack.agency_id, ack.practitioner.user_id)))
         self._publish()
         return self.case_view()
 
@@ -572,18 +589,16 @@ class DisclosureCase:
     def _validate_acknowledge(self, acknowledgement: pb.Acknowledgement) -> None:
         self._check_seal(acknowledgement)
         self._commands.check()
-        actor = model.Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
+        actor = Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
         self._refuse_if(self._model.check(dm.Acknowledge(actor)))
         if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:
-            raise ApplicationError(
-                "required: acknowledgement.status", type=model.Rule.INVALID.value
-            )
+            raise ApplicationError("required: acknowledgement.status", type=Rule.INVALID.value)
         if not acknowledgement.practitioner.user_id:
             raise ApplicationError(
-                "required: acknowledgement.practitioner.user_id", type=model.Rule.INVALID.value
+                "required: acknowledgement.practitioner.user_id", type=Rule.INVALID.value
             )
 
-    def _refuse_if(self, refusal: model.Refusal | None) -> None:
+    def _refuse_if(self, refusal: Refusal | None) -> None:
         # 👉 Validators run before anything is written to history.
         if refusal is not None:
             raise ApplicationError(refusal.message, type=refusal.rule.value)
@@ -604,7 +619,7 @@ class DisclosureCase:
             record=record,
         )
         if self._next_deadline is not None:
-            view.next_deadline.CopyFrom(translate.timestamp(self._next_deadline))
+            view.next_deadline.CopyFrom(timestamp(self._next_deadline))
         else:
             pending = [
                 r.acknowledge_by.ToDatetime(dt.UTC)
@@ -612,7 +627,7 @@ class DisclosureCase:
                 if r.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
             ]
             if pending:
-                view.next_deadline.CopyFrom(translate.timestamp(min(pending)))
+                view.next_deadline.CopyFrom(timestamp(min(pending)))
         return view
 
     def _waiting_on(self) -> pb.WaitingOn.ValueType:
@@ -668,10 +683,10 @@ class DisclosureCase:
             + "."
         )
 
-    def _close(self, outcome: model.Outcome) -> pb.DecisionRecord:
+    def _close(self, outcome: Outcome) -> pb.DecisionRecord:
         self._model.state = dm.State.CLOSED
         self._model.outcome = outcome
-        self._record.outcome = translate.outcome(outcome)
+        self._record.outcome = proto_outcome(outcome)
         del self._record.disclosure.recipients[:]
         self._record.disclosure.recipients.extend(self._recipients.values())
         self._note("CaseClosed", "", "", f"outcome={outcome.value}")
@@ -687,7 +702,7 @@ class DisclosureCase:
         if self._memo is not None:
             self._memo.changed()
         self._record.entries.append(
-            pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
+            pb.DecisionEntry(at=timestamp(workflow.now()), event=event,
                              agency_id=agency_id, user_id=user_id, detail=detail)
         )  # fmt: skip
 
@@ -775,6 +790,6 @@ def dataset_items(case_ref: str, disclosure: pb.Disclosure, at: dt.datetime) -> 
             item_id=f"{case_ref}.{name}", category=category, kind=pb.ITEM_KIND_FACT,
             source=disclosure.holding_agency_id, content=f"{name}: {content}",
         )  # fmt: skip
-        item.recorded_at.CopyFrom(translate.timestamp(at))
+        item.recorded_at.CopyFrom(timestamp(at))
         items.append(item)
     return items

@@ -8,7 +8,7 @@ record. Every step waiting on a person runs against its deadline: reminder, then
 safeguarding lead, then the partnership operator. Nothing ever silently declines.
 
 Decisions from people arrive as Updates whose validators ask the pure model
-(``workflows.case_model.Exchange.check``) so a refused decision never reaches history.
+(``workflows.domain.exchange.Exchange.check``) so a refused decision never reaches history.
 """
 
 from __future__ import annotations
@@ -24,12 +24,60 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import case_model as model
-from workflows import memo_view, names, practitioners, seal, translate
+from workflows import memo_view, names, seal
 from workflows import search_attributes as sa
-from workflows.calendar import WorkingCalendar
-from workflows.case_model import State, Step
 from workflows.commands import AppliedCommands
+from workflows.domain import practitioners
+from workflows.domain.consent import (
+    Asked,
+    Cover,
+    consent_cover,
+    consent_cover_by_category,
+    consent_facts,
+    missing_decision_fields,
+)
+from workflows.domain.deadlines import (
+    DEFAULT_TIMESCALES,
+    Escalation,
+    WorkingCalendar,
+    calendar_of,
+    deadline,
+    escalation_times,
+    timescales_of,
+)
+from workflows.domain.decision_record import holder_details, shared_basis
+from workflows.domain.exchange import (
+    Acknowledge,
+    Command,
+    ConsentChecked,
+    DecideOverride,
+    DeclineToShare,
+    Delivered,
+    Exchange,
+    NothingToShare,
+    ProposeOverride,
+    RecordConsent,
+    ShareFirst,
+    StopDelivery,
+    WithdrawConsent,
+    WithdrawRequest,
+)
+from workflows.domain.override import missing_proposal_fields, missing_share_first_fields
+from workflows.domain.refusal import Rule, incomplete
+from workflows.domain.vocabulary import (
+    Actor,
+    Basis,
+    Outcome,
+    State,
+    Step,
+    WaitingOn,
+    actor_of,
+    proto_outcome,
+    proto_state,
+    proto_waiting_on,
+    timestamp,
+    urgency_of,
+)
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 
 # 👉 Generated protobuf modules and activity names are deterministic and side-effect free;
@@ -40,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
         ApplicationErrorType,
         agency_task_queue,
         content_digest,
+        error_code,
     )
     from activities.names import (
         APPROVERS_OF,
@@ -133,24 +182,24 @@ class HolderExchange:
         # 👉 The calendars and timescales the protocol gate resolved when the case opened, as
         # recorded data; an exchange opened before cases recorded them keeps the defaults.
         self._holder_calendar = (
-            translate.calendar(exchange.holder_calendar)
+            calendar_of(exchange.holder_calendar)
             if exchange.HasField("holder_calendar")
             else WorkingCalendar()
         )
         self._recipient_calendar = (
-            translate.calendar(exchange.recipient_calendar)
+            calendar_of(exchange.recipient_calendar)
             if exchange.HasField("recipient_calendar")
             else self._holder_calendar
         )
         self._timescales = (
-            translate.timescales(exchange.timescales)
+            timescales_of(exchange.timescales)
             if exchange.HasField("timescales")
-            else model.DEFAULT_TIMESCALES
+            else DEFAULT_TIMESCALES
         )
-        self._model = model.Exchange(
+        self._model = Exchange(
             holder=self._holder,
             recipient=self._recipient,
-            urgency=translate.urgency(exchange.urgency or exchange.request.urgency),
+            urgency=urgency_of(exchange.urgency or exchange.request.urgency),
         )
         self._record = pb.HolderRecord(holding_agency_id=self._holder)
         self._urgency_version = 0
@@ -256,9 +305,9 @@ class HolderExchange:
         try:
             response = await lookup
         except ActivityError as err:
-            self._nothing_to_share(f"consent_lookup_refused:{translate.error_code(err)}")
+            self._nothing_to_share(f"consent_lookup_refused:{error_code(err)}")
             return
-        if self._model.check(model.ConsentChecked(covers=False)) is not None:
+        if self._model.check(ConsentChecked(covers=False)) is not None:
             return  # withdrawn while the lookup ran
         consent = response.consent
         self._record.consent.CopyFrom(consent)
@@ -266,9 +315,7 @@ class HolderExchange:
         covered: frozenset[str] = frozenset()
         detail = ""
         if self._model.per_category:
-            by_category = model.consent_cover_by_category(
-                translate.consent_facts(consent), self._asked(consent)
-            )
+            by_category = consent_cover_by_category(consent_facts(consent), self._asked(consent))
             covered = frozenset(c for c, found in by_category.items() if found.covers)
             detail = f" covered={len(covered)}/{len(by_category)}"
         self._note("ConsentChecked", self._holder, "",
@@ -277,7 +324,7 @@ class HolderExchange:
         self._consent_integrity = self._patched(CONSENT_INTEGRITY)
         status = pb.ConsentStatus.Name(consent.status).removeprefix("CONSENT_STATUS_")
         self._model.apply(
-            model.ConsentChecked(
+            ConsentChecked(
                 covers=cover.covers,
                 system_status=status if self._consent_integrity else "",
                 covered=covered,
@@ -291,22 +338,22 @@ class HolderExchange:
     def _asked_names(self) -> list[str]:
         return [pb.InformationCategory.Name(c) for c in self._asked_categories()]
 
-    def _asked(self, consent: pb.ConsentRecord) -> model.Asked:
-        return model.Asked(
+    def _asked(self, consent: pb.ConsentRecord) -> Asked:
+        return Asked(
             purpose=pb.Purpose.Name(self._request.purpose),
             recipient=self._recipient,
             categories=set(self._asked_names()),
             at=workflow.now(),
         )
 
-    def _cover(self, consent: pb.ConsentRecord) -> model.Cover:
+    def _cover(self, consent: pb.ConsentRecord) -> Cover:
         categories = {pb.InformationCategory.Name(c.category) for c in self._request.categories}
         if self._model.per_category and self._model.authorised:
             # Part is shared on consent already: a recorded consent need cover only the rest.
             categories = set(self._model.undecided)
-        return model.consent_cover(
-            translate.consent_facts(consent),
-            model.Asked(
+        return consent_cover(
+            consent_facts(consent),
+            Asked(
                 purpose=pb.Purpose.Name(self._request.purpose),
                 recipient=self._recipient,
                 categories=categories,
@@ -337,10 +384,10 @@ class HolderExchange:
             )
             urgency = self._model.urgency
             timescale = self._timescales[(urgency, step)]
-            due = model.deadline(urgency, step, self._step_started, calendar, self._timescales)
+            due = deadline(urgency, step, self._step_started, calendar, self._timescales)
             self._next_deadline = due
             self._publish()
-            ladder = model.escalation_times(
+            ladder = escalation_times(
                 due,
                 due - self._step_started,
                 timescale.lead_after_period,
@@ -386,13 +433,13 @@ class HolderExchange:
             return Step.RECIPIENT_ACKNOWLEDGES
         return None
 
-    async def _escalate(self, step: Step, rung: model.Escalation, due: dt.datetime) -> None:
+    async def _escalate(self, step: Step, rung: Escalation, due: dt.datetime) -> None:
         responsible = self._recipient if step is Step.RECIPIENT_ACKNOWLEDGES else self._holder
         escalation = pb.Escalation(
             step=step.value,
             level=rung.value,
-            agency_id="" if rung is model.Escalation.PARTNERSHIP_OPERATOR else responsible,
-            at=translate.timestamp(workflow.now()),
+            agency_id="" if rung is Escalation.PARTNERSHIP_OPERATOR else responsible,
+            at=timestamp(workflow.now()),
         )
         self._record.escalations.append(escalation)
         self._note(
@@ -404,26 +451,26 @@ class HolderExchange:
         missed.add(
             1, {"step": step.value, "level": rung.value, "urgency": self._model.urgency.value}
         )
-        if rung is model.Escalation.PARTNERSHIP_OPERATOR:
+        if rung is Escalation.PARTNERSHIP_OPERATOR:
             await self._alert_operator(escalation)
         else:
             await self._notify(responsible, step, rung, due)
         self._publish()
 
-    async def _climb(self, step: Step, rung: model.Escalation, due: dt.datetime) -> set[str]:
+    async def _climb(self, step: Step, rung: Escalation, due: dt.datetime) -> set[str]:
         """Fire ``rung`` and, while a notification is refused, the rungs above it at once.
 
         Returns the rungs fired. Nothing here raises: a refused or failing notification is
         recorded, told to the operator and passed up the ladder, never the end of the case.
         """
-        ladder = list(model.Escalation)
+        ladder = list(Escalation)
         fired: set[str] = set()
         for current in ladder[ladder.index(rung) :]:
             if current.value in {e.level for e in self._record.escalations if e.step == step.value}:
                 continue
             fired.add(current.value)
             escalation = self._missed(step, current)
-            if current is model.Escalation.PARTNERSHIP_OPERATOR:
+            if current is Escalation.PARTNERSHIP_OPERATOR:
                 await self._alert_operator_safely(escalation)
                 break
             code = await self._notify_safely(escalation.agency_id, step, current, due)
@@ -431,22 +478,22 @@ class HolderExchange:
                 break
             self._note("NotificationRefused", escalation.agency_id, "",
                        f"step={step.value} level={current.value} code={code}")  # fmt: skip
-            operator = model.Escalation.PARTNERSHIP_OPERATOR.value
+            operator = Escalation.PARTNERSHIP_OPERATOR.value
             await self._alert_operator_safely(
                 pb.Escalation(step="notification", level=operator, agency_id=escalation.agency_id,
-                              at=translate.timestamp(workflow.now()))
+                              at=timestamp(workflow.now()))
             )  # fmt: skip
         self._publish()
         return fired
 
-    def _missed(self, step: Step, rung: model.Escalation) -> pb.Escalation:
+    def _missed(self, step: Step, rung: Escalation) -> pb.Escalation:
         """Record that ``rung`` of ``step``'s ladder fired (the record, log and metric)."""
         responsible = self._recipient if step is Step.RECIPIENT_ACKNOWLEDGES else self._holder
         escalation = pb.Escalation(
             step=step.value,
             level=rung.value,
-            agency_id="" if rung is model.Escalation.PARTNERSHIP_OPERATOR else responsible,
-            at=translate.timestamp(workflow.now()),
+            agency_id="" if rung is Escalation.PARTNERSHIP_OPERATOR else responsible,
+            at=timestamp(workflow.now()),
         )
         self._record.escalations.append(escalation)
         self._note(
@@ -460,14 +507,14 @@ class HolderExchange:
         )
         return escalation
 
-    def _addressee(self, step: Step, rung: model.Escalation) -> tuple[str, str]:
+    def _addressee(self, step: Step, rung: Escalation) -> tuple[str, str]:
         """Who a notification is for, as ``agency.v1`` requires one: (user id, role).
 
         The reminder goes to the practitioner whose move it is when the case knows them (the
         requester for an acknowledgement, the proposer or the share-first decider for an
         override); otherwise, and for the lead's rung, to the agency's safeguarding lead.
         """
-        if rung is model.Escalation.REMINDER:
+        if rung is Escalation.REMINDER:
             user = ""
             if step is Step.RECIPIENT_ACKNOWLEDGES:
                 user = self._request.requester.user_id
@@ -481,7 +528,7 @@ class HolderExchange:
         return "", SAFEGUARDING_LEAD_ROLE
 
     async def _notify_safely(
-        self, agency_id: str, step: Step, rung: model.Escalation, due: dt.datetime
+        self, agency_id: str, step: Step, rung: Escalation, due: dt.datetime
     ) -> str | None:
         """Send one notification; ``None`` when it got through, else the failure's code."""
         user, role = self._addressee(step, rung)
@@ -492,12 +539,12 @@ class HolderExchange:
                     notification_id=f"{self._case_ref}.{self._holder}.{step.value}.{rung.value}",
                     case_ref=self._case_ref,
                     kind=agency_pb.NOTIFICATION_KIND_REMINDER
-                    if rung is model.Escalation.REMINDER
+                    if rung is Escalation.REMINDER
                     else agency_pb.NOTIFICATION_KIND_ESCALATION,
                     practitioner_user_id=user,
                     practitioner_role=role,
                     step=step.value,
-                    due_at=translate.timestamp(due),
+                    due_at=timestamp(due),
                     text=f"SafeShare case {self._case_ref}: {step.value.replace('_', ' ')} was "
                     f"due {due:%Y-%m-%d %H:%M} UTC.",
                 ),
@@ -508,7 +555,7 @@ class HolderExchange:
                 summary=f"{rung.value} to {agency_id} for {step.value}",
             )
         except ActivityError as err:
-            return translate.error_code(err)
+            return error_code(err)
         return None
 
     async def _alert_operator_safely(self, escalation: pb.Escalation) -> None:
@@ -523,18 +570,16 @@ class HolderExchange:
             )
         except ActivityError as err:
             self._note("OperatorAlertFailed", escalation.agency_id, "",
-                       f"step={escalation.step} code={translate.error_code(err)}")  # fmt: skip
+                       f"step={escalation.step} code={error_code(err)}")  # fmt: skip
             workflow.logger.warning("operator_alert_failed", extra={"step": escalation.step})
 
-    async def _notify(
-        self, agency_id: str, step: Step, rung: model.Escalation, due: dt.datetime
-    ) -> None:
+    async def _notify(self, agency_id: str, step: Step, rung: Escalation, due: dt.datetime) -> None:
         kind = (
             agency_pb.NOTIFICATION_KIND_REMINDER
-            if rung is model.Escalation.REMINDER
+            if rung is Escalation.REMINDER
             else agency_pb.NOTIFICATION_KIND_ESCALATION
         )
-        role = "designated_safeguarding_lead" if rung is model.Escalation.SAFEGUARDING_LEAD else ""
+        role = "designated_safeguarding_lead" if rung is Escalation.SAFEGUARDING_LEAD else ""
         await workflow.execute_activity(
             NOTIFY_PRACTITIONER,
             agency_pb.NotifyPractitionerRequest(
@@ -544,7 +589,7 @@ class HolderExchange:
                 kind=kind,
                 practitioner_role=role,
                 step=step.value,
-                due_at=translate.timestamp(due),
+                due_at=timestamp(due),
                 text=f"SafeShare case {self._case_ref}: {step.value.replace('_', ' ')} was due "
                 f"{due:%Y-%m-%d %H:%M} UTC.",
             ),
@@ -601,7 +646,7 @@ class HolderExchange:
                 summary=f"Extract {len(categories)} approved categories at {self._holder}",
             )
         except ActivityError as err:
-            self._nothing_to_share(f"extraction_refused:{translate.error_code(err)}")
+            self._nothing_to_share(f"extraction_refused:{error_code(err)}")
             return
         if self._model.state is not State.DELIVERING:
             return
@@ -651,12 +696,12 @@ class HolderExchange:
                 if self._model.withdrawn and _refused(err):
                     # The recipient's system refused it (nothing stored) and the request was
                     # withdrawn meanwhile: nothing was shared and nothing more is tried.
-                    self._stop_delivery(f"withdrawn_delivery_refused:{translate.error_code(err)}")
+                    self._stop_delivery(f"withdrawn_delivery_refused:{error_code(err)}")
                     return
                 # 👉 Otherwise, withdrawn or not, this delivery may have been stored (a lost
                 # reply): it is tried again, under the same id, until the recipient answers, so
                 # the record says what the recipient holds.
-                await self._delivery_failing(translate.error_code(err))
+                await self._delivery_failing(error_code(err))
                 continue
             self._delivered(response.receipt, items, categories)
             return
@@ -668,8 +713,8 @@ class HolderExchange:
         if not self._operator_alerted:
             self._operator_alerted = True
             escalation = pb.Escalation(
-                step="delivery", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
-                agency_id=self._recipient, at=translate.timestamp(workflow.now()),
+                step="delivery", level=Escalation.PARTNERSHIP_OPERATOR.value,
+                agency_id=self._recipient, at=timestamp(workflow.now()),
             )  # fmt: skip
             self._record.escalations.append(escalation)
             self._publish()
@@ -711,7 +756,7 @@ class HolderExchange:
             self._delivery_ids.append(receipt.delivery_id)
             for decision in self._record.categories:
                 if pb.InformationCategory.Name(decision.category) in delivered:
-                    decision.shared_at.CopyFrom(translate.timestamp(workflow.now()))
+                    decision.shared_at.CopyFrom(timestamp(workflow.now()))
                     decision.delivery_id = receipt.delivery_id
         self._record.shared_items.extend(
             pb.SharedItem(item_id=i.item_id, category=i.category, kind=i.kind,
@@ -729,7 +774,7 @@ class HolderExchange:
         self._operator_alerted = False
         # 👉 The exchange may have moved while the delivery was in flight: what landed is
         # recorded above whatever the model says now, and a refusal never fails the task.
-        command = model.Delivered(delivered if self._model.per_category else None)
+        command = Delivered(delivered if self._model.per_category else None)
         if refusal := self._model.check(command):
             self._note("ModelRefused", self._holder, "", f"Delivered: {refusal.rule.value}")
         else:
@@ -737,20 +782,20 @@ class HolderExchange:
         self._publish()
 
     def _stop_delivery(self, reason: str) -> None:
-        if self._model.check(model.StopDelivery()) is not None:
+        if self._model.check(StopDelivery()) is not None:
             return
         self._note("DeliveryStopped", self._recipient, "", reason)
         self._record.basis = f"Withdrawn by {self._recipient}"
-        self._model.apply(model.StopDelivery())
+        self._model.apply(StopDelivery())
         self._publish()
 
     def _nothing_to_share(self, reason: str) -> None:
-        if self._model.check(model.NothingToShare()) is not None:
+        if self._model.check(NothingToShare()) is not None:
             return
         self._note("NothingToShare", self._holder, "", reason)
         if not self._model.delivered_categories:
             self._record.basis = f"Not shared by {self._holder}: {reason}"
-        self._model.apply(model.NothingToShare())
+        self._model.apply(NothingToShare())
         self._publish()
 
     # -- decisions from people (Updates with validators) ----------------------------------
@@ -783,7 +828,7 @@ class HolderExchange:
             seal.check(self._input.gateway_public_key, workflow.info().workflow_id, command,
                        update.id if update else "")  # fmt: skip
         except seal.SealError as err:
-            raise ApplicationError(str(err), type=model.Rule.NOT_PERMITTED.value) from None
+            raise ApplicationError(str(err), type=Rule.NOT_PERMITTED.value) from None
 
     def _forwarded_by_case(self, command: Any) -> bool:
         """Whether a signal carries the gateway's seal on the case's own update (the case
@@ -800,7 +845,7 @@ class HolderExchange:
             return False
         return True
 
-    def _validate(self, command: model.Command) -> None:
+    def _validate(self, command: Command) -> None:
         # 👉 Validators run before anything is written to history: a refused decision leaves
         # no trace in the case and the caller hears why at once.
         refusal = self._model.check(command)
@@ -817,7 +862,7 @@ class HolderExchange:
         decided = _copy(decision)
         if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
-        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        decided.decided_at.CopyFrom(timestamp(workflow.now()))
         confirmed: pb.ConsentRecord | None = None
         if (
             self._consent_integrity
@@ -870,7 +915,7 @@ class HolderExchange:
                 summary=f"Confirm recorded consent at {self._holder}",
             )
         except ActivityError as err:
-            reason = f"consent_not_confirmed:lookup_{translate.error_code(err)}"
+            reason = f"consent_not_confirmed:lookup_{error_code(err)}"
             self._refuse_consent(decided, reason)
         cover = self._cover(response.consent)
         if not cover.covers:
@@ -886,7 +931,7 @@ class HolderExchange:
         self._publish()
         raise ApplicationError(
             "the holder's system does not confirm this consent: " + reason,
-            type=model.Rule.NOT_PERMITTED.value,
+            type=Rule.NOT_PERMITTED.value,
         )
 
     @record_consent.validator
@@ -896,15 +941,14 @@ class HolderExchange:
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
-        missing = translate.missing_consent_decision_fields(decision)
-        if missing:
-            raise ApplicationError("required: " + ", ".join(missing), type=model.Rule.INVALID.value)
+        if refusal := incomplete(missing_decision_fields(decision)):
+            raise ApplicationError(refusal.message, type=refusal.rule.value)
         covers = decision.HasField("consent") and self._cover(decision.consent).covers
         self._validate(self._consent_command(decision, covers))
 
-    def _consent_command(self, decision: pb.ConsentDecision, covers: bool) -> model.RecordConsent:
-        return model.RecordConsent(
-            translate.actor(decision.actor),
+    def _consent_command(self, decision: pb.ConsentDecision, covers: bool) -> RecordConsent:
+        return RecordConsent(
+            actor_of(decision.actor),
             covers=covers,
             not_sought=decision.HasField("not_sought"),
         )
@@ -919,7 +963,7 @@ class HolderExchange:
         proposed = _copy(proposal)
         if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(proposed.actor.practitioner)
-        proposed.proposed_at.CopyFrom(translate.timestamp(workflow.now()))
+        proposed.proposed_at.CopyFrom(timestamp(workflow.now()))
         self._record.override_proposal.CopyFrom(proposed)
         reason = pb.OverrideReason.Name(proposed.reason_code)
         overriding = pb.ConsentStatus.Name(proposed.consent_state_overridden)
@@ -940,11 +984,11 @@ class HolderExchange:
         )
         self._validate(self._proposal_command(proposal))
 
-    def _proposal_command(self, proposal: pb.OverrideProposal) -> model.ProposeOverride:
+    def _proposal_command(self, proposal: pb.OverrideProposal) -> ProposeOverride:
         asked = {c.category for c in self._request.categories}
-        missing = translate.missing_override_fields(proposal, asked)
-        return model.ProposeOverride(
-            translate.actor(proposal.actor),
+        missing = missing_proposal_fields(proposal, asked)
+        return ProposeOverride(
+            actor_of(proposal.actor),
             missing=tuple(missing),
             categories=frozenset(
                 pb.InformationCategory.Name(c) for c in proposal.minimum_data_set if c in asked
@@ -963,13 +1007,13 @@ class HolderExchange:
             practitioners.canonicalize(decided.actor.practitioner)
         if self._patched(NAMED_APPROVERS):
             await self._named_approver(decided)
-        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        decided.decided_at.CopyFrom(timestamp(workflow.now()))
         self._record.override_decision.CopyFrom(decided)
         event = "OverrideApproved" if decided.approve else "OverrideRejected"
         self._note(event, decided.actor.agency_id, decided.actor.practitioner.user_id,
                    f"role={decided.actor.practitioner.role}")  # fmt: skip
         was_shared_first = self._model.shared_first
-        self._model.apply(model.DecideOverride(translate.actor(decided.actor), decided.approve))
+        self._model.apply(DecideOverride(actor_of(decided.actor), decided.approve))
         overrides = workflow.metric_meter().create_counter("safeshare_overrides")
         overrides.add(1, {"event": "approved" if decided.approve else "rejected"})
         if decided.approve:
@@ -980,8 +1024,8 @@ class HolderExchange:
         if was_shared_first and not decided.approve:
             # Shared in a RED emergency and the justification was then rejected: operators review.
             escalation = pb.Escalation(
-                step="override_decision", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
-                agency_id=self._holder, at=translate.timestamp(workflow.now()),
+                step="override_decision", level=Escalation.PARTNERSHIP_OPERATOR.value,
+                agency_id=self._holder, at=timestamp(workflow.now()),
             )  # fmt: skip
             self._record.escalations.append(escalation)
             if self._patched(LADDER_NEVER_FAILS):
@@ -1009,7 +1053,7 @@ class HolderExchange:
         except ActivityError as err:
             raise ApplicationError(
                 "the registry's approvers could not be read; try again",
-                type=model.Rule.OUT_OF_TURN.value,
+                type=Rule.OUT_OF_TURN.value,
             ) from err
         approvers = {practitioners.canonical_user_id(a) for a in named} - {None}
         user = decided.actor.practitioner.user_id
@@ -1018,9 +1062,9 @@ class HolderExchange:
                        "not_a_named_approver")  # fmt: skip
             raise ApplicationError(
                 f"not an approver the partnership registry names for {self._holder}",
-                type=model.Rule.NOT_PERMITTED.value,
+                type=Rule.NOT_PERMITTED.value,
             )
-        refusal = self._model.check(model.DecideOverride(translate.actor(decided.actor), True))
+        refusal = self._model.check(DecideOverride(actor_of(decided.actor), True))
         if refusal is not None:  # the exchange moved on while the registry was read
             raise ApplicationError(refusal.message, type=refusal.rule.value)
 
@@ -1032,8 +1076,8 @@ class HolderExchange:
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
         if not decision.reason:
-            raise ApplicationError("required: decision.reason", type=model.Rule.INVALID.value)
-        self._validate(model.DecideOverride(translate.actor(decision.actor), decision.approve))
+            raise ApplicationError("required: decision.reason", type=Rule.INVALID.value)
+        self._validate(DecideOverride(actor_of(decision.actor), decision.approve))
 
     @workflow.update
     async def share_first(
@@ -1045,7 +1089,7 @@ class HolderExchange:
         decided = _copy(decision)
         if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
-        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        decided.decided_at.CopyFrom(timestamp(workflow.now()))
         self._record.share_first.CopyFrom(decided)
         self._record.override_used = True
         self._note("SharedFirst", decided.actor.agency_id, decided.actor.practitioner.user_id,
@@ -1064,11 +1108,11 @@ class HolderExchange:
         )
         self._validate(self._share_first_command(decision))
 
-    def _share_first_command(self, decision: pb.ShareFirstDecision) -> model.ShareFirst:
+    def _share_first_command(self, decision: pb.ShareFirstDecision) -> ShareFirst:
         asked = {c.category for c in self._request.categories}
-        missing = translate.missing_share_first_fields(decision, asked)
-        return model.ShareFirst(
-            translate.actor(decision.actor),
+        missing = missing_share_first_fields(decision, asked)
+        return ShareFirst(
+            actor_of(decision.actor),
             missing=tuple(missing),
             categories=frozenset(
                 pb.InformationCategory.Name(c) for c in decision.minimum_data_set if c in asked
@@ -1085,13 +1129,13 @@ class HolderExchange:
         decided = _copy(decision)
         if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(decided.actor.practitioner)
-        decided.decided_at.CopyFrom(translate.timestamp(workflow.now()))
+        decided.decided_at.CopyFrom(timestamp(workflow.now()))
         self._record.decline.CopyFrom(decided)
         reasons = ",".join(decided.reasons)
         self._record.basis = f"Not shared by {self._holder}: declined:{reasons}"
         self._note("DeclinedToShare", decided.actor.agency_id, decided.actor.practitioner.user_id,
                    f"reasons={reasons}")  # fmt: skip
-        self._model.apply(model.DeclineToShare(translate.actor(decided.actor)))
+        self._model.apply(DeclineToShare(actor_of(decided.actor)))
         self._publish()
         return self._answer(since)
 
@@ -1102,11 +1146,7 @@ class HolderExchange:
         decision = _canonical_copy(
             decision, lambda m: m.actor.practitioner, "decision.actor.practitioner"
         )
-        self._validate(
-            model.DeclineToShare(
-                translate.actor(decision.actor), has_reasons=bool(decision.reasons)
-            )
-        )
+        self._validate(DeclineToShare(actor_of(decision.actor), has_reasons=bool(decision.reasons)))
 
     @workflow.update
     async def acknowledge(
@@ -1118,12 +1158,12 @@ class HolderExchange:
         ack = _copy(acknowledgement)
         if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(ack.practitioner)
-        ack.acknowledged_at.CopyFrom(translate.timestamp(workflow.now()))
+        ack.acknowledged_at.CopyFrom(timestamp(workflow.now()))
         ack.holding_agency_id = self._holder
         self._record.acknowledgement.CopyFrom(ack)
         self._note("Acknowledged", ack.agency_id, ack.practitioner.user_id,
                    f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
-        self._model.apply(model.Acknowledge(model.Actor(ack.agency_id, ack.practitioner.user_id)))
+        self._model.apply(Acknowledge(Actor(ack.agency_id, ack.practitioner.user_id)))
         self._publish()
         return self._answer(since)
 
@@ -1134,15 +1174,13 @@ class HolderExchange:
         acknowledgement = _canonical_copy(
             acknowledgement, lambda m: m.practitioner, "acknowledgement.practitioner"
         )
-        actor = model.Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
-        self._validate(model.Acknowledge(actor))
+        actor = Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
+        self._validate(Acknowledge(actor))
         if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:
-            raise ApplicationError(
-                "required: acknowledgement.status", type=model.Rule.INVALID.value
-            )
+            raise ApplicationError("required: acknowledgement.status", type=Rule.INVALID.value)
         if not acknowledgement.practitioner.user_id:
             raise ApplicationError(
-                "required: acknowledgement.practitioner.user_id", type=model.Rule.INVALID.value
+                "required: acknowledgement.practitioner.user_id", type=Rule.INVALID.value
             )
 
     @workflow.update
@@ -1155,8 +1193,8 @@ class HolderExchange:
         withdrawn = _copy(withdrawal)
         if self._patched(CANONICAL_PRACTITIONERS):
             practitioners.canonicalize(withdrawn.actor.practitioner)
-        withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
-        self._model.apply(model.WithdrawConsent(translate.actor(withdrawn.actor)))
+        withdrawn.withdrawn_at.CopyFrom(timestamp(workflow.now()))
+        self._model.apply(WithdrawConsent(actor_of(withdrawn.actor)))
         self._note("ConsentWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "after_delivery")  # fmt: skip
         if self._patched(CONSENT_NOTICE_RECORDED_FIRST):
@@ -1168,8 +1206,8 @@ class HolderExchange:
                 return self._answer(since)
             self._notice_pending = True
             escalation = pb.Escalation(
-                step="consent_withdrawal", level=model.Escalation.PARTNERSHIP_OPERATOR.value,
-                agency_id=self._recipient, at=translate.timestamp(workflow.now()),
+                step="consent_withdrawal", level=Escalation.PARTNERSHIP_OPERATOR.value,
+                agency_id=self._recipient, at=timestamp(workflow.now()),
             )  # fmt: skip
             self._record.escalations.append(escalation)
             self._publish()
@@ -1218,7 +1256,7 @@ class HolderExchange:
             )
         except ActivityError as err:
             self._note("ConsentWithdrawalNotDelivered", self._recipient, "",
-                       f"code={translate.error_code(err)}")  # fmt: skip
+                       f"code={error_code(err)}")  # fmt: skip
             self._publish()
             return False
         withdrawn.recipient_notified = True
@@ -1239,7 +1277,7 @@ class HolderExchange:
         withdrawal = _canonical_copy(
             withdrawal, lambda m: m.actor.practitioner, "withdrawal.actor.practitioner"
         )
-        self._validate(model.WithdrawConsent(translate.actor(withdrawal.actor)))
+        self._validate(WithdrawConsent(actor_of(withdrawal.actor)))
 
     # -- from the parent case (signals: the parent validated them) ----------------------
 
@@ -1248,8 +1286,8 @@ class HolderExchange:
         """The requester withdrew the request (forwarded by the case)."""
         if not self._forwarded_by_case(withdrawal):
             return
-        command = model.WithdrawRequest(
-            translate.actor(withdrawal.actor),
+        command = WithdrawRequest(
+            actor_of(withdrawal.actor),
             keeps_shares=self._patched(WITHDRAWAL_KEEPS_SHARES),
         )
         refusal = self._model.check(command)
@@ -1274,7 +1312,7 @@ class HolderExchange:
         """The requester re-rated the urgency (forwarded by the case): deadlines move."""
         if not self._forwarded_by_case(change):
             return
-        self._model.urgency = translate.urgency(change.urgency)
+        self._model.urgency = urgency_of(change.urgency)
         self._urgency_version += 1
         self._note("UrgencyChanged", change.actor.agency_id, change.actor.practitioner.user_id,
                    f"urgency={pb.Urgency.Name(change.urgency)}")  # fmt: skip
@@ -1289,11 +1327,11 @@ class HolderExchange:
 
     def _view(self) -> pb.HolderRecord:
         view = _copy(self._record)
-        view.state = translate.state(self._model.state)
-        view.waiting_on = translate.waiting_on(self._waiting_on())
-        view.outcome = translate.outcome(self._model.outcome)
+        view.state = proto_state(self._model.state)
+        view.waiting_on = proto_waiting_on(self._waiting_on())
+        view.outcome = proto_outcome(self._model.outcome)
         if self._next_deadline is not None and self._model.state is not State.CLOSED:
-            view.next_deadline.CopyFrom(translate.timestamp(self._next_deadline))
+            view.next_deadline.CopyFrom(timestamp(self._next_deadline))
         return view
 
     def _answer(self, since: int) -> pb.HolderRecord | pb.CommandResult:
@@ -1305,32 +1343,32 @@ class HolderExchange:
         result = pb.CommandResult(
             case_ref=self._case_ref,
             holding_agency_id=self._holder,
-            state=translate.state(self._model.state),
-            waiting_on=translate.waiting_on(self._waiting_on()),
-            outcome=translate.outcome(self._model.outcome),
+            state=proto_state(self._model.state),
+            waiting_on=proto_waiting_on(self._waiting_on()),
+            outcome=proto_outcome(self._model.outcome),
             entries=self._record.entries[since:],
             entry_number=len(self._record.entries),
         )
         if self._next_deadline is not None and self._model.state is not State.CLOSED:
-            result.next_deadline.CopyFrom(translate.timestamp(self._next_deadline))
+            result.next_deadline.CopyFrom(timestamp(self._next_deadline))
         return result
 
     def _patched(self, patch: str) -> bool:
         """Whether ``patch`` (one from before compact histories) applies to this run."""
         return self._compact or workflow.patched(patch)
 
-    def _waiting_on(self) -> model.WaitingOn:
+    def _waiting_on(self) -> WaitingOn:
         if self._model.state is State.DELIVERING and self._record.delivery_failures:
-            return model.WaitingOn.OPERATOR
+            return WaitingOn.OPERATOR
         return self._model.waiting_on
 
     def _finish(self) -> pb.HolderRecord:
         if not self._record.basis:
-            self._record.basis = translate.shared_basis(self._holder, self._model, self._record)
+            self._record.basis = shared_basis(self._holder, self._model, self._record)
             if self._model.withdrawn:
                 self._record.basis += f" Withdrawn by {self._recipient} after sharing."
         self._note("ExchangeClosed", self._holder, "",
-                   f"outcome={translate.outcome_name(self._model.outcome)}")  # fmt: skip
+                   f"outcome={self._model.outcome.value}")  # fmt: skip
         self._publish()
         self._upsert()  # now: nothing runs after the workflow completes
         if self._memo is not None:
@@ -1341,7 +1379,7 @@ class HolderExchange:
         if self._memo is not None:
             self._memo.changed()
         self._record.entries.append(
-            pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
+            pb.DecisionEntry(at=timestamp(workflow.now()), event=event,
                              agency_id=agency_id, user_id=user_id, detail=detail)
         )  # fmt: skip
 
@@ -1358,13 +1396,13 @@ class HolderExchange:
             decision.shared = name in self._model.delivered_categories
             decision.not_shared_reason = self._model.not_shared.get(name, "")
 
-    def _basis(self, kind: model.Basis) -> pb.SharingBasis:
-        now = translate.timestamp(workflow.now())
-        if kind is model.Basis.CONSENT:
+    def _basis(self, kind: Basis) -> pb.SharingBasis:
+        now = timestamp(workflow.now())
+        if kind is Basis.CONSENT:
             consent = self._record.consent
             return pb.SharingBasis(kind=pb.BASIS_KIND_CONSENT, consent_record_id=consent.record_id,
                                    consent_version=consent.version, decided_at=now)  # fmt: skip
-        if kind is model.Basis.OVERRIDE:
+        if kind is Basis.OVERRIDE:
             proposal = self._record.override_proposal
             reason = proposal.reason_code
             return pb.SharingBasis(kind=pb.BASIS_KIND_OVERRIDE, override_reason=reason,
@@ -1395,7 +1433,7 @@ class HolderExchange:
         if self._record.HasField("consent"):
             status = pb.ConsentStatus.Name(self._record.consent.status)
             updates.append(sa.CONSENT_STATUS.value_set(status.removeprefix("CONSENT_STATUS_")))
-        if self._model.outcome is not model.Outcome.OPEN:
+        if self._model.outcome is not Outcome.OPEN:
             updates.append(sa.OUTCOME.value_set(self._model.outcome.value))
         if self._compact:
             self._attributes = updates
@@ -1403,7 +1441,7 @@ class HolderExchange:
                 self._upserter = asyncio.create_task(self._upsert_when_idle())
         else:
             workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(translate.holder_details(
+        workflow.set_current_details(holder_details(
             self._holder, self._recipient, state, self._waiting_on(), self._next_deadline,
             self._model.outcome,
         ))  # fmt: skip
@@ -1444,7 +1482,7 @@ def _canonical_copy(message: Any, practitioner: Any, path: str) -> Any:
     if bad:
         fields = ", ".join(f"{path}.{name}" for name in bad)
         raise ApplicationError(
-            f"letters, digits and . _ @ - only: {fields}", type=model.Rule.INVALID.value
+            f"letters, digits and . _ @ - only: {fields}", type=Rule.INVALID.value
         )
     return copied
 

@@ -18,10 +18,12 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
-from workflows import case_model as model
-from workflows import memo_view, names, seal, translate
+from workflows import memo_view, names, seal
 from workflows import search_attributes as sa
 from workflows.commands import AppliedCommands
+from workflows.domain.exchange import case_outcome
+from workflows.domain.refusal import Rule
+from workflows.domain.vocabulary import Outcome, outcome_of, proto_outcome, timestamp
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 
 with workflow.unsafe.imports_passed_through():
@@ -84,7 +86,7 @@ class SharingCase:
         workflow.metric_meter().create_counter("safeshare_cases_opened").add(1)
         gate = await workflow.execute_activity(
             PROTOCOL_GATE,
-            pb.GateCheck(request=request, at=translate.timestamp(workflow.now())),
+            pb.GateCheck(request=request, at=timestamp(workflow.now())),
             result_type=pb.GateResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=GATE_RETRY,
@@ -95,10 +97,10 @@ class SharingCase:
                    "passed" if gate.passed else "failed:" + ",".join(gate.reasons))  # fmt: skip
         if not gate.passed:
             self._record.basis = "Rejected by the protocol gate: " + ", ".join(gate.reasons)
-            return self._close(model.Outcome.REJECTED_BY_PROTOCOL_GATE)
+            return self._close(Outcome.REJECTED_BY_PROTOCOL_GATE)
         if self._record.HasField("withdrawal"):
             self._record.basis = "Withdrawn by the requester before any exchange started."
-            return self._close(model.Outcome.WITHDRAWN)
+            return self._close(Outcome.WITHDRAWN)
 
         self._state = pb.CASE_STATE_EXCHANGING
         self._publish()
@@ -139,9 +141,7 @@ class SharingCase:
         self._record.basis = " ".join(holder.basis for holder in results)
         # 👉 Let in-flight update handlers finish before completing.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._close(
-            model.case_outcome([translate.model_outcome(h.outcome) for h in results])
-        )
+        return self._close(case_outcome([outcome_of(h.outcome) for h in results]))
 
     async def _await_exchange(self, holder: str) -> pb.HolderRecord:
         result = await self._exchanges[holder]
@@ -159,7 +159,7 @@ class SharingCase:
         since = len(self._record.entries)
         withdrawn = pb.RequestWithdrawal()
         withdrawn.CopyFrom(withdrawal)
-        withdrawn.withdrawn_at.CopyFrom(translate.timestamp(workflow.now()))
+        withdrawn.withdrawn_at.CopyFrom(timestamp(workflow.now()))
         self._record.withdrawal.CopyFrom(withdrawn)
         self._note("RequestWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "")  # fmt: skip
@@ -185,16 +185,16 @@ class SharingCase:
         self._commands.check()
         self._requester_only(withdrawal.actor)
         if self._record.HasField("withdrawal"):
-            raise ApplicationError("already withdrawn", type=model.Rule.OUT_OF_TURN.value)
+            raise ApplicationError("already withdrawn", type=Rule.OUT_OF_TURN.value)
         if (
             self._exchanges
             and not self._starting_exchanges
             and set(self._exchanges) <= set(self._closed_holders)
         ):
             # Every exchange has closed and the case is closing: nothing is left to withdraw.
-            raise ApplicationError("every exchange has closed", type=model.Rule.OUT_OF_TURN.value)
+            raise ApplicationError("every exchange has closed", type=Rule.OUT_OF_TURN.value)
         if not withdrawal.reason.strip():
-            raise ApplicationError("required: withdrawal.reason", type=model.Rule.INVALID.value)
+            raise ApplicationError("required: withdrawal.reason", type=Rule.INVALID.value)
 
     @workflow.update
     async def change_urgency(self, change: pb.UrgencyChange) -> pb.CaseView | pb.CommandResult:
@@ -203,7 +203,7 @@ class SharingCase:
         since = len(self._record.entries)
         changed = pb.UrgencyChange()
         changed.CopyFrom(change)
-        changed.changed_at.CopyFrom(translate.timestamp(workflow.now()))
+        changed.changed_at.CopyFrom(timestamp(workflow.now()))
         self._record.urgency_changes.append(changed)
         self._record.urgency = changed.urgency
         self._note("UrgencyChanged", changed.actor.agency_id, changed.actor.practitioner.user_id,
@@ -226,20 +226,20 @@ class SharingCase:
         self._commands.check()
         self._requester_only(change.actor)
         if change.urgency == pb.URGENCY_UNSPECIFIED:
-            raise ApplicationError("required: change.urgency", type=model.Rule.INVALID.value)
+            raise ApplicationError("required: change.urgency", type=Rule.INVALID.value)
         if change.urgency == self._record.urgency:
-            raise ApplicationError("urgency unchanged", type=model.Rule.INVALID.value)
+            raise ApplicationError("urgency unchanged", type=Rule.INVALID.value)
         if not change.reason.strip():
-            raise ApplicationError("required: change.reason", type=model.Rule.INVALID.value)
+            raise ApplicationError("required: change.reason", type=Rule.INVALID.value)
 
     def _requester_only(self, actor: pb.Actor) -> None:
         # 👉 Validators run before anything is written to history.
         if actor.agency_id != self._request.requesting_agency_id:
             raise ApplicationError(
-                "only the requesting agency may do this", type=model.Rule.NOT_PERMITTED.value
+                "only the requesting agency may do this", type=Rule.NOT_PERMITTED.value
             )
         if self._state == pb.CASE_STATE_CLOSED:
-            raise ApplicationError("the case is closed", type=model.Rule.OUT_OF_TURN.value)
+            raise ApplicationError("the case is closed", type=Rule.OUT_OF_TURN.value)
 
     def _check_seal(self, command: Any) -> None:
         """Refuse the update in hand unless the gateway sealed ``command`` for this case
@@ -251,18 +251,18 @@ class SharingCase:
         update = workflow.current_update_info()
         if update is None or not self._record.HasField("gate"):
             raise ApplicationError(
-                "the case is still being checked; retry shortly", type=model.Rule.OUT_OF_TURN.value
+                "the case is still being checked; retry shortly", type=Rule.OUT_OF_TURN.value
             )
         try:
             seal.check(self._record.gate.gateway_public_key, workflow.info().workflow_id,
                        command, update.id)  # fmt: skip
         except seal.SealError as err:
-            raise ApplicationError(str(err), type=model.Rule.NOT_PERMITTED.value) from None
+            raise ApplicationError(str(err), type=Rule.NOT_PERMITTED.value) from None
 
     @workflow.query
     def case_view(self) -> pb.CaseView:
         """The case as the workflow knows it; open exchanges are queried separately
-        (``HolderExchange.holder_record``) and merged by ``workflows.case_view``."""
+        (``HolderExchange.holder_record``) and merged by ``workflows.domain.case_view``."""
         record = pb.DecisionRecord()
         record.CopyFrom(self._record)
         if not record.holders:
@@ -303,9 +303,9 @@ class SharingCase:
         del view.record.holders[:]
         return view
 
-    def _close(self, outcome: model.Outcome) -> pb.DecisionRecord:
+    def _close(self, outcome: Outcome) -> pb.DecisionRecord:
         self._state = pb.CASE_STATE_CLOSED
-        self._record.outcome = translate.outcome(outcome)
+        self._record.outcome = proto_outcome(outcome)
         self._note("CaseClosed", "", "", f"outcome={outcome.value}")
         closed = workflow.metric_meter().create_counter("safeshare_cases_closed")
         closed.add(1, {"outcome": outcome.value})
@@ -321,7 +321,7 @@ class SharingCase:
     def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
         self._changed()
         self._record.entries.append(
-            pb.DecisionEntry(at=translate.timestamp(workflow.now()), event=event,
+            pb.DecisionEntry(at=timestamp(workflow.now()), event=event,
                              agency_id=agency_id, user_id=user_id, detail=detail)
         )  # fmt: skip
 

@@ -26,7 +26,7 @@ from safeshare.archive.records import ARCHIVED, CASE, CONSENT_WITHDRAWAL
 from safeshare.archive.store import ArchiveStore, StoredRecord
 from safeshare.audit.export import ExportedHistory
 from safeshare.audit.histories import child_executions, parse_history
-from workflows.case_view import closed_case_view
+from workflows.domain.case_view import closed_case_view
 from workflows.ids import case_workflow_id, consent_withdrawal_workflow_id
 
 

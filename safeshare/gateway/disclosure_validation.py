@@ -2,7 +2,7 @@
 
 Every violation is named by its field path (``disclosure.operation_encompass.voice_of_the_child``)
 so a caller fixes its call in one round trip; the fields a kind's fixed dataset must hold are
-the model's (``workflows.disclosure_model.DATASET_FIELDS``). Descriptions never quote a value.
+the model's (``workflows.domain.disclosure.DATASET_FIELDS``). Descriptions never quote a value.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from safeshare.gateway.validation import (
     validate_case_ref,
     validate_command_id,
 )
-from workflows import disclosure_model as dm
+from workflows.domain import disclosure as dm
 
 
 def kind_of(value: int) -> dm.Kind | None:

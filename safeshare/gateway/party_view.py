@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway import disclosure_view
-from workflows.case_view import merge_case_view
+from workflows.domain.case_view import merge_case_view
 
 M = TypeVar("M", bound=Message)
 
@@ -100,7 +100,7 @@ def party_in(agency_id: str, case: pb.CaseView) -> Party | None:
 
 def view_for(party: Party, case: pb.CaseView) -> pb.CaseView:
     """The case as ``party`` may see it. ``case`` is the whole view: the case with every
-    holder's record merged in (``workflows.case_view.merge_case_view``)."""
+    holder's record merged in (``workflows.domain.case_view.merge_case_view``)."""
     if party.role is Role.REQUESTER:
         return _requester_view(party, case)
     return _holder_view(party, case)

@@ -91,11 +91,11 @@ from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
 from safeshare.tls import peer_common_name
 from workflows import seal
-from workflows.case_model import Rule
-from workflows.case_view import merge_case_view
 from workflows.commands import REUSED, REUSED_MESSAGE
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
+from workflows.domain.case_view import merge_case_view
+from workflows.domain.refusal import Rule
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
     HUB_TASK_QUEUE,
@@ -1565,7 +1565,7 @@ def _refusal(err: WorkflowUpdateFailedError, command: _Command) -> GatewayError 
     code = _RULE_CODES.get(cause.type or "")
     if code is None:
         return None
-    # Refusal messages hold codes, field paths and agency ids only (workflows/case_model.py).
+    # Refusal messages hold codes, field paths and agency ids only (workflows/domain/refusal.py).
     violations: list[FieldViolation] = []
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         violations = _violations_in(cause.message, command)

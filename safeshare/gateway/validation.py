@@ -17,8 +17,8 @@ from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway.commands import command_id_problem
+from workflows.domain.practitioners import canonical_user_id
 from workflows.ids import CASE_REF_PATTERN
-from workflows.practitioners import canonical_user_id
 
 MAX_REQUEST_ID_LENGTH = 128
 MAX_HOLDERS = 10

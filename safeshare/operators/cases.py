@@ -41,7 +41,7 @@ from safeshare.operators.options import (
 from safeshare.temporal import connect_temporal
 from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from workflows import search_attributes as sa
-from workflows.case_view import merge_case_view
+from workflows.domain.case_view import merge_case_view
 from workflows.ids import CASE_REF_PATTERN, case_workflow_id, holder_exchange_workflow_id
 
 cases_app = typer.Typer(help="List, show and follow cases in the terminal.", no_args_is_help=True)

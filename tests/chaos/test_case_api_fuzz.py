@@ -2,7 +2,7 @@
 of valid and invalid commands from several agencies.
 
 Every answer must be a designed status code (never UNKNOWN or INTERNAL), and every case must
-stay where the pure model (workflows/case_model.py ``Exchange``), fed the commands the gateway
+stay where the pure model (workflows/domain/exchange.py ``Exchange``), fed the commands the gateway
 accepted, says it is.
 """
 
@@ -25,15 +25,28 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1.case_service_pb2_grpc import CaseServiceStub
 from tests.chaos import scenarios as sc
 from tests.chaos.stack import ChaosStack
-from workflows import case_model as model
+from workflows.domain.exchange import (
+    Acknowledge,
+    Command,
+    ConsentChecked,
+    DecideOverride,
+    DeclineToShare,
+    Delivered,
+    Exchange,
+    ProposeOverride,
+    WithdrawConsent,
+    WithdrawRequest,
+)
+from workflows.domain.refusal import Rule, Violation
+from workflows.domain.vocabulary import Actor, State, Urgency
 
 pytestmark = pytest.mark.chaos
 
 DESIGNED = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED", "FAILED_PRECONDITION"}
 RULE_CODE = {
-    model.Rule.OUT_OF_TURN: "FAILED_PRECONDITION",
-    model.Rule.NOT_PERMITTED: "PERMISSION_DENIED",
-    model.Rule.INVALID: "INVALID_ARGUMENT",
+    Rule.OUT_OF_TURN: "FAILED_PRECONDITION",
+    Rule.NOT_PERMITTED: "PERMISSION_DENIED",
+    Rule.INVALID: "INVALID_ARGUMENT",
 }
 SETTLING = {pb.CASE_STATE_CHECKING_CONSENT, pb.CASE_STATE_DELIVERING, pb.CASE_STATE_REQUESTED}
 KINDS = ["propose", "propose_incomplete", "approve", "reject", "approve_by_proposer",
@@ -70,7 +83,7 @@ class CaseApiMachine(RuleBasedStateMachine):
         assert STACK is not None
         self.stack = STACK
         self.agencies = {a: Agency(STACK, a) for a in STACK.agencies}
-        self.cases: list[tuple[sc.CaseSpec, str, model.Exchange]] = []
+        self.cases: list[tuple[sc.CaseSpec, str, Exchange]] = []
 
     def teardown(self) -> None:
         for agency in self.agencies.values():
@@ -100,8 +113,8 @@ class CaseApiMachine(RuleBasedStateMachine):
             service_pb.SubmitRequestRequest(request=sc.sharing_request(spec)),
         )
         assert code == "OK"
-        exchange = model.Exchange(holder=holder, recipient=requester, urgency=model.Urgency.AMBER)
-        exchange.apply(model.ConsentChecked(covers=False))
+        exchange = Exchange(holder=holder, recipient=requester, urgency=Urgency.AMBER)
+        exchange.apply(ConsentChecked(covers=False))
         self.cases.append((spec, reply.case_ref, exchange))
         self._settle(0)
 
@@ -115,18 +128,18 @@ class CaseApiMachine(RuleBasedStateMachine):
             who
         ]
         stub = self.agencies[caller].stub
-        actor = model.Actor(caller, f"{caller}-{kind}", "social_worker")
+        actor = Actor(caller, f"{caller}-{kind}", "social_worker")
         call: tuple[Callable[..., Any], Any]
         malformed = False
         if kind in ("propose", "propose_incomplete"):
             proposal = sc.override_proposal(spec)
             proposal.actor.practitioner.user_id = f"{caller}-proposer"
-            actor = model.Actor(caller, f"{caller}-proposer", "social_worker")
-            missing: tuple[str, ...] = ()
+            actor = Actor(caller, f"{caller}-proposer", "social_worker")
+            missing: tuple[Violation, ...] = ()
             if kind == "propose_incomplete":
                 proposal.ClearField("harm_statement")
-                missing = ("harm_statement",)
-            command: model.Command = model.ProposeOverride(actor, missing)
+                missing = (Violation("proposal.harm_statement"),)
+            command: Command = ProposeOverride(actor, missing)
             call = (
                 stub.ProposeOverride,
                 service_pb.ProposeOverrideRequest(case_ref=ref, proposal=proposal),
@@ -139,7 +152,7 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "approve_wrong_role":
                 role = "teacher"
             decision.actor.practitioner.user_id, decision.actor.practitioner.role = user, role
-            command = model.DecideOverride(model.Actor(caller, user, role), kind != "reject")
+            command = DecideOverride(Actor(caller, user, role), kind != "reject")
             call = (
                 stub.DecideOverride,
                 service_pb.DecideOverrideRequest(case_ref=ref, decision=decision),
@@ -149,19 +162,19 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "decline_no_reasons":
                 decline.ClearField("reasons")
                 malformed = True
-            command = model.DeclineToShare(actor, has_reasons=not malformed)
+            command = DeclineToShare(actor, has_reasons=not malformed)
             call = (
                 stub.DeclineToShare,
                 service_pb.DeclineToShareRequest(case_ref=ref, decision=decline),
             )
         elif kind == "withdraw":
-            command = model.WithdrawRequest(actor)
+            command = WithdrawRequest(actor)
             call = (
                 stub.WithdrawRequest,
                 service_pb.WithdrawRequestRequest(case_ref=ref, withdrawal=sc.withdrawal(spec)),
             )
         elif kind == "acknowledge":
-            command = model.Acknowledge(actor)
+            command = Acknowledge(actor)
             call = (
                 stub.Acknowledge,
                 service_pb.AcknowledgeRequest(
@@ -173,7 +186,7 @@ class CaseApiMachine(RuleBasedStateMachine):
                 actor=sc.actor(caller, "recorder", "social_worker"),
                 withdrawn_by_relationship="mother", reason="changed her mind",
             )  # fmt: skip
-            command = model.WithdrawConsent(actor)
+            command = WithdrawConsent(actor)
             call = (
                 stub.WithdrawConsent,
                 service_pb.WithdrawConsentRequest(case_ref=ref, withdrawal=withdrawal),
@@ -226,8 +239,8 @@ class CaseApiMachine(RuleBasedStateMachine):
                 break
             assert time.monotonic() < deadline, "the case did not come to rest"
             time.sleep(0.2)
-        if exchange.state is model.State.DELIVERING and holder.receipt.delivery_id:
-            exchange.apply(model.Delivered())
+        if exchange.state is State.DELIVERING and holder.receipt.delivery_id:
+            exchange.apply(Delivered())
         return holder
 
     @invariant()
@@ -235,7 +248,7 @@ class CaseApiMachine(RuleBasedStateMachine):
         for index, (_, _, exchange) in enumerate(self.cases):
             holder = self._settle(index)
             assert pb.CaseState.Name(holder.state) == f"CASE_STATE_{exchange.state.value}"
-            if exchange.state is model.State.CLOSED:
+            if exchange.state is State.CLOSED:
                 assert pb.Outcome.Name(holder.outcome) == f"OUTCOME_{exchange.outcome.value}"
 
 

@@ -28,7 +28,7 @@ from tests.safeshare.gateway_support import (
     running_workers,
     wait_for_state,
 )
-from workflows.case_view import closed_case_view
+from workflows.domain.case_view import closed_case_view
 from workflows.ids import case_ref_for, case_workflow_id
 from workflows.sharing_case import SharingCase
 

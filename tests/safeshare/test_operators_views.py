@@ -12,9 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.operators.views import VIEWS
-from workflows import case_model as model
-from workflows import disclosure_model
 from workflows import search_attributes as sa
+from workflows.domain import disclosure, vocabulary
 
 NOW = dt.datetime(2026, 11, 17, 9, 30, tzinfo=dt.UTC)
 
@@ -49,9 +48,9 @@ REGISTERED = {
 # value nothing writes, e.g. WaitingOn='APROVER', lists nothing and would look like good news).
 WRITTEN = {
     "WorkflowType": {"SharingCase", "HolderExchange", "DisclosureCase"},
-    "WaitingOn": {w.value for w in model.WaitingOn}
+    "WaitingOn": {w.value for w in vocabulary.WaitingOn}
     | {pb.WaitingOn.Name(w).removeprefix("WAITING_ON_") for w in pb.WaitingOn.values() if w},
-    "CaseState": {s.value for s in model.State} | {s.value for s in disclosure_model.State},
+    "CaseState": {s.value for s in vocabulary.State} | {s.value for s in disclosure.State},
     "Urgency": {pb.Urgency.Name(u).removeprefix("URGENCY_") for u in pb.Urgency.values() if u},
     "ExecutionStatus": {"Running"},
 }

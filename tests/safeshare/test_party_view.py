@@ -22,7 +22,7 @@ from safeshare.gateway.party_view import (
     summary_for,
     view_for,
 )
-from workflows.case_view import merge_case_view
+from workflows.domain.case_view import merge_case_view
 
 CSC, SCHOOL, GP, POLICE = "northshire-csc", "oakfield-primary", "riverside-gp", "northshire-police"
 REQUESTER = Party(CSC, Role.REQUESTER)

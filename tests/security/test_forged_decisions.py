@@ -62,10 +62,10 @@ from tests.safeshare.gateway_support import (
     new_request,
 )
 from workflows import ed25519, seal
-from workflows.case_model import Rule
 from workflows.consent_withdrawal import NOT_SEALED as NOTICE_NOT_SEALED
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
+from workflows.domain.refusal import Rule
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
     case_ref_for,

@@ -23,7 +23,8 @@ from safeshare.operators.registry_store import RegistryChangeError, renew_signat
 from tests import gateway_seal
 from tests.factories import sharing_request
 from tests.gateway_seal import gateway_key_file
-from workflows import seal, translate
+from workflows import seal
+from workflows.domain.vocabulary import timestamp
 
 SCHOOL = "oakfield-primary"
 RENEWALS = 16
@@ -136,7 +137,7 @@ def test_a_bad_edit_never_stalls_the_gate_it_keeps_the_last_good_registry(
     registry_copy: Path,
 ) -> None:
     gate = _Gate(registry_copy)
-    check = pb.GateCheck(request=sharing_request(), at=translate.timestamp(dt.datetime.now(dt.UTC)))
+    check = pb.GateCheck(request=sharing_request(), at=timestamp(dt.datetime.now(dt.UTC)))
     first = gate.check(check)
     assert first.passed
     # Hand-edited to a quoted date (which used to crash the gate's date comparison), then to

@@ -25,8 +25,8 @@ from safeshare.pki import DevPki
 from tests.eventually import eventually
 from tests.workflows.harness import SCHOOL
 from tests.workflows.real_agencies import case_at_real_agencies
-from workflows import translate
-from workflows.case_model import DEFAULT_TIMESCALES, Step, Urgency
+from workflows.domain.deadlines import DEFAULT_TIMESCALES, timescales_of
+from workflows.domain.vocabulary import Step, Urgency
 from workflows.holder_exchange import HolderExchange
 from workflows.sharing_case import SharingCase
 
@@ -56,7 +56,7 @@ def registry_copy(tmp_path: Path) -> Path:
 
 def test_the_default_timescales_are_todays() -> None:
     registry = load_registry()
-    policy = translate.timescales(_policy(registry))
+    policy = timescales_of(_policy(registry))
     assert policy == DEFAULT_TIMESCALES
     assert policy[(Urgency.GREEN, Step.RECIPIENT_ACKNOWLEDGES)].period == dt.timedelta(hours=40)
     assert not policy[(Urgency.RED, Step.HOLDER_RESPONDS)].working_hours

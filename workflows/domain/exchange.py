@@ -1,275 +1,30 @@
-"""The pure model of a sharing case: who may do what, when, and where it leads.
-
-Plain Python with no Temporal or gRPC import, so it is tested directly (including property
-tests over random command sequences). The workflows drive it: update validators ask
-``Exchange.check`` before anything is written to history, and handlers call ``Exchange.apply``.
+"""One holder's exchange within a sharing case, and the only way to move it.
 
 A case has one *exchange* per holding agency: consent check, consent decision, override
 justification, decision, delivery and acknowledgement with that holder. The parent case runs
-the protocol gate and closes when every exchange has closed.
+the protocol gate and closes when every exchange has closed. ``Exchange.check`` is every
+Update's validator (a refused decision never reaches history) and decides what a command
+lacks from the command's own facts; ``Exchange.apply`` is the handlers' one way to move.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from workflows.calendar import WorkingCalendar
-
-
-class State(enum.Enum):
-    """The step an exchange is at. Names match ``sharing.v1.CaseState`` without the prefix."""
-
-    REQUESTED = "REQUESTED"
-    CHECKING_CONSENT = "CHECKING_CONSENT"
-    AWAITING_CONSENT_DECISION = "AWAITING_CONSENT_DECISION"
-    AWAITING_OVERRIDE_DECISION = "AWAITING_OVERRIDE_DECISION"
-    DELIVERING = "DELIVERING"
-    AWAITING_ACKNOWLEDGEMENT = "AWAITING_ACKNOWLEDGEMENT"
-    CLOSED = "CLOSED"
-
-
-OPEN_STATES = frozenset(State) - {State.CLOSED}
-
-
-class WaitingOn(enum.Enum):
-    """Whose move it is. Names match ``sharing.v1.WaitingOn`` without the prefix."""
-
-    SYSTEM = "SYSTEM"
-    HOLDER = "HOLDER"
-    RECIPIENT = "RECIPIENT"
-    APPROVER = "APPROVER"
-    OPERATOR = "OPERATOR"
-    NOBODY = "UNSPECIFIED"
-
-
-class Urgency(enum.Enum):
-    """How urgent a request is. Names match ``sharing.v1.Urgency`` without the prefix."""
-
-    RED = "RED"
-    AMBER = "AMBER"
-    GREEN = "GREEN"
-
-
-class Outcome(enum.Enum):
-    """How an exchange or a case ended. Names match ``sharing.v1.Outcome``."""
-
-    OPEN = "UNSPECIFIED"
-    SHARED_WITH_CONSENT = "SHARED_WITH_CONSENT"
-    SHARED_UNDER_OVERRIDE = "SHARED_UNDER_OVERRIDE"
-    NOT_SHARED = "NOT_SHARED"
-    REJECTED_BY_PROTOCOL_GATE = "REJECTED_BY_PROTOCOL_GATE"
-    WITHDRAWN = "WITHDRAWN"
-    PARTLY_SHARED = "PARTLY_SHARED"
-
-
-class Step(enum.Enum):
-    """The steps that run against a deadline."""
-
-    HOLDER_RESPONDS = "holder_responds"
-    OVERRIDE_DECISION = "override_decision"
-    RECIPIENT_ACKNOWLEDGES = "recipient_acknowledges"
-
-
-class Rule(enum.Enum):
-    """Why a command is refused. Values are ``ApplicationError.type`` strings."""
-
-    OUT_OF_TURN = "OutOfTurn"
-    NOT_PERMITTED = "NotPermitted"
-    INVALID = "Invalid"
-
-
-APPROVER_ROLES = frozenset({"designated_safeguarding_lead", "manager", "caldicott_guardian"})
-"""Roles that may approve or reject an override (DESIGN.md)."""
-
-_DEADLINE_HOURS: dict[Urgency, dict[Step, float]] = {
-    # RED: elapsed hours, 24/7. AMBER and GREEN: working hours on the calendar.
-    Urgency.RED: {
-        Step.HOLDER_RESPONDS: 2,
-        Step.OVERRIDE_DECISION: 1,
-        Step.RECIPIENT_ACKNOWLEDGES: 2,
-    },
-    Urgency.AMBER: {
-        Step.HOLDER_RESPONDS: 6,
-        Step.OVERRIDE_DECISION: 4,
-        Step.RECIPIENT_ACKNOWLEDGES: 8,  # one working day
-    },
-    Urgency.GREEN: {
-        Step.HOLDER_RESPONDS: 24,
-        Step.OVERRIDE_DECISION: 8,  # one working day
-        Step.RECIPIENT_ACKNOWLEDGES: 40,  # five working days
-    },
-}
-
-
-@dataclass(frozen=True)
-class Timescale:
-    """How long a step may take and when its missed deadline climbs the ladder."""
-
-    period: dt.timedelta
-    working_hours: bool
-    """Counted in working hours on the calendar; else elapsed time, 24/7."""
-    lead_after_period: float = 0.5
-    """The safeguarding lead is told this fraction of the step's period after the deadline."""
-    operator_after_period: float = 1.0
-    """The partnership operator is told this fraction of the period after the deadline."""
-
-
-Timescales = Mapping[tuple[Urgency, Step], Timescale]
-
-DEFAULT_TIMESCALES: Timescales = {
-    (urgency, step): Timescale(dt.timedelta(hours=hours), working_hours=urgency is not Urgency.RED)
-    for urgency, steps in _DEADLINE_HOURS.items()
-    for step, hours in steps.items()
-}
-"""The partnership's timescales when its registry sets none (and for exchanges opened before
-cases recorded their timescales)."""
-
-STEP_WAITING_ON = {
-    Step.HOLDER_RESPONDS: WaitingOn.HOLDER,
-    Step.OVERRIDE_DECISION: WaitingOn.APPROVER,
-    Step.RECIPIENT_ACKNOWLEDGES: WaitingOn.RECIPIENT,
-}
-
-
-def deadline(
-    urgency: Urgency,
-    step: Step,
-    started: dt.datetime,
-    calendar: WorkingCalendar,
-    timescales: Timescales = DEFAULT_TIMESCALES,
-) -> dt.datetime:
-    """When ``step`` of an exchange of this urgency, started at ``started``, falls due.
-
-    A working-hours timescale counts working hours on ``calendar``; the others run 24/7
-    (by default RED runs 24/7, AMBER and GREEN count working hours).
-    """
-    timescale = timescales[(urgency, step)]
-    if not timescale.working_hours:
-        return started + timescale.period
-    return calendar.add_working_hours(started, timescale.period / dt.timedelta(hours=1))
-
-
-class Escalation(enum.Enum):
-    """The ladder a missed deadline climbs: it never silently declines."""
-
-    REMINDER = "reminder"
-    SAFEGUARDING_LEAD = "safeguarding_lead"
-    PARTNERSHIP_OPERATOR = "partnership_operator"
-
-
-def escalation_times(
-    due: dt.datetime,
-    period: dt.timedelta,
-    lead_after_period: float = 0.5,
-    operator_after_period: float = 1.0,
-) -> list[tuple[dt.datetime, Escalation]]:
-    """When each rung of the ladder fires after a deadline ``due`` for a step of ``period``.
-
-    The reminder fires at the deadline, the safeguarding lead is told ``lead_after_period``
-    of a period later (by default half), the partnership operator ``operator_after_period``
-    later (by default a full period).
-    """
-    return [
-        (due, Escalation.REMINDER),
-        (due + period * lead_after_period, Escalation.SAFEGUARDING_LEAD),
-        (due + period * operator_after_period, Escalation.PARTNERSHIP_OPERATOR),
-    ]
-
-
-# -- consent cover ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Consent:
-    """The facts of a consent record that decide whether it covers a request."""
-
-    status: str
-    purposes: Collection[str]
-    recipients: Collection[str]
-    categories: Collection[str]
-    valid_from: dt.datetime | None
-    valid_until: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class Asked:
-    """What a request asks of one holder: purpose, recipient and categories, and when."""
-
-    purpose: str
-    recipient: str
-    categories: Collection[str]
-    at: dt.datetime
-
-
-@dataclass(frozen=True)
-class Cover:
-    """Whether consent covers a request and, if not, every reason why not (as codes)."""
-
-    covers: bool
-    reasons: tuple[str, ...]
-
-
-def consent_cover(consent: Consent, asked: Asked) -> Cover:
-    """Decide whether ``consent`` covers what is ``asked``.
-
-    Consent covers a request only when it was given, is in its period, and names the purpose,
-    the recipient (or any recipient) and every category asked for.
-    """
-    reasons: list[str] = []
-    if consent.status != "GIVEN":
-        reasons.append(f"consent_{consent.status.lower()}")
-    else:
-        if consent.valid_from is not None and asked.at < consent.valid_from:
-            reasons.append("consent_not_yet_valid")
-        if consent.valid_until is not None and asked.at >= consent.valid_until:
-            reasons.append("consent_expired")
-        if asked.purpose not in consent.purposes:
-            reasons.append("purpose_not_covered")
-        if consent.recipients and asked.recipient not in consent.recipients:
-            reasons.append("recipient_not_covered")
-        missing = sorted(set(asked.categories) - set(consent.categories))
-        reasons.extend(f"category_not_covered:{category}" for category in missing)
-    return Cover(covers=not reasons, reasons=tuple(reasons))
-
-
-def consent_cover_by_category(consent: Consent, asked: Asked) -> dict[str, Cover]:
-    """Per category asked: whether ``consent`` covers it, and every reason why not.
-
-    The reasons that concern the whole record (not given, out of its period, purpose or
-    recipient not named) apply to every category; a category the record does not name is
-    not covered on its own.
-    """
-    whole = consent_cover(consent, Asked(asked.purpose, asked.recipient, (), asked.at)).reasons
-    found = {}
-    for category in sorted(set(asked.categories)):
-        reasons = list(whole)
-        if consent.status == "GIVEN" and category not in consent.categories:
-            reasons.append(f"category_not_covered:{category}")
-        found[category] = Cover(covers=not reasons, reasons=tuple(reasons))
-    return found
-
-
-class Basis(enum.Enum):
-    """What authorised sharing one category. Names match ``sharing.v1.BasisKind``."""
-
-    CONSENT = "CONSENT"
-    OVERRIDE = "OVERRIDE"
-    SHARE_FIRST = "SHARE_FIRST"
-
+from workflows.domain.override import APPROVER_ROLES
+from workflows.domain.refusal import Refusal, Rule, Violation, incomplete
+from workflows.domain.vocabulary import (
+    OPEN_STATES,
+    Actor,
+    Basis,
+    Outcome,
+    State,
+    Urgency,
+    WaitingOn,
+)
 
 # -- commands -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who issues a command: the agency (from its certificate) and the practitioner."""
-
-    agency_id: str
-    user_id: str
-    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -302,7 +57,7 @@ class ProposeOverride:
     ``categories`` is its minimum data set (per-category exchanges)."""
 
     actor: Actor
-    missing: tuple[str, ...] = ()
+    missing: tuple[Violation, ...] = ()
     categories: frozenset[str] = frozenset()
 
 
@@ -319,7 +74,7 @@ class ShareFirst:
     """RED only: the holder shares now and justifies within the override deadline."""
 
     actor: Actor
-    missing: tuple[str, ...] = ()
+    missing: tuple[Violation, ...] = ()
     categories: frozenset[str] = frozenset()
 
 
@@ -390,14 +145,6 @@ Command = (
     | StopDelivery
     | WithdrawConsent
 )
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a command was refused: the rule and a message with codes only."""
-
-    rule: Rule
-    message: str
 
 
 # -- the exchange -------------------------------------------------------------------------
@@ -748,10 +495,8 @@ def _holder(actor: Actor, holder: str) -> Refusal | None:
     return None
 
 
-def _complete(missing: tuple[str, ...]) -> Refusal | None:
-    if missing:
-        return Refusal(Rule.INVALID, "required: " + ", ".join(missing))
-    return None
+def _complete(missing: tuple[Violation, ...]) -> Refusal | None:
+    return incomplete(missing)
 
 
 def case_outcome(outcomes: Collection[Outcome]) -> Outcome:

@@ -9,38 +9,44 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.workflows.test_calendars import calendar_of
-from workflows.calendar import WorkingCalendar
-from workflows.case_model import (
-    Acknowledge,
-    Actor,
+from tests.workflows.domain.test_deadlines import calendar_of
+from workflows.domain.consent import (
     Asked,
-    Basis,
-    Command,
     Consent,
+    consent_cover,
+)
+from workflows.domain.deadlines import (
+    Escalation,
+    WorkingCalendar,
+    deadline,
+    escalation_times,
+)
+from workflows.domain.exchange import (
+    Acknowledge,
+    Command,
     ConsentChecked,
     DecideOverride,
     DeclineToShare,
     Delivered,
-    Escalation,
     Exchange,
     InvalidCommand,
     NothingToShare,
-    Outcome,
     ProposeOverride,
     RecordConsent,
-    Rule,
     ShareFirst,
+    WithdrawConsent,
+    WithdrawRequest,
+    case_outcome,
+)
+from workflows.domain.refusal import Rule, Violation
+from workflows.domain.vocabulary import (
+    Actor,
+    Basis,
+    Outcome,
     State,
     Step,
     Urgency,
     WaitingOn,
-    WithdrawConsent,
-    WithdrawRequest,
-    case_outcome,
-    consent_cover,
-    deadline,
-    escalation_times,
 )
 
 HOLDER, RECIPIENT = "oakfield-primary", "northshire-csc"
@@ -129,7 +135,7 @@ def test_red_share_first_waits_for_justification_after_acknowledgement() -> None
     [
         ([], RecordConsent(PRACTITIONER, covers=True), Rule.OUT_OF_TURN),
         ([ConsentChecked(False)], RecordConsent(RECIPIENT_USER, covers=True), Rule.NOT_PERMITTED),
-        ([ConsentChecked(False)], ProposeOverride(PRACTITIONER, ("proposal.harm_statement",)), Rule.INVALID),
+        ([ConsentChecked(False)], ProposeOverride(PRACTITIONER, (Violation("proposal.harm_statement"),)), Rule.INVALID),
         ([ConsentChecked(False), ProposeOverride(PRACTITIONER)], DecideOverride(PRACTITIONER, True), Rule.NOT_PERMITTED),
         (
             [ConsentChecked(False), ProposeOverride(APPROVER)],
@@ -177,9 +183,9 @@ ACTORS = st.sampled_from([PRACTITIONER, APPROVER, RECIPIENT_USER, Actor("riversi
 COMMANDS: st.SearchStrategy[Command] = st.one_of(
     st.builds(ConsentChecked, st.booleans()),
     st.builds(RecordConsent, ACTORS, st.booleans(), st.booleans()),
-    st.builds(ProposeOverride, ACTORS, st.sampled_from([(), ("proposal.legal_basis",)])),
+    st.builds(ProposeOverride, ACTORS, st.sampled_from([(), (Violation("proposal.legal_basis"),)])),
     st.builds(DecideOverride, ACTORS, st.booleans()),
-    st.builds(ShareFirst, ACTORS, st.sampled_from([(), ("decision.harm_statement",)])),
+    st.builds(ShareFirst, ACTORS, st.sampled_from([(), (Violation("decision.harm_statement"),)])),
     st.builds(DeclineToShare, ACTORS, st.booleans()),
     st.just(NothingToShare()),
     st.just(Delivered()),

@@ -7,9 +7,8 @@ import datetime as dt
 
 import pytest
 
-from workflows.calendar import WorkingCalendar, uk_utc_offset
-from workflows.case_model import Actor, Outcome, Rule, Urgency
-from workflows.disclosure_model import (
+from workflows.domain.deadlines import WorkingCalendar, uk_utc_offset
+from workflows.domain.disclosure import (
     Acknowledge,
     Decide,
     Delivered,
@@ -21,6 +20,8 @@ from workflows.disclosure_model import (
     approval_required,
     missing_dataset_fields,
 )
+from workflows.domain.refusal import Rule
+from workflows.domain.vocabulary import Actor, Outcome, Urgency
 
 UTC = dt.UTC
 SCHOOL = WorkingCalendar(

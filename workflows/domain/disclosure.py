@@ -6,7 +6,7 @@ without consent, when the recipient must acknowledge), and the one state machine
 decision on a disclosure goes through (``Disclosure.check`` is every Update's validator).
 
 The steps, the escalation ladder and the outcomes are the sharing case's own
-(``workflows.case_model``): a disclosure is a case that starts at the holder.
+(``workflows.domain``): a disclosure is a case that starts at the holder.
 """
 
 from __future__ import annotations
@@ -16,18 +16,10 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from workflows.calendar import WorkingCalendar
-from workflows.case_model import (
-    APPROVER_ROLES,
-    DEFAULT_TIMESCALES,
-    Actor,
-    Outcome,
-    Refusal,
-    Rule,
-    Step,
-    Timescales,
-    Urgency,
-)
+from workflows.domain.deadlines import DEFAULT_TIMESCALES, Timescales, WorkingCalendar, deadline
+from workflows.domain.override import APPROVER_ROLES
+from workflows.domain.refusal import Refusal, Rule
+from workflows.domain.vocabulary import Actor, Outcome, Step, Urgency
 
 
 class Kind(enum.Enum):
@@ -113,13 +105,8 @@ def acknowledge_by(
     step = Step.RECIPIENT_ACKNOWLEDGES
     if kind is Kind.CONCERN:
         level = urgency or Urgency.AMBER
-        timescale = timescales[(level, step)]
-        due = (
-            calendar.add_working_hours(delivered, timescale.period / dt.timedelta(hours=1))
-            if timescale.working_hours
-            else delivered + timescale.period
-        )
-        return Deadline(due, f"urgency_{level.value}", timescale.period)
+        due = deadline(level, step, delivered, calendar, timescales)
+        return Deadline(due, f"urgency_{level.value}", timescales[(level, step)].period)
     if kind is Kind.OPERATION_ENCOMPASS:
         period = LADDER_PERIOD[kind]
         if to_a_school and calendar.school_terms:

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from activities.calendars import resolve_calendar
 from partnership.registry import Registry, parse_registry
-from workflows import translate
-from workflows.calendar import WorkingCalendar
-from workflows.case_model import Step, Urgency, deadline
+from workflows.domain import deadlines
+from workflows.domain.deadlines import WorkingCalendar, deadline
+from workflows.domain.vocabulary import Step, Urgency
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 RESOLVED_AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -45,7 +45,7 @@ def calendar_of(region: str) -> WorkingCalendar:
     """The calendar as a case records it (resolved by the gate) and the exchange reads it."""
     registry = _registry()
     agency = registry.agencies[f"agency-{region.lower()}"]
-    return translate.calendar(resolve_calendar(registry, agency, RESOLVED_AT))
+    return deadlines.calendar_of(resolve_calendar(registry, agency, RESOLVED_AT))
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
@@ -100,7 +100,7 @@ def test_closure_days_and_school_days_come_from_the_registry() -> None:
         ],
         school_day_starts=dt.time(8, 45),
     )
-    school = translate.calendar(
+    school = deadlines.calendar_of(
         resolve_calendar(registry, registry.agencies["a-school"], RESOLVED_AT)
     )
     # The INSET day is not a working day for the school.
@@ -126,7 +126,7 @@ def test_the_recorded_calendar_is_plain_data_the_replay_reads() -> None:
     again = type(resolved)()
     again.ParseFromString(resolved.SerializeToString())
     start = utc(2026, 12, 24, 16)
-    assert translate.calendar(again).add_working_hours(start, 2) == utc(2026, 12, 29, 10)
+    assert deadlines.calendar_of(again).add_working_hours(start, 2) == utc(2026, 12, 29, 10)
 
 
 REGIONS = {"GB-ENG": "ENG", "GB-WLS": "WLS", "GB-SCT": "SCT", "GB-NIR": "NIR"}

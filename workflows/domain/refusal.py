@@ -1,0 +1,55 @@
+"""Why a command is refused: the rule it breaks, a message, and the fields at fault.
+
+A refusal travels from a workflow to the gateway as an ``ApplicationError`` whose type is the
+rule. Messages and descriptions hold codes, field paths and agency ids only, never a value a
+caller sent.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+REQUIRED = "required"
+"""The description of a field that must be set and is not."""
+
+
+class Rule(enum.Enum):
+    """Why a command is refused. Values are ``ApplicationError.type`` strings."""
+
+    OUT_OF_TURN = "OutOfTurn"
+    NOT_PERMITTED = "NotPermitted"
+    INVALID = "Invalid"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One field of a command at fault: its path in the request and what is wrong with it."""
+
+    field: str
+    description: str = REQUIRED
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a command was refused: the rule, a message with codes only, and the fields at
+    fault (for an incomplete or invalid command)."""
+
+    rule: Rule
+    message: str
+    violations: tuple[Violation, ...] = ()
+
+
+def incomplete(violations: Iterable[Violation]) -> Refusal | None:
+    """The refusal of a command with these fields missing or invalid, or None if none is.
+
+    Its message lists them: ``required: a.b, c (why)``.
+    """
+    found = tuple(violations)
+    if not found:
+        return None
+    items = (
+        v.field if v.description == REQUIRED else f"{v.field} ({v.description})" for v in found
+    )
+    return Refusal(Rule.INVALID, "required: " + ", ".join(items), found)
