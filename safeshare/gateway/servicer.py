@@ -39,7 +39,6 @@ import asyncio
 import contextvars
 import hashlib
 import hmac
-import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -61,7 +60,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from partnership.registry import Registry, RegistrySource
@@ -86,16 +85,15 @@ from safeshare.gateway import (
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
 from safeshare.gateway.identity import caller_agency
+from safeshare.gateway.refusals import _refusal, _reused
 from safeshare.gateway.signing import GatewaySigner
 from safeshare.gateway.validation import FieldViolation
 from safeshare.metrics import count_gateway_request
 from safeshare.tls import peer_common_name
 from workflows import seal
-from workflows.commands import REUSED, REUSED_MESSAGE
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
 from workflows.domain.case_view import merge_case_view
-from workflows.domain.refusal import Rule
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import (
     HUB_TASK_QUEUE,
@@ -119,14 +117,6 @@ _CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "call_deadline", default=None
 )
 
-_RULE_CODES = {
-    Rule.OUT_OF_TURN.value: grpc.StatusCode.FAILED_PRECONDITION,
-    Rule.NOT_PERMITTED.value: grpc.StatusCode.PERMISSION_DENIED,
-    Rule.INVALID.value: grpc.StatusCode.INVALID_ARGUMENT,
-}
-# "required: a.b, c (why)": the workflow validators' form for incomplete commands.
-_REQUIRED = "required: "
-_REQUIRED_ITEM = re.compile(r"^(?P<field>\S+)(?: \((?P<why>.*)\))?$")
 # CANCELLED is what the client reports when our own rpc_timeout ends a call (an update the
 # workflow has not answered in time): the caller may retry later, so it is not INTERNAL.
 # FAILED_PRECONDITION from Temporal (never a workflow's refusal: those arrive as update
@@ -1431,15 +1421,6 @@ def _raise_if(violations: list[FieldViolation]) -> None:
         raise invalid_argument(violations)
 
 
-def _reused() -> GatewayError:
-    """ALREADY_EXISTS: the caller's command id was applied with other content."""
-    return GatewayError(
-        grpc.StatusCode.ALREADY_EXISTS,
-        REUSED_MESSAGE,
-        [FieldViolation("command_id", "already used for another command in this case")],
-    )
-
-
 def _case_not_found() -> GatewayError:
     return GatewayError(grpc.StatusCode.NOT_FOUND, "case not found")
 
@@ -1553,37 +1534,3 @@ class _StepClosed(GatewayError):
 
     def __init__(self) -> None:
         super().__init__(grpc.StatusCode.FAILED_PRECONDITION, "this step of the case is not open")
-
-
-def _refusal(err: WorkflowUpdateFailedError, command: _Command) -> GatewayError | None:
-    """The status for an update a workflow validator refused, or None if not a refusal."""
-    cause = err.cause
-    if not isinstance(cause, ApplicationError):
-        return None
-    if cause.type == REUSED:
-        return _reused()
-    code = _RULE_CODES.get(cause.type or "")
-    if code is None:
-        return None
-    # Refusal messages hold codes, field paths and agency ids only (workflows/domain/refusal.py).
-    violations: list[FieldViolation] = []
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        violations = _violations_in(cause.message, command)
-    return GatewayError(code, cause.message, violations)
-
-
-def _violations_in(message: str, command: _Command) -> list[FieldViolation]:
-    """Field violations from a validator's message: ``required: a.b, c (why)``, or one
-    violation on the command's fallback field for any other message."""
-    if not message.startswith(_REQUIRED):
-        return [FieldViolation(command.fallback_field or command.field, message)]
-    found = []
-    for item in message.removeprefix(_REQUIRED).split(", "):
-        named = _REQUIRED_ITEM.match(item.strip())
-        if named is None:
-            continue
-        field = named["field"]
-        if field != command.field and not field.startswith(f"{command.field}."):
-            field = f"{command.field}.{field}"
-        found.append(FieldViolation(field, named["why"] or "required"))
-    return found or [FieldViolation(command.field, message)]
