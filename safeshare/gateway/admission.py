@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509.oid import NameOID
 
 from safeshare.gateway.errors import GatewayError, abort
+from safeshare.gateway.interceptor import MethodInterceptor, Stream, Unary
 
 AGENCY_URI_PREFIX = "urn:safeshare:agency:"
 REVOKED = "the caller's certificate is revoked"
@@ -157,7 +158,7 @@ class Quotas:
     """How long one WatchCase stream may stay open."""
 
 
-class Admission(grpc.aio.ServerInterceptor):
+class Admission(MethodInterceptor):
     """Refuses, before the handler, a caller whose certificate names no single agency's
     identity or is revoked (PERMISSION_DENIED), and every call while a configured revocation
     list is unusable (UNAVAILABLE)."""
@@ -168,26 +169,11 @@ class Admission(grpc.aio.ServerInterceptor):
         revocation: RevocationList | None = None,
         quotas: Quotas | None = None,
     ) -> None:
-        self._prefix = f"/{service}/"
+        super().__init__(service)
         self._revocation = revocation
         self._quotas = quotas or Quotas()
         self._calls: Counter[str] = Counter()
         self._watches: Counter[str] = Counter()
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not str(method).startswith(self._prefix):
-            return handler
-        if handler.unary_unary is not None:
-            return self._unary(handler)
-        if handler.unary_stream is not None:
-            return self._stream(handler)
-        return handler
 
     async def admit(self, context: grpc.aio.ServicerContext) -> str | None:
         """The caller's agency id as its certificate names it, or abort the call."""
@@ -207,9 +193,7 @@ class Admission(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, REVOKED)
         return agency
 
-    def _unary(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        inner: Any = handler.unary_unary
-
+    def unary(self, rpc: str, inner: Unary) -> Unary:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
             agency = await self.admit(context) or ""
             if self._calls[agency] >= self._quotas.calls_per_agency:
@@ -221,16 +205,12 @@ class Admission(grpc.aio.ServerInterceptor):
             finally:
                 self._calls[agency] -= 1
 
-        return grpc.unary_unary_rpc_method_handler(
-            behaviour,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return behaviour
 
-    def _stream(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        inner: Any = handler.unary_stream
-
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def stream(self, rpc: str, inner: Stream) -> Stream:
+        async def behaviour(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncGenerator[Any, None]:
             agency = await self.admit(context) or ""
             if self._watches[agency] >= self._quotas.watches_per_agency:
                 log.warning("agency_quota_reached", kind="watches", agency_id=agency)
@@ -252,11 +232,7 @@ class Admission(grpc.aio.ServerInterceptor):
             finally:
                 self._watches[agency] -= 1
 
-        return grpc.unary_stream_rpc_method_handler(
-            behaviour,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return behaviour
 
 
 def _busy(message: str) -> GatewayError:

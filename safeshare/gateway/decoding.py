@@ -15,7 +15,7 @@ caller still fixes its request in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from safeshare.gateway import disclosure_validation, listing, validation
 from safeshare.gateway.bounds import shape_violations
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
+from safeshare.gateway.interceptor import Deserializer, MethodInterceptor, Stream, Unary
 from safeshare.metrics import count_gateway_request
 
 log = structlog.get_logger("safeshare.gateway.decoding")
@@ -73,50 +74,29 @@ def not_decodable(type_name: str) -> GatewayError:
     )
 
 
-class RequestShape(grpc.aio.ServerInterceptor):
+class RequestShape(MethodInterceptor):
     """Decodes without raising, and refuses a request that does not decode or breaks the
     bounds, for every method of ``service``."""
 
-    def __init__(self, service: str) -> None:
-        self._prefix = f"/{service}/"
+    def unary(self, rpc: str, inner: Unary) -> Unary:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await _refuse_if_bad(rpc, request, context)
+            return await inner(request, context)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        method = str(handler_call_details.method)
-        if handler is None or not method.startswith(self._prefix):
-            return handler
-        rpc = method.removeprefix(self._prefix)
-        deserializer = _tolerant(handler.request_deserializer)
-        if handler.unary_unary is not None:
-            inner: Any = handler.unary_unary
+        return behaviour
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await _refuse_if_bad(rpc, request, context)
-                return await inner(request, context)
+    def stream(self, rpc: str, inner: Stream) -> Stream:
+        async def behaviour(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncGenerator[Any, None]:
+            await _refuse_if_bad(rpc, request, context)
+            async for response in inner(request, context):
+                yield response
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            streaming: Any = handler.unary_stream
+        return behaviour
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                await _refuse_if_bad(rpc, request, context)
-                async for response in streaming(request, context):
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def deserializer(self, inner: Deserializer | None) -> Deserializer | None:
+        return _tolerant(inner)
 
 
 def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
