@@ -22,9 +22,12 @@ import hashlib
 import hmac
 import re
 import uuid
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
 from workflows import seal
 from workflows.commands import SEPARATOR, caller_key
 
@@ -32,6 +35,18 @@ MAX_COMMAND_ID_LENGTH = 64
 COMMAND_ID_PATTERN = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_COMMAND_ID_LENGTH}}}")
 COMMAND_ID_RULE = f"1 to {MAX_COMMAND_ID_LENGTH} characters: letters, digits, '-', '_', '.', ':'"
 _DIGEST_BYTES = 16
+# Fields the workflows stamp themselves; a caller's value is never passed on.
+_SET_BY_SAFESHARE = (
+    "decided_at",
+    "proposed_at",
+    "withdrawn_at",
+    "changed_at",
+    "acknowledged_at",
+    "recipient_notified",
+    "gateway_seal",
+)
+
+M = TypeVar("M", bound=Message)
 
 
 def command_id_problem(command_id: str) -> str | None:
@@ -73,3 +88,39 @@ def applied_in(record: Message, update_id: str) -> bool:
         if any(isinstance(v, Message) and applied_in(v, update_id) for v in values):
             return True
     return False
+
+
+def as_actor(message: M, agency: str) -> M:
+    """A copy of ``message`` acting for ``agency``, with SafeShare's own fields cleared.
+
+    The acting agency is always the certificate's: a body naming another agency is ignored.
+    """
+    command = type(message)()
+    command.CopyFrom(message)
+    fields = command.DESCRIPTOR.fields_by_name
+    if "actor" in fields:
+        command.actor.agency_id = agency  # type: ignore[attr-defined]
+    if "agency_id" in fields:
+        command.agency_id = agency  # type: ignore[attr-defined]
+    for name in _SET_BY_SAFESHARE:
+        if name in fields:
+            command.ClearField(name)
+    return command
+
+
+def receipt(update_id: str, result: object) -> service_pb.CommandReceipt:
+    """What the command did, from the update's own result (Temporal answers every repeat of
+    an update id with the same result): a compact ``CommandResult``, or the whole record or
+    view an older case or exchange answers with. Only the command id when there is no result
+    (a deleted history that the archive does not hold)."""
+    answer = service_pb.CommandReceipt(command_id=command_id_of(update_id))
+    if isinstance(result, pb.CommandResult):
+        answer.entry_number = result.entry_number
+        answer.state, answer.outcome = result.state, result.outcome
+    elif isinstance(result, pb.HolderRecord):
+        answer.entry_number = len(result.entries)
+        answer.state, answer.outcome = result.state, result.outcome
+    elif isinstance(result, pb.CaseView):
+        answer.entry_number = len(result.record.entries)
+        answer.state, answer.outcome = result.state, result.record.outcome
+    return answer

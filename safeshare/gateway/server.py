@@ -17,7 +17,7 @@ Limits, set deliberately:
 - ``MAX_CONCURRENT_RPCS``: calls beyond it are refused with RESOURCE_EXHAUSTED instead of
   queueing without bound; WatchCase streams have their own cap (``watch.MAX_WATCHES``).
 - Deadlines: the servicer bounds every Temporal call by the caller's remaining deadline (at
-  most ``servicer.TEMPORAL_RPC_TIMEOUT``), and grpc cancels a handler whose caller's deadline
+  most ``frame.TEMPORAL_RPC_TIMEOUT``), and grpc cancels a handler whose caller's deadline
   passed, which cancels its Temporal calls and WatchCase's poll loop.
 """
 
@@ -29,17 +29,15 @@ from grpc_reflection.v1alpha import reflection
 from temporalio.client import Client
 
 from partnership.registry import Registry, RegistrySource
-from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveStore
 from safeshare.gateway.admission import Admission, Quotas, RevocationList
 from safeshare.gateway.decoding import RequestShape
-from safeshare.gateway.servicer import CaseServiceServicer
+from safeshare.gateway.servicer import CASE_SERVICE_NAME, CaseServiceServicer
 from safeshare.gateway.signing import GatewaySigner
 from workflows.ids import HUB_TASK_QUEUE
 
-CASE_SERVICE_NAME: str = service_pb.DESCRIPTOR.services_by_name["CaseService"].full_name
 MAX_RECEIVE_BYTES = 1024 * 1024
 MAX_SEND_BYTES = 4 * 1024 * 1024
 MAX_CONCURRENT_RPCS = 1000
@@ -92,24 +90,26 @@ async def create_gateway_server(
     Raises:
         GatewayStartError: the address could not be bound.
     """
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-            ("grpc.max_send_message_length", MAX_SEND_BYTES),
-        ],
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-        # Outermost first: who is calling, then whether the request decodes and has its shape.
-        interceptors=[
-            Admission(CASE_SERVICE_NAME, revocation, quotas),
-            RequestShape(CASE_SERVICE_NAME),
-        ],
-    )
     if servicer is None:
         if signer is None:
             raise ValueError("the gateway needs its signing key (signer) to seal commands")
         servicer = CaseServiceServicer(
             client, registry, hub_task_queue, archive, access_log, signer=signer
         )
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+            ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+        # Outermost first: who is calling, then whether the request decodes and has its
+        # shape, then the frame every handler runs in (access history, errors, log line).
+        interceptors=[
+            Admission(CASE_SERVICE_NAME, revocation, quotas),
+            RequestShape(CASE_SERVICE_NAME),
+            servicer.frame,
+        ],
+    )
     service_grpc.add_CaseServiceServicer_to_server(servicer, server)
     health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -15,7 +15,7 @@ later task's time, so its watermark is the latest server time the gateway knows:
 event time seen in the case's histories before the describes (``HistoryFeed.latest``), or the
 gateway's clock minus ``SETTLE_MARGIN`` (which absorbs clock skew between the gateway and
 Temporal) when that is later. A closed workflow adds nothing more. Each workflow's entries and
-its pending task come from one ``describe`` (its view is in its memo, ``safeshare.open_cases``;
+its pending task come from one ``describe`` (its view is in its memo, ``safeshare.cases.reader``;
 a workflow started before views were published is described, then queried).
 
 How new events are learnt: pushed. ``HistoryFeed`` long-polls each workflow's history
@@ -54,8 +54,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
-from safeshare import open_cases
-from workflows.ids import case_workflow_id, holder_exchange_workflow_id
+from safeshare.cases.reader import CaseViews
 
 POLL_INTERVAL = dt.timedelta(seconds=1)
 """How often a watch looks without being woken by its histories."""
@@ -154,7 +153,7 @@ def _nanos(at: dt.datetime) -> int:
 
 
 async def take_snapshot(
-    client: Client,
+    views: CaseViews,
     case_ref: str,
     holders: Sequence[str],
     closed: Closed,
@@ -165,7 +164,7 @@ async def take_snapshot(
     before views were published is described, then queried).
 
     Args:
-        client: the Temporal client.
+        views: the case reader.
         case_ref: the case, already checked to be the caller's.
         holders: the case's holding agencies, in request order.
         closed: exchanges already read after they closed; updated in place.
@@ -176,30 +175,20 @@ async def take_snapshot(
     now = dt.datetime.now(dt.UTC) - SETTLE_MARGIN
     if server_time is not None:
         now = max(now, server_time)
-    case = await open_cases.case_view(
-        client.get_workflow_handle(case_workflow_id(case_ref)), rpc_timeout()
-    )
+    case = await views.described_case(case_ref, rpc_timeout())
     view = case.view or pb.CaseView()
     copies = {h.holding_agency_id: h for h in view.record.holders}
 
     async def exchange(holder: str) -> tuple[list[pb.DecisionEntry], dt.datetime | None]:
         if holder in closed.by_holder:
             return closed.by_holder[holder], None
-        handle = client.get_workflow_handle(holder_exchange_workflow_id(case_ref, holder))
-        try:
-            described = await open_cases.describe(handle, pb.HolderRecord, rpc_timeout())
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
+        described = await views.described_exchange(case_ref, holder, rpc_timeout())
+        if described is None:
             # Not started yet; or, in a closed case, never started or no longer kept.
             copy = copies.get(holder)
             return (list(copy.entries) if copy else []), (now if case.running else None)
+        # No record: its first task has not completed (its scheduled time holds the watermark).
         record = described.view
-        if record is None and described.started_before_views:
-            record = await handle.query(
-                open_cases.HOLDER_QUERY, result_type=pb.HolderRecord, rpc_timeout=rpc_timeout()
-            )
-        # None: its first task has not completed (its scheduled time holds the watermark).
         entries = list(record.entries) if record is not None else []
         mark = workflow_watermark(described.description, now)
         if mark is None:

@@ -1,0 +1,1 @@
+"""Reading cases: one reader for the gateway, its watches and the operators' commands."""

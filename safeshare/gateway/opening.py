@@ -1,0 +1,189 @@
+"""Opening cases: SubmitRequest starts a sharing case, SubmitDisclosure and
+RecordDisclosureNotMade a disclosure case.
+
+Each case's workflow id comes from the caller's idempotency key (``workflows.ids``), and no
+case with that id may be replaced, running or closed: a resubmission finds its case
+(``created=False``). A sharing case keeps a keyed digest of its request in its memo, so a
+request id used again for another request is ALREADY_EXISTS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import grpc
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.gateway import disclosure_validation as dv
+from safeshare.gateway import validation
+from safeshare.gateway.errors import GatewayError, invalid_argument
+from safeshare.gateway.frame import current, rpc_timeout
+from safeshare.gateway.identity import caller_agency
+from safeshare.gateway.parts import Parts
+from safeshare.gateway.validation import FieldViolation
+from workflows import seal
+from workflows.disclosure_case import DisclosureCase
+from workflows.ids import case_ref_for, case_workflow_id, disclosure_ref_for
+from workflows.sharing_case import SharingCase
+
+REQUEST_DIGEST_MEMO = "request_digest"
+"""The case's memo key for the keyed digest of the request that opened it."""
+
+
+class Opening:
+    """Starts cases on the hub's task queue."""
+
+    def __init__(self, parts: Parts) -> None:
+        self._client = parts.client
+        self._views = parts.views
+        self._registry = parts.registry
+        self._signer = parts.signer
+        self._digest_key = parts.signer.derived_key(b"request-digest")
+        self._hub_task_queue = parts.hub_task_queue
+
+    async def submit(
+        self, request: service_pb.SubmitRequestRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.SubmitRequestResponse:
+        """Open a case for a request, or return the case its request id already opened."""
+        call = current()
+        registry = self._registry()
+        agency = call.agency_id = caller_agency(context, registry)
+        _raise_if(validation.validate_submit(request))
+        unknown = validation.unknown_holders(request, registry)
+        if unknown:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND, validation.NOT_A_PARTNER, unknown)
+        _raise_if(validation.self_holders(request, agency))
+        sharing = pb.SharingRequest()
+        sharing.CopyFrom(request.request)
+        # The requesting agency is whoever holds the certificate, whatever the body says.
+        sharing.requesting_agency_id = agency
+        sharing.ClearField("gateway_seal")
+        case_ref = call.case_ref = case_ref_for(agency, sharing.request_id)
+        workflow_id = case_workflow_id(case_ref)
+        sharing = self._signer.sealed(sharing, workflow_id, seal.START)
+        digest = self._request_digest(sharing)
+        try:
+            await self._client.start_workflow(
+                SharingCase.run,
+                sharing,
+                id=workflow_id,
+                memo={REQUEST_DIGEST_MEMO: digest},
+                task_queue=self._hub_task_queue,
+                # 👉 The workflow id is derived from the idempotency key, and neither a running
+                # nor a closed case with that id may be replaced: a resubmission finds its case.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=_summary(sharing),
+                rpc_timeout=rpc_timeout(),
+            )
+        except WorkflowAlreadyStartedError:
+            existing = await self._client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=rpc_timeout()
+            )
+            stored = await existing.memo_value(REQUEST_DIGEST_MEMO, "")
+            # A case opened before digests were kept has none: it is found, as before.
+            if stored and stored != digest:
+                raise GatewayError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"request_id was already used for another request: case {case_ref}",
+                    [FieldViolation("request.request_id", f"already used by case {case_ref}")],
+                ) from None
+            return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
+        self._views.saw(case_ref, sharing)
+        return service_pb.SubmitRequestResponse(case_ref=case_ref, created=True)
+
+    def _request_digest(self, sharing: pb.SharingRequest) -> str:
+        """A keyed digest of the request (never the request itself: the memo must hold no
+        personal data, and a plain hash of a child's name and date of birth can be guessed)."""
+        body = pb.SharingRequest()
+        body.CopyFrom(sharing)
+        body.ClearField("gateway_seal")
+        return hmac.new(
+            self._digest_key, body.SerializeToString(deterministic=True), hashlib.sha256
+        ).hexdigest()
+
+    async def submit_disclosure(
+        self, request: service_pb.SubmitDisclosureRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.SubmitDisclosureResponse:
+        """Open a disclosure case, or return the case its disclosure id already opened."""
+        call = current()
+        agency = call.agency_id = caller_agency(context, self._registry())
+        _raise_if(dv.validate_submit_disclosure(request))
+        recipients = list(request.disclosure.recipient_agency_ids)
+        path = "disclosure.recipient_agency_ids"
+        unknown = dv.unknown_recipients(recipients, path, self._registry())
+        if unknown:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND, validation.NOT_A_PARTNER, unknown)
+        _raise_if(dv.self_recipients(recipients, path, agency))
+        disclosure = pb.Disclosure()
+        disclosure.CopyFrom(request.disclosure)
+        # The holder is whoever holds the certificate, whatever the body says.
+        disclosure.holding_agency_id = agency
+        case_ref = call.case_ref = disclosure_ref_for(agency, disclosure.disclosure_id)
+        kind = pb.DisclosureKind.Name(disclosure.kind).removeprefix("DISCLOSURE_KIND_")
+        created = await self._start_disclosure(
+            case_ref, pb.DisclosureCaseInput(disclosure=disclosure),
+            f"{kind} disclosure: {agency} tells {', '.join(recipients) or 'children social care'}",
+        )  # fmt: skip
+        return service_pb.SubmitDisclosureResponse(case_ref=case_ref, created=created)
+
+    async def not_made(
+        self,
+        request: service_pb.RecordDisclosureNotMadeRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> service_pb.RecordDisclosureNotMadeResponse:
+        """Record a disclosure considered and not made, with reasons."""
+        call = current()
+        agency = call.agency_id = caller_agency(context, self._registry())
+        _raise_if(dv.validate_not_made(request))
+        not_made = pb.DisclosureNotMade()
+        not_made.CopyFrom(request.not_made)
+        not_made.holding_agency_id = agency
+        not_made.ClearField("decided_at")
+        case_ref = call.case_ref = disclosure_ref_for(agency, not_made.disclosure_id)
+        kind = pb.DisclosureKind.Name(not_made.kind).removeprefix("DISCLOSURE_KIND_")
+        created = await self._start_disclosure(
+            case_ref,
+            pb.DisclosureCaseInput(not_made=not_made),
+            f"{kind} disclosure considered and not made by {agency}",
+        )
+        return service_pb.RecordDisclosureNotMadeResponse(case_ref=case_ref, created=created)
+
+    async def _start_disclosure(
+        self, case_ref: str, case: pb.DisclosureCaseInput, summary: str
+    ) -> bool:
+        """Start the disclosure case; False when its id had already opened it."""
+        workflow_id = case_workflow_id(case_ref)
+        try:
+            await self._client.start_workflow(
+                DisclosureCase.run,
+                self._signer.sealed(case, workflow_id, seal.START),
+                id=workflow_id,
+                task_queue=self._hub_task_queue,
+                # 👉 As for a request: the id comes from the idempotency key, and no case with
+                # it may be replaced, so a resubmission finds its case.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary,
+                rpc_timeout=rpc_timeout(),
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
+
+
+def _raise_if(violations: list[FieldViolation]) -> None:
+    if violations:
+        raise invalid_argument(violations)
+
+
+def _summary(request: pb.SharingRequest) -> str:
+    """The case's static summary in the Temporal UI: codes and agency ids, no personal data."""
+    urgency = pb.Urgency.Name(request.urgency).removeprefix("URGENCY_")
+    purpose = pb.Purpose.Name(request.purpose).removeprefix("PURPOSE_")
+    holders = ", ".join(request.holding_agency_ids)
+    return f"{urgency} {purpose}: {request.requesting_agency_id} asks {holders}"
