@@ -20,7 +20,6 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from protos.sharing.v1 import case_pb2 as pb
-from safeshare import open_cases
 from safeshare.access.events import Action
 from safeshare.access.options import (
     DEFAULT_ACCESS_LOG,
@@ -31,8 +30,8 @@ from safeshare.access.options import (
     PurposeOption,
 )
 from safeshare.access.record import RecordError, record_reads
-from safeshare.archive.reader import CaseReader
 from safeshare.archive.store import ArchiveStore, default_archive_url, open_archive
+from safeshare.cases.reader import CaseNotFound, CaseViews
 from safeshare.operators.options import (
     OperatorError,
     run,
@@ -41,8 +40,7 @@ from safeshare.operators.options import (
 from safeshare.temporal import connect_temporal
 from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from workflows import search_attributes as sa
-from workflows.domain.case_view import merge_case_view
-from workflows.ids import CASE_REF_PATTERN, case_workflow_id, holder_exchange_workflow_id
+from workflows.ids import CASE_REF_PATTERN
 
 cases_app = typer.Typer(help="List, show and follow cases in the terminal.", no_args_is_help=True)
 console = Console(width=160, highlight=False)
@@ -161,36 +159,22 @@ async def list_cases(client: Client, query: str, exchanges: bool, limit: int) ->
 async def read_case(
     client: Client, case_ref: str, archive: ArchiveStore | None = None
 ) -> pb.CaseView:
-    """The case as it stands: a closed one from the archive (or its result until archived),
-    an open one the case workflow's view merged with each exchange's record.
+    """The case as it stands (``safeshare.cases.reader``): a closed one from the archive (or
+    its result until archived), an open one the case workflow's view merged with each
+    exchange's record.
 
     Raises:
         OperatorError: no such case, or its payloads cannot be read with these keys.
     """
     if not CASE_REF_PATTERN.fullmatch(case_ref):
         raise OperatorError(f"{case_ref!r} is not a case reference")
-    handle = client.get_workflow_handle(case_workflow_id(case_ref), result_type=pb.DecisionRecord)
+    views = CaseViews(client, archive)
     try:
-        closed = await CaseReader(client, archive).closed_case(case_ref)
-        if closed is not None:
-            return closed
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            record = await handle.result(follow_runs=False)
-            return pb.CaseView(case_ref=case_ref, state=pb.CASE_STATE_CLOSED, record=record)
-        # The views the workflows keep in their memos (no worker needed); a case started
-        # before views were published is queried.
-        case = (await open_cases.case_view(handle, QUERY_TIMEOUT)).view or pb.CaseView()
-        holders = []
-        for holder in case.record.request.holding_agency_ids:
-            exchange = client.get_workflow_handle(holder_exchange_workflow_id(case_ref, holder))
-            try:
-                read = await open_cases.holder_record(exchange, QUERY_TIMEOUT)
-            except RPCError:  # its first task has not run yet
-                continue
-            if read is not None and read.view is not None:  # None: not started yet
-                holders.append(read.view)
-        return merge_case_view(case, holders)
+        case = await views.case(case_ref, QUERY_TIMEOUT)
+        holders = list(case.record.request.holding_agency_ids)
+        return await views.whole(case, holders, {}, QUERY_TIMEOUT)
+    except CaseNotFound:
+        raise OperatorError(f"case {case_ref}: not found") from None
     except RPCError as err:
         raise OperatorError(f"case {case_ref}: {err.message}") from None
     except Exception as err:  # a payload these keys cannot decrypt
