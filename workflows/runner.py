@@ -23,6 +23,7 @@ PURE_MODULES = (
     "workflows.approvers",
     "workflows.ladder",
     "workflows.record_keeper",
+    "workflows.exchange",
     "activities.agency",
     "activities.names",
     "protos",
