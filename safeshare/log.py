@@ -37,6 +37,7 @@ ALLOWED_FIELDS = frozenset(
         "case_ref", "agency_id", "rpc", "task_queue", "delivery_id", "notification_id",
         "notice_id", "claim_digest", "address", "port", "namespace",
         "temporal_workflow", "temporal_activity", "deployment", "build_id",
+        "run_id",  # Temporal's own random run ids
         # codes and outcomes
         "code", "status", "temporal_status", "temporal_details", "error_type", "signal",
         "fault", "faults", "kind", "step", "duplicate", "claimed", "key_id",

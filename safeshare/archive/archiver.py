@@ -17,6 +17,15 @@ database being down stops the sweep, which the next one retries. The watermark o
 past cases that are archived, so a killed archiver loses nothing: the next one starts where
 the last confirmed case left off, and ``put``/``confirm`` are idempotent.
 
+A workflow the archiver cannot read (its id is not a SafeShare one, or its history does not
+parse) does not stop the sweep: it is counted as a failure with reason ``unreadable``, logged
+(``archive_unreadable``, with its run id, never its workflow id, which SafeShare did not
+choose), and the sweep goes on with the rest. It is retried on every sweep rather than
+recorded and passed: the watermark stays at its close time and the lag counts it, so nothing
+closed after it is skipped, the unreadable alert fires for as long as it is there, and if it is
+a case that retention would delete the lag alert pages before it does. It takes no place in
+the batch, so any number of them cannot hold up the readable cases.
+
 Why not a scheduled workflow: the sweep's every step is I/O against the archive database,
 so a workflow would be a thin shell over activities, adding a workflow execution (and its
 history) to the namespace every interval and a second retry layer; the loop gets the same
@@ -30,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import enum
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +49,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import MetricMeter
@@ -63,9 +74,9 @@ from safeshare.archive.store import (
     ReadBackMismatch,
 )
 from safeshare.audit.export import ExportError, HistoryFetcher
-from safeshare.audit.histories import HistoryFacts, parse_history
+from safeshare.audit.histories import HistoryFacts, HistoryFileError, parse_history
 from workflows import search_attributes as sa
-from workflows.ids import case_ref_from_workflow_id
+from workflows.ids import case_ref_from_workflow_id, consent_withdrawal_workflow_id
 
 log = structlog.get_logger("safeshare.archive")
 
@@ -84,6 +95,18 @@ _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 class HistoryNotSettled(Exception):
     """A history changed between two reads, or has not closed yet: archived on a later sweep."""
+
+
+class UnreadableWorkflow(Exception):
+    """A listed workflow the archiver cannot read: its id is not a SafeShare workflow's, or
+    its history is not one the archiver can parse. Retried on every sweep (see above)."""
+
+
+# What reading a history or a workflow id raises when it is not what SafeShare writes.
+_UNREADABLE = (
+    HistoryFileError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+    json_format.ParseError, DecodeError,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,7 @@ class ArchiverMetrics:
     archived: int = 0
     failures: int = 0
     lag_seconds: float = 0.0
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._archived = self._failures = self._lag = self._retention = self._threshold = None
@@ -154,6 +178,7 @@ class ArchiverMetrics:
     def count_failure(self, reason: str) -> None:
         """One more failure, by reason code."""
         self.failures += 1
+        self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
         if self._failures is not None:
             self._failures.add(1, {"reason": reason})
 
@@ -171,6 +196,8 @@ class SweepResult:
     found: int = 0
     archived: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    """Every workflow that was tried and not archived, the unreadable ones included."""
+    unreadable: list[str] = field(default_factory=list)
     lag: dt.timedelta = dt.timedelta(0)
     checkpoint_size: int | None = None
     unavailable: bool = False
@@ -215,11 +242,19 @@ class Archiver:
             known = await self._call(self._store.known, [e.id for e in closed])
             todo = [e for e in closed if known.get(e.id) not in (ARCHIVED, PURGED)]
             result.found = len(todo)
-            for execution in todo[: self.settings.batch_size]:
-                if await self._archive_one(execution):
+            tried = 0
+            for execution in todo:
+                if tried >= self.settings.batch_size:
+                    break
+                outcome = await self._archive_one(execution)
+                if outcome is _Outcome.ARCHIVED:
                     result.archived.append(execution.id)
                 else:
                     result.failed.append(execution.id)
+                if outcome is _Outcome.UNREADABLE:
+                    result.unreadable.append(execution.id)
+                else:
+                    tried += 1
             pending = [e for e in todo if e.id not in result.archived]
             await self._advance_watermark(closed, pending)
             if result.archived:
@@ -266,8 +301,7 @@ class Archiver:
         found = [e async for e in self._client.list_workflows(query)]
         return sorted(found, key=lambda e: e.close_time or _EPOCH)
 
-    async def _archive_one(self, execution: WorkflowExecution) -> bool:
-        case_ref = case_ref_from_workflow_id(execution.id)
+    async def _archive_one(self, execution: WorkflowExecution) -> _Outcome:
         try:
             record = await self.build_record(execution)
             await self._call(self._store.put, record)
@@ -279,49 +313,68 @@ class Archiver:
             await self._call(self._store.confirm, record.record_id, record.digest)
         except ArchiveUnavailable:
             raise
+        except UnreadableWorkflow as err:
+            self.metrics.count_failure("unreadable")
+            # 👉 The run id (Temporal's own) and the type, not the workflow id: a workflow
+            # SafeShare did not start may carry anything in its id.
+            log.error("archive_unreadable", reason="unreadable", run_id=execution.run_id,
+                      temporal_workflow=execution.workflow_type,
+                      error_type=type(err.__cause__ or err).__name__)  # fmt: skip
+            return _Outcome.UNREADABLE
         except (ArchiveConflict, ReadBackMismatch) as err:
             self.metrics.count_failure("check_failed")
-            log.error("operator_alert", kind="archive_check_failed", case_ref=case_ref,
-                      error_type=type(err).__name__)  # fmt: skip
-            return False
+            log.error(
+                "operator_alert", kind="archive_check_failed",
+                case_ref=_ref_or_blank(execution.id), error_type=type(err).__name__,
+            )  # fmt: skip
+            return _Outcome.FAILED
         except (HistoryNotSettled, ExportError, RPCError) as err:
             self.metrics.count_failure("not_settled")
-            log.warning("archive_retry_later", case_ref=case_ref, error_type=type(err).__name__)
-            return False
+            log.warning("archive_retry_later", case_ref=_ref_or_blank(execution.id),
+                        error_type=type(err).__name__)  # fmt: skip
+            return _Outcome.FAILED
         self.metrics.count_archived(record.kind)
-        log.info("case_archived", case_ref=case_ref, kind=record.kind)
-        return True
+        log.info("case_archived", case_ref=record.case_ref, kind=record.kind)
+        return _Outcome.ARCHIVED
 
     async def build_record(self, execution: WorkflowExecution) -> ArchiveRecord:
         """The record of one closed workflow, from Temporal (no payload keys needed).
 
         Raises:
             HistoryNotSettled: a history in it has not closed.
+            UnreadableWorkflow: not a SafeShare workflow, or a history that does not parse.
             ExportError, RPCError: Temporal refused.
         """
-        kind = KINDS[execution.workflow_type]
-        if kind == CASE:
-            exported = await self._fetcher.case(execution.id, execution.run_id, notices=False)
-        else:
-            exported = [await self._fetcher.history(execution.id, execution.run_id)]
-        histories = []
-        for item in exported:
-            events = parse_history(item.content)
-            facts = HistoryFacts.of(events)
-            if facts.last_event_type not in CLOSED_EVENTS:
-                raise HistoryNotSettled(f"{item.workflow_id} has not closed")
-            histories.append(
-                History(item.workflow_id, item.run_id, facts.workflow_type, item.content)
-            )
+        try:
+            kind = KINDS[execution.workflow_type]
+            case_ref = case_ref_from_workflow_id(execution.id)
+            if kind == CONSENT_WITHDRAWAL and _notice_holder(execution.id) is None:
+                raise ValueError("not a consent-withdrawal notice's workflow id")
+            if kind == CASE:
+                exported = await self._fetcher.case(execution.id, execution.run_id, notices=False)
+            else:
+                exported = [await self._fetcher.history(execution.id, execution.run_id)]
+            histories = []
+            for item in exported:
+                events = parse_history(item.content)
+                facts = HistoryFacts.of(events)
+                if facts.last_event_type not in CLOSED_EVENTS:
+                    raise HistoryNotSettled(f"{item.workflow_id} has not closed")
+                histories.append(
+                    History(item.workflow_id, item.run_id, facts.workflow_type, item.content)
+                )
+            result = result_payload(parse_history(histories[0].content))
+        except _UNREADABLE as err:
+            raise UnreadableWorkflow("the archiver cannot read this workflow") from err
         children = [h.workflow_id for h in histories[1:]]
         return ArchiveRecord(
             record_id=execution.id,
-            case_ref=case_ref_from_workflow_id(execution.id),
+            case_ref=case_ref,
             kind=kind,
             run_id=execution.run_id,
             index=await self._index(execution, children),
             histories=histories,
-            result=result_payload(parse_history(histories[0].content)),
+            result=result,
         )
 
     async def _index(self, execution: WorkflowExecution, children: Sequence[str]) -> IndexFields:
@@ -334,7 +387,7 @@ class Archiver:
             escalated = escalated or bool(described.typed_search_attributes.get(sa.ESCALATED))
         holders = tuple(attributes.get(sa.HOLDING_AGENCY) or ())
         if not holders and execution.workflow_type == "ConsentWithdrawalNotice":
-            holders = (execution.id.split(".")[1],)
+            holders = (_notice_holder(execution.id) or "",)
         outcome = attributes.get(sa.OUTCOME) or (
             "" if execution.status == WorkflowExecutionStatus.COMPLETED
             else (execution.status.name if execution.status else "")
@@ -367,6 +420,31 @@ class Archiver:
     def _lag(self, pending: Sequence[WorkflowExecution], now: dt.datetime) -> dt.timedelta:
         times = [e.close_time for e in pending if e.close_time]
         return max(now - min(times), dt.timedelta(0)) if times else dt.timedelta(0)
+
+
+class _Outcome(enum.Enum):
+    """What archiving one workflow came to."""
+
+    ARCHIVED = "archived"
+    FAILED = "failed"
+    """Not archived this time: not settled, Temporal refused, or its check failed."""
+    UNREADABLE = "unreadable"
+
+
+def _notice_holder(workflow_id: str) -> str | None:
+    """The holder named by a consent-withdrawal notice's id, or None if it is not one."""
+    ref = case_ref_from_workflow_id(workflow_id)
+    for holder in workflow_id.split(".")[1:2]:
+        if consent_withdrawal_workflow_id(ref, holder) == workflow_id:
+            return holder
+    return None
+
+
+def _ref_or_blank(workflow_id: str) -> str:
+    try:
+        return case_ref_from_workflow_id(workflow_id)
+    except ValueError:
+        return ""
 
 
 def result_payload(events: list[dict[str, Any]]) -> bytes:

@@ -36,7 +36,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
-from safeshare.archive.archiver import Archiver, ArchiverSettings
+from safeshare.archive.archiver import WATERMARK, Archiver, ArchiverSettings, SweepResult
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
 from safeshare.archive.reader import review_source
 from safeshare.archive.records import ARCHIVED, WRITTEN
@@ -48,6 +48,7 @@ from safeshare.cli import app
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
 from tests.eventually import eventually
+from tests.factories import sharing_request
 from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.archive.postgres_server import PostgresServer
@@ -481,6 +482,84 @@ async def test_a_history_that_changed_between_two_reads_is_not_archived(
     assert stack.archive.known([record_id]).get(record_id) != ARCHIVED
     monkeypatch.undo()
     await stack.archive_until({record_id})
+
+
+async def test_a_workflow_the_archiver_cannot_read_is_counted_unreadable_and_the_sweep_goes_on(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed workflow of a kind the archiver keeps whose id is not a SafeShare case's (what
+    another test or application leaves in the namespace), and a case whose history does not
+    parse: each is counted a failure with reason ``unreadable``, logged by run id without its
+    workflow id, never counted archived, and the cases closed after it are archived in the
+    same sweeps. The watermark waits at its close time; it is tried again on every sweep, and
+    archived once it reads."""
+    foreign = await stack.client.start_workflow(
+        "SharingCase", sharing_request(), id=f"case-stored-{uuid.uuid4().hex}",
+        task_queue="nobody-polls",
+    )  # fmt: skip
+    await foreign.terminate()
+    try:
+        closed_at = (await foreign.describe()).close_time
+        assert closed_at is not None
+        archiver = stack.archiver()
+        with capture_logs() as logs:
+            await eventually(
+                archiver.sweep, lambda swept: foreign.id in swept.unreadable,
+                what="the foreign workflow listed", every=0.2,
+            )  # fmt: skip
+            case_ref = await stack.closed_case()
+            record_id = case_workflow_id(case_ref)
+            sweeps: list[SweepResult] = []
+
+            async def swept() -> dict[str, str]:
+                sweeps.append(await archiver.sweep())
+                return dict(stack.archive.known([record_id]))
+
+            await eventually(
+                swept, lambda known: known.get(record_id) == ARCHIVED, what="archived",
+                every=0.2,
+            )  # fmt: skip
+        # Every sweep went on past it, the one that archived the case too.
+        assert all(foreign.id in s.unreadable and foreign.id in s.failed for s in sweeps)
+        assert record_id in sweeps[-1].archived
+        assert archiver.metrics.failures_by_reason["unreadable"] >= len(sweeps) + 1
+        assert foreign.id not in stack.archive.known([foreign.id])
+        assert foreign.id not in {leaf.record_id for leaf in stack.archive.leaves()}
+        watermark = stack.archive.get_meta(WATERMARK)
+        assert watermark is not None and dt.datetime.fromisoformat(watermark) <= closed_at
+        assert sweeps[-1].lag > dt.timedelta(0)  # it is closed and not archived
+        lines = [line for line in logs if line["event"] == "archive_unreadable"]
+        assert len(lines) >= len(sweeps) + 1
+        for line in lines:
+            assert line["reason"] == "unreadable" and line["run_id"] == foreign.result_run_id
+            assert line["temporal_workflow"] == "SharingCase"
+            assert foreign.id not in repr(line) and "stored" not in repr(line)
+
+        # A case of SafeShare's whose history does not parse: unreadable, not passed over,
+        # archived on the first sweep that reads it.
+        garbled_ref = await stack.closed_case()
+        garbled_id = case_workflow_id(garbled_ref)
+        real = archiver._fetcher.history
+
+        async def garbled(workflow_id: str, run_id: str | None = None) -> Any:
+            fetched = await real(workflow_id, run_id)
+            if workflow_id != garbled_id:
+                return fetched
+            return type(fetched)(fetched.workflow_id, fetched.run_id, b"{not json")
+
+        monkeypatch.setattr(archiver._fetcher, "history", garbled)
+        unread = await eventually(
+            archiver.sweep, lambda swept: garbled_id in swept.unreadable,
+            what="the garbled case listed", every=0.2,
+        )  # fmt: skip
+        assert garbled_id not in unread.archived
+        assert stack.archive.known([garbled_id]) == {}
+        monkeypatch.undo()
+        await stack.archive_until({garbled_id}, archiver)
+        assert [leaf.record_id for leaf in stack.archive.leaves()].count(garbled_id) == 1
+        assert verify_archive(stack.archive, stack.verifier).findings == []
+    finally:
+        await _delete(stack.client, foreign.id)
 
 
 async def test_an_archive_database_outage_is_retried_and_nothing_is_lost(
