@@ -16,6 +16,11 @@ UNAVAILABLE and DEADLINE_EXCEEDED itself, up to ``attempts`` times with a growin
 server's ``google.rpc.RetryInfo`` when it gives one). Each decision call makes one command id
 (a UUID) unless the caller passes its own, and keeps it for every retry: a decision whose reply
 was lost is applied once and the retry answers as the first call did.
+
+Decisions answer with their reply: ``case``, the case as it stands at this call, and
+``applied``, the receipt of what the command did as it was applied (its ``command_id``, the
+``entry_number`` its record's entries end at, the ``state`` and ``outcome`` right after it),
+identical for every repeat of the command, also after the case has moved on or closed.
 """
 
 from __future__ import annotations
@@ -160,9 +165,9 @@ class CaseClient:
 
     async def acknowledge(
         self, case_ref: str, acknowledgement: pb.Acknowledgement, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.AcknowledgeResponse:
         """Acknowledge a delivery as the recipient."""
-        response = await self._call(
+        return await self._call(
             self._stub.Acknowledge,
             service_pb.AcknowledgeRequest(
                 case_ref=case_ref,
@@ -170,103 +175,106 @@ class CaseClient:
                 command_id=command_id or new_command_id(),
             ),
         )
-        return response.case
 
     async def record_consent(
         self, case_ref: str, decision: pb.ConsentDecision, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.RecordConsentResponse:
         """As the holder: record consent, or why it is not sought."""
-        response = await self._call(
+        return await self._call(
             self._stub.RecordConsent,
             service_pb.RecordConsentRequest(
                 case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def propose_override(
         self, case_ref: str, proposal: pb.OverrideProposal, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.ProposeOverrideResponse:
         """As the holder: propose an override with its justification."""
-        response = await self._call(
+        return await self._call(
             self._stub.ProposeOverride,
             service_pb.ProposeOverrideRequest(
                 case_ref=case_ref, proposal=proposal, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def decide_override(
         self, case_ref: str, decision: pb.OverrideDecision, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.DecideOverrideResponse:
         """As an approver at the holder: approve or reject the proposed override."""
-        response = await self._call(
+        return await self._call(
             self._stub.DecideOverride,
             service_pb.DecideOverrideRequest(
                 case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def share_first(
         self, case_ref: str, decision: pb.ShareFirstDecision, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.ShareFirstResponse:
         """As the holder, RED only: share now and justify within the override deadline."""
-        response = await self._call(
+        return await self._call(
             self._stub.ShareFirst,
             service_pb.ShareFirstRequest(
                 case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def decline_to_share(
         self, case_ref: str, decision: pb.DeclineDecision, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.DeclineToShareResponse:
         """As the holder: decide not to share, with reasons."""
-        response = await self._call(
+        return await self._call(
             self._stub.DeclineToShare,
             service_pb.DeclineToShareRequest(
                 case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def withdraw_request(
         self, case_ref: str, withdrawal: pb.RequestWithdrawal, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.WithdrawRequestResponse:
         """As the requester: withdraw the request."""
-        response = await self._call(
+        return await self._call(
             self._stub.WithdrawRequest,
             service_pb.WithdrawRequestRequest(
                 case_ref=case_ref, withdrawal=withdrawal, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def change_urgency(
         self, case_ref: str, change: pb.UrgencyChange, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.ChangeUrgencyResponse:
         """As the requester: re-rate the urgency."""
-        response = await self._call(
+        return await self._call(
             self._stub.ChangeUrgency,
             service_pb.ChangeUrgencyRequest(
                 case_ref=case_ref, change=change, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
 
     async def withdraw_consent(
         self, case_ref: str, withdrawal: pb.ConsentWithdrawal, command_id: str | None = None
-    ) -> pb.CaseView:
+    ) -> service_pb.WithdrawConsentResponse:
         """As the holder: record consent withdrawn after delivery; the recipient is told."""
-        response = await self._call(
+        return await self._call(
             self._stub.WithdrawConsent,
             service_pb.WithdrawConsentRequest(
                 case_ref=case_ref, withdrawal=withdrawal, command_id=command_id or new_command_id()
             ),
         )
-        return response.case
+
+    async def decide_disclosure(
+        self, case_ref: str, decision: pb.DisclosureApproval, command_id: str | None = None
+    ) -> service_pb.DecideDisclosureResponse:
+        """As an approver at the holder: approve or reject a disclosure without consent. The
+        reply: ``case`` and the receipt ``applied``."""
+        return await self._call(
+            self._stub.DecideDisclosure,
+            service_pb.DecideDisclosureRequest(
+                case_ref=case_ref, decision=decision, command_id=command_id or new_command_id()
+            ),
+        )
 
     async def list_cases(
         self,

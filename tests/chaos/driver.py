@@ -111,7 +111,7 @@ class CaseDriver:
             run.final_state = state
             if state == pb.CASE_STATE_CLOSED:
                 break
-            action: Callable[[], Awaitable[pb.CaseView]] | None
+            action: Callable[[], Awaitable[object]] | None
             if spec.scenario is sc.Scenario.WITHDRAWN_RACING:
                 withdrawn = view is not None and view.record.HasField("withdrawal")
                 action = (
@@ -195,7 +195,7 @@ class CaseDriver:
         holder: CaseClient,
         ref: str,
         acknowledged: bool,
-    ) -> Callable[[], Awaitable[pb.CaseView]] | None:
+    ) -> Callable[[], Awaitable[object]] | None:
         scenario = spec.scenario
         if state == pb.CASE_STATE_AWAITING_CONSENT_DECISION:
             if scenario is sc.Scenario.RED_UNJUSTIFIED:
@@ -220,7 +220,7 @@ class CaseDriver:
 
     async def _justify_once_the_ladder_fired(
         self, spec: sc.CaseSpec, holder: CaseClient, ref: str
-    ) -> pb.CaseView:
+    ) -> object:
         """The owed justification, only after the operator's rung of its ladder fired."""
         view = await holder.get(ref)
         [record] = [h for h in view.record.holders if h.holding_agency_id == spec.holder]

@@ -123,7 +123,7 @@ async def test_a_decision_whose_reply_was_lost_is_applied_once_and_answered_twic
     lost, retried = lose.replies
     assert isinstance(lost, service_pb.ProposeOverrideResponse)
     assert isinstance(retried, service_pb.ProposeOverrideResponse)
-    assert lost == lose.dropped[0] and retried.case == answer
+    assert lost == lose.dropped[0] and retried == answer
     # The same receipt, from the update's own result: what the proposal did, as it was applied.
     assert lost.applied == retried.applied
     assert lost.applied.command_id == first
@@ -132,9 +132,9 @@ async def test_a_decision_whose_reply_was_lost_is_applied_once_and_answered_twic
     assert lost.applied.entry_number > 0
     # The view is the case as it stands at each call: it has moved on since the first.
     assert lost.case.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
-    assert answer.state != pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
-    assert answer.record.holders[0].HasField("override_decision")
-    assert len(answer.record.holders[0].entries) > lost.applied.entry_number
+    assert answer.case.state != pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
+    assert answer.case.record.holders[0].HasField("override_decision")
+    assert len(answer.case.record.holders[0].entries) > lost.applied.entry_number
     applied = await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL))
     # One update for the proposal (the approver's decision is the other).
     proposed, decided = (command_id_of(u) for u in applied)
@@ -165,7 +165,7 @@ async def test_a_repeat_after_the_case_closed_answers_with_the_applied_decision(
     ref = await stack.refused_case()
     declined = decline(ref).decision
     async with client_for(stack, SCHOOL) as school:
-        await school.decline_to_share(ref, declined, command_id="decline-1")
+        first = await school.decline_to_share(ref, declined, command_id="decline-1")
         case = stack.system.get_workflow_handle(case_workflow_id(ref))
         await asyncio.wait_for(case.result(), 20)
         again = await school.decline_to_share(ref, declined, command_id="decline-1")
@@ -173,8 +173,11 @@ async def test_a_repeat_after_the_case_closed_answers_with_the_applied_decision(
         with pytest.raises(grpc.aio.AioRpcError) as late:
             await school.decline_to_share(ref, declined, command_id="decline-2")
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert again.record.holders[0].outcome == pb.OUTCOME_NOT_SHARED
-    assert list(again.record.holders[0].decline.reasons) == list(declined.reasons)
+    # The client hands back the receipt: what the decision did, the same for the repeat.
+    assert again.applied == first.applied and first.applied.command_id == "decline-1"
+    assert first.applied.entry_number > 0
+    assert again.case.record.holders[0].outcome == pb.OUTCOME_NOT_SHARED
+    assert list(again.case.record.holders[0].decline.reasons) == list(declined.reasons)
     applied = await updates_in(stack, holder_exchange_workflow_id(ref, SCHOOL))
     assert [command_id_of(u) for u in applied] == ["decline-1"]
 
@@ -217,7 +220,7 @@ async def test_a_consent_withdrawal_after_the_exchange_closed_is_recorded_once(
         with pytest.raises(grpc.aio.AioRpcError) as second:
             await school.withdraw_consent(ref, withdrawal, command_id="wc-2")
     assert first == again
-    assert first.record.holders[0].consent_withdrawal.recipient_notified
+    assert first.case.record.holders[0].consent_withdrawal.recipient_notified
     assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert second.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     notices = [n for n in stack.fakes.withdrawal_notices if n.case_ref == ref]
@@ -238,7 +241,7 @@ async def test_a_requesters_command_on_the_case_is_applied_once_per_command_id(
         with pytest.raises(grpc.aio.AioRpcError) as reused:
             await csc.change_urgency(ref, other, command_id="urgency-1")
     assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert first.record.urgency == again.record.urgency == change.urgency
-    assert len(again.record.urgency_changes) == 1
+    assert first.case.record.urgency == again.case.record.urgency == change.urgency
+    assert len(again.case.record.urgency_changes) == 1
     applied = await updates_in(stack, case_workflow_id(ref))
     assert [command_id_of(u) for u in applied] == ["urgency-1"]
