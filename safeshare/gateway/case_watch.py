@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
@@ -57,7 +58,7 @@ async def watch_case(
         holder_exchange_workflow_id(request.case_ref, holder) for holder in asked.holding_agency_ids
     ]
     async with watch.HistoryFeed(client, workflow_ids) as feed:
-        async for event in _watched(views, request.case_ref, party, asked, feed, poll_interval):
+        async for event in _watched(views, request.case_ref, party, case, feed, poll_interval):
             if event.number >= next_number:
                 yield event
                 next_number = event.number + 1
@@ -67,19 +68,27 @@ async def _watched(
     views: CaseViews,
     case_ref: str,
     party: Any,
-    asked: pb.SharingRequest,
+    case: pb.CaseView,
     feed: watch.HistoryFeed,
     poll_interval: Callable[[], dt.timedelta],
 ) -> AsyncIterator[service_pb.CaseEvent]:
     """Every settled event the party may see, snapshot after snapshot (each snapshot's
-    events start with the previous one's), until the case has closed."""
+    events start with the previous one's), until the case has closed. ``case`` is the case
+    as read when the watch began: for a closed case Temporal has deleted, its record from the
+    archive, whose entries are every event the case had."""
+    asked = case.record.request
     holders = list(asked.holding_agency_ids)
     closed = watch.Closed()
     sent = 0
     while True:
-        taken = await watch.take_snapshot(
-            views, case_ref, holders, closed, rpc_timeout, feed.latest
-        )
+        try:
+            taken = await watch.take_snapshot(
+                views, case_ref, holders, closed, rpc_timeout, feed.latest
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND or case.state != pb.CASE_STATE_CLOSED:
+                raise
+            taken = closed_snapshot(case)
         # 👉 Filtered before numbering: each party's numbers are stable across reconnects.
         if isinstance(party, disclosure_view.Party):
             seen = {
@@ -99,3 +108,12 @@ async def _watched(
             return  # the case and every exchange have closed: that was the last event
         # 👉 Woken as soon as a history records a task (pushed), else after the interval.
         await feed.wait(poll_interval())
+
+
+def closed_snapshot(case: pb.CaseView) -> watch.Snapshot:
+    """A closed case's every event, from its record: the case's entries and each exchange's
+    copy in it, in the order a watch of it in Temporal sends them (nothing left to settle)."""
+    holders = list(case.record.request.holding_agency_ids)
+    copies = {h.holding_agency_id: list(h.entries) for h in case.record.holders}
+    entries = {"": list(case.record.entries)} | {h: copies.get(h, []) for h in holders}
+    return watch.Snapshot(entries, watch.ranks(holders), None)

@@ -386,6 +386,42 @@ async def test_consent_withdrawn_after_temporal_deleted_the_case_reaches_the_rec
     assert "withdrawn by mother" in (out / f"case-{case_ref}.md").read_text()
 
 
+async def _watched(
+    stub: service_grpc.CaseServiceAsyncStub, case_ref: str, from_event: int = 0
+) -> list[service_pb.CaseEvent]:
+    """Every event a watch of the case sends until its stream ends (a closed case's last)."""
+    call = stub.WatchCase(
+        service_pb.WatchCaseRequest(case_ref=case_ref, from_event=from_event), timeout=30
+    )
+    return [response.event async for response in call]
+
+
+async def test_watch_case_sends_a_deleted_cases_events_from_the_archive(stack: Stack) -> None:
+    """After Temporal deleted a closed case, WatchCase sends each party the same numbered
+    events as before, from the case's record in the archive, and resumes from an event number
+    the same way; a non-party still finds no case."""
+    case_ref = await stack.closed_case()
+    parties = {"requester": stack.csc, "holder": stack.school}
+    before = {who: await _watched(stub, case_ref) for who, stub in parties.items()}
+    await stack.archive_until({case_workflow_id(case_ref)})
+    await _delete(
+        stack.client, case_workflow_id(case_ref), holder_exchange_workflow_id(case_ref, SCHOOL)
+    )
+
+    for who, stub in parties.items():
+        after = await _watched(stub, case_ref)
+        assert after == before[who], who
+        assert [e.number for e in after] == list(range(1, len(after) + 1))
+        assert SCHOOL in {e.holding_agency_id for e in after}, who
+        middle = len(after) // 2 + 1
+        assert await _watched(stub, case_ref, from_event=middle) == after[middle - 1 :], who
+        assert await _watched(stub, case_ref, from_event=len(after) + 1) == []
+    assert len(before["requester"]) > 3
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _watched(stack.gp, case_ref)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_the_protocol_review_counts_a_case_temporal_deleted(stack: Stack) -> None:
     case_ref = await stack.closed_case()
     await stack.archive_until({case_workflow_id(case_ref)})
