@@ -245,7 +245,11 @@ class Decisions:
         # deadline), and its memo is written once that task has done its work, in the same
         # completion as the result: the memo's view is the reply, so that a read right after
         # agrees (the result's, for a workflow that publishes no view).
-        assert isinstance(result, pb.CaseView)
+        if not isinstance(result, pb.CaseView):
+            # A repeat answered from the archive (Temporal deleted the disclosure): the case
+            # as read before the update is its archived record.
+            assert case is not None  # a disclosure's command is routed from the case as read
+            return await parties.visible(self.views, case, {}, agency)
         published = await self.views.published_case(ref, rpc_timeout())
         return await parties.visible(self.views, published or result, {}, agency)
 

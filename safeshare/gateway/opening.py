@@ -4,20 +4,24 @@ RecordDisclosureNotMade a disclosure case.
 Each case's workflow id comes from the caller's idempotency key (``workflows.ids``), and no
 case with that id may be replaced, running or closed: a resubmission finds its case
 (``created=False``). A sharing case keeps a keyed digest of its request in its memo, so a
-request id used again for another request is ALREADY_EXISTS.
+request id used again for another request is ALREADY_EXISTS. A disclosure found in the case
+archive is not opened again after Temporal has deleted it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 
 import grpc
+import structlog
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.archive.store import ArchiveUnavailable
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway import validation
 from safeshare.gateway.errors import GatewayError, invalid_argument
@@ -158,6 +162,19 @@ class Opening:
     ) -> bool:
         """Start the disclosure case; False when its id had already opened it."""
         workflow_id = case_workflow_id(case_ref)
+        # 👉 Temporal refuses the id again only while it keeps the closed case: once retention
+        # has deleted it, the archive is what says the disclosure was already recorded. An
+        # archive that is down does not hold up a new disclosure (Temporal still refuses any
+        # id it keeps): only a repeat of one older than the retention could then open again.
+        archive = self._views.archive
+        try:
+            known = await asyncio.to_thread(archive.known, [workflow_id]) if archive else {}
+            if known:
+                return False
+        except ArchiveUnavailable as err:
+            structlog.get_logger(__name__).warning(
+                "archive_unavailable", case_ref=case_ref, error_type=type(err).__name__
+            )
         try:
             await self._client.start_workflow(
                 DisclosureCase.run,

@@ -54,7 +54,7 @@ class Route:
     def closed_record(self, case: pb.CaseView) -> Message | None:
         """The record the case keeps of the workflow once it has closed (which shows the
         commands it applied), if any."""
-        if self.target is Target.CASE:
+        if self.target in (Target.CASE, Target.DISCLOSURE):
             return case.record
         if self.target is Target.EXCHANGE:
             copies = [h for h in case.record.holders if h.holding_agency_id == self.holder]

@@ -1,6 +1,8 @@
 """A decision repeated after Temporal deleted its case (retention) answers from the archived
-record, which shows the command was applied: OK, not FAILED_PRECONDITION; a command the record
-does not show is still out of turn. The gateway seals, so the record names each command's id."""
+record, which shows the command was applied: OK, not FAILED_PRECONDITION, with the receipt the
+first call got; a command the record does not show is still out of turn. The gateway seals, so
+the record names each command's id. A disclosure recorded again after Temporal deleted it
+finds it in the archive and opens no second case."""
 
 from __future__ import annotations
 
@@ -13,15 +15,18 @@ import grpc
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
+from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.archive.store import open_archive
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
+from tests.disclosure_factories import concern
 from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.archive.test_archiver import Stack, _delete
@@ -103,3 +108,84 @@ async def test_a_repeat_after_temporal_deleted_the_case_answers_from_the_record(
     acknowledged = again.case.record.holders[0].acknowledgement
     assert acknowledged.practitioner == first.case.record.holders[0].acknowledgement.practitioner
     assert acknowledged.status == ack.acknowledgement.status
+
+
+async def _forget_case(stack: Stack, case_ref: str) -> None:
+    """Archive the case, then delete it and every workflow archived with it from Temporal."""
+    record_id = case_workflow_id(case_ref)
+    await stack.archive_until({record_id})
+    stored = stack.archive.get(record_id)
+    assert stored is not None
+    await _delete(stack.client, *(h.workflow_id for h in stored.record.histories))
+
+
+async def test_a_disclosure_decision_repeated_after_temporal_deleted_the_case_answers_its_receipt(
+    sealed_stack: Stack,
+) -> None:
+    stack = sealed_stack
+    opened = await stack.gp.SubmitDisclosure(
+        service_pb.SubmitDisclosureRequest(disclosure=concern(pb.URGENCY_AMBER))
+    )
+    ref = opened.case_ref
+    await wait_for_state(stack.gp, ref, pb.CASE_STATE_AWAITING_OVERRIDE_DECISION)
+    decision = service_pb.DecideDisclosureRequest(
+        case_ref=ref,
+        command_id="approve-1",
+        decision=pb.DisclosureApproval(
+            actor=pb.Actor(practitioner=pb.Practitioner(user_id="cg-1", role="manager")),
+            approve=True, reason="fictional",
+        ),
+    )  # fmt: skip
+    first = await stack.gp.DecideDisclosure(decision)
+    await wait_for_state(stack.csc, ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    ack = pb.Acknowledgement(
+        practitioner=pb.Practitioner(user_id="sw-0001", role="social_worker"),
+        status=pb.ACKNOWLEDGEMENT_STATUS_RECEIVED,
+    )
+    await stack.csc.Acknowledge(service_pb.AcknowledgeRequest(case_ref=ref, acknowledgement=ack))
+    handle = stack.client.get_workflow_handle(case_workflow_id(ref))
+    await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    await _forget_case(stack, ref)
+
+    again = await stack.gp.DecideDisclosure(decision)
+    other = service_pb.DecideDisclosureRequest()
+    other.CopyFrom(decision)
+    other.command_id = "approve-2"
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await stack.gp.DecideDisclosure(other)
+
+    # The receipt Temporal gave the first call, from the update's result in the archive.
+    assert again.applied == first.applied
+    assert first.applied.command_id == "approve-1" and first.applied.entry_number > 0
+    assert again.case.state == pb.CASE_STATE_CLOSED
+    assert again.case.record.disclosure.approval.approve
+    assert again.case.record.disclosure.approval.reason == "fictional"
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_disclosure_not_made_recorded_again_after_temporal_deleted_it_opens_nothing(
+    sealed_stack: Stack,
+) -> None:
+    stack = sealed_stack
+    call = service_pb.RecordDisclosureNotMadeRequest(
+        not_made=pb.DisclosureNotMade(
+            disclosure_id=f"considered-{uuid.uuid4()}",
+            decided_by=pb.Practitioner(user_id="gp-0007", role="gp"),
+            kind=pb.DISCLOSURE_KIND_CONCERN, recipient_agency_ids=[CSC],
+            reasons=["threshold_not_met"], explanation="fictional",
+        )
+    )  # fmt: skip
+    recorded = await stack.gp.RecordDisclosureNotMade(call)
+    ref = recorded.case_ref
+    handle = stack.client.get_workflow_handle(case_workflow_id(ref))
+    await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    await _forget_case(stack, ref)
+
+    again = await stack.gp.RecordDisclosureNotMade(call)
+
+    assert recorded.created and (again.case_ref, again.created) == (ref, False)
+    with pytest.raises(RPCError) as gone:
+        await handle.describe()
+    assert gone.value.status == RPCStatusCode.NOT_FOUND  # no second case was started
+    view = (await stack.gp.GetCase(service_pb.GetCaseRequest(case_ref=ref))).case
+    assert view.state == pb.CASE_STATE_CLOSED and view.record.outcome == pb.OUTCOME_NOT_SHARED
