@@ -57,6 +57,12 @@ class PostgresServer:
     data: Path
     port: int
     user: str | None
+    run_dir: Path | None = None
+    """Where its socket and log are (the data directory's parent unless given)."""
+
+    @property
+    def _run_dir(self) -> Path:
+        return self.run_dir or self.data.parent
 
     @property
     def admin_url(self) -> str:
@@ -117,10 +123,10 @@ class PostgresServer:
         up waiting although the server comes up, so its status decides, and a start that
         really failed is tried again before the error (with pg_ctl's own words) is raised.
         """
-        options = f"-p {self.port} -h 127.0.0.1 -k {self.data.parent} -F"
+        options = f"-p {self.port} -h 127.0.0.1 -k {self._run_dir} -F"
         for attempt in range(3):
             try:
-                self._ctl("-o", options, "-l", str(self.data.parent / "server.log"), "-w",
+                self._ctl("-o", options, "-l", str(self._run_dir / "server.log"), "-w",
                           "-t", "120", "start")  # fmt: skip
                 return
             except subprocess.CalledProcessError as failed:
@@ -141,22 +147,40 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """Start a server in a temporary directory; stop it and remove the directory after."""
+def running_postgres(data_size: str | None = None) -> Iterator[PostgresServer]:
+    """Start a server in a temporary directory; stop it and remove the directory after.
+
+    Args:
+        data_size: if given (e.g. ``"96m"``), the data directory is a filesystem of its own of
+            that size (tmpfs), for a full disk; its socket and log stay outside it. Mounting
+            needs root: skipped otherwise.
+    """
     bin_dir = postgres_bin_or_skip()
     root = Path(tempfile.mkdtemp(prefix="safeshare-pg-"))
     user = SERVER_USER if os.geteuid() == 0 else None
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
+    owner = pwd.getpwnam(user) if user is not None else None
+    if owner is not None:
+        os.chown(root, owner.pw_uid, owner.pw_gid)
     data = root / "data"
+    mounted = False
     try:
+        if data_size is not None:
+            data.mkdir()
+            ids = f",uid={owner.pw_uid},gid={owner.pw_gid}" if owner is not None else ""
+            mount = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={data_size},mode=0700{ids}", "tmpfs",
+                 str(data)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if mount.returncode != 0:
+                pytest.skip(f"cannot mount a small filesystem here: {mount.stderr.strip()}")
+            mounted = True
         subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
              "-E", "UTF8", "--no-locale", "--no-sync"],
             check=True, user=user, capture_output=True, timeout=120, cwd=root,
         )  # fmt: skip
-        server = PostgresServer(bin_dir, data, _free_port(), user)
+        server = PostgresServer(bin_dir, data, _free_port(), user, run_dir=root)
         server.start()
         try:
             yield server
@@ -164,4 +188,6 @@ def running_postgres() -> Iterator[PostgresServer]:
             with contextlib.suppress(subprocess.SubprocessError):
                 server.stop()
     finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(data)], check=False)
         shutil.rmtree(root, ignore_errors=True)

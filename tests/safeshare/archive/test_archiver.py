@@ -51,7 +51,7 @@ from tests.eventually import eventually
 from tests.factories import sharing_request
 from tests.fake_agencies import FakeAgencies
 from tests.gateway_seal import TEST_SIGNER
-from tests.safeshare.archive.postgres_server import PostgresServer
+from tests.safeshare.archive.postgres_server import PostgresServer, running_postgres
 from tests.safeshare.gateway_support import (
     CSC,
     GP,
@@ -691,3 +691,50 @@ async def test_a_full_disk_counts_nothing_archived_says_so_and_recovers(
             assert verify_archive(store, stack.verifier).findings == []
         finally:
             store.close()
+
+
+@pytest.fixture
+def small_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own whose data directory is a 96 MiB filesystem (tmpfs);
+    skipped where mounting is not permitted (not root)."""
+    with running_postgres(data_size="96m") as server:
+        yield server
+
+
+async def test_a_full_disk_under_postgresql_counts_nothing_archived_says_so_and_recovers(
+    stack: Stack, small_postgres: PostgresServer
+) -> None:
+    """The PostgreSQL server's disk fills up: the write fails as disk_full, the sweep counts
+    nothing archived and logs ``archive_full`` naming the reason; once there is room again the
+    next sweep archives the case, once, and the archive verifies."""
+    case_ref = await stack.closed_case()
+    record_id = case_workflow_id(case_ref)
+    store = open_archive(small_postgres.new_database())
+    try:
+        archiver = stack.archiver(store)
+        filler = _fill(small_postgres.data)
+        with capture_logs() as logs:
+            full = await archiver.sweep()
+        assert full.unavailable and full.archived == []
+        assert archiver.metrics.failures_by_reason.get("archive_full") == 1
+        [line] = [x for x in logs if x["event"] == "archive_full"]
+        assert (line["reason"], line["error_type"]) == ("disk_full", "ArchiveFull")
+        # The server still answers reads, and holds nothing counted archived.
+        assert store.known([record_id]).get(record_id) != ARCHIVED
+        assert store.counts().archived == 0 and store.leaves() == []
+        assert not [x for x in logs if x["event"] == "case_archived"]
+
+        filler.unlink()  # room again
+
+        async def swept() -> dict[str, str]:
+            await archiver.sweep()
+            return dict(store.known([record_id]))
+
+        await eventually(
+            swept, lambda known: known == {record_id: ARCHIVED}, what="archived", every=0.2
+        )
+        assert [leaf.record_id for leaf in store.leaves()].count(record_id) == 1
+        assert store.counts().archived == len(store.leaves())
+        assert verify_archive(store, stack.verifier).findings == []
+    finally:
+        store.close()
