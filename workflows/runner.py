@@ -15,6 +15,7 @@ PURE_MODULES = (
     "workflows.ids",
     "workflows.search_attributes",
     "workflows.memo_view",
+    "workflows.disclosure",  # the steps of a disclosure case
     "workflows.names",
     "workflows.seal",
     "workflows.commands",
