@@ -10,6 +10,7 @@ validators, forwarded to the exchanges).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,9 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
-from workflows import memo_view, names, seal
+from workflows import memo_view, names
 from workflows import search_attributes as sa
-from workflows.commands import AppliedCommands
+from workflows.commands import AppliedCommands, check_sealed
 from workflows.domain.exchange import case_outcome
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Outcome, outcome_of, proto_outcome, timestamp
@@ -84,6 +85,24 @@ class SharingCase:
         self._publish()
         # Metrics are not commands: replay-safe (the SDK skips them while replaying).
         workflow.metric_meter().create_counter("safeshare_cases_opened").add(1)
+        gate = await self._gate(request)
+        if not gate.passed:
+            self._record.basis = "Rejected by the protocol gate: " + ", ".join(gate.reasons)
+            return self._close(Outcome.REJECTED_BY_PROTOCOL_GATE)
+        if self._record.HasField("withdrawal"):
+            self._record.basis = "Withdrawn by the requester before any exchange started."
+            return self._close(Outcome.WITHDRAWN)
+
+        await self._start_exchanges(gate)
+        results = await asyncio.gather(*(self._await_exchange(h) for h in self._exchanges))
+        self._record.holders.extend(results)
+        self._record.basis = " ".join(holder.basis for holder in results)
+        # 👉 Let in-flight update handlers finish before completing.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._close(case_outcome([outcome_of(h.outcome) for h in results]))
+
+    async def _gate(self, request: pb.SharingRequest) -> pb.GateResult:
+        """Check the Information Sharing Protocol and record its answer."""
         gate = await workflow.execute_activity(
             PROTOCOL_GATE,
             pb.GateCheck(request=request, at=timestamp(workflow.now())),
@@ -95,38 +114,19 @@ class SharingCase:
         self._record.gate.CopyFrom(gate)
         self._note("ProtocolGateChecked", "", "",
                    "passed" if gate.passed else "failed:" + ",".join(gate.reasons))  # fmt: skip
-        if not gate.passed:
-            self._record.basis = "Rejected by the protocol gate: " + ", ".join(gate.reasons)
-            return self._close(Outcome.REJECTED_BY_PROTOCOL_GATE)
-        if self._record.HasField("withdrawal"):
-            self._record.basis = "Withdrawn by the requester before any exchange started."
-            return self._close(Outcome.WITHDRAWN)
+        return gate
 
+    async def _start_exchanges(self, gate: pb.GateResult) -> None:
+        """Start one exchange per holding agency; a withdrawal that came while they were
+        starting is forwarded to each."""
         self._state = pb.CASE_STATE_EXCHANGING
         self._publish()
         self._starting_exchanges = True
-        calendars = {calendar.agency_id: calendar for calendar in gate.calendars}
-        for holder in request.holding_agency_ids:
+        for holder in self._request.holding_agency_ids:
             self._exchange_urgency[holder] = self._record.urgency
-            exchange = pb.HolderExchangeInput(
-                case_ref=self._case_ref,
-                request=request,
-                holding_agency_id=holder,
-                urgency=self._record.urgency,
-                gateway_public_key=gate.gateway_public_key,
-                unsealed_commands_accepted=gate.unsealed_commands_accepted,
-            )
-            # The calendars and timescales the gate resolved (none in a gate result recorded
-            # before the gate resolved them: the exchange then keeps its defaults).
-            if holder in calendars:
-                exchange.holder_calendar.CopyFrom(calendars[holder])
-            if request.requesting_agency_id in calendars:
-                exchange.recipient_calendar.CopyFrom(calendars[request.requesting_agency_id])
-            if gate.HasField("timescales"):
-                exchange.timescales.CopyFrom(gate.timescales)
             self._exchanges[holder] = await workflow.start_child_workflow(
                 names.HOLDER_EXCHANGE,
-                exchange,
+                self._exchange_input(holder, gate),
                 id=holder_exchange_workflow_id(self._case_ref, holder),
                 task_queue=workflow.info().task_queue,
                 result_type=pb.HolderRecord,
@@ -136,17 +136,38 @@ class SharingCase:
         if self._record.HasField("withdrawal"):  # withdrawn while the exchanges were starting
             for handle in self._exchanges.values():
                 await handle.signal(names.WITHDRAW_EXCHANGE, self._record.withdrawal)
-        results = await asyncio.gather(*(self._await_exchange(h) for h in self._exchanges))
-        self._record.holders.extend(results)
-        self._record.basis = " ".join(holder.basis for holder in results)
-        # 👉 Let in-flight update handlers finish before completing.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._close(case_outcome([outcome_of(h.outcome) for h in results]))
+
+    def _exchange_input(self, holder: str, gate: pb.GateResult) -> pb.HolderExchangeInput:
+        request = self._request
+        exchange = pb.HolderExchangeInput(
+            case_ref=self._case_ref,
+            request=request,
+            holding_agency_id=holder,
+            urgency=self._record.urgency,
+            gateway_public_key=gate.gateway_public_key,
+            unsealed_commands_accepted=gate.unsealed_commands_accepted,
+        )
+        # The calendars and timescales the gate resolved (none in a gate result recorded
+        # before the gate resolved them: the exchange then keeps its defaults).
+        calendars = {calendar.agency_id: calendar for calendar in gate.calendars}
+        if holder in calendars:
+            exchange.holder_calendar.CopyFrom(calendars[holder])
+        if request.requesting_agency_id in calendars:
+            exchange.recipient_calendar.CopyFrom(calendars[request.requesting_agency_id])
+        if gate.HasField("timescales"):
+            exchange.timescales.CopyFrom(gate.timescales)
+        return exchange
 
     async def _await_exchange(self, holder: str) -> pb.HolderRecord:
         result = await self._exchanges[holder]
         self._closed_holders[holder] = result
         return result
+
+    def _open_exchanges(self) -> Iterator[tuple[str, ChildWorkflowHandle[Any, pb.HolderRecord]]]:
+        """The exchanges started and not closed, each looked at as it is reached."""
+        for holder, handle in self._exchanges.items():
+            if holder not in self._closed_holders:
+                yield holder, handle
 
     # -- the requester's commands ---------------------------------------------------------
 
@@ -163,21 +184,22 @@ class SharingCase:
         self._record.withdrawal.CopyFrom(withdrawn)
         self._note("RequestWithdrawn", withdrawn.actor.agency_id,
                    withdrawn.actor.practitioner.user_id, "")  # fmt: skip
+        await self._forward_withdrawal(withdrawn)
+        return self._answer(since)
+
+    async def _forward_withdrawal(self, withdrawn: pb.RequestWithdrawal) -> None:
+        """Tell every open exchange that the request was withdrawn."""
         if not (self._compact or workflow.patched(WITHDRAWAL_MEETS_CLOSE)):
-            for holder, handle in self._exchanges.items():
-                if holder not in self._closed_holders:
-                    await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
-            return self._answer(since)
-        for holder, handle in self._exchanges.items():
-            if holder in self._closed_holders:
-                continue
+            for _, handle in self._open_exchanges():
+                await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
+            return
+        for holder, handle in self._open_exchanges():
             try:
                 await handle.signal(names.WITHDRAW_EXCHANGE, withdrawn)
             except FailureError:
                 # 👉 The exchange closed while the signal was on its way: its outcome stands
                 # and the record says so; the withdrawal holds for the rest of the case.
                 self._note("WithdrawalMissedExchange", holder, "", "exchange_already_closed")
-        return self._answer(since)
 
     @withdraw_request.validator
     def _validate_withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
@@ -212,8 +234,8 @@ class SharingCase:
         # has no handle yet: wait until every exchange has started, then tell each open one
         # that does not have this urgency already.
         await workflow.wait_condition(lambda: not self._starting_exchanges)
-        for holder, handle in self._exchanges.items():
-            if holder in self._closed_holders or self._exchange_urgency[holder] == changed.urgency:
+        for holder, handle in self._open_exchanges():
+            if self._exchange_urgency[holder] == changed.urgency:
                 continue
             self._exchange_urgency[holder] = changed.urgency
             await handle.signal(names.CHANGE_EXCHANGE_URGENCY, changed)
@@ -242,22 +264,11 @@ class SharingCase:
             raise ApplicationError("the case is closed", type=Rule.OUT_OF_TURN.value)
 
     def _check_seal(self, command: Any) -> None:
-        """Refuse the update in hand unless the gateway sealed ``command`` for this case
-        (the key comes from the gate's result: nothing is accepted before it is known)."""
+        """Refuse the update in hand unless the gateway sealed ``command`` (since sealing)."""
         # 👉 Validators run live only (never on replay), so a gate result recorded by a hub
         # that once ran without a key opens nothing now: every live decision is checked.
-        if not self._sealed:
-            return
-        update = workflow.current_update_info()
-        if update is None or not self._record.HasField("gate"):
-            raise ApplicationError(
-                "the case is still being checked; retry shortly", type=Rule.OUT_OF_TURN.value
-            )
-        try:
-            seal.check(self._record.gate.gateway_public_key, workflow.info().workflow_id,
-                       command, update.id)  # fmt: skip
-        except seal.SealError as err:
-            raise ApplicationError(str(err), type=Rule.NOT_PERMITTED.value) from None
+        if self._sealed:
+            check_sealed(self._record, command, "case")
 
     @workflow.query
     def case_view(self) -> pb.CaseView:
