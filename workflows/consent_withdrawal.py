@@ -60,19 +60,7 @@ class ConsentWithdrawalNotice:
                 operators' alert on failed workflows.
         """
         if workflow.patched(SEALED_NOTICE_PATCH):
-            checked = await workflow.execute_activity(
-                NOTICE_SEAL,
-                notice,
-                result_type=pb.GateResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=GATE_RETRY,
-                summary="Check the gateway's seal on the notice",
-            )
-            if not checked.passed:
-                raise ApplicationError(
-                    "the notice is not sealed by the gateway: nothing was sent",
-                    type=NOT_SEALED, non_retryable=True,
-                )  # fmt: skip
+            await _check_seal(notice)
         withdrawal = pb.ConsentWithdrawal()
         withdrawal.CopyFrom(notice.withdrawal)
         withdrawal.withdrawn_at.CopyFrom(timestamp(workflow.now()))
@@ -81,69 +69,86 @@ class ConsentWithdrawalNotice:
             f"{notice.holding_agency_id} was withdrawn."
         )
         if workflow.patched(NOTICE_NEVER_FAILS):
-            await self._push_until_received(notice, withdrawal)
-            withdrawal.recipient_notified = True
-            return withdrawal
-        await workflow.execute_activity(
-            RECEIVE_CONSENT_WITHDRAWN,
-            agency_pb.ReceiveConsentWithdrawnRequest(
-                notice_id=f"{notice.case_ref}.{notice.holding_agency_id}.consent-withdrawn",
-                case_ref=notice.case_ref,
-                delivery_ids=notice.delivery_ids,
-                holding_agency_id=notice.holding_agency_id,
-                withdrawn_at=withdrawal.withdrawn_at,
-            ),
-            task_queue=agency_task_queue(notice.recipient_agency_id),
-            result_type=agency_pb.ReceiveConsentWithdrawnResponse,
-            start_to_close_timeout=AGENCY_CALL_TIMEOUT + timedelta(seconds=10),
-            retry_policy=NOTICE_RETRY,
-            summary=f"Tell {notice.recipient_agency_id} consent was withdrawn",
-        )
+            await _push_until_received(notice, withdrawal)
+        else:
+            await _push(notice, withdrawal, NOTICE_RETRY)
         withdrawal.recipient_notified = True
         return withdrawal
 
-    async def _push_until_received(
-        self, notice: pb.ConsentWithdrawalNoticeInput, withdrawal: pb.ConsentWithdrawal
-    ) -> None:
-        """Push the notice; a refusal alerts the operator once and is tried again each pause,
-        so the notice is never lost and this workflow never fails."""
-        alerted = False
-        while True:
-            try:
-                await workflow.execute_activity(
-                    RECEIVE_CONSENT_WITHDRAWN,
-                    agency_pb.ReceiveConsentWithdrawnRequest(
-                        notice_id=f"{notice.case_ref}.{notice.holding_agency_id}.consent-withdrawn",
-                        case_ref=notice.case_ref,
-                        delivery_ids=notice.delivery_ids,
-                        holding_agency_id=notice.holding_agency_id,
-                        withdrawn_at=withdrawal.withdrawn_at,
-                    ),
-                    task_queue=agency_task_queue(notice.recipient_agency_id),
-                    result_type=agency_pb.ReceiveConsentWithdrawnResponse,
-                    start_to_close_timeout=AGENCY_CALL_TIMEOUT + timedelta(seconds=10),
-                    retry_policy=NOTICE_BURST,
-                    summary=f"Tell {notice.recipient_agency_id} consent was withdrawn",
-                )
-                return
-            except ActivityError:
-                workflow.set_current_details(
-                    f"{notice.recipient_agency_id} has not taken the consent-withdrawal notice "
-                    "yet: the partnership operator was alerted; trying again."
-                )
-            if not alerted:
-                alerted = True
-                escalation = pb.Escalation(
-                    step="consent_withdrawal", level="partnership_operator",
-                    agency_id=notice.recipient_agency_id,
-                    at=timestamp(workflow.now()),
-                )  # fmt: skip
-                with contextlib.suppress(ActivityError):
-                    await workflow.execute_activity(
-                        NOTIFY_OPERATOR,
-                        escalation,
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=NOTICE_BURST,
-                        summary="Alert the partnership operator: consent withdrawal not taken",
-                    )
-            await workflow.sleep(NOTICE_RETRY_PAUSE, summary="Retry the notice")
+
+async def _check_seal(notice: pb.ConsentWithdrawalNoticeInput) -> None:
+    """Refuse a notice the gateway did not seal for this workflow (the hub checks it)."""
+    checked = await workflow.execute_activity(
+        NOTICE_SEAL,
+        notice,
+        result_type=pb.GateResult,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=GATE_RETRY,
+        summary="Check the gateway's seal on the notice",
+    )
+    if not checked.passed:
+        raise ApplicationError(
+            "the notice is not sealed by the gateway: nothing was sent",
+            type=NOT_SEALED, non_retryable=True,
+        )  # fmt: skip
+
+
+async def _push_until_received(
+    notice: pb.ConsentWithdrawalNoticeInput, withdrawal: pb.ConsentWithdrawal
+) -> None:
+    """Push the notice; a refusal alerts the operator once and is tried again each pause,
+    so the notice is never lost and this workflow never fails."""
+    alerted = False
+    while True:
+        try:
+            await _push(notice, withdrawal, NOTICE_BURST)
+            return
+        except ActivityError:
+            workflow.set_current_details(
+                f"{notice.recipient_agency_id} has not taken the consent-withdrawal notice "
+                "yet: the partnership operator was alerted; trying again."
+            )
+        if not alerted:
+            alerted = True
+            await _alert_operator(notice)
+        await workflow.sleep(NOTICE_RETRY_PAUSE, summary="Retry the notice")
+
+
+async def _push(
+    notice: pb.ConsentWithdrawalNoticeInput,
+    withdrawal: pb.ConsentWithdrawal,
+    retry_policy: RetryPolicy,
+) -> None:
+    """Tell the recipient's system (its adapter) that consent was withdrawn."""
+    await workflow.execute_activity(
+        RECEIVE_CONSENT_WITHDRAWN,
+        agency_pb.ReceiveConsentWithdrawnRequest(
+            notice_id=f"{notice.case_ref}.{notice.holding_agency_id}.consent-withdrawn",
+            case_ref=notice.case_ref,
+            delivery_ids=notice.delivery_ids,
+            holding_agency_id=notice.holding_agency_id,
+            withdrawn_at=withdrawal.withdrawn_at,
+        ),
+        task_queue=agency_task_queue(notice.recipient_agency_id),
+        result_type=agency_pb.ReceiveConsentWithdrawnResponse,
+        start_to_close_timeout=AGENCY_CALL_TIMEOUT + timedelta(seconds=10),
+        retry_policy=retry_policy,
+        summary=f"Tell {notice.recipient_agency_id} consent was withdrawn",
+    )
+
+
+async def _alert_operator(notice: pb.ConsentWithdrawalNoticeInput) -> None:
+    """Alert the partnership operator that the recipient has not taken the notice; a failing
+    alert is let go (the notice is tried again all the same)."""
+    escalation = pb.Escalation(
+        step="consent_withdrawal", level="partnership_operator",
+        agency_id=notice.recipient_agency_id, at=timestamp(workflow.now()),
+    )  # fmt: skip
+    with contextlib.suppress(ActivityError):
+        await workflow.execute_activity(
+            NOTIFY_OPERATOR,
+            escalation,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=NOTICE_BURST,
+            summary="Alert the partnership operator: consent withdrawal not taken",
+        )
