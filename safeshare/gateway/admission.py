@@ -21,9 +21,10 @@ A ``grpc.aio`` server interceptor wraps every CaseService method:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509.oid import NameOID
 
 from safeshare.gateway.errors import GatewayError, abort
-from safeshare.gateway.interceptor import MethodInterceptor, Stream, Unary
+from safeshare.gateway.interceptor import MethodInterceptor
 
 AGENCY_URI_PREFIX = "urn:safeshare:agency:"
 REVOKED = "the caller's certificate is revoked"
@@ -193,46 +194,38 @@ class Admission(MethodInterceptor):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, REVOKED)
         return agency
 
-    def unary(self, rpc: str, inner: Unary) -> Unary:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            agency = await self.admit(context) or ""
-            if self._calls[agency] >= self._quotas.calls_per_agency:
-                log.warning("agency_quota_reached", kind="calls", agency_id=agency)
-                await abort(context, _busy("too many calls in flight from your agency"))
-            self._calls[agency] += 1
-            try:
-                return await inner(request, context)
-            finally:
-                self._calls[agency] -= 1
-
-        return behaviour
-
-    def stream(self, rpc: str, inner: Stream) -> Stream:
-        async def behaviour(
-            request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncGenerator[Any, None]:
-            agency = await self.admit(context) or ""
-            if self._watches[agency] >= self._quotas.watches_per_agency:
-                log.warning("agency_quota_reached", kind="watches", agency_id=agency)
-                await abort(context, _busy("too many watches open from your agency"))
-            self._watches[agency] += 1
-            try:
-                async with asyncio.timeout(self._quotas.max_watch_seconds):
-                    async for response in inner(request, context):
-                        yield response
-            except TimeoutError:
-                await abort(
-                    context,
-                    GatewayError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        "the watch reached its maximum life; resume with from_event",
-                        retry_after=0.0,
-                    ),
-                )
-            finally:
-                self._watches[agency] -= 1
-
-        return behaviour
+    @contextlib.asynccontextmanager
+    async def around(
+        self, rpc: str, request: Any, context: grpc.aio.ServicerContext, stream: bool
+    ) -> AsyncIterator[None]:
+        agency = await self.admit(context) or ""
+        held, limit = (
+            (self._watches, self._quotas.watches_per_agency)
+            if stream
+            else (self._calls, self._quotas.calls_per_agency)
+        )
+        if held[agency] >= limit:
+            kind = "watches" if stream else "calls"
+            log.warning("agency_quota_reached", kind=kind, agency_id=agency)
+            busy = "too many watches open" if stream else "too many calls in flight"
+            await abort(context, _busy(f"{busy} from your agency"))
+        held[agency] += 1
+        try:
+            async with asyncio.timeout(self._quotas.max_watch_seconds if stream else None):
+                yield
+        except TimeoutError:
+            if not stream:
+                raise  # a unary call's own timeout, not ours
+            await abort(
+                context,
+                GatewayError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the watch reached its maximum life; resume with from_event",
+                    retry_after=0.0,
+                ),
+            )
+        finally:
+            held[agency] -= 1
 
 
 def _busy(message: str) -> GatewayError:

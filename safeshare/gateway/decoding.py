@@ -15,7 +15,8 @@ caller still fixes its request in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from google.protobuf.message import DecodeError
 from safeshare.gateway import disclosure_validation, listing, validation
 from safeshare.gateway.bounds import shape_violations
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
-from safeshare.gateway.interceptor import Deserializer, MethodInterceptor, Stream, Unary
+from safeshare.gateway.interceptor import Deserializer, MethodInterceptor
 from safeshare.metrics import count_gateway_request
 
 log = structlog.get_logger("safeshare.gateway.decoding")
@@ -78,22 +79,12 @@ class RequestShape(MethodInterceptor):
     """Decodes without raising, and refuses a request that does not decode or breaks the
     bounds, for every method of ``service``."""
 
-    def unary(self, rpc: str, inner: Unary) -> Unary:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await _refuse_if_bad(rpc, request, context)
-            return await inner(request, context)
-
-        return behaviour
-
-    def stream(self, rpc: str, inner: Stream) -> Stream:
-        async def behaviour(
-            request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncGenerator[Any, None]:
-            await _refuse_if_bad(rpc, request, context)
-            async for response in inner(request, context):
-                yield response
-
-        return behaviour
+    @contextlib.asynccontextmanager
+    async def around(
+        self, rpc: str, request: Any, context: grpc.aio.ServicerContext, stream: bool
+    ) -> AsyncIterator[None]:
+        await _refuse_if_bad(rpc, request, context)
+        yield
 
     def deserializer(self, inner: Deserializer | None) -> Deserializer | None:
         return _tolerant(inner)

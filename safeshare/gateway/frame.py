@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from safeshare.access.log import AccessLog
 from safeshare.archive.store import ArchiveUnavailable
 from safeshare.gateway import access
 from safeshare.gateway.errors import GatewayError, abort
-from safeshare.gateway.interceptor import MethodInterceptor, Stream, Unary
+from safeshare.gateway.interceptor import MethodInterceptor
 from safeshare.metrics import count_gateway_request
 from safeshare.tls import peer_common_name
 
@@ -125,26 +125,13 @@ class RpcFrame(MethodInterceptor):
         self._registry = registry
         self._access_log = access_log
 
-    def unary(self, rpc: str, inner: Unary) -> Unary:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with self._framed(rpc, context, stream=False):
-                return await inner(request, context)
+    def around(
+        self, rpc: str, request: Any, context: grpc.aio.ServicerContext, stream: bool
+    ) -> contextlib.AbstractAsyncContextManager[Call]:
+        return self._framed(rpc, context, stream=stream)
 
-        return behaviour
-
-    def stream(self, rpc: str, inner: Stream) -> Stream:
-        async def behaviour(
-            request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncGenerator[Any, None]:
-            async with (
-                self._framed(rpc, context, stream=True) as call,
-                contextlib.aclosing(inner(request, context)) as responses,
-            ):
-                async for response in responses:
-                    yield response
-                    call.sent += 1
-
-        return behaviour
+    def streamed(self, around: Any) -> None:
+        around.sent += 1
 
     @contextlib.asynccontextmanager
     async def _framed(

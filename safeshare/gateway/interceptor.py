@@ -6,6 +6,7 @@ health and reflection, pass through).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ Deserializer = Callable[[bytes], Any]
 
 
 class MethodInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every method of ``service``; subclasses override what they wrap.
+    """Wraps every method of ``service``: subclasses say what runs around each call.
 
     Args:
         service: the full name of the service (``sharing.v1.CaseService``).
@@ -51,14 +52,41 @@ class MethodInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def unary(self, rpc: str, inner: Unary) -> Unary:
-        """The behaviour of the unary method ``rpc``, around ``inner``."""
-        return inner
+    def around(
+        self, rpc: str, request: Any, context: grpc.aio.ServicerContext, stream: bool
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """What runs around one call of the method ``rpc`` (the handler runs inside it, a
+        stream's handler while it sends); nothing by default."""
+        return contextlib.nullcontext()
 
-    def stream(self, rpc: str, inner: Stream) -> Stream:
-        """The behaviour of the server-streaming method ``rpc``, around ``inner``."""
-        return inner
+    def streamed(self, around: Any) -> None:
+        """A stream sent one message; ``around`` is what ``around`` entered as."""
 
     def deserializer(self, inner: Deserializer | None) -> Deserializer | None:
         """The method's request deserializer."""
         return inner
+
+    def unary(self, rpc: str, inner: Unary) -> Unary:
+        """The behaviour of the unary method ``rpc``: ``inner`` inside ``around``."""
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with self.around(rpc, request, context, False):
+                return await inner(request, context)
+
+        return behaviour
+
+    def stream(self, rpc: str, inner: Stream) -> Stream:
+        """The behaviour of the server-streaming method ``rpc``: ``inner`` inside ``around``."""
+
+        async def behaviour(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncGenerator[Any, None]:
+            async with (
+                self.around(rpc, request, context, True) as around,
+                contextlib.aclosing(inner(request, context)) as responses,
+            ):
+                async for response in responses:
+                    yield response
+                    self.streamed(around)
+
+        return behaviour
