@@ -35,16 +35,9 @@ MAX_COMMAND_ID_LENGTH = 64
 COMMAND_ID_PATTERN = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_COMMAND_ID_LENGTH}}}")
 COMMAND_ID_RULE = f"1 to {MAX_COMMAND_ID_LENGTH} characters: letters, digits, '-', '_', '.', ':'"
 _DIGEST_BYTES = 16
-# Fields the workflows stamp themselves; a caller's value is never passed on.
-_SET_BY_SAFESHARE = (
-    "decided_at",
-    "proposed_at",
-    "withdrawn_at",
-    "changed_at",
-    "acknowledged_at",
-    "recipient_notified",
-    "gateway_seal",
-)
+# Fields SafeShare sets itself (the workflows' stamps, the gateway's seal): a caller's value is
+# never passed on.
+_SET_BY_SAFESHARE = (*seal.STAMPED_FIELDS, seal.SEAL_FIELD)
 
 M = TypeVar("M", bound=Message)
 

@@ -145,11 +145,7 @@ class Decisions:
     """Runs the decision RPCs."""
 
     def __init__(self, parts: Parts) -> None:
-        self.client = parts.client
-        self.views = parts.views
-        self.hub_task_queue = parts.hub_task_queue
-        self._registry = parts.registry
-        self._signer = parts.signer
+        self.parts = parts
         self._command_key = parts.signer.derived_key(b"command-digest")
 
     async def decide(self, request: Any, context: grpc.aio.ServicerContext, reply: type[M]) -> M:
@@ -167,9 +163,9 @@ class Decisions:
         agency = self._caller(context, command)
         # Party check before anything else: a non-party never hears the workflow's reason.
         case: pb.CaseView | None = None
-        route = None if row.instead else row.route.known(agency, self.views.parties(ref))
+        route = None if row.instead else row.route.known(agency, self.parts.views.parties(ref))
         if route is None:
-            case = await parties.case_for_party(self.views, ref, agency)
+            case = await parties.case_for_party(self.parts.views, ref, agency)
             route = row.route(agency, case, command.message)
             answer = await row.instead(self, command, agency, case) if row.instead else None
             if answer is not None:
@@ -185,7 +181,7 @@ class Decisions:
     def _caller(self, context: grpc.aio.ServicerContext, command: Command) -> str:
         """The calling agency, once the call is well formed."""
         call = current()
-        agency = call.agency_id = caller_agency(context, self._registry())
+        agency = call.agency_id = caller_agency(context, self.parts.registry())
         if command.violations:
             raise invalid_argument(command.violations)
         call.case_ref = command.case_ref
@@ -197,7 +193,7 @@ class Decisions:
         """The update's result and its receipt; for a repeat of a command applied before its
         workflow's history was deleted, the record the case keeps of that workflow, and the
         receipt from the update's result in the archived history."""
-        handle = self.client.get_workflow_handle(route.workflow_id(command.case_ref))
+        handle = self.parts.client.get_workflow_handle(route.workflow_id(command.case_ref))
         message = commands.as_actor(command.message, agency)
         update_id = self.update_id(handle.id, command, message)
         try:
@@ -212,13 +208,15 @@ class Decisions:
             )
         except _StepClosed:
             if case is None:
-                case = await parties.read_case(self.views, command.case_ref)
+                case = await parties.read_case(self.parts.views, command.case_ref)
             applied = route.closed_record(case)
             if applied is None or not commands.applied_in(applied, update_id):
                 raise
             # Applied before the workflow closed, and Temporal has deleted it since: the
             # archived history holds the update's result.
-            archived = await self.views.closed.update_result(command.case_ref, handle.id, update_id)
+            archived = await self.parts.views.closed.update_result(
+                command.case_ref, handle.id, update_id
+            )
             result = applied if route.target is Target.EXCHANGE else None
             return result, commands.receipt(update_id, archived)
         return result, commands.receipt(update_id, result)
@@ -232,14 +230,14 @@ class Decisions:
             # 👉 The case's own view did not change: the one read before the update serves.
             assert case is not None  # a holder's exchange is routed from the case as read
             fresh = {route.holder: result} if isinstance(result, pb.HolderRecord) else {}
-            return await parties.visible(self.views, case, fresh, agency)
+            return await parties.visible(self.parts.views, case, fresh, agency)
         if route.target is Target.CASE:
             view = (
                 result
                 if isinstance(result, pb.CaseView)
-                else await parties.read_case(self.views, ref)
+                else await parties.read_case(self.parts.views, ref)
             )
-            return await parties.visible(self.views, view, {}, agency)
+            return await parties.visible(self.parts.views, view, {}, agency)
         # 👉 The update's result is the view as its handler returned it; the workflow may have
         # done more in the same task (the run loop moves on to the next step and its
         # deadline), and its memo is written once that task has done its work, in the same
@@ -249,9 +247,9 @@ class Decisions:
             # A repeat answered from the archive (Temporal deleted the disclosure): the case
             # as read before the update is its archived record.
             assert case is not None  # a disclosure's command is routed from the case as read
-            return await parties.visible(self.views, case, {}, agency)
-        published = await self.views.published_case(ref, rpc_timeout())
-        return await parties.visible(self.views, published or result, {}, agency)
+            return await parties.visible(self.parts.views, case, {}, agency)
+        published = await self.parts.views.published_case(ref, rpc_timeout())
+        return await parties.visible(self.parts.views, published or result, {}, agency)
 
     def update_id(self, workflow_id: str, command: Command, message: Message) -> str:
         """The Temporal update id of ``message`` as the caller's command (``commands``)."""
@@ -259,7 +257,7 @@ class Decisions:
 
     def sealed(self, message: M, workflow_id: str, command_id: str) -> M:
         """``message`` with the gateway's seal for that workflow and command."""
-        return self._signer.sealed(message, workflow_id, command_id)
+        return self.parts.signer.sealed(message, workflow_id, command_id)
 
 
 async def _translated(command: Command, update: Awaitable[R]) -> R:

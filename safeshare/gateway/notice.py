@@ -39,7 +39,7 @@ ALREADY_RECORDED = "consent withdrawal already recorded"
 async def nothing_delivered(decisions: Decisions, command: Command, route: Route) -> None:
     """FAILED_PRECONDITION "nothing was delivered" when the holder's exchange never started
     (its step is otherwise just not open)."""
-    handle = decisions.client.get_workflow_handle(route.workflow_id(command.case_ref))
+    handle = decisions.parts.client.get_workflow_handle(route.workflow_id(command.case_ref))
     try:
         await handle.describe(rpc_timeout=rpc_timeout())
     except RPCError as err:
@@ -86,7 +86,7 @@ async def after_close(
     # (its entries and outcome as it closed), so every repeat answers the same.
     receipt = commands.receipt(update_id, record)
     record.consent_withdrawal.CopyFrom(withdrawal)
-    return await parties.visible(decisions.views, case, {agency: record}, agency), receipt
+    return await parties.visible(decisions.parts.views, case, {agency: record}, agency), receipt
 
 
 async def _start(
@@ -94,11 +94,11 @@ async def _start(
 ) -> Any:
     """The notice's handle: started now, or the one this command started before."""
     try:
-        return await decisions.client.start_workflow(
+        return await decisions.parts.client.start_workflow(
             ConsentWithdrawalNotice.run,
             decisions.sealed(notice, notice_id, seal.START),
             id=notice_id,
-            task_queue=decisions.hub_task_queue,
+            task_queue=decisions.parts.hub_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=(
@@ -108,7 +108,9 @@ async def _start(
             rpc_timeout=rpc_timeout(),
         )
     except WorkflowAlreadyStartedError as err:
-        handle = decisions.client.get_workflow_handle_for(ConsentWithdrawalNotice.run, notice_id)
+        handle = decisions.parts.client.get_workflow_handle_for(
+            ConsentWithdrawalNotice.run, notice_id
+        )
         described = await handle.describe(rpc_timeout=rpc_timeout())
         first = await described.memo_value(COMMAND_MEMO, "")
         if first != update_id:
@@ -120,11 +122,13 @@ async def _start(
 
 async def _only_archived(decisions: Decisions, notice_id: str) -> bool:
     """Whether a consent-withdrawal notice is in the archive and no longer in Temporal."""
-    archive = decisions.views.archive
+    archive = decisions.parts.views.archive
     if archive is None or not await asyncio.to_thread(archive.known, [notice_id]):
         return False
     try:
-        await decisions.client.get_workflow_handle(notice_id).describe(rpc_timeout=rpc_timeout())
+        await decisions.parts.client.get_workflow_handle(notice_id).describe(
+            rpc_timeout=rpc_timeout()
+        )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return True

@@ -42,19 +42,15 @@ class Opening:
     """Starts cases on the hub's task queue."""
 
     def __init__(self, parts: Parts) -> None:
-        self._client = parts.client
-        self._views = parts.views
-        self._registry = parts.registry
-        self._signer = parts.signer
+        self._parts = parts
         self._digest_key = parts.signer.derived_key(b"request-digest")
-        self._hub_task_queue = parts.hub_task_queue
 
     async def submit(
         self, request: service_pb.SubmitRequestRequest, context: grpc.aio.ServicerContext
     ) -> service_pb.SubmitRequestResponse:
         """Open a case for a request, or return the case its request id already opened."""
         call = current()
-        registry = self._registry()
+        registry = self._parts.registry()
         agency = call.agency_id = caller_agency(context, registry)
         _raise_if(validation.validate_submit(request))
         unknown = validation.unknown_holders(request, registry)
@@ -68,15 +64,15 @@ class Opening:
         sharing.ClearField("gateway_seal")
         case_ref = call.case_ref = case_ref_for(agency, sharing.request_id)
         workflow_id = case_workflow_id(case_ref)
-        sharing = self._signer.sealed(sharing, workflow_id, seal.START)
+        sharing = self._parts.signer.sealed(sharing, workflow_id, seal.START)
         digest = self._request_digest(sharing)
         try:
-            await self._client.start_workflow(
+            await self._parts.client.start_workflow(
                 SharingCase.run,
                 sharing,
                 id=workflow_id,
                 memo={REQUEST_DIGEST_MEMO: digest},
-                task_queue=self._hub_task_queue,
+                task_queue=self._parts.hub_task_queue,
                 # 👉 The workflow id is derived from the idempotency key, and neither a running
                 # nor a closed case with that id may be replaced: a resubmission finds its case.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -85,7 +81,7 @@ class Opening:
                 rpc_timeout=rpc_timeout(),
             )
         except WorkflowAlreadyStartedError:
-            existing = await self._client.get_workflow_handle(workflow_id).describe(
+            existing = await self._parts.client.get_workflow_handle(workflow_id).describe(
                 rpc_timeout=rpc_timeout()
             )
             stored = await existing.memo_value(REQUEST_DIGEST_MEMO, "")
@@ -97,7 +93,7 @@ class Opening:
                     [FieldViolation("request.request_id", f"already used by case {case_ref}")],
                 ) from None
             return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
-        self._views.saw(case_ref, sharing)
+        self._parts.views.saw(case_ref, sharing)
         return service_pb.SubmitRequestResponse(case_ref=case_ref, created=True)
 
     def _request_digest(self, sharing: pb.SharingRequest) -> str:
@@ -115,11 +111,11 @@ class Opening:
     ) -> service_pb.SubmitDisclosureResponse:
         """Open a disclosure case, or return the case its disclosure id already opened."""
         call = current()
-        agency = call.agency_id = caller_agency(context, self._registry())
+        agency = call.agency_id = caller_agency(context, self._parts.registry())
         _raise_if(dv.validate_submit_disclosure(request))
         recipients = list(request.disclosure.recipient_agency_ids)
         path = "disclosure.recipient_agency_ids"
-        unknown = dv.unknown_recipients(recipients, path, self._registry())
+        unknown = dv.unknown_recipients(recipients, path, self._parts.registry())
         if unknown:
             raise GatewayError(grpc.StatusCode.NOT_FOUND, validation.NOT_A_PARTNER, unknown)
         _raise_if(dv.self_recipients(recipients, path, agency))
@@ -142,7 +138,7 @@ class Opening:
     ) -> service_pb.RecordDisclosureNotMadeResponse:
         """Record a disclosure considered and not made, with reasons."""
         call = current()
-        agency = call.agency_id = caller_agency(context, self._registry())
+        agency = call.agency_id = caller_agency(context, self._parts.registry())
         _raise_if(dv.validate_not_made(request))
         not_made = pb.DisclosureNotMade()
         not_made.CopyFrom(request.not_made)
@@ -166,7 +162,7 @@ class Opening:
         # has deleted it, the archive is what says the disclosure was already recorded. An
         # archive that is down does not hold up a new disclosure (Temporal still refuses any
         # id it keeps): only a repeat of one older than the retention could then open again.
-        archive = self._views.archive
+        archive = self._parts.views.archive
         try:
             known = await asyncio.to_thread(archive.known, [workflow_id]) if archive else {}
             if known:
@@ -176,11 +172,11 @@ class Opening:
                 "archive_unavailable", case_ref=case_ref, error_type=type(err).__name__
             )
         try:
-            await self._client.start_workflow(
+            await self._parts.client.start_workflow(
                 DisclosureCase.run,
-                self._signer.sealed(case, workflow_id, seal.START),
+                self._parts.signer.sealed(case, workflow_id, seal.START),
                 id=workflow_id,
-                task_queue=self._hub_task_queue,
+                task_queue=self._parts.hub_task_queue,
                 # 👉 As for a request: the id comes from the idempotency key, and no case with
                 # it may be replaced, so a resubmission finds its case.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
