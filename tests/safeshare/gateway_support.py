@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sysconfig
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,19 +23,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.agency import agency_task_queue
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
-from safeshare.gateway import CaseServiceServicer
+from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.hub import build_hub_worker
 from safeshare.pki import DevPki
 from safeshare.tls import TlsFiles
 from tests.eventually import eventually
 from tests.factories import sharing_request
 from tests.fake_agencies import FakeAgencies
-from tests.gateway_seal import gateway_key_file
+from tests.gateway_seal import TEST_SIGNER, gateway_key_file
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
 from workflows.sharing_case import SharingCase
 
@@ -131,6 +132,39 @@ async def running_workers(
                 )
             )
         yield
+
+
+@asynccontextmanager
+async def serving(
+    client: Client,
+    registry: Registry,
+    pki: DevPki,
+    fakes: FakeAgencies,
+    gateway_client: Client | None = None,
+) -> AsyncIterator[Gateway]:
+    """The gateway over real mTLS, with the real hub worker and ``fakes`` behind it on a fresh
+    hub queue; its servicer reaches Temporal through ``gateway_client`` (default ``client``)."""
+    hub_queue = f"hub-test-{uuid.uuid4()}"
+    async with running_workers(client, hub_queue, fakes):
+        servicer = CaseServiceServicer(
+            gateway_client or client, registry, hub_queue, signer=TEST_SIGNER
+        )
+        servicer.poll_interval = dt.timedelta(seconds=0.2)  # WatchCase tests finish sooner
+        server, port = await create_gateway_server(
+            gateway_client or client,
+            registry,
+            tls.server_credentials(pki.gateway()),
+            hub_task_queue=hub_queue,
+            servicer=servicer,
+            signer=TEST_SIGNER,
+        )
+        gateway = Gateway(client, port, pki, fakes, servicer)
+        try:
+            yield gateway
+        finally:
+            for channel in gateway.channels:
+                await channel.close()
+            await server.stop(None)
 
 
 # -- messages ----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ and the test use another), so the counts are the gateway's alone.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -21,12 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
-from safeshare import tls
-from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
 from tests.factories import given_consent
 from tests.fake_agencies import FakeAgencies
-from tests.gateway_seal import TEST_SIGNER
 from tests.safeshare.gateway_support import (
     CSC,
     SCHOOL,
@@ -35,7 +31,7 @@ from tests.safeshare.gateway_support import (
     change_urgency,
     decide_override,
     propose_override,
-    running_workers,
+    serving,
     wait_for_state,
     withdraw_request,
 )
@@ -81,24 +77,8 @@ async def counted_gateway(
 
     client.service_client._rpc_call = counting  # type: ignore[method-assign]
     fakes = FakeAgencies(default_consent=given_consent(purposes=list(pb.Purpose.values())[1:]))
-    hub_queue = f"hub-test-{uuid.uuid4()}"
-    async with running_workers(own, hub_queue, fakes):
-        servicer = CaseServiceServicer(client, registry, hub_queue, signer=TEST_SIGNER)
-        server, port = await create_gateway_server(
-            client,
-            registry,
-            tls.server_credentials(pki.gateway()),
-            hub_task_queue=hub_queue,
-            servicer=servicer,
-            signer=TEST_SIGNER,
-        )
-        gateway = Gateway(own, port, pki, fakes, servicer)
-        try:
-            yield gateway, counted
-        finally:
-            for channel in gateway.channels:
-                await channel.close()
-            await server.stop(None)
+    async with serving(own, registry, pki, fakes, gateway_client=client) as gateway:
+        yield gateway, counted
 
 
 async def test_a_holder_decision_reads_the_case_and_its_exchange_once(
