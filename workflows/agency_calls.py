@@ -55,6 +55,10 @@ NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
 """Until it gets through, refusals too (runs recorded before the ladder never failed)."""
+GATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+"""The hub's protocol gate (and its seal checks) is asked until it answers."""
 AGENCY_START_TO_CLOSE = AGENCY_CALL_TIMEOUT + timedelta(seconds=10)
 HUB_START_TO_CLOSE = timedelta(seconds=30)
 HEARTBEAT = timedelta(seconds=10)

@@ -19,21 +19,20 @@ is a module of ``workflows.disclosure``; this class holds the run and the handle
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 
-from workflows import memo_view, names
+from workflows import agency_calls, memo_view, names
 from workflows.commands import AppliedCommands, check_sealed
 from workflows.disclosure.approval import Approval
 from workflows.disclosure.delivery import Delivery
-from workflows.disclosure.ladder import Ladder
-from workflows.disclosure.retries import GATE_RETRY
 from workflows.disclosure.state import DisclosureState, caveat_codes
 from workflows.domain import disclosure as dm
 from workflows.domain.vocabulary import Outcome, timestamp
 from workflows.ids import case_ref_from_workflow_id
+from workflows.ladder import Ladder
+from workflows.record_keeper import RecordKeeper
 
 with workflow.unsafe.imports_passed_through():
     from activities.names import DISCLOSURE_GATE
@@ -62,34 +61,36 @@ class DisclosureCase:
         self._holder = self._state.holder
         self._commands = AppliedCommands()
         """Which command ids this run has applied (``workflows.commands``)."""
-        self._memo = (
-            memo_view.ViewInMemo(self.case_view) if workflow.patched(memo_view.PATCH) else None
+        memo = memo_view.ViewInMemo(self.case_view) if workflow.patched(memo_view.PATCH) else None
+        self._keeper = RecordKeeper(
+            self._record,
+            attributes=self._state.search_attributes,
+            details=self._state.current_details,
+            memo=memo,  # the disclosure's view, for readers that need no worker
         )
-        """The disclosure's view, kept in its memo for readers that need no worker."""
         self._sealed = workflow.patched(SEALED_DISCLOSURES_PATCH)
         """Commands must carry the gateway's seal (every disclosure started since sealing)."""
-        ladder = Ladder(self._state.case_ref, self)
-        self._approval = Approval(self._state, self, ladder)
-        self._delivery = Delivery(self._state, self, ladder)
+        ladder = Ladder(self._keeper, self._state.case_ref, noun="disclosure")
+        self._approval = Approval(self._state, self._keeper, ladder)
+        self._delivery = Delivery(self._state, self._keeper, ladder)
 
     # -- the run ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, case: pb.DisclosureCaseInput) -> pb.DecisionRecord:
         """Run the disclosure to its close and return its decision record."""
-        if self._memo is not None:
-            self._memo.start()
+        self._keeper.start()
         workflow.metric_meter().create_counter("safeshare_disclosures_opened").add(
             1, {"kind": self._state.kind.value}
         )
         if case.HasField("not_made"):
             return await self._not_made(case)
         disclosure = case.disclosure
-        self.note("DisclosureReceived", self._holder, disclosure.discloser.user_id,
-                   f"kind={self._state.kind.value} "
-                   f"recipients={','.join(disclosure.recipient_agency_ids)} "
-                   f"caveats={caveat_codes(disclosure.caveats)}")  # fmt: skip
-        self.publish()
+        self._keeper.note("DisclosureReceived", self._holder, disclosure.discloser.user_id,
+                          f"kind={self._state.kind.value} "
+                          f"recipients={','.join(disclosure.recipient_agency_ids)} "
+                          f"caveats={caveat_codes(disclosure.caveats)}")  # fmt: skip
+        self._keeper.publish()
         check = pb.DisclosureGateCheck(disclosure=disclosure)
         if self._sealed:
             check.start_seal.CopyFrom(case.gateway_seal)
@@ -122,9 +123,9 @@ class DisclosureCase:
             )
             if not routed.gate.passed:
                 return self._refused(routed.gate)
-        self.note("DisclosureNotMade", self._holder, not_made.decided_by.user_id,
-                   f"kind={self._state.kind.value} "
-                   f"reasons={','.join(not_made.reasons)}")  # fmt: skip
+        self._keeper.note("DisclosureNotMade", self._holder, not_made.decided_by.user_id,
+                          f"kind={self._state.kind.value} "
+                          f"reasons={','.join(not_made.reasons)}")  # fmt: skip
         self._record.basis = (
             f"Not disclosed by {self._holder}: considered and not made: "
             + ",".join(not_made.reasons)
@@ -134,13 +135,12 @@ class DisclosureCase:
     async def _gate(self, check: pb.DisclosureGateCheck) -> pb.DisclosureGateResult:
         """Check the Information Sharing Protocol and record its answer."""
         check.at.CopyFrom(timestamp(workflow.now()))
-        routed = await workflow.execute_activity(
+        routed = await agency_calls.hub(
             DISCLOSURE_GATE,
             check,
-            result_type=pb.DisclosureGateResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=GATE_RETRY,
+            pb.DisclosureGateResult,
             summary="Check the Information Sharing Protocol for a disclosure",
+            retry=agency_calls.GATE_RETRY,
         )
         gate = routed.gate
         self._record.gate.CopyFrom(gate)
@@ -150,8 +150,8 @@ class DisclosureCase:
         # check only when it refused.
         if gate.passed and check.HasField("not_made"):
             return routed
-        self.note("ProtocolGateChecked", "", "",
-                   "passed" if gate.passed else "failed:" + ",".join(gate.reasons))  # fmt: skip
+        checked = "passed" if gate.passed else "failed:" + ",".join(gate.reasons)
+        self._keeper.note("ProtocolGateChecked", "", "", checked)
         return routed
 
     def _refused(self, gate: pb.GateResult) -> pb.DecisionRecord:
@@ -162,14 +162,14 @@ class DisclosureCase:
     def _routed(self, routed: pb.DisclosureGateResult) -> None:
         """Take the gate's routing to the recipients and record the consent position."""
         if routed.routed_because:
-            self.note("DisclosureRouted", "", "",
-                       f"to={','.join(routed.recipient_agency_ids)} "
-                       f"because={routed.routed_because}")  # fmt: skip
+            self._keeper.note("DisclosureRouted", "", "",
+                              f"to={','.join(routed.recipient_agency_ids)} "
+                              f"because={routed.routed_because}")  # fmt: skip
         self._state.route(routed)
         discloser = self._state.disclosure.discloser.user_id
-        self.note("ConsentPositionRecorded", self._holder, discloser,
-                   self._state.consent_position())  # fmt: skip
-        self.publish()
+        self._keeper.note("ConsentPositionRecorded", self._holder, discloser,
+                          self._state.consent_position())  # fmt: skip
+        self._keeper.publish()
 
     # -- the approver's decision ---------------------------------------------------------
 
@@ -180,7 +180,7 @@ class DisclosureCase:
         if workflow.patched(DISCLOSURE_NAMED_APPROVERS):
             await self._approval.check_named_approver(decision)
         self._approval.decided(decision)
-        self.publish()
+        self._keeper.publish()
         return self.case_view()
 
     @decide_disclosure.validator
@@ -196,7 +196,7 @@ class DisclosureCase:
         """A recipient acknowledges its delivery (who, received or actioned, use, feedback)."""
         self._commands.applied()
         self._delivery.acknowledged(acknowledgement)
-        self.publish()
+        self._keeper.publish()
         return self.case_view()
 
     @acknowledge.validator
@@ -219,30 +219,9 @@ class DisclosureCase:
 
     def _close(self, outcome: Outcome) -> pb.DecisionRecord:
         self._state.close(outcome)
-        self.note("CaseClosed", "", "", f"outcome={outcome.value}")
+        self._keeper.note("CaseClosed", "", "", f"outcome={outcome.value}")
         workflow.metric_meter().create_counter("safeshare_cases_closed").add(
             1, {"outcome": outcome.value}
         )
-        self.publish()
-        if self._memo is not None:
-            self._memo.flush()  # the last task: nothing runs after the workflow completes
+        self._keeper.close()  # the last task: nothing runs after the workflow completes
         return self._record
-
-    # The record keeper of the steps (``workflows.disclosure.ladder.Keeper``).
-
-    def note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
-        """Append an entry to the decision record."""
-        if self._memo is not None:
-            self._memo.changed()
-        self._record.entries.append(
-            pb.DecisionEntry(at=timestamp(workflow.now()), event=event,
-                             agency_id=agency_id, user_id=user_id, detail=detail)
-        )  # fmt: skip
-
-    def publish(self) -> None:
-        """Bring the operators' view up to date."""
-        if self._memo is not None:
-            self._memo.changed()
-        view = self.case_view()
-        workflow.upsert_search_attributes(self._state.search_attributes(view))
-        workflow.set_current_details(self._state.current_details(view))

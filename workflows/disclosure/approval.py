@@ -11,19 +11,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
+from workflows import approvers
 from workflows.commands import refuse_if
-from workflows.disclosure.ladder import Keeper, Ladder
-from workflows.disclosure.retries import NOTIFY_BURST
 from workflows.disclosure.state import DisclosureState
 from workflows.domain import disclosure as dm
 from workflows.domain import practitioners
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Step, actor_of, timestamp
+from workflows.ladder import Ladder, Record
 
 with workflow.unsafe.imports_passed_through():
-    from activities.names import APPROVERS_OF
     from protos.sharing.v1 import case_pb2 as pb
 
 APPROVAL_PERIOD = timedelta(hours=1)
@@ -35,7 +34,7 @@ class Approval:
     """The approver's decision on one disclosure."""
 
     state: DisclosureState
-    keeper: Keeper
+    keeper: Record
     ladder: Ladder
 
     async def approved(self) -> bool:
@@ -76,29 +75,13 @@ class Approval:
             ApplicationError: NotPermitted or OutOfTurn, with the reason.
         """
         holder = self.state.holder
-        try:
-            named = await workflow.execute_activity(
-                APPROVERS_OF,
-                holder,
-                result_type=list[str],
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=NOTIFY_BURST,
-                summary=f"Who may decide {holder}'s disclosures",
-            )
-        except ActivityError as err:
-            raise ApplicationError(
-                "the registry's approvers could not be read; try again",
-                type=Rule.OUT_OF_TURN.value,
-            ) from err
-        approvers = {practitioners.canonical_user_id(a) for a in named} - {None}
-        user = practitioners.canonical_user_id(decision.actor.practitioner.user_id)
-        if approvers and user not in approvers:
-            self.keeper.note("DisclosureDecisionRefused", decision.actor.agency_id,
-                       decision.actor.practitioner.user_id, "not_a_named_approver")  # fmt: skip
-            raise ApplicationError(
-                f"not an approver the partnership registry names for {holder}",
-                type=Rule.NOT_PERMITTED.value,
-            )
+        user = practitioners.canonical_user_id(decision.actor.practitioner.user_id) or ""
+        if not await approvers.named(holder, user, deciding="disclosures"):
+            actor = decision.actor
+            self.keeper.note("DisclosureDecisionRefused", actor.agency_id,
+                             actor.practitioner.user_id, "not_a_named_approver")  # fmt: skip
+            raise approvers.not_named(holder)
+        # The disclosure may have moved on while the registry was read.
         refuse_if(self.state.model.check(dm.Decide(actor_of(decision.actor), True)))
 
     def decided(self, decision: pb.DisclosureApproval) -> None:
@@ -107,7 +90,7 @@ class Approval:
         decided.CopyFrom(decision)
         decided.decided_at.CopyFrom(timestamp(workflow.now()))
         self.state.record.disclosure.approval.CopyFrom(decided)
-        self.keeper.note("DisclosureDecided", decided.actor.agency_id,
-                   decided.actor.practitioner.user_id,
-                   f"approve={decided.approve} role={decided.actor.practitioner.role}")  # fmt: skip
+        actor = decided.actor
+        self.keeper.note("DisclosureDecided", actor.agency_id, actor.practitioner.user_id,
+                         f"approve={decided.approve} role={actor.practitioner.role}")  # fmt: skip
         self.state.model.apply(dm.Decide(actor_of(decided.actor), decided.approve))

@@ -15,23 +15,29 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
+from workflows import agency_calls
+from workflows.agency_calls import Failed
 from workflows.commands import refuse_if
 from workflows.disclosure.dataset import dataset_items
-from workflows.disclosure.ladder import Keeper, Ladder
-from workflows.disclosure.retries import AGENCY_RETRY, AGENCY_START_TO_CLOSE, DELIVERY_RETRY_PAUSE
 from workflows.disclosure.state import DisclosureState, caveat_codes
 from workflows.domain import disclosure as dm
 from workflows.domain.deadlines import Escalation
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Actor, Step, timestamp
+from workflows.ladder import Ladder, Record
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agency import agency_task_queue, content_digest, error_code
+    from activities.agency import content_digest
     from activities.names import EXTRACT_RECORDS, RECEIVE_DELIVERY
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
+
+AGENCY_RETRY = agency_calls.retrying(timedelta(minutes=1), attempts=6)
+"""A disclosure's extraction and delivery: a bounded burst (a failing delivery is tried
+again after a pause)."""
+DELIVERY_RETRY_PAUSE = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Delivery:
     """Delivers one disclosure to its recipients and records their acknowledgements."""
 
     state: DisclosureState
-    keeper: Keeper
+    keeper: Record
     ladder: Ladder
 
     # -- extraction -------------------------------------------------------------------------
@@ -62,24 +68,22 @@ class Delivery:
     ) -> list[pb.RecordItem]:
         """The holder's records in ``categories``; none when its system refuses."""
         holder = self.state.holder
-        try:
-            extracted = await workflow.execute_activity(
-                EXTRACT_RECORDS,
-                agency_pb.ExtractRecordsRequest(
-                    case_ref=self.state.case_ref,
-                    subjects=self.state.disclosure.subjects,
-                    categories=categories,
-                ),
-                task_queue=agency_task_queue(holder),
-                result_type=agency_pb.ExtractRecordsResponse,
-                start_to_close_timeout=AGENCY_START_TO_CLOSE,
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=AGENCY_RETRY,
-                summary=f"Extract {len(categories)} categories at {holder}",
-            )
-        except ActivityError as err:
+        extracted = await agency_calls.attempt(
+            EXTRACT_RECORDS,
+            agency_pb.ExtractRecordsRequest(
+                case_ref=self.state.case_ref,
+                subjects=self.state.disclosure.subjects,
+                categories=categories,
+            ),
+            agency_pb.ExtractRecordsResponse,
+            agency_id=holder,
+            summary=f"Extract {len(categories)} categories at {holder}",
+            retry=AGENCY_RETRY,
+            heartbeat=True,
+        )
+        if isinstance(extracted, Failed):
             # The dataset is the disclosure: it goes without the extra records.
-            self.keeper.note("ExtractionRefused", holder, "", f"code={error_code(err)}")
+            self.keeper.note("ExtractionRefused", holder, "", f"code={extracted.code}")
             return []
         self.keeper.note("RecordsExtracted", holder, "", f"items={len(extracted.items)}")
         # Defence in depth: nothing outside the disclosed categories leaves the hub.
@@ -132,31 +136,30 @@ class Delivery:
         failed burst, the record of every one."""
         alerted = False
         while True:
-            try:
-                return await workflow.execute_activity(
-                    RECEIVE_DELIVERY,
-                    request,
-                    task_queue=agency_task_queue(recipient),
-                    result_type=agency_pb.ReceiveDeliveryResponse,
-                    start_to_close_timeout=AGENCY_START_TO_CLOSE,
-                    heartbeat_timeout=timedelta(seconds=10),
-                    retry_policy=AGENCY_RETRY,
-                    summary=f"Deliver the disclosure to {recipient}",
-                )
-            except ActivityError as err:
-                record.delivery_failures += 1
-                record.waiting_on = pb.WAITING_ON_OPERATOR
-                self.keeper.note("DeliveryFailing", recipient, "", f"code={error_code(err)}")
-                if not alerted:
-                    alerted = True
-                    escalation = pb.Escalation(
-                        step="delivery", level=Escalation.PARTNERSHIP_OPERATOR.value,
-                        agency_id=recipient, at=timestamp(workflow.now()),
-                    )  # fmt: skip
-                    record.escalations.append(escalation)
-                    await self.ladder.alert_operator(escalation)
-                self.keeper.publish()
-                await workflow.sleep(DELIVERY_RETRY_PAUSE, summary="Retry the failing delivery")
+            delivered = await agency_calls.attempt(
+                RECEIVE_DELIVERY,
+                request,
+                agency_pb.ReceiveDeliveryResponse,
+                agency_id=recipient,
+                summary=f"Deliver the disclosure to {recipient}",
+                retry=AGENCY_RETRY,
+                heartbeat=True,
+            )
+            if not isinstance(delivered, Failed):
+                return delivered
+            record.delivery_failures += 1
+            record.waiting_on = pb.WAITING_ON_OPERATOR
+            self.keeper.note("DeliveryFailing", recipient, "", f"code={delivered.code}")
+            if not alerted:
+                alerted = True
+                escalation = pb.Escalation(
+                    step="delivery", level=Escalation.PARTNERSHIP_OPERATOR.value,
+                    agency_id=recipient, at=timestamp(workflow.now()),
+                )  # fmt: skip
+                record.escalations.append(escalation)
+                await self.ladder.alert_operator(escalation)
+            self.keeper.publish()
+            await workflow.sleep(DELIVERY_RETRY_PAUSE, summary="Retry the failing delivery")
 
     def _delivered(
         self,
@@ -176,16 +179,16 @@ class Delivery:
             for i in items
         )  # fmt: skip
         self.keeper.note("RecordsDelivered", recipient, "",
-                   f"delivery_id={receipt.delivery_id} items={receipt.item_count}"
-                   f" digest={receipt.content_digest} charge=none "
-                   f"caveats={caveat_codes(state.disclosure.caveats)}")  # fmt: skip
+                         f"delivery_id={receipt.delivery_id} items={receipt.item_count}"
+                         f" digest={receipt.content_digest} charge=none "
+                         f"caveats={caveat_codes(state.disclosure.caveats)}")  # fmt: skip
         state.model.apply(dm.Delivered(recipient))
         deadline = state.acknowledge_by(recipient, delivered_at)
         record.acknowledge_by.CopyFrom(timestamp(deadline.due))
         record.state = pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
         record.waiting_on = pb.WAITING_ON_RECIPIENT
         self.keeper.note("AcknowledgementDue", recipient, "",
-                   f"by={deadline.due:%Y-%m-%dT%H:%MZ} rule={deadline.rule}")  # fmt: skip
+                         f"by={deadline.due:%Y-%m-%dT%H:%MZ} rule={deadline.rule}")  # fmt: skip
         self.keeper.publish()
         return deadline
 
@@ -214,5 +217,5 @@ class Delivery:
         ack.holding_agency_id = self.state.holder
         self.state.recipients[ack.agency_id].acknowledgement.CopyFrom(ack)
         self.keeper.note("Acknowledged", ack.agency_id, ack.practitioner.user_id,
-                   f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
+                         f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
         self.state.model.apply(dm.Acknowledge(Actor(ack.agency_id, ack.practitioner.user_id)))

@@ -135,17 +135,21 @@ class DisclosureState:
             waiting_on=self.waiting_on(),
             record=record,
         )
-        if self.next_deadline is not None:
-            view.next_deadline.CopyFrom(timestamp(self.next_deadline))
-        else:
-            pending = [
-                r.acknowledge_by.ToDatetime(dt.UTC)
-                for r in self.recipients.values()
-                if r.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
-            ]
-            if pending:
-                view.next_deadline.CopyFrom(timestamp(min(pending)))
+        due = self.due()
+        if due is not None:
+            view.next_deadline.CopyFrom(timestamp(due))
         return view
+
+    def due(self) -> dt.datetime | None:
+        """The next deadline: the approver's, else the first acknowledgement still awaited."""
+        if self.next_deadline is not None:
+            return self.next_deadline
+        pending = [
+            r.acknowledge_by.ToDatetime(dt.UTC)
+            for r in self.recipients.values()
+            if r.state == pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT
+        ]
+        return min(pending) if pending else None
 
     def waiting_on(self) -> pb.WaitingOn.ValueType:
         """Whose move it is: the approver's, the operator's, a recipient's or the system's."""
@@ -161,9 +165,10 @@ class DisclosureState:
             return pb.WAITING_ON_RECIPIENT
         return pb.WAITING_ON_SYSTEM
 
-    def search_attributes(self, view: pb.CaseView) -> list[SearchAttributeUpdate[Any]]:
-        """What operators filter by, for the case as ``view`` shows it."""
+    def search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
+        """What operators filter by."""
         state = self.model.state
+        due = self.due()
         escalated = any(r.escalations for r in self.recipients.values()) or bool(
             self.record.disclosure.approval_escalations
         )
@@ -176,10 +181,12 @@ class DisclosureState:
             sa.RECIPIENT_AGENCY.value_set(
                 list(self.recipients or self.disclosure.recipient_agency_ids)
             ),
-            sa.WAITING_ON.value_set(pb.WaitingOn.Name(view.waiting_on).removeprefix("WAITING_ON_")),
+            sa.WAITING_ON.value_set(
+                pb.WaitingOn.Name(self.waiting_on()).removeprefix("WAITING_ON_")
+            ),
             sa.ESCALATED.value_set(escalated),
-            sa.NEXT_DEADLINE.value_set(view.next_deadline.ToDatetime(dt.UTC))
-            if view.HasField("next_deadline") and state is not dm.State.CLOSED
+            sa.NEXT_DEADLINE.value_set(due)
+            if due is not None and state is not dm.State.CLOSED
             else sa.NEXT_DEADLINE.value_unset(),
             sa.OVERRIDE_USED.value_set(not self.disclosure.consent.HasField("consent")),
         ]
@@ -189,17 +196,18 @@ class DisclosureState:
             )
         return updates
 
-    def current_details(self, view: pb.CaseView) -> str:
+    def current_details(self) -> str:
         """What the case waits for and until when, in plain words."""
         state = self.model.state
         if state is dm.State.CLOSED:
             return f"Closed: {pb.Outcome.Name(self.record.outcome)}."
         details = (
             f"{self.kind.value} disclosure by {self.holder}: {state.value}, waiting on "
-            f"{pb.WaitingOn.Name(view.waiting_on).removeprefix('WAITING_ON_').lower()}"
+            f"{pb.WaitingOn.Name(self.waiting_on()).removeprefix('WAITING_ON_').lower()}"
         )
-        if view.HasField("next_deadline"):
-            details += f" until {view.next_deadline.ToDatetime(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        due = self.due()
+        if due is not None:
+            details += f" until {due:%Y-%m-%d %H:%M} UTC"
         return details + "."
 
     # -- the record's words ----------------------------------------------------------------
