@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
-from workflows import memo_view, names
+from workflows import agency_calls, memo_view, names
 from workflows import search_attributes as sa
 from workflows.commands import AppliedCommands, check_sealed
 from workflows.domain.exchange import case_outcome
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Outcome, outcome_of, proto_outcome, timestamp
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
+from workflows.record_keeper import RecordKeeper, Upserts
 
 with workflow.unsafe.imports_passed_through():
     from activities.names import PROTOCOL_GATE
@@ -39,10 +39,6 @@ COMPACT_HISTORIES = "compact-histories"
 """Updates answer with a ``CommandResult`` (what changed), not the whole case view; search
 attributes are upserted only where they changed; the patches above are taken as applied
 without markers of their own (each marker is two events: see ``workflows.holder_exchange``)."""
-
-GATE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
 
 
 @workflow.defn
@@ -70,19 +66,25 @@ class SharingCase:
         self._compact = self._views or workflow.patched(COMPACT_HISTORIES)
         self._sealed = self._compact or workflow.patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every case started since sealing)."""
-        self._memo = memo_view.ViewInMemo(self._published_view) if self._views else None
-        """The case's view, kept in its memo for readers that need no worker."""
+        memo = memo_view.ViewInMemo(self._published_view) if self._views else None
+        self._keeper = RecordKeeper(
+            self._record,
+            attributes=self._attributes,
+            details=self._details,
+            upserts=Upserts.CHANGED if self._compact else Upserts.EVERY,
+            memo=memo,  # the case's view, for readers that need no worker
+        )
 
     @workflow.run
     async def run(self, request: pb.SharingRequest) -> pb.DecisionRecord:
         """Run the case to its close and return its decision record."""
-        if self._memo is not None:
-            self._memo.start()
-        self._note("RequestReceived", request.requesting_agency_id, request.requester.user_id,
-                   f"purpose={pb.Purpose.Name(request.purpose)} "
-                   f"urgency={pb.Urgency.Name(request.urgency)} "
-                   f"holders={','.join(request.holding_agency_ids)}")  # fmt: skip
-        self._publish()
+        self._keeper.start()
+        requester = request.requester.user_id
+        self._keeper.note("RequestReceived", request.requesting_agency_id, requester,
+                          f"purpose={pb.Purpose.Name(request.purpose)} "
+                          f"urgency={pb.Urgency.Name(request.urgency)} "
+                          f"holders={','.join(request.holding_agency_ids)}")  # fmt: skip
+        self._keeper.publish()
         # Metrics are not commands: replay-safe (the SDK skips them while replaying).
         workflow.metric_meter().create_counter("safeshare_cases_opened").add(1)
         gate = await self._gate(request)
@@ -103,24 +105,23 @@ class SharingCase:
 
     async def _gate(self, request: pb.SharingRequest) -> pb.GateResult:
         """Check the Information Sharing Protocol and record its answer."""
-        gate = await workflow.execute_activity(
+        gate = await agency_calls.hub(
             PROTOCOL_GATE,
             pb.GateCheck(request=request, at=timestamp(workflow.now())),
-            result_type=pb.GateResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=GATE_RETRY,
+            pb.GateResult,
             summary="Check the Information Sharing Protocol",
+            retry=agency_calls.GATE_RETRY,
         )
         self._record.gate.CopyFrom(gate)
-        self._note("ProtocolGateChecked", "", "",
-                   "passed" if gate.passed else "failed:" + ",".join(gate.reasons))  # fmt: skip
+        checked = "passed" if gate.passed else "failed:" + ",".join(gate.reasons)
+        self._keeper.note("ProtocolGateChecked", "", "", checked)
         return gate
 
     async def _start_exchanges(self, gate: pb.GateResult) -> None:
         """Start one exchange per holding agency; a withdrawal that came while they were
         starting is forwarded to each."""
         self._state = pb.CASE_STATE_EXCHANGING
-        self._publish()
+        self._keeper.publish()
         self._starting_exchanges = True
         for holder in self._request.holding_agency_ids:
             self._exchange_urgency[holder] = self._record.urgency
@@ -177,13 +178,13 @@ class SharingCase:
     ) -> pb.CaseView | pb.CommandResult:
         """The requester withdraws the request: every open exchange closes as withdrawn."""
         self._commands.applied()
-        since = len(self._record.entries)
+        since = self._keeper.since()
         withdrawn = pb.RequestWithdrawal()
         withdrawn.CopyFrom(withdrawal)
         withdrawn.withdrawn_at.CopyFrom(timestamp(workflow.now()))
         self._record.withdrawal.CopyFrom(withdrawn)
-        self._note("RequestWithdrawn", withdrawn.actor.agency_id,
-                   withdrawn.actor.practitioner.user_id, "")  # fmt: skip
+        self._keeper.note("RequestWithdrawn", withdrawn.actor.agency_id,
+                          withdrawn.actor.practitioner.user_id, "")  # fmt: skip
         await self._forward_withdrawal(withdrawn)
         return self._answer(since)
 
@@ -199,7 +200,7 @@ class SharingCase:
             except FailureError:
                 # 👉 The exchange closed while the signal was on its way: its outcome stands
                 # and the record says so; the withdrawal holds for the rest of the case.
-                self._note("WithdrawalMissedExchange", holder, "", "exchange_already_closed")
+                self._keeper.note("WithdrawalMissedExchange", holder, "", "exchange_already_closed")
 
     @withdraw_request.validator
     def _validate_withdraw(self, withdrawal: pb.RequestWithdrawal) -> None:
@@ -222,14 +223,15 @@ class SharingCase:
     async def change_urgency(self, change: pb.UrgencyChange) -> pb.CaseView | pb.CommandResult:
         """The requester re-rates the urgency; every open exchange's deadlines move."""
         self._commands.applied()
-        since = len(self._record.entries)
+        since = self._keeper.since()
         changed = pb.UrgencyChange()
         changed.CopyFrom(change)
         changed.changed_at.CopyFrom(timestamp(workflow.now()))
         self._record.urgency_changes.append(changed)
         self._record.urgency = changed.urgency
-        self._note("UrgencyChanged", changed.actor.agency_id, changed.actor.practitioner.user_id,
-                   f"urgency={pb.Urgency.Name(changed.urgency)}")  # fmt: skip
+        actor = changed.actor
+        self._keeper.note("UrgencyChanged", actor.agency_id, actor.practitioner.user_id,
+                          f"urgency={pb.Urgency.Name(changed.urgency)}")  # fmt: skip
         # 👉 An exchange whose start is in flight was given the old urgency in its input and
         # has no handle yet: wait until every exchange has started, then tell each open one
         # that does not have this urgency already.
@@ -239,7 +241,7 @@ class SharingCase:
                 continue
             self._exchange_urgency[holder] = changed.urgency
             await handle.signal(names.CHANGE_EXCHANGE_URGENCY, changed)
-        self._publish()
+        self._keeper.publish()
         return self._answer(since)
 
     @change_urgency.validator
@@ -317,27 +319,14 @@ class SharingCase:
     def _close(self, outcome: Outcome) -> pb.DecisionRecord:
         self._state = pb.CASE_STATE_CLOSED
         self._record.outcome = proto_outcome(outcome)
-        self._note("CaseClosed", "", "", f"outcome={outcome.value}")
+        self._keeper.note("CaseClosed", "", "", f"outcome={outcome.value}")
         closed = workflow.metric_meter().create_counter("safeshare_cases_closed")
         closed.add(1, {"outcome": outcome.value})
-        self._publish()
-        if self._memo is not None:
-            self._memo.flush()  # the last task: nothing runs after the workflow completes
+        self._keeper.close()  # the last task: nothing runs after the workflow completes
         return self._record
 
-    def _changed(self) -> None:
-        if self._memo is not None:
-            self._memo.changed()
-
-    def _note(self, event: str, agency_id: str, user_id: str, detail: str) -> None:
-        self._changed()
-        self._record.entries.append(
-            pb.DecisionEntry(at=timestamp(workflow.now()), event=event,
-                             agency_id=agency_id, user_id=user_id, detail=detail)
-        )  # fmt: skip
-
-    def _publish(self) -> None:
-        self._changed()
+    def _attributes(self) -> list[SearchAttributeUpdate[Any]]:
+        """What operators filter by."""
         request = self._request
         state_name = pb.CaseState.Name(self._state).removeprefix("CASE_STATE_")
         updates: list[SearchAttributeUpdate[Any]] = [
@@ -360,14 +349,13 @@ class SharingCase:
             updates.append(
                 sa.OVERRIDE_USED.value_set(any(h.override_used for h in self._record.holders))
             )
-        if self._compact:
-            updates = sa.changed(updates, workflow.info().typed_search_attributes)
-        if updates:
-            workflow.upsert_search_attributes(updates)
-        details = {
+        return updates
+
+    def _details(self) -> str:
+        """What the case is doing, in plain words."""
+        return {
             pb.CASE_STATE_REQUESTED: "Checking the Information Sharing Protocol.",
             pb.CASE_STATE_EXCHANGING: "Exchanges under way with "
-            + ", ".join(request.holding_agency_ids)
+            + ", ".join(self._request.holding_agency_ids)
             + " (see each exchange's workflow).",
         }.get(self._state, f"Closed: {pb.Outcome.Name(self._record.outcome)}.")
-        workflow.set_current_details(details)
