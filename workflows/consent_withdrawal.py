@@ -14,10 +14,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import agency_calls
 from workflows.domain.vocabulary import timestamp
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agency import AGENCY_CALL_TIMEOUT, ApplicationErrorType, agency_task_queue
     from activities.names import NOTICE_SEAL, NOTIFY_OPERATOR, RECEIVE_CONSENT_WITHDRAWN
     from protos.agency.v1 import agency_service_pb2 as agency_pb
     from protos.sharing.v1 import case_pb2 as pb
@@ -28,22 +28,9 @@ SEALED_NOTICE_PATCH = "gateway-sealed-notice"
 """The hub checks the gateway's seal on the notice before anything is pushed; notices started
 before take the old branch (nothing checked)."""
 NOT_SEALED = "NoticeNotSealedByGateway"
-GATE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
 NOTICE_RETRY_PAUSE = timedelta(minutes=30)
-NOTICE_BURST = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
-)
-NOTICE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=[ApplicationErrorType.AGENCY_REJECTED],
-)
+NOTICE_RETRY = agency_calls.retrying(timedelta(minutes=5))
+"""Notices started before a refusal was retried: tried until the recipient takes it."""
 
 
 @workflow.defn
@@ -78,13 +65,12 @@ class ConsentWithdrawalNotice:
 
 async def _check_seal(notice: pb.ConsentWithdrawalNoticeInput) -> None:
     """Refuse a notice the gateway did not seal for this workflow (the hub checks it)."""
-    checked = await workflow.execute_activity(
+    checked = await agency_calls.hub(
         NOTICE_SEAL,
         notice,
-        result_type=pb.GateResult,
-        start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=GATE_RETRY,
+        pb.GateResult,
         summary="Check the gateway's seal on the notice",
+        retry=agency_calls.GATE_RETRY,
     )
     if not checked.passed:
         raise ApplicationError(
@@ -101,7 +87,7 @@ async def _push_until_received(
     alerted = False
     while True:
         try:
-            await _push(notice, withdrawal, NOTICE_BURST)
+            await _push(notice, withdrawal, agency_calls.NOTIFY_BURST)
             return
         except ActivityError:
             workflow.set_current_details(
@@ -120,7 +106,7 @@ async def _push(
     retry_policy: RetryPolicy,
 ) -> None:
     """Tell the recipient's system (its adapter) that consent was withdrawn."""
-    await workflow.execute_activity(
+    await agency_calls.start(
         RECEIVE_CONSENT_WITHDRAWN,
         agency_pb.ReceiveConsentWithdrawnRequest(
             notice_id=f"{notice.case_ref}.{notice.holding_agency_id}.consent-withdrawn",
@@ -129,11 +115,10 @@ async def _push(
             holding_agency_id=notice.holding_agency_id,
             withdrawn_at=withdrawal.withdrawn_at,
         ),
-        task_queue=agency_task_queue(notice.recipient_agency_id),
-        result_type=agency_pb.ReceiveConsentWithdrawnResponse,
-        start_to_close_timeout=AGENCY_CALL_TIMEOUT + timedelta(seconds=10),
-        retry_policy=retry_policy,
+        agency_pb.ReceiveConsentWithdrawnResponse,
+        agency_id=notice.recipient_agency_id,
         summary=f"Tell {notice.recipient_agency_id} consent was withdrawn",
+        retry=retry_policy,
     )
 
 
@@ -145,10 +130,8 @@ async def _alert_operator(notice: pb.ConsentWithdrawalNoticeInput) -> None:
         agency_id=notice.recipient_agency_id, at=timestamp(workflow.now()),
     )  # fmt: skip
     with contextlib.suppress(ActivityError):
-        await workflow.execute_activity(
+        await agency_calls.hub(
             NOTIFY_OPERATOR,
             escalation,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=NOTICE_BURST,
             summary="Alert the partnership operator: consent withdrawal not taken",
         )
