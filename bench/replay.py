@@ -5,9 +5,11 @@ histories of the same count."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
@@ -58,6 +60,15 @@ async def replay(
     """Fetch and replay ``workflow_ids`` (every workflow of ``cases`` cases)."""
     t0 = time.perf_counter()
     histories = await fetch(client, workflow_ids)
+    fetched = time.perf_counter() - t0
+    return await replay_fetched(histories, cases, workflows, converter, runner, fetched)
+
+
+async def replay_fetched(
+    histories: list[WorkflowHistory], cases: int, workflows: list[type],
+    converter: DataConverter, runner: WorkflowRunner | None = None, fetch_seconds: float = 0.0,
+) -> Replay:  # fmt: skip
+    """Replay ``histories`` (every workflow of ``cases`` cases) already fetched."""
     t1 = time.perf_counter()
     replayer = (
         Replayer(workflows=workflows, data_converter=converter)
@@ -70,7 +81,24 @@ async def replay(
         async for result in results:
             failures += result.replay_failure is not None
     cpu = time.process_time() - cpu
-    return Replay(cases, len(histories), t1 - t0, time.perf_counter() - t1, failures, cpu)
+    return Replay(cases, len(histories), fetch_seconds, time.perf_counter() - t1, failures, cpu)
+
+
+def save(folder: Path, histories: list[WorkflowHistory]) -> None:
+    """Write ``histories`` to ``folder`` (new), one JSON file per workflow, as ``load`` reads."""
+    folder.mkdir(parents=True)
+    for number, history in enumerate(histories):
+        document = {"workflowId": history.workflow_id, "history": json.loads(history.to_json())}
+        (folder / f"{number:05d}.json").write_text(json.dumps(document))
+
+
+def load(folder: Path) -> list[WorkflowHistory]:
+    """The histories ``save`` wrote to ``folder``, in the same order."""
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        document = json.loads(path.read_text())
+        found.append(WorkflowHistory.from_json(document["workflowId"], document["history"]))
+    return found
 
 
 async def _iterate(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:

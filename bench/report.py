@@ -86,6 +86,11 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{_f(bare_cpu['cases'] / bare_cpu['replay_cpu_seconds'] if bare_cpu['replay_cpu_seconds'] else math.nan, 1)} | "
                 f"{_f(rep['cpu_ratio'])} |"
             )
+        if "stock_runner_per_s" in rep:
+            lines.append(
+                f"| replay with the SDK's own sandboxed runner, same passthrough modules (before the shipped runner answered payload contexts itself; CPU ratio {_f(rep['stock_runner_cpu_ratio'])}) | "
+                f"{_f(rep['stock_runner_per_s'], 1)} | {_f(rep['bare_per_s'], 1)} | {_f(rep['stock_runner_ratio'])} |"
+            )
         if "untuned_per_s" in rep:
             lines.append(
                 f"| replay before tuning: default sandbox runner ({rep['safeshare_untuned']['cases']} cases) | "
@@ -227,6 +232,20 @@ def markdown(r: dict[str, Any]) -> str:
                 f"on the stack, {p['sandbox_import_share']:.0%} in the sandbox importer. "
                 f"Self: {top}. SafeShare (inclusive): {own or 'none'}."
             )
+    if r.get("replay_profile"):
+        lines += [
+            "",
+            "Replay profiles (py-spy on the replaying process, the same histories replayed once more):",
+            "",
+        ]
+    for p in r.get("replay_profile", []):
+        top = "; ".join(f"{name} {share:.0%}" for name, share in p["top_self"][:8])
+        own = "; ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:8])
+        lines.append(
+            f"- **{p['process']}**: {p['samples']} samples, {p['own_code_share']:.0%} with SafeShare code "
+            f"on the stack, {p['sandbox_import_share']:.0%} in the sandbox importer. "
+            f"Self: {top}. SafeShare (inclusive): {own or 'none'}."
+        )
     tune = r.get("tuning")
     if tune:
         before = tune["hub_profile_before"]

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from temporalio.worker import UnsandboxedWorkflowRunner
+from temporalio.converter import DataConverter
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench import (
     archive_speed,
@@ -249,6 +251,63 @@ async def _run_watch(sizes: Sizes, data_dir: Path, command: str) -> dict[str, An
     return out
 
 
+async def _run_replay(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
+    """The replay phase alone: ``sizes.replay`` cases of each side closed, then the same
+    Replayer loop over both (SafeShare's with the shipped runner and with none), then
+    SafeShare's and the baseline's replays again under py-spy (this process), for where the
+    time goes. The histories are kept in the data dir (``--keep``) to replay again offline."""
+    began = time.monotonic()
+    out = _header(command)
+    n = sizes.replay
+    async with bench_stack(data_dir) as stack:
+        _log(f"stack up in {time.monotonic() - began:.1f} s")
+        await flows.bare_batch(stack, 5, "warm")
+        await flows.safeshare_batch(stack, cases.COMMON, 5, "warm-common")
+        await flows.bare_batch(stack, n, f"rp{n}")
+        await flows.safeshare_batch(stack, cases.COMMON, n, f"rp{n}")
+        _log(f"{n} cases closed on each side")
+        saved = data_dir / "replay-histories"
+        out["replay"] = await _replays(stack, f"rp{n}", n, saved)
+        # Before the runner answered payload contexts itself: the SDK's sandboxed runner with
+        # the same passthrough modules, over the same histories.
+        stock = SandboxedWorkflowRunner(restrictions=workflow_runner().restrictions)
+        before = await replay.replay_fetched(
+            replay.load(saved / "safeshare"), n, [SharingCase, HolderExchange],
+            stack.safeshare.data_converter, stock,
+        )  # fmt: skip
+        bare_rate = out["replay"]["bare_per_s"]
+        bare_cpu = out["replay"]["bare"]["cases"] / out["replay"]["bare"]["replay_cpu_seconds"]
+        out["replay"] |= {
+            "safeshare_stock_runner": dataclasses.asdict(before),
+            "stock_runner_per_s": before.replay_per_second,
+            "stock_runner_ratio": ratio(before.replay_per_second, bare_rate),
+            "stock_runner_cpu_ratio": ratio(before.replay_per_cpu_second, bare_cpu),
+        }
+        _log(f"replay: {out['replay']}")
+        out["replay_profile"] = await _replay_profiles(stack, saved, n, data_dir / "profiles")
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+async def _replay_profiles(
+    stack: BenchStack, saved: Path, n: int, out_dir: Path
+) -> list[dict[str, Any]]:
+    """Each side's saved histories replayed once more, this process under py-spy."""
+    sides: tuple[tuple[str, str, list[type], DataConverter, WorkflowRunner | None], ...] = (
+        ("replay-safeshare", "safeshare", [SharingCase, HolderExchange],
+         stack.safeshare.data_converter, workflow_runner()),
+        ("replay-bare", "bare", [BareCase, BareExchange], stack.bare.data_converter, None),
+    )  # fmt: skip
+    found = []
+    for name, folder, workflows, converter, runner in sides:
+        histories = replay.load(saved / folder)
+        async with profile.recording({name: os.getpid()}, out_dir) as files:
+            await replay.replay_fetched(histories, n, workflows, converter, runner)
+        found.append(dataclasses.asdict(profile.summarise(name, files[name], top=12)))
+    return found
+
+
 async def _run_archive(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
     """The archiver phase alone: ``sizes.archive`` SafeShare cases closed (their close rate),
     then one archiver sweeping them all into a fresh archive."""
@@ -322,20 +381,35 @@ def _common_ids(tag: str, n: int) -> list[str]:
     ]
 
 
-async def _replays(stack: BenchStack, tag: str, n: int) -> dict[str, Any]:
+async def _replays(
+    stack: BenchStack, tag: str, n: int, saved: Path | None = None
+) -> dict[str, Any]:
     """The same Replayer loop over the baseline's and SafeShare's histories of one batch
-    (``n`` cases), SafeShare's with the shipped runner and, for scale, with no sandbox."""
+    (``n`` cases), SafeShare's with the shipped runner and, for scale, with no sandbox. Each
+    side's histories are fetched once; ``saved``: a folder to write them to (JSON, one file
+    per workflow) for replaying again offline."""
     bare_ids = [w for i in range(n) for w in (f"bare-{tag}-{i}", f"bare-{tag}-{i}.x")]
-    bare = await replay.replay(
-        stack.bare, n, bare_ids, [BareCase, BareExchange], stack.bare.data_converter
-    )
+    ids = _common_ids(tag, n)
+    t0 = time.perf_counter()
+    bare_histories = await replay.fetch(stack.bare, bare_ids)
+    t1 = time.perf_counter()
+    histories = await replay.fetch(stack.safeshare, ids)
+    t2 = time.perf_counter()
+    if saved is not None:
+        replay.save(saved / "bare", bare_histories)
+        replay.save(saved / "safeshare", histories)
+    bare = await replay.replay_fetched(
+        bare_histories, n, [BareCase, BareExchange], stack.bare.data_converter,
+        fetch_seconds=t1 - t0,
+    )  # fmt: skip
     workflows = [SharingCase, HolderExchange]
     converter = stack.safeshare.data_converter
-    ids = _common_ids(tag, n)
-    ss = await replay.replay(stack.safeshare, n, ids, workflows, converter, workflow_runner())
+    ss = await replay.replay_fetched(
+        histories, n, workflows, converter, workflow_runner(), fetch_seconds=t2 - t1
+    )
     # The ceiling: no sandbox at all (not an option SafeShare takes; it shows the sandbox's cost).
-    unsandboxed = await replay.replay(
-        stack.safeshare, n, ids, workflows, converter, UnsandboxedWorkflowRunner()
+    unsandboxed = await replay.replay_fetched(
+        histories, n, workflows, converter, UnsandboxedWorkflowRunner(), fetch_seconds=t2 - t1
     )
     return {
         "n": n, "bare": dataclasses.asdict(bare), "safeshare": dataclasses.asdict(ss),
@@ -391,6 +465,10 @@ def main() -> None:
         "--archive", type=int, metavar="N", default=0,
         help="only the archiver phase: N cases closed, then swept (its cost and sweep rate)",
     )  # fmt: skip
+    parser.add_argument(
+        "--replay", type=int, metavar="N", default=0,
+        help="only the replay phase: N cases of each side closed, replayed, then profiled",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = parser.parse_args()
     if args.yardsticks:
@@ -400,6 +478,10 @@ def main() -> None:
             "latest-yardsticks",
         )
         run = _run_yardsticks
+    elif args.replay:
+        sizes = dataclasses.replace(Sizes(), replay=args.replay)
+        command, latest = f".venv/bin/python -m bench --replay {args.replay}", "latest-replay"
+        run = _run_replay
     elif args.archive:
         sizes = dataclasses.replace(Sizes(), archive=args.archive)
         command, latest = f".venv/bin/python -m bench --archive {args.archive}", "latest-archive"
@@ -417,9 +499,14 @@ def main() -> None:
         sizes, command, latest = Sizes(), "make bench", "latest"
         run = _run
     if args.quick:
-        sizes, latest = dataclasses.replace(QUICK, archive=args.archive or 20), f"{latest}-quick"
+        quick = dataclasses.replace(
+            QUICK, archive=args.archive or 20, replay=args.replay or QUICK.replay
+        )
+        sizes, latest = quick, f"{latest}-quick"
         flag = (
-            f" --archive {args.archive}"
+            f" --replay {args.replay}"
+            if args.replay
+            else f" --archive {args.archive}"
             if args.archive
             else " --scale"
             if args.scale
