@@ -42,7 +42,7 @@ from bench.bare_workflows import BareCase, BareExchange
 from bench.report import machine, markdown
 from bench.stack import BenchStack, bench_stack
 from bench.stats import percentile, ratio
-from safeshare.codec import EncryptionCodec, load_key_file
+from safeshare.codec import EncryptionCodec, load_key_file, replay_converter
 from safeshare.devstack import Replicas
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
@@ -296,7 +296,7 @@ async def _replay_profiles(
     """Each side's saved histories replayed once more, this process under py-spy."""
     sides: tuple[tuple[str, str, list[type], DataConverter, WorkflowRunner | None], ...] = (
         ("replay-safeshare", "safeshare", [SharingCase, HolderExchange],
-         stack.safeshare.data_converter, workflow_runner()),
+         replay_converter(stack.safeshare.data_converter), workflow_runner()),
         ("replay-bare", "bare", [BareCase, BareExchange], stack.bare.data_converter, None),
     )  # fmt: skip
     found = []
@@ -403,7 +403,7 @@ async def _replays(
         fetch_seconds=t1 - t0,
     )  # fmt: skip
     workflows = [SharingCase, HolderExchange]
-    converter = stack.safeshare.data_converter
+    converter = replay_converter(stack.safeshare.data_converter)
     ss = await replay.replay_fetched(
         histories, n, workflows, converter, workflow_runner(), fetch_seconds=t2 - t1
     )

@@ -18,6 +18,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from safeshare.audit.export import ExportedHistory
+from safeshare.codec import replay_converter
 from workflows.consent_withdrawal import ConsentWithdrawalNotice
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
@@ -87,7 +88,7 @@ async def replay_histories(
     ``WORKFLOWS``); one outcome per history, in order."""
     replayer = Replayer(
         workflows=list(workflows or WORKFLOWS),
-        data_converter=data_converter,
+        data_converter=replay_converter(data_converter),
         workflow_runner=workflow_runner(),
     )
     sources = {(h.workflow_id, h.run_id): source for source, h in histories}

@@ -4,7 +4,7 @@ and worker uses, and the codec server through which authorised operators read ca
 from __future__ import annotations
 
 from safeshare.codec.aes import ENCODING, KEY_ID_METADATA, DecryptionError, EncryptionCodec
-from safeshare.codec.converter import data_converter
+from safeshare.codec.converter import data_converter, replay_converter
 from safeshare.codec.keys import (
     KEYS_ENV,
     KEYS_FILE_ENV,
@@ -33,5 +33,6 @@ __all__ = [
     "keys_from_env",
     "load_key_file",
     "parse_key_ring",
+    "replay_converter",
     "write_key_file",
 ]

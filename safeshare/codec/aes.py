@@ -57,7 +57,7 @@ import os
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Self
+from typing import Any, Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -285,12 +285,23 @@ def case_ref_of(payload: Payload) -> str:
     return payload.metadata.get(CASE_REF_METADATA, b"").decode(errors="replace")
 
 
-def _deflate(data: bytes, dictionary: bytes | None = None) -> bytes:
+def _compressor(dictionary: bytes | None = None) -> Any:
     # Raw DEFLATE (no zlib header or checksum): AES-GCM authenticates the bytes already.
     if dictionary is None:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=dictionary)
+
+
+_PRIMED_WITH_DICTIONARY_1 = _compressor(DICTIONARY_1)
+"""Never compresses itself: each payload gets a copy, the dictionary already loaded (loading
+it is a third of the time of compressing a payload of a few hundred bytes)."""
+
+
+def _deflate(data: bytes, dictionary: bytes | None = None) -> bytes:
+    if dictionary is DICTIONARY_1:
+        compressor = _PRIMED_WITH_DICTIONARY_1.copy()
     else:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=dictionary)
+        compressor = _compressor(dictionary)
     return compressor.compress(data) + compressor.flush()
 
 

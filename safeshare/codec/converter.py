@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Self
 
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+    SerializationContext,
+    WithSerializationContext,
+)
 
 from safeshare.codec.aes import EncryptionCodec
 from safeshare.codec.keys import KeyRing
@@ -29,3 +38,39 @@ def data_converter(keys: KeyRing, environ: Mapping[str, str] | None = None) -> D
         payload_codec=EncryptionCodec(keys, refusals_as_payloads=True, compress=compress),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+class _DecodeOnly(PayloadCodec, WithSerializationContext):
+    """Decodes with the codec it wraps; encodes nothing (what a replay writes goes nowhere)."""
+
+    def __init__(self, codec: PayloadCodec) -> None:
+        self._codec = codec
+
+    def with_context(self, context: SerializationContext) -> Self:
+        """The wrapped codec bound to ``context``, still encoding nothing."""
+        codec = self._codec
+        if isinstance(codec, WithSerializationContext):
+            codec = codec.with_context(context)
+        return type(self)(codec)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """The payloads as they are."""
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Decoded by the wrapped codec, which refuses what it always refuses."""
+        return await self._codec.decode(payloads)
+
+
+def replay_converter(converter: DataConverter) -> DataConverter:
+    """``converter`` for a Replayer only: it decodes every payload of the history as the
+    workers do, and does not encrypt what the replayed workflow code produces.
+
+    👉 A replay sends nothing anywhere: the Replayer compares the commands the code makes with
+    the history and drops them, so encrypting their payloads (compressing, sealing, a random
+    nonce each) is wasted work, a tenth of a replay's time. Never give this converter to a
+    client or a worker: it would write plaintext.
+    """
+    if converter.payload_codec is None:
+        return converter
+    return dataclasses.replace(converter, payload_codec=_DecodeOnly(converter.payload_codec))

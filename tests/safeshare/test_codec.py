@@ -8,6 +8,7 @@ import hashlib
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,6 +35,7 @@ from safeshare.codec import (
     keys_from_env,
     load_key_file,
     parse_key_ring,
+    replay_converter,
     write_key_file,
 )
 from safeshare.codec.aes import case_ref_of
@@ -262,6 +264,27 @@ async def test_settings_carry_the_converter_with_encoded_failures() -> None:
     # 👉 Failure messages and stack traces go into an encrypted payload, not the clear.
     assert converter.failure_converter._encode_common_attributes  # type: ignore[attr-defined]
     assert TemporalSettings().data_converter is DataConverter.default
+
+
+def _bound(converter: DataConverter, workflow_id: str) -> Any:
+    codec: Any = converter.payload_codec
+    return codec.with_context(WorkflowSerializationContext("default", workflow_id))
+
+
+async def test_the_replay_converter_decrypts_as_workers_do_and_encrypts_nothing() -> None:
+    converter = data_converter(KeyRing.generate(), {})
+    replaying = replay_converter(converter)
+    here, elsewhere = "case-" + "a" * 20, "case-" + "b" * 20
+    [sealed] = await _bound(converter, here).encode([payload()])
+    assert await _bound(replaying, here).decode([sealed]) == [payload()]
+    # What the replayed code produces is left as it is: nothing of a replay is sent anywhere.
+    assert await _bound(replaying, here).encode([payload()]) == [payload()]
+    # And it refuses what the workers refuse: another case's payload, or plaintext.
+    [moved] = await _bound(replaying, elsewhere).decode([sealed])
+    assert moved.metadata["encoding"] == b"binary/refused"
+    [plain] = await _bound(replaying, here).decode([payload()])
+    assert plain.metadata["encoding"] == b"binary/refused"
+    assert replay_converter(DataConverter.default) is DataConverter.default
 
 
 class BrokenCodec(EncryptionCodec):
