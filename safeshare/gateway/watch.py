@@ -55,6 +55,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.cases.reader import CaseViews
+from safeshare.open_cases import Described
 
 POLL_INTERVAL = dt.timedelta(seconds=1)
 """How often a watch looks without being woken by its histories."""
@@ -175,9 +176,9 @@ async def take_snapshot(
     now = dt.datetime.now(dt.UTC) - SETTLE_MARGIN
     if server_time is not None:
         now = max(now, server_time)
-    case = await views.described_case(case_ref, rpc_timeout())
-    view = case.view or pb.CaseView()
-    copies = {h.holding_agency_id: h for h in view.record.holders}
+    # The case and its exchanges are described side by side: each workflow's entries and
+    # watermark come from its own describe, so their order does not matter.
+    case_read = asyncio.ensure_future(views.described_case(case_ref, rpc_timeout()))
 
     async def exchange(holder: str) -> tuple[list[pb.DecisionEntry], dt.datetime | None]:
         if holder in closed.by_holder:
@@ -185,7 +186,8 @@ async def take_snapshot(
         described = await views.described_exchange(case_ref, holder, rpc_timeout())
         if described is None:
             # Not started yet; or, in a closed case, never started or no longer kept.
-            copy = copies.get(holder)
+            case = await case_read
+            copy = {h.holding_agency_id: h for h in _view(case).record.holders}.get(holder)
             return (list(copy.entries) if copy else []), (now if case.running else None)
         # No record: its first task has not completed (its scheduled time holds the watermark).
         record = described.view
@@ -195,13 +197,26 @@ async def take_snapshot(
             closed.by_holder[holder] = entries
         return entries, mark
 
-    found = await asyncio.gather(*(exchange(holder) for holder in holders))
+    try:
+        found = await asyncio.gather(*(exchange(holder) for holder in holders))
+        case = await case_read
+    finally:
+        # An exchange's read failed first: the case's read is not needed (nor its failure).
+        if not case_read.done():
+            case_read.cancel()
+        elif not case_read.cancelled():
+            case_read.exception()
+    view = _view(case)
     entries: dict[str, Sequence[pb.DecisionEntry]] = {"": list(view.record.entries)}
     marks = [workflow_watermark(case.description, now)]
     for holder, (holder_entries, mark) in zip(holders, found, strict=True):
         entries[holder] = holder_entries
         marks.append(mark)
     return Snapshot(entries, ranks(holders), earliest(marks))
+
+
+def _view(case: Described[pb.CaseView]) -> pb.CaseView:
+    return case.view or pb.CaseView()
 
 
 _WAKES = frozenset(
