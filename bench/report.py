@@ -46,6 +46,17 @@ def _query(q: dict[str, Any]) -> str:
     )
 
 
+def _profile_line(p: dict[str, Any], top_self: int, top_own: int) -> str:
+    """One process's py-spy summary as a list item."""
+    top = "; ".join(f"{name} {share:.0%}" for name, share in p["top_self"][:top_self])
+    own = "; ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:top_own])
+    return (
+        f"- **{p['process']}**: {p['samples']} samples, {p['own_code_share']:.0%} with SafeShare code "
+        f"on the stack, {p['sandbox_import_share']:.0%} in the sandbox importer. "
+        f"Self: {top}. SafeShare (inclusive): {own or 'none'}."
+    )
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The whole run as Markdown."""
     m = r["machine"]
@@ -224,28 +235,11 @@ def markdown(r: dict[str, Any]) -> str:
     if prof:
         lines += ["", f"Profiles (py-spy, the tuning phase's {prof['n']} common-path cases with the hub as shipped, at "
                   f"{_f(prof['safeshare_per_s_profiled'])} cases/s while profiled):", ""]  # fmt: skip
-        for p in prof["processes"]:
-            top = "; ".join(f"{name} {share:.0%}" for name, share in p["top_self"][:5])
-            own = "; ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:4])
-            lines.append(
-                f"- **{p['process']}**: {p['samples']} samples, {p['own_code_share']:.0%} with SafeShare code "
-                f"on the stack, {p['sandbox_import_share']:.0%} in the sandbox importer. "
-                f"Self: {top}. SafeShare (inclusive): {own or 'none'}."
-            )
-    if r.get("replay_profile"):
-        lines += [
-            "",
-            "Replay profiles (py-spy on the replaying process, the same histories replayed once more):",
-            "",
-        ]
-    for p in r.get("replay_profile", []):
-        top = "; ".join(f"{name} {share:.0%}" for name, share in p["top_self"][:8])
-        own = "; ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:8])
-        lines.append(
-            f"- **{p['process']}**: {p['samples']} samples, {p['own_code_share']:.0%} with SafeShare code "
-            f"on the stack, {p['sandbox_import_share']:.0%} in the sandbox importer. "
-            f"Self: {top}. SafeShare (inclusive): {own or 'none'}."
-        )
+        lines += [_profile_line(p, 5, 4) for p in prof["processes"]]
+    phase = r.get("phase_profile")
+    if phase:
+        lines += ["", f"{phase['title']}:", ""]
+        lines += [_profile_line(p, 8, 8) for p in phase["processes"]]
     tune = r.get("tuning")
     if tune:
         before = tune["hub_profile_before"]

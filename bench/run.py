@@ -246,6 +246,19 @@ async def _run_watch(sizes: Sizes, data_dir: Path, command: str) -> dict[str, An
         await flows.safeshare_batch(stack, cases.COMMON, 3, "warm-common")
         out["watch"] = dataclasses.asdict(await watch_latency.measure(stack, "watch", sizes.watch))
         _log(f"watch: {out['watch']}")
+        # Where the time goes: the phase again, half the cases, the gateway and the hub under
+        # py-spy (the figures above are unprofiled).
+        pids = {name: pid for name, pid in stack.pids().items() if name in ("gateway", "hub")}
+        async with profile.recording(pids, data_dir / "profiles") as files:
+            half = max(sizes.watch // 2, 1)
+            profiled = await watch_latency.measure(stack, "watch-profiled", half)
+        out["phase_profile"] = {
+            "title": f"WatchCase profiles (py-spy, {profiled.cases} more cases watched, "
+            f"{profiled.in_flight} at a time; p50 while profiled {profiled.p50 * 1000:.0f} ms)",
+            "processes": [
+                dataclasses.asdict(profile.summarise(p, f, top=12)) for p, f in files.items()
+            ],
+        }
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
@@ -284,7 +297,11 @@ async def _run_replay(sizes: Sizes, data_dir: Path, command: str) -> dict[str, A
             "stock_runner_cpu_ratio": ratio(before.replay_per_cpu_second, bare_cpu),
         }
         _log(f"replay: {out['replay']}")
-        out["replay_profile"] = await _replay_profiles(stack, saved, n, data_dir / "profiles")
+        out["phase_profile"] = {
+            "title": "Replay profiles (py-spy on the replaying process, the same histories "
+            "replayed once more)",
+            "processes": await _replay_profiles(stack, saved, n, data_dir / "profiles"),
+        }
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
