@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from workflows.exchange.state import ExchangeState
 
 M = TypeVar("M")
+J = TypeVar("J")
 
 
 def _practitioner(message: Any, path: str) -> Any:
@@ -98,14 +99,21 @@ def _now() -> Any:
 
 
 def _justified(
-    x: ExchangeState, decision: Any, missing: Callable[[Any, Collection[Any]], list[Violation]]
-) -> tuple[Actor, tuple[Violation, ...], frozenset[str]]:
-    """A justification's decider, what it is missing and the asked categories it shares."""
+    x: ExchangeState,
+    decision: Any,
+    command: Callable[..., J],
+    missing: Callable[[Any, Collection[Any]], list[Violation]],
+) -> J:
+    """The model's ``command`` for a justified decision (an override proposal, a share-first):
+    its decider, what it is missing and the asked categories it shares."""
     asked = {c.category for c in x.request.categories}
-    categories = frozenset(
-        pb.InformationCategory.Name(c) for c in decision.minimum_data_set if c in asked
+    return command(
+        actor_of(decision.actor),
+        missing=tuple(missing(decision, asked)),
+        categories=frozenset(
+            pb.InformationCategory.Name(c) for c in decision.minimum_data_set if c in asked
+        ),
     )
-    return actor_of(decision.actor), tuple(missing(decision, asked)), categories
 
 
 # -- an override proposed --------------------------------------------------------------
@@ -119,23 +127,15 @@ def propose_override(x: ExchangeState, proposed: pb.OverrideProposal) -> None:
     overriding = pb.ConsentStatus.Name(proposed.consent_state_overridden)
     x.note("OverrideProposed", proposed.actor.agency_id, proposed.actor.practitioner.user_id,
            f"reason={reason} overriding={overriding}")  # fmt: skip
-    x.model.apply(_proposal_command(x, proposed))
+    x.model.apply(_justified(x, proposed, ProposeOverride, missing_proposal_fields))
     x.publish()
     workflow.metric_meter().create_counter("safeshare_overrides").add(1, {"event": "proposed"})
 
 
 def validate_proposal(x: ExchangeState, proposal: pb.OverrideProposal) -> None:
-    """Refuse an override proposal (canonical) that is incomplete or out of turn.
-
-    Raises:
-        ApplicationError: the rule it breaks.
-    """
-    x.refuse_if(x.model.check(_proposal_command(x, proposal)))
-
-
-def _proposal_command(x: ExchangeState, proposal: pb.OverrideProposal) -> ProposeOverride:
-    actor, missing, categories = _justified(x, proposal, missing_proposal_fields)
-    return ProposeOverride(actor, missing=missing, categories=categories)
+    """Refuse an override proposal (canonical) that is incomplete or out of turn."""
+    proposed = _justified(x, proposal, ProposeOverride, missing_proposal_fields)
+    x.refuse_if(x.model.check(proposed))
 
 
 # -- an override decided ---------------------------------------------------------------
@@ -202,23 +202,15 @@ def share_first(x: ExchangeState, decided: pb.ShareFirstDecision) -> None:
     x.record.override_used = True
     x.note("SharedFirst", decided.actor.agency_id, decided.actor.practitioner.user_id,
            f"categories={len(decided.minimum_data_set)} justification_due")  # fmt: skip
-    x.model.apply(_share_first_command(x, decided))
+    x.model.apply(_justified(x, decided, ShareFirst, missing_share_first_fields))
     x.step = None
     x.publish()
 
 
 def validate_share_first(x: ExchangeState, decision: pb.ShareFirstDecision) -> None:
-    """Refuse a share-first decision (canonical) that is incomplete, out of turn or not RED.
-
-    Raises:
-        ApplicationError: the rule it breaks.
-    """
-    x.refuse_if(x.model.check(_share_first_command(x, decision)))
-
-
-def _share_first_command(x: ExchangeState, decision: pb.ShareFirstDecision) -> ShareFirst:
-    actor, missing, categories = _justified(x, decision, missing_share_first_fields)
-    return ShareFirst(actor, missing=missing, categories=categories)
+    """Refuse a share-first decision (canonical) that is incomplete, out of turn or not RED."""
+    shared_first = _justified(x, decision, ShareFirst, missing_share_first_fields)
+    x.refuse_if(x.model.check(shared_first))
 
 
 # -- declined ----------------------------------------------------------------------------
