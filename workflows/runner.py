@@ -32,6 +32,7 @@ PURE_MODULES = (
     "workflows.search_attributes",
     "workflows.memo_view",
     "workflows.disclosure",  # the steps of a disclosure case
+    "workflows.sharing",
     "workflows.names",
     "workflows.seal",
     "workflows.commands",

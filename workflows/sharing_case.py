@@ -14,18 +14,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
 from workflows import agency_calls, memo_view, names
-from workflows import search_attributes as sa
 from workflows.commands import AppliedCommands, check_sealed
 from workflows.domain.exchange import case_outcome
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Outcome, outcome_of, proto_outcome, timestamp
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 from workflows.record_keeper import RecordKeeper, Upserts
+from workflows.sharing import view as shown
 
 with workflow.unsafe.imports_passed_through():
     from activities.names import PROTOCOL_GATE
@@ -66,11 +65,13 @@ class SharingCase:
         self._compact = self._views or workflow.patched(COMPACT_HISTORIES)
         self._sealed = self._compact or workflow.patched(SEALED_COMMANDS_PATCH)
         """Commands must carry the gateway's seal (every case started since sealing)."""
-        memo = memo_view.ViewInMemo(self._published_view) if self._views else None
+        memo = (
+            memo_view.ViewInMemo(lambda: shown.published(self.case_view())) if self._views else None
+        )
         self._keeper = RecordKeeper(
             self._record,
-            attributes=self._attributes,
-            details=self._details,
+            attributes=lambda: shown.search_attributes(self._request, self._state, self._record),
+            details=lambda: shown.current_details(self._request, self._state, self._record),
             upserts=Upserts.CHANGED if self._compact else Upserts.EVERY,
             memo=memo,  # the case's view, for readers that need no worker
         )
@@ -276,19 +277,8 @@ class SharingCase:
     def case_view(self) -> pb.CaseView:
         """The case as the workflow knows it; open exchanges are queried separately
         (``HolderExchange.holder_record``) and merged by ``workflows.domain.case_view``."""
-        record = pb.DecisionRecord()
-        record.CopyFrom(self._record)
-        if not record.holders:
-            record.holders.extend(self._closed_holders.values())
-        return pb.CaseView(
-            case_ref=self._case_ref,
-            state=self._state,
-            waiting_on=(
-                pb.WAITING_ON_SYSTEM
-                if self._state == pb.CASE_STATE_REQUESTED
-                else pb.WAITING_ON_UNSPECIFIED
-            ),
-            record=record,
+        return shown.case_view(
+            self._case_ref, self._state, self._record, self._closed_holders.values()
         )
 
     # -- the record and the operators' view -----------------------------------------------
@@ -299,22 +289,7 @@ class SharingCase:
         ``since`` is how many entries the record held when the update began."""
         if not self._compact:
             return self.case_view()
-        view = self.case_view()
-        return pb.CommandResult(
-            case_ref=self._case_ref,
-            state=view.state,
-            waiting_on=view.waiting_on,
-            outcome=self._record.outcome,
-            entries=self._record.entries[since:],
-            entry_number=len(self._record.entries),
-        )
-
-    def _published_view(self) -> pb.CaseView:
-        """The view kept in the memo: without the closed exchanges' records, which their own
-        memos hold (readers merge them), so no record is written to history twice."""
-        view = self.case_view()
-        del view.record.holders[:]
-        return view
+        return shown.answer(self.case_view(), self._record, since)
 
     def _close(self, outcome: Outcome) -> pb.DecisionRecord:
         self._state = pb.CASE_STATE_CLOSED
@@ -324,38 +299,3 @@ class SharingCase:
         closed.add(1, {"outcome": outcome.value})
         self._keeper.close()  # the last task: nothing runs after the workflow completes
         return self._record
-
-    def _attributes(self) -> list[SearchAttributeUpdate[Any]]:
-        """What operators filter by."""
-        request = self._request
-        state_name = pb.CaseState.Name(self._state).removeprefix("CASE_STATE_")
-        updates: list[SearchAttributeUpdate[Any]] = [
-            sa.CASE_STATE.value_set(state_name),
-            sa.URGENCY.value_set(pb.Urgency.Name(self._record.urgency).removeprefix("URGENCY_")),
-            sa.PURPOSE.value_set(pb.Purpose.Name(request.purpose).removeprefix("PURPOSE_")),
-            sa.REQUESTING_AGENCY.value_set(request.requesting_agency_id),
-            sa.HOLDING_AGENCY.value_set(list(request.holding_agency_ids)),
-            sa.WAITING_ON.value_set(
-                {
-                    pb.CASE_STATE_REQUESTED: "SYSTEM",
-                    pb.CASE_STATE_EXCHANGING: "HOLDERS",
-                }.get(self._state, "UNSPECIFIED")
-            ),
-        ]
-        if self._record.outcome != pb.OUTCOME_UNSPECIFIED:
-            updates.append(
-                sa.OUTCOME.value_set(pb.Outcome.Name(self._record.outcome).removeprefix("OUTCOME_"))
-            )
-            updates.append(
-                sa.OVERRIDE_USED.value_set(any(h.override_used for h in self._record.holders))
-            )
-        return updates
-
-    def _details(self) -> str:
-        """What the case is doing, in plain words."""
-        return {
-            pb.CASE_STATE_REQUESTED: "Checking the Information Sharing Protocol.",
-            pb.CASE_STATE_EXCHANGING: "Exchanges under way with "
-            + ", ".join(self._request.holding_agency_ids)
-            + " (see each exchange's workflow).",
-        }.get(self._state, f"Closed: {pb.Outcome.Name(self._record.outcome)}.")
