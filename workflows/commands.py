@@ -25,7 +25,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows import seal
-from workflows.domain.refusal import Refusal, Rule
+from workflows.domain.refusal import Refusal, Rule, details
 
 with workflow.unsafe.imports_passed_through():
     from protos.sharing.v1 import case_pb2 as pb
@@ -68,16 +68,24 @@ class AppliedCommands:
             raise ApplicationError(REUSED_MESSAGE, type=REUSED, non_retryable=True)
 
 
+def refused(refusal: Refusal) -> ApplicationError:
+    """The error that refuses a command: the rule as its type, the message, and the fields at
+    fault as its one detail (``workflows.domain.refusal.details``), which the gateway sends
+    on as ``google.rpc.BadRequest`` field violations."""
+    extra = [details(refusal)] if refusal.violations else []
+    return ApplicationError(refusal.message, *extra, type=refusal.rule.value)
+
+
 def refuse_if(refusal: Refusal | None) -> None:
     """Refuse the update in hand for ``refusal``, if there is one.
 
     👉 Validators run before anything is written to history: a refused command leaves none.
 
     Raises:
-        ApplicationError: the refusal's rule, with its message.
+        ApplicationError: the refusal's rule, message and fields at fault (``refused``).
     """
     if refusal is not None:
-        raise ApplicationError(refusal.message, type=refusal.rule.value)
+        raise refused(refusal)
 
 
 def check_sealed(record: pb.DecisionRecord, command: Message, what: str) -> None:

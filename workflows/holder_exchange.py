@@ -69,7 +69,7 @@ class HolderExchange:
         x.publish()
         await consent_check.check(x)
         while x.model.state is not State.CLOSED:
-            state, step = x.model.state, x.current_step()
+            state, step = x.model.state, x.model.step
             if step is not None:
                 await deadlines.wait_for_people(x, step, state)
             elif state is State.DELIVERING:

@@ -18,9 +18,9 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ChildWorkflowHandle
 
 from workflows import agency_calls, memo_view, names
-from workflows.commands import AppliedCommands, check_sealed
+from workflows.commands import AppliedCommands, check_sealed, refused
 from workflows.domain.exchange import case_outcome
-from workflows.domain.refusal import Rule
+from workflows.domain.refusal import Rule, missing
 from workflows.domain.vocabulary import Outcome, outcome_of, proto_outcome, timestamp
 from workflows.ids import case_ref_from_workflow_id, holder_exchange_workflow_id
 from workflows.record_keeper import RecordKeeper, Upserts
@@ -218,7 +218,7 @@ class SharingCase:
             # Every exchange has closed and the case is closing: nothing is left to withdraw.
             raise ApplicationError("every exchange has closed", type=Rule.OUT_OF_TURN.value)
         if not withdrawal.reason.strip():
-            raise ApplicationError("required: withdrawal.reason", type=Rule.INVALID.value)
+            raise refused(missing("withdrawal.reason"))
 
     @workflow.update
     async def change_urgency(self, change: pb.UrgencyChange) -> pb.CaseView | pb.CommandResult:
@@ -251,11 +251,11 @@ class SharingCase:
         self._commands.check()
         self._requester_only(change.actor)
         if change.urgency == pb.URGENCY_UNSPECIFIED:
-            raise ApplicationError("required: change.urgency", type=Rule.INVALID.value)
+            raise refused(missing("change.urgency"))
         if change.urgency == self._record.urgency:
             raise ApplicationError("urgency unchanged", type=Rule.INVALID.value)
         if not change.reason.strip():
-            raise ApplicationError("required: change.reason", type=Rule.INVALID.value)
+            raise refused(missing("change.reason"))
 
     def _requester_only(self, actor: pb.Actor) -> None:
         # 👉 Validators run before anything is written to history.

@@ -32,14 +32,14 @@ from safeshare.gateway.validation import (
     validate_command_id,
 )
 from workflows.domain import disclosure as dm
+from workflows.domain.vocabulary import code
 
 
 def kind_of(value: int) -> dm.Kind | None:
     """The model's kind for a proto DisclosureKind, or None when unset or unknown."""
     if not _known(pb.DisclosureKind, value):
         return None
-    name = pb.DisclosureKind.Name(pb.DisclosureKind.ValueType(value))
-    return dm.Kind(name.removeprefix("DISCLOSURE_KIND_"))
+    return dm.Kind(code(pb.DisclosureKind, value))
 
 
 def validate_submit_disclosure(

@@ -2,13 +2,12 @@
 status the caller receives, with a field violation for each field the refusal names.
 
 A refusal's ``ApplicationError`` type is the rule it broke (``workflows.domain.refusal.Rule``): out
-of turn, not permitted, or invalid; an invalid command's message names its fields as
-``required: a.b, c (why)``.
+of turn, not permitted, or invalid; an invalid command's one detail lists the fields at fault
+(``workflows.domain.refusal.details``), which become the status's field violations as they are.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 import grpc
@@ -18,12 +17,12 @@ from temporalio.exceptions import ApplicationError
 from safeshare.gateway.errors import GatewayError
 from safeshare.gateway.validation import FieldViolation
 from workflows.commands import REUSED, REUSED_MESSAGE
-from workflows.domain.refusal import Rule
+from workflows.domain.refusal import Rule, violations_in
 
 
 class _Command(Protocol):
-    """The command a refusal answers: its field in the request (which prefixes its field
-    paths) and where a refusal that names no field is reported (default: ``field``)."""
+    """The command a refusal answers: its field in the request and where a refusal that
+    names no field is reported (default: ``field``)."""
 
     @property
     def field(self) -> str: ...
@@ -37,9 +36,6 @@ _RULE_CODES = {
     Rule.NOT_PERMITTED.value: grpc.StatusCode.PERMISSION_DENIED,
     Rule.INVALID.value: grpc.StatusCode.INVALID_ARGUMENT,
 }
-# "required: a.b, c (why)": the workflow validators' form for incomplete commands.
-_REQUIRED = "required: "
-_REQUIRED_ITEM = re.compile(r"^(?P<field>\S+)(?: \((?P<why>.*)\))?$")
 
 
 def _reused() -> GatewayError:
@@ -64,22 +60,14 @@ def _refusal(err: WorkflowUpdateFailedError, command: _Command) -> GatewayError 
     # Refusal messages hold codes, field paths and agency ids only (workflows/domain/refusal.py).
     violations: list[FieldViolation] = []
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        violations = _violations_in(cause.message, command)
+        violations = _violations_in(cause, command)
     return GatewayError(code, cause.message, violations)
 
 
-def _violations_in(message: str, command: _Command) -> list[FieldViolation]:
-    """Field violations from a validator's message: ``required: a.b, c (why)``, or one
-    violation on the command's fallback field for any other message."""
-    if not message.startswith(_REQUIRED):
-        return [FieldViolation(command.fallback_field or command.field, message)]
-    found = []
-    for item in message.removeprefix(_REQUIRED).split(", "):
-        named = _REQUIRED_ITEM.match(item.strip())
-        if named is None:
-            continue
-        field = named["field"]
-        if field != command.field and not field.startswith(f"{command.field}."):
-            field = f"{command.field}.{field}"
-        found.append(FieldViolation(field, named["why"] or "required"))
-    return found or [FieldViolation(command.field, message)]
+def _violations_in(cause: ApplicationError, command: _Command) -> list[FieldViolation]:
+    """The fields a refusal names in its details, as they are; a refusal that names none is
+    one violation on the command's fallback field, described by the refusal's message."""
+    named = violations_in(cause.details)
+    if not named:
+        return [FieldViolation(command.fallback_field or command.field, cause.message)]
+    return [FieldViolation(v.field, v.description) for v in named]

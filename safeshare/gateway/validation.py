@@ -17,6 +17,7 @@ from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway.commands import command_id_problem
+from workflows.domain import override
 from workflows.domain.practitioners import canonical_user_id
 from workflows.ids import CASE_REF_PATTERN
 
@@ -254,14 +255,7 @@ def _proposal(path: str, proposal: pb.OverrideProposal) -> list[FieldViolation]:
     found.extend(_enum(f"{path}.reason_code", pb.OverrideReason, proposal.reason_code, False))
     found.extend(_enums(f"{path}.minimum_data_set", pb.InformationCategory,
                         proposal.minimum_data_set))  # fmt: skip
-    for name in (
-        "harm_statement",
-        "legal_basis",
-        "necessity_and_proportionality",
-        "alternatives_considered",
-        "advice_sought",
-        "not_telling_reason",
-    ):
+    for name in override.FREE_TEXT:
         found.extend(_text(f"{path}.{name}", getattr(proposal, name)))
     return found
 

@@ -25,19 +25,8 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1.case_service_pb2_grpc import CaseServiceStub
 from tests.chaos import scenarios as sc
 from tests.chaos.stack import ChaosStack
-from workflows.domain.exchange import (
-    Acknowledge,
-    Command,
-    ConsentChecked,
-    DecideOverride,
-    DeclineToShare,
-    Delivered,
-    Exchange,
-    ProposeOverride,
-    WithdrawConsent,
-    WithdrawRequest,
-)
-from workflows.domain.refusal import Rule, Violation
+from workflows.domain import exchange as ex
+from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Actor, State, Urgency
 
 pytestmark = pytest.mark.chaos
@@ -83,7 +72,7 @@ class CaseApiMachine(RuleBasedStateMachine):
         assert STACK is not None
         self.stack = STACK
         self.agencies = {a: Agency(STACK, a) for a in STACK.agencies}
-        self.cases: list[tuple[sc.CaseSpec, str, Exchange]] = []
+        self.cases: list[tuple[sc.CaseSpec, str, ex.Exchange]] = []
 
     def teardown(self) -> None:
         for agency in self.agencies.values():
@@ -113,8 +102,8 @@ class CaseApiMachine(RuleBasedStateMachine):
             service_pb.SubmitRequestRequest(request=sc.sharing_request(spec)),
         )
         assert code == "OK"
-        exchange = Exchange(holder=holder, recipient=requester, urgency=Urgency.AMBER)
-        exchange.apply(ConsentChecked(covers=False))
+        exchange = ex.Exchange(holder=holder, recipient=requester, urgency=Urgency.AMBER)
+        exchange.apply(ex.ConsentChecked(covers=False))
         self.cases.append((spec, reply.case_ref, exchange))
         self._settle(0)
 
@@ -135,11 +124,10 @@ class CaseApiMachine(RuleBasedStateMachine):
             proposal = sc.override_proposal(spec)
             proposal.actor.practitioner.user_id = f"{caller}-proposer"
             actor = Actor(caller, f"{caller}-proposer", "social_worker")
-            missing: tuple[Violation, ...] = ()
             if kind == "propose_incomplete":
                 proposal.ClearField("harm_statement")
-                missing = (Violation("proposal.harm_statement"),)
-            command: Command = ProposeOverride(actor, missing)
+            asked = frozenset(c.category for c in sc.sharing_request(spec).categories)
+            command: ex.Command = ex.ProposeOverride(actor, proposal, asked)
             call = (
                 stub.ProposeOverride,
                 service_pb.ProposeOverrideRequest(case_ref=ref, proposal=proposal),
@@ -152,7 +140,9 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "approve_wrong_role":
                 role = "teacher"
             decision.actor.practitioner.user_id, decision.actor.practitioner.role = user, role
-            command = DecideOverride(Actor(caller, user, role), kind != "reject")
+            command = ex.DecideOverride(
+                Actor(caller, user, role), kind != "reject", decision.reason
+            )
             call = (
                 stub.DecideOverride,
                 service_pb.DecideOverrideRequest(case_ref=ref, decision=decision),
@@ -162,31 +152,30 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "decline_no_reasons":
                 decline.ClearField("reasons")
                 malformed = True
-            command = DeclineToShare(actor, has_reasons=not malformed)
+            command = ex.DeclineToShare(actor, has_reasons=not malformed)
             call = (
                 stub.DeclineToShare,
                 service_pb.DeclineToShareRequest(case_ref=ref, decision=decline),
             )
         elif kind == "withdraw":
-            command = WithdrawRequest(actor)
+            command = ex.WithdrawRequest(actor)
             call = (
                 stub.WithdrawRequest,
                 service_pb.WithdrawRequestRequest(case_ref=ref, withdrawal=sc.withdrawal(spec)),
             )
         elif kind == "acknowledge":
-            command = Acknowledge(actor)
+            ack = sc.acknowledgement(spec)
+            command = ex.Acknowledge(actor, ack.status)
             call = (
                 stub.Acknowledge,
-                service_pb.AcknowledgeRequest(
-                    case_ref=ref, acknowledgement=sc.acknowledgement(spec)
-                ),
+                service_pb.AcknowledgeRequest(case_ref=ref, acknowledgement=ack),
             )
         else:
             withdrawal = pb.ConsentWithdrawal(
                 actor=sc.actor(caller, "recorder", "social_worker"),
                 withdrawn_by_relationship="mother", reason="changed her mind",
             )  # fmt: skip
-            command = WithdrawConsent(actor)
+            command = ex.WithdrawConsent(actor)
             call = (
                 stub.WithdrawConsent,
                 service_pb.WithdrawConsentRequest(case_ref=ref, withdrawal=withdrawal),
@@ -240,7 +229,7 @@ class CaseApiMachine(RuleBasedStateMachine):
             assert time.monotonic() < deadline, "the case did not come to rest"
             time.sleep(0.2)
         if exchange.state is State.DELIVERING and holder.receipt.delivery_id:
-            exchange.apply(Delivered())
+            exchange.apply(ex.Delivered())
         return holder
 
     @invariant()

@@ -133,8 +133,9 @@ async def test_consent_refused_then_an_approved_override_shares_and_closes(
     assert consented.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "override" in (consented.details() or "")
     assert missing.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert {f for f, _ in violations(missing)} == {
-        f"proposal.{name}"
+    # Each field the workflow's refusal names, as it names it (its details, not its text).
+    assert violations(missing) == [
+        (f"proposal.{name}", "required")
         for name in (
             "consent_state_overridden",
             "harm_statement",
@@ -146,7 +147,7 @@ async def test_consent_refused_then_an_approved_override_shares_and_closes(
             "minimum_data_set",
             "not_telling_reason",
         )
-    }
+    ]
     assert proposed.case.state == pb.CASE_STATE_AWAITING_OVERRIDE_DECISION
     assert proposed.case.waiting_on == pb.WAITING_ON_APPROVER
     assert self_approved.code() == not_an_approver.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 from workflows import approvers
 from workflows.commands import refuse_if
 from workflows.disclosure.state import DisclosureState
 from workflows.domain import disclosure as dm
 from workflows.domain import practitioners
-from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Step, actor_of, timestamp
 from workflows.ladder import Ladder, Record
 
@@ -63,9 +61,9 @@ class Approval:
         Raises:
             ApplicationError: the rule it breaks, with the reason.
         """
-        if not decision.reason.strip():
-            raise ApplicationError("required: decision.reason", type=Rule.INVALID.value)
-        refuse_if(self.state.model.check(dm.Decide(actor_of(decision.actor), True)))
+        refuse_if(
+            self.state.model.check(dm.Decide(actor_of(decision.actor), True, decision.reason))
+        )
 
     async def check_named_approver(self, decision: pb.DisclosureApproval) -> None:
         """Refuse a decider the registry does not name as one of the holder's approvers (when
@@ -82,7 +80,9 @@ class Approval:
                              actor.practitioner.user_id, "not_a_named_approver")  # fmt: skip
             raise approvers.not_named(holder)
         # The disclosure may have moved on while the registry was read.
-        refuse_if(self.state.model.check(dm.Decide(actor_of(decision.actor), True)))
+        refuse_if(
+            self.state.model.check(dm.Decide(actor_of(decision.actor), True, decision.reason))
+        )
 
     def decided(self, decision: pb.DisclosureApproval) -> None:
         """Record the approver's decision (its wait for it then ends)."""
@@ -93,4 +93,4 @@ class Approval:
         actor = decided.actor
         self.keeper.note("DisclosureDecided", actor.agency_id, actor.practitioner.user_id,
                          f"approve={decided.approve} role={actor.practitioner.role}")  # fmt: skip
-        self.state.model.apply(dm.Decide(actor_of(decided.actor), decided.approve))
+        self.state.model.apply(dm.Decide(actor_of(decided.actor), decided.approve, decided.reason))

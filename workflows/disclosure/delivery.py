@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 from workflows import agency_calls
 from workflows.agency_calls import Failed
@@ -24,7 +23,6 @@ from workflows.disclosure.dataset import dataset_items
 from workflows.disclosure.state import DisclosureState, caveat_codes
 from workflows.domain import disclosure as dm
 from workflows.domain.deadlines import Escalation
-from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Actor, Step, timestamp
 from workflows.ladder import Ladder, Record
 
@@ -201,13 +199,7 @@ class Delivery:
             ApplicationError: the rule it breaks, with the reason.
         """
         actor = Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
-        refuse_if(self.state.model.check(dm.Acknowledge(actor)))
-        if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:
-            raise ApplicationError("required: acknowledgement.status", type=Rule.INVALID.value)
-        if not acknowledgement.practitioner.user_id:
-            raise ApplicationError(
-                "required: acknowledgement.practitioner.user_id", type=Rule.INVALID.value
-            )
+        refuse_if(self.state.model.check(dm.Acknowledge(actor, acknowledgement.status)))
 
     def acknowledged(self, acknowledgement: pb.Acknowledgement) -> None:
         """Record a recipient's acknowledgement (its wait for it then ends)."""
@@ -218,4 +210,5 @@ class Delivery:
         self.state.recipients[ack.agency_id].acknowledgement.CopyFrom(ack)
         self.keeper.note("Acknowledged", ack.agency_id, ack.practitioner.user_id,
                          f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
-        self.state.model.apply(dm.Acknowledge(Actor(ack.agency_id, ack.practitioner.user_id)))
+        actor = Actor(ack.agency_id, ack.practitioner.user_id)
+        self.state.model.apply(dm.Acknowledge(actor, ack.status))

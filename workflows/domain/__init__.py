@@ -11,6 +11,7 @@ workflows drive it; the gateway and the adapters only translate.
   (``Exchange.check`` is every Update's validator).
 - ``consent``: whether a consent record covers a request; what a consent decision must hold.
 - ``override``: what an override proposal and a RED share-first must hold; who approves.
+- ``acknowledgement``: what a recipient's acknowledgement must hold.
 - ``deadlines``: working calendars, timescales by urgency, deadlines and the escalation ladder.
 - ``disclosure``: a disclosure made without a request, its kinds and its state machine.
 - ``decision_record``: the record's words for how an exchange ended and what it waits for.

@@ -16,9 +16,11 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from protos.sharing.v1 import case_pb2 as pb
+from workflows.domain import acknowledgement
 from workflows.domain.deadlines import DEFAULT_TIMESCALES, Timescales, WorkingCalendar, deadline
 from workflows.domain.override import APPROVER_ROLES
-from workflows.domain.refusal import Refusal, Rule
+from workflows.domain.refusal import Refusal, Rule, incomplete, missing
 from workflows.domain.vocabulary import Actor, Outcome, Step, Urgency
 
 
@@ -161,10 +163,12 @@ class GateRefused:
 
 @dataclass(frozen=True)
 class Decide:
-    """An approver at the holder approves or rejects a disclosure without consent."""
+    """An approver at the holder approves or rejects a disclosure without consent, for a
+    ``reason``."""
 
     actor: Actor
     approve: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -176,9 +180,10 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Acknowledge:
-    """A recipient acknowledges its delivery."""
+    """A recipient acknowledges its delivery, as received or actioned (``status``)."""
 
     actor: Actor
+    status: pb.AcknowledgementStatus.ValueType
 
 
 Command = GatePassed | GateRefused | Decide | Delivered | Acknowledge
@@ -206,7 +211,9 @@ class Disclosure:
         match command:
             case GatePassed() | GateRefused():
                 return _turn(self.state is State.REQUESTED, self.state)
-            case Decide(actor=actor):
+            case Decide(actor=actor, reason=reason):
+                if not reason.strip():
+                    return missing("decision.reason")
                 if actor.agency_id != self.holder:
                     return Refusal(Rule.NOT_PERMITTED, "only the disclosing agency decides")
                 if self.state is not State.AWAITING_OVERRIDE_DECISION:
@@ -220,14 +227,14 @@ class Disclosure:
                 if recipient not in self.recipients or recipient in self.delivered:
                     return Refusal(Rule.OUT_OF_TURN, "not a pending recipient")
                 return _turn(self.state is State.DELIVERING, self.state)
-            case Acknowledge(actor=actor):
+            case Acknowledge(actor=actor, status=status):
                 if actor.agency_id not in self.recipients:
                     return Refusal(Rule.NOT_PERMITTED, "only a recipient acknowledges")
                 if actor.agency_id in self.acknowledged:
                     return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
                 if actor.agency_id not in self.delivered:
                     return Refusal(Rule.OUT_OF_TURN, "nothing delivered to this recipient yet")
-                return None
+                return incomplete(acknowledgement.missing_fields(status, actor.user_id))
         raise TypeError(f"unknown command {command!r}")
 
     def apply(self, command: Command) -> None:

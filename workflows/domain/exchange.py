@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from workflows.domain.override import APPROVER_ROLES
-from workflows.domain.refusal import Refusal, Rule, Violation, incomplete
+from protos.sharing.v1 import case_pb2 as pb
+from workflows.domain import acknowledgement, consent, override
+from workflows.domain.refusal import Refusal, Rule, incomplete, missing
 from workflows.domain.vocabulary import (
     OPEN_STATES,
     Actor,
     Basis,
     Outcome,
     State,
+    Step,
     Urgency,
     WaitingOn,
 )
@@ -44,38 +46,51 @@ class ConsentChecked:
 
 @dataclass(frozen=True)
 class RecordConsent:
-    """The holder practitioner records a consent decision or why consent is not sought."""
+    """The holder practitioner records a consent ``decision`` (a consent record, or why
+    consent is not sought); ``covers``: whether the consent recorded covers the request."""
 
     actor: Actor
+    decision: pb.ConsentDecision
     covers: bool
-    not_sought: bool = False
 
 
 @dataclass(frozen=True)
 class ProposeOverride:
-    """The holder proposes sharing without consent; ``missing`` names incomplete fields;
-    ``categories`` is its minimum data set (per-category exchanges)."""
+    """The holder proposes sharing without consent: the ``proposal`` as sent, and the
+    categories the request ``asked`` for (its minimum data set must lie within them)."""
 
     actor: Actor
-    missing: tuple[Violation, ...] = ()
-    categories: frozenset[str] = frozenset()
+    proposal: pb.OverrideProposal
+    asked: frozenset[int]
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """Its minimum data set, by category name (per-category exchanges)."""
+        return _named(self.proposal.minimum_data_set, self.asked)
 
 
 @dataclass(frozen=True)
 class DecideOverride:
-    """An approver approves or rejects the proposed override."""
+    """An approver approves or rejects the proposed override, for a ``reason``."""
 
     actor: Actor
     approve: bool
+    reason: str
 
 
 @dataclass(frozen=True)
 class ShareFirst:
-    """RED only: the holder shares now and justifies within the override deadline."""
+    """RED only: the holder shares now and justifies within the override deadline: the
+    ``decision`` as sent, and the categories the request ``asked`` for."""
 
     actor: Actor
-    missing: tuple[Violation, ...] = ()
-    categories: frozenset[str] = frozenset()
+    decision: pb.ShareFirstDecision
+    asked: frozenset[int]
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """Its minimum data set, by category name (per-category exchanges)."""
+        return _named(self.decision.minimum_data_set, self.asked)
 
 
 @dataclass(frozen=True)
@@ -101,9 +116,10 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Acknowledge:
-    """The recipient acknowledges the delivery."""
+    """The recipient acknowledges the delivery, as received or actioned (``status``)."""
 
     actor: Actor
+    status: pb.AcknowledgementStatus.ValueType
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,21 @@ class Exchange:
         }[self.state]
 
     @property
+    def step(self) -> Step | None:
+        """The step now running against a deadline: the holder's response, the override
+        decision (also a RED share-first's owed justification) or the acknowledgement."""
+        match self.state:
+            case State.AWAITING_CONSENT_DECISION:
+                return Step.HOLDER_RESPONDS
+            case State.AWAITING_OVERRIDE_DECISION:
+                return Step.OVERRIDE_DECISION
+            case State.AWAITING_ACKNOWLEDGEMENT if self.justification_pending:
+                return Step.OVERRIDE_DECISION
+            case State.AWAITING_ACKNOWLEDGEMENT:
+                return Step.RECIPIENT_ACKNOWLEDGES
+        return None
+
+    @property
     def justification_pending(self) -> bool:
         """Shared first in a RED case, and the override is not yet decided."""
         return self.shared_first and not (self.override_approved or self.override_rejected)
@@ -244,7 +275,9 @@ class Exchange:
         match command:
             case ConsentChecked():
                 return _turn(state in {State.CHECKING_CONSENT}, state)
-            case RecordConsent(actor=actor):
+            case RecordConsent(actor=actor, decision=decision):
+                if refusal := incomplete(consent.missing_decision_fields(decision)):
+                    return refusal
                 if refusal := _holder(actor, self.holder) or _turn(
                     state is State.AWAITING_CONSENT_DECISION, state
                 ):
@@ -256,7 +289,7 @@ class Exchange:
                         "propose an override or decline",
                     )
                 return None
-            case ProposeOverride(actor=actor, missing=missing):
+            case ProposeOverride(actor=actor, proposal=proposal, asked=asked):
                 if refusal := _holder(actor, self.holder):
                     return refusal
                 if self.shared_first and self.justification_pending:
@@ -265,8 +298,12 @@ class Exchange:
                         return Refusal(Rule.OUT_OF_TURN, "an override is already proposed")
                 else:
                     allowed = state is State.AWAITING_CONSENT_DECISION
-                return _turn(allowed, state) or _complete(missing)
-            case DecideOverride(actor=actor, approve=_):
+                return _turn(allowed, state) or incomplete(
+                    override.missing_proposal_fields(proposal, asked)
+                )
+            case DecideOverride(actor=actor, reason=reason):
+                if not reason:
+                    return missing("decision.reason")
                 if refusal := _holder(actor, self.holder):
                     return refusal
                 if self.override_proposed_by is None or (
@@ -275,19 +312,21 @@ class Exchange:
                     return Refusal(
                         Rule.OUT_OF_TURN, f"no override awaits a decision ({state.value})"
                     )
-                if actor.role not in APPROVER_ROLES:
+                if actor.role not in override.APPROVER_ROLES:
                     return Refusal(Rule.NOT_PERMITTED, "only an approver role decides an override")
                 if actor.user_id == self.override_proposed_by:
                     return Refusal(
                         Rule.NOT_PERMITTED, "the proposer cannot approve their own override"
                     )
                 return None
-            case ShareFirst(actor=actor, missing=missing):
+            case ShareFirst(actor=actor, decision=decision, asked=asked):
                 if refusal := _holder(actor, self.holder):
                     return refusal
                 if self.urgency is not Urgency.RED:
                     return Refusal(Rule.OUT_OF_TURN, "share-first is for RED urgency only")
-                return _turn(state is State.AWAITING_CONSENT_DECISION, state) or _complete(missing)
+                return _turn(state is State.AWAITING_CONSENT_DECISION, state) or incomplete(
+                    override.missing_share_first_fields(decision, asked)
+                )
             case DeclineToShare(actor=actor, has_reasons=has_reasons):
                 if refusal := _holder(actor, self.holder):
                     return refusal
@@ -315,12 +354,14 @@ class Exchange:
                 return None
             case Delivered():
                 return _turn(state is State.DELIVERING and self.basis_for_delivery, state)
-            case Acknowledge(actor=actor):
+            case Acknowledge(actor=actor, status=status):
                 if actor.agency_id != self.recipient:
                     return Refusal(Rule.NOT_PERMITTED, "only the requesting agency acknowledges")
                 if self.acknowledged:
                     return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
-                return _turn(state is State.AWAITING_ACKNOWLEDGEMENT, state)
+                return _turn(state is State.AWAITING_ACKNOWLEDGEMENT, state) or incomplete(
+                    acknowledgement.missing_fields(status, actor.user_id)
+                )
             case WithdrawRequest(actor=actor):
                 if actor.agency_id != self.recipient:
                     return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
@@ -495,8 +536,10 @@ def _holder(actor: Actor, holder: str) -> Refusal | None:
     return None
 
 
-def _complete(missing: tuple[Violation, ...]) -> Refusal | None:
-    return incomplete(missing)
+def _named(
+    categories: Collection[pb.InformationCategory.ValueType], asked: Collection[int]
+) -> frozenset[str]:
+    return frozenset(pb.InformationCategory.Name(c) for c in categories if c in asked)
 
 
 def case_outcome(outcomes: Collection[Outcome]) -> Outcome:

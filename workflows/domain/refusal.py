@@ -1,14 +1,15 @@
 """Why a command is refused: the rule it breaks, a message, and the fields at fault.
 
 A refusal travels from a workflow to the gateway as an ``ApplicationError`` whose type is the
-rule. Messages and descriptions hold codes, field paths and agency ids only, never a value a
-caller sent.
+rule and whose one detail is ``details(refusal)``: the field violations as plain data, which
+the gateway turns into ``google.rpc.BadRequest`` field violations as they are. Messages and
+descriptions hold codes, field paths and agency ids only, never a value a caller sent.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 REQUIRED = "required"
@@ -53,3 +54,26 @@ def incomplete(violations: Iterable[Violation]) -> Refusal | None:
         v.field if v.description == REQUIRED else f"{v.field} ({v.description})" for v in found
     )
     return Refusal(Rule.INVALID, "required: " + ", ".join(items), found)
+
+
+def missing(*fields: str) -> Refusal:
+    """The refusal of a command whose ``fields`` are required and not set."""
+    refusal = incomplete(Violation(field) for field in fields)
+    assert refusal is not None, "name at least one field"
+    return refusal
+
+
+def details(refusal: Refusal) -> list[dict[str, str]]:
+    """The field violations of ``refusal`` as an ``ApplicationError`` detail (plain data)."""
+    return [{"field": v.field, "description": v.description} for v in refusal.violations]
+
+
+def violations_in(failure_details: Sequence[object]) -> tuple[Violation, ...]:
+    """The field violations an ``ApplicationError``'s details carry (``details``), if any."""
+    if not failure_details or not isinstance(failure_details[0], list):
+        return ()
+    return tuple(
+        Violation(str(item["field"]), str(item["description"]))
+        for item in failure_details[0]
+        if isinstance(item, dict) and "field" in item and "description" in item
+    )

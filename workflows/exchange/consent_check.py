@@ -20,10 +20,9 @@ from workflows.domain.consent import (
     consent_cover,
     consent_cover_by_category,
     consent_facts,
-    missing_decision_fields,
 )
 from workflows.domain.exchange import ConsentChecked, RecordConsent
-from workflows.domain.refusal import Rule, incomplete
+from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import State, actor_of, timestamp
 from workflows.exchange import patches
 from workflows.exchange.delivery import nothing_to_share
@@ -188,13 +187,10 @@ def validate(x: ExchangeState, decision: pb.ConsentDecision) -> None:
     Raises:
         ApplicationError: the rule it breaks.
     """
-    x.refuse_if(incomplete(missing_decision_fields(decision)))
     covers = decision.HasField("consent") and cover(x, decision.consent).covers
     x.refuse_if(x.model.check(command(decision, covers)))
 
 
 def command(decision: pb.ConsentDecision, covers: bool) -> RecordConsent:
     """The model's command for a consent decision."""
-    return RecordConsent(
-        actor_of(decision.actor), covers=covers, not_sought=decision.HasField("not_sought")
-    )
+    return RecordConsent(actor_of(decision.actor), decision, covers)

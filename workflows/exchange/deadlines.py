@@ -29,7 +29,7 @@ async def wait_for_people(x: ExchangeState, step: Step, state: State) -> None:
             else workflow.now()
         )
     fired = {e.level for e in x.record.escalations if e.step == step.value}
-    while x.model.state is state and x.current_step() is step:
+    while x.model.state is state and x.model.step is step:
         due, rungs = _deadline(x, step)
         rungs = [(at, rung) for at, rung in rungs if rung.value not in fired]
         moved = functools.partial(_moved_on, x, state, step, x.urgency_version)
@@ -70,7 +70,7 @@ def _moved_on(x: ExchangeState, state: State, step: Step, urgency_version: int) 
     """Whether the exchange left ``state`` or ``step``, or its urgency changed."""
     return (
         x.model.state is not state
-        or x.current_step() is not step
+        or x.model.step is not step
         or x.urgency_version != urgency_version
     )
 

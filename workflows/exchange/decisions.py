@@ -10,7 +10,7 @@ validator's last word.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import workflow
@@ -25,8 +25,7 @@ from workflows.domain.exchange import (
     ProposeOverride,
     ShareFirst,
 )
-from workflows.domain.override import missing_proposal_fields, missing_share_first_fields
-from workflows.domain.refusal import Rule, Violation
+from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Actor, actor_of, timestamp
 from workflows.exchange import patches, seals
 from workflows.exchange.view import Answer, answer, copy
@@ -98,22 +97,11 @@ def _now() -> Any:
     return timestamp(workflow.now())
 
 
-def _justified(
-    x: ExchangeState,
-    decision: Any,
-    command: Callable[..., J],
-    missing: Callable[[Any, Collection[Any]], list[Violation]],
-) -> J:
+def _justified(x: ExchangeState, decision: Any, command: Callable[..., J]) -> J:
     """The model's ``command`` for a justified decision (an override proposal, a share-first):
-    its decider, what it is missing and the asked categories it shares."""
-    asked = {c.category for c in x.request.categories}
-    return command(
-        actor_of(decision.actor),
-        missing=tuple(missing(decision, asked)),
-        categories=frozenset(
-            pb.InformationCategory.Name(c) for c in decision.minimum_data_set if c in asked
-        ),
-    )
+    its decider, the decision as sent, and the categories the request asked for (the model
+    decides what it is missing and what it shares)."""
+    return command(actor_of(decision.actor), decision, frozenset(x.asked_categories()))
 
 
 # -- an override proposed --------------------------------------------------------------
@@ -127,14 +115,14 @@ def propose_override(x: ExchangeState, proposed: pb.OverrideProposal) -> None:
     overriding = pb.ConsentStatus.Name(proposed.consent_state_overridden)
     x.note("OverrideProposed", proposed.actor.agency_id, proposed.actor.practitioner.user_id,
            f"reason={reason} overriding={overriding}")  # fmt: skip
-    x.model.apply(_justified(x, proposed, ProposeOverride, missing_proposal_fields))
+    x.model.apply(_justified(x, proposed, ProposeOverride))
     x.publish()
     workflow.metric_meter().create_counter("safeshare_overrides").add(1, {"event": "proposed"})
 
 
 def validate_proposal(x: ExchangeState, proposal: pb.OverrideProposal) -> None:
     """Refuse an override proposal (canonical) that is incomplete or out of turn."""
-    proposed = _justified(x, proposal, ProposeOverride, missing_proposal_fields)
+    proposed = _justified(x, proposal, ProposeOverride)
     x.refuse_if(x.model.check(proposed))
 
 
@@ -151,7 +139,7 @@ async def decide_override(x: ExchangeState, decided: pb.OverrideDecision) -> Non
     x.note(event, decided.actor.agency_id, decided.actor.practitioner.user_id,
            f"role={decided.actor.practitioner.role}")  # fmt: skip
     was_shared_first = x.model.shared_first
-    x.model.apply(DecideOverride(actor_of(decided.actor), decided.approve))
+    x.model.apply(DecideOverride(actor_of(decided.actor), decided.approve, decided.reason))
     overrides = workflow.metric_meter().create_counter("safeshare_overrides")
     overrides.add(1, {"event": "approved" if decided.approve else "rejected"})
     if decided.approve:
@@ -178,7 +166,7 @@ async def _named_approver(x: ExchangeState, decided: pb.OverrideDecision) -> Non
         x.note("OverrideDecisionRefused", decided.actor.agency_id, user, "not_a_named_approver")
         raise approvers.not_named(x.holder)
     # The exchange may have moved on while the registry was read.
-    x.refuse_if(x.model.check(DecideOverride(actor_of(decided.actor), True)))
+    x.refuse_if(x.model.check(DecideOverride(actor_of(decided.actor), True, decided.reason)))
 
 
 def validate_decide_override(x: ExchangeState, decision: pb.OverrideDecision) -> None:
@@ -187,9 +175,8 @@ def validate_decide_override(x: ExchangeState, decision: pb.OverrideDecision) ->
     Raises:
         ApplicationError: the rule it breaks.
     """
-    if not decision.reason:
-        raise ApplicationError("required: decision.reason", type=Rule.INVALID.value)
-    x.refuse_if(x.model.check(DecideOverride(actor_of(decision.actor), decision.approve)))
+    actor = actor_of(decision.actor)
+    x.refuse_if(x.model.check(DecideOverride(actor, decision.approve, decision.reason)))
 
 
 # -- shared first in a RED emergency -----------------------------------------------------
@@ -202,14 +189,14 @@ def share_first(x: ExchangeState, decided: pb.ShareFirstDecision) -> None:
     x.record.override_used = True
     x.note("SharedFirst", decided.actor.agency_id, decided.actor.practitioner.user_id,
            f"categories={len(decided.minimum_data_set)} justification_due")  # fmt: skip
-    x.model.apply(_justified(x, decided, ShareFirst, missing_share_first_fields))
+    x.model.apply(_justified(x, decided, ShareFirst))
     x.step = None
     x.publish()
 
 
 def validate_share_first(x: ExchangeState, decision: pb.ShareFirstDecision) -> None:
     """Refuse a share-first decision (canonical) that is incomplete, out of turn or not RED."""
-    shared_first = _justified(x, decision, ShareFirst, missing_share_first_fields)
+    shared_first = _justified(x, decision, ShareFirst)
     x.refuse_if(x.model.check(shared_first))
 
 
@@ -248,7 +235,7 @@ def acknowledge(x: ExchangeState, ack: pb.Acknowledgement) -> None:
     x.record.acknowledgement.CopyFrom(ack)
     x.note("Acknowledged", ack.agency_id, ack.practitioner.user_id,
            f"status={pb.AcknowledgementStatus.Name(ack.status)}")  # fmt: skip
-    x.model.apply(Acknowledge(Actor(ack.agency_id, ack.practitioner.user_id)))
+    x.model.apply(Acknowledge(Actor(ack.agency_id, ack.practitioner.user_id), ack.status))
     x.publish()
 
 
@@ -259,10 +246,4 @@ def validate_acknowledge(x: ExchangeState, acknowledgement: pb.Acknowledgement) 
         ApplicationError: the rule it breaks.
     """
     actor = Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
-    x.refuse_if(x.model.check(Acknowledge(actor)))
-    if acknowledgement.status == pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED:
-        raise ApplicationError("required: acknowledgement.status", type=Rule.INVALID.value)
-    if not acknowledgement.practitioner.user_id:
-        raise ApplicationError(
-            "required: acknowledgement.practitioner.user_id", type=Rule.INVALID.value
-        )
+    x.refuse_if(x.model.check(Acknowledge(actor, acknowledgement.status)))

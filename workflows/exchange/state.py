@@ -12,10 +12,9 @@ import datetime as dt
 from collections.abc import Mapping
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 from workflows import memo_view
-from workflows.commands import AppliedCommands
+from workflows.commands import AppliedCommands, refused
 from workflows.domain.deadlines import (
     DEFAULT_TIMESCALES,
     Escalation,
@@ -108,19 +107,6 @@ class ExchangeState:
         """The holder's record as it stands, with its state, whose move it is, its deadline."""
         return holder_record(self)
 
-    def current_step(self) -> Step | None:
-        """The step the exchange waits on people for, if any."""
-        state = self.model.state
-        if state is State.AWAITING_CONSENT_DECISION:
-            return Step.HOLDER_RESPONDS
-        if state is State.AWAITING_OVERRIDE_DECISION:
-            return Step.OVERRIDE_DECISION
-        if state is State.AWAITING_ACKNOWLEDGEMENT:
-            if self.model.justification_pending:
-                return Step.OVERRIDE_DECISION
-            return Step.RECIPIENT_ACKNOWLEDGES
-        return None
-
     def waiting_on(self) -> WaitingOn:
         """Whose move it is (a failing delivery waits on the operator)."""
         if self.model.state is State.DELIVERING and self.record.delivery_failures:
@@ -177,12 +163,12 @@ class ExchangeState:
         """Raise ``refusal`` (a validator's or a handler's answer) if there is one.
 
         Raises:
-            ApplicationError: the refusal's rule and message.
+            ApplicationError: the refusal's rule, message and fields at fault.
         """
         # 👉 Validators run before anything is written to history: a refused decision leaves
         # no trace in the case and the caller hears why at once.
         if refusal is not None:
-            raise ApplicationError(refusal.message, type=refusal.rule.value)
+            raise refused(refusal)
 
     def operator_escalation(self, step: str, agency_id: str) -> pb.Escalation:
         """Record an escalation of ``step`` straight to the partnership operator (the caller

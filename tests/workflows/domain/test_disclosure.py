@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from protos.sharing.v1 import case_pb2 as pb
 from workflows.domain.deadlines import WorkingCalendar, uk_utc_offset
 from workflows.domain.disclosure import (
     Acknowledge,
@@ -20,10 +21,11 @@ from workflows.domain.disclosure import (
     approval_required,
     missing_dataset_fields,
 )
-from workflows.domain.refusal import Rule
+from workflows.domain.refusal import Rule, Violation
 from workflows.domain.vocabulary import Actor, Outcome, Urgency
 
 UTC = dt.UTC
+RECEIVED = pb.ACKNOWLEDGEMENT_STATUS_RECEIVED
 SCHOOL = WorkingCalendar(
     utc_offset=uk_utc_offset,
     holidays=frozenset({dt.date(2027, 5, 31), dt.date(2027, 1, 1), dt.date(2027, 1, 4)}),
@@ -114,25 +116,37 @@ def test_only_another_approver_at_the_holder_decides() -> None:
     case = disclosure(needs_approval=True)
     assert case.state is State.AWAITING_OVERRIDE_DECISION
     refusals = [
-        case.check(Decide(Actor("csc", "x", "manager"), True)),
-        case.check(Decide(Actor("gp", "gp-1", "manager"), True)),
-        case.check(Decide(Actor("gp", "gp-2", "gp"), True)),
+        case.check(Decide(Actor("csc", "x", "manager"), True, "within policy")),
+        case.check(Decide(Actor("gp", "gp-1", "manager"), True, "within policy")),
+        case.check(Decide(Actor("gp", "gp-2", "gp"), True, "within policy")),
     ]
     assert [r.rule if r else None for r in refusals] == [Rule.NOT_PERMITTED] * 3
-    case.apply(Decide(Actor("gp", "gp-2", "manager"), False))
+    case.apply(Decide(Actor("gp", "gp-2", "manager"), False, "within policy"))
     assert (case.state, case.outcome) == (State.CLOSED, Outcome.NOT_SHARED)
 
 
 def test_it_closes_only_when_every_recipient_has_acknowledged() -> None:
     case = disclosure()
-    refused = case.check(Acknowledge(Actor("csc", "sw")))
+    refused = case.check(Acknowledge(Actor("csc", "sw"), RECEIVED))
     assert refused is not None and refused.rule is Rule.OUT_OF_TURN  # nothing delivered yet
-    refused = case.check(Acknowledge(Actor("gp", "gp-1")))
+    refused = case.check(Acknowledge(Actor("gp", "gp-1"), RECEIVED))
     assert refused is not None and refused.rule is Rule.NOT_PERMITTED  # the holder is no recipient
     case.apply(Delivered("csc"))
     case.apply(Delivered("school"))
-    case.apply(Acknowledge(Actor("csc", "sw")))
+    case.apply(Acknowledge(Actor("csc", "sw"), RECEIVED))
     assert case.state is State.AWAITING_ACKNOWLEDGEMENT
-    assert case.check(Acknowledge(Actor("csc", "sw"))) is not None  # once each
-    case.apply(Acknowledge(Actor("school", "dsl")))
+    assert case.check(Acknowledge(Actor("csc", "sw"), RECEIVED)) is not None  # once each
+    case.apply(Acknowledge(Actor("school", "dsl"), RECEIVED))
     assert (case.state, case.outcome) == (State.CLOSED, Outcome.SHARED_UNDER_OVERRIDE)
+
+
+def test_a_decision_needs_a_reason_and_an_acknowledgement_its_status() -> None:
+    case = Disclosure("gp", "gp-1", Kind.CONCERN, with_consent=False, needs_approval=True)
+    case.apply(GatePassed(("csc",)))
+    unreasoned = case.check(Decide(Actor("gp", "gp-2", "manager"), True, " "))
+    assert unreasoned is not None and unreasoned.rule is Rule.INVALID
+    assert unreasoned.violations == (Violation("decision.reason"),)
+    case.apply(Decide(Actor("gp", "gp-2", "manager"), True, "within policy"))
+    case.apply(Delivered("csc"))
+    unstated = case.check(Acknowledge(Actor("csc", "sw"), pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED))
+    assert unstated is not None and unstated.violations == (Violation("acknowledgement.status"),)

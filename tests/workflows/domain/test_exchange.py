@@ -9,18 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protos.sharing.v1 import case_pb2 as pb
 from tests.workflows.domain.test_deadlines import calendar_of
-from workflows.domain.consent import (
-    Asked,
-    Consent,
-    consent_cover,
-)
-from workflows.domain.deadlines import (
-    Escalation,
-    WorkingCalendar,
-    deadline,
-    escalation_times,
-)
+from workflows.domain.consent import Asked, Consent, consent_cover
+from workflows.domain.deadlines import Escalation, WorkingCalendar, deadline, escalation_times
 from workflows.domain.exchange import (
     Acknowledge,
     Command,
@@ -38,16 +30,9 @@ from workflows.domain.exchange import (
     WithdrawRequest,
     case_outcome,
 )
-from workflows.domain.refusal import Rule, Violation
-from workflows.domain.vocabulary import (
-    Actor,
-    Basis,
-    Outcome,
-    State,
-    Step,
-    Urgency,
-    WaitingOn,
-)
+from workflows.domain.override import JUSTIFICATION
+from workflows.domain.refusal import Refusal, Rule, Violation
+from workflows.domain.vocabulary import Actor, Basis, Outcome, State, Step, Urgency, WaitingOn
 
 HOLDER, RECIPIENT = "oakfield-primary", "northshire-csc"
 PRACTITIONER = Actor(HOLDER, "teacher-1", "teacher")
@@ -68,11 +53,66 @@ def run(commands: list[Command], urgency: Urgency = Urgency.AMBER) -> Exchange:
     return ex
 
 
+ATT, WEL, IDC = (
+    "INFORMATION_CATEGORY_EDUCATION_ATTENDANCE",
+    "INFORMATION_CATEGORY_WELFARE_CONCERNS",
+    "INFORMATION_CATEGORY_IDENTITY_AND_CONTACT",
+)
+REQUESTED = frozenset(pb.InformationCategory.Value(c) for c in (ATT, WEL, IDC))
+"""The categories the request asks for, as numbers."""
+REASON = "the risk outweighs the interference"
+RECEIVED = pb.ACKNOWLEDGEMENT_STATUS_RECEIVED
+
+
+def _by(actor: Actor) -> pb.Actor:
+    return pb.Actor(
+        agency_id=actor.agency_id,
+        practitioner=pb.Practitioner(user_id=actor.user_id, role=actor.role),
+    )
+
+
+def consent_given(actor: Actor, covers: bool = True) -> RecordConsent:
+    decision = pb.ConsentDecision(
+        actor=_by(actor), consent=pb.ConsentRecord(status=pb.CONSENT_STATUS_GIVEN)
+    )
+    return RecordConsent(actor, decision, covers)
+
+
+def not_sought(actor: Actor) -> RecordConsent:
+    reason = pb.NotSought(reason=pb.NOT_SOUGHT_REASON_RISK_TO_CHILD, explanation="e")
+    return RecordConsent(actor, pb.ConsentDecision(actor=_by(actor), not_sought=reason), False)
+
+
+def propose(
+    actor: Actor, categories: tuple[str, ...] = (IDC,), *, blank: tuple[str, ...] = ()
+) -> ProposeOverride:
+    """A complete override proposal for ``categories``, but for the ``blank`` text fields."""
+    proposal = pb.OverrideProposal(
+        actor=_by(actor),
+        consent_state_overridden=pb.CONSENT_STATUS_REFUSED,
+        reason_code=pb.OVERRIDE_REASON_SIGNIFICANT_HARM,
+        minimum_data_set=[pb.InformationCategory.Value(c) for c in categories],
+        not_telling_reason="telling would put the child at risk",
+    )
+    for name in JUSTIFICATION:
+        setattr(proposal, name, "" if name in blank else "stated")
+    return ProposeOverride(actor, proposal, REQUESTED)
+
+
+def share_first(actor: Actor, categories: tuple[str, ...] = (IDC,), harm: str = "h") -> ShareFirst:
+    decision = pb.ShareFirstDecision(
+        actor=_by(actor),
+        harm_statement=harm,
+        minimum_data_set=[pb.InformationCategory.Value(c) for c in categories],
+    )
+    return ShareFirst(actor, decision, REQUESTED)
+
+
 # -- paths ------------------------------------------------------------------------------
 
 
 def test_covering_consent_delivers_and_closes_on_acknowledgement() -> None:
-    ex = run([ConsentChecked(covers=True), Delivered(), Acknowledge(RECIPIENT_USER)])
+    ex = run([ConsentChecked(covers=True), Delivered(), Acknowledge(RECIPIENT_USER, RECEIVED)])
     assert ex.outcome is Outcome.SHARED_WITH_CONSENT
     assert ex.history == [
         State.CHECKING_CONSENT,
@@ -86,11 +126,11 @@ def test_refused_consent_overridden_and_approved_is_shared_under_override() -> N
     ex = run(
         [
             ConsentChecked(covers=False),
-            RecordConsent(PRACTITIONER, covers=False, not_sought=True),
-            ProposeOverride(PRACTITIONER),
-            DecideOverride(APPROVER, approve=True),
+            not_sought(PRACTITIONER),
+            propose(PRACTITIONER),
+            DecideOverride(APPROVER, True, REASON),
             Delivered(),
-            Acknowledge(RECIPIENT_USER),
+            Acknowledge(RECIPIENT_USER, RECEIVED),
         ]
     )
     assert ex.outcome is Outcome.SHARED_UNDER_OVERRIDE
@@ -100,8 +140,8 @@ def test_rejected_override_closes_not_shared() -> None:
     ex = run(
         [
             ConsentChecked(covers=False),
-            ProposeOverride(PRACTITIONER),
-            DecideOverride(APPROVER, False),
+            propose(PRACTITIONER),
+            DecideOverride(APPROVER, False, REASON),
         ]
     )
     assert ex.outcome is Outcome.NOT_SHARED
@@ -109,7 +149,7 @@ def test_rejected_override_closes_not_shared() -> None:
 
 
 def test_recorded_consent_that_covers_moves_to_delivery() -> None:
-    ex = run([ConsentChecked(covers=False), RecordConsent(PRACTITIONER, covers=True)])
+    ex = run([ConsentChecked(covers=False), consent_given(PRACTITIONER)])
     assert ex.state is State.DELIVERING
 
 
@@ -117,36 +157,36 @@ def test_red_share_first_waits_for_justification_after_acknowledgement() -> None
     ex = run(
         [
             ConsentChecked(covers=False),
-            ShareFirst(PRACTITIONER),
+            share_first(PRACTITIONER),
             Delivered(),
-            Acknowledge(RECIPIENT_USER),
+            Acknowledge(RECIPIENT_USER, RECEIVED),
         ],
         urgency=Urgency.RED,
     )
     assert ex.state is State.AWAITING_ACKNOWLEDGEMENT
     assert ex.waiting_on is WaitingOn.APPROVER
-    ex.apply(ProposeOverride(PRACTITIONER))
-    ex.apply(DecideOverride(APPROVER, approve=True))
+    ex.apply(propose(PRACTITIONER))
+    ex.apply(DecideOverride(APPROVER, True, REASON))
     assert ex.outcome is Outcome.SHARED_UNDER_OVERRIDE
 
 
 @pytest.mark.parametrize(
     ("commands", "command", "rule"),
     [
-        ([], RecordConsent(PRACTITIONER, covers=True), Rule.OUT_OF_TURN),
-        ([ConsentChecked(False)], RecordConsent(RECIPIENT_USER, covers=True), Rule.NOT_PERMITTED),
-        ([ConsentChecked(False)], ProposeOverride(PRACTITIONER, (Violation("proposal.harm_statement"),)), Rule.INVALID),
-        ([ConsentChecked(False), ProposeOverride(PRACTITIONER)], DecideOverride(PRACTITIONER, True), Rule.NOT_PERMITTED),
+        ([], consent_given(PRACTITIONER), Rule.OUT_OF_TURN),
+        ([ConsentChecked(False)], consent_given(RECIPIENT_USER), Rule.NOT_PERMITTED),
+        ([ConsentChecked(False)], propose(PRACTITIONER, blank=("harm_statement",)), Rule.INVALID),
+        ([ConsentChecked(False), propose(PRACTITIONER)], DecideOverride(PRACTITIONER, True, REASON), Rule.NOT_PERMITTED),
         (
-            [ConsentChecked(False), ProposeOverride(APPROVER)],
-            DecideOverride(APPROVER, True),
+            [ConsentChecked(False), propose(APPROVER)],
+            DecideOverride(APPROVER, True, REASON),
             Rule.NOT_PERMITTED,
         ),
-        ([ConsentChecked(False)], DecideOverride(APPROVER, True), Rule.OUT_OF_TURN),
-        ([ConsentChecked(False)], ShareFirst(PRACTITIONER), Rule.OUT_OF_TURN),  # AMBER
+        ([ConsentChecked(False)], DecideOverride(APPROVER, True, REASON), Rule.OUT_OF_TURN),
+        ([ConsentChecked(False)], share_first(PRACTITIONER), Rule.OUT_OF_TURN),  # AMBER
         ([ConsentChecked(False)], DeclineToShare(PRACTITIONER, has_reasons=False), Rule.INVALID),
-        ([ConsentChecked(True)], Acknowledge(RECIPIENT_USER), Rule.OUT_OF_TURN),
-        ([ConsentChecked(True), Delivered()], Acknowledge(APPROVER), Rule.NOT_PERMITTED),
+        ([ConsentChecked(True)], Acknowledge(RECIPIENT_USER, RECEIVED), Rule.OUT_OF_TURN),
+        ([ConsentChecked(True), Delivered()], Acknowledge(APPROVER, RECEIVED), Rule.NOT_PERMITTED),
         ([ConsentChecked(True)], WithdrawConsent(PRACTITIONER), Rule.OUT_OF_TURN),
         ([ConsentChecked(False)], WithdrawRequest(PRACTITIONER), Rule.NOT_PERMITTED),
     ],
@@ -163,11 +203,62 @@ def test_refusals_name_the_rule_and_change_nothing(
     assert (ex.state, ex.history, ex.override_proposed_by) == before
 
 
+def test_an_incomplete_proposal_is_refused_naming_each_missing_field() -> None:
+    ex = run([ConsentChecked(False)])
+    refusal = ex.check(propose(PRACTITIONER, blank=("harm_statement", "advice_sought")))
+    assert refusal == Refusal(
+        Rule.INVALID,
+        "required: proposal.harm_statement, proposal.advice_sought",
+        (Violation("proposal.harm_statement"), Violation("proposal.advice_sought")),
+    )
+    outside = ex.check(propose(PRACTITIONER, ("INFORMATION_CATEGORY_HEALTH_SUMMARY",)))
+    assert outside is not None and outside.violations == (
+        Violation("proposal.minimum_data_set", "only categories the request asked for"),
+    )
+    assert ex.check(propose(PRACTITIONER)) is None
+
+
+def test_every_decision_is_checked_for_what_it_must_hold() -> None:
+    blank_decision = pb.ConsentDecision(actor=_by(PRACTITIONER))
+    assert run([ConsentChecked(False)]).check(
+        RecordConsent(PRACTITIONER, blank_decision, False)
+    ) == Refusal(
+        Rule.INVALID,
+        "required: decision.consent|decision.not_sought",
+        (Violation("decision.consent|decision.not_sought"),),
+    )
+    proposed = run([ConsentChecked(False), propose(PRACTITIONER)])
+    no_reason = proposed.check(DecideOverride(APPROVER, True, ""))
+    assert no_reason is not None and no_reason.violations == (Violation("decision.reason"),)
+    red = run([ConsentChecked(False)], Urgency.RED)
+    no_harm = red.check(share_first(PRACTITIONER, harm=""))
+    assert no_harm is not None and no_harm.violations == (Violation("decision.harm_statement"),)
+    delivered = run([ConsentChecked(True), Delivered()])
+    unstated = delivered.check(Acknowledge(RECIPIENT_USER, pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED))
+    assert unstated is not None and unstated.violations == (Violation("acknowledgement.status"),)
+
+
+def test_the_step_against_a_deadline_follows_the_state() -> None:
+    ex = exchange(Urgency.RED)
+    assert ex.step is None
+    ex.apply(ConsentChecked(False))
+    assert ex.step is Step.HOLDER_RESPONDS
+    ex.apply(share_first(PRACTITIONER))
+    assert ex.step is None  # delivering
+    ex.apply(Delivered())
+    assert ex.step is Step.OVERRIDE_DECISION  # the owed justification
+    ex.apply(propose(PRACTITIONER))
+    ex.apply(DecideOverride(APPROVER, True, REASON))
+    assert ex.step is Step.RECIPIENT_ACKNOWLEDGES
+    ex.apply(Acknowledge(RECIPIENT_USER, RECEIVED))
+    assert ex.step is None
+
+
 def test_withdrawal_closes_any_open_step() -> None:
     for prefix in (
         [],
         [ConsentChecked(False)],
-        [ConsentChecked(False), ProposeOverride(PRACTITIONER)],
+        [ConsentChecked(False), propose(PRACTITIONER)],
     ):
         ex = run([*prefix, WithdrawRequest(RECIPIENT_USER)])
         assert ex.outcome is Outcome.WITHDRAWN
@@ -182,14 +273,17 @@ def test_holder_with_nothing_to_share_closes_not_shared() -> None:
 ACTORS = st.sampled_from([PRACTITIONER, APPROVER, RECIPIENT_USER, Actor("riverside-gp", "x", "gp")])
 COMMANDS: st.SearchStrategy[Command] = st.one_of(
     st.builds(ConsentChecked, st.booleans()),
-    st.builds(RecordConsent, ACTORS, st.booleans(), st.booleans()),
-    st.builds(ProposeOverride, ACTORS, st.sampled_from([(), (Violation("proposal.legal_basis"),)])),
-    st.builds(DecideOverride, ACTORS, st.booleans()),
-    st.builds(ShareFirst, ACTORS, st.sampled_from([(), (Violation("decision.harm_statement"),)])),
+    st.builds(consent_given, ACTORS, st.booleans()),
+    st.builds(not_sought, ACTORS),
+    st.builds(propose, ACTORS, blank=st.sampled_from([(), ("legal_basis",)])),
+    st.builds(DecideOverride, ACTORS, st.booleans(), st.sampled_from([REASON, ""])),
+    st.builds(share_first, ACTORS, harm=st.sampled_from(["h", ""])),
     st.builds(DeclineToShare, ACTORS, st.booleans()),
     st.just(NothingToShare()),
     st.just(Delivered()),
-    st.builds(Acknowledge, ACTORS),
+    st.builds(
+        Acknowledge, ACTORS, st.sampled_from([RECEIVED, pb.ACKNOWLEDGEMENT_STATUS_UNSPECIFIED])
+    ),
     st.builds(WithdrawRequest, ACTORS),
     st.builds(WithdrawConsent, ACTORS),
 )
@@ -238,7 +332,7 @@ def test_no_command_sequence_reaches_an_invalid_state_or_shares_without_a_basis(
     # Nothing moves once closed, and a closed exchange always has an outcome.
     if ex.state is State.CLOSED:
         assert ex.outcome is not Outcome.OPEN
-        after_close: list[Command] = [Delivered(), Acknowledge(RECIPIENT_USER)]
+        after_close: list[Command] = [Delivered(), Acknowledge(RECIPIENT_USER, RECEIVED)]
         assert all(ex.check(c) is not None for c in after_close)
     else:
         assert ex.outcome is Outcome.OPEN
@@ -377,7 +471,6 @@ def test_cover_never_admits_an_uncovered_category_or_purpose(
 
 # -- consent per category ---------------------------------------------------------------------
 
-ATT, WEL, IDC = "ATTENDANCE", "WELFARE", "IDENTITY"
 PC_ASKED = frozenset({ATT, WEL, IDC})
 
 
@@ -396,11 +489,11 @@ def test_what_consent_covers_is_delivered_at_once_and_the_rest_waits_on_the_hold
     assert refused is not None and refused.rule is Rule.NOT_PERMITTED and IDC in refused.message
     ex.apply(Delivered(frozenset({ATT, WEL})))
     assert ex.state is State.AWAITING_CONSENT_DECISION and ex.waiting_on is WaitingOn.HOLDER
-    ex.apply(ProposeOverride(PRACTITIONER, categories=frozenset({IDC})))
-    ex.apply(DecideOverride(APPROVER, approve=True))
+    ex.apply(propose(PRACTITIONER, (IDC,)))
+    ex.apply(DecideOverride(APPROVER, True, REASON))
     assert ex.state is State.DELIVERING
     ex.apply(Delivered(frozenset({IDC})))
-    ex.apply(Acknowledge(RECIPIENT_USER))
+    ex.apply(Acknowledge(RECIPIENT_USER, RECEIVED))
     assert ex.outcome is Outcome.SHARED_UNDER_OVERRIDE
     assert ex.authorised == {ATT: Basis.CONSENT, WEL: Basis.CONSENT, IDC: Basis.OVERRIDE}
 
@@ -412,7 +505,7 @@ def test_declining_the_rest_after_a_consent_delivery_still_closes_on_acknowledge
     ex.apply(DeclineToShare(PRACTITIONER))
     assert ex.state is State.AWAITING_ACKNOWLEDGEMENT
     assert ex.not_shared == {WEL: "declined", IDC: "declined"}
-    ex.apply(Acknowledge(RECIPIENT_USER))
+    ex.apply(Acknowledge(RECIPIENT_USER, RECEIVED))
     assert ex.outcome is Outcome.SHARED_WITH_CONSENT
 
 
@@ -420,8 +513,8 @@ def test_an_override_shares_only_its_minimum_data_set() -> None:
     ex = per_category()
     ex.apply(ConsentChecked(covers=False, covered=frozenset()))
     assert ex.state is State.AWAITING_CONSENT_DECISION
-    ex.apply(ProposeOverride(PRACTITIONER, categories=frozenset({WEL})))
-    ex.apply(DecideOverride(APPROVER, approve=True))
+    ex.apply(propose(PRACTITIONER, (WEL,)))
+    ex.apply(DecideOverride(APPROVER, True, REASON))
     assert ex.not_shared == {ATT: "not_in_minimum_data_set", IDC: "not_in_minimum_data_set"}
     assert ex.check(Delivered(frozenset({ATT}))) is not None
     ex.apply(Delivered(frozenset({WEL})))
@@ -432,14 +525,15 @@ PC_ACTORS = st.sampled_from([PRACTITIONER, APPROVER, RECIPIENT_USER])
 SOME = st.frozensets(st.sampled_from(sorted(PC_ASKED)))
 PC_COMMANDS: st.SearchStrategy[Command] = st.one_of(
     st.builds(ConsentChecked, st.booleans(), covered=SOME),
-    st.builds(RecordConsent, PC_ACTORS, st.booleans(), st.booleans()),
-    st.builds(ProposeOverride, PC_ACTORS, st.just(()), SOME),
-    st.builds(DecideOverride, PC_ACTORS, st.booleans()),
-    st.builds(ShareFirst, PC_ACTORS, st.just(()), SOME),
+    st.builds(consent_given, PC_ACTORS, st.booleans()),
+    st.builds(not_sought, PC_ACTORS),
+    st.builds(propose, PC_ACTORS, SOME.map(sorted).map(tuple)),
+    st.builds(DecideOverride, PC_ACTORS, st.booleans(), st.just(REASON)),
+    st.builds(share_first, PC_ACTORS, SOME.map(sorted).map(tuple)),
     st.builds(DeclineToShare, PC_ACTORS),
     st.just(NothingToShare()),
     st.builds(Delivered, SOME),
-    st.builds(Acknowledge, PC_ACTORS),
+    st.builds(Acknowledge, PC_ACTORS, st.just(RECEIVED)),
     st.builds(WithdrawRequest, PC_ACTORS, st.booleans()),
 )
 
