@@ -24,6 +24,8 @@ from typing import Any
 import structlog
 
 from activities.agency import AGENCY_ID_PATTERN
+from workflows.domain import deadlines
+from workflows.domain.vocabulary import Step, Urgency
 
 # A delay is bounded: an access history that hides a read for ever is no history.
 MAX_DISCLOSURE_DELAY_DAYS = 180
@@ -37,8 +39,8 @@ PROVIDER_KINDS = frozenset({"commissioned", "contracted"})
 """Kinds bound by the protocol through the signatory that commissions them."""
 REGIONS = {"GB-ENG": "ENG", "GB-WLS": "WLS", "GB-SCT": "SCT", "GB-NIR": "NIR"}
 """Regions whose bank holidays the calendars know, with the ``holidays`` subdivision code."""
-URGENCIES = ("RED", "AMBER", "GREEN")
-STEPS = ("holder_responds", "override_decision", "recipient_acknowledges")
+URGENCIES = tuple(urgency.value for urgency in Urgency)
+STEPS = tuple(step.value for step in Step)
 MAX_TIMESCALE_MINUTES = 60 * 24 * 60
 """No step may be given more than sixty days."""
 MIN_TIMESCALE_MINUTES = 0.05
@@ -72,18 +74,13 @@ class Timescale:
     """The partnership operator is told this fraction of the period after the deadline."""
 
 
-_DEFAULT_MINUTES = {
-    # RED: elapsed, 24/7. AMBER and GREEN: working hours (a working day is 8 hours).
-    "RED": {"holder_responds": 120, "override_decision": 60, "recipient_acknowledges": 120},
-    "AMBER": {"holder_responds": 360, "override_decision": 240, "recipient_acknowledges": 480},
-    "GREEN": {"holder_responds": 1440, "override_decision": 480, "recipient_acknowledges": 2400},
-}
 DEFAULT_TIMESCALES: Mapping[tuple[str, str], Timescale] = {
-    (urgency, step): Timescale(minutes, working_hours=urgency != "RED")
-    for urgency, steps in _DEFAULT_MINUTES.items()
-    for step, minutes in steps.items()
+    (urgency.value, step.value): Timescale(
+        timescale.period // dt.timedelta(minutes=1), timescale.working_hours
+    )
+    for (urgency, step), timescale in deadlines.DEFAULT_TIMESCALES.items()
 }
-"""The partnership's timescales when the registry sets none."""
+"""The partnership's timescales when the registry sets none: the domain's defaults."""
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ class OperatorAlerts:
 
     async def _count_exchanges(self, at: dt.datetime) -> None:
         now = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for urgency in (Urgency.RED, Urgency.AMBER, Urgency.GREEN):
+        for urgency in Urgency:
             query = (
                 f"WorkflowType='{EXCHANGE}' AND ExecutionStatus='Running' "
                 f"AND Urgency='{urgency.value}' AND NextDeadline < '{now}'"

@@ -32,6 +32,7 @@ from safeshare.audit.histories import (
     HistoryFacts,
     parse_history,
 )
+from workflows.domain.vocabulary import code
 
 
 class ReportError(Exception):
@@ -340,8 +341,7 @@ def _time(timestamp: Timestamp) -> dt.datetime | None:
 
 def enum_name(enum: Any, value: int) -> str:
     """An enum value's name without its type's prefix: CONSENT_STATUS_REFUSED → REFUSED."""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return str(enum.Name(value)).removeprefix(prefix)
+    return code(enum, value)
 
 
 def _names(enum: Any, values: Any) -> str:
