@@ -156,6 +156,26 @@ class CaseReader:
                 return (await self._client.data_converter.decode([payload]))[0]
         return None
 
+    async def opening_memo(self, case_ref: str) -> dict[str, object] | None:
+        """The memo the case workflow was started with, from its archived history (each
+        field decoded); None when the case is not archived.
+
+        Raises:
+            ArchiveUnavailable: the archive cannot be read.
+        """
+        for history in await self.histories(case_ref):
+            if history.workflow_id != case_workflow_id(case_ref):
+                continue
+            started = parse_history(history.content)[0].get(
+                "workflowExecutionStartedEventAttributes", {}
+            )
+            fields = started.get("memo", {}).get("fields", {})
+            keys = list(fields)
+            payloads = [json_format.ParseDict(fields[k], Payload()) for k in keys]
+            values = await self._client.data_converter.decode(payloads) if payloads else []
+            return dict(zip(keys, values, strict=True))
+        return None
+
     async def _decode(self, payload: bytes, message: type) -> object:
         decoded = await self._client.data_converter.decode([Payload.FromString(payload)], [message])
         return decoded[0]

@@ -4,8 +4,9 @@ RecordDisclosureNotMade a disclosure case.
 Each case's workflow id comes from the caller's idempotency key (``workflows.ids``), and no
 case with that id may be replaced, running or closed: a resubmission finds its case
 (``created=False``). A sharing case keeps a keyed digest of its request in its memo, so a
-request id used again for another request is ALREADY_EXISTS. A disclosure found in the case
-archive is not opened again after Temporal has deleted it.
+request id used again for another request is ALREADY_EXISTS. A case found in the case archive
+is not opened again after Temporal has deleted it: a request's digest is then read from the
+archived history's start.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class Opening:
         workflow_id = case_workflow_id(case_ref)
         sharing = self._parts.signer.sealed(sharing, workflow_id, seal.START)
         digest = self._request_digest(sharing)
+        # 👉 As for a disclosure: once retention has deleted the closed case, the archive is
+        # what says the request id already opened it (and with which request).
+        archived = await self._archived_memo(case_ref)
+        if archived is not None:
+            return _found(case_ref, digest, str(archived.get(REQUEST_DIGEST_MEMO, "")))
         try:
             await self._parts.client.start_workflow(
                 SharingCase.run,
@@ -84,17 +90,21 @@ class Opening:
             existing = await self._parts.client.get_workflow_handle(workflow_id).describe(
                 rpc_timeout=rpc_timeout()
             )
-            stored = await existing.memo_value(REQUEST_DIGEST_MEMO, "")
-            # A case opened before digests were kept has none: it is found, as before.
-            if stored and stored != digest:
-                raise GatewayError(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    f"request_id was already used for another request: case {case_ref}",
-                    [FieldViolation("request.request_id", f"already used by case {case_ref}")],
-                ) from None
-            return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
+            return _found(case_ref, digest, await existing.memo_value(REQUEST_DIGEST_MEMO, ""))
         self._parts.views.saw(case_ref, sharing)
         return service_pb.SubmitRequestResponse(case_ref=case_ref, created=True)
+
+    async def _archived_memo(self, case_ref: str) -> dict[str, object] | None:
+        """The archived case's opening memo; None when the archive holds no such case, or
+        cannot be read (logged: Temporal still refuses any id it keeps, so only a repeat of a
+        request older than the retention could then open again)."""
+        try:
+            return await self._parts.views.closed.opening_memo(case_ref)
+        except ArchiveUnavailable as err:
+            structlog.get_logger(__name__).warning(
+                "archive_unavailable", case_ref=case_ref, error_type=type(err).__name__
+            )
+            return None
 
     def _request_digest(self, sharing: pb.SharingRequest) -> str:
         """A keyed digest of the request (never the request itself: the memo must hold no
@@ -187,6 +197,18 @@ class Opening:
         except WorkflowAlreadyStartedError:
             return False
         return True
+
+
+def _found(case_ref: str, digest: str, stored: str) -> service_pb.SubmitRequestResponse:
+    """The answer to a request whose id already opened a case that keeps digest ``stored``."""
+    # A case opened before digests were kept has none: it is found, as before.
+    if stored and stored != digest:
+        raise GatewayError(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"request_id was already used for another request: case {case_ref}",
+            [FieldViolation("request.request_id", f"already used by case {case_ref}")],
+        ) from None
+    return service_pb.SubmitRequestResponse(case_ref=case_ref, created=False)
 
 
 def _raise_if(violations: list[FieldViolation]) -> None:

@@ -23,7 +23,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
-from safeshare.archive.store import open_archive
+from safeshare.archive.store import ArchiveUnavailable, open_archive
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
 from tests.disclosure_factories import concern
@@ -38,6 +38,7 @@ from tests.safeshare.gateway_support import (
     acknowledgement,
     new_request,
     running_workers,
+    violations,
     wait_for_state,
 )
 from workflows.ids import case_ref_for, case_workflow_id, holder_exchange_workflow_id
@@ -189,3 +190,52 @@ async def test_a_disclosure_not_made_recorded_again_after_temporal_deleted_it_op
     assert gone.value.status == RPCStatusCode.NOT_FOUND  # no second case was started
     view = (await stack.gp.GetCase(service_pb.GetCaseRequest(case_ref=ref))).case
     assert view.state == pb.CASE_STATE_CLOSED and view.record.outcome == pb.OUTCOME_NOT_SHARED
+
+
+async def test_a_request_submitted_again_after_temporal_deleted_its_case_opens_nothing(
+    sealed_stack: Stack,
+) -> None:
+    stack = sealed_stack
+    call = new_request()
+    ref = case_ref_for(CSC, call.request.request_id)
+    opened = await stack.csc.SubmitRequest(call)
+    await wait_for_state(stack.csc, ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    await stack.csc.Acknowledge(acknowledgement(ref))
+    handle = stack.client.get_workflow_handle(case_workflow_id(ref))
+    await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    await _forget_case(stack, ref)
+    before = (await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=ref))).case
+
+    again = await stack.csc.SubmitRequest(call)
+    other = service_pb.SubmitRequestRequest()
+    other.CopyFrom(call)
+    other.request.urgency = pb.URGENCY_AMBER
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await stack.csc.SubmitRequest(other)
+
+    assert opened.created and (again.case_ref, again.created) == (ref, False)
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert violations(reused.value) == [("request.request_id", f"already used by case {ref}")]
+    with pytest.raises(RPCError) as gone:
+        await handle.describe()
+    assert gone.value.status == RPCStatusCode.NOT_FOUND  # no second case was started
+    after = (await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=ref))).case
+    assert after == before and after.state == pb.CASE_STATE_CLOSED
+
+
+async def test_a_request_opens_while_the_archive_is_down_and_temporal_still_finds_a_repeat(
+    sealed_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = sealed_stack
+
+    def down(case_ref: str) -> None:
+        raise ArchiveUnavailable("archive down")
+
+    monkeypatch.setattr(stack.archive, "records_of_case", down)
+    call = new_request()
+
+    opened = await stack.csc.SubmitRequest(call)
+    again = await stack.csc.SubmitRequest(call)
+
+    ref = case_ref_for(CSC, call.request.request_id)
+    assert (opened.case_ref, opened.created) == (again.case_ref, not again.created) == (ref, True)
