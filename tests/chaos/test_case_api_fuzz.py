@@ -26,6 +26,7 @@ from protos.sharing.v1.case_service_pb2_grpc import CaseServiceStub
 from tests.chaos import scenarios as sc
 from tests.chaos.stack import ChaosStack
 from workflows.domain import exchange as ex
+from workflows.domain import exchange_commands as cmd
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import Actor, State, Urgency
 
@@ -103,7 +104,7 @@ class CaseApiMachine(RuleBasedStateMachine):
         )
         assert code == "OK"
         exchange = ex.Exchange(holder=holder, recipient=requester, urgency=Urgency.AMBER)
-        exchange.apply(ex.ConsentChecked(covers=False))
+        exchange.apply(cmd.ConsentChecked(covers=False))
         self.cases.append((spec, reply.case_ref, exchange))
         self._settle(0)
 
@@ -127,7 +128,7 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "propose_incomplete":
                 proposal.ClearField("harm_statement")
             asked = frozenset(c.category for c in sc.sharing_request(spec).categories)
-            command: ex.Command = ex.ProposeOverride(actor, proposal, asked)
+            command: cmd.Command = cmd.ProposeOverride(actor, proposal, asked)
             call = (
                 stub.ProposeOverride,
                 service_pb.ProposeOverrideRequest(case_ref=ref, proposal=proposal),
@@ -140,7 +141,7 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "approve_wrong_role":
                 role = "teacher"
             decision.actor.practitioner.user_id, decision.actor.practitioner.role = user, role
-            command = ex.DecideOverride(
+            command = cmd.DecideOverride(
                 Actor(caller, user, role), kind != "reject", decision.reason
             )
             call = (
@@ -152,20 +153,20 @@ class CaseApiMachine(RuleBasedStateMachine):
             if kind == "decline_no_reasons":
                 decline.ClearField("reasons")
                 malformed = True
-            command = ex.DeclineToShare(actor, has_reasons=not malformed)
+            command = cmd.DeclineToShare(actor, has_reasons=not malformed)
             call = (
                 stub.DeclineToShare,
                 service_pb.DeclineToShareRequest(case_ref=ref, decision=decline),
             )
         elif kind == "withdraw":
-            command = ex.WithdrawRequest(actor)
+            command = cmd.WithdrawRequest(actor)
             call = (
                 stub.WithdrawRequest,
                 service_pb.WithdrawRequestRequest(case_ref=ref, withdrawal=sc.withdrawal(spec)),
             )
         elif kind == "acknowledge":
             ack = sc.acknowledgement(spec)
-            command = ex.Acknowledge(actor, ack.status)
+            command = cmd.Acknowledge(actor, ack.status)
             call = (
                 stub.Acknowledge,
                 service_pb.AcknowledgeRequest(case_ref=ref, acknowledgement=ack),
@@ -175,7 +176,7 @@ class CaseApiMachine(RuleBasedStateMachine):
                 actor=sc.actor(caller, "recorder", "social_worker"),
                 withdrawn_by_relationship="mother", reason="changed her mind",
             )  # fmt: skip
-            command = ex.WithdrawConsent(actor)
+            command = cmd.WithdrawConsent(actor)
             call = (
                 stub.WithdrawConsent,
                 service_pb.WithdrawConsentRequest(case_ref=ref, withdrawal=withdrawal),
@@ -229,7 +230,7 @@ class CaseApiMachine(RuleBasedStateMachine):
             assert time.monotonic() < deadline, "the case did not come to rest"
             time.sleep(0.2)
         if exchange.state is State.DELIVERING and holder.receipt.delivery_id:
-            exchange.apply(ex.Delivered())
+            exchange.apply(cmd.Delivered())
         return holder
 
     @invariant()

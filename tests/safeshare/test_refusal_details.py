@@ -17,7 +17,8 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.gateway.errors import rich_status
 from safeshare.gateway.refusals import _refusal
 from workflows.commands import refused
-from workflows.domain.exchange import ConsentChecked, Exchange, ProposeOverride
+from workflows.domain.exchange import Exchange
+from workflows.domain.exchange_commands import ConsentChecked, ProposeOverride
 from workflows.domain.vocabulary import Actor, Urgency
 
 HOLDER = "oakfield-primary"

@@ -12,8 +12,22 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from protos.sharing.v1 import case_pb2 as pb
 from workflows.domain import acknowledgement, consent, override
+from workflows.domain.exchange_commands import (
+    Acknowledge,
+    Command,
+    ConsentChecked,
+    DecideOverride,
+    DeclineToShare,
+    Delivered,
+    NothingToShare,
+    ProposeOverride,
+    RecordConsent,
+    ShareFirst,
+    StopDelivery,
+    WithdrawConsent,
+    WithdrawRequest,
+)
 from workflows.domain.refusal import Refusal, Rule, incomplete, missing
 from workflows.domain.vocabulary import (
     OPEN_STATES,
@@ -25,143 +39,6 @@ from workflows.domain.vocabulary import (
     Urgency,
     WaitingOn,
 )
-
-# -- commands -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConsentChecked:
-    """The holder's adapter answered the consent lookup.
-
-    ``system_status`` is the status the holder's system gave (e.g. "REFUSED"), when the exchange
-    holds the practitioner to it; empty for exchanges that predate that rule.
-    ``covered`` (per-category exchanges): the categories the consent covers, shared at once
-    on that basis even when it does not cover them all.
-    """
-
-    covers: bool
-    system_status: str = ""
-    covered: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class RecordConsent:
-    """The holder practitioner records a consent ``decision`` (a consent record, or why
-    consent is not sought); ``covers``: whether the consent recorded covers the request."""
-
-    actor: Actor
-    decision: pb.ConsentDecision
-    covers: bool
-
-
-@dataclass(frozen=True)
-class ProposeOverride:
-    """The holder proposes sharing without consent: the ``proposal`` as sent, and the
-    categories the request ``asked`` for (its minimum data set must lie within them)."""
-
-    actor: Actor
-    proposal: pb.OverrideProposal
-    asked: frozenset[int]
-
-    @property
-    def categories(self) -> frozenset[str]:
-        """Its minimum data set, by category name (per-category exchanges)."""
-        return _named(self.proposal.minimum_data_set, self.asked)
-
-
-@dataclass(frozen=True)
-class DecideOverride:
-    """An approver approves or rejects the proposed override, for a ``reason``."""
-
-    actor: Actor
-    approve: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class ShareFirst:
-    """RED only: the holder shares now and justifies within the override deadline: the
-    ``decision`` as sent, and the categories the request ``asked`` for."""
-
-    actor: Actor
-    decision: pb.ShareFirstDecision
-    asked: frozenset[int]
-
-    @property
-    def categories(self) -> frozenset[str]:
-        """Its minimum data set, by category name (per-category exchanges)."""
-        return _named(self.decision.minimum_data_set, self.asked)
-
-
-@dataclass(frozen=True)
-class DeclineToShare:
-    """The holder decides not to share, with reasons."""
-
-    actor: Actor
-    has_reasons: bool = True
-
-
-@dataclass(frozen=True)
-class NothingToShare:
-    """The holder's system cannot share (subject not known, category not held): closes the
-    exchange as not shared, with the system's reason."""
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """The recipient's adapter stored the delivery (of ``categories``, per-category)."""
-
-    categories: frozenset[str] | None = None
-
-
-@dataclass(frozen=True)
-class Acknowledge:
-    """The recipient acknowledges the delivery, as received or actioned (``status``)."""
-
-    actor: Actor
-    status: pb.AcknowledgementStatus.ValueType
-
-
-@dataclass(frozen=True)
-class WithdrawRequest:
-    """The requester withdraws the request.
-
-    With ``keeps_shares`` (every exchange started since withdrawals stopped hiding shares) a
-    withdrawal never closes away what was shared: a delivery in flight still lands and is
-    recorded, and a RED share-first's owed justification is still decided.
-    """
-
-    actor: Actor
-    keeps_shares: bool = False
-
-
-@dataclass(frozen=True)
-class StopDelivery:
-    """A withdrawn exchange's delivery did not land (nothing left the holder): it closes."""
-
-
-@dataclass(frozen=True)
-class WithdrawConsent:
-    """Consent is withdrawn after delivery; recipients must be told."""
-
-    actor: Actor
-
-
-Command = (
-    ConsentChecked
-    | RecordConsent
-    | ProposeOverride
-    | DecideOverride
-    | ShareFirst
-    | DeclineToShare
-    | NothingToShare
-    | Delivered
-    | Acknowledge
-    | WithdrawRequest
-    | StopDelivery
-    | WithdrawConsent
-)
-
 
 # -- the exchange -------------------------------------------------------------------------
 
@@ -271,112 +148,130 @@ class Exchange:
 
     def check(self, command: Command) -> Refusal | None:
         """Whether ``command`` may be applied now; the refusal says why not."""
-        state = self.state
         match command:
             case ConsentChecked():
-                return _turn(state in {State.CHECKING_CONSENT}, state)
-            case RecordConsent(actor=actor, decision=decision):
-                if refusal := incomplete(consent.missing_decision_fields(decision)):
-                    return refusal
-                if refusal := _holder(actor, self.holder) or _turn(
-                    state is State.AWAITING_CONSENT_DECISION, state
-                ):
-                    return refusal
-                if self.system_refused:
-                    return Refusal(
-                        Rule.NOT_PERMITTED,
-                        "the holder's system records consent as refused or withdrawn: "
-                        "propose an override or decline",
-                    )
-                return None
-            case ProposeOverride(actor=actor, proposal=proposal, asked=asked):
-                if refusal := _holder(actor, self.holder):
-                    return refusal
-                if self.shared_first and self.justification_pending:
-                    allowed = state in {State.DELIVERING, State.AWAITING_ACKNOWLEDGEMENT}
-                    if self.override_proposed_by is not None:
-                        return Refusal(Rule.OUT_OF_TURN, "an override is already proposed")
-                else:
-                    allowed = state is State.AWAITING_CONSENT_DECISION
-                return _turn(allowed, state) or incomplete(
-                    override.missing_proposal_fields(proposal, asked)
-                )
-            case DecideOverride(actor=actor, reason=reason):
-                if not reason:
-                    return missing("decision.reason")
-                if refusal := _holder(actor, self.holder):
-                    return refusal
-                if self.override_proposed_by is None or (
-                    state is not State.AWAITING_OVERRIDE_DECISION and not self.justification_pending
-                ):
-                    return Refusal(
-                        Rule.OUT_OF_TURN, f"no override awaits a decision ({state.value})"
-                    )
-                if actor.role not in override.APPROVER_ROLES:
-                    return Refusal(Rule.NOT_PERMITTED, "only an approver role decides an override")
-                if actor.user_id == self.override_proposed_by:
-                    return Refusal(
-                        Rule.NOT_PERMITTED, "the proposer cannot approve their own override"
-                    )
-                return None
-            case ShareFirst(actor=actor, decision=decision, asked=asked):
-                if refusal := _holder(actor, self.holder):
-                    return refusal
-                if self.urgency is not Urgency.RED:
-                    return Refusal(Rule.OUT_OF_TURN, "share-first is for RED urgency only")
-                return _turn(state is State.AWAITING_CONSENT_DECISION, state) or incomplete(
-                    override.missing_share_first_fields(decision, asked)
-                )
-            case DeclineToShare(actor=actor, has_reasons=has_reasons):
-                if refusal := _holder(actor, self.holder):
-                    return refusal
-                allowed = state in {
-                    State.AWAITING_CONSENT_DECISION,
-                    State.AWAITING_OVERRIDE_DECISION,
-                }
-                if refusal := _turn(allowed, state):
-                    return refusal
-                return None if has_reasons else Refusal(Rule.INVALID, "reasons are required")
+                return _turn(self.state in {State.CHECKING_CONSENT}, self.state)
+            case RecordConsent():
+                return self._check_record_consent(command)
+            case ProposeOverride():
+                return self._check_propose_override(command)
+            case DecideOverride():
+                return self._check_decide_override(command)
+            case ShareFirst():
+                return self._check_share_first(command)
+            case DeclineToShare():
+                return self._check_decline_to_share(command)
             case NothingToShare():
-                return _turn(state in {State.CHECKING_CONSENT, State.DELIVERING}, state)
-            case Delivered(categories=categories) if self.per_category:
-                if categories is None:
-                    return Refusal(Rule.INVALID, "a delivery names its categories")
-                if refusal := _turn(state is State.DELIVERING, state):
-                    return refusal
-                unauthorised = sorted(set(categories) - set(self.authorised))
-                if unauthorised:
-                    return Refusal(
-                        Rule.NOT_PERMITTED, "no basis covers: " + ", ".join(unauthorised)
-                    )
-                if set(categories) & self.delivered_categories:
-                    return Refusal(Rule.OUT_OF_TURN, "already delivered")
-                return None
+                return _turn(self.state in {State.CHECKING_CONSENT, State.DELIVERING}, self.state)
             case Delivered():
-                return _turn(state is State.DELIVERING and self.basis_for_delivery, state)
-            case Acknowledge(actor=actor, status=status):
-                if actor.agency_id != self.recipient:
-                    return Refusal(Rule.NOT_PERMITTED, "only the requesting agency acknowledges")
-                if self.acknowledged:
-                    return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
-                return _turn(state is State.AWAITING_ACKNOWLEDGEMENT, state) or incomplete(
-                    acknowledgement.missing_fields(status, actor.user_id)
-                )
-            case WithdrawRequest(actor=actor):
-                if actor.agency_id != self.recipient:
-                    return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
-                if self.withdrawn:
-                    return Refusal(Rule.OUT_OF_TURN, "already withdrawn")
-                return _turn(state in OPEN_STATES, state)
+                return self._check_delivered(command)
+            case Acknowledge():
+                return self._check_acknowledge(command)
+            case WithdrawRequest():
+                return self._check_withdraw_request(command)
             case StopDelivery():
-                return _turn(state is State.DELIVERING and self.withdrawn, state)
-            case WithdrawConsent(actor=actor):
-                if refusal := _holder(actor, self.holder):
-                    return refusal
-                if self.consent_withdrawn:
-                    return Refusal(Rule.OUT_OF_TURN, "consent withdrawal already recorded")
-                return _turn(self.delivered and state in OPEN_STATES, state)
+                return _turn(self.state is State.DELIVERING and self.withdrawn, self.state)
+            case WithdrawConsent():
+                return self._check_withdraw_consent(command)
         raise TypeError(f"unknown command {command!r}")
+
+    def _check_record_consent(self, command: RecordConsent) -> Refusal | None:
+        if refusal := incomplete(consent.missing_decision_fields(command.decision)):
+            return refusal
+        if refusal := _holder(command.actor, self.holder) or _turn(
+            self.state is State.AWAITING_CONSENT_DECISION, self.state
+        ):
+            return refusal
+        if self.system_refused:
+            return Refusal(
+                Rule.NOT_PERMITTED,
+                "the holder's system records consent as refused or withdrawn: "
+                "propose an override or decline",
+            )
+        return None
+
+    def _check_propose_override(self, command: ProposeOverride) -> Refusal | None:
+        if refusal := _holder(command.actor, self.holder):
+            return refusal
+        if self.shared_first and self.justification_pending:
+            allowed = self.state in {State.DELIVERING, State.AWAITING_ACKNOWLEDGEMENT}
+            if self.override_proposed_by is not None:
+                return Refusal(Rule.OUT_OF_TURN, "an override is already proposed")
+        else:
+            allowed = self.state is State.AWAITING_CONSENT_DECISION
+        return _turn(allowed, self.state) or incomplete(
+            override.missing_proposal_fields(command.proposal, command.asked)
+        )
+
+    def _check_decide_override(self, command: DecideOverride) -> Refusal | None:
+        actor, state = command.actor, self.state
+        if not command.reason:
+            return missing("decision.reason")
+        if refusal := _holder(actor, self.holder):
+            return refusal
+        if self.override_proposed_by is None or (
+            state is not State.AWAITING_OVERRIDE_DECISION and not self.justification_pending
+        ):
+            return Refusal(Rule.OUT_OF_TURN, f"no override awaits a decision ({state.value})")
+        if actor.role not in override.APPROVER_ROLES:
+            return Refusal(Rule.NOT_PERMITTED, "only an approver role decides an override")
+        if actor.user_id == self.override_proposed_by:
+            return Refusal(Rule.NOT_PERMITTED, "the proposer cannot approve their own override")
+        return None
+
+    def _check_share_first(self, command: ShareFirst) -> Refusal | None:
+        if refusal := _holder(command.actor, self.holder):
+            return refusal
+        if self.urgency is not Urgency.RED:
+            return Refusal(Rule.OUT_OF_TURN, "share-first is for RED urgency only")
+        return _turn(self.state is State.AWAITING_CONSENT_DECISION, self.state) or incomplete(
+            override.missing_share_first_fields(command.decision, command.asked)
+        )
+
+    def _check_decline_to_share(self, command: DeclineToShare) -> Refusal | None:
+        if refusal := _holder(command.actor, self.holder):
+            return refusal
+        allowed = self.state in {State.AWAITING_CONSENT_DECISION, State.AWAITING_OVERRIDE_DECISION}
+        if refusal := _turn(allowed, self.state):
+            return refusal
+        return None if command.has_reasons else Refusal(Rule.INVALID, "reasons are required")
+
+    def _check_delivered(self, command: Delivered) -> Refusal | None:
+        if not self.per_category:
+            return _turn(self.state is State.DELIVERING and self.basis_for_delivery, self.state)
+        if command.categories is None:
+            return Refusal(Rule.INVALID, "a delivery names its categories")
+        if refusal := _turn(self.state is State.DELIVERING, self.state):
+            return refusal
+        categories = set(command.categories)
+        if unauthorised := sorted(categories - set(self.authorised)):
+            return Refusal(Rule.NOT_PERMITTED, "no basis covers: " + ", ".join(unauthorised))
+        if categories & self.delivered_categories:
+            return Refusal(Rule.OUT_OF_TURN, "already delivered")
+        return None
+
+    def _check_acknowledge(self, command: Acknowledge) -> Refusal | None:
+        if command.actor.agency_id != self.recipient:
+            return Refusal(Rule.NOT_PERMITTED, "only the requesting agency acknowledges")
+        if self.acknowledged:
+            return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
+        return _turn(self.state is State.AWAITING_ACKNOWLEDGEMENT, self.state) or incomplete(
+            acknowledgement.missing_fields(command.status, command.actor.user_id)
+        )
+
+    def _check_withdraw_request(self, command: WithdrawRequest) -> Refusal | None:
+        if command.actor.agency_id != self.recipient:
+            return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
+        if self.withdrawn:
+            return Refusal(Rule.OUT_OF_TURN, "already withdrawn")
+        return _turn(self.state in OPEN_STATES, self.state)
+
+    def _check_withdraw_consent(self, command: WithdrawConsent) -> Refusal | None:
+        if refusal := _holder(command.actor, self.holder):
+            return refusal
+        if self.consent_withdrawn:
+            return Refusal(Rule.OUT_OF_TURN, "consent withdrawal already recorded")
+        return _turn(self.delivered and self.state in OPEN_STATES, self.state)
 
     def apply(self, command: Command) -> None:
         """Apply ``command``.
@@ -387,117 +282,114 @@ class Exchange:
         if refusal := self.check(command):
             raise InvalidCommand(refusal)
         match command:
-            case ConsentChecked(covers=covers, system_status=system_status, covered=covered) if (
-                self.per_category
-            ):
-                self.consent_covers = covers
-                self.system_refused = system_status in {"REFUSED", "WITHDRAWN"}
-                self._authorise(self.asked if covers else covered, Basis.CONSENT)
-                self._move(State.DELIVERING if self.authorised else State.AWAITING_CONSENT_DECISION)
-            case ConsentChecked(covers=covers, system_status=system_status):
-                self.consent_covers = covers
-                self.system_refused = system_status in {"REFUSED", "WITHDRAWN"}
-                self._move(State.DELIVERING if covers else State.AWAITING_CONSENT_DECISION)
-            case RecordConsent(covers=covers):
-                if self.per_category and covers:
-                    self._authorise(self.undecided, Basis.CONSENT)
-                self.consent_covers = covers
-                if covers:
-                    self._move(State.DELIVERING)
-            case ProposeOverride(actor=actor, categories=categories) if self.per_category:
-                self.override_proposed_by = actor.user_id
-                self.override_categories = frozenset(categories)
-                if not self.shared_first:
-                    self._move(State.AWAITING_OVERRIDE_DECISION)
-            case ProposeOverride(actor=actor):
-                self.override_proposed_by = actor.user_id
-                if not self.shared_first:
-                    self._move(State.AWAITING_OVERRIDE_DECISION)
-            case DecideOverride(approve=approve):
-                self.override_approved = approve
-                self.override_rejected = not approve
-                if self.state is State.AWAITING_OVERRIDE_DECISION:
-                    if approve:
-                        if self.per_category:
-                            self._authorise(
-                                self.override_categories, Basis.OVERRIDE, "not_in_minimum_data_set"
-                            )
-                        self._move(State.DELIVERING)
-                    else:
-                        if self.per_category:
-                            self._refuse_rest("override_rejected")
-                        if not self._after_partial():
-                            self._close(Outcome.NOT_SHARED)
-                elif self.state is State.AWAITING_ACKNOWLEDGEMENT and (
-                    self.acknowledged or self.withdrawn
-                ):
-                    self._close(Outcome.SHARED_UNDER_OVERRIDE)
-            case ShareFirst(categories=categories):
+            case ConsentChecked():
+                self._apply_consent_checked(command)
+            case RecordConsent():
+                self._apply_record_consent(command)
+            case ProposeOverride():
+                self._apply_propose_override(command)
+            case DecideOverride():
+                self._apply_decide_override(command)
+            case ShareFirst():
                 self.shared_first = True
                 if self.per_category:
-                    self._authorise(categories, Basis.SHARE_FIRST, "not_in_minimum_data_set")
+                    self._authorise(
+                        command.categories, Basis.SHARE_FIRST, "not_in_minimum_data_set"
+                    )
                 self._move(State.DELIVERING)
             case DeclineToShare():
-                if self.per_category:
-                    self._refuse_rest("declined")
-                if not self._after_partial():
-                    self._close(Outcome.NOT_SHARED)
+                self._not_shared("declined")
             case NothingToShare():
-                if self.per_category:
-                    self._refuse_rest("nothing_to_share")
-                if not self._after_partial():
-                    self._close(Outcome.NOT_SHARED)
-            case Delivered(categories=categories) if self.per_category:
-                self.delivered = True
-                self.delivered_categories |= set(categories or ())
-                if self.undecided and not self.withdrawn:
-                    # 👉 What consent covered is delivered; the holder decides on the rest.
-                    self._move(State.AWAITING_CONSENT_DECISION)
-                elif self.withdrawn and not self.justification_pending:
-                    self._close(self._shared_outcome())
-                else:
-                    self._move(State.AWAITING_ACKNOWLEDGEMENT)
+                self._not_shared("nothing_to_share")
             case Delivered():
-                self.delivered = True
-                if self.withdrawn and not self.justification_pending:
-                    self._close(self._shared_outcome())
-                else:
-                    self._move(State.AWAITING_ACKNOWLEDGEMENT)
+                self._apply_delivered(command)
             case Acknowledge():
                 self.acknowledged = True
                 if not self.justification_pending:
                     self._close(self._shared_outcome())
-            case WithdrawRequest(keeps_shares=keeps_shares):
-                if (
-                    self.per_category
-                    and self.delivered_categories
-                    and self.state
-                    not in {
-                        State.DELIVERING,
-                        State.AWAITING_ACKNOWLEDGEMENT,
-                    }
-                ):
-                    # Part was shared on consent, the rest still undecided: what was shared
-                    # stays shared, nothing more is.
-                    self.withdrawn = True
-                    self._refuse_rest("withdrawn")
-                    self._close(self._shared_outcome())
-                    return
-                if not keeps_shares or self.state not in {
-                    State.DELIVERING,
-                    State.AWAITING_ACKNOWLEDGEMENT,
-                }:
-                    self._close(Outcome.WITHDRAWN)
-                    return
-                self.withdrawn = True
-                # 👉 A delivery in flight may land (it is then recorded as delivered); what
-                # was delivered stays shared; an owed justification is still decided.
-                if self.state is State.AWAITING_ACKNOWLEDGEMENT and not self.justification_pending:
-                    self._close(self._shared_outcome())
+            case WithdrawRequest():
+                self._apply_withdraw_request(command)
             case StopDelivery():
                 self._close(Outcome.WITHDRAWN)
             case WithdrawConsent():
                 self.consent_withdrawn = True
+
+    def _apply_consent_checked(self, command: ConsentChecked) -> None:
+        self.consent_covers = command.covers
+        self.system_refused = command.system_status in {"REFUSED", "WITHDRAWN"}
+        if self.per_category:
+            self._authorise(self.asked if command.covers else command.covered, Basis.CONSENT)
+            self._move(State.DELIVERING if self.authorised else State.AWAITING_CONSENT_DECISION)
+        else:
+            self._move(State.DELIVERING if command.covers else State.AWAITING_CONSENT_DECISION)
+
+    def _apply_record_consent(self, command: RecordConsent) -> None:
+        if self.per_category and command.covers:
+            self._authorise(self.undecided, Basis.CONSENT)
+        self.consent_covers = command.covers
+        if command.covers:
+            self._move(State.DELIVERING)
+
+    def _apply_propose_override(self, command: ProposeOverride) -> None:
+        self.override_proposed_by = command.actor.user_id
+        if self.per_category:
+            self.override_categories = frozenset(command.categories)
+        if not self.shared_first:
+            self._move(State.AWAITING_OVERRIDE_DECISION)
+
+    def _apply_decide_override(self, command: DecideOverride) -> None:
+        approve = command.approve
+        self.override_approved = approve
+        self.override_rejected = not approve
+        if self.state is State.AWAITING_OVERRIDE_DECISION:
+            if approve:
+                if self.per_category:
+                    self._authorise(
+                        self.override_categories, Basis.OVERRIDE, "not_in_minimum_data_set"
+                    )
+                self._move(State.DELIVERING)
+            else:
+                self._not_shared("override_rejected")
+        elif self.state is State.AWAITING_ACKNOWLEDGEMENT and (self.acknowledged or self.withdrawn):
+            self._close(Outcome.SHARED_UNDER_OVERRIDE)
+
+    def _not_shared(self, reason: str) -> None:
+        """The rest is not shared, for ``reason``: the exchange closes, or (per-category, with
+        something delivered) waits for the recipient's acknowledgement."""
+        if self.per_category:
+            self._refuse_rest(reason)
+        if not self._after_partial():
+            self._close(Outcome.NOT_SHARED)
+
+    def _apply_delivered(self, command: Delivered) -> None:
+        self.delivered = True
+        if self.per_category:
+            self.delivered_categories |= set(command.categories or ())
+        if self.per_category and self.undecided and not self.withdrawn:
+            # 👉 What consent covered is delivered; the holder decides on the rest.
+            self._move(State.AWAITING_CONSENT_DECISION)
+        elif self.withdrawn and not self.justification_pending:
+            self._close(self._shared_outcome())
+        else:
+            self._move(State.AWAITING_ACKNOWLEDGEMENT)
+
+    def _apply_withdraw_request(self, command: WithdrawRequest) -> None:
+        in_delivery = self.state in {State.DELIVERING, State.AWAITING_ACKNOWLEDGEMENT}
+        if self.per_category and self.delivered_categories and not in_delivery:
+            # Part was shared on consent, the rest still undecided: what was shared
+            # stays shared, nothing more is.
+            self.withdrawn = True
+            self._refuse_rest("withdrawn")
+            self._close(self._shared_outcome())
+            return
+        if not command.keeps_shares or not in_delivery:
+            self._close(Outcome.WITHDRAWN)
+            return
+        self.withdrawn = True
+        # 👉 A delivery in flight may land (it is then recorded as delivered); what
+        # was delivered stays shared; an owed justification is still decided.
+        if self.state is State.AWAITING_ACKNOWLEDGEMENT and not self.justification_pending:
+            self._close(self._shared_outcome())
 
     def _shared_outcome(self) -> Outcome:
         if self.per_category:
@@ -534,12 +426,6 @@ def _holder(actor: Actor, holder: str) -> Refusal | None:
     if actor.agency_id != holder:
         return Refusal(Rule.NOT_PERMITTED, "only the holding agency makes this decision")
     return None
-
-
-def _named(
-    categories: Collection[pb.InformationCategory.ValueType], asked: Collection[int]
-) -> frozenset[str]:
-    return frozenset(pb.InformationCategory.Name(c) for c in categories if c in asked)
 
 
 def case_outcome(outcomes: Collection[Outcome]) -> Outcome:

@@ -21,7 +21,7 @@ from workflows.domain.consent import (
     consent_cover_by_category,
     consent_facts,
 )
-from workflows.domain.exchange import ConsentChecked, RecordConsent
+from workflows.domain.exchange_commands import ConsentChecked, RecordConsent
 from workflows.domain.refusal import Rule
 from workflows.domain.vocabulary import State, actor_of, timestamp
 from workflows.exchange import patches

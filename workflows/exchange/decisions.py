@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import approvers
 from workflows.domain import practitioners
-from workflows.domain.exchange import (
+from workflows.domain.exchange_commands import (
     Acknowledge,
     DecideOverride,
     DeclineToShare,

@@ -14,7 +14,7 @@ from temporalio import workflow
 
 from workflows import agency_calls
 from workflows.agency_calls import DELIVERY_RETRY, Failed
-from workflows.domain.exchange import Delivered, NothingToShare, StopDelivery
+from workflows.domain.exchange_commands import Delivered, NothingToShare, StopDelivery
 from workflows.domain.vocabulary import State, timestamp
 from workflows.exchange import patches
 

@@ -13,7 +13,7 @@ from temporalio import workflow
 
 from workflows import agency_calls
 from workflows.agency_calls import NOTIFY_BURST, Failed
-from workflows.domain.exchange import WithdrawConsent, WithdrawRequest
+from workflows.domain.exchange_commands import WithdrawConsent, WithdrawRequest
 from workflows.domain.vocabulary import actor_of, timestamp, urgency_of
 from workflows.exchange import patches, seals
 

@@ -13,22 +13,20 @@ from protos.sharing.v1 import case_pb2 as pb
 from tests.workflows.domain.test_deadlines import calendar_of
 from workflows.domain.consent import Asked, Consent, consent_cover
 from workflows.domain.deadlines import Escalation, WorkingCalendar, deadline, escalation_times
-from workflows.domain.exchange import (
+from workflows.domain.exchange import Exchange, InvalidCommand, case_outcome
+from workflows.domain.exchange_commands import (
     Acknowledge,
     Command,
     ConsentChecked,
     DecideOverride,
     DeclineToShare,
     Delivered,
-    Exchange,
-    InvalidCommand,
     NothingToShare,
     ProposeOverride,
     RecordConsent,
     ShareFirst,
     WithdrawConsent,
     WithdrawRequest,
-    case_outcome,
 )
 from workflows.domain.override import JUSTIFICATION
 from workflows.domain.refusal import Refusal, Rule, Violation
