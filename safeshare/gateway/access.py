@@ -19,7 +19,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from partnership.registry import Agency
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpose
-from safeshare.gateway.validation import FieldViolation
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 
 USER_ID = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
 PURPOSES = {

@@ -27,11 +27,13 @@ import unicodedata
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from safeshare.gateway.validation import (
-    MAX_HOLDERS,
+from safeshare.gateway.fields import (
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
     FieldViolation,
+)
+from safeshare.gateway.validation import (
+    MAX_HOLDERS,
 )
 
 MAX_NAME_LENGTH = 200

@@ -18,8 +18,10 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.archive.store import ArchiveStore
 from safeshare.gateway import access, closed_listing, listing, party_view
 from safeshare.gateway.errors import invalid_argument
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from safeshare.gateway.frame import rpc_timeout
-from safeshare.gateway.validation import FieldViolation
 from workflows.ids import case_workflow_id
 
 

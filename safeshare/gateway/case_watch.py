@@ -19,9 +19,11 @@ from safeshare.access.events import Action
 from safeshare.cases.reader import CaseViews
 from safeshare.gateway import access, disclosure_view, parties, party_view, validation, watch
 from safeshare.gateway.errors import invalid_argument
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from safeshare.gateway.frame import RpcFrame, current, rpc_timeout
 from safeshare.gateway.identity import caller_agency
-from safeshare.gateway.validation import FieldViolation
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 
 

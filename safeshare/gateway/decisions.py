@@ -36,6 +36,9 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway import commands, notice, parties, validation
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway.errors import GatewayError, invalid_argument
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from safeshare.gateway.frame import current, rpc_timeout
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.parts import Parts
@@ -49,7 +52,6 @@ from safeshare.gateway.routes import (
     Target,
     ToCase,
 )
-from safeshare.gateway.validation import FieldViolation
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.sharing_case import SharingCase

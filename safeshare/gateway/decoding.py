@@ -27,17 +27,18 @@ from google.protobuf.message import DecodeError
 from safeshare.gateway import disclosure_validation, listing, validation
 from safeshare.gateway.bounds import shape_violations
 from safeshare.gateway.errors import GatewayError, abort, invalid_argument
+from safeshare.gateway.fields import FieldViolation
 from safeshare.gateway.interceptor import Deserializer, MethodInterceptor
 from safeshare.metrics import count_gateway_request
 
 log = structlog.get_logger("safeshare.gateway.decoding")
 
 
-def _case_ref(request: Any) -> list[validation.FieldViolation]:
+def _case_ref(request: Any) -> list[FieldViolation]:
     return validation.validate_case_ref(request.case_ref)
 
 
-CONTENT_CHECKS: dict[str, Callable[[Any], list[validation.FieldViolation]]] = {
+CONTENT_CHECKS: dict[str, Callable[[Any], list[FieldViolation]]] = {
     "SubmitRequest": validation.validate_submit,
     "RecordConsent": validation.validate_record_consent,
     "ProposeOverride": validation.validate_propose_override,

@@ -13,21 +13,23 @@ from collections.abc import Sequence
 from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
-from safeshare.gateway.validation import (
+from safeshare.gateway.fields import (
     _DATE,
-    MAX_HOLDERS,
-    MAX_REASONS,
-    MAX_REQUEST_ID_LENGTH,
-    NOT_A_PARTNER,
     FieldViolation,
     _actor,
     _code,
-    _consent_record,
     _enum,
     _enums,
     _known,
     _subject_violations,
     _text,
+)
+from safeshare.gateway.validation import (
+    MAX_HOLDERS,
+    MAX_REASONS,
+    MAX_REQUEST_ID_LENGTH,
+    NOT_A_PARTNER,
+    _consent_record,
     validate_case_ref,
     validate_command_id,
 )

@@ -15,7 +15,9 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from safeshare.gateway.validation import FieldViolation
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 
 
 class GatewayError(Exception):

@@ -43,8 +43,10 @@ from temporalio.client import WorkflowExecution
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from safeshare.gateway.party_view import LISTED_FOR_HOLDER_OUTCOMES, LISTED_FOR_HOLDER_STATES
-from safeshare.gateway.validation import FieldViolation
 from workflows import search_attributes as sa
 from workflows.ids import case_ref_from_workflow_id
 

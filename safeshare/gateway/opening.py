@@ -26,10 +26,12 @@ from safeshare.archive.store import ArchiveUnavailable
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway import validation
 from safeshare.gateway.errors import GatewayError, invalid_argument
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from safeshare.gateway.frame import current, rpc_timeout
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.parts import Parts
-from safeshare.gateway.validation import FieldViolation
 from workflows import seal
 from workflows.disclosure_case import DisclosureCase
 from workflows.ids import case_ref_for, case_workflow_id, disclosure_ref_for

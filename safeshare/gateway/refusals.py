@@ -15,7 +15,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from safeshare.gateway.errors import GatewayError
-from safeshare.gateway.validation import FieldViolation
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from workflows.commands import REUSED, REUSED_MESSAGE
 from workflows.domain.refusal import Rule, violations_in
 

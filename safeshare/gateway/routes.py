@@ -22,7 +22,9 @@ from protos.sharing.v1 import case_pb2 as pb
 from safeshare.cases.reader import Parties
 from safeshare.gateway import disclosure_view, parties
 from safeshare.gateway.errors import invalid_argument
-from safeshare.gateway.validation import FieldViolation
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from workflows.disclosure_case import DisclosureCase
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id

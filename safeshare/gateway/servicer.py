@@ -40,13 +40,15 @@ from safeshare.cases.reader import CaseViews
 from safeshare.gateway import access, case_list, case_watch, listing, parties, validation, watch
 from safeshare.gateway.decisions import Decisions
 from safeshare.gateway.errors import GatewayError, invalid_argument
+from safeshare.gateway.fields import (
+    FieldViolation,
+)
 from safeshare.gateway.frame import RpcFrame, current, rpc_timeout
 from safeshare.gateway.frame import failure as _failure  # noqa: F401  (the tests' name for it)
 from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.opening import REQUEST_DIGEST_MEMO, Opening
 from safeshare.gateway.parts import Parts
 from safeshare.gateway.signing import GatewaySigner
-from safeshare.gateway.validation import FieldViolation
 from workflows.ids import HUB_TASK_QUEUE
 
 __all__ = ["REQUEST_DIGEST_MEMO", "CaseServiceServicer"]

@@ -8,39 +8,30 @@ wrong, never the value sent: request values are personal data.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway.commands import command_id_problem
+from safeshare.gateway.fields import (
+    FieldViolation,
+    _actor,
+    _code,
+    _enum,
+    _enums,
+    _practitioner,
+    _subject_violations,
+    _text,
+)
 from workflows.domain import override
-from workflows.domain.practitioners import canonical_user_id
 from workflows.ids import CASE_REF_PATTERN
 
 MAX_REQUEST_ID_LENGTH = 128
 MAX_HOLDERS = 10
-MAX_ID_LENGTH = 128
-"""User ids, roles, relationships and reason codes: short codes in the agencies' systems."""
-MAX_TEXT_LENGTH = 4000
-"""Free text (statements, explanations, feedback): generous, but bounded so a decision
-record stays far below Temporal's payload limits."""
 MAX_REASONS = 20
 NOT_A_PARTNER = "not a partner agency"
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NHS_NUMBER = re.compile(r"^\d{10}$")
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    """One thing wrong with a request: the field path and what is wrong with it."""
-
-    field: str
-    description: str
 
 
 def validate_submit(
@@ -59,59 +50,87 @@ def validate_submit(
         return [FieldViolation("request", "required")]
     today = today or dt.datetime.now(dt.UTC).date()
     req = request.request
+    found = _requester(req) + _holders(req) + _subjects(req, today)
+    found.extend(_enum("request.purpose", pb.Purpose, req.purpose, required=True))
+    _need(found, bool(req.lawful_basis.strip()), "lawful_basis")
+    found.extend(_categories(req))
+    found.extend(_enum("request.urgency", pb.Urgency, req.urgency, required=True))
+    _need(
+        found,
+        req.family_aware or bool(req.family_not_aware_reason.strip()),
+        "family_not_aware_reason",
+        "required when family_aware is false",
+    )
+    return found
+
+
+def _need(found: list[FieldViolation], ok: bool, field: str, description: str = "required") -> None:
+    if not ok:
+        found.append(FieldViolation(f"request.{field}", description))
+
+
+def _requester(req: pb.SharingRequest) -> list[FieldViolation]:
     found: list[FieldViolation] = []
-
-    def need(ok: bool, field: str, description: str = "required") -> None:
-        if not ok:
-            found.append(FieldViolation(f"request.{field}", description))
-
-    need(bool(req.request_id.strip()), "request_id")
-    need(
+    _need(found, bool(req.request_id.strip()), "request_id")
+    _need(
+        found,
         len(req.request_id) <= MAX_REQUEST_ID_LENGTH and req.request_id.isprintable(),
         "request_id",
         f"must be at most {MAX_REQUEST_ID_LENGTH} printable characters",
     )
-    need(bool(req.requester.user_id.strip()), "requester.user_id")
-    need(bool(req.requester.role.strip()), "requester.role")
-    need(req.requester.HasField("training_valid_until"), "requester.training_valid_until")
-    need(len(req.holding_agency_ids) > 0, "holding_agency_ids")
-    need(
-        len(req.holding_agency_ids) <= MAX_HOLDERS,
+    _need(found, bool(req.requester.user_id.strip()), "requester.user_id")
+    _need(found, bool(req.requester.role.strip()), "requester.role")
+    _need(found, req.requester.HasField("training_valid_until"), "requester.training_valid_until")
+    return found
+
+
+def _holders(req: pb.SharingRequest) -> list[FieldViolation]:
+    found: list[FieldViolation] = []
+    holders = list(req.holding_agency_ids)
+    _need(found, len(holders) > 0, "holding_agency_ids")
+    _need(
+        found,
+        len(holders) <= MAX_HOLDERS,
         "holding_agency_ids",
         f"at most {MAX_HOLDERS} holding agencies",
     )
-    holders = list(req.holding_agency_ids)
-    need(
+    _need(
+        found,
         len(set(holders)) == len(holders),
         "holding_agency_ids",
         "each holding agency may be named once",
     )
-    need(len(req.subjects) > 0, "subjects", "at least one subject is required")
-    need(
+    return found
+
+
+def _subjects(req: pb.SharingRequest, today: dt.date) -> list[FieldViolation]:
+    found: list[FieldViolation] = []
+    _need(found, len(req.subjects) > 0, "subjects", "at least one subject is required")
+    _need(
+        found,
         not req.subjects or any(s.role == pb.SUBJECT_ROLE_CHILD for s in req.subjects),
         "subjects",
         "at least one subject must have role SUBJECT_ROLE_CHILD",
     )
     for i, subject in enumerate(req.subjects):
         found.extend(_subject_violations(f"request.subjects[{i}]", subject, today))
-    found.extend(_enum("request.purpose", pb.Purpose, req.purpose, required=True))
-    need(bool(req.lawful_basis.strip()), "lawful_basis")
-    need(len(req.categories) > 0, "categories", "at least one category is required")
+    return found
+
+
+def _categories(req: pb.SharingRequest) -> list[FieldViolation]:
+    found: list[FieldViolation] = []
+    _need(found, len(req.categories) > 0, "categories", "at least one category is required")
     seen: set[int] = set()
     for i, category in enumerate(req.categories):
         found.extend(
             _enum(f"request.categories[{i}].category", pb.InformationCategory,
                   category.category, required=True)
         )  # fmt: skip
-        need(category.category not in seen, f"categories[{i}].category", "duplicate category")
+        _need(
+            found, category.category not in seen, f"categories[{i}].category", "duplicate category"
+        )
         seen.add(category.category)
-        need(bool(category.necessity.strip()), f"categories[{i}].necessity")
-    found.extend(_enum("request.urgency", pb.Urgency, req.urgency, required=True))
-    need(
-        req.family_aware or bool(req.family_not_aware_reason.strip()),
-        "family_not_aware_reason",
-        "required when family_aware is false",
-    )
+        _need(found, bool(category.necessity.strip()), f"categories[{i}].necessity")
     return found
 
 
@@ -313,90 +332,3 @@ def _acknowledgement(path: str, ack: pb.Acknowledgement) -> list[FieldViolation]
     found.extend(_text(f"{path}.feedback", ack.feedback))
     found.extend(_code(f"{path}.holding_agency_id", ack.holding_agency_id))
     return found
-
-
-def _actor(path: str, actor: pb.Actor) -> list[FieldViolation]:
-    # actor.agency_id is not checked: the servicer overwrites it with the caller.
-    return _practitioner(f"{path}.actor.practitioner", actor.practitioner)
-
-
-def _practitioner(path: str, practitioner: pb.Practitioner) -> list[FieldViolation]:
-    found = _code(f"{path}.user_id", practitioner.user_id, required=True) + _code(
-        f"{path}.role", practitioner.role, required=True
-    )
-    if not found and canonical_user_id(practitioner.user_id) is None:
-        # Compared and recorded canonical (NFKC, case-folded, trimmed): it must have a form.
-        found.append(FieldViolation(f"{path}.user_id", "letters, digits and . _ @ - only"))
-    return found
-
-
-def _code(path: str, value: str, required: bool = False) -> list[FieldViolation]:
-    """An id or code: short and printable."""
-    if not value.strip():
-        return [FieldViolation(path, "required")] if required else []
-    if len(value) > MAX_ID_LENGTH or not value.isprintable():
-        return [FieldViolation(path, f"must be at most {MAX_ID_LENGTH} printable characters")]
-    return []
-
-
-def _text(path: str, value: str, required: bool = False) -> list[FieldViolation]:
-    if required and not value.strip():
-        return [FieldViolation(path, "required")]
-    if len(value) > MAX_TEXT_LENGTH:
-        return [FieldViolation(path, f"must be at most {MAX_TEXT_LENGTH} characters")]
-    return []
-
-
-def _enum(path: str, enum: _ProtoEnum, value: int, required: bool) -> list[FieldViolation]:
-    if value == 0:
-        return [FieldViolation(path, "required")] if required else []
-    if value not in enum.values():
-        return [FieldViolation(path, f"unknown value {value}")]
-    return []
-
-
-def _enums(path: str, enum: _ProtoEnum, values: Sequence[int]) -> list[FieldViolation]:
-    return [
-        FieldViolation(f"{path}[{i}]", "required" if value == 0 else f"unknown value {value}")
-        for i, value in enumerate(values)
-        if not _known(enum, value)
-    ]
-
-
-def _subject_violations(path: str, subject: pb.Subject, today: dt.date) -> list[FieldViolation]:
-    found: list[FieldViolation] = []
-    found.extend(_enum(f"{path}.role", pb.SubjectRole, subject.role, required=True))
-    if not subject.given_name.strip():
-        found.append(FieldViolation(f"{path}.given_name", "required"))
-    if not subject.family_name.strip():
-        found.append(FieldViolation(f"{path}.family_name", "required"))
-    dob_problem = _date_of_birth_problem(subject.date_of_birth, today)
-    if dob_problem:
-        found.append(FieldViolation(f"{path}.date_of_birth", dob_problem))
-    if subject.nhs_number and not _NHS_NUMBER.fullmatch(subject.nhs_number):
-        found.append(FieldViolation(f"{path}.nhs_number", "must be 10 digits"))
-    return found
-
-
-def _date_of_birth_problem(value: str, today: dt.date) -> str | None:
-    if not value:
-        return "required"
-    # fromisoformat alone also accepts forms such as 20200101 and 2020-W01-1.
-    if not _DATE.fullmatch(value):
-        return "must be a date YYYY-MM-DD"
-    try:
-        born = dt.date.fromisoformat(value)
-    except ValueError:
-        return "must be a date YYYY-MM-DD"
-    if born > today:
-        return "must not be in the future"
-    return None
-
-
-class _ProtoEnum(Protocol):
-    def values(self) -> Sequence[int]: ...
-
-
-def _known(enum: _ProtoEnum, value: int) -> bool:
-    """Set, and one of the enum's values: proto3 enums accept unknown numbers on the wire."""
-    return value != 0 and value in enum.values()

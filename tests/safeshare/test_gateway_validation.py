@@ -12,7 +12,10 @@ from partnership.registry import Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway import validation
-from safeshare.gateway.validation import FieldViolation
+from safeshare.gateway.fields import (
+    MAX_TEXT_LENGTH,
+    FieldViolation,
+)
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -340,7 +343,7 @@ def test_a_consent_decision_needs_a_decision_and_known_values() -> None:
         case_ref=REF, decision=pb.ConsentDecision(actor=_actor())
     )
     assert fields(validation.validate_record_consent(call)) == ["decision.decision"]
-    call.decision.not_sought.explanation = "x" * (validation.MAX_TEXT_LENGTH + 1)
+    call.decision.not_sought.explanation = "x" * (MAX_TEXT_LENGTH + 1)
     assert fields(validation.validate_record_consent(call)) == [
         "decision.not_sought.reason",
         "decision.not_sought.explanation",
@@ -354,7 +357,7 @@ def test_a_consent_decision_needs_a_decision_and_known_values() -> None:
 
 
 def test_free_text_is_bounded_and_enums_must_be_known() -> None:
-    too_long = "x" * (validation.MAX_TEXT_LENGTH + 1)
+    too_long = "x" * (MAX_TEXT_LENGTH + 1)
     call = service_pb.ProposeOverrideRequest(
         case_ref=REF,
         proposal=pb.OverrideProposal(
