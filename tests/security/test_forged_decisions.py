@@ -374,7 +374,7 @@ async def test_negative_control_with_the_gateways_key_the_forgery_is_accepted(
     assert view.record.gate.passed
 
 
-def test_the_sandbox_safe_verifier_agrees_with_rfc_8032() -> None:
+def test_the_seal_verifier_agrees_with_rfc_8032() -> None:
     """RFC 8032 section 7.1, test 1 (empty message), and one flipped bit."""
     public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
     signature = bytes.fromhex(
