@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 from grpc_health.v1 import health, health_pb2
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.gateway_key import load_gateway_public_key
 from agency_adapters.claims import DEFAULT_CLAIM_DIR, ClaimStore
@@ -41,7 +42,7 @@ from safeshare.gateway.signing import load_signing_key
 from safeshare.hub import HubDeployment, build_hub_worker
 from safeshare.metrics import export_certificate_expiry, runtime_for
 from safeshare.shutdown import wait_for_stop_signal
-from safeshare.temporal import TemporalSettings, connect_temporal_waiting
+from safeshare.temporal import TemporalSettings, TemporalUnavailable, connect_temporal_waiting
 from safeshare.tls import TlsFiles, channel_credentials, server_credentials
 from safeshare.tracing import OTLP_ENDPOINT_ENV, configure_tracing
 
@@ -139,10 +140,37 @@ async def run_gateway(
     log.info("gateway_stopped")
 
 
+KEY_CHECK_WAIT_SECONDS = 60.0
+# What a server restarting under the check answers; anything else (a refusal) fails at once.
+_TEMPORAL_COMING_BACK = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.UNKNOWN,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+)
+
+
 async def _require_keys(client: Client, temporal: TemporalSettings) -> None:
-    """Refuse to serve cases the key ring cannot decrypt (naming the key ids it lacks)."""
-    if temporal.keys is not None:
-        await require_keys_for_stored_cases(client, temporal.keys)
+    """Refuse to serve cases the key ring cannot decrypt (naming the key ids it lacks).
+
+    The check reads stored histories; while Temporal is restarting under it (unavailable, or
+    resetting connections) it is tried again for up to a minute, then fails in one line.
+    """
+    if temporal.keys is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + KEY_CHECK_WAIT_SECONDS
+    while True:
+        try:
+            await require_keys_for_stored_cases(client, temporal.keys)
+            return
+        except RPCError as err:
+            if err.status not in _TEMPORAL_COMING_BACK or loop.time() >= deadline:
+                raise TemporalUnavailable(
+                    f"cannot read the stored cases' key ids from Temporal at {temporal.address}: "
+                    f"{err.message}"
+                ) from err
+            log.warning("key_check_retrying", status=err.status.name)
+            await asyncio.sleep(2.0)
 
 
 @dataclass(frozen=True)

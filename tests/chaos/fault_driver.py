@@ -116,7 +116,7 @@ async def _apply(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
         if await asyncio.to_thread(stack.kill, fault.target):
             log.done[fault.kind] += 1
         await asyncio.sleep(fault.hold)
-        await asyncio.to_thread(stack.start_part, fault.target)
+        await _start(stack, fault.target, log)
     elif fault.kind == "kill_all_adapters":
         names = stack.adapter_names
         for name in names:
@@ -124,7 +124,7 @@ async def _apply(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
         log.done[fault.kind] += 1
         await asyncio.sleep(fault.hold)
         for name in names:
-            await asyncio.to_thread(stack.start_part, name)
+            await _start(stack, name, log)
     elif fault.kind == "kill_replicas":
         names = fault.target.split(",")
         for name in names:
@@ -132,12 +132,12 @@ async def _apply(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
         log.done[fault.kind] += 1
         await asyncio.sleep(fault.hold)
         for name in names:
-            await asyncio.to_thread(stack.start_part, name)
+            await _start(stack, name, log)
     elif fault.kind == "kill_archiver":
         if await asyncio.to_thread(stack.kill, "archiver"):
             log.done[fault.kind] += 1
         await asyncio.sleep(fault.hold)
-        await asyncio.to_thread(stack.start_part, "archiver")
+        await _start(stack, "archiver", log)
     elif fault.kind == "archive_outage" and stack.archive is not None:
         await asyncio.to_thread(stack.archive.stop)
         log.done[fault.kind] += 1
@@ -150,6 +150,28 @@ async def _apply(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
         await asyncio.to_thread(stack.restart_temporal)
     else:
         await _sandbox(stack, fault, log)
+
+
+SUPERVISOR_WINDOW_SECONDS = 60.0
+SUPERVISOR_SETTLE_SECONDS = 3.0
+
+
+async def _start(stack: ChaosStack, name: str, log: FaultLog) -> None:
+    """Start ``name`` again as its supervisor would (systemd ``Restart=on-failure``): a part
+    that exits as it starts, e.g. because Temporal is restarting under it (the server accepts
+    and resets connections while it comes up, and a service exits 2 when Temporal does not
+    answer), is started again until it stays up, for up to a minute. Each such start is counted
+    in the report; a part still down after the minute fails the run's "every part runs" check.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SUPERVISOR_WINDOW_SECONDS
+    await asyncio.to_thread(stack.start_part, name)
+    while loop.time() < deadline:
+        await asyncio.sleep(SUPERVISOR_SETTLE_SECONDS)
+        if stack.is_running(name):
+            return
+        log.done["restarted_after_exit"] += 1
+        await asyncio.to_thread(stack.start_part, name)
 
 
 async def _sandbox(stack: ChaosStack, fault: Fault, log: FaultLog) -> None:
