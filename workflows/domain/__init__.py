@@ -9,6 +9,7 @@ workflows drive it; the gateway and the adapters only translate.
 - ``refusal``: why a command is refused, with the fields at fault.
 - ``exchange``: one holder's exchange, the state machine every decision goes through
   (``Exchange.check`` is every Update's validator).
+- ``exchange_checks``: the check of each command ``Exchange.check`` dispatches to.
 - ``exchange_commands``: the commands that move an exchange, people's and systems'.
 - ``consent``: whether a consent record covers a request; what a consent decision must hold.
 - ``override``: what an override proposal and a RED share-first must hold; who approves.

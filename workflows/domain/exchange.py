@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from workflows.domain import acknowledgement, consent, override
+from workflows.domain import exchange_checks as checks
 from workflows.domain.exchange_commands import (
     Acknowledge,
     Command,
@@ -28,17 +28,8 @@ from workflows.domain.exchange_commands import (
     WithdrawConsent,
     WithdrawRequest,
 )
-from workflows.domain.refusal import Refusal, Rule, incomplete, missing
-from workflows.domain.vocabulary import (
-    OPEN_STATES,
-    Actor,
-    Basis,
-    Outcome,
-    State,
-    Step,
-    Urgency,
-    WaitingOn,
-)
+from workflows.domain.refusal import Refusal
+from workflows.domain.vocabulary import Basis, Outcome, State, Step, Urgency, WaitingOn
 
 # -- the exchange -------------------------------------------------------------------------
 
@@ -147,131 +138,34 @@ class Exchange:
         return False
 
     def check(self, command: Command) -> Refusal | None:
-        """Whether ``command`` may be applied now; the refusal says why not."""
+        """Whether ``command`` may be applied now (one check per command, in ``exchange_checks``);
+        the refusal says why not."""
         match command:
             case ConsentChecked():
-                return _turn(self.state in {State.CHECKING_CONSENT}, self.state)
+                return checks.consent_checked(self, command)
             case RecordConsent():
-                return self._check_record_consent(command)
+                return checks.record_consent(self, command)
             case ProposeOverride():
-                return self._check_propose_override(command)
+                return checks.propose_override(self, command)
             case DecideOverride():
-                return self._check_decide_override(command)
+                return checks.decide_override(self, command)
             case ShareFirst():
-                return self._check_share_first(command)
+                return checks.share_first(self, command)
             case DeclineToShare():
-                return self._check_decline_to_share(command)
+                return checks.decline_to_share(self, command)
             case NothingToShare():
-                return _turn(self.state in {State.CHECKING_CONSENT, State.DELIVERING}, self.state)
+                return checks.nothing_to_share(self, command)
             case Delivered():
-                return self._check_delivered(command)
+                return checks.delivered(self, command)
             case Acknowledge():
-                return self._check_acknowledge(command)
+                return checks.acknowledge(self, command)
             case WithdrawRequest():
-                return self._check_withdraw_request(command)
+                return checks.withdraw_request(self, command)
             case StopDelivery():
-                return _turn(self.state is State.DELIVERING and self.withdrawn, self.state)
+                return checks.stop_delivery(self, command)
             case WithdrawConsent():
-                return self._check_withdraw_consent(command)
+                return checks.withdraw_consent(self, command)
         raise TypeError(f"unknown command {command!r}")
-
-    def _check_record_consent(self, command: RecordConsent) -> Refusal | None:
-        if refusal := incomplete(consent.missing_decision_fields(command.decision)):
-            return refusal
-        if refusal := _holder(command.actor, self.holder) or _turn(
-            self.state is State.AWAITING_CONSENT_DECISION, self.state
-        ):
-            return refusal
-        if self.system_refused:
-            return Refusal(
-                Rule.NOT_PERMITTED,
-                "the holder's system records consent as refused or withdrawn: "
-                "propose an override or decline",
-            )
-        return None
-
-    def _check_propose_override(self, command: ProposeOverride) -> Refusal | None:
-        if refusal := _holder(command.actor, self.holder):
-            return refusal
-        if self.shared_first and self.justification_pending:
-            allowed = self.state in {State.DELIVERING, State.AWAITING_ACKNOWLEDGEMENT}
-            if self.override_proposed_by is not None:
-                return Refusal(Rule.OUT_OF_TURN, "an override is already proposed")
-        else:
-            allowed = self.state is State.AWAITING_CONSENT_DECISION
-        return _turn(allowed, self.state) or incomplete(
-            override.missing_proposal_fields(command.proposal, command.asked)
-        )
-
-    def _check_decide_override(self, command: DecideOverride) -> Refusal | None:
-        actor, state = command.actor, self.state
-        if not command.reason:
-            return missing("decision.reason")
-        if refusal := _holder(actor, self.holder):
-            return refusal
-        if self.override_proposed_by is None or (
-            state is not State.AWAITING_OVERRIDE_DECISION and not self.justification_pending
-        ):
-            return Refusal(Rule.OUT_OF_TURN, f"no override awaits a decision ({state.value})")
-        if actor.role not in override.APPROVER_ROLES:
-            return Refusal(Rule.NOT_PERMITTED, "only an approver role decides an override")
-        if actor.user_id == self.override_proposed_by:
-            return Refusal(Rule.NOT_PERMITTED, "the proposer cannot approve their own override")
-        return None
-
-    def _check_share_first(self, command: ShareFirst) -> Refusal | None:
-        if refusal := _holder(command.actor, self.holder):
-            return refusal
-        if self.urgency is not Urgency.RED:
-            return Refusal(Rule.OUT_OF_TURN, "share-first is for RED urgency only")
-        return _turn(self.state is State.AWAITING_CONSENT_DECISION, self.state) or incomplete(
-            override.missing_share_first_fields(command.decision, command.asked)
-        )
-
-    def _check_decline_to_share(self, command: DeclineToShare) -> Refusal | None:
-        if refusal := _holder(command.actor, self.holder):
-            return refusal
-        allowed = self.state in {State.AWAITING_CONSENT_DECISION, State.AWAITING_OVERRIDE_DECISION}
-        if refusal := _turn(allowed, self.state):
-            return refusal
-        return None if command.has_reasons else Refusal(Rule.INVALID, "reasons are required")
-
-    def _check_delivered(self, command: Delivered) -> Refusal | None:
-        if not self.per_category:
-            return _turn(self.state is State.DELIVERING and self.basis_for_delivery, self.state)
-        if command.categories is None:
-            return Refusal(Rule.INVALID, "a delivery names its categories")
-        if refusal := _turn(self.state is State.DELIVERING, self.state):
-            return refusal
-        categories = set(command.categories)
-        if unauthorised := sorted(categories - set(self.authorised)):
-            return Refusal(Rule.NOT_PERMITTED, "no basis covers: " + ", ".join(unauthorised))
-        if categories & self.delivered_categories:
-            return Refusal(Rule.OUT_OF_TURN, "already delivered")
-        return None
-
-    def _check_acknowledge(self, command: Acknowledge) -> Refusal | None:
-        if command.actor.agency_id != self.recipient:
-            return Refusal(Rule.NOT_PERMITTED, "only the requesting agency acknowledges")
-        if self.acknowledged:
-            return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
-        return _turn(self.state is State.AWAITING_ACKNOWLEDGEMENT, self.state) or incomplete(
-            acknowledgement.missing_fields(command.status, command.actor.user_id)
-        )
-
-    def _check_withdraw_request(self, command: WithdrawRequest) -> Refusal | None:
-        if command.actor.agency_id != self.recipient:
-            return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
-        if self.withdrawn:
-            return Refusal(Rule.OUT_OF_TURN, "already withdrawn")
-        return _turn(self.state in OPEN_STATES, self.state)
-
-    def _check_withdraw_consent(self, command: WithdrawConsent) -> Refusal | None:
-        if refusal := _holder(command.actor, self.holder):
-            return refusal
-        if self.consent_withdrawn:
-            return Refusal(Rule.OUT_OF_TURN, "consent withdrawal already recorded")
-        return _turn(self.delivered and self.state in OPEN_STATES, self.state)
 
     def apply(self, command: Command) -> None:
         """Apply ``command``.
@@ -416,16 +310,6 @@ class InvalidCommand(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.message)
         self.refusal = refusal
-
-
-def _turn(allowed: bool, state: State) -> Refusal | None:
-    return None if allowed else Refusal(Rule.OUT_OF_TURN, f"not allowed while {state.value}")
-
-
-def _holder(actor: Actor, holder: str) -> Refusal | None:
-    if actor.agency_id != holder:
-        return Refusal(Rule.NOT_PERMITTED, "only the holding agency makes this decision")
-    return None
 
 
 def case_outcome(outcomes: Collection[Outcome]) -> Outcome:
