@@ -5,8 +5,6 @@ the gateway starts this small workflow (one per exchange, so a repeat finds the 
 records the withdrawal and pushes it to the recipient's system, retrying until it is received.
 """
 
-from __future__ import annotations
-
 import contextlib
 from datetime import timedelta
 

@@ -16,8 +16,6 @@ outcomes and the ladder's rungs are the sharing case's (``workflows.domain``). E
 is a module of ``workflows.disclosure``; this class holds the run and the handlers.
 """
 
-from __future__ import annotations
-
 import asyncio
 from typing import Any
 

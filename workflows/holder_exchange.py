@@ -16,8 +16,6 @@ check, the deadlines and their ladder, the delivery, the decisions, the withdraw
 view. Its changes are behind the patches in ``workflows.exchange.patches``.
 """
 
-from __future__ import annotations
-
 from temporalio import workflow
 
 from workflows import names

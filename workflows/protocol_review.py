@@ -5,8 +5,6 @@ it at once (``safeshare review run``). It gathers the figures for the cases open
 period before it started (hub activity), then writes the report as Markdown and HTML.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import timedelta
 

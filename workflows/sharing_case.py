@@ -7,8 +7,6 @@ shared. The requester may withdraw or re-rate the urgency at any open step (Upda
 validators, forwarded to the exchanges).
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Iterator
 from typing import Any
