@@ -22,6 +22,9 @@ from safeshare.codec.keys import KeyRing
 COMPRESSION_ENV = "SAFESHARE_PAYLOAD_COMPRESSION"
 """``off`` writes payloads uncompressed (format 2: what a build before compression reads);
 anything else, or unset, compresses. Every build reads both."""
+FORMAT_ENV = "SAFESHARE_PAYLOAD_FORMAT"
+"""``3`` writes compressed payloads in format 3 (their binding in four metadata entries: what a
+build before format 4 reads); anything else, or unset, writes format 4. Every build reads both."""
 
 
 def data_converter(keys: KeyRing, environ: Mapping[str, str] | None = None) -> DataConverter:
@@ -34,8 +37,11 @@ def data_converter(keys: KeyRing, environ: Mapping[str, str] | None = None) -> D
     """
     environ = os.environ if environ is None else environ
     compress = environ.get(COMPRESSION_ENV, "").strip().lower() != "off"
+    labelled = environ.get(FORMAT_ENV, "").strip() != "3"
     return DataConverter(
-        payload_codec=EncryptionCodec(keys, refusals_as_payloads=True, compress=compress),
+        payload_codec=EncryptionCodec(
+            keys, refusals_as_payloads=True, compress=compress, labelled=labelled
+        ),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

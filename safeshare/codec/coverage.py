@@ -23,7 +23,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 
-from safeshare.codec.aes import KEY_ID_METADATA
+from safeshare.codec.aes import KEY_ID_METADATA, LABEL_METADATA, LABELLED_FORMAT
 from safeshare.codec.keys import KeyRing, KeyRingError
 
 RUNNING_SAMPLE = 1000
@@ -74,20 +74,39 @@ def key_ids_in(serialized: bytes) -> set[str]:
 
     A payload's metadata is a protobuf map<string, bytes>: each entry is a nested message of
     field 1 (the name) and field 2 (the value), so an encrypted payload carries the bytes
-    ``0x0a <len> "encryption-key-id" 0x12 <len> <key id>``. Key ids are at most 64 characters
-    (one length byte); the scan is over bytes, never decrypting anything.
+    ``0x0a <len> "encryption-key-id" 0x12 <len> <key id>`` (formats 1 to 3) or
+    ``0x0a <len> "encryption" 0x12 <varint len> "4 <key id> <namespace> <workflow id>"``
+    (format 4). The scan is over bytes, never decrypting anything.
     """
     found = set()
     for match in _KEY_ID_ENTRY.finditer(serialized):
-        length = serialized[match.end()] if match.end() < len(serialized) else 0
-        value = serialized[match.end() + 1 : match.end() + 1 + length]
-        found.add(value.decode(errors="replace"))
+        found.add(_value_at(serialized, match.end()).decode(errors="replace"))
+    for match in _LABEL_ENTRY.finditer(serialized):
+        fields = _value_at(serialized, match.end()).split(b" ", 2)
+        if len(fields) == 3 and fields[0] == LABELLED_FORMAT:
+            found.add(fields[1].decode(errors="replace"))
     return found
 
 
-_KEY_ID_ENTRY = re.compile(
-    re.escape(bytes([0x0A, len(KEY_ID_METADATA)]) + KEY_ID_METADATA.encode() + b"\x12")
-)
+def _value_at(serialized: bytes, start: int) -> bytes:
+    """The length-delimited field value whose varint length starts at ``start``."""
+    length, shift, at = 0, 0, start
+    while at < len(serialized):
+        byte = serialized[at]
+        length |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return serialized[at : at + length]
+        shift += 7
+    return b""
+
+
+def _entry_name(name: str) -> re.Pattern[bytes]:
+    return re.compile(re.escape(bytes([0x0A, len(name)]) + name.encode() + b"\x12"))
+
+
+_KEY_ID_ENTRY = _entry_name(KEY_ID_METADATA)
+_LABEL_ENTRY = _entry_name(LABEL_METADATA)
 
 
 async def require_keys_for_stored_cases(client: Client, ring: KeyRing) -> None:

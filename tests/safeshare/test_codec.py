@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payload, WorkflowExecution
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter, WorkflowSerializationContext
@@ -38,10 +38,12 @@ from safeshare.codec import (
     replay_converter,
     write_key_file,
 )
-from safeshare.codec.aes import case_ref_of
+from safeshare.codec.aes import case_ref_of, key_id_of
+from safeshare.codec.coverage import key_ids_in
 from safeshare.codec.deflate_dictionary import DICTIONARY_1
 from safeshare.temporal import TemporalSettings
 from tests.factories import sharing_request
+from workflows.ids import case_workflow_id
 
 SECRET = b"Okafor-Test lives at ZZ99 9ZZ"
 
@@ -54,7 +56,7 @@ async def test_round_trip_hides_data_and_names_the_active_key() -> None:
     codec = EncryptionCodec(KeyRing.generate("key-a"))
     [sealed] = await codec.encode([payload()])
     assert sealed.metadata["encoding"] == ENCODING
-    assert sealed.metadata[KEY_ID_METADATA] == b"key-a"
+    assert key_id_of(sealed) == "key-a"
     assert SECRET not in sealed.SerializeToString()
     assert b"json/plain" not in sealed.data, "the inner encoding is hidden too"
     assert await codec.decode([sealed]) == [payload()]
@@ -65,7 +67,7 @@ async def test_rotated_ring_encrypts_with_the_new_key_and_still_decrypts_the_old
     [sealed_old] = await EncryptionCodec(old).encode([payload()])
     rotated = EncryptionCodec(old.with_new_key("key-b"))
     [sealed_new] = await rotated.encode([payload()])
-    assert sealed_new.metadata[KEY_ID_METADATA] == b"key-b"
+    assert key_id_of(sealed_new) == "key-b"
     assert await rotated.decode([sealed_old, sealed_new]) == [payload(), payload()]
 
 
@@ -87,7 +89,10 @@ async def test_altered_or_relabelled_payloads_do_not_decrypt() -> None:
     # The key id is authenticated: claiming the other key of the ring fails too.
     relabelled = Payload()
     relabelled.CopyFrom(sealed)
-    relabelled.metadata[KEY_ID_METADATA] = b"key-a"
+    relabelled.metadata["encryption"] = relabelled.metadata["encryption"].replace(
+        b"4 key-b ", b"4 key-a "
+    )
+    assert key_id_of(relabelled) == "key-a"
     with pytest.raises(DecryptionError):
         await codec.decode([relabelled])
 
@@ -129,8 +134,10 @@ async def test_payloads_are_compressed_before_they_are_encrypted() -> None:
         data=json_format.MessageToJson(record).encode() * 20,
     )
     [sealed] = await codec.encode([big])
-    assert sealed.metadata["encryption-format"] == b"3"
-    assert "case-ref" not in sealed.metadata, "the case ref is the one the workflow id names"
+    assert dict(sealed.metadata) == {
+        "encoding": ENCODING,
+        "encryption": f"4 key-2026-11 default {FORMAT_2_EXCHANGE}".encode(),
+    }, "format 4: the binding in one label, no case-ref (the workflow id names the case)"
     assert case_ref_of(sealed) == "7w5rsnoqasseeiyqddba"
     assert len(sealed.data) < big.ByteSize() / 5
     assert b"Okafor" not in sealed.data
@@ -153,7 +160,7 @@ async def test_payloads_are_compressed_before_they_are_encrypted() -> None:
     [written_off] = await off.payload_codec.with_context(context).encode([big])  # type: ignore[attr-defined]
     [written_on] = await on.payload_codec.with_context(context).encode([big])  # type: ignore[attr-defined]
     assert written_off.metadata["encryption-format"] == b"2"
-    assert written_on.metadata["encryption-format"] == b"3"
+    assert written_on.metadata["encryption"].startswith(b"4 ")
     # Labelled with another case: refused as moved.
     moved = Payload()
     moved.CopyFrom(sealed)
@@ -334,7 +341,7 @@ async def test_what_temporal_stores_is_ciphertext_naming_the_key(
         started = history.events[0].workflow_execution_started_event_attributes
         [stored] = started.input.payloads
         assert stored.metadata["encoding"] == ENCODING
-        assert stored.metadata[KEY_ID_METADATA] == b"stored-key"
+        assert stored.metadata["encryption"].startswith(b"4 stored-key default case-stored-")
         everything = history.to_json().encode()
         for personal in (b"Okafor-Test", b"9990000018", b"2016-03-14", b"s47"):
             assert personal not in everything
@@ -364,3 +371,54 @@ def test_sharing_request_fixture_is_personal() -> None:
     # Guards the assertions above: if the factory stopped carrying these, they would pass vacuously.
     subject = sharing_request().subjects[0]
     assert (subject.family_name, subject.nhs_number) == ("Okafor-Test", "9990000018")
+
+
+async def test_format_4_labels_the_binding_once_and_format_3_still_reads() -> None:
+    binding = ("default", FORMAT_2_EXCHANGE)
+    record = payload(json_format.MessageToJson(sharing_request()).encode())
+    four = EncryptionCodec(FIXED_RING, binding=binding)
+    three = data_converter(FIXED_RING, {"SAFESHARE_PAYLOAD_FORMAT": "3"}).payload_codec
+    assert isinstance(three, EncryptionCodec)
+    three = three.with_context(WorkflowSerializationContext(*binding))
+    [new], [old] = await four.encode([record]), await three.encode([record])
+    assert old.metadata["encryption-format"] == b"3" and "encryption" not in old.metadata
+    assert key_id_of(new) == key_id_of(old) == "key-2026-11"
+    assert case_ref_of(new) == case_ref_of(old) == "7w5rsnoqasseeiyqddba"
+    saved = old.ByteSize() - new.ByteSize()
+    assert saved >= 70, f"format 4 saves the four entries' names: {saved} bytes"
+    # Each build reads both; the binding is checked the same way.
+    assert await four.decode([old, new]) == [record, record]
+    assert await three.decode([new]) == [record]
+    elsewhere = EncryptionCodec(FIXED_RING, binding=("default", case_workflow_id("b" * 20)))
+    with pytest.raises(DecryptionError, match="another workflow"):
+        await elsewhere.decode([new])
+    # Relabelled into the other format, or with a label it does not have: refused.
+    as_three = Payload(metadata=aes._long_labels("key-2026-11", b"3", *binding), data=new.data)
+    as_four = Payload(
+        metadata={
+            "encoding": ENCODING,
+            "encryption": f"4 key-2026-11 default {binding[1]}".encode(),
+        },
+        data=old.data,
+    )
+    for relabelled in (as_three, as_four):
+        with pytest.raises(DecryptionError, match="does not decrypt"):
+            await four.decode([relabelled])
+    for label in (b"4 key-2026-11 default", b"5 key-2026-11 default x", b"4  default x", b""):
+        bad = Payload(metadata={"encoding": ENCODING, "encryption": label}, data=new.data)
+        with pytest.raises(DecryptionError, match="unknown format"):
+            await four.decode([bad])
+        assert key_id_of(bad) == ""
+
+
+async def test_the_key_check_finds_key_ids_in_every_format() -> None:
+    long_id = "case-7w5rsnoqasseeiyqddba." + "x" * 150  # a label over 127 bytes
+    codecs = [
+        EncryptionCodec(KeyRing.generate("key-four"), binding=("default", long_id)),
+        EncryptionCodec(KeyRing.generate("key-three"), binding=("default", "w"), labelled=False),
+        EncryptionCodec(KeyRing.generate("key-two"), binding=("default", "w"), compress=False),
+    ]
+    sealed = [(await codec.encode([payload()]))[0] for codec in codecs]
+    history = Payloads(payloads=sealed).SerializeToString()
+    assert key_ids_in(history) == {"key-four", "key-three", "key-two"}
+    assert key_ids_in(Payloads(payloads=[payload()]).SerializeToString()) == set()

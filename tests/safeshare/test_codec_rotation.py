@@ -14,7 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from protos.sharing.v1 import case_pb2 as pb
-from safeshare.codec import KEY_ID_METADATA, KeyRing, data_converter
+from safeshare.codec import KeyRing, data_converter
+from safeshare.codec.aes import key_id_of
 from tests.eventually import eventually
 from tests.factories import sharing_request
 
@@ -105,12 +106,8 @@ async def test_rotation_mid_case_completes_decodes_and_replays(
     assert result.use == request.subjects[0].family_name
 
     history = await handle_ba.fetch_history()
-    key_ids = {
-        payload.metadata[KEY_ID_METADATA]
-        for event in history.events
-        for payload in _payloads(event)
-    }
-    assert key_ids == {b"key-a", b"key-b"}
+    key_ids = {key_id_of(payload) for event in history.events for payload in _payloads(event)}
+    assert key_ids == {"key-a", "key-b"}
 
     # The recorded history replays through the workflow code with the rotated ring ...
     replayer = Replayer(workflows=[RotationCase], data_converter=data_converter(ring_ba))

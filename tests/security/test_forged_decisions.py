@@ -232,7 +232,10 @@ async def test_a_payload_bound_to_one_case_does_not_decode_in_another() -> None:
     # Relabelling the binding in the metadata breaks the tag instead.
     moved = Payload()
     moved.CopyFrom(sealed)
-    moved.metadata["encryption-workflow-id"] = case_workflow_id("b" * 20).encode()
+    moved.metadata["encryption"] = moved.metadata["encryption"].replace(
+        case_workflow_id("a" * 20).encode(), case_workflow_id("b" * 20).encode()
+    )
+    assert moved.metadata["encryption"] != sealed.metadata["encryption"]
     with pytest.raises(DecryptionError, match="does not decrypt"):
         await b.decode([moved])
     # A tool without a context (the codec server) reads it against the binding it names.
