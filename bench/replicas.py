@@ -89,16 +89,16 @@ async def replica_loss(stack: BenchStack, n: int) -> dict[str, Any]:
     down (killed as the window starts, cases in flight), and after they are back."""
     lost = [*SECOND_REPLICAS] + [
         c.name
-        for c in stack.dev.children
+        for c in stack.dev.processes.children
         if c.name.startswith("adapter-") and c.name.endswith("-2")
     ]
     before = await latency.safeshare_latencies(stack, n, "rep-before")
     during_task = asyncio.create_task(latency.safeshare_latencies(stack, n, "rep-during"))
     await asyncio.sleep(0.2)  # the first case of the window is in flight
-    killed = [name for name in lost if stack.dev.kill(name)]
+    killed = [name for name in lost if stack.dev.processes.kill(name)]
     during = await during_task
     for name in killed:
-        await stack.dev.restart(name)
+        await stack.dev.processes.restart(name)
     await _until_hubs(stack, 2)
     await stack.dev.wait_for_gateways()
     after = await latency.safeshare_latencies(stack, n, "rep-after")

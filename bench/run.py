@@ -43,7 +43,7 @@ from bench.report import machine, markdown
 from bench.stack import BenchStack, bench_stack
 from bench.stats import percentile, ratio
 from safeshare.codec import EncryptionCodec, load_key_file, replay_converter
-from safeshare.devstack import Replicas
+from safeshare.devstack.settings import Replicas
 from workflows.holder_exchange import HolderExchange
 from workflows.ids import case_workflow_id, holder_exchange_workflow_id
 from workflows.runner import workflow_runner

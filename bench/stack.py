@@ -1,8 +1,8 @@
 """The system under test and its baseline, side by side on one Temporal dev server.
 
-SafeShare runs exactly as ``safeshare dev`` starts it (``safeshare.devstack.DevStack``: the dev
-server with SQLite WAL and the poll-rate setting, sandbox agencies, adapter workers, hub,
-gateway, encryption on) in a fresh data dir on free ports; the bare baseline worker and the
+SafeShare runs exactly as ``safeshare dev`` starts it (``safeshare.devstack.stack.DevStack``:
+the dev server with SQLite WAL and the poll-rate setting, sandbox agencies, adapter workers,
+hub, gateway, encryption on) in a fresh data dir on free ports; the bare baseline worker and the
 bare gRPC echo server are extra child processes beside it.
 """
 
@@ -23,7 +23,8 @@ from temporalio.client import Client
 from bench import untuned_hub
 from partnership.registry import DEFAULT_REGISTRY_PATH
 from safeshare.codec import load_key_file
-from safeshare.devstack import DevPorts, DevStack, Replicas
+from safeshare.devstack.settings import DevPorts, Replicas
+from safeshare.devstack.stack import DevStack
 from safeshare.temporal import TemporalSettings, connect_temporal
 
 HOST = "127.0.0.1"
@@ -90,11 +91,11 @@ class BenchStack:
 
     async def swap_hub_for_untuned(self) -> None:
         """Stop the dev stack's hub and start ``bench.untuned_hub`` in its place (same name)."""
-        for child in self.dev.children:
+        for child in self.dev.processes.children:
             if child.name == "hub" and child.process.returncode is None:
                 child.process.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(child.process.wait(), 30)
-        self.dev.children = [c for c in self.dev.children if c.name != "hub"]
+        self.dev.processes.children = [c for c in self.dev.processes.children if c.name != "hub"]
         self.extras.append(await _spawn_ready(
             "hub", untuned_hub.READY, self.dev.data_dir / "logs" / "untuned-hub.log",
             sys.executable, "-m", "bench.untuned_hub", "--temporal-address", self.temporal_address,
@@ -104,7 +105,7 @@ class BenchStack:
 
     def pids(self) -> dict[str, int]:
         """Process ids of the SafeShare processes and the baseline worker, by name."""
-        found = {c.name: c.process.pid for c in self.dev.children}
+        found = {c.name: c.process.pid for c in self.dev.processes.children}
         found.update({e.name: e.process.pid for e in self.extras})
         return found
 

@@ -73,7 +73,8 @@ def dev(
     ] = None,
 ) -> None:
     """Start the whole system on this machine, with demo cases, until Ctrl-C."""
-    from safeshare.devstack import DevPorts, Replicas, run_dev_stack
+    from safeshare.devstack.run import run_dev_stack
+    from safeshare.devstack.settings import DevPorts, Replicas
 
     configure_logging(json=False, component="dev")
     ports = DevPorts(

@@ -1,7 +1,7 @@
 """The chaos stack: every SafeShare part as a real process on loopback, which the fault
 driver can SIGKILL and start again.
 
-It is the dev stack's composition (safeshare/devstack.py) without the demo, the UI or the
+It is the dev stack's composition (safeshare/devstack/stack.py) without the demo, the UI or the
 codec server, and with TWO adapter workers per agency, so a killed replica leaves one polling;
 hubs and gateways come in as many replicas as asked (the chaos run: two of each).
 Process management is synchronous (``subprocess.Popen``), so sync and async tests share it.
@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing, ensure_key_file
-from safeshare.devstack import temporal_cli, temporal_search_attribute_type
+from safeshare.devstack.temporal_server import temporal_cli, temporal_search_attribute_type
 from safeshare.pki import DevPki
 from safeshare.tls import TlsFiles
 from tests.chaos.tls_front import NginxFront

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from safeshare.devstack import ALERT_RULES, prometheus_config
+from safeshare.devstack.prometheus import ALERT_RULES, prometheus_config
 from tests.ops.tooling import RULES, tool_or_skip
 
 ENDPOINTS = {

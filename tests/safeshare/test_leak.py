@@ -458,7 +458,7 @@ async def test_a_signed_in_operator_sees_a_case_decrypted_and_their_decryption_i
     from playwright.async_api import async_playwright
 
     from safeshare.access.log import AccessLog
-    from safeshare.devstack import DEV_OPERATORS
+    from safeshare.devstack.codec_server import DEV_OPERATORS
 
     executable = chromium_or_skip()
     ARTIFACTS.mkdir(exist_ok=True)
