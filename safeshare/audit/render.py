@@ -14,7 +14,8 @@ from html import escape
 
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.access.events import AccessEvent
-from safeshare.audit.report import CaseReport, Step, enum_name
+from safeshare.audit.report import CaseReport
+from safeshare.audit.timeline import Step, enum_name
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:60rem;
