@@ -1,16 +1,15 @@
 """``safeshare audit``: export, verify, replay and report case histories.
 
 Known failures print one readable line and exit 2; ``verify`` exits 1 on any finding and
-``replay`` exits 1 when any history diverges.
+``replay`` exits 1 when any history diverges. The options the commands share are in
+``options.py``, how they fail in ``exits.py``, what they read through in ``connections.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,13 +24,20 @@ from safeshare.access.options import (
     Operator,
     PurposeOption,
 )
-from safeshare.codec import KeyRingError, data_converter, keys_from_env, load_key_file
+from safeshare.audit.connections import CaseArchive, connect, converter_for
+from safeshare.audit.exits import fail, refuse, run
+from safeshare.audit.options import (
+    ArchivePublicKey,
+    ArchiveUrl,
+    Cases,
+    ExportPublicKey,
+    Query,
+    Unverified,
+    selection,
+)
 from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
-from safeshare.tls import TlsError
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
-
     from safeshare.audit.replay import ReplayOutcome
 
 audit_app = typer.Typer(
@@ -40,166 +46,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-T = TypeVar("T")
-
-Query = Annotated[
-    str | None,
-    typer.Option(help="A list query selecting cases, e.g. \"CloseTime > '2026-11-01T00:00:00Z'\"."),
-]
-Cases = Annotated[
-    list[str] | None, typer.Option("--case", help="A case ref to read from the server (repeat).")
-]
-
-
-ArchiveUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--archive",
-        envvar="SAFESHARE_ARCHIVE_URL",
-        help="The case archive, read before Temporal (default: .safeshare/archive.db if there).",
-    ),
-]
-ExportPublicKey = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SAFESHARE_AUDIT_PUBLIC_KEY",
-        help="The exporter's public key: export folders are verified before they are read.",
-    ),
-]
-ArchivePublicKey = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SAFESHARE_ARCHIVE_PUBLIC_KEY",
-        help="The archive's public key: archived cases are verified before they are read.",
-    ),
-]
-Unverified = Annotated[
-    bool,
-    typer.Option(
-        "--unverified",
-        help="Go on although the evidence does not verify; every page then says so.",
-    ),
-]
-
-
-def _fail(message: object) -> typer.Exit:
-    typer.echo(f"safeshare: error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _run(coroutine: Awaitable[T]) -> T:
-    """Run a command's coroutine; known failures become one line on stderr and exit code 2."""
-    from safeshare.access.log import AccessLogError
-    from safeshare.access.record import RecordError
-    from safeshare.audit.export import ExportError
-    from safeshare.audit.replay import ReplayInputError
-    from safeshare.audit.report import ReportError
-    from safeshare.audit.signing import SigningError
-    from safeshare.temporal import TemporalUnavailable
-
-    async def main() -> T:
-        return await coroutine
-
-    try:
-        return asyncio.run(main())
-    except (
-        ExportError, ReplayInputError, ReportError, SigningError, TemporalUnavailable,
-        KeyRingError, TlsError, OSError, RecordError, AccessLogError,
-    ) as err:  # fmt: skip
-        raise _fail(err) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-
-
-def _converter(keys_file: Path | None) -> DataConverter:
-    """The codec's converter for the given keys; the default one if there are none."""
-    try:
-        keys = load_key_file(keys_file) if keys_file else keys_from_env()
-    except KeyRingError as err:
-        raise _fail(err) from None
-    return DataConverter.default if keys is None else data_converter(keys)
-
-
-async def _client(flags: TemporalFlags) -> Client:
-    from safeshare.temporal import TemporalConfigError, connect_temporal
-
-    try:
-        # 👉 No keys: histories are fetched as stored, and the client never decodes them.
-        settings = flags.settings()
-    except TemporalConfigError as err:
-        raise _fail(err) from None
-    return await connect_temporal(settings)
-
-
-def _selection(
-    query: str | None, closed_since: dt.datetime | None, closed_until: dt.datetime | None
-) -> str | None:
-    from safeshare.audit.export import case_selection_query
-
-    if not (query or closed_since or closed_until):
-        return None
-    return case_selection_query(query, _utc(closed_since), _utc(closed_until))
-
-
-class _Archive:
-    """The case archive a command reads, if there is one, and its verification."""
-
-    def __init__(self, url: str | None) -> None:
-        from safeshare.archive.store import default_archive_url, open_archive
-
-        self.url = url or default_archive_url()
-        self.store = open_archive(self.url) if self.url else None
-        self.read: list[str] = []
-
-    def histories(self, client: Client) -> Any:
-        """The callable ``fetch_cases`` reads archived histories with (None: no archive)."""
-        if self.store is None:
-            return None
-        from safeshare.archive.reader import CaseReader
-
-        reader = CaseReader(client, self.store)
-
-        async def archived(case_ref: str) -> list[Any]:
-            found = await reader.histories(case_ref)
-            if found:
-                self.read.append(case_ref)
-            return found
-
-        return archived
-
-    def check(self, public_key: Path | None, evidence: Any) -> None:
-        """Verify what was read from the archive (nothing read: nothing to check)."""
-        if not self.read or self.store is None:
-            return
-        if public_key is None:
-            evidence.findings.append("archive: no --archive-public-key to verify it")
-            return
-        from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
-        from safeshare.audit.evidence import check_archive
-        from safeshare.audit.signing import load_public_key
-
-        verifier = VerifierKey(DEFAULT_ORIGIN, load_public_key(public_key))
-        check_archive(self.store, verifier, self.read, evidence)
-
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-
-
-def _refuse(evidence: Any, what: str) -> typer.Exit:
-    console = Console(highlight=False, stderr=True)
-    for finding in evidence.findings:
-        console.print(f"[red]✗[/red] {finding}")
-    console.print(
-        f"[red]refusing to {what}[/red]: the evidence does not verify "
-        "(--unverified goes on, and marks every page)"
-    )
-    return typer.Exit(1)
-
-
-def _utc(at: dt.datetime | None) -> dt.datetime | None:
-    return at.replace(tzinfo=dt.UTC) if at and at.tzinfo is None else at
 
 
 @audit_app.command()
@@ -236,12 +82,12 @@ def export(
 
     async def main() -> None:
         key = load_private_key(signing_key)
-        client = await _client(temporal)
-        kept = _Archive(archive)
+        client = await connect(temporal)
+        kept = CaseArchive(archive)
         try:
             result = await export_cases(
                 client, out, key, refs=refs or [],
-                query=_selection(query, closed_since, closed_until), concurrency=concurrency,
+                query=selection(query, closed_since, closed_until), concurrency=concurrency,
                 show_progress=progress, archived=kept.histories(client),
             )  # fmt: skip
         finally:
@@ -249,7 +95,7 @@ def export(
         record_reads(access_log, access_log_key, operator, purpose, Action.EXPORT, result.case_ids)
         typer.echo(f"exported {result.cases} cases ({result.files} histories) to {result.folder}")
 
-    _run(main())
+    run(main())
 
 
 @audit_app.command()
@@ -267,7 +113,7 @@ def verify(
     try:
         result = verify_export(folder, load_public_key(public_key))
     except (SigningError, OSError) as err:
-        raise _fail(err) from None
+        raise fail(err) from None
     console = Console(highlight=False)
     for finding in result.findings:
         console.print(f"[red]✗ {finding.kind}[/red]: {finding.file}: {finding.detail}")
@@ -304,27 +150,27 @@ def replay(
     from safeshare.audit.replay import as_replayable, replay_histories
     from safeshare.audit.sources import histories_from_path, histories_from_server
 
-    converter = _converter(keys_file)
+    converter = converter_for(keys_file)
     evidence = Evidence()
 
     async def main() -> list[ReplayOutcome]:
         histories = [h for path in paths or [] for h in histories_from_path(path)]
         check_paths(paths or [], public_key, evidence)
         if cases or query:
-            client = await _client(temporal)
-            kept = _Archive(archive)
+            client = await connect(temporal)
+            kept = CaseArchive(archive)
             try:
                 histories += await histories_from_server(
-                    client, cases or [], _selection(query, None, None),
+                    client, cases or [], selection(query, None, None),
                     archived=kept.histories(client),
                 )  # fmt: skip
                 kept.check(archive_public_key, evidence)
             finally:
                 kept.close()
         if not histories:
-            raise _fail("nothing to replay: give export folders, files, --case or --query")
+            raise fail("nothing to replay: give export folders, files, --case or --query")
         if evidence.findings and not unverified:
-            raise _refuse(evidence, "replay")
+            raise refuse(evidence, "replay")
         if converter is not DataConverter.default:
             record_reads(
                 access_log, access_log_key, operator, purpose, Action.REPLAY,
@@ -332,7 +178,7 @@ def replay(
             )  # fmt: skip
         return await replay_histories(as_replayable(histories), converter)
 
-    outcomes = _run(main())
+    outcomes = run(main())
     console = Console(highlight=False)
     banner = evidence.banner(unverified)
     if banner:
@@ -387,7 +233,7 @@ def report(
     from safeshare.audit.report import case_report, group_by_case, has_case_history
     from safeshare.audit.sources import histories_from_path, histories_from_server
 
-    converter = _converter(keys_file)
+    converter = converter_for(keys_file)
     evidence = Evidence()
 
     async def main() -> None:
@@ -398,20 +244,20 @@ def report(
                 wanted = {case_id(c) for c in cases}
                 histories = [h for h in histories if h.workflow_id.split(".")[0] in wanted]
         elif cases or query:
-            client = await _client(temporal)
-            kept = _Archive(archive)
+            client = await connect(temporal)
+            kept = CaseArchive(archive)
             try:
                 histories = await histories_from_server(
-                    client, cases or [], _selection(query, None, None),
+                    client, cases or [], selection(query, None, None),
                     archived=kept.histories(client),
                 )  # fmt: skip
                 kept.check(archive_public_key, evidence)
             finally:
                 kept.close()
         else:
-            raise _fail("nothing to report: give an export folder, --case or --query")
+            raise fail("nothing to report: give an export folder, --case or --query")
         if evidence.findings and not unverified:
-            raise _refuse(evidence, "report")
+            raise refuse(evidence, "report")
         banner = evidence.banner(unverified)
         groups = group_by_case(histories)
         # A consent-withdrawal notice outlives its case in Temporal (it can start after the case
@@ -429,7 +275,7 @@ def report(
             if ref not in caseless
         ]
         if not reports:
-            raise _fail("no case found")
+            raise fail("no case found")
         if converter is not DataConverter.default:
             record_reads(
                 access_log, access_log_key, operator, purpose, Action.REPORT,
@@ -448,7 +294,7 @@ def report(
             f"wrote {len(reports)} case reports{' and a summary' if summary else ''} to {out}"
         )
 
-    _run(main())
+    run(main())
 
 
 @audit_app.command("access")
@@ -483,7 +329,7 @@ def access_history(
         public = load_public_key(verifier_key or public_key_path(access_log_key))
         trusted = checkpoint.read_text() if checkpoint else None
     except (SigningError, OSError) as err:
-        raise _fail(err) from None
+        raise fail(err) from None
     try:
         verified = verify_log(access_log, VerifierKey(KEY_NAME, public), trusted)
     except AccessLogError as err:
