@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from activities.review import NEAR_DAYS, ReviewFigures
+from activities.review_figures import NEAR_DAYS, ReviewFigures
 
 
 @dataclass(frozen=True)

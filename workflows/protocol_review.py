@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.names import GATHER_REVIEW_FIGURES, WRITE_REVIEW_REPORT
-    from activities.review import ReviewFigures, ReviewFiles, ReviewReport, ReviewWindow
+    from activities.review_figures import ReviewFigures, ReviewFiles, ReviewReport, ReviewWindow
 
 REVIEW_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=10)
 

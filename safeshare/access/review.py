@@ -7,7 +7,7 @@ import datetime as dt
 from collections import Counter
 from pathlib import Path
 
-from activities.review import AccessFigures, AccessSource, RefusedAccess
+from activities.review_figures import AccessFigures, AccessSource, RefusedAccess
 from safeshare.access.events import Outcome
 from safeshare.access.log import AccessLog
 

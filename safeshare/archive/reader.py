@@ -20,7 +20,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.review import ArchivedCase, ArchiveSource
+from activities.review_figures import ArchivedCase, ArchiveSource
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.archive.records import ARCHIVED, CASE, CONSENT_WITHDRAWAL
 from safeshare.archive.store import ArchiveStore, StoredRecord

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from activities.review import RefusedAccess, ReviewFigures, ReviewWindow
+from activities.review_figures import RefusedAccess, ReviewFigures, ReviewWindow
 from activities.review_report import render_markdown, sections
 from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpose
 from safeshare.access.log import AccessLog

@@ -17,7 +17,8 @@ from temporalio.worker import Worker
 from activities.agency import agency_task_queue
 from activities.names import NOTIFY_OPERATOR, NOTIFY_PRACTITIONER, RECEIVE_DELIVERY
 from activities.protocol_gate import ProtocolGate
-from activities.review import ProtocolReviewActivities, ReviewWindow
+from activities.review import ProtocolReviewActivities
+from activities.review_figures import ReviewWindow
 from activities.review_report import sections
 from partnership.registry import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb

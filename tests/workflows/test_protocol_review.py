@@ -25,13 +25,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import agency_task_queue
-from activities.review import (
-    ProtocolReviewActivities,
-    ReviewWindow,
-    deadlines_missed,
-    visibility_time,
-    window_query,
-)
+from activities.review import ProtocolReviewActivities, visibility_time, window_query
+from activities.review_figures import ReviewWindow, deadlines_missed
 from activities.review_report import render_markdown
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.access.events import AccessEvent, Action, Channel, Outcome, Purpose

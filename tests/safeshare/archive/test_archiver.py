@@ -30,7 +30,8 @@ from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.review import ProtocolReviewActivities, ReviewWindow
+from activities.review import ProtocolReviewActivities
+from activities.review_figures import ReviewWindow
 from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
