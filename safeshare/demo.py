@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agency_adapters.sandbox_agency.rows import Child
 from agency_adapters.sandbox_agency.seed import DEMO_CHILDREN
-from agency_adapters.sandbox_agency.store import Child
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.tls import TlsFiles

@@ -12,7 +12,7 @@ from protos.sharing.v1 import case_pb2 as pb
 
 
 class ChildLike(Protocol):
-    """A child as the sandbox agency holds one (``agency_adapters.sandbox_agency.store.Child``)."""
+    """A child as the sandbox agency holds one (``agency_adapters.sandbox_agency.rows.Child``)."""
 
     @property
     def given_name(self) -> str: ...

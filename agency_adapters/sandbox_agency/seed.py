@@ -12,7 +12,8 @@ from typing import TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agency_adapters.sandbox_agency.store import Child, SandboxStore
+from agency_adapters.sandbox_agency.rows import Child
+from agency_adapters.sandbox_agency.store import SandboxStore
 from protos.sharing.v1 import case_pb2 as pb
 
 DEMO_CHILDREN: tuple[Child, ...] = (

@@ -22,14 +22,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from activities.agency import content_digest
+from agency_adapters.sandbox_agency.errors import DuplicateItemError, SubjectMismatch
 from agency_adapters.sandbox_agency.faults import FaultError, FaultInjector
+from agency_adapters.sandbox_agency.rows import Child
 from agency_adapters.sandbox_agency.seed import seed_store
-from agency_adapters.sandbox_agency.store import (
-    Child,
-    DuplicateItemError,
-    SandboxStore,
-    SubjectMismatch,
-)
+from agency_adapters.sandbox_agency.store import SandboxStore
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc
 from protos.agency.v1 import sandbox_control_pb2 as control_pb

@@ -10,8 +10,9 @@ from typing import Any, Protocol
 import grpc
 
 from agency_adapters.sandbox_agency.faults import FaultInjector
+from agency_adapters.sandbox_agency.rows import Child
 from agency_adapters.sandbox_agency.seed import DEMO_CHILDREN
-from agency_adapters.sandbox_agency.store import Child, SandboxStore
+from agency_adapters.sandbox_agency.store import SandboxStore
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from protos.sharing.v1 import case_pb2 as pb
 

@@ -24,7 +24,7 @@ from activities.agency import (
 )
 from agency_adapters.activities import AgencyActivities
 from agency_adapters.claims import ClaimError, ClaimStore
-from agency_adapters.sandbox_agency.store import Child
+from agency_adapters.sandbox_agency.rows import Child
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.agency.v1 import agency_service_pb2_grpc as agency_grpc

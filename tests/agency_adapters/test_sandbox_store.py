@@ -10,6 +10,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from activities.agency import content_digest
+from agency_adapters.sandbox_agency.errors import DuplicateItemError, SubjectMismatch
 from agency_adapters.sandbox_agency.seed import (
     ALL_CATEGORIES,
     DEMO_CHILDREN,
@@ -17,7 +18,7 @@ from agency_adapters.sandbox_agency.seed import (
     held_categories_for,
     seed_store,
 )
-from agency_adapters.sandbox_agency.store import DuplicateItemError, SandboxStore, SubjectMismatch
+from agency_adapters.sandbox_agency.store import SandboxStore
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from tests.agency_adapters.agency_test_support import CHILDREN, UNKNOWN_CHILD, child_subject

@@ -34,7 +34,7 @@ def _forgetful_receive(
     return receipt, False
 
 
-SandboxStore.receive_delivery = _forgetful_receive  # type: ignore[method-assign]
+SandboxStore.receive_delivery = _forgetful_receive  # type: ignore[assignment]
 
 if __name__ == "__main__":
     main()

@@ -29,8 +29,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from agency_adapters.sandbox_agency.rows import Child
 from agency_adapters.sandbox_agency.seed import demo_consents, seed_store
-from agency_adapters.sandbox_agency.store import Child, SandboxStore
+from agency_adapters.sandbox_agency.store import SandboxStore
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.client import CaseClient
 from safeshare.pki import DevPki
