@@ -1,7 +1,6 @@
 """The options the ``safeshare audit`` commands share, and the case selection they make.
 
-Each is a typer annotation, written once: a command that reads cases from the server takes
-``--case`` and ``--query``; one that reads the archive or an export folder takes its public key.
+Each is a typer annotation, written once and used by every command that takes it.
 """
 
 from __future__ import annotations
