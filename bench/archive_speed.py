@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from safeshare.archive.archiver import Archiver, ArchiverSettings
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
-from safeshare.archive.store import open_archive
+from safeshare.archive.url import open_archive
 from safeshare.archive.verify import verify_archive
 
 

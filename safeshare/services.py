@@ -77,7 +77,7 @@ async def run_hub(
     client = await connect_temporal_waiting(temporal)
     await _require_keys(client, temporal)
     alerts = OperatorAlerts(client)
-    from safeshare.archive.store import open_archive
+    from safeshare.archive.url import open_archive
 
     archive = await asyncio.to_thread(open_archive, archive_url) if archive_url else None
     worker = build_hub_worker(
@@ -115,7 +115,7 @@ async def run_gateway(
     """Serve the Case API until SIGINT or SIGTERM, then stop gracefully; closed cases are read
     from the archive at ``archive_url`` when given; certificates the CRL at ``crl_path``
     revokes are refused."""
-    from safeshare.archive.store import open_archive
+    from safeshare.archive.url import open_archive
 
     signer = load_signing_key(signing_key_path)  # fail at start, in one line
     # Re-read when the file changes: operators' registry changes count without a restart.

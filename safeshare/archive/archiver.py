@@ -56,6 +56,12 @@ from temporalio.common import MetricMeter
 from temporalio.service import RPCError
 
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN
+from safeshare.archive.errors import (
+    ArchiveConflict,
+    ArchiveFull,
+    ArchiveUnavailable,
+    ReadBackMismatch,
+)
 from safeshare.archive.proofs import sign_checkpoint
 from safeshare.archive.records import (
     ARCHIVED,
@@ -66,13 +72,7 @@ from safeshare.archive.records import (
     History,
     IndexFields,
 )
-from safeshare.archive.store import (
-    ArchiveConflict,
-    ArchiveFull,
-    ArchiveStore,
-    ArchiveUnavailable,
-    ReadBackMismatch,
-)
+from safeshare.archive.store import ArchiveStore
 from safeshare.audit.export import ExportError, HistoryFetcher
 from safeshare.audit.histories import HistoryFacts, HistoryFileError, parse_history
 from workflows import search_attributes as sa

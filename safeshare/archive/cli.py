@@ -74,7 +74,7 @@ def _guard(action: Callable[[], T]) -> T:
     """Run an action; known failures become one line on stderr and exit code 2."""
     from partnership.registry import RegistryError
     from safeshare.archive.checkpoint import CheckpointError
-    from safeshare.archive.store import ArchiveError
+    from safeshare.archive.errors import ArchiveError
     from safeshare.audit.signing import SigningError
     from safeshare.temporal import TemporalConfigError, TemporalUnavailable
 
@@ -141,7 +141,7 @@ async def run_archiver(temporal: Any, archive_url: str, signing_key: Path, setti
     import structlog
 
     from safeshare.archive.archiver import Archiver, ArchiverMetrics
-    from safeshare.archive.store import open_archive
+    from safeshare.archive.url import open_archive
     from safeshare.audit.signing import ensure_signing_key, load_private_key
     from safeshare.metrics import runtime_for
     from safeshare.shutdown import wait_for_stop_signal
@@ -181,7 +181,7 @@ def _open_with_retry(open_archive: Callable[[str], Any], url: str) -> Any:
     """Open the archive, waiting for its database to come up (a server starting with us)."""
     import time
 
-    from safeshare.archive.store import ArchiveUnavailable
+    from safeshare.archive.errors import ArchiveUnavailable
 
     for _ in range(60):
         try:
@@ -192,7 +192,7 @@ def _open_with_retry(open_archive: Callable[[str], Any], url: str) -> Any:
 
 
 def _record_sweep(store: Any, lag_seconds: float) -> None:
-    from safeshare.archive.store import ArchiveUnavailable
+    from safeshare.archive.errors import ArchiveUnavailable
 
     try:
         store.set_meta(LAST_SWEEP, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
@@ -202,7 +202,7 @@ def _record_sweep(store: Any, lag_seconds: float) -> None:
 
 
 def _open(url: str) -> Any:
-    from safeshare.archive.store import open_archive
+    from safeshare.archive.url import open_archive
 
     return open_archive(url)
 
@@ -386,9 +386,9 @@ def purge(
     ),
 ) -> None:
     """Remove cases past the registry's retention, leaving a tombstone leaf for each."""
+    from safeshare.archive.errors import RetentionError
     from safeshare.archive.proofs import sign_checkpoint
     from safeshare.archive.records import ARCHIVED
-    from safeshare.archive.store import RetentionError
     from safeshare.audit.signing import load_private_key
 
     try:

@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from safeshare.archive.store import ArchiveFull, ArchiveUnavailable, SqlArchiveStore
+from safeshare.archive.errors import ArchiveFull, ArchiveUnavailable
+from safeshare.archive.sql_store import SqlArchiveStore
 
 CONNECT_TIMEOUT_SECONDS = 5
 # Any constant shared by every writer of this archive: the log's append lock.

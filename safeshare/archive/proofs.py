@@ -21,7 +21,8 @@ from safeshare.archive.checkpoint import (
     VerifierKey,
     parse_checkpoint,
 )
-from safeshare.archive.store import ArchiveError, ArchiveStore
+from safeshare.archive.errors import ArchiveError
+from safeshare.archive.store import ArchiveStore
 
 PROOF_FORMAT = "safeshare-archive-inclusion/1"
 

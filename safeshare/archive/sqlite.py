@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from safeshare.archive.store import ArchiveFull, ArchiveUnavailable, SqlArchiveStore
+from safeshare.archive.errors import ArchiveFull, ArchiveUnavailable
+from safeshare.archive.sql_store import SqlArchiveStore
 
 BUSY_TIMEOUT_SECONDS = 10.0
 

@@ -44,7 +44,7 @@ class CaseArchive:
     """The case archive a command reads, if there is one, and its verification."""
 
     def __init__(self, url: str | None) -> None:
-        from safeshare.archive.store import default_archive_url, open_archive
+        from safeshare.archive.url import default_archive_url, open_archive
 
         self.url = url or default_archive_url()
         self.store = open_archive(self.url) if self.url else None

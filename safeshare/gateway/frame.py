@@ -38,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from partnership.registry import Registry
 from safeshare.access.log import AccessLog
-from safeshare.archive.store import ArchiveUnavailable
+from safeshare.archive.errors import ArchiveUnavailable
 from safeshare.gateway import access
 from safeshare.gateway.errors import GatewayError, abort
 from safeshare.gateway.interceptor import MethodInterceptor

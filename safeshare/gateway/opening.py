@@ -22,7 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
-from safeshare.archive.store import ArchiveUnavailable
+from safeshare.archive.errors import ArchiveUnavailable
 from safeshare.gateway import disclosure_validation as dv
 from safeshare.gateway import validation
 from safeshare.gateway.errors import GatewayError, invalid_argument

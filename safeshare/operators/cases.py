@@ -30,7 +30,8 @@ from safeshare.access.options import (
     PurposeOption,
 )
 from safeshare.access.record import RecordError, record_reads
-from safeshare.archive.store import ArchiveStore, default_archive_url, open_archive
+from safeshare.archive.store import ArchiveStore
+from safeshare.archive.url import default_archive_url, open_archive
 from safeshare.cases.reader import CaseNotFound, CaseViews
 from safeshare.operators.options import (
     OperatorError,

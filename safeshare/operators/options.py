@@ -62,7 +62,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     from temporalio.service import RPCError
 
     from partnership.registry import RegistryError
-    from safeshare.archive.store import ArchiveError
+    from safeshare.archive.errors import ArchiveError
     from safeshare.temporal import TemporalUnavailable
     from safeshare.tls import TlsError
 

@@ -29,7 +29,7 @@ from temporalio.worker import Replayer
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
 from safeshare.archive.records import ARCHIVED
-from safeshare.archive.store import open_archive
+from safeshare.archive.url import open_archive
 from safeshare.archive.verify import verify_archive
 from safeshare.audit.signing import load_public_key, public_key_path
 from safeshare.codec import data_converter

@@ -312,7 +312,7 @@ async def scan(
 async def wait_until_archived(data_dir: Path, record_ids: list[str]) -> None:
     """Until the dev stack's archiver has archived the canary cases (it sweeps every 15 s)."""
     from safeshare.archive.records import ARCHIVED
-    from safeshare.archive.store import open_archive
+    from safeshare.archive.url import open_archive
 
     def known() -> dict[str, str]:
         if not (data_dir / "archive.db").exists():

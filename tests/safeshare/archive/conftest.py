@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from safeshare.archive.store import ArchiveStore, open_archive
+from safeshare.archive.store import ArchiveStore
+from safeshare.archive.url import open_archive
 from tests.safeshare.archive.postgres_server import PostgresServer, running_postgres
 
 BACKENDS = ("sqlite", "postgres")

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from safeshare.archive.proofs import sign_checkpoint
-from safeshare.archive.store import open_archive
+from safeshare.archive.url import open_archive
 from safeshare.audit.signing import ensure_signing_key, load_private_key
 from safeshare.cli import app
 from tests.safeshare.archive.archive_support import a_record, archive

@@ -8,15 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from safeshare.archive.errors import ArchiveConflict, ArchiveUnavailable, ReadBackMismatch
 from safeshare.archive.proofs import inclusion_proof, sign_checkpoint, verify_inclusion_document
 from safeshare.archive.records import ARCHIVED, PURGED, WRITTEN
-from safeshare.archive.store import (
-    ArchiveConflict,
-    ArchiveStore,
-    ArchiveUnavailable,
-    ReadBackMismatch,
-    open_archive,
-)
+from safeshare.archive.store import ArchiveStore
+from safeshare.archive.url import open_archive
 from safeshare.archive.verify import verify_archive
 from tests.safeshare.archive.archive_support import LogKey, a_record, archive
 

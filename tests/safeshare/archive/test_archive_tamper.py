@@ -8,7 +8,7 @@ from typing import Any
 from safeshare.archive import merkle
 from safeshare.archive.proofs import sign_checkpoint
 from safeshare.archive.records import ArchiveRecord
-from safeshare.archive.store import SqlArchiveStore
+from safeshare.archive.sql_store import SqlArchiveStore
 from safeshare.archive.verify import VerifyResult, verify_archive
 from tests.safeshare.archive.archive_support import LogKey, a_record, archive
 

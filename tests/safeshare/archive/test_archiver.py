@@ -41,7 +41,8 @@ from safeshare.archive.archiver import WATERMARK, Archiver, ArchiverSettings, Sw
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN, VerifierKey
 from safeshare.archive.reader import review_source
 from safeshare.archive.records import ARCHIVED, WRITTEN
-from safeshare.archive.store import ArchiveStore, open_archive
+from safeshare.archive.store import ArchiveStore
+from safeshare.archive.url import open_archive
 from safeshare.archive.verify import verify_archive
 from safeshare.audit.export import HistoryFetcher
 from safeshare.audit.signing import ensure_signing_key, public_key_path

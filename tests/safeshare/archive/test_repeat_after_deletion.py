@@ -23,7 +23,8 @@ from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
-from safeshare.archive.store import ArchiveUnavailable, open_archive
+from safeshare.archive.errors import ArchiveUnavailable
+from safeshare.archive.url import open_archive
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
 from tests.disclosure_factories import concern
