@@ -8,6 +8,7 @@
   (psycopg 3);
 - ``merkle`` and ``checkpoint``: RFC 9162 hashing and proofs, C2SP signed checkpoints;
 - ``verify``: every digest, the tree and the checkpoints, as findings;
-- ``archiver``: the sweep that copies closed cases from Temporal, checks and logs them;
+- ``archiver``: the sweep that copies closed cases from Temporal, checks and logs them
+  (``record_builder``: the record of one closed workflow; ``metrics``: what it counts);
 - ``reader``: one reader of closed cases (the archive first, then Temporal).
 """

@@ -48,11 +48,7 @@ from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
-from temporalio.common import MetricMeter
+from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError
 
 from safeshare.archive.checkpoint import DEFAULT_ORIGIN
@@ -62,51 +58,23 @@ from safeshare.archive.errors import (
     ArchiveUnavailable,
     ReadBackMismatch,
 )
+from safeshare.archive.metrics import ArchiverMetrics
 from safeshare.archive.proofs import sign_checkpoint
-from safeshare.archive.records import (
-    ARCHIVED,
-    CASE,
-    CONSENT_WITHDRAWAL,
-    PURGED,
-    ArchiveRecord,
-    History,
-    IndexFields,
+from safeshare.archive.record_builder import (
+    KINDS,
+    HistoryNotSettled,
+    RecordBuilder,
+    UnreadableWorkflow,
 )
+from safeshare.archive.records import ARCHIVED, PURGED
 from safeshare.archive.store import ArchiveStore
 from safeshare.audit.export import ExportError, HistoryFetcher
-from safeshare.audit.histories import HistoryFacts, HistoryFileError, parse_history
-from workflows import search_attributes as sa
-from workflows.ids import case_ref_from_workflow_id, consent_withdrawal_workflow_id
+from workflows.ids import case_ref_from_workflow_id
 
 log = structlog.get_logger("safeshare.archive")
 
 WATERMARK = "archiver.watermark"
-KINDS = {
-    "SharingCase": CASE,
-    "DisclosureCase": CASE,  # its result is a decision record too
-    "ConsentWithdrawalNotice": CONSENT_WITHDRAWAL,
-}
-CLOSED_EVENTS = frozenset(
-    f"EVENT_TYPE_WORKFLOW_EXECUTION_{kind}"
-    for kind in ("COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED", "CANCELED")
-)
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-
-
-class HistoryNotSettled(Exception):
-    """A history changed between two reads, or has not closed yet: archived on a later sweep."""
-
-
-class UnreadableWorkflow(Exception):
-    """A listed workflow the archiver cannot read: its id is not a SafeShare workflow's, or
-    its history is not one the archiver can parse. Retried on every sweep (see above)."""
-
-
-# What reading a history or a workflow id raises when it is not what SafeShare writes.
-_UNREADABLE = (
-    HistoryFileError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-    json_format.ParseError, DecodeError,
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,67 +94,6 @@ class ArchiverSettings:
     origin: str = DEFAULT_ORIGIN
     protocol_version: str = ""
     """The Information Sharing Protocol in force (from the registry), recorded per case."""
-
-
-@dataclass
-class ArchiverMetrics:
-    """Cases archived, failures and the lag, in this process and on Prometheus if a meter."""
-
-    meter: MetricMeter | None = None
-    archived: int = 0
-    failures: int = 0
-    lag_seconds: float = 0.0
-    failures_by_reason: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._archived = self._failures = self._lag = self._retention = self._threshold = None
-        if self.meter is not None:
-            self._archived = self.meter.create_counter(
-                "safeshare_archive_cases_archived", "Closed workflows archived and read back."
-            )
-            self._failures = self.meter.create_counter(
-                "safeshare_archive_failures", "Archive writes that failed or did not check."
-            )
-            self._lag = self.meter.create_gauge_float(
-                "safeshare_archive_lag_seconds",
-                "Age of the oldest closed case not yet archived (0: none).",
-                "s",
-            )
-            self._retention = self.meter.create_gauge_float(
-                "safeshare_archive_retention_seconds",
-                "The namespace's retention the archiver measures its lag against.",
-                "s",
-            )
-            self._threshold = self.meter.create_gauge_float(
-                "safeshare_archive_lag_alert_seconds",
-                "The lag past which the archive alerts: the set fraction of the retention.",
-                "s",
-            )
-
-    def set_retention(self, retention: dt.timedelta, fraction: float) -> None:
-        """The retention and the lag alert threshold (``fraction`` of it), for the alert rule."""
-        if self._retention is not None and self._threshold is not None:
-            self._retention.set(retention.total_seconds())
-            self._threshold.set(retention.total_seconds() * fraction)
-
-    def count_archived(self, kind: str) -> None:
-        """One more record archived."""
-        self.archived += 1
-        if self._archived is not None:
-            self._archived.add(1, {"kind": kind})
-
-    def count_failure(self, reason: str) -> None:
-        """One more failure, by reason code."""
-        self.failures += 1
-        self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
-        if self._failures is not None:
-            self._failures.add(1, {"reason": reason})
-
-    def set_lag(self, seconds: float) -> None:
-        """The lag now."""
-        self.lag_seconds = seconds
-        if self._lag is not None:
-            self._lag.set(seconds)
 
 
 @dataclass
@@ -221,6 +128,7 @@ class Archiver:
         self.metrics = metrics or ArchiverMetrics()
         self.metrics.set_retention(self.settings.retention, self.settings.lag_alert_fraction)
         self._fetcher = HistoryFetcher(client, concurrency=10)
+        self.builder = RecordBuilder(client, self._fetcher, self.settings.protocol_version)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep every ``interval`` seconds until ``stop`` is set."""
@@ -303,7 +211,7 @@ class Archiver:
 
     async def _archive_one(self, execution: WorkflowExecution) -> _Outcome:
         try:
-            record = await self.build_record(execution)
+            record = await self.builder.build(execution)
             await self._call(self._store.put, record)
             # 👉 Read the case's history once more: a record is only ever confirmed from two
             # identical reads, so one that changed in between (a reset) is not archived.
@@ -337,76 +245,6 @@ class Archiver:
         log.info("case_archived", case_ref=record.case_ref, kind=record.kind)
         return _Outcome.ARCHIVED
 
-    async def build_record(self, execution: WorkflowExecution) -> ArchiveRecord:
-        """The record of one closed workflow, from Temporal (no payload keys needed).
-
-        Raises:
-            HistoryNotSettled: a history in it has not closed.
-            UnreadableWorkflow: not a SafeShare workflow, or a history that does not parse.
-            ExportError, RPCError: Temporal refused.
-        """
-        try:
-            kind = KINDS[execution.workflow_type]
-            case_ref = case_ref_from_workflow_id(execution.id)
-            if kind == CONSENT_WITHDRAWAL and _notice_holder(execution.id) is None:
-                raise ValueError("not a consent-withdrawal notice's workflow id")
-            if kind == CASE:
-                exported = await self._fetcher.case(execution.id, execution.run_id, notices=False)
-            else:
-                exported = [await self._fetcher.history(execution.id, execution.run_id)]
-            histories = []
-            for item in exported:
-                events = parse_history(item.content)
-                facts = HistoryFacts.of(events)
-                if facts.last_event_type not in CLOSED_EVENTS:
-                    raise HistoryNotSettled(f"{item.workflow_id} has not closed")
-                histories.append(
-                    History(item.workflow_id, item.run_id, facts.workflow_type, item.content)
-                )
-            result = result_payload(parse_history(histories[0].content))
-        except _UNREADABLE as err:
-            raise UnreadableWorkflow("the archiver cannot read this workflow") from err
-        children = [h.workflow_id for h in histories[1:]]
-        return ArchiveRecord(
-            record_id=execution.id,
-            case_ref=case_ref,
-            kind=kind,
-            run_id=execution.run_id,
-            index=await self._index(execution, children),
-            histories=histories,
-            result=result,
-        )
-
-    async def _index(self, execution: WorkflowExecution, children: Sequence[str]) -> IndexFields:
-        attributes = execution.typed_search_attributes
-        override = bool(attributes.get(sa.OVERRIDE_USED))
-        escalated = bool(attributes.get(sa.ESCALATED))
-        for child in children:
-            described = await self._client.get_workflow_handle(child).describe()
-            override = override or bool(described.typed_search_attributes.get(sa.OVERRIDE_USED))
-            escalated = escalated or bool(described.typed_search_attributes.get(sa.ESCALATED))
-        holders = tuple(attributes.get(sa.HOLDING_AGENCY) or ())
-        if not holders and execution.workflow_type == "ConsentWithdrawalNotice":
-            holders = (_notice_holder(execution.id) or "",)
-        outcome = attributes.get(sa.OUTCOME) or (
-            "" if execution.status == WorkflowExecutionStatus.COMPLETED
-            else (execution.status.name if execution.status else "")
-        )  # fmt: skip
-        return IndexFields(
-            closed_at=_rfc3339(execution.close_time),
-            opened_at=_rfc3339(execution.start_time),
-            requesting_agency=attributes.get(sa.REQUESTING_AGENCY) or "",
-            holding_agencies=holders,
-            purpose=attributes.get(sa.PURPOSE) or "",
-            urgency=attributes.get(sa.URGENCY) or "",
-            outcome=outcome,
-            override_used=override,
-            escalated=escalated,
-            protocol_version=self.settings.protocol_version,
-            disclosure_kind=attributes.get(sa.CASE_KIND) or "",
-            recipient_agencies=tuple(attributes.get(sa.RECIPIENT_AGENCY) or ()),
-        )
-
     async def _advance_watermark(
         self, closed: Sequence[WorkflowExecution], pending: Sequence[WorkflowExecution]
     ) -> None:
@@ -431,36 +269,11 @@ class _Outcome(enum.Enum):
     UNREADABLE = "unreadable"
 
 
-def _notice_holder(workflow_id: str) -> str | None:
-    """The holder named by a consent-withdrawal notice's id, or None if it is not one."""
-    ref = case_ref_from_workflow_id(workflow_id)
-    for holder in workflow_id.split(".")[1:2]:
-        if consent_withdrawal_workflow_id(ref, holder) == workflow_id:
-            return holder
-    return None
-
-
 def _ref_or_blank(workflow_id: str) -> str:
     try:
         return case_ref_from_workflow_id(workflow_id)
     except ValueError:
         return ""
-
-
-def result_payload(events: list[dict[str, Any]]) -> bytes:
-    """The workflow's result payload exactly as stored (encrypted stays encrypted), or b""."""
-    if not events:
-        return b""
-    attributes = events[-1].get("workflowExecutionCompletedEventAttributes") or {}
-    payloads = (attributes.get("result") or {}).get("payloads") or []
-    if not payloads:
-        return b""
-    payload = json_format.ParseDict(payloads[0], Payload(), ignore_unknown_fields=True)
-    return payload.SerializeToString(deterministic=True)
-
-
-def _rfc3339(at: dt.datetime | None) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at else ""
 
 
 def protocol_version_of(registry_path: Path) -> str:

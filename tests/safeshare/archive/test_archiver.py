@@ -482,7 +482,7 @@ async def test_a_killed_archiver_leaves_nothing_counted_that_was_not_read_back(
         await asyncio.sleep(0.2)
     execution = next(e for e in closed if e.id == record_id)
     # Killed after the write, before the read back: written, never counted.
-    stack.archive.put(await archiver.build_record(execution))
+    stack.archive.put(await archiver.builder.build(execution))
     assert stack.archive.known([record_id]) == {record_id: WRITTEN}
     assert record_id not in {leaf.record_id for leaf in stack.archive.leaves()}
 
