@@ -4,7 +4,7 @@ workflow.
 An encoded payload is ``nonce (12 bytes) || ciphertext+tag`` of the whole original payload
 (metadata and data), so the message type and encoding are hidden too. Since format 3 the
 original is compressed (raw DEFLATE, with a preset dictionary of the protos' field and enum
-names: ``deflate_dictionary``) first when that makes it smaller: ciphertext does not compress,
+names: ``packing``) first when that makes it smaller: ciphertext does not compress,
 so this is the only place compression can happen, and a case's JSON payloads shrink to about
 30% of their size. Its metadata names the key
 and the namespace and workflow the payload belongs to (the SDK's serialization context when it
@@ -60,9 +60,8 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -75,7 +74,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
-from safeshare.codec.deflate_dictionary import DICTIONARY_1
+from safeshare.codec import packing
 from safeshare.codec.keys import KeyRing, KeyRingError, UnknownKeyError
 from workflows.ids import case_ref_from_workflow_id
 
@@ -90,19 +89,12 @@ LABEL_METADATA = "encryption"
 namespaces hold no spaces; the workflow id is the rest)."""
 BOUND_FORMAT = b"2"
 COMPACT_FORMAT = b"3"
+"""Bound like format 2, without a ``case-ref`` label, and compressed when that is smaller
+(``packing``)."""
 LABELLED_AAD = b"safeshare-payload-v4"
 LABELLED_FORMAT = b"4"
 """As format 3 (bound, compressed when smaller), with its binding in the one ``encryption``
-label instead of four metadata entries: about 80 bytes less in every stored payload."""
-"""Bound like format 2, without a ``case-ref`` label, and compressed when that is smaller: the
-plaintext is one byte (``STORED``, ``DEFLATED``, ``DEFLATED_WITH_DICTIONARY_1``) and then
-the payload."""
-STORED = b"\x00"
-DEFLATED = b"\x01"
-DEFLATED_WITH_DICTIONARY_1 = b"\x02"
-"""Deflated with ``deflate_dictionary.DICTIONARY_1`` preset (what the codec writes)."""
-MAX_INFLATED_BYTES = 64 * 1024 * 1024
-"""A compressed payload that inflates past this is refused (Temporal stores at most 2 MB)."""
+label instead of four metadata entries: about 75 bytes less in every stored payload."""
 REFUSED_ENCODING = b"binary/refused"
 NONCE_BYTES = 12
 # A schedule encodes its action's input under the schedule's workflow id; each run's id is
@@ -210,10 +202,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             return Payload(
                 metadata=metadata, data=nonce + self._ciphers[key_id].encrypt(nonce, plain, aad)
             )
-        packed = STORED + plain
-        deflated = _deflate(plain, DICTIONARY_1)
-        if len(deflated) < len(plain):
-            packed = DEFLATED_WITH_DICTIONARY_1 + deflated
+        packed = packing.packed(plain)
         if self._labelled and " " not in namespace:
             label = b" ".join(
                 (LABELLED_FORMAT, *(s.encode() for s in (key_id, namespace, workflow_id)))
@@ -239,7 +228,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             self._check_binding(namespace, workflow_id)
             _check_case_label(payload, workflow_id)
             aad = _compact_aad(key_id, namespace, workflow_id, LABELLED_AAD)
-            return _unpacked(self._opened(payload, key_id, aad))
+            return _unpacked_payload(self._opened(payload, key_id, aad))
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         if not key_id:
             raise DecryptionError("encrypted payload has no encryption-key-id")
@@ -250,7 +239,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             workflow_id = payload.metadata.get(WORKFLOW_METADATA, b"").decode(errors="replace")
             self._check_binding(namespace, workflow_id)
             _check_case_label(payload, workflow_id)
-            return _unpacked(
+            return _unpacked_payload(
                 self._opened(payload, key_id, _compact_aad(key_id, namespace, workflow_id))
             )
         if payload_format == BOUND_FORMAT:
@@ -341,44 +330,11 @@ def _long_labels(key_id: str, form: bytes, namespace: str, workflow_id: str) -> 
     }
 
 
-def _compressor(dictionary: bytes | None = None) -> Any:
-    # Raw DEFLATE (no zlib header or checksum): AES-GCM authenticates the bytes already.
-    if dictionary is None:
-        return zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=dictionary)
-
-
-_PRIMED_WITH_DICTIONARY_1 = _compressor(DICTIONARY_1)
-"""Never compresses itself: each payload gets a copy, the dictionary already loaded (loading
-it is a third of the time of compressing a payload of a few hundred bytes)."""
-
-
-def _deflate(data: bytes, dictionary: bytes | None = None) -> bytes:
-    if dictionary is DICTIONARY_1:
-        compressor = _PRIMED_WITH_DICTIONARY_1.copy()
-    else:
-        compressor = _compressor(dictionary)
-    return compressor.compress(data) + compressor.flush()
-
-
-def _unpacked(packed: bytes) -> Payload:
-    """The payload in a format-3 plaintext: stored as is, or deflated (bounded)."""
-    kind, body = packed[:1], packed[1:]
-    if kind == STORED:
-        return Payload.FromString(body)
-    if kind == DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    elif kind == DEFLATED_WITH_DICTIONARY_1:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS, zdict=DICTIONARY_1)
-    else:
-        raise DecryptionError("encrypted payload in an unknown format")
+def _unpacked_payload(plain: bytes) -> Payload:
     try:
-        plain = inflater.decompress(body, MAX_INFLATED_BYTES)
-    except zlib.error:
-        raise DecryptionError("compressed payload does not inflate") from None
-    if inflater.unconsumed_tail or not inflater.eof:
-        raise DecryptionError("compressed payload inflates past the limit or is cut short")
-    return Payload.FromString(plain)
+        return Payload.FromString(packing.unpacked(plain))
+    except packing.PackingError as err:
+        raise DecryptionError(str(err)) from None
 
 
 def _check_case_label(payload: Payload, workflow_id: str) -> None:

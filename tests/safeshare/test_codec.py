@@ -34,6 +34,7 @@ from safeshare.codec import (
     ensure_key_file,
     keys_from_env,
     load_key_file,
+    packing,
     parse_key_ring,
     replay_converter,
     write_key_file,
@@ -180,7 +181,7 @@ async def test_payloads_deflated_without_the_dictionary_still_decrypt() -> None:
     codec = EncryptionCodec(FIXED_RING, binding=binding)
     original = payload(b'{"givenName": "Amara"}' * 10)
     nonce = os.urandom(aes.NONCE_BYTES)
-    packed = aes.DEFLATED + aes._deflate(original.SerializeToString())
+    packed = packing.DEFLATED + packing.deflate(original.SerializeToString())
     aad = aes._compact_aad("key-2026-11", *binding)
     sealed = Payload(
         metadata={
@@ -200,7 +201,7 @@ async def test_a_compressed_payload_that_inflates_past_the_limit_is_refused(
     codec = EncryptionCodec(FIXED_RING, binding=("default", FORMAT_2_EXCHANGE))
     [sealed] = await codec.encode([payload(b"0" * 100_000)])
     assert len(sealed.data) < 1_000
-    monkeypatch.setattr(aes, "MAX_INFLATED_BYTES", 50_000)
+    monkeypatch.setattr(packing, "MAX_INFLATED_BYTES", 50_000)
     with pytest.raises(DecryptionError, match="limit"):
         await codec.decode([sealed])
 
