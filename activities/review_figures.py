@@ -5,9 +5,12 @@ Plain values and pure functions, no Temporal client and no I/O: the ``ProtocolRe
 imports the dataclasses it passes between its activities from here. The reads that fill in the
 rest (Temporal visibility, the archive, the access history) are the activities in
 ``activities/review.py``.
-"""
 
-from __future__ import annotations
+👉 No postponed annotations here: the workflow module is passed through the sandbox
+(``workflows/runner.py``), so this module is imported outside it and is missing from the
+sandbox's ``sys.modules``, where the payload converter resolves a dataclass's string type
+hints; real annotations need no lookup.
+"""
 
 import datetime as dt
 from collections import Counter

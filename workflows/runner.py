@@ -1,9 +1,24 @@
-"""How workers run SafeShare's workflows: Temporal's sandbox, with the pure modules passed
-through, and the payload contexts answered without re-entering the sandbox.
+"""How workers run SafeShare's workflows: Temporal's sandbox, with SafeShare's own modules
+passed through, and the payload contexts answered without re-entering the sandbox.
 
-👉 The sandbox re-imports every workflow module for each new workflow run; profiling the hub
-showed 71% of its CPU in re-importing these. They are deterministic and hold no mutable module
-state (tables and pure functions only), so sharing one import across runs is safe.
+👉 The sandbox re-imports, for each new workflow run, every module it does not pass through,
+and always the module that defines the workflow class: profiling the hub showed 71% of its CPU
+in re-importing the pure helpers, and after those were passed through, replaying a case spent
+a third of its time re-importing the workflow classes themselves (``@workflow.defn`` checking
+every member, each run) and going through the sandbox's restricted-module proxies on every
+``datetime`` or ``asyncio`` access in them. Every module of ``workflows`` (the workflow classes
+too), the two pure ``activities`` modules and the generated ``protos`` are deterministic and
+hold no mutable module state (tables, classes and pure functions only), so sharing one import
+across runs is safe, and the sandbox is left to give each run its own instance.
+
+👉 What the sandbox no longer checks for these modules is checked elsewhere, on the same code:
+
+- every recorded history in ``tests/histories`` also replays under Temporal's stock sandbox with
+  none of SafeShare's modules passed through (``strict_runner``), where a call to the clock,
+  randomness, I/O or threads from workflow code fails the replay (tests/workflows/test_replay.py);
+- the same replays leave the module state of every passed-through module as they found it
+  (tests/workflows/test_runner.py), so one run cannot leak into the next;
+- the chaos suite's checker replays with the SDK's default runner, independently of this one.
 
 👉 The SDK asks the workflow instance which serialization context each payload of an
 activation or completion belongs to (the workflow, an activity, a child), several times per
@@ -27,21 +42,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.worker.workflow_sandbox._runner import _Instance
 
 PURE_MODULES = (
-    "workflows.domain",  # and every module in it (the sandbox matches by package)
-    "workflows.ids",
-    "workflows.search_attributes",
-    "workflows.memo_view",
-    "workflows.disclosure",  # the steps of a disclosure case
-    "workflows.sharing",
-    "workflows.names",
-    "workflows.seal",
-    "workflows.commands",
-    "workflows.ed25519",
-    "workflows.agency_calls",
-    "workflows.approvers",
-    "workflows.ladder",
-    "workflows.record_keeper",
-    "workflows.exchange",
+    "workflows",  # and every module in it (the sandbox matches by package): the workflow
+    # classes, their steps (workflows.exchange, .disclosure, .sharing) and the domain
     "activities.agency",
     "activities.names",
     "protos",
@@ -78,3 +80,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SafeShareSandboxRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
     )
+
+
+def strict_runner() -> SandboxedWorkflowRunner:
+    """Temporal's stock sandbox with its default restrictions and none of SafeShare's modules
+    passed through: slower, and the check that the workflow code never needs the passthrough
+    to be deterministic (the replay tests run every recorded history under it too)."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)

@@ -41,4 +41,5 @@ def test_the_domain_imports_only_the_standard_library_protobuf_and_itself() -> N
 
 
 def test_the_runner_passes_the_whole_domain_through_the_sandbox() -> None:
-    assert "workflows.domain" in PURE_MODULES
+    # The whole package, or the domain by name: the sandbox matches passthrough by package.
+    assert any(root in ("workflows", "workflows.domain") for root in PURE_MODULES)
