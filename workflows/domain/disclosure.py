@@ -20,7 +20,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from workflows.domain import acknowledgement
 from workflows.domain.deadlines import DEFAULT_TIMESCALES, Timescales, WorkingCalendar, deadline
 from workflows.domain.override import APPROVER_ROLES
-from workflows.domain.refusal import Refusal, Rule, incomplete, missing
+from workflows.domain.refusal import Refusal, Rule, incomplete, missing, out_of_turn
 from workflows.domain.vocabulary import Actor, Outcome, Step, Urgency
 
 
@@ -210,7 +210,7 @@ class Disclosure:
         """Whether ``command`` may be applied now; the refusal says why not."""
         match command:
             case GatePassed() | GateRefused():
-                return _turn(self.state is State.REQUESTED, self.state)
+                return out_of_turn(self.state is State.REQUESTED, self.state)
             case Decide(actor=actor, reason=reason):
                 if not reason.strip():
                     return missing("decision.reason")
@@ -226,7 +226,7 @@ class Disclosure:
             case Delivered(recipient=recipient):
                 if recipient not in self.recipients or recipient in self.delivered:
                     return Refusal(Rule.OUT_OF_TURN, "not a pending recipient")
-                return _turn(self.state is State.DELIVERING, self.state)
+                return out_of_turn(self.state is State.DELIVERING, self.state)
             case Acknowledge(actor=actor, status=status):
                 if actor.agency_id not in self.recipients:
                     return Refusal(Rule.NOT_PERMITTED, "only a recipient acknowledges")
@@ -277,10 +277,6 @@ class Disclosure:
     def _close(self, outcome: Outcome) -> None:
         self.outcome = outcome
         self.state = State.CLOSED
-
-
-def _turn(allowed: bool, state: State) -> Refusal | None:
-    return None if allowed else Refusal(Rule.OUT_OF_TURN, f"not allowed while {state.value}")
 
 
 def missing_dataset_fields(kind: Kind, present: Collection[str]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from workflows.domain import acknowledgement, consent, override
 from workflows.domain import exchange_commands as cmd
-from workflows.domain.refusal import Refusal, Rule, incomplete, missing
+from workflows.domain.refusal import Refusal, Rule, incomplete, missing, out_of_turn
 from workflows.domain.vocabulary import OPEN_STATES, Actor, State, Urgency
 
 if TYPE_CHECKING:
@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
 def consent_checked(exchange: Exchange, command: cmd.ConsentChecked) -> Refusal | None:
     """The holder's system answers once, while consent is being checked."""
-    return _turn(exchange.state in {State.CHECKING_CONSENT}, exchange.state)
+    return out_of_turn(exchange.state in {State.CHECKING_CONSENT}, exchange.state)
 
 
 def record_consent(exchange: Exchange, command: cmd.RecordConsent) -> Refusal | None:
     """A complete consent decision, by the holder, in its turn, unless the system refused."""
     if refusal := incomplete(consent.missing_decision_fields(command.decision)):
         return refusal
-    if refusal := _holder(command.actor, exchange.holder) or _turn(
+    if refusal := _holder(command.actor, exchange.holder) or out_of_turn(
         exchange.state is State.AWAITING_CONSENT_DECISION, exchange.state
     ):
         return refusal
@@ -50,7 +50,7 @@ def propose_override(exchange: Exchange, command: cmd.ProposeOverride) -> Refusa
             return Refusal(Rule.OUT_OF_TURN, "an override is already proposed")
     else:
         allowed = exchange.state is State.AWAITING_CONSENT_DECISION
-    return _turn(allowed, exchange.state) or incomplete(
+    return out_of_turn(allowed, exchange.state) or incomplete(
         override.missing_proposal_fields(command.proposal, command.asked)
     )
 
@@ -79,9 +79,9 @@ def share_first(exchange: Exchange, command: cmd.ShareFirst) -> Refusal | None:
         return refusal
     if exchange.urgency is not Urgency.RED:
         return Refusal(Rule.OUT_OF_TURN, "share-first is for RED urgency only")
-    return _turn(exchange.state is State.AWAITING_CONSENT_DECISION, exchange.state) or incomplete(
-        override.missing_share_first_fields(command.decision, command.asked)
-    )
+    return out_of_turn(
+        exchange.state is State.AWAITING_CONSENT_DECISION, exchange.state
+    ) or incomplete(override.missing_share_first_fields(command.decision, command.asked))
 
 
 def decline_to_share(exchange: Exchange, command: cmd.DeclineToShare) -> Refusal | None:
@@ -89,25 +89,25 @@ def decline_to_share(exchange: Exchange, command: cmd.DeclineToShare) -> Refusal
     if refusal := _holder(command.actor, exchange.holder):
         return refusal
     allowed = exchange.state in {State.AWAITING_CONSENT_DECISION, State.AWAITING_OVERRIDE_DECISION}
-    if refusal := _turn(allowed, exchange.state):
+    if refusal := out_of_turn(allowed, exchange.state):
         return refusal
     return None if command.has_reasons else Refusal(Rule.INVALID, "reasons are required")
 
 
 def nothing_to_share(exchange: Exchange, command: cmd.NothingToShare) -> Refusal | None:
     """The holder's system finds nothing, while checking consent or delivering."""
-    return _turn(exchange.state in {State.CHECKING_CONSENT, State.DELIVERING}, exchange.state)
+    return out_of_turn(exchange.state in {State.CHECKING_CONSENT, State.DELIVERING}, exchange.state)
 
 
 def delivered(exchange: Exchange, command: cmd.Delivered) -> Refusal | None:
     """A delivery while delivering, of what a basis covers (per-category: named, once each)."""
     if not exchange.per_category:
-        return _turn(
+        return out_of_turn(
             exchange.state is State.DELIVERING and exchange.basis_for_delivery, exchange.state
         )
     if command.categories is None:
         return Refusal(Rule.INVALID, "a delivery names its categories")
-    if refusal := _turn(exchange.state is State.DELIVERING, exchange.state):
+    if refusal := out_of_turn(exchange.state is State.DELIVERING, exchange.state):
         return refusal
     categories = set(command.categories)
     if unauthorised := sorted(categories - set(exchange.authorised)):
@@ -123,9 +123,9 @@ def acknowledge(exchange: Exchange, command: cmd.Acknowledge) -> Refusal | None:
         return Refusal(Rule.NOT_PERMITTED, "only the requesting agency acknowledges")
     if exchange.acknowledged:
         return Refusal(Rule.OUT_OF_TURN, "already acknowledged")
-    return _turn(exchange.state is State.AWAITING_ACKNOWLEDGEMENT, exchange.state) or incomplete(
-        acknowledgement.missing_fields(command.status, command.actor.user_id)
-    )
+    return out_of_turn(
+        exchange.state is State.AWAITING_ACKNOWLEDGEMENT, exchange.state
+    ) or incomplete(acknowledgement.missing_fields(command.status, command.actor.user_id))
 
 
 def withdraw_request(exchange: Exchange, command: cmd.WithdrawRequest) -> Refusal | None:
@@ -134,12 +134,12 @@ def withdraw_request(exchange: Exchange, command: cmd.WithdrawRequest) -> Refusa
         return Refusal(Rule.NOT_PERMITTED, "only the requesting agency withdraws")
     if exchange.withdrawn:
         return Refusal(Rule.OUT_OF_TURN, "already withdrawn")
-    return _turn(exchange.state in OPEN_STATES, exchange.state)
+    return out_of_turn(exchange.state in OPEN_STATES, exchange.state)
 
 
 def stop_delivery(exchange: Exchange, command: cmd.StopDelivery) -> Refusal | None:
     """A delivery in flight is stopped only after the request was withdrawn."""
-    return _turn(exchange.state is State.DELIVERING and exchange.withdrawn, exchange.state)
+    return out_of_turn(exchange.state is State.DELIVERING and exchange.withdrawn, exchange.state)
 
 
 def withdraw_consent(exchange: Exchange, command: cmd.WithdrawConsent) -> Refusal | None:
@@ -148,11 +148,7 @@ def withdraw_consent(exchange: Exchange, command: cmd.WithdrawConsent) -> Refusa
         return refusal
     if exchange.consent_withdrawn:
         return Refusal(Rule.OUT_OF_TURN, "consent withdrawal already recorded")
-    return _turn(exchange.delivered and exchange.state in OPEN_STATES, exchange.state)
-
-
-def _turn(allowed: bool, state: State) -> Refusal | None:
-    return None if allowed else Refusal(Rule.OUT_OF_TURN, f"not allowed while {state.value}")
+    return out_of_turn(exchange.delivered and exchange.state in OPEN_STATES, exchange.state)
 
 
 def _holder(actor: Actor, holder: str) -> Refusal | None:

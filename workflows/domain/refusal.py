@@ -63,6 +63,12 @@ def missing(*fields: str) -> Refusal:
     return refusal
 
 
+def out_of_turn(allowed: bool, state: enum.Enum) -> Refusal | None:
+    """The refusal of a command not allowed in ``state`` (a step's enum, whose value is its
+    code), or None if it is allowed."""
+    return None if allowed else Refusal(Rule.OUT_OF_TURN, f"not allowed while {state.value}")
+
+
 def details(refusal: Refusal) -> list[dict[str, str]]:
     """The field violations of ``refusal`` as an ``ApplicationError`` detail (plain data)."""
     return [{"field": v.field, "description": v.description} for v in refusal.violations]
