@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import agency_calls
 from workflows.agency_calls import NOTIFY_BURST, Failed
+from workflows.commands import refuse_if
 from workflows.domain.consent import (
     Asked,
     Cover,
@@ -167,7 +168,7 @@ async def _confirmed(x: ExchangeState, decided: pb.ConsentDecision) -> pb.Consen
     if not found.covers:
         _refuse(x, decided, " ".join(("consent_not_confirmed", *found.reasons)))
     # The exchange may have moved on while the system was asked.
-    x.refuse_if(x.model.check(command(decided, True)))
+    refuse_if(x.model.check(command(decided, True)))
     return response.consent
 
 
@@ -188,7 +189,7 @@ def validate(x: ExchangeState, decision: pb.ConsentDecision) -> None:
         ApplicationError: the rule it breaks.
     """
     covers = decision.HasField("consent") and cover(x, decision.consent).covers
-    x.refuse_if(x.model.check(command(decision, covers)))
+    refuse_if(x.model.check(command(decision, covers)))
 
 
 def command(decision: pb.ConsentDecision, covers: bool) -> RecordConsent:

@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows import approvers
+from workflows.commands import refuse_if
 from workflows.domain import practitioners
 from workflows.domain.exchange_commands import (
     Acknowledge,
@@ -123,7 +124,7 @@ def propose_override(x: ExchangeState, proposed: pb.OverrideProposal) -> None:
 def validate_proposal(x: ExchangeState, proposal: pb.OverrideProposal) -> None:
     """Refuse an override proposal (canonical) that is incomplete or out of turn."""
     proposed = _justified(x, proposal, ProposeOverride)
-    x.refuse_if(x.model.check(proposed))
+    refuse_if(x.model.check(proposed))
 
 
 # -- an override decided ---------------------------------------------------------------
@@ -166,7 +167,7 @@ async def _named_approver(x: ExchangeState, decided: pb.OverrideDecision) -> Non
         x.note("OverrideDecisionRefused", decided.actor.agency_id, user, "not_a_named_approver")
         raise approvers.not_named(x.holder)
     # The exchange may have moved on while the registry was read.
-    x.refuse_if(x.model.check(DecideOverride(actor_of(decided.actor), True, decided.reason)))
+    refuse_if(x.model.check(DecideOverride(actor_of(decided.actor), True, decided.reason)))
 
 
 def validate_decide_override(x: ExchangeState, decision: pb.OverrideDecision) -> None:
@@ -176,7 +177,7 @@ def validate_decide_override(x: ExchangeState, decision: pb.OverrideDecision) ->
         ApplicationError: the rule it breaks.
     """
     actor = actor_of(decision.actor)
-    x.refuse_if(x.model.check(DecideOverride(actor, decision.approve, decision.reason)))
+    refuse_if(x.model.check(DecideOverride(actor, decision.approve, decision.reason)))
 
 
 # -- shared first in a RED emergency -----------------------------------------------------
@@ -197,7 +198,7 @@ def share_first(x: ExchangeState, decided: pb.ShareFirstDecision) -> None:
 def validate_share_first(x: ExchangeState, decision: pb.ShareFirstDecision) -> None:
     """Refuse a share-first decision (canonical) that is incomplete, out of turn or not RED."""
     shared_first = _justified(x, decision, ShareFirst)
-    x.refuse_if(x.model.check(shared_first))
+    refuse_if(x.model.check(shared_first))
 
 
 # -- declined ----------------------------------------------------------------------------
@@ -222,7 +223,7 @@ def validate_decline(x: ExchangeState, decision: pb.DeclineDecision) -> None:
         ApplicationError: the rule it breaks.
     """
     actor = actor_of(decision.actor)
-    x.refuse_if(x.model.check(DeclineToShare(actor, has_reasons=bool(decision.reasons))))
+    refuse_if(x.model.check(DeclineToShare(actor, has_reasons=bool(decision.reasons))))
 
 
 # -- acknowledged by the recipient -------------------------------------------------------
@@ -246,4 +247,4 @@ def validate_acknowledge(x: ExchangeState, acknowledgement: pb.Acknowledgement) 
         ApplicationError: the rule it breaks.
     """
     actor = Actor(acknowledgement.agency_id, acknowledgement.practitioner.user_id)
-    x.refuse_if(x.model.check(Acknowledge(actor, acknowledgement.status)))
+    refuse_if(x.model.check(Acknowledge(actor, acknowledgement.status)))

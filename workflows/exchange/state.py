@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from temporalio import workflow
 
 from workflows import memo_view
-from workflows.commands import AppliedCommands, refused
+from workflows.commands import AppliedCommands
 from workflows.domain.deadlines import (
     DEFAULT_TIMESCALES,
     Escalation,
@@ -24,7 +24,6 @@ from workflows.domain.deadlines import (
     timescales_of,
 )
 from workflows.domain.exchange import Exchange
-from workflows.domain.refusal import Refusal
 from workflows.domain.vocabulary import State, Step, WaitingOn, timestamp, urgency_of
 from workflows.exchange import patches
 from workflows.exchange.view import details, holder_record, search_attributes, sync_categories
@@ -158,17 +157,6 @@ class ExchangeState:
     def urgency_tag(self) -> Mapping[str, str]:
         """The urgency, as a missed deadline's metric tags it."""
         return {"urgency": self.model.urgency.value}
-
-    def refuse_if(self, refusal: Refusal | None) -> None:
-        """Raise ``refusal`` (a validator's or a handler's answer) if there is one.
-
-        Raises:
-            ApplicationError: the refusal's rule, message and fields at fault.
-        """
-        # 👉 Validators run before anything is written to history: a refused decision leaves
-        # no trace in the case and the caller hears why at once.
-        if refusal is not None:
-            raise refused(refusal)
 
     def operator_escalation(self, step: str, agency_id: str) -> pb.Escalation:
         """Record an escalation of ``step`` straight to the partnership operator (the caller

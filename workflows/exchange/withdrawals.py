@@ -13,6 +13,7 @@ from temporalio import workflow
 
 from workflows import agency_calls
 from workflows.agency_calls import NOTIFY_BURST, Failed
+from workflows.commands import refuse_if
 from workflows.domain.exchange_commands import WithdrawConsent, WithdrawRequest
 from workflows.domain.vocabulary import actor_of, timestamp, urgency_of
 from workflows.exchange import patches, seals
@@ -68,7 +69,7 @@ def validate_withdraw_consent(x: ExchangeState, withdrawal: pb.ConsentWithdrawal
     Raises:
         ApplicationError: the rule it breaks.
     """
-    x.refuse_if(x.model.check(_consent_command(withdrawal)))
+    refuse_if(x.model.check(_consent_command(withdrawal)))
 
 
 def _consent_command(withdrawal: pb.ConsentWithdrawal) -> WithdrawConsent:
