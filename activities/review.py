@@ -40,6 +40,7 @@ from activities.review_figures import (
 )
 from partnership.registry import load_registry
 from protos.sharing.v1 import case_pb2 as pb
+from workflows.domain.vocabulary import code
 
 log = structlog.get_logger("safeshare.review")
 
@@ -233,7 +234,7 @@ class ProtocolReviewActivities:
         for _, case_record in self._archived:  # deleted from Temporal: from the archive
             for exchange in case_record.holders:
                 by_holder[exchange.holding_agency_id] += 1
-                outcomes[pb.Outcome.Name(exchange.outcome).removeprefix("OUTCOME_")] += 1
+                outcomes[code(pb.Outcome, exchange.outcome)] += 1
                 figures.overrides_used += bool(exchange.override_used)
                 records.append(exchange)
         figures.exchanges_by_holding_agency = dict(sorted(by_holder.items()))

@@ -15,6 +15,7 @@ from safeshare.devstack.stack import DevStack
 from safeshare.devstack.summary import print_summary
 from safeshare.operators.review import ensure_dev_review_schedule
 from safeshare.shutdown import wait_for_stop_signal
+from workflows.domain.vocabulary import code
 
 
 async def run_dev_stack(
@@ -56,7 +57,7 @@ async def run_dev_stack(
         )
         print_summary(stack, results)
         for shown in disclosures:
-            state = pb.CaseState.Name(shown.view.state).removeprefix("CASE_STATE_")
+            state = code(pb.CaseState, shown.view.state)
             console.print(f"  disclosure {shown.case_ref}  {state:<26} {shown.disclosure.story}")
         await stop
         console.print("Stopping SafeShare ...")

@@ -14,6 +14,7 @@ from safeshare.devstack.settings import HOST
 from safeshare.devstack.stack import DevStack
 from safeshare.devstack.temporal_server import NAMESPACE, RETENTION_DAYS
 from safeshare.operators.views import describe_views
+from workflows.domain.vocabulary import code
 
 
 def print_summary(stack: DevStack, results: list[DemoResult]) -> None:
@@ -78,8 +79,8 @@ def print_summary(stack: DevStack, results: list[DemoResult]) -> None:
             table.add_row(
                 f"case-{result.case_ref}",
                 f"{result.case.requester} -> {result.case.holder}",
-                pb.CaseState.Name(result.view.state).removeprefix("CASE_STATE_"),
-                pb.Outcome.Name(record.outcome).removeprefix("OUTCOME_")
+                code(pb.CaseState, result.view.state),
+                code(pb.Outcome, record.outcome)
                 if record.outcome != pb.OUTCOME_UNSPECIFIED
                 else "(open)",
                 result.case.story,

@@ -48,6 +48,7 @@ from safeshare.gateway.fields import (
 )
 from safeshare.gateway.party_view import LISTED_FOR_HOLDER_OUTCOMES, LISTED_FOR_HOLDER_STATES
 from workflows import search_attributes as sa
+from workflows.domain.vocabulary import code
 from workflows.ids import case_ref_from_workflow_id
 
 DEFAULT_PAGE_SIZE = 20
@@ -139,10 +140,10 @@ def build_query(request: service_pb.ListCasesRequest, agency_id: str) -> ListQue
         f"(WorkflowType = '{DISCLOSURE_WORKFLOW_TYPE}' AND ({disclosure_party(agency_id)})))"
     ]
     if request.state:
-        name = pb.CaseState.Name(request.state).removeprefix("CASE_STATE_")
+        name = code(pb.CaseState, request.state)
         clauses.append(f"{sa.CASE_STATE.name} = '{name}'")
     if request.waiting_on:
-        name = pb.WaitingOn.Name(request.waiting_on).removeprefix("WAITING_ON_")
+        name = code(pb.WaitingOn, request.waiting_on)
         clauses.append(f"{sa.WAITING_ON.name} = '{name}'")
     if request.HasField("deadline_before"):
         before = request.deadline_before.ToDatetime(dt.UTC)

@@ -34,6 +34,7 @@ from safeshare.gateway.identity import caller_agency
 from safeshare.gateway.parts import Parts
 from workflows import seal
 from workflows.disclosure_case import DisclosureCase
+from workflows.domain.vocabulary import code
 from workflows.ids import case_ref_for, case_workflow_id, disclosure_ref_for
 from workflows.sharing_case import SharingCase
 
@@ -136,7 +137,7 @@ class Opening:
         # The holder is whoever holds the certificate, whatever the body says.
         disclosure.holding_agency_id = agency
         case_ref = call.case_ref = disclosure_ref_for(agency, disclosure.disclosure_id)
-        kind = pb.DisclosureKind.Name(disclosure.kind).removeprefix("DISCLOSURE_KIND_")
+        kind = code(pb.DisclosureKind, disclosure.kind)
         created = await self._start_disclosure(
             case_ref, pb.DisclosureCaseInput(disclosure=disclosure),
             f"{kind} disclosure: {agency} tells {', '.join(recipients) or 'children social care'}",
@@ -157,7 +158,7 @@ class Opening:
         not_made.holding_agency_id = agency
         not_made.ClearField("decided_at")
         case_ref = call.case_ref = disclosure_ref_for(agency, not_made.disclosure_id)
-        kind = pb.DisclosureKind.Name(not_made.kind).removeprefix("DISCLOSURE_KIND_")
+        kind = code(pb.DisclosureKind, not_made.kind)
         created = await self._start_disclosure(
             case_ref,
             pb.DisclosureCaseInput(not_made=not_made),
@@ -220,7 +221,7 @@ def _raise_if(violations: list[FieldViolation]) -> None:
 
 def _summary(request: pb.SharingRequest) -> str:
     """The case's static summary in the Temporal UI: codes and agency ids, no personal data."""
-    urgency = pb.Urgency.Name(request.urgency).removeprefix("URGENCY_")
-    purpose = pb.Purpose.Name(request.purpose).removeprefix("PURPOSE_")
+    urgency = code(pb.Urgency, request.urgency)
+    purpose = code(pb.Purpose, request.purpose)
     holders = ", ".join(request.holding_agency_ids)
     return f"{urgency} {purpose}: {request.requesting_agency_id} asks {holders}"

@@ -39,6 +39,7 @@ from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from safeshare.gateway import disclosure_view
 from workflows.domain.case_view import merge_case_view
+from workflows.domain.vocabulary import code
 
 M = TypeVar("M", bound=Message)
 
@@ -81,7 +82,7 @@ CASE_CLOSED = "CaseClosed"
 # gate refused has REJECTED_BY_PROTOCOL_GATE; an open one the gate has not passed is REQUESTED.
 LISTED_FOR_HOLDER_STATES = ("EXCHANGING",)
 LISTED_FOR_HOLDER_OUTCOMES = tuple(
-    pb.Outcome.Name(value).removeprefix("OUTCOME_")
+    code(pb.Outcome, value)
     for value in pb.Outcome.values()
     if value not in (pb.OUTCOME_UNSPECIFIED, pb.OUTCOME_REJECTED_BY_PROTOCOL_GATE)
 )

@@ -41,6 +41,7 @@ from safeshare.operators.options import (
 from safeshare.temporal import connect_temporal
 from safeshare.temporal_options import NO_FLAGS, KeysFile, TemporalFlags, temporal_options
 from workflows import search_attributes as sa
+from workflows.domain.vocabulary import code
 from workflows.ids import CASE_REF_PATTERN
 
 cases_app = typer.Typer(help="List, show and follow cases in the terminal.", no_args_is_help=True)
@@ -108,10 +109,6 @@ def list_query(
     else:
         types = f"{disclosures} AND CaseKind='{kind.upper()}'"
     return " AND ".join([types, *clauses]), exchanges
-
-
-def _name(value: int, enum: type, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix)  # type: ignore[attr-defined]
 
 
 def _when(at: dt.datetime | None) -> str:
@@ -203,13 +200,13 @@ def render_case(view: pb.CaseView) -> list[Table | str]:
     record = view.record
     deadline = view.next_deadline.ToDatetime(dt.UTC) if view.HasField("next_deadline") else None
     lines: list[Table | str] = [
-        f"[bold]case-{view.case_ref}[/]  state {_name(view.state, pb.CaseState, 'CASE_STATE_')}"
-        f"  waiting on {_name(view.waiting_on, pb.WaitingOn, 'WAITING_ON_')}"
+        f"[bold]case-{view.case_ref}[/]  state {code(pb.CaseState, view.state)}"
+        f"  waiting on {code(pb.WaitingOn, view.waiting_on)}"
         f"  next deadline {_when(deadline) or '-'}"
-        f"  outcome {_name(record.outcome, pb.Outcome, 'OUTCOME_')}",
+        f"  outcome {code(pb.Outcome, record.outcome)}",
         f"requester {record.request.requesting_agency_id}  purpose "
-        f"{_name(record.request.purpose, pb.Purpose, 'PURPOSE_')}  urgency "
-        f"{_name(record.urgency, pb.Urgency, 'URGENCY_')}",
+        f"{code(pb.Purpose, record.request.purpose)}  urgency "
+        f"{code(pb.Urgency, record.urgency)}",
     ]
     holders = Table(title="Holding agencies", title_justify="left")
     for column in ("holder", "state", "waiting on", "next deadline", "outcome", "consent",
@@ -218,10 +215,10 @@ def render_case(view: pb.CaseView) -> list[Table | str]:
     for holder in record.holders:
         due = holder.next_deadline.ToDatetime(dt.UTC) if holder.HasField("next_deadline") else None
         holders.add_row(
-            holder.holding_agency_id, _name(holder.state, pb.CaseState, "CASE_STATE_"),
-            _name(holder.waiting_on, pb.WaitingOn, "WAITING_ON_"), _when(due),
-            _name(holder.outcome, pb.Outcome, "OUTCOME_"),
-            _name(holder.consent.status, pb.ConsentStatus, "CONSENT_STATUS_"),
+            holder.holding_agency_id, code(pb.CaseState, holder.state),
+            code(pb.WaitingOn, holder.waiting_on), _when(due),
+            code(pb.Outcome, holder.outcome),
+            code(pb.ConsentStatus, holder.consent.status),
             "yes" if holder.override_used else "", str(len(holder.escalations)),
         )  # fmt: skip
     lines.append(holders)
@@ -264,7 +261,7 @@ async def follow_case(
                 console.print("  ".join(entry_row(source, entry)))
         if view.state == pb.CASE_STATE_CLOSED:
             console.print(f"case-{case_ref} closed: "
-                          f"{_name(view.record.outcome, pb.Outcome, 'OUTCOME_')}")  # fmt: skip
+                          f"{code(pb.Outcome, view.record.outcome)}")  # fmt: skip
             return
         await asyncio.sleep(interval)
 

@@ -9,7 +9,7 @@ import datetime as dt
 
 from temporalio import workflow
 
-from workflows.domain.vocabulary import timestamp
+from workflows.domain.vocabulary import code, timestamp
 
 with workflow.unsafe.imports_passed_through():
     from protos.sharing.v1 import case_pb2 as pb
@@ -38,8 +38,7 @@ def _fields(disclosure: pb.Disclosure) -> list[tuple[str, pb.InformationCategory
             ("police_reference", category, oe.police_reference),
             ("incident_at", category, oe.incident_at.ToDatetime(dt.UTC).isoformat()),
             ("incident_place", category, oe.incident_place),
-            ("child_present", category,
-             pb.ChildPresence.Name(oe.child_present).removeprefix("CHILD_PRESENCE_")),
+            ("child_present", category, code(pb.ChildPresence, oe.child_present)),
             ("voice_of_the_child", category, oe.voice_of_the_child),
             ("circumstances", category, oe.circumstances),
         ]  # fmt: skip
@@ -47,7 +46,7 @@ def _fields(disclosure: pb.Disclosure) -> list[tuple[str, pb.InformationCategory
         concern = disclosure.concern
         category = pb.INFORMATION_CATEGORY_WELFARE_CONCERNS
         return [
-            ("urgency", category, pb.Urgency.Name(concern.urgency).removeprefix("URGENCY_")),
+            ("urgency", category, code(pb.Urgency, concern.urgency)),
             ("concern", category, concern.concern),
             ("action_taken", category, concern.action_taken),
         ]

@@ -25,7 +25,14 @@ from workflows.domain.deadlines import (
     calendar_of,
     timescales_of,
 )
-from workflows.domain.vocabulary import Outcome, Urgency, proto_outcome, timestamp, urgency_of
+from workflows.domain.vocabulary import (
+    Outcome,
+    Urgency,
+    code,
+    proto_outcome,
+    timestamp,
+    urgency_of,
+)
 
 with workflow.unsafe.imports_passed_through():
     from protos.sharing.v1 import case_pb2 as pb
@@ -175,15 +182,13 @@ class DisclosureState:
         updates: list[SearchAttributeUpdate[Any]] = [
             sa.CASE_KIND.value_set(self.kind.value),
             sa.CASE_STATE.value_set(state.value),
-            sa.URGENCY.value_set(pb.Urgency.Name(self.record.urgency).removeprefix("URGENCY_")),
+            sa.URGENCY.value_set(code(pb.Urgency, self.record.urgency)),
             sa.PURPOSE.value_set("SAFEGUARDING"),
             sa.HOLDING_AGENCY.value_set([self.holder]),
             sa.RECIPIENT_AGENCY.value_set(
                 list(self.recipients or self.disclosure.recipient_agency_ids)
             ),
-            sa.WAITING_ON.value_set(
-                pb.WaitingOn.Name(self.waiting_on()).removeprefix("WAITING_ON_")
-            ),
+            sa.WAITING_ON.value_set(code(pb.WaitingOn, self.waiting_on())),
             sa.ESCALATED.value_set(escalated),
             sa.NEXT_DEADLINE.value_set(due)
             if due is not None and state is not dm.State.CLOSED
@@ -191,9 +196,7 @@ class DisclosureState:
             sa.OVERRIDE_USED.value_set(not self.disclosure.consent.HasField("consent")),
         ]
         if self.record.outcome != pb.OUTCOME_UNSPECIFIED:
-            updates.append(
-                sa.OUTCOME.value_set(pb.Outcome.Name(self.record.outcome).removeprefix("OUTCOME_"))
-            )
+            updates.append(sa.OUTCOME.value_set(code(pb.Outcome, self.record.outcome)))
         return updates
 
     def current_details(self) -> str:
@@ -203,7 +206,7 @@ class DisclosureState:
             return f"Closed: {pb.Outcome.Name(self.record.outcome)}."
         details = (
             f"{self.kind.value} disclosure by {self.holder}: {state.value}, waiting on "
-            f"{pb.WaitingOn.Name(self.waiting_on()).removeprefix('WAITING_ON_').lower()}"
+            f"{code(pb.WaitingOn, self.waiting_on()).lower()}"
         )
         due = self.due()
         if due is not None:
@@ -271,4 +274,4 @@ class DisclosureState:
 
 def caveat_codes(caveats: Iterable[pb.HandlingCaveat.ValueType]) -> str:
     """The handling caveats as the record writes them: codes, comma-separated."""
-    return ",".join(pb.HandlingCaveat.Name(c).removeprefix("HANDLING_CAVEAT_") for c in caveats)
+    return ",".join(code(pb.HandlingCaveat, c) for c in caveats)

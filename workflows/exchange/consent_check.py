@@ -24,7 +24,7 @@ from workflows.domain.consent import (
 )
 from workflows.domain.exchange_commands import ConsentChecked, RecordConsent
 from workflows.domain.refusal import Rule
-from workflows.domain.vocabulary import State, actor_of, timestamp
+from workflows.domain.vocabulary import State, actor_of, code, timestamp
 from workflows.exchange import patches
 from workflows.exchange.delivery import nothing_to_share
 
@@ -87,7 +87,7 @@ def _checked(x: ExchangeState, consent: pb.ConsentRecord) -> None:
            f"status={pb.ConsentStatus.Name(consent.status)} covers={found.covers}"
            + detail + " " + " ".join(found.reasons))  # fmt: skip
     x.consent_integrity = x.patched(patches.CONSENT_INTEGRITY)
-    status = pb.ConsentStatus.Name(consent.status).removeprefix("CONSENT_STATUS_")
+    status = code(pb.ConsentStatus, consent.status)
     x.model.apply(
         ConsentChecked(
             covers=found.covers,

@@ -15,6 +15,7 @@ from workflows.domain.vocabulary import (
     Basis,
     Outcome,
     State,
+    code,
     proto_outcome,
     proto_state,
     proto_waiting_on,
@@ -68,7 +69,7 @@ def search_attributes(x: ExchangeState) -> list[SearchAttributeUpdate[Any]]:
     updates: list[SearchAttributeUpdate[Any]] = [
         sa.CASE_STATE.value_set(state.value),
         sa.URGENCY.value_set(x.model.urgency.value),
-        sa.PURPOSE.value_set(pb.Purpose.Name(x.request.purpose).removeprefix("PURPOSE_")),
+        sa.PURPOSE.value_set(code(pb.Purpose, x.request.purpose)),
         sa.REQUESTING_AGENCY.value_set(x.recipient),
         sa.HOLDING_AGENCY.value_set([x.holder]),
         sa.WAITING_ON.value_set(x.waiting_on().value),
@@ -79,8 +80,8 @@ def search_attributes(x: ExchangeState) -> list[SearchAttributeUpdate[Any]]:
         else sa.NEXT_DEADLINE.value_unset(),
     ]
     if x.record.HasField("consent"):
-        status = pb.ConsentStatus.Name(x.record.consent.status)
-        updates.append(sa.CONSENT_STATUS.value_set(status.removeprefix("CONSENT_STATUS_")))
+        status = code(pb.ConsentStatus, x.record.consent.status)
+        updates.append(sa.CONSENT_STATUS.value_set(status))
     if x.model.outcome is not Outcome.OPEN:
         updates.append(sa.OUTCOME.value_set(x.model.outcome.value))
     return updates

@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 from workflows import search_attributes as sa
+from workflows.domain.vocabulary import code
 
 with workflow.unsafe.imports_passed_through():
     from protos.sharing.v1 import case_pb2 as pb
@@ -64,9 +65,9 @@ def search_attributes(
 ) -> list[SearchAttributeUpdate[Any]]:
     """What operators filter by."""
     updates: list[SearchAttributeUpdate[Any]] = [
-        sa.CASE_STATE.value_set(pb.CaseState.Name(state).removeprefix("CASE_STATE_")),
-        sa.URGENCY.value_set(pb.Urgency.Name(record.urgency).removeprefix("URGENCY_")),
-        sa.PURPOSE.value_set(pb.Purpose.Name(request.purpose).removeprefix("PURPOSE_")),
+        sa.CASE_STATE.value_set(code(pb.CaseState, state)),
+        sa.URGENCY.value_set(code(pb.Urgency, record.urgency)),
+        sa.PURPOSE.value_set(code(pb.Purpose, request.purpose)),
         sa.REQUESTING_AGENCY.value_set(request.requesting_agency_id),
         sa.HOLDING_AGENCY.value_set(list(request.holding_agency_ids)),
         sa.WAITING_ON.value_set(
@@ -77,9 +78,7 @@ def search_attributes(
         ),
     ]
     if record.outcome != pb.OUTCOME_UNSPECIFIED:
-        updates.append(
-            sa.OUTCOME.value_set(pb.Outcome.Name(record.outcome).removeprefix("OUTCOME_"))
-        )
+        updates.append(sa.OUTCOME.value_set(code(pb.Outcome, record.outcome)))
         updates.append(sa.OVERRIDE_USED.value_set(any(h.override_used for h in record.holders)))
     return updates
 
