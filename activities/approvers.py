@@ -8,7 +8,7 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.names import APPROVERS_OF
-from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, load_registry
 
 
 class ApproverLookup:

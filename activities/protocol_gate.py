@@ -23,7 +23,8 @@ from temporalio import activity
 from activities.calendars import resolve_calendar, timescale_policy
 from activities.gateway_key import load_gateway_public_key
 from activities.names import DISCLOSURE_GATE, NOTICE_SEAL, PROTOCOL_GATE
-from partnership.registry import PROVIDER_KINDS, Registry, RegistrySource
+from partnership.registry import PROVIDER_KINDS, Registry
+from partnership.registry_file import RegistrySource
 from protos.sharing.v1 import case_pb2 as pb
 from workflows import seal
 

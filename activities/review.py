@@ -38,7 +38,7 @@ from activities.review_figures import (
     registry_figures,
     training_lapses,
 )
-from partnership.registry import load_registry
+from partnership.registry_file import load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from workflows.domain.vocabulary import code
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from bench import untuned_hub
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.codec import load_key_file
 from safeshare.devstack.settings import DevPorts, Replicas
 from safeshare.devstack.stack import DevStack

@@ -32,7 +32,7 @@ from activities.approvers import ApproverLookup
 from activities.notifications import OperatorNotifications
 from activities.protocol_gate import ProtocolGate
 from activities.review import ProtocolReviewActivities
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.access.review import access_source
 from safeshare.alerts import OperatorAlerts
 from safeshare.archive.reader import review_source

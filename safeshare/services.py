@@ -29,7 +29,7 @@ from agency_adapters.worker import (
     open_agency_channel,
     start_health_server,
 )
-from partnership.registry import RegistrySource, load_registry
+from partnership.registry_file import RegistrySource, load_registry
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.access.log import AccessLog
 from safeshare.alerts import OperatorAlerts

@@ -18,7 +18,8 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
-from partnership.registry import Registry, load_registry
+from partnership.registry import Registry
+from partnership.registry_file import load_registry
 from protos.agency.v1.sandbox_control_pb2 import Faults
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials

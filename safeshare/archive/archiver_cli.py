@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.archive.cli_options import DEFAULT_ARCHIVE_URL, ArchiveUrl, SigningKey, guard
 from safeshare.temporal_options import NO_FLAGS, TemporalFlags, temporal_options
 

@@ -49,7 +49,7 @@ def fail(message: object) -> typer.Exit:
 
 def guard(action: Callable[[], T]) -> T:
     """Run an action; known failures become one line on stderr and exit code 2."""
-    from partnership.registry import RegistryError
+    from partnership.errors import RegistryError
     from safeshare.archive.checkpoint import CheckpointError
     from safeshare.archive.errors import ArchiveError
     from safeshare.audit.signing import SigningError

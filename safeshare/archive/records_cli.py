@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.archive.archiver_cli import LAST_LAG, LAST_SWEEP
 from safeshare.archive.cli_options import (
     DEFAULT_ARCHIVE_URL,
@@ -204,7 +204,7 @@ def check_proof(
 def retention_days_of(registry: Path) -> int | None:
     """The partnership's retention for closed cases (the registry's
     ``records_retention_days``)."""
-    from partnership.registry import load_registry
+    from partnership.registry_file import load_registry
 
     return load_registry(registry).records_retention_days
 

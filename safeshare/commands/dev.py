@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.commands.plumbing import run
 from safeshare.log import configure_logging
 

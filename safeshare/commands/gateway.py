@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.access.options import (
     DEFAULT_ACCESS_LOG,
     DEFAULT_ACCESS_LOG_KEY,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from safeshare.access.options import DEFAULT_ACCESS_LOG, AccessLogPath
 from safeshare.commands.options import LogFormat, LogLevel, MetricsPort
 from safeshare.commands.plumbing import run, start_logging, temporal_settings

@@ -14,7 +14,7 @@ import typer
 
 from activities.agency import AGENCY_ID_PATTERN
 from activities.gateway_key import GatewayKeyError
-from partnership.registry import RegistryError
+from partnership.errors import RegistryError
 from safeshare.codec import KeyRing, KeyRingError, keys_from_env, load_key_file
 from safeshare.log import configure_logging
 from safeshare.temporal import TemporalConfigError, TemporalSettings, TemporalUnavailable

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from partnership.registry import load_registry
+from partnership.registry_file import load_registry
 from safeshare.audit.signing import ensure_signing_key
 from safeshare.devstack.codec_server import DevCodecServer
 from safeshare.devstack.processes import ChildProcesses

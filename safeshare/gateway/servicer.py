@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 import grpc
 from temporalio.client import Client
 
-from partnership.registry import Registry, RegistrySource
+from partnership.registry import Registry
+from partnership.registry_file import RegistrySource
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare.access.events import Action

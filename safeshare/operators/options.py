@@ -61,7 +61,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; known failures become one line on stderr and exit code 2."""
     from temporalio.service import RPCError
 
-    from partnership.registry import RegistryError
+    from partnership.errors import RegistryError
     from safeshare.archive.errors import ArchiveError
     from safeshare.temporal import TemporalUnavailable
     from safeshare.tls import TlsError

@@ -14,13 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from partnership.registry import (
-    DEFAULT_REGISTRY_PATH,
-    DEFAULT_TIMESCALES,
-    Registry,
-    RegistryError,
-    load_registry,
-)
+from partnership.errors import RegistryError
+from partnership.registry import DEFAULT_TIMESCALES, Registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, load_registry
 from safeshare.operators.options import fail
 from safeshare.operators.registry_store import (
     KINDS,

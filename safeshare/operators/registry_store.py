@@ -26,14 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from activities.agency import AGENCY_ID_PATTERN
-from partnership.registry import (
-    KINDS,
-    STEPS,
-    URGENCIES,
-    Registry,
-    RegistryError,
-    load_registry,
-)
+from partnership.errors import RegistryError
+from partnership.registry import KINDS, STEPS, URGENCIES, Registry
+from partnership.registry_file import load_registry
 
 AGENCY_FIELDS = (
     "id",
@@ -145,7 +140,7 @@ def _write_validated(path: Path, text: str) -> Registry:
 
 
 def dump_registry(data: Data) -> str:
-    """The registry's tables as TOML (its own typed schema, ``partnership.registry``)."""
+    """The registry's tables as TOML (its own typed schema, ``partnership.schema``)."""
     lines = [
         f"registry_version = {int(data['registry_version'])}",
         f"protocol_version = {_value(data['protocol_version'])}",

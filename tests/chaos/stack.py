@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, load_registry
 from safeshare.codec import KEYS_ENV, KEYS_FILE_ENV, KeyRing, ensure_key_file
 from safeshare.devstack.temporal_server import temporal_cli, temporal_search_attribute_type
 from safeshare.pki import DevPki

@@ -12,7 +12,8 @@ import pytest
 from structlog.testing import capture_logs
 from temporalio.testing import WorkflowEnvironment
 
-from partnership.registry import DEFAULT_REGISTRY_PATH, RegistryError, RegistrySource, load_registry
+from partnership.errors import RegistryError
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, RegistrySource, load_registry
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls

@@ -20,7 +20,7 @@ from activities.protocol_gate import ProtocolGate
 from activities.review import ProtocolReviewActivities
 from activities.review_figures import ReviewWindow
 from activities.review_report import sections
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare import metrics

@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
-from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.cli import app
 from safeshare.hub import build_hub_worker

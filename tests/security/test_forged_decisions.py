@@ -40,7 +40,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import agency_task_queue
-from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
+from partnership.registry import Registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls

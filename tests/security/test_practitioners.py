@@ -15,7 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from partnership.registry import DEFAULT_REGISTRY_PATH, load_registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from tests.factories import given_consent
 from tests.fake_agencies import FakeAgencies

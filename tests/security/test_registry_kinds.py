@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from activities.protocol_gate import gate_reasons
-from partnership.registry import KINDS, Agency, Registry, RegistryError, parse_registry
+from partnership.errors import RegistryError
+from partnership.registry import KINDS, Agency, Registry
+from partnership.schema import parse_registry
 from tests.factories import sharing_request
 
 AT = dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC)

@@ -16,7 +16,8 @@ from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
 from activities.protocol_gate import ProtocolGate
-from partnership.registry import DEFAULT_REGISTRY_PATH, RegistryError, load_registry
+from partnership.errors import RegistryError
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.cli import app
 from safeshare.operators.registry_store import RegistryChangeError, renew_signature

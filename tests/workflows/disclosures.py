@@ -23,7 +23,7 @@ from activities.approvers import ApproverLookup
 from activities.protocol_gate import ProtocolGate
 from agency_adapters.sandbox_agency.server import SandboxAgency, create_sandbox_server
 from agency_adapters.worker import build_adapter_worker, open_agency_channel
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.pki import DevPki
 from safeshare.tls import channel_credentials, server_credentials

@@ -27,7 +27,7 @@ from temporalio.worker import Interceptor, Worker
 from activities.agency import agency_task_queue
 from activities.approvers import ApproverLookup
 from activities.protocol_gate import ProtocolGate
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from protos.agency.v1 import agency_service_pb2 as agency_pb
 from protos.sharing.v1 import case_pb2 as pb
 from tests.eventually import eventually

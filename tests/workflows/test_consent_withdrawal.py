@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.agency import agency_task_queue
 from activities.protocol_gate import ProtocolGate
-from partnership.registry import DEFAULT_REGISTRY_PATH
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.gateway.signing import GatewaySigner
 from tests.fake_agencies import FakeAgencies

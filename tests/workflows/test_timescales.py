@@ -16,7 +16,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from partnership.registry import DEFAULT_REGISTRY_PATH, RegistryError, RegistrySource, load_registry
+from partnership.errors import RegistryError
+from partnership.registry_file import DEFAULT_REGISTRY_PATH, RegistrySource, load_registry
 from protos.sharing.v1 import case_pb2 as pb
 from safeshare.cli import app
 from safeshare.operators.registry_store import change_registry, dump_registry, renew_signature

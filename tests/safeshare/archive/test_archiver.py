@@ -32,7 +32,8 @@ from typer.testing import CliRunner
 
 from activities.review import ProtocolReviewActivities
 from activities.review_figures import ReviewWindow
-from partnership.registry import DEFAULT_REGISTRY_PATH, Registry
+from partnership.registry import Registry
+from partnership.registry_file import DEFAULT_REGISTRY_PATH
 from protos.sharing.v1 import case_pb2 as pb
 from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.calendars import resolve_calendar
-from partnership.registry import Registry, parse_registry
+from partnership.registry import Registry
+from partnership.schema import parse_registry
 from workflows.domain import deadlines
 from workflows.domain.deadlines import WorkingCalendar, deadline
 from workflows.domain.vocabulary import Step, Urgency
