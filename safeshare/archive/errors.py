@@ -1,7 +1,8 @@
 """The archive's errors: one base, and the failures its callers tell apart.
 
 ``ArchiveUnavailable`` (``ArchiveFull`` among them) is worth trying again later;
-``ArchiveConflict`` and ``ReadBackMismatch`` mean a record did not check and is not counted.
+``ArchiveConflict`` and ``ReadBackMismatch`` mean a record did not check and is not counted;
+``UnreadableRecord`` means a counted record no longer reads (gRPC ``DATA_LOSS``).
 """
 
 from __future__ import annotations
@@ -30,3 +31,8 @@ class ReadBackMismatch(ArchiveError):
 
 class RetentionError(ArchiveError):
     """A purge asked for records still inside the partnership's retention."""
+
+
+class UnreadableRecord(ArchiveError):
+    """An archived record is there but does not read: its bytes were altered or cut short
+    (``safeshare archive verify`` names what changed). Never answered as if it were absent."""

@@ -10,22 +10,26 @@ closed (the ``ConsentWithdrawalNotice`` workflow's result) shows on that holder'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Sequence, Set
+from collections.abc import Iterator, Sequence, Set
 from datetime import timedelta
 from typing import cast
 
 from google.protobuf import json_format
+from google.protobuf import message as protobuf_message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.review_figures import ArchivedCase, ArchiveSource
 from protos.sharing.v1 import case_pb2 as pb
+from safeshare.archive.errors import UnreadableRecord
 from safeshare.archive.records import ARCHIVED, CASE, CONSENT_WITHDRAWAL
 from safeshare.archive.store import ArchiveStore, StoredRecord
 from safeshare.audit.export import ExportedHistory
-from safeshare.audit.histories import child_executions, parse_history
+from safeshare.audit.histories import HistoryFileError, child_executions, parse_history
+from safeshare.codec.aes import DecryptionError
 from workflows.domain.case_view import closed_case_view
 from workflows.ids import case_workflow_id, consent_withdrawal_workflow_id
 
@@ -48,11 +52,17 @@ class CaseReader:
         return self._archive
 
     async def archived(self, case_ref: str) -> list[StoredRecord]:
-        """The case's archived records (the case first, then its notices); [] if none."""
+        """The case's archived records (the case first, then its notices); [] if none.
+
+        Raises:
+            UnreadableRecord: a history's bytes no longer have the digest stored beside them.
+        """
         if self._archive is None:
             return []
         records = await asyncio.to_thread(self._archive.records_of_case, case_ref)
         found = [r for r in records if r.status == ARCHIVED]
+        for stored in found:
+            _check_intact(stored)
         return sorted(found, key=lambda r: (r.record.kind != CASE, r.record.record_id))
 
     async def closed_case(
@@ -66,15 +76,17 @@ class CaseReader:
         """
         records = await self.archived(case_ref)
         if records and records[0].record.kind == CASE:
-            record = cast(
-                pb.DecisionRecord, await self._decode(records[0].record.result, pb.DecisionRecord)
-            )
-            notices = [
-                (_notice_holder(r.record.record_id),
-                 await self._decode(r.record.result, pb.ConsentWithdrawal))
-                for r in records[1:]
-                if r.record.kind == CONSENT_WITHDRAWAL
-            ]  # fmt: skip
+            with _reading(case_ref):
+                record = cast(
+                    pb.DecisionRecord,
+                    await self._decode(records[0].record.result, pb.DecisionRecord),
+                )
+                notices = [
+                    (_notice_holder(r.record.record_id),
+                     await self._decode(r.record.result, pb.ConsentWithdrawal))
+                    for r in records[1:]
+                    if r.record.kind == CONSENT_WITHDRAWAL
+                ]  # fmt: skip
             view = closed_case_view(case_ref, record)
             # 👉 A withdrawal recorded after the case was archived (perhaps after Temporal
             # deleted the case) is in Temporal until the archiver copies its notice too.
@@ -123,10 +135,11 @@ class CaseReader:
             return []
         case = records[0].record
         by_id = {h.workflow_id: h for h in case.histories}
-        root = by_id[case.record_id]
-        ordered = [root] + [
-            by_id[w] for w, _ in child_executions(parse_history(root.content)) if w in by_id
-        ]
+        with _reading(case_ref):
+            root = by_id[case.record_id]
+            ordered = [root] + [
+                by_id[w] for w, _ in child_executions(parse_history(root.content)) if w in by_id
+            ]
         ordered += [h for h in case.histories if h not in ordered]
         exported = [ExportedHistory(h.workflow_id, h.run_id, h.content) for h in ordered]
         for notice in records[1:]:
@@ -139,6 +152,10 @@ class CaseReader:
         """The result an update of ``workflow_id`` answered with, from the case's archived
         histories (the update-completed event Temporal recorded for ``update_id``); None when
         not archived, or the update did not complete with a result."""
+        with _reading(case_ref):
+            return await self._update_result(case_ref, workflow_id, update_id)
+
+    async def _update_result(self, case_ref: str, workflow_id: str, update_id: str) -> object:
         for history in await self.histories(case_ref):
             if history.workflow_id != workflow_id:
                 continue
@@ -162,7 +179,12 @@ class CaseReader:
 
         Raises:
             ArchiveUnavailable: the archive cannot be read.
+            UnreadableRecord: the archived case is there but does not read.
         """
+        with _reading(case_ref):
+            return await self._opening_memo(case_ref)
+
+    async def _opening_memo(self, case_ref: str) -> dict[str, object] | None:
         for history in await self.histories(case_ref):
             if history.workflow_id != case_workflow_id(case_ref):
                 continue
@@ -179,6 +201,47 @@ class CaseReader:
     async def _decode(self, payload: bytes, message: type) -> object:
         decoded = await self._client.data_converter.decode([Payload.FromString(payload)], [message])
         return decoded[0]
+
+
+_GARBLED = (
+    HistoryFileError,
+    ValueError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    protobuf_message.Error,
+    DecryptionError,
+)
+"""What bytes that are not the history or record they were (altered, cut short, another
+key's) raise on the way to a view: JSON and protobuf parse errors, a missing field, a payload
+the codec refuses or the converter cannot read."""
+
+
+@contextlib.contextmanager
+def _reading(case_ref: str) -> Iterator[None]:
+    """Raise ``UnreadableRecord`` for archived content that does not read."""
+    try:
+        yield
+    except UnreadableRecord:
+        raise
+    except _GARBLED as err:
+        # Ids and the exception's type only: its message may quote the content.
+        raise UnreadableRecord(
+            f"the archived record of case {case_ref} does not read ({type(err).__name__})"
+        ) from None
+
+
+def _check_intact(stored: StoredRecord) -> None:
+    """Refuse a record whose history bytes no longer have the digest stored beside them (an
+    edit of the database; ``safeshare archive verify`` checks every digest against the log)."""
+    record = stored.record
+    digests = {(w, r): digest for w, r, _, digest in record.history_digests}
+    for history in record.histories:
+        if digests.get((history.workflow_id, history.run_id), history.sha256) != history.sha256:
+            raise UnreadableRecord(
+                f"the archived record {record.record_id} was altered: a history does not "
+                "have its digest"
+            )
 
 
 def with_notices(view: pb.CaseView, notices: Sequence[tuple[str, object]]) -> pb.CaseView:

@@ -38,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from partnership.registry import Registry
 from safeshare.access.log import AccessLog
-from safeshare.archive.errors import ArchiveUnavailable
+from safeshare.archive.errors import ArchiveUnavailable, UnreadableRecord
 from safeshare.gateway import access
 from safeshare.gateway.errors import GatewayError, abort
 from safeshare.gateway.interceptor import MethodInterceptor
@@ -199,8 +199,18 @@ class RpcFrame(MethodInterceptor):
 
 def failure(rpc: str, err: Exception) -> GatewayError:
     """The status for a failure that is not a refusal: UNAVAILABLE when Temporal is down or
-    slow (the caller may retry), INTERNAL for anything else (logged by type only: the
-    exception's message may quote a payload)."""
+    slow (the caller may retry), DATA_LOSS when the case's archived record no longer reads,
+    INTERNAL for anything else (logged by type only: the exception's message may quote a
+    payload)."""
+    if isinstance(err, UnreadableRecord):
+        # 👉 Never answered as if the case were not there: a repeat of its request must not
+        # open it again, and a reader must not take a damaged record for no record.
+        log.error("archive_record_unreadable", rpc=rpc, error=str(err))
+        return GatewayError(
+            grpc.StatusCode.DATA_LOSS,
+            "the archived record of this case does not read (altered or damaged); the "
+            "partnership's operators can check the archive with `safeshare archive verify`",
+        )
     down = isinstance(
         err,
         RPCTimeoutOrCancelledError | WorkflowUpdateRPCTimeoutOrCancelledError | ArchiveUnavailable,

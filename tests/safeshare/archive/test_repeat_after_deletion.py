@@ -7,6 +7,7 @@ finds it in the archive and opens no second case."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from protos.sharing.v1 import case_service_pb2 as service_pb
 from protos.sharing.v1 import case_service_pb2_grpc as service_grpc
 from safeshare import tls
 from safeshare.archive.errors import ArchiveUnavailable
+from safeshare.archive.records import sha256_hex
 from safeshare.archive.url import open_archive
 from safeshare.gateway import CaseServiceServicer, create_gateway_server
 from safeshare.pki import DevPki
@@ -240,3 +242,53 @@ async def test_a_request_opens_while_the_archive_is_down_and_temporal_still_find
 
     ref = case_ref_for(CSC, call.request.request_id)
     assert (opened.case_ref, opened.created) == (again.case_ref, not again.created) == (ref, True)
+
+
+@pytest.mark.parametrize("damage", ["garbled", "edited"])
+async def test_a_repeat_whose_archived_record_no_longer_reads_answers_data_loss_and_opens_nothing(
+    sealed_stack: Stack, tmp_path: Path, damage: str
+) -> None:
+    """Temporal has deleted the case and the archive's copy was altered: the request id is
+    still taken (no second case), and a read that needs the damaged part says the record is
+    damaged (DATA_LOSS), never INTERNAL and never "no such case"."""
+    stack = sealed_stack
+    call = new_request()
+    ref = case_ref_for(CSC, call.request.request_id)
+    await stack.csc.SubmitRequest(call)
+    await wait_for_state(stack.csc, ref, pb.CASE_STATE_AWAITING_ACKNOWLEDGEMENT)
+    await stack.csc.Acknowledge(acknowledgement(ref))
+    handle = stack.client.get_workflow_handle(case_workflow_id(ref))
+    await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+    await _forget_case(stack, ref)
+    # Garbled: bytes that are no history, with the digest kept beside them made to match (so
+    # only reading them fails); edited: the history's bytes changed, the digest left alone.
+    with sqlite3.connect(tmp_path / "archive.db") as db:
+        if damage == "garbled":
+            db.execute(
+                "UPDATE histories SET content = ?, sha256 = ? WHERE record_id = ?",
+                (b"\x00not a history", sha256_hex(b"\x00not a history"), case_workflow_id(ref)),
+            )
+        else:
+            where = "WHERE record_id = ? AND workflow_id = ?"
+            ids = (case_workflow_id(ref), case_workflow_id(ref))
+            [(content,)] = db.execute(f"SELECT content FROM histories {where}", ids).fetchall()
+            edited = content.replace(b"COMPLETED", b"FAILED", 1)
+            assert edited != content
+            db.execute(f"UPDATE histories SET content = ? {where}", (edited, *ids))
+
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await stack.csc.SubmitRequest(call)
+    assert again.value.code() == grpc.StatusCode.DATA_LOSS, again.value.details()
+    assert "safeshare archive verify" in (again.value.details() or "")
+    with pytest.raises(RPCError) as gone:
+        await handle.describe()
+    assert gone.value.status == RPCStatusCode.NOT_FOUND  # no second case was started
+    if damage == "edited":
+        # The reader checks each history against its digest before anything reads it.
+        with pytest.raises(grpc.aio.AioRpcError) as read:
+            await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=ref))
+        assert read.value.code() == grpc.StatusCode.DATA_LOSS, read.value.details()
+    else:
+        # The decision record (stored apart from the histories) still reads: the case is shown.
+        shown = (await stack.csc.GetCase(service_pb.GetCaseRequest(case_ref=ref))).case
+        assert shown.state == pb.CASE_STATE_CLOSED and shown.case_ref == ref
