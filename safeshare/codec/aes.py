@@ -4,9 +4,9 @@ workflow.
 An encoded payload is ``nonce (12 bytes) || ciphertext+tag`` of the whole original payload
 (metadata and data), so the message type and encoding are hidden too. Since format 3 the
 original is compressed (raw DEFLATE, with a preset dictionary of the protos' field and enum
-names: ``packing``) first when that makes it smaller: ciphertext does not compress,
-so this is the only place compression can happen, and a case's JSON payloads shrink to about
-30% of their size. Its metadata names the key
+names: ``deflate_dictionary``, in ``packing``) first when that makes it smaller: ciphertext
+does not compress, so this is the only place compression can happen, and a case's JSON
+payloads shrink to about 30% of their size. Its metadata names the key
 and the namespace and workflow the payload belongs to (the SDK's serialization context when it
 was written); all three are authenticated as associated data, so a payload relabelled with
 another key id, or copied from one case into another, does not decrypt. A payload of a case's

@@ -17,14 +17,16 @@ from temporalio.converter import (
 )
 
 from safeshare.codec.aes import EncryptionCodec
-from safeshare.codec.keys import KeyRing
+from safeshare.codec.keys import KeyRing, KeyRingError
 
 COMPRESSION_ENV = "SAFESHARE_PAYLOAD_COMPRESSION"
 """``off`` writes payloads uncompressed (format 2: what a build before compression reads);
 anything else, or unset, compresses. Every build reads both."""
 FORMAT_ENV = "SAFESHARE_PAYLOAD_FORMAT"
 """``3`` writes compressed payloads in format 3 (their binding in four metadata entries: what a
-build before format 4 reads); anything else, or unset, writes format 4. Every build reads both."""
+build before format 4 reads); ``4``, or unset, writes format 4; anything else is refused (a typo
+during a rolling upgrade must not write what the old builds cannot read). Every build reads
+both."""
 
 
 def data_converter(keys: KeyRing, environ: Mapping[str, str] | None = None) -> DataConverter:
@@ -34,10 +36,19 @@ def data_converter(keys: KeyRing, environ: Mapping[str, str] | None = None) -> D
     the encoded-attributes one moves them into an (encrypted) payload, so an exception that
     quotes a record cannot leak through a failure. A payload the codec refuses (unencrypted,
     another workflow's, altered) reaches no code: the SDK rejects the update or drops the signal.
+
+    Raises:
+        KeyRingError: ``SAFESHARE_PAYLOAD_FORMAT`` names no format this build writes.
     """
     environ = os.environ if environ is None else environ
     compress = environ.get(COMPRESSION_ENV, "").strip().lower() != "off"
-    labelled = environ.get(FORMAT_ENV, "").strip() != "3"
+    written = environ.get(FORMAT_ENV, "").strip()
+    if written not in ("", "3", "4"):
+        raise KeyRingError(
+            f"{FORMAT_ENV} is {written!r}: set 3 (during a rolling upgrade from a build before "
+            "format 4) or 4 (the default), or leave it unset"
+        )
+    labelled = written != "3"
     return DataConverter(
         payload_codec=EncryptionCodec(
             keys, refusals_as_payloads=True, compress=compress, labelled=labelled

@@ -378,6 +378,13 @@ async def test_format_4_labels_the_binding_once_and_format_3_still_reads() -> No
     binding = ("default", FORMAT_2_EXCHANGE)
     record = payload(json_format.MessageToJson(sharing_request()).encode())
     four = EncryptionCodec(FIXED_RING, binding=binding)
+    for typo in ("three", "2", "5"):
+        with pytest.raises(KeyRingError, match="SAFESHARE_PAYLOAD_FORMAT is"):
+            data_converter(FIXED_RING, {"SAFESHARE_PAYLOAD_FORMAT": typo})
+    explicit = data_converter(FIXED_RING, {"SAFESHARE_PAYLOAD_FORMAT": "4"}).payload_codec
+    assert isinstance(explicit, EncryptionCodec)
+    [written] = await explicit.with_context(WorkflowSerializationContext(*binding)).encode([record])
+    assert written.metadata["encryption"].startswith(b"4 ")
     three = data_converter(FIXED_RING, {"SAFESHARE_PAYLOAD_FORMAT": "3"}).payload_codec
     assert isinstance(three, EncryptionCodec)
     three = three.with_context(WorkflowSerializationContext(*binding))
