@@ -29,6 +29,7 @@ def run(coroutine: Awaitable[T]) -> T:
     """Run a command's coroutine; known failures become one line on stderr and exit code 2."""
     from safeshare.access.log import AccessLogError
     from safeshare.access.record import RecordError
+    from safeshare.archive.errors import ArchiveError
     from safeshare.audit.export import ExportError
     from safeshare.audit.replay import ReplayInputError
     from safeshare.audit.report import ReportError
@@ -42,7 +43,7 @@ def run(coroutine: Awaitable[T]) -> T:
         return asyncio.run(main())
     except (
         ExportError, ReplayInputError, ReportError, SigningError, TemporalUnavailable,
-        KeyRingError, TlsError, OSError, RecordError, AccessLogError,
+        KeyRingError, TlsError, OSError, RecordError, AccessLogError, ArchiveError,
     ) as err:  # fmt: skip
         raise fail(err) from None
     except KeyboardInterrupt:
