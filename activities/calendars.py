@@ -5,11 +5,17 @@ Scotland, Northern Ireland), closure days from the registry, and the zone's UTC 
 ``zoneinfo`` with the pinned ``tzdata``. The protocol gate resolves a calendar for every party
 when a case opens and returns it in its result, so the case's history holds the dates and
 offsets themselves: a replay never consults the libraries installed later.
+
+The holidays and the offsets depend only on the region or zone, the dates and the libraries'
+data, so each is worked out once per process for a given day's horizon (``lru_cache``):
+every case opened that day shares them, where working them out again was a sixth of the hub's
+CPU per case. What comes from the registry (closure days, terms) is read each time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 
 import holidays
@@ -23,18 +29,20 @@ DAY_STARTS = dt.time(9, 0)
 DAY_ENDS = dt.time(17, 0)
 
 
-def bank_holidays(region: str, first: dt.date, last: dt.date) -> list[dt.date]:
+@functools.lru_cache(maxsize=64)
+def bank_holidays(region: str, first: dt.date, last: dt.date) -> tuple[dt.date, ...]:
     """The bank holidays of ``region`` (e.g. "GB-SCT") from ``first`` to ``last``."""
     country, _, _ = region.partition("-")
     found = holidays.country_holidays(
         country, subdiv=REGIONS[region], years=range(first.year, last.year + 1)
     )
-    return sorted(day for day in found if first <= day <= last)
+    return tuple(sorted(day for day in found if first <= day <= last))
 
 
+@functools.lru_cache(maxsize=64)
 def offset_changes(
     time_zone: str, start: dt.datetime, end: dt.datetime
-) -> list[tuple[dt.datetime, dt.timedelta]]:
+) -> tuple[tuple[dt.datetime, dt.timedelta], ...]:
     """The zone's offset at ``start`` and each change of it up to ``end`` (UTC instants)."""
     zone = zoneinfo.ZoneInfo(time_zone)
 
@@ -56,7 +64,7 @@ def offset_changes(
                     high = middle
             changes.append((high.replace(microsecond=0), offset(high)))
         at = later
-    return changes
+    return tuple(changes)
 
 
 def resolve_calendar(registry: Registry, agency: Agency, at: dt.datetime) -> pb.ResolvedCalendar:

@@ -117,6 +117,16 @@ def test_closure_days_and_school_days_come_from_the_registry() -> None:
         school.next_school_day_start(utc(2027, 3, 26, 12))
 
 
+def test_a_closure_day_the_registry_adds_shows_in_the_next_calendar_the_same_day() -> None:
+    # The holidays and offsets are worked out once per day; what the registry says is not.
+    before = resolve_calendar(_registry(), _registry().agencies["a-school"], RESOLVED_AT)
+    changed = _registry(closure_days=[dt.date(2027, 1, 5)])
+    after = resolve_calendar(changed, changed.agencies["a-school"], RESOLVED_AT)
+    assert "2027-01-05" not in before.non_working_dates
+    assert set(after.non_working_dates) == set(before.non_working_dates) | {"2027-01-05"}
+    assert after.offsets == before.offsets
+
+
 def test_the_recorded_calendar_is_plain_data_the_replay_reads() -> None:
     registry = _registry()
     resolved = resolve_calendar(registry, registry.agencies["agency-gb-eng"], RESOLVED_AT)
