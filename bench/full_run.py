@@ -86,10 +86,11 @@ async def run_all(sizes: Sizes, data_dir: Path, command: str) -> dict[str, Any]:
             for t in await gateway_overhead.measure(stack, "rpc", sizes.rpc_calls)
         ]
         log(f"rpc: {out['rpc']}")
-        out["yardsticks"] = [
-            dataclasses.asdict(y)
-            for y in await yardsticks.measure(stack, "yard", sizes.yardstick_calls)
-        ]
+        measured = await yardsticks.measure(
+            stack, "yard", sizes.yardstick_calls, data_dir / "profiles"
+        )
+        out["yardsticks"] = [dataclasses.asdict(y) for y in measured.rows]
+        out["yardstick_profiles"] = measured.profiles
         log(f"yardsticks: {out['yardsticks']}")
         out["watch"] = dataclasses.asdict(await watch_latency.measure(stack, "watch", sizes.watch))
         log(f"watch: {out['watch']}")

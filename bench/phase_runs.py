@@ -49,10 +49,11 @@ async def run_yardsticks(sizes: Sizes, data_dir: Path, command: str) -> dict[str
         log(f"stack up in {time.monotonic() - began:.1f} s")
         await flows.bare_batch(stack, 5, "warm")
         await flows.safeshare_batch(stack, cases.COMMON, 5, "warm-common")
-        out["yardsticks"] = [
-            dataclasses.asdict(y)
-            for y in await yardsticks.measure(stack, "yard", sizes.yardstick_calls)
-        ]
+        measured = await yardsticks.measure(
+            stack, "yard", sizes.yardstick_calls, data_dir / "profiles"
+        )
+        out["yardsticks"] = [dataclasses.asdict(y) for y in measured.rows]
+        out["yardstick_profiles"] = measured.profiles
         log(f"yardsticks: {out['yardsticks']}")
     out["load_after"] = os.getloadavg()
     out["seconds"] = round(time.monotonic() - began, 1)

@@ -236,6 +236,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", f"Profiles (py-spy, the tuning phase's {prof['n']} common-path cases with the hub as shipped, at "
                   f"{_f(prof['safeshare_per_s_profiled'])} cases/s while profiled):", ""]  # fmt: skip
         lines += [_profile_line(p, 5, 4) for p in prof["processes"]]
+    for name, processes in r.get("yardstick_profiles", {}).items():
+        lines += ["", f"{name} at 64 in flight, profiled (py-spy, the yardstick cases again):", ""]
+        lines += [_profile_line(p, 8, 8) for p in processes]
     phase = r.get("phase_profile")
     if phase:
         lines += ["", f"{phase['title']}:", ""]

@@ -7,6 +7,9 @@ Temporal engineer would time first, beside what SafeShare answers through its ga
 - bare ``execute_update`` (``BareExchange.acknowledge``, which ends the exchange) against a
   decision with the same effect: Acknowledge, which ends the holder's exchange and the case.
 
+With a ``profiles`` directory, GetCase and the decision at 64 in flight run once more with the
+gateway and the hub under py-spy, after the unprofiled rows (where their time goes).
+
 Every call goes to a different workflow (Temporal answers one workflow's updates one at a time,
 so calls to one workflow would time a queue), N calls at each level; percentiles in seconds.
 """
@@ -17,11 +20,13 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 
-from bench import cases
+from bench import cases, profile
 from bench.bare_workflows import BARE_TASK_QUEUE, BareCase, BareExchange
 from bench.flows import list_ids, since
 from bench.stack import CALL_TIMEOUT, BenchStack
@@ -102,9 +107,19 @@ def _row(rpc: str, bare: str, level: int, real: tuple[list[float], int],
     )  # fmt: skip
 
 
-async def measure(stack: BenchStack, tag: str, n: int) -> list[Yardstick]:
+@dataclass(frozen=True)
+class Measured:
+    """The yardstick rows, and the profiles of the profiled passes (empty without any)."""
+
+    rows: list[Yardstick]
+    profiles: dict[str, Any]
+
+
+async def measure(stack: BenchStack, tag: str, n: int, profiles: Path | None = None) -> Measured:
     """Start ``n`` bare cases and submit ``n`` SafeShare cases (64 in flight each), read each
-    once they wait (bare describe at 1 and 64, GetCase at 64), then end each with its update."""
+    once they wait (bare describe at 1 and 64, GetCase at 1 and 64), then end each with its
+    update; with ``profiles``, GetCase and the decision again with the gateway and the hub
+    under py-spy (half the cases' decisions are profiled, half are timed)."""
     path = cases.COMMON
     bare = stack.bare
     bare_ids = [f"bare-{tag}-{i}" for i in range(n)]
@@ -148,6 +163,17 @@ async def measure(stack: BenchStack, tag: str, n: int) -> list[Yardstick]:
         rows.append(_row("GetCase", "describe", 1, gets_one, one))
         rows.append(_row("GetCase", "describe", IN_FLIGHT, gets, many, 2.0))
         updates = await _timed(IN_FLIGHT, [update(w) for w in bare_ids])
-        acks = await _timed(IN_FLIGHT, [acknowledge(r) for r in refs])
+        timed, profiled = (refs, []) if profiles is None else (refs[: n // 2], refs[n // 2 :])
+        acks = await _timed(IN_FLIGHT, [acknowledge(r) for r in timed])
         rows.append(_row("Acknowledge (decision)", "execute_update", IN_FLIGHT, acks, updates, 1.5))
-    return rows
+        found: dict[str, Any] = {}
+        if profiles is not None:
+            pids = {k: v for k, v in stack.pids().items() if k in ("gateway", "hub")}
+            for name, calls in (
+                ("GetCase", [get(r) for r in profiled]),
+                ("decision", [acknowledge(r) for r in profiled]),
+            ):
+                async with profile.recording(pids, profiles / f"yardstick-{name}") as files:
+                    await _timed(IN_FLIGHT, calls)
+                found[name] = [asdict(profile.summarise(p, f, top=12)) for p, f in files.items()]
+    return Measured(rows, found)
