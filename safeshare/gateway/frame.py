@@ -37,6 +37,7 @@ from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateRPCTimeo
 from temporalio.service import RPCError, RPCStatusCode
 
 from partnership.registry import Registry
+from safeshare.access.group_commit import GroupCommit
 from safeshare.access.log import AccessLog
 from safeshare.archive.errors import ArchiveUnavailable, UnreadableRecord
 from safeshare.gateway import access
@@ -123,7 +124,7 @@ class RpcFrame(MethodInterceptor):
     ) -> None:
         super().__init__(service)
         self._registry = registry
-        self._access_log = access_log
+        self._access_log = None if access_log is None else GroupCommit(access_log)
 
     def around(
         self, rpc: str, request: Any, context: grpc.aio.ServicerContext, stream: bool
@@ -193,8 +194,8 @@ class RpcFrame(MethodInterceptor):
             datetime.now(UTC),
         )
         if found:
-            # 👉 In a thread: the append waits for its fsync, the event loop serves others.
-            await asyncio.to_thread(self._access_log.append, found)
+            # 👉 With the other calls' events waiting then: one transaction and fsync for all.
+            await self._access_log.append(found)
 
 
 def failure(rpc: str, err: Exception) -> GatewayError:
